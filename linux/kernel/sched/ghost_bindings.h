@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Scheduler internals that the Rust crate in kernel/sched/ghost/ sees through
+ * bindgen (included from rust/bindings/bindings_helper.h). The includes mirror
+ * kernel/sched/build_policy.c so that kernel/sched/sched.h parses the same way
+ * it does for the C scheduler classes.
+ */
+#ifndef _KERNEL_SCHED_GHOST_BINDINGS_H
+#define _KERNEL_SCHED_GHOST_BINDINGS_H
+
+#include <linux/sched/clock.h>
+#include <linux/sched/cputime.h>
+#include <linux/sched/hotplug.h>
+#include <linux/sched/isolation.h>
+#include <linux/sched/posix-timers.h>
+#include <linux/sched/rt.h>
+#include <linux/cpuidle.h>
+#include <linux/jiffies.h>
+#include <linux/kobject.h>
+#include <linux/livepatch.h>
+#include <linux/mmu_context.h>
+#include <linux/pm.h>
+#include <linux/psi.h>
+#include <linux/rhashtable.h>
+#include <linux/seq_buf.h>
+#include <linux/seqlock_api.h>
+#include <linux/slab.h>
+#include <linux/suspend.h>
+#include <linux/tsacct_kern.h>
+#include <linux/vtime.h>
+#include <linux/percpu-rwsem.h>
+#include <uapi/linux/sched/types.h>
+
+/* ghostfs sits on kernfs and is mounted below /sys/fs. */
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/kernfs.h>
+#include <linux/seq_file.h>
+#include <linux/sysfs.h>
+#include <linux/user_namespace.h>
+
+#include "sched.h"
+
+#endif /* _KERNEL_SCHED_GHOST_BINDINGS_H */

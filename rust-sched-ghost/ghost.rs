@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ghost-rs: Google's ghOSt scheduling classes for Linux, in Rust.
+//!
+//! ghOSt delegates thread scheduling to userspace *agents*. The kernel reports
+//! every scheduling event as a message in shared memory; agents decide and
+//! commit *transactions*, which the kernel carries out. This crate is the
+//! kernel side: it has mechanism and no policy.
+//!
+//! Layout of the crate:
+//!
+//! - [`sched_class`]: the operation-table abstraction (a `#[vtable]` trait and
+//!   the adapter that turns an implementation into a `struct sched_class`);
+//! - [`classes`]: `ghost_sched_class` (below fair) and
+//!   `ghost_agent_sched_class` (above deadline, below stop);
+//! - [`selftest`]: the boot-time check that both classes sit where the core
+//!   scheduler expects them;
+//! - [`kernfs`]: a small safe wrapper over kernfs;
+//! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
+//! - [`parse`]: parsers for what userspace writes to ghostfs files (pure code,
+//!   also unit-tested on the host).
+//!
+//! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
+
+use kernel::prelude::*;
+
+pub mod classes;
+pub mod ghostfs;
+pub mod kernfs;
+pub mod parse;
+pub mod sched_class;
+pub mod selftest;
+
+/// The ghOSt ABI version this kernel implements.
+pub const GHOST_VERSION: u32 = kernel::uapi::GHOST_VERSION;
+
+module! {
+    type: Ghost,
+    name: "ghost",
+    author: "ghost-rs developers",
+    description: "ghOSt: scheduling delegated to userspace agents",
+    license: "GPL",
+}
+
+/// The built-in "module": runs once at boot (device initcall level).
+struct Ghost;
+
+impl kernel::Module for Ghost {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        selftest::check_class_order()?;
+        ghostfs::init()?;
+        pr_info!(
+            "ABI {} ready (ghostfs type \"ghost\", mount at /sys/fs/ghost)\n",
+            GHOST_VERSION
+        );
+        Ok(Ghost)
+    }
+}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A small safe wrapper over kernfs, the in-memory filesystem core under
+//! sysfs and cgroupfs, for ghostfs.
+//!
+//! - [`Root`]: a kernfs hierarchy (`kernfs_create_root`);
+//! - [`Node`]: a directory or file in it;
+//! - [`FileOps`]: what a file does on read (`show`, through a [`SeqFile`])
+//!   and on write, as a `#[vtable]` trait; [`Node::create_file`] builds the
+//!   `struct kernfs_ops` for an implementation at compile time.
+//!
+//! All `unsafe` code of ghostfs lives here. kernfs itself guarantees that a
+//! file's callbacks run only while the node is active: once
+//! [`Node::remove`] returns, no callback of that node runs again, which is
+//! what lets a node's data be freed after removal.
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_void};
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::types::Opaque;
+
+/// Converts a pointer that may carry an errno (`ERR_PTR`) into a `Result`.
+fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {
+    const MAX_ERRNO: usize = 4095;
+    let v = ptr as usize;
+    if v >= usize::MAX - MAX_ERRNO + 1 {
+        // The low bits are a negative errno in `-MAX_ERRNO..0`; `v as isize`
+        // is that errno.
+        return Err(Error::from_errno(v as isize as c_int));
+    }
+    NonNull::new(ptr).ok_or(ENOMEM)
+}
+
+/// A kernfs hierarchy.
+///
+/// # Invariants
+///
+/// `self.0` was returned by `kernfs_create_root` and has not been destroyed.
+pub struct Root(NonNull<bindings::kernfs_root>);
+
+// SAFETY: kernfs roots are protected by kernfs's own locks; the pointer may
+// be used from any thread.
+unsafe impl Send for Root {}
+// SAFETY: as above; `&Root` only offers operations kernfs serialises.
+unsafe impl Sync for Root {}
+
+impl Root {
+    /// Creates an empty hierarchy. Its nodes stay invisible until
+    /// [`Node::activate`] is called on them (or on an ancestor).
+    pub fn new() -> Result<Self> {
+        // SAFETY: no syscall ops and no private data; the flags are valid.
+        let root = unsafe {
+            bindings::kernfs_create_root(
+                core::ptr::null_mut(),
+                bindings::kernfs_root_flag_KERNFS_ROOT_CREATE_DEACTIVATED,
+                core::ptr::null_mut(),
+            )
+        };
+        Ok(Root(from_err_ptr(root)?))
+    }
+
+    /// The root directory.
+    pub fn node(&self) -> Node {
+        // SAFETY: by the type invariant the root is valid.
+        let kn = unsafe { bindings::kernfs_root_to_node(self.0.as_ptr()) };
+        // INVARIANT: the root node lives as long as the root.
+        Node(kn)
+    }
+
+    /// The raw root, for the filesystem's mount code.
+    pub fn as_raw(&self) -> *mut bindings::kernfs_root {
+        self.0.as_ptr()
+    }
+
+    /// Keeps the hierarchy for the lifetime of the kernel.
+    pub fn leak(self) -> *mut bindings::kernfs_root {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the root is valid and not yet
+        // destroyed; it is not used after this.
+        unsafe { bindings::kernfs_destroy_root(self.0.as_ptr()) }
+    }
+}
+
+/// A directory or file of a kernfs hierarchy.
+///
+/// # Invariants
+///
+/// `self.0` is a node of a live hierarchy that has not been removed. `Node`
+/// is a plain handle (it holds no reference): the creator of a node decides
+/// when it is removed.
+#[derive(Clone, Copy)]
+pub struct Node(*mut bindings::kernfs_node);
+
+/// Ownership and mode of a new node.
+#[derive(Clone, Copy)]
+pub struct Perm {
+    /// Permission bits (e.g. `0o660`).
+    pub mode: u16,
+    /// Owning user (in the initial user namespace).
+    pub uid: u32,
+    /// Owning group (in the initial user namespace).
+    pub gid: u32,
+}
+
+impl Perm {
+    /// `mode`, owned by root:root.
+    pub const fn root(mode: u16) -> Self {
+        Perm {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+impl Node {
+    /// Creates a file named `name` whose callbacks are those of `T`, with
+    /// `data` handed to each of them. `size` is what `stat` reports.
+    pub fn create_file<T: FileOps>(
+        &self,
+        name: &CStr,
+        perm: Perm,
+        size: i64,
+        data: &'static T::Data,
+    ) -> Result<Node> {
+        // SAFETY: `self.0` is a live directory (type invariant); `name` is a
+        // NUL-terminated string that kernfs copies; the ops table is
+        // `'static`; `data` is `'static` so it outlives the node.
+        let kn = unsafe {
+            bindings::__kernfs_create_file(
+                self.0,
+                name.as_char_ptr(),
+                perm.mode,
+                bindings::kuid_t { val: perm.uid },
+                bindings::kgid_t { val: perm.gid },
+                size,
+                FileAdapter::<T>::OPS,
+                core::ptr::from_ref(data).cast_mut().cast::<c_void>(),
+                core::ptr::null(),
+                core::ptr::null_mut(),
+            )
+        };
+        Ok(Node(from_err_ptr(kn)?.as_ptr()))
+    }
+
+    /// Creates a subdirectory.
+    pub fn create_dir(&self, name: &CStr, perm: Perm) -> Result<Node> {
+        // SAFETY: `self.0` is a live directory; `name` is copied by kernfs.
+        let kn = unsafe {
+            bindings::kernfs_create_dir_ns(
+                self.0,
+                name.as_char_ptr(),
+                perm.mode,
+                bindings::kuid_t { val: perm.uid },
+                bindings::kgid_t { val: perm.gid },
+                core::ptr::null_mut(),
+                core::ptr::null(),
+            )
+        };
+        Ok(Node(from_err_ptr(kn)?.as_ptr()))
+    }
+
+    /// Makes the node and everything below it visible.
+    pub fn activate(&self) {
+        // SAFETY: `self.0` is a live node.
+        unsafe { bindings::kernfs_activate(self.0) }
+    }
+
+    /// Wakes up pollers of the file and notifies inotify/fsnotify watchers.
+    pub fn notify(&self) {
+        // SAFETY: `self.0` is a live node.
+        unsafe { bindings::kernfs_notify(self.0) }
+    }
+
+    /// Removes the node and everything below it. Waits until no callback of
+    /// any removed node is running; none runs afterwards.
+    pub fn remove(self) {
+        // SAFETY: `self.0` is a live node; consuming `self` ends this handle.
+        unsafe { bindings::kernfs_remove(self.0) }
+    }
+}
+
+/// A `seq_file` being filled by [`FileOps::show`].
+#[repr(transparent)]
+pub struct SeqFile(Opaque<bindings::seq_file>);
+
+impl SeqFile {
+    /// Appends raw bytes. If they do not fit, seq_file retries the whole
+    /// `show` with a larger buffer.
+    pub fn write_bytes(&mut self, b: &[u8]) {
+        // SAFETY: `self` wraps the live seq_file passed to `show`; `b` is
+        // valid for `b.len()` bytes.
+        unsafe { bindings::seq_write(self.0.get(), b.as_ptr().cast(), b.len()) };
+    }
+}
+
+impl core::fmt::Write for SeqFile {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The behaviour of a kernfs file.
+#[vtable]
+pub trait FileOps {
+    /// Data shared by every open of the file (the node's private data).
+    type Data: Sync + 'static;
+
+    /// Produces the file's content for a read.
+    fn show(_data: &Self::Data, _m: &mut SeqFile) -> Result {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles a write of `input` at offset `off`; returns the bytes consumed.
+    fn write(_data: &Self::Data, _input: &[u8], _off: i64) -> Result<usize> {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// Builds `struct kernfs_ops` tables from [`FileOps`] implementations.
+struct FileAdapter<T: FileOps>(PhantomData<T>);
+
+impl<T: FileOps> FileAdapter<T> {
+    /// The data of the node behind `of`.
+    ///
+    /// # Safety
+    ///
+    /// `of` must be the live `kernfs_open_file` passed to a callback of a node
+    /// created by [`Node::create_file::<T>`].
+    unsafe fn data<'a>(of: *mut bindings::kernfs_open_file) -> &'a T::Data {
+        // SAFETY: kernfs passes a valid `of` whose `kn` is active for the
+        // duration of the callback; `kn->priv` was set from a `&'static
+        // T::Data` in `create_file`.
+        unsafe { &*(*(*of).kn).priv_.cast::<T::Data>() }
+    }
+
+    unsafe extern "C" fn seq_show(sf: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
+        // SAFETY: kernfs' seq_file has the open file in `private`.
+        let data = unsafe { Self::data((*sf).private.cast()) };
+        // SAFETY: `sf` is the live seq_file of this read; `SeqFile` is transparent.
+        let m = unsafe { &mut *sf.cast::<SeqFile>() };
+        match T::show(data, m) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn write(
+        of: *mut bindings::kernfs_open_file,
+        buf: *mut c_char,
+        bytes: usize,
+        off: bindings::loff_t,
+    ) -> isize {
+        // SAFETY: called by kernfs with a live `of` of a node created by
+        // `create_file::<T>`.
+        let data = unsafe { Self::data(of) };
+        // SAFETY: kernfs copied the user's bytes into `buf`, a kernel buffer
+        // of at least `bytes` bytes that lives for this call.
+        let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), bytes) };
+        match T::write(data, input, off) {
+            // A write never consumes more than it was given.
+            Ok(n) => isize::try_from(n.min(bytes)).unwrap_or(isize::MAX),
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    const fn build() -> bindings::kernfs_ops {
+        // SAFETY: `struct kernfs_ops` is plain data; all-zeroes means "no
+        // callbacks", which kernfs handles (reads/writes get EINVAL/EIO).
+        let mut ops: bindings::kernfs_ops = unsafe { core::mem::zeroed() };
+        if T::HAS_SHOW {
+            ops.seq_show = Some(Self::seq_show);
+        }
+        if T::HAS_WRITE {
+            // `atomic_write_len` stays 0: kernfs hands over at most a page
+            // per call, and every ghostfs command is far shorter, so an
+            // overlong write fails the parse (EINVAL) on its first page.
+            ops.write = Some(Self::write);
+        }
+        ops
+    }
+
+    const OPS: &'static bindings::kernfs_ops = &Self::build();
+}

@@ -1,0 +1,30 @@
+# scripts/lib.sh: shared settings for the build scripts (sourced, not run).
+# One place defines where things live and how the kernel is invoked, so that
+# configuring and building always use the same compiler (a changed CC makes
+# Kconfig start over).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${GHOST_BUILD_DIR:-$ROOT/build}
+KSRC=$BUILD/linux
+KSTATE=$KSRC/.ghost-rs
+JOBS=${JOBS:-3}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# LLVM=1 for configuration and build alike. ccache sits in front of clang
+# through Debian's masquerade directory (not CC="ccache clang", which would
+# also become rustc's host linker command and break it).
+KMAKE_ARGS=(LLVM=1 -C "$KSRC")
+if [ -x /usr/lib/ccache/clang ]; then
+	export PATH="/usr/lib/ccache:$PATH"
+	# The user's ccache directory, shared by every clone on the machine;
+	# BASEDIR makes hits independent of where the clone lives.
+	export CCACHE_BASEDIR=$KSRC
+fi
+
+kmake() { make "${KMAKE_ARGS[@]}" "$@"; }
+
+say() { echo "${0##*/}: $*"; }
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+
+# Print a duration in seconds as "Xm YYs".
+fmt_secs() { printf '%dm %02ds' $(($1 / 60)) $(($1 % 60)); }

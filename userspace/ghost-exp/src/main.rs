@@ -1,0 +1,39 @@
+//! `ghost-exp`: experiments and the in-VM test suite of ghost-rs.
+//!
+//! `ghost-exp suite [FILTER]` runs the integration tests against the running
+//! kernel (which must be the ghost-rs kernel, as root, in a throwaway VM: the
+//! tests mount ghostfs and poke at the scheduler). Each test prints one line,
+//! `PASS <name> (<ms> ms)` or `FAIL <name>: <reason>`; the exit code is 0 only
+//! when every selected test passed.
+
+mod suite;
+mod sys;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: ghost-exp suite [FILTER]   run the in-VM tests whose name contains FILTER");
+    eprintln!("       ghost-exp list             list the in-VM tests");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("suite") => {
+            let filter = args.get(1).map(String::as_str).unwrap_or("");
+            if suite::run(filter) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Some("list") => {
+            for t in suite::TESTS {
+                println!("{}", t.name);
+            }
+            ExitCode::SUCCESS
+        }
+        _ => usage(),
+    }
+}

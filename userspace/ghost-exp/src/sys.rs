@@ -1,0 +1,135 @@
+//! Thin, checked wrappers over the system calls the tests use.
+
+use std::ffi::CString;
+use std::io;
+
+/// Where ghostfs is mounted.
+pub const GHOSTFS: &str = "/sys/fs/ghost";
+
+/// The errno of the last failed call.
+pub fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The symbolic name of an errno, for messages.
+pub fn errno_name(e: i32) -> String {
+    let name = match e {
+        0 => "0",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::E2BIG => "E2BIG",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ESTALE => "ESTALE",
+        _ => return format!("errno {e}"),
+    };
+    name.to_string()
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("path without NUL")
+}
+
+/// `mount -t ghost ghost <target>`.
+pub fn mount_ghostfs(target: &str) -> Result<(), i32> {
+    let (src, tgt, fstype) = (cstr("ghost"), cstr(target), cstr("ghost"));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `umount <target>`.
+pub fn umount(target: &str) -> Result<(), i32> {
+    let tgt = cstr(target);
+    // SAFETY: valid NUL-terminated string.
+    if unsafe { libc::umount(tgt.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The filesystem magic of the filesystem holding `path`.
+pub fn fs_magic(path: &str) -> Result<u64, i32> {
+    let p = cstr(path);
+    // SAFETY: `st` is a plain C struct that statfs fills in.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
+        Ok(st.f_type as u64)
+    } else {
+        Err(errno())
+    }
+}
+
+/// Makes sure ghostfs is mounted at [`GHOSTFS`].
+pub fn ensure_ghostfs() -> Result<(), String> {
+    if fs_magic(GHOSTFS) == Ok(u64::from(ghost_abi::GHOST_SUPER_MAGIC)) {
+        return Ok(());
+    }
+    mount_ghostfs(GHOSTFS).map_err(|e| format!("mount -t ghost ghost {GHOSTFS}: {}", errno_name(e)))
+}
+
+/// Writes `data` with one `write(2)` to `path`; returns the errno on failure.
+pub fn write_once(path: &str, data: &[u8]) -> Result<usize, i32> {
+    let p = cstr(path);
+    // SAFETY: valid path.
+    let fd = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` is open; `data` is valid for its length.
+    let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    let e = errno();
+    // SAFETY: `fd` is open and owned here.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The kernel log, read with `klogctl(SYSLOG_ACTION_READ_ALL)`.
+pub fn kernel_log() -> Result<String, i32> {
+    // SAFETY: SYSLOG_ACTION_SIZE_BUFFER takes no buffer.
+    let size = unsafe { libc::klogctl(10, std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(errno());
+    }
+    let mut buf = vec![0u8; size as usize];
+    // SAFETY: `buf` is valid for `size` bytes.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), size) };
+    if n < 0 {
+        return Err(errno());
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The scheduling policy of thread `tid` (0: the caller).
+pub fn sched_policy(tid: i32) -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_getscheduler(tid) }
+}

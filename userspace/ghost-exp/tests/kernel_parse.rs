@@ -1,0 +1,168 @@
+//! Host tests of the kernel crate's parsers (`rust-sched-ghost/parse.rs`).
+//!
+//! The file is pure `core` code, so the very same source the kernel compiles
+//! is compiled here and exercised without a kernel.
+
+#[path = "../../../rust-sched-ghost/parse.rs"]
+#[allow(dead_code)]
+mod parse;
+
+use parse::*;
+
+#[test]
+fn root_create_forms() {
+    assert_eq!(
+        parse_root_cmd(b"create 1 91\n"),
+        Ok(RootCmd::Create {
+            id: 1,
+            abi: 91,
+            gid: None,
+            ephemeral: false
+        })
+    );
+    assert_eq!(
+        parse_root_cmd(b"create 7 91 gid=100 ephemeral"),
+        Ok(RootCmd::Create {
+            id: 7,
+            abi: 91,
+            gid: Some(100),
+            ephemeral: true
+        })
+    );
+    assert_eq!(
+        parse_root_cmd(b"create 7 91 ephemeral gid=0\n"),
+        Ok(RootCmd::Create {
+            id: 7,
+            abi: 91,
+            gid: Some(0),
+            ephemeral: true
+        })
+    );
+    assert_eq!(
+        parse_root_cmd(b"create 18446744073709551615 4294967295"),
+        Ok(RootCmd::Create {
+            id: u64::MAX,
+            abi: u32::MAX,
+            gid: None,
+            ephemeral: false
+        })
+    );
+}
+
+#[test]
+fn root_rejects_garbage() {
+    let bad: &[&[u8]] = &[
+        b"",
+        b"\n",
+        b"create",
+        b"create 1",
+        b"create 1 91 gid=",
+        b"create 1 91 gid=-1",
+        b"create 1 91 gid=4294967296",
+        b"create 1 91 gid=1 gid=1",
+        b"create 1 91 ephemeral ephemeral",
+        b"create 18446744073709551616 91",
+        b"create 1 4294967296",
+        b"create +1 91",
+        b"create -1 91",
+        b"create 0x10 91",
+        b"create 1 91\n\n",
+        b"create 1 91 ",
+        b" create 1 91",
+        b"create  1 91",
+        b"create\t1 91",
+        b"create 1 91\0",
+        b"create 1 \xff",
+        b"destroy",
+    ];
+    for b in bad {
+        assert_eq!(
+            parse_root_cmd(b),
+            Err(ParseError::Invalid),
+            "{:?}",
+            String::from_utf8_lossy(b)
+        );
+    }
+    let long = [b'1'; MAX_WRITE + 1];
+    assert_eq!(parse_root_cmd(&long), Err(ParseError::Invalid));
+    assert_eq!(
+        parse_root_cmd(b"create 1 91 nosuch"),
+        Err(ParseError::UnknownOption)
+    );
+    assert_eq!(
+        parse_root_cmd(b"create 1 91 gid=1 nosuch\n"),
+        Err(ParseError::UnknownOption)
+    );
+}
+
+#[test]
+fn enclave_commands() {
+    assert_eq!(parse_enclave_cmd(b"destroy\n"), Ok(EnclaveCmd::Destroy));
+    assert_eq!(
+        parse_enclave_cmd(b"discover tasks"),
+        Ok(EnclaveCmd::DiscoverTasks)
+    );
+    assert_eq!(
+        parse_enclave_cmd(b"disable my bpf_prog_load\n"),
+        Ok(EnclaveCmd::DisableMyBpfProgLoad)
+    );
+    assert_eq!(
+        parse_enclave_cmd(b"create sw_region 3 0\n"),
+        Ok(EnclaveCmd::CreateSwRegion { id: 3, node: 0 })
+    );
+    assert_eq!(
+        parse_enclave_cmd(b"become agent 2 -1"),
+        Ok(EnclaveCmd::BecomeAgent { cpu: 2, qfd: -1 })
+    );
+    assert_eq!(
+        parse_enclave_cmd(b"become agent 0 17\n"),
+        Ok(EnclaveCmd::BecomeAgent { cpu: 0, qfd: 17 })
+    );
+    let bad: &[&[u8]] = &[
+        b"destroy now",
+        b"discover",
+        b"discover tasks now",
+        b"disable my",
+        b"disable my bpf_prog_load please",
+        b"create sw_region 1",
+        b"create sw_region 1 0 0",
+        b"create sw_region -1 0",
+        b"become agent",
+        b"become agent 1",
+        b"become agent 1 -2",
+        b"become agent -1 0",
+        b"become agent 1 2147483648",
+        b"become agent 1 --1",
+        b"become agent 1 -",
+        b"become agent 4294967296 0",
+        b"become",
+        b"ping",
+    ];
+    for b in bad {
+        assert_eq!(
+            parse_enclave_cmd(b),
+            Err(ParseError::Invalid),
+            "{:?}",
+            String::from_utf8_lossy(b)
+        );
+    }
+}
+
+#[test]
+fn numbers() {
+    assert_eq!(parse_u64("0"), Some(0));
+    assert_eq!(parse_u64("007"), Some(7));
+    assert_eq!(parse_u64(""), None);
+    assert_eq!(parse_u64("1a"), None);
+    assert_eq!(parse_u64("99999999999999999999"), None);
+    assert_eq!(parse_i32("-2147483648"), Some(i32::MIN));
+    assert_eq!(parse_i32("-2147483649"), None);
+    assert_eq!(parse_i32("2147483647"), Some(i32::MAX));
+    assert_eq!(parse_i32("-"), None);
+    assert_eq!(parse_bool(b"1\n"), Ok(true));
+    assert_eq!(parse_bool(b"0"), Ok(false));
+    assert_eq!(parse_bool(b"2"), Err(ParseError::Invalid));
+    assert_eq!(parse_bool(b"true"), Err(ParseError::Invalid));
+    assert_eq!(parse_number(b"1000\n"), Ok(1000));
+    assert_eq!(parse_number(b"-1"), Err(ParseError::Invalid));
+}
