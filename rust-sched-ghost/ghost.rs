@@ -17,6 +17,7 @@
 //!   scheduler expects them;
 //! - [`kernfs`]: a small safe wrapper over kernfs;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
+//! - [`enclave`]: enclaves and their ghostfs directories;
 //! - [`parse`]: parsers for what userspace writes to ghostfs files (pure code,
 //!   also unit-tested on the host).
 //!
@@ -25,6 +26,7 @@
 use kernel::prelude::*;
 
 pub mod classes;
+pub mod enclave;
 pub mod ghostfs;
 pub mod kernfs;
 pub mod parse;

@@ -16,14 +16,15 @@
 //!
 //! Errors of the root `ctl`: `EINVAL` for anything that does not parse,
 //! `ENOENT` for an unknown `create` option, `ESRCH` for an ABI other than 91,
-//! `EPERM` without `CAP_SYS_ADMIN`. Enclaves themselves are not implemented
-//! yet: a well-formed `create` for ABI 91 fails with `EOPNOTSUPP`.
+//! `EPERM` without `CAP_SYS_ADMIN`, `EEXIST` for an id in use. Enclave
+//! directories are described in [`crate::enclave`].
 
-use crate::kernfs::{FileOps, Perm, Root, SeqFile};
+use crate::enclave;
+use crate::kernfs::{FileOps, Node, OpenFile, Perm, Root, SeqFile};
 use crate::parse::{parse_root_cmd, ParseError, RootCmd};
 use crate::GHOST_VERSION;
 use core::fmt::Write;
-use core::ptr::{addr_of_mut, null_mut};
+use core::ptr::{addr_of_mut, null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::ffi::c_int;
@@ -43,9 +44,7 @@ struct VersionFile;
 
 #[vtable]
 impl FileOps for VersionFile {
-    type Data = ();
-
-    fn show(_data: &(), m: &mut SeqFile) -> Result {
+    fn show(_key: usize, m: &mut SeqFile) -> Result {
         writeln!(m, "{}", GHOST_VERSION).map_err(|_| EINVAL)
     }
 }
@@ -55,20 +54,23 @@ struct RootCtlFile;
 
 #[vtable]
 impl FileOps for RootCtlFile {
-    type Data = ();
-
-    fn write(_data: &(), input: &[u8], _off: i64) -> Result<usize> {
+    fn write(_file: &OpenFile, input: &[u8]) -> Result<usize> {
         let cmd = parse_root_cmd(input).map_err(parse_errno)?;
         match cmd {
-            RootCmd::Create { abi, .. } if abi != GHOST_VERSION => Err(ESRCH),
-            RootCmd::Create { .. } => {
-                if !capable(bindings::CAP_SYS_ADMIN) {
-                    return Err(EPERM);
-                }
-                // Enclaves arrive with the ghostfs control plane.
-                Err(errno(bindings::EOPNOTSUPP))
+            RootCmd::Create {
+                id,
+                abi,
+                gid,
+                ephemeral,
+            } => {
+                let root = NonNull::new(ROOT_NODE.load(Ordering::Acquire)).ok_or(ENODEV)?;
+                // SAFETY: `ROOT_NODE` is the root directory of the hierarchy
+                // created at boot, which is never removed.
+                let root = unsafe { Node::from_raw(root) };
+                enclave::create(root, id, abi, gid, ephemeral)?;
             }
         }
+        Ok(input.len())
     }
 }
 
@@ -78,7 +80,7 @@ pub fn errno(e: u32) -> Error {
 }
 
 /// Whether the current task has `cap` in the initial user namespace.
-fn capable(cap: u32) -> bool {
+pub fn capable(cap: u32) -> bool {
     let Ok(cap) = c_int::try_from(cap) else {
         return false;
     };
@@ -91,6 +93,9 @@ const MOUNT_POINT: &kernel::str::CStr = kernel::c_str!("ghost");
 
 /// The hierarchy every ghostfs mount shows; set once at boot.
 static ROOT: AtomicPtr<bindings::kernfs_root> = AtomicPtr::new(null_mut());
+
+/// The root directory of [`ROOT`], where enclave directories are created.
+static ROOT_NODE: AtomicPtr<bindings::kernfs_node> = AtomicPtr::new(null_mut());
 
 /// A `static` that C writes to (`register_filesystem` links it into a list).
 #[repr(transparent)]
@@ -170,11 +175,13 @@ unsafe extern "C" fn free_fs_context(fc: *mut bindings::fs_context) {
 /// Builds the hierarchy, creates `/sys/fs/ghost`, and registers the
 /// filesystem type. Runs once at boot.
 pub fn init() -> Result {
+    enclave::init()?;
     let root = Root::new()?;
     let top = root.node();
-    top.create_file::<VersionFile>(kernel::c_str!("version"), Perm::root(0o444), 0, &())?;
-    top.create_file::<RootCtlFile>(kernel::c_str!("ctl"), Perm::root(0o660), 0, &())?;
+    top.create_file::<VersionFile>(kernel::c_str!("version"), Perm::root(0o444), 0, 0)?;
+    top.create_file::<RootCtlFile>(kernel::c_str!("ctl"), Perm::root(0o660), 0, 0)?;
     top.activate();
+    ROOT_NODE.store(top.as_raw(), Ordering::Release);
 
     // SAFETY: `fs_kobj` is set up by the VFS long before device initcalls and
     // never freed; the name is a static string.

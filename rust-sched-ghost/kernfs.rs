@@ -9,10 +9,11 @@
 //!   and on write, as a `#[vtable]` trait; [`Node::create_file`] builds the
 //!   `struct kernfs_ops` for an implementation at compile time.
 //!
-//! All `unsafe` code of ghostfs lives here. kernfs itself guarantees that a
-//! file's callbacks run only while the node is active: once
-//! [`Node::remove`] returns, no callback of that node runs again, which is
-//! what lets a node's data be freed after removal.
+//! All `unsafe` code of ghostfs lives here. A file carries an integer *key*
+//! (in `kn->priv`) rather than a pointer: callbacks look their object up by
+//! key, so no node can outlive the memory it refers to. kernfs guarantees
+//! that a file's callbacks run only while the node is active: once
+//! [`Node::remove`] returns, no callback of that node runs again.
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -101,6 +102,12 @@ impl Drop for Root {
 #[derive(Clone, Copy)]
 pub struct Node(*mut bindings::kernfs_node);
 
+// SAFETY: kernfs nodes are reference counted and protected by kernfs's own
+// locks; the handle may move between threads.
+unsafe impl Send for Node {}
+// SAFETY: as above; every operation on `&Node` is serialised by kernfs.
+unsafe impl Sync for Node {}
+
 /// Ownership and mode of a new node.
 #[derive(Clone, Copy)]
 pub struct Perm {
@@ -124,18 +131,20 @@ impl Perm {
 }
 
 impl Node {
-    /// Creates a file named `name` whose callbacks are those of `T`, with
-    /// `data` handed to each of them. `size` is what `stat` reports.
+    /// Creates a file named `name` whose callbacks are those of `T`. Each
+    /// callback receives `key`, an integer the creator chooses (ghostfs uses
+    /// the enclave id), so a node never points at memory it could outlive.
+    /// `size` is what `stat` reports.
     pub fn create_file<T: FileOps>(
         &self,
         name: &CStr,
         perm: Perm,
         size: i64,
-        data: &'static T::Data,
+        key: usize,
     ) -> Result<Node> {
         // SAFETY: `self.0` is a live directory (type invariant); `name` is a
         // NUL-terminated string that kernfs copies; the ops table is
-        // `'static`; `data` is `'static` so it outlives the node.
+        // `'static`; `priv` holds a plain integer, never dereferenced.
         let kn = unsafe {
             bindings::__kernfs_create_file(
                 self.0,
@@ -145,7 +154,7 @@ impl Node {
                 bindings::kgid_t { val: perm.gid },
                 size,
                 FileAdapter::<T>::OPS,
-                core::ptr::from_ref(data).cast_mut().cast::<c_void>(),
+                key as *mut c_void,
                 core::ptr::null(),
                 core::ptr::null_mut(),
             )
@@ -168,6 +177,22 @@ impl Node {
             )
         };
         Ok(Node(from_err_ptr(kn)?.as_ptr()))
+    }
+
+    /// A handle for the node at `kn`.
+    ///
+    /// # Safety
+    ///
+    /// `kn` must be a node of a live hierarchy that is not removed while the
+    /// handle (or a copy of it) is used.
+    pub unsafe fn from_raw(kn: NonNull<bindings::kernfs_node>) -> Node {
+        // INVARIANT: guaranteed by the caller.
+        Node(kn.as_ptr())
+    }
+
+    /// The raw node.
+    pub fn as_raw(&self) -> *mut bindings::kernfs_node {
+        self.0
     }
 
     /// Makes the node and everything below it visible.
@@ -211,19 +236,53 @@ impl core::fmt::Write for SeqFile {
     }
 }
 
+/// An open kernfs file, as seen by a [`FileOps::write`] call.
+///
+/// # Invariants
+///
+/// Wraps the live `kernfs_open_file` of the running callback, whose node is
+/// active (kernfs holds an active reference for the callback's duration).
+#[repr(transparent)]
+pub struct OpenFile(Opaque<bindings::kernfs_open_file>);
+
+impl OpenFile {
+    /// The key the file was created with.
+    pub fn key(&self) -> usize {
+        // SAFETY: by the type invariant `of` and `of->kn` are valid.
+        unsafe { (*(*self.0.get()).kn).priv_ as usize }
+    }
+
+    /// Removes `node` (typically the directory holding this very file) from
+    /// inside this file's callback.
+    ///
+    /// A plain [`Node::remove`] would wait for this callback to finish, which
+    /// never happens; this drops the callback's active reference around the
+    /// removal, as cgroupfs does for `rmdir`. After it returns, the callback
+    /// must not touch anything the removal may have freed.
+    pub fn remove_while_active(&self, node: Node) {
+        // SAFETY: by the type invariant `kn` is this callback's active node;
+        // breaking and then unbreaking its protection is the documented way
+        // to remove it from its own callback (the node stays allocated
+        // because the open file holds a reference).
+        unsafe {
+            let kn = (*self.0.get()).kn;
+            bindings::kernfs_break_active_protection(kn);
+            bindings::kernfs_remove(node.0);
+            bindings::kernfs_unbreak_active_protection(kn);
+        }
+    }
+}
+
 /// The behaviour of a kernfs file.
 #[vtable]
 pub trait FileOps {
-    /// Data shared by every open of the file (the node's private data).
-    type Data: Sync + 'static;
-
-    /// Produces the file's content for a read.
-    fn show(_data: &Self::Data, _m: &mut SeqFile) -> Result {
+    /// Produces the file's content for a read; `key` is the file's key.
+    fn show(_key: usize, _m: &mut SeqFile) -> Result {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// Handles a write of `input` at offset `off`; returns the bytes consumed.
-    fn write(_data: &Self::Data, _input: &[u8], _off: i64) -> Result<usize> {
+    /// Handles one `write(2)` of `input`; returns the bytes consumed.
+    fn write(_file: &OpenFile, _input: &[u8]) -> Result<usize> {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -232,25 +291,14 @@ pub trait FileOps {
 struct FileAdapter<T: FileOps>(PhantomData<T>);
 
 impl<T: FileOps> FileAdapter<T> {
-    /// The data of the node behind `of`.
-    ///
-    /// # Safety
-    ///
-    /// `of` must be the live `kernfs_open_file` passed to a callback of a node
-    /// created by [`Node::create_file::<T>`].
-    unsafe fn data<'a>(of: *mut bindings::kernfs_open_file) -> &'a T::Data {
-        // SAFETY: kernfs passes a valid `of` whose `kn` is active for the
-        // duration of the callback; `kn->priv` was set from a `&'static
-        // T::Data` in `create_file`.
-        unsafe { &*(*(*of).kn).priv_.cast::<T::Data>() }
-    }
-
     unsafe extern "C" fn seq_show(sf: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
-        // SAFETY: kernfs' seq_file has the open file in `private`.
-        let data = unsafe { Self::data((*sf).private.cast()) };
+        // SAFETY: kernfs' seq_file has the live open file in `private`, whose
+        // node is active during the callback; `priv` holds the key.
+        let key =
+            unsafe { (*(*(*sf).private.cast::<bindings::kernfs_open_file>()).kn).priv_ as usize };
         // SAFETY: `sf` is the live seq_file of this read; `SeqFile` is transparent.
         let m = unsafe { &mut *sf.cast::<SeqFile>() };
-        match T::show(data, m) {
+        match T::show(key, m) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -260,15 +308,15 @@ impl<T: FileOps> FileAdapter<T> {
         of: *mut bindings::kernfs_open_file,
         buf: *mut c_char,
         bytes: usize,
-        off: bindings::loff_t,
+        _off: bindings::loff_t,
     ) -> isize {
-        // SAFETY: called by kernfs with a live `of` of a node created by
-        // `create_file::<T>`.
-        let data = unsafe { Self::data(of) };
+        // SAFETY: kernfs calls this with a live `of` whose node is active;
+        // `OpenFile` is transparent.
+        let file = unsafe { &*of.cast::<OpenFile>() };
         // SAFETY: kernfs copied the user's bytes into `buf`, a kernel buffer
         // of at least `bytes` bytes that lives for this call.
         let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), bytes) };
-        match T::write(data, input, off) {
+        match T::write(file, input) {
             // A write never consumes more than it was given.
             Ok(n) => isize::try_from(n.min(bytes)).unwrap_or(isize::MAX),
             Err(e) => e.to_errno() as isize,

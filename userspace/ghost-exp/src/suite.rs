@@ -62,6 +62,26 @@ pub const TESTS: &[Test] = &[
         name: "setscheduler_ghost_refused",
         run: setscheduler_ghost_refused,
     },
+    Test {
+        name: "enclave_create_destroy",
+        run: enclave_create_destroy,
+    },
+    Test {
+        name: "enclave_ctl_rejects_bad_input",
+        run: enclave_ctl_rejects_bad_input,
+    },
+    Test {
+        name: "enclave_open_files_survive_destroy",
+        run: enclave_open_files_survive_destroy,
+    },
+    Test {
+        name: "enclave_unprivileged_refused",
+        run: enclave_unprivileged_refused,
+    },
+    Test {
+        name: "enclave_create_destroy_cycles",
+        run: enclave_create_destroy_cycles,
+    },
 ];
 
 /// Runs the tests whose name contains `filter`; true if all passed.
@@ -224,28 +244,11 @@ fn root_ctl_rejects_bad_input() -> Result<(), String> {
         (&long, libc::EINVAL),
         (long_create.as_bytes(), libc::EINVAL),
         (b"create 1 91 frobnicate\n", libc::ENOENT),
+        (b"create 1 91 ephemeral\n", libc::EOPNOTSUPP),
         (b"create 1 90\n", libc::ESRCH),
         (b"create 1 0\n", libc::ESRCH),
     ];
-    for (input, want) in cases {
-        match sys::write_once(&ctl, input) {
-            Ok(n) => {
-                return Err(format!(
-                    "write {:?} succeeded ({n} bytes)",
-                    String::from_utf8_lossy(input)
-                ))
-            }
-            Err(e) if e == *want => {}
-            Err(e) => {
-                return Err(format!(
-                    "write {:?}: {}, want {}",
-                    String::from_utf8_lossy(input),
-                    errno_name(e),
-                    errno_name(*want)
-                ))
-            }
-        }
-    }
+    expect_errnos(&ctl, cases)?;
     // Still healthy: the files answer, nothing was created.
     let v = std::fs::read_to_string(format!("{GHOSTFS}/version")).map_err(|e| e.to_string())?;
     ensure!(v == "91\n", "version after bad input: {v:?}");
@@ -272,5 +275,286 @@ fn setscheduler_ghost_refused() -> Result<(), String> {
     );
     let after = sys::sched_policy(0);
     ensure!(after == before, "policy changed from {before} to {after}");
+    Ok(())
+}
+
+/// Writes each input of `cases` to `path` (one `write(2)` each) and checks
+/// that it fails with the paired errno.
+fn expect_errnos(path: &str, cases: &[(&[u8], i32)]) -> Result<(), String> {
+    for (input, want) in cases {
+        match sys::write_once(path, input) {
+            Ok(n) => {
+                return Err(format!(
+                    "write {:?} succeeded ({n} bytes)",
+                    String::from_utf8_lossy(input)
+                ))
+            }
+            Err(e) if e == *want => {}
+            Err(e) => {
+                return Err(format!(
+                    "write {:?}: {}, want {}",
+                    String::from_utf8_lossy(input),
+                    errno_name(e),
+                    errno_name(*want)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ctl_path(id: u64) -> String {
+    format!("{GHOSTFS}/enclave_{id}/ctl")
+}
+
+fn create_enclave(cmd: &str) -> Result<(), String> {
+    sys::write_once(&format!("{GHOSTFS}/ctl"), cmd.as_bytes())
+        .map(|_| ())
+        .map_err(|e| format!("write {cmd:?} to the root ctl: {}", errno_name(e)))
+}
+
+fn destroy_enclave(id: u64) -> Result<(), String> {
+    sys::write_once(&ctl_path(id), b"destroy\n")
+        .map(|_| ())
+        .map_err(|e| format!("destroy enclave_{id}: {}", errno_name(e)))
+}
+
+fn mode_of(path: &str) -> Result<u32, String> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .permissions()
+        .mode()
+        & 0o7777)
+}
+
+fn enclave_create_destroy() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let dir = format!("{GHOSTFS}/enclave_1");
+    create_enclave("create 1 91\n")?;
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{dir}: {e}"))?
+        .map(|d| d.map(|d| d.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    names.sort();
+    ensure!(
+        names == ["abi_version", "ctl", "status"],
+        "files of enclave_1: {names:?}"
+    );
+    for (f, mode) in [
+        ("", 0o555),
+        ("/ctl", 0o664),
+        ("/abi_version", 0o444),
+        ("/status", 0o444),
+    ] {
+        let got = mode_of(&format!("{dir}{f}"))?;
+        ensure!(got == mode, "enclave_1{f}: mode {got:o}, want {mode:o}");
+    }
+    let read =
+        |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{f}: {e}"));
+    ensure!(read("ctl")? == "1\n", "ctl reads {:?}", read("ctl")?);
+    ensure!(
+        read("abi_version")? == "91\n",
+        "abi_version reads {:?}",
+        read("abi_version")?
+    );
+    let status = read("status")?;
+    ensure!(
+        status == "version 91\nactive no\nnr_tasks 0\n",
+        "status reads {status:?}"
+    );
+    let again = sys::write_once(&format!("{GHOSTFS}/ctl"), b"create 1 91\n");
+    ensure!(
+        again == Err(libc::EEXIST),
+        "second create 1: {again:?}, want EEXIST"
+    );
+    create_enclave("create 2 91")?;
+    destroy_enclave(1)?;
+    ensure!(
+        std::fs::metadata(&dir).is_err(),
+        "{dir} still exists after destroy"
+    );
+    ensure!(
+        std::fs::metadata(format!("{GHOSTFS}/enclave_2")).is_ok(),
+        "enclave_2 went away with enclave_1"
+    );
+    create_enclave("create 1 91")?;
+    destroy_enclave(1)?;
+    destroy_enclave(2)?;
+    let n = std::fs::read_dir(GHOSTFS)
+        .map_err(|e| e.to_string())?
+        .count();
+    ensure!(n == 2, "{n} entries left in {GHOSTFS}, want 2");
+    Ok(())
+}
+
+fn enclave_ctl_rejects_bad_input() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    create_enclave("create 3 91")?;
+    let ctl = ctl_path(3);
+    let cases: &[(&[u8], i32)] = &[
+        (b"", libc::EINVAL),
+        (b"\n", libc::EINVAL),
+        (b"destroy now\n", libc::EINVAL),
+        (b"destroy \n", libc::EINVAL),
+        (b"Destroy\n", libc::EINVAL),
+        (b"discover\n", libc::EINVAL),
+        (b"create sw_region\n", libc::EINVAL),
+        (b"create sw_region x 0\n", libc::EINVAL),
+        (b"create sw_region 1 0 0\n", libc::EINVAL),
+        (b"become agent 0 -2\n", libc::EINVAL),
+        (b"become agent -1 0\n", libc::EINVAL),
+        (b"become agent 0\n", libc::EINVAL),
+        (b"disable my bpf\n", libc::EINVAL),
+        (b"destroy\0\n", libc::EINVAL),
+        (b"become agent 0 -1\n", libc::EOPNOTSUPP),
+        (b"create sw_region 0 0\n", libc::EOPNOTSUPP),
+    ];
+    expect_errnos(&ctl, cases)?;
+    for ok in [&b"discover tasks\n"[..], b"disable my bpf_prog_load\n"] {
+        sys::write_once(&ctl, ok)
+            .map_err(|e| format!("write {:?}: {}", String::from_utf8_lossy(ok), errno_name(e)))?;
+    }
+    let r = sys::write_once(&format!("{GHOSTFS}/enclave_3/status"), b"x");
+    ensure!(r.is_err(), "writing status succeeded");
+    let id = std::fs::read_to_string(&ctl).map_err(|e| e.to_string())?;
+    ensure!(id == "3\n", "ctl reads {id:?} after bad input");
+    destroy_enclave(3)?;
+    Ok(())
+}
+
+fn enclave_open_files_survive_destroy() -> Result<(), String> {
+    use std::io::{Read, Write};
+    sys::ensure_ghostfs()?;
+    create_enclave("create 4 91")?;
+    let mut ctl = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ctl_path(4))
+        .map_err(|e| e.to_string())?;
+    let mut status =
+        std::fs::File::open(format!("{GHOSTFS}/enclave_4/status")).map_err(|e| e.to_string())?;
+    // Destroy through the held fd itself: the file's own callback removes
+    // the directory holding it.
+    ctl.write_all(b"destroy")
+        .map_err(|e| format!("destroy through the held fd: {e}"))?;
+    ensure!(
+        std::fs::metadata(format!("{GHOSTFS}/enclave_4")).is_err(),
+        "enclave_4 still exists"
+    );
+    let mut buf = String::new();
+    let r = status.read_to_string(&mut buf);
+    ensure!(
+        r.is_err(),
+        "reading a destroyed enclave's status succeeded: {buf:?}"
+    );
+    let r = ctl.write_all(b"destroy");
+    ensure!(r.is_err(), "writing a destroyed enclave's ctl succeeded");
+    drop((ctl, status));
+    // The id is free again.
+    create_enclave("create 4 91")?;
+    destroy_enclave(4)?;
+    Ok(())
+}
+
+/// Runs `f` in a child process with uid 65534 and group `gid`; returns its exit code.
+fn as_nobody(gid: u32, f: fn() -> i32) -> Result<i32, String> {
+    // SAFETY: the suite is single-threaded; the child only makes syscalls
+    // and exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(sys::errno())));
+    }
+    if pid == 0 {
+        // SAFETY: plain syscalls in the child, then `_exit`.
+        unsafe {
+            let code = if libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(gid) == 0
+                && libc::setuid(65534) == 0
+            {
+                f()
+            } else {
+                100
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid: {}", errno_name(sys::errno())));
+    }
+    if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Err(format!("child died: status {status:#x}"))
+    }
+}
+
+fn enclave_unprivileged_refused() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    // Without the group: the root ctl (0660) cannot even be opened for writing.
+    let code = as_nobody(65534, || {
+        match sys::write_once("/sys/fs/ghost/ctl", b"create 9 91") {
+            Err(libc::EACCES) => 0,
+            Err(_) => 2,
+            Ok(_) => 1,
+        }
+    })?;
+    ensure!(
+        code == 0,
+        "unprivileged create: child exit {code} (0: EACCES, 1: succeeded, 2: other errno)"
+    );
+    ensure!(
+        std::fs::metadata(format!("{GHOSTFS}/enclave_9")).is_err(),
+        "unprivileged create made enclave_9"
+    );
+    // With the enclave's group (gid=): the ctl opens, but destroy needs CAP_SYS_ADMIN.
+    create_enclave("create 5 91 gid=4242")?;
+    let code = as_nobody(4242, || {
+        match sys::write_once("/sys/fs/ghost/enclave_5/ctl", b"destroy") {
+            Err(libc::EPERM) => 0,
+            Err(_) => 2,
+            Ok(_) => 1,
+        }
+    })?;
+    let gid_ok = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(ctl_path(5))
+            .map(|m| m.gid())
+            .map_err(|e| e.to_string())?
+            == 4242
+    };
+    destroy_enclave(5)?;
+    ensure!(
+        code == 0,
+        "unprivileged destroy: child exit {code} (0: EPERM, 1: succeeded, 2: other errno)"
+    );
+    ensure!(gid_ok, "enclave_5/ctl is not owned by group 4242");
+    Ok(())
+}
+
+fn enclave_create_destroy_cycles() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    const CYCLES: u64 = 1000;
+    for i in 0..CYCLES {
+        let id = 100 + i % 7;
+        create_enclave(&format!("create {id} 91"))?;
+        // Keep a file open across the destroy every other cycle.
+        let held = if i % 2 == 0 {
+            std::fs::File::open(format!("{GHOSTFS}/enclave_{id}/status")).ok()
+        } else {
+            None
+        };
+        destroy_enclave(id)?;
+        drop(held);
+    }
+    let n = std::fs::read_dir(GHOSTFS)
+        .map_err(|e| e.to_string())?
+        .count();
+    ensure!(
+        n == 2,
+        "{n} entries in {GHOSTFS} after {CYCLES} cycles, want 2"
+    );
     Ok(())
 }

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Enclaves: a set of CPUs, the tasks an agent schedules on them, and the
+//! ghostfs directory `enclave_<id>` through which userspace controls them.
+//!
+//! Every enclave lives in a global registry, keyed by id. ghostfs files carry
+//! the enclave id as their key and look the enclave up on each call, so a
+//! file of a destroyed enclave can never reach freed memory: the lookup just
+//! fails (and kernfs refuses calls on removed nodes anyway).
+//!
+//! Implemented so far: `create`, `destroy`, and the files `ctl` (read: the
+//! id; write: `destroy`; `discover tasks` and `disable my bpf_prog_load` are
+//! accepted; `create sw_region` and `become agent` fail with `EOPNOTSUPP`
+//! until status words and the scheduling core land), `abi_version` and
+//! `status`. `ephemeral` enclaves are refused with `EOPNOTSUPP`.
+
+use crate::ghostfs::{capable, errno, parse_errno};
+use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
+use crate::parse::{parse_enclave_cmd, EnclaveCmd};
+use crate::GHOST_VERSION;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::{Arc, Mutex};
+
+/// One enclave.
+pub struct Enclave {
+    /// The id: the directory is `enclave_<id>`.
+    pub id: u64,
+    /// The ABI the enclave was created for.
+    pub abi: u32,
+    /// The enclave's ghostfs directory; removed by [`destroy`].
+    dir: Node,
+}
+
+/// The registry of live enclaves.
+struct Registry {
+    /// Slots; a destroyed enclave's slot is reused.
+    slots: KVec<Option<Arc<Enclave>>>,
+}
+
+impl Registry {
+    fn find(&self, id: u64) -> Option<&Arc<Enclave>> {
+        self.slots.iter().flatten().find(|e| e.id == id)
+    }
+}
+
+/// The registry, set up once by [`init`] and never freed.
+static REGISTRY: AtomicPtr<Mutex<Registry>> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sets up the registry. Called once at boot, before ghostfs is registered.
+pub fn init() -> Result {
+    let reg = KBox::pin_init(
+        kernel::new_mutex!(Registry { slots: KVec::new() }),
+        GFP_KERNEL,
+    )?;
+    // SAFETY: the mutex is never moved out of its allocation: the box is
+    // leaked below and only ever used through a shared reference.
+    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(reg) });
+    REGISTRY.store(raw, Ordering::Release);
+    Ok(())
+}
+
+fn registry() -> Result<&'static Mutex<Registry>> {
+    let p = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: a non-NULL `REGISTRY` points to the leaked, pinned mutex that
+    // `init` created; it lives forever.
+    unsafe { p.as_ref() }.ok_or(ENODEV)
+}
+
+/// The enclave with this id, if it is alive.
+pub fn find(id: u64) -> Option<Arc<Enclave>> {
+    registry().ok()?.lock().find(id).cloned()
+}
+
+/// The id of an enclave from a file key.
+fn key_of(id: u64) -> Result<usize> {
+    usize::try_from(id).map_err(|_| EINVAL)
+}
+
+/// Creates `enclave_<id>` under `parent` (the ghostfs root).
+pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool) -> Result {
+    if abi != GHOST_VERSION {
+        return Err(ESRCH);
+    }
+    if !capable(bindings::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if ephemeral {
+        // Needs the task-exit hook of the scheduling core.
+        return Err(errno(bindings::EOPNOTSUPP));
+    }
+    let key = key_of(id)?;
+    let gid = gid.unwrap_or(0);
+    let name = CString::try_from_fmt(core::format_args!("enclave_{}", id))?;
+
+    let mut reg = registry()?.lock();
+    if reg.find(id).is_some() {
+        return Err(EEXIST);
+    }
+    let dir = parent.create_dir(
+        &name,
+        Perm {
+            mode: 0o555,
+            uid: 0,
+            gid,
+        },
+    )?;
+    let built = (|| -> Result<Arc<Enclave>> {
+        let perm = |mode| Perm { mode, uid: 0, gid };
+        dir.create_file::<CtlFile>(kernel::c_str!("ctl"), perm(0o664), 0, key)?;
+        dir.create_file::<AbiVersionFile>(kernel::c_str!("abi_version"), perm(0o444), 0, key)?;
+        dir.create_file::<StatusFile>(kernel::c_str!("status"), perm(0o444), 0, key)?;
+        Ok(Arc::new(Enclave { id, abi, dir }, GFP_KERNEL)?)
+    })();
+    let enclave = match built {
+        Ok(e) => e,
+        Err(err) => {
+            // Not activated yet: no callback can be running on these nodes.
+            dir.remove();
+            return Err(err);
+        }
+    };
+    let stored = match reg.slots.iter_mut().find(|s| s.is_none()) {
+        Some(free) => {
+            *free = Some(enclave);
+            Ok(())
+        }
+        None => reg
+            .slots
+            .push(Some(enclave), GFP_KERNEL)
+            .map_err(|_| ENOMEM),
+    };
+    if let Err(err) = stored {
+        dir.remove();
+        return Err(err);
+    }
+    dir.activate();
+    Ok(())
+}
+
+/// Destroys the enclave `id` from a callback of `file` (its `ctl`).
+fn destroy(file: &OpenFile, id: u64) -> Result {
+    if !capable(bindings::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let enclave = {
+        let mut reg = registry()?.lock();
+        let slot = reg
+            .slots
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|e| e.id == id));
+        slot.and_then(Option::take).ok_or(ENODEV)?
+    };
+    // Out of the registry: new lookups fail. Remove the directory (waiting for
+    // other running callbacks of its files) without holding the registry lock,
+    // which those callbacks may be waiting for.
+    file.remove_while_active(enclave.dir);
+    pr_debug!("enclave_{} destroyed\n", id);
+    Ok(())
+}
+
+/// Looks up the enclave of a file key.
+fn enclave_of(key: usize) -> Result<Arc<Enclave>> {
+    find(u64::try_from(key).map_err(|_| ENODEV)?).ok_or(ENODEV)
+}
+
+/// `enclave_<id>/ctl`: read the id; write a command.
+struct CtlFile;
+
+#[vtable]
+impl FileOps for CtlFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        writeln!(m, "{}", e.id).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        let cmd = parse_enclave_cmd(input).map_err(parse_errno)?;
+        let e = enclave_of(file.key())?;
+        match cmd {
+            EnclaveCmd::Destroy => destroy(file, e.id)?,
+            // No task or BPF program can be in an enclave yet: nothing to
+            // announce and nothing to disable.
+            EnclaveCmd::DiscoverTasks | EnclaveCmd::DisableMyBpfProgLoad => {}
+            EnclaveCmd::CreateSwRegion { .. } | EnclaveCmd::BecomeAgent { .. } => {
+                return Err(errno(bindings::EOPNOTSUPP))
+            }
+        }
+        Ok(input.len())
+    }
+}
+
+/// `enclave_<id>/abi_version`.
+struct AbiVersionFile;
+
+#[vtable]
+impl FileOps for AbiVersionFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        writeln!(m, "{}", e.abi).map_err(|_| EINVAL)
+    }
+}
+
+/// `enclave_<id>/status`.
+struct StatusFile;
+
+#[vtable]
+impl FileOps for StatusFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        // No agent can attach yet and no task can join.
+        write!(m, "version {}\nactive no\nnr_tasks 0\n", e.abi).map_err(|_| EINVAL)
+    }
+}
