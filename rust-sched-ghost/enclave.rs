@@ -11,15 +11,16 @@
 //! Implemented so far: `create`, `destroy`, and the files `ctl` (read: the
 //! id; write: `destroy`; `discover tasks` and `disable my bpf_prog_load` are
 //! accepted; `create sw_region` and `become agent` fail with `EOPNOTSUPP`
-//! until status words and the scheduling core land), `abi_version` and
-//! `status`. `ephemeral` enclaves are refused with `EOPNOTSUPP`.
+//! until status words and the scheduling core land), `abi_version`,
+//! `status`, `runnable_timeout` and the 0/1 tunables (stored; the scheduling
+//! core will act on them). `ephemeral` enclaves are refused with `EOPNOTSUPP`.
 
 use crate::ghostfs::{capable, errno, parse_errno};
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
-use crate::parse::{parse_enclave_cmd, EnclaveCmd};
+use crate::parse::{parse_bool, parse_enclave_cmd, parse_number, EnclaveCmd};
 use crate::GHOST_VERSION;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -33,6 +34,61 @@ pub struct Enclave {
     pub abi: u32,
     /// The enclave's ghostfs directory; removed by [`destroy`].
     dir: Node,
+    /// The 0/1 tunables, indexed by [`Tunable`]. Read lock-free.
+    tunables: [AtomicBool; TUNABLES.len()],
+    /// `runnable_timeout` in milliseconds; 0 turns the watchdog off.
+    runnable_timeout_ms: AtomicU64,
+}
+
+/// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664).
+#[derive(Clone, Copy)]
+#[repr(usize)]
+pub enum Tunable {
+    /// Commit greedy transactions on the scheduler tick.
+    CommitAtTick = 0,
+    /// Send `CPU_TICK` messages.
+    DeliverTicks = 1,
+    /// Send `CPU_AVAILABLE`/`CPU_BUSY` messages.
+    DeliverCpuAvailability = 2,
+    /// Send `CPU_AGENT_BLOCKED`/`CPU_AGENT_WAKEUP` messages.
+    DeliverAgentRunnability = 3,
+    /// Wake tasks on the waker's CPU.
+    WakeOnWakerCpu = 4,
+    /// Refuse switchto.
+    SwitchtoDisabled = 5,
+    /// Let agent threads open enclave files (else `EDEADLK`).
+    LiveDangerously = 6,
+}
+
+/// File names of the tunables, in [`Tunable`] order.
+pub const TUNABLES: [&kernel::str::CStr; 7] = [
+    kernel::c_str!("commit_at_tick"),
+    kernel::c_str!("deliver_ticks"),
+    kernel::c_str!("deliver_cpu_availability"),
+    kernel::c_str!("deliver_agent_runnability"),
+    kernel::c_str!("wake_on_waker_cpu"),
+    kernel::c_str!("switchto_disabled"),
+    kernel::c_str!("live_dangerously"),
+];
+
+/// The largest `runnable_timeout` (ms) whose nanoseconds fit a `ktime_t`.
+const MAX_RUNNABLE_TIMEOUT_MS: u64 = i64::MAX as u64 / 1_000_000;
+
+impl Enclave {
+    /// The current value of a tunable.
+    pub fn tunable(&self, t: Tunable) -> bool {
+        self.tunables
+            .get(t as usize)
+            .is_some_and(|v| v.load(Ordering::Relaxed))
+    }
+
+    /// The watchdog timeout in nanoseconds, or `None` when it is off.
+    pub fn runnable_timeout_ns(&self) -> Option<u64> {
+        match self.runnable_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => ms.checked_mul(1_000_000),
+        }
+    }
 }
 
 /// The registry of live enclaves.
@@ -113,7 +169,27 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<CtlFile>(kernel::c_str!("ctl"), perm(0o664), 0, key)?;
         dir.create_file::<AbiVersionFile>(kernel::c_str!("abi_version"), perm(0o444), 0, key)?;
         dir.create_file::<StatusFile>(kernel::c_str!("status"), perm(0o444), 0, key)?;
-        Ok(Arc::new(Enclave { id, abi, dir }, GFP_KERNEL)?)
+        dir.create_file::<RunnableTimeoutFile>(
+            kernel::c_str!("runnable_timeout"),
+            perm(0o664),
+            0,
+            key,
+        )?;
+        dir.create_file::<TunableFile<0>>(TUNABLES[0], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<1>>(TUNABLES[1], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<2>>(TUNABLES[2], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<3>>(TUNABLES[3], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<4>>(TUNABLES[4], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<5>>(TUNABLES[5], perm(0o664), 0, key)?;
+        dir.create_file::<TunableFile<6>>(TUNABLES[6], perm(0o664), 0, key)?;
+        let enclave = Enclave {
+            id,
+            abi,
+            dir,
+            tunables: [const { AtomicBool::new(false) }; TUNABLES.len()],
+            runnable_timeout_ms: AtomicU64::new(0),
+        };
+        Ok(Arc::new(enclave, GFP_KERNEL)?)
     })();
     let enclave = match built {
         Ok(e) => e,
@@ -213,5 +289,45 @@ impl FileOps for StatusFile {
         let e = enclave_of(key)?;
         // No agent can attach yet and no task can join.
         write!(m, "version {}\nactive no\nnr_tasks 0\n", e.abi).map_err(|_| EINVAL)
+    }
+}
+
+/// `enclave_<id>/<tunable>`: `0` or `1`; `I` indexes [`TUNABLES`].
+struct TunableFile<const I: usize>;
+
+#[vtable]
+impl<const I: usize> FileOps for TunableFile<I> {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        let v = e.tunables.get(I).ok_or(EINVAL)?.load(Ordering::Relaxed);
+        writeln!(m, "{}", u8::from(v)).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        let v = parse_bool(input).map_err(parse_errno)?;
+        let e = enclave_of(file.key())?;
+        e.tunables.get(I).ok_or(EINVAL)?.store(v, Ordering::Relaxed);
+        Ok(input.len())
+    }
+}
+
+/// `enclave_<id>/runnable_timeout`: milliseconds; 0 = watchdog off.
+struct RunnableTimeoutFile;
+
+#[vtable]
+impl FileOps for RunnableTimeoutFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        writeln!(m, "{}", e.runnable_timeout_ms.load(Ordering::Relaxed)).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        let ms = parse_number(input).map_err(parse_errno)?;
+        if ms > MAX_RUNNABLE_TIMEOUT_MS {
+            return Err(EINVAL);
+        }
+        let e = enclave_of(file.key())?;
+        e.runnable_timeout_ms.store(ms, Ordering::Relaxed);
+        Ok(input.len())
     }
 }

@@ -82,6 +82,10 @@ pub const TESTS: &[Test] = &[
         name: "enclave_create_destroy_cycles",
         run: enclave_create_destroy_cycles,
     },
+    Test {
+        name: "enclave_tunables",
+        run: enclave_tunables,
+    },
 ];
 
 /// Runs the tests whose name contains `filter`; true if all passed.
@@ -303,6 +307,17 @@ fn expect_errnos(path: &str, cases: &[(&[u8], i32)]) -> Result<(), String> {
     Ok(())
 }
 
+/// The 0/1 tunables of an enclave.
+const TUNABLES: [&str; 7] = [
+    "commit_at_tick",
+    "deliver_ticks",
+    "deliver_cpu_availability",
+    "deliver_agent_runnability",
+    "wake_on_waker_cpu",
+    "switchto_disabled",
+    "live_dangerously",
+];
+
 fn ctl_path(id: u64) -> String {
     format!("{GHOSTFS}/enclave_{id}/ctl")
 }
@@ -337,9 +352,12 @@ fn enclave_create_destroy() -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     names.sort();
+    let mut want: Vec<&str> = ["abi_version", "ctl", "runnable_timeout", "status"].into();
+    want.extend(TUNABLES);
+    want.sort();
     ensure!(
-        names == ["abi_version", "ctl", "status"],
-        "files of enclave_1: {names:?}"
+        names == want,
+        "files of enclave_1: {names:?}, want {want:?}"
     );
     for (f, mode) in [
         ("", 0o555),
@@ -349,6 +367,10 @@ fn enclave_create_destroy() -> Result<(), String> {
     ] {
         let got = mode_of(&format!("{dir}{f}"))?;
         ensure!(got == mode, "enclave_1{f}: mode {got:o}, want {mode:o}");
+    }
+    for f in TUNABLES.iter().chain(&["runnable_timeout"]) {
+        let got = mode_of(&format!("{dir}/{f}"))?;
+        ensure!(got == 0o664, "enclave_1/{f}: mode {got:o}, want 664");
     }
     let read =
         |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{f}: {e}"));
@@ -556,5 +578,75 @@ fn enclave_create_destroy_cycles() -> Result<(), String> {
         n == 2,
         "{n} entries in {GHOSTFS} after {CYCLES} cycles, want 2"
     );
+    Ok(())
+}
+
+fn enclave_tunables() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    create_enclave("create 6 91")?;
+    let dir = format!("{GHOSTFS}/enclave_6");
+    let read =
+        |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{f}: {e}"));
+    let write = |f: &str, v: &[u8]| {
+        sys::write_once(&format!("{dir}/{f}"), v)
+            .map_err(|e| format!("write {f}: {}", errno_name(e)))
+    };
+    let bad_bool: &[(&[u8], i32)] = &[
+        (b"", libc::EINVAL),
+        (b"2\n", libc::EINVAL),
+        (b"-1\n", libc::EINVAL),
+        (b"01\n", libc::EINVAL),
+        (b"yes\n", libc::EINVAL),
+        (b"1 \n", libc::EINVAL),
+        (b"1\n\n", libc::EINVAL),
+    ];
+    for t in TUNABLES {
+        ensure!(read(t)? == "0\n", "{t} starts at {:?}", read(t)?);
+        write(t, b"1\n")?;
+        ensure!(
+            read(t)? == "1\n",
+            "{t} reads {:?} after writing 1",
+            read(t)?
+        );
+        expect_errnos(&format!("{dir}/{t}"), bad_bool)?;
+        ensure!(
+            read(t)? == "1\n",
+            "{t} changed by bad input: {:?}",
+            read(t)?
+        );
+        write(t, b"0")?;
+        ensure!(
+            read(t)? == "0\n",
+            "{t} reads {:?} after writing 0",
+            read(t)?
+        );
+    }
+    ensure!(
+        read("runnable_timeout")? == "0\n",
+        "runnable_timeout starts at {:?}",
+        read("runnable_timeout")?
+    );
+    write("runnable_timeout", b"1500\n")?;
+    ensure!(
+        read("runnable_timeout")? == "1500\n",
+        "runnable_timeout reads {:?}",
+        read("runnable_timeout")?
+    );
+    let bad_ms: &[(&[u8], i32)] = &[
+        (b"-1\n", libc::EINVAL),
+        (b"1.5\n", libc::EINVAL),
+        (b"0x10\n", libc::EINVAL),
+        (b"abc\n", libc::EINVAL),
+        (b"9223372036855\n", libc::EINVAL),
+        (b"99999999999999999999\n", libc::EINVAL),
+    ];
+    expect_errnos(&format!("{dir}/runnable_timeout"), bad_ms)?;
+    ensure!(
+        read("runnable_timeout")? == "1500\n",
+        "runnable_timeout changed by bad input"
+    );
+    write("runnable_timeout", b"9223372036854")?;
+    write("runnable_timeout", b"0")?;
+    destroy_enclave(6)?;
     Ok(())
 }
