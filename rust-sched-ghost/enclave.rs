@@ -17,7 +17,10 @@
 
 use crate::ghostfs::{capable, errno, parse_errno};
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
-use crate::parse::{parse_bool, parse_enclave_cmd, parse_number, EnclaveCmd};
+use crate::parse::{
+    format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
+    parse_number, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
+};
 use crate::GHOST_VERSION;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -95,12 +98,62 @@ impl Enclave {
 struct Registry {
     /// Slots; a destroyed enclave's slot is reused.
     slots: KVec<Option<Arc<Enclave>>>,
+    /// The enclave owning each CPU (`nr_cpu_ids` entries): a CPU belongs to
+    /// at most one enclave.
+    cpu_owner: KVec<Option<u64>>,
 }
 
 impl Registry {
     fn find(&self, id: u64) -> Option<&Arc<Enclave>> {
         self.slots.iter().flatten().find(|e| e.id == id)
     }
+
+    /// The CPUs of enclave `id`.
+    fn cpus_of(&self, id: u64) -> CpuSet {
+        let mut set = CpuSet::new();
+        for (cpu, owner) in self.cpu_owner.iter().enumerate() {
+            if *owner == Some(id) {
+                set.insert(cpu);
+            }
+        }
+        set
+    }
+
+    /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing.
+    fn set_cpus(&mut self, id: u64, want: &CpuSet) -> Result {
+        for cpu in want.iter() {
+            match self.cpu_owner.get(cpu) {
+                None => return Err(EINVAL),
+                Some(Some(owner)) if *owner != id => return Err(EBUSY),
+                Some(_) => {}
+            }
+            if !cpu_online(cpu) {
+                return Err(ENODEV);
+            }
+        }
+        for (cpu, owner) in self.cpu_owner.iter_mut().enumerate() {
+            if want.contains(cpu) {
+                *owner = Some(id);
+            } else if *owner == Some(id) {
+                *owner = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The number of CPU ids (`nr_cpu_ids`), capped at what a [`CpuSet`] holds.
+fn nr_cpu_ids() -> usize {
+    // SAFETY: `nr_cpu_ids` is set during early boot and read-only afterwards.
+    let n = unsafe { bindings::nr_cpu_ids };
+    usize::try_from(n).map_or(MAX_CPUS, |n| n.min(MAX_CPUS))
+}
+
+/// Whether `cpu` is online.
+fn cpu_online(cpu: usize) -> bool {
+    // SAFETY: `cpu_online` only tests a bit of the online mask; `cpu` is
+    // below `nr_cpu_ids`, checked by the callers.
+    u32::try_from(cpu).is_ok_and(|c| unsafe { bindings::ghost_cpu_online(c) })
 }
 
 /// The registry, set up once by [`init`] and never freed.
@@ -108,10 +161,15 @@ static REGISTRY: AtomicPtr<Mutex<Registry>> = AtomicPtr::new(core::ptr::null_mut
 
 /// Sets up the registry. Called once at boot, before ghostfs is registered.
 pub fn init() -> Result {
-    let reg = KBox::pin_init(
-        kernel::new_mutex!(Registry { slots: KVec::new() }),
-        GFP_KERNEL,
-    )?;
+    let mut cpu_owner = KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?;
+    for _ in 0..nr_cpu_ids() {
+        cpu_owner.push(None, GFP_KERNEL)?;
+    }
+    let registry = Registry {
+        slots: KVec::new(),
+        cpu_owner,
+    };
+    let reg = KBox::pin_init(kernel::new_mutex!(registry), GFP_KERNEL)?;
     // SAFETY: the mutex is never moved out of its allocation: the box is
     // leaked below and only ever used through a shared reference.
     let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(reg) });
@@ -169,6 +227,8 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<CtlFile>(kernel::c_str!("ctl"), perm(0o664), 0, key)?;
         dir.create_file::<AbiVersionFile>(kernel::c_str!("abi_version"), perm(0o444), 0, key)?;
         dir.create_file::<StatusFile>(kernel::c_str!("status"), perm(0o444), 0, key)?;
+        dir.create_file::<CpuListFile>(kernel::c_str!("cpulist"), perm(0o664), 0, key)?;
+        dir.create_file::<CpuMaskFile>(kernel::c_str!("cpumask"), perm(0o664), 0, key)?;
         dir.create_file::<RunnableTimeoutFile>(
             kernel::c_str!("runnable_timeout"),
             perm(0o664),
@@ -228,7 +288,14 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
             .slots
             .iter_mut()
             .find(|s| s.as_ref().is_some_and(|e| e.id == id));
-        slot.and_then(Option::take).ok_or(ENODEV)?
+        let enclave = slot.and_then(Option::take).ok_or(ENODEV)?;
+        // Its CPUs return to the free pool.
+        for owner in reg.cpu_owner.iter_mut() {
+            if *owner == Some(id) {
+                *owner = None;
+            }
+        }
+        enclave
     };
     // Out of the registry: new lookups fail. Remove the directory (waiting for
     // other running callbacks of its files) without holding the registry lock,
@@ -329,5 +396,54 @@ impl FileOps for RunnableTimeoutFile {
         let e = enclave_of(file.key())?;
         e.runnable_timeout_ms.store(ms, Ordering::Relaxed);
         Ok(input.len())
+    }
+}
+
+/// Reads or replaces an enclave's CPUs, all or nothing.
+fn write_cpus(
+    file: &OpenFile,
+    input: &[u8],
+    parse: fn(&[u8], usize) -> Result<CpuSet, ParseError>,
+) -> Result<usize> {
+    if !capable(bindings::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let want = parse(input, nr_cpu_ids()).map_err(parse_errno)?;
+    let e = enclave_of(file.key())?;
+    registry()?.lock().set_cpus(e.id, &want)?;
+    Ok(input.len())
+}
+
+/// The CPUs of the enclave behind `key`.
+fn cpus_of_key(key: usize) -> Result<CpuSet> {
+    let e = enclave_of(key)?;
+    Ok(registry()?.lock().cpus_of(e.id))
+}
+
+/// `enclave_<id>/cpulist`: the enclave's CPUs as a list (`0-2,5`).
+struct CpuListFile;
+
+#[vtable]
+impl FileOps for CpuListFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        format_cpulist(&cpus_of_key(key)?, m).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        write_cpus(file, input, parse_cpulist)
+    }
+}
+
+/// `enclave_<id>/cpumask`: the enclave's CPUs as a hexadecimal mask.
+struct CpuMaskFile;
+
+#[vtable]
+impl FileOps for CpuMaskFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        format_cpumask(&cpus_of_key(key)?, nr_cpu_ids(), m).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        write_cpus(file, input, parse_cpumask)
     }
 }

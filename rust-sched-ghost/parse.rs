@@ -215,3 +215,192 @@ pub fn parse_enclave_cmd(input: &[u8]) -> Result<EnclaveCmd, ParseError> {
         Some(_) => Err(ParseError::Invalid),
     }
 }
+
+/// The most CPUs a [`CpuSet`] holds (`cpulist`/`cpumask` beyond it: `EINVAL`).
+pub const MAX_CPUS: usize = 1024;
+
+/// A set of CPU numbers below [`MAX_CPUS`], without allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CpuSet {
+    words: [u64; MAX_CPUS / 64],
+}
+
+impl core::fmt::Debug for CpuSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Default for CpuSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuSet {
+    /// The empty set.
+    pub const fn new() -> Self {
+        CpuSet {
+            words: [0; MAX_CPUS / 64],
+        }
+    }
+
+    /// Adds `cpu`; false (and no change) if it is not below [`MAX_CPUS`].
+    pub fn insert(&mut self, cpu: usize) -> bool {
+        match self.words.get_mut(cpu / 64) {
+            Some(w) => {
+                *w |= 1 << (cpu % 64);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `cpu` is in the set.
+    pub fn contains(&self, cpu: usize) -> bool {
+        self.words
+            .get(cpu / 64)
+            .is_some_and(|w| w & (1 << (cpu % 64)) != 0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// The CPUs in the set, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_CPUS).filter(move |&c| self.contains(c))
+    }
+
+    /// The highest CPU in the set plus one (0 when empty).
+    fn end(&self) -> usize {
+        self.iter().last().map_or(0, |c| c + 1)
+    }
+}
+
+/// The longest `cpulist`/`cpumask` write, in bytes: a mask of [`MAX_CPUS`]
+/// CPUs needs 288.
+pub const MAX_CPUS_WRITE: usize = 4096;
+
+/// Strips the one trailing newline; unlike [`line`], allows an empty value.
+fn value(input: &[u8]) -> Result<&str, ParseError> {
+    if input.len() > MAX_CPUS_WRITE {
+        return Err(ParseError::Invalid);
+    }
+    let body = match input.split_last() {
+        Some((b'\n', rest)) => rest,
+        _ => input,
+    };
+    core::str::from_utf8(body).map_err(|_| ParseError::Invalid)
+}
+
+/// Parses a CPU list (`0-2,5`; empty: no CPU) of CPUs below `nbits`.
+pub fn parse_cpulist(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
+    let s = value(input)?;
+    let mut set = CpuSet::new();
+    if s.is_empty() {
+        return Ok(set);
+    }
+    for item in s.split(',') {
+        let (lo, hi) = match item.split_once('-') {
+            Some((a, b)) => (parse_u64(a), parse_u64(b)),
+            None => (parse_u64(item), parse_u64(item)),
+        };
+        let (lo, hi) = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+            _ => return Err(ParseError::Invalid),
+        };
+        let hi = usize::try_from(hi).map_err(|_| ParseError::Invalid)?;
+        let lo = usize::try_from(lo).map_err(|_| ParseError::Invalid)?;
+        if hi >= nbits {
+            return Err(ParseError::Invalid);
+        }
+        for cpu in lo..=hi {
+            if !set.insert(cpu) {
+                return Err(ParseError::Invalid);
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// Parses a hexadecimal CPU mask (`3`, `00000000,00000003`; commas between
+/// 32-bit groups as the kernel prints them) of CPUs below `nbits`.
+pub fn parse_cpumask(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
+    let s = value(input)?;
+    if s.is_empty() || s.starts_with(',') || s.ends_with(',') || s.contains(",,") {
+        return Err(ParseError::Invalid);
+    }
+    let mut set = CpuSet::new();
+    let mut bit = 0usize;
+    for c in s.bytes().rev() {
+        if c == b',' {
+            continue;
+        }
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(ParseError::Invalid),
+        };
+        for i in 0..4 {
+            if nibble & (1 << i) != 0 {
+                let cpu = bit.checked_add(i).ok_or(ParseError::Invalid)?;
+                if cpu >= nbits || !set.insert(cpu) {
+                    return Err(ParseError::Invalid);
+                }
+            }
+        }
+        bit = bit.checked_add(4).ok_or(ParseError::Invalid)?;
+    }
+    Ok(set)
+}
+
+/// Writes `set` as a CPU list (`0-2,5`) and a newline.
+pub fn format_cpulist(set: &CpuSet, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    let mut first = true;
+    let mut cpus = set.iter().peekable();
+    while let Some(lo) = cpus.next() {
+        let mut hi = lo;
+        while cpus.peek() == Some(&(hi + 1)) {
+            hi += 1;
+            cpus.next();
+        }
+        let sep = if first { "" } else { "," };
+        first = false;
+        if lo == hi {
+            write!(w, "{sep}{lo}")?;
+        } else {
+            write!(w, "{sep}{lo}-{hi}")?;
+        }
+    }
+    writeln!(w)
+}
+
+/// Writes `set` as a hexadecimal mask of `nbits` bits, the way the kernel's
+/// `%*pb` does (32-bit groups, highest first, separated by commas; the first
+/// group only as wide as its bits need), and a newline.
+pub fn format_cpumask(
+    set: &CpuSet,
+    nbits: usize,
+    w: &mut impl core::fmt::Write,
+) -> core::fmt::Result {
+    let nbits = nbits.clamp(1, MAX_CPUS).max(set.end());
+    let groups = nbits.div_ceil(32);
+    for g in (0..groups).rev() {
+        let mut v: u32 = 0;
+        for i in 0..32 {
+            if set.contains(g * 32 + i) {
+                v |= 1 << i;
+            }
+        }
+        if g + 1 == groups {
+            let width = (nbits - g * 32).div_ceil(4);
+            write!(w, "{v:0width$x}")?;
+        } else {
+            write!(w, ",{v:08x}")?;
+        }
+    }
+    writeln!(w)
+}

@@ -28,3 +28,8 @@ struct kernfs_node *rust_helper_kernfs_create_dir(struct kernfs_node *parent,
 {
 	return kernfs_create_dir(parent, name, mode, priv);
 }
+
+bool rust_helper_ghost_cpu_online(unsigned int cpu)
+{
+	return cpu_online(cpu);
+}

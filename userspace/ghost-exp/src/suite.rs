@@ -86,6 +86,10 @@ pub const TESTS: &[Test] = &[
         name: "enclave_tunables",
         run: enclave_tunables,
     },
+    Test {
+        name: "enclave_cpus",
+        run: enclave_cpus,
+    },
 ];
 
 /// Runs the tests whose name contains `filter`; true if all passed.
@@ -352,7 +356,15 @@ fn enclave_create_destroy() -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     names.sort();
-    let mut want: Vec<&str> = ["abi_version", "ctl", "runnable_timeout", "status"].into();
+    let mut want: Vec<&str> = [
+        "abi_version",
+        "cpulist",
+        "cpumask",
+        "ctl",
+        "runnable_timeout",
+        "status",
+    ]
+    .into();
     want.extend(TUNABLES);
     want.sort();
     ensure!(
@@ -368,7 +380,10 @@ fn enclave_create_destroy() -> Result<(), String> {
         let got = mode_of(&format!("{dir}{f}"))?;
         ensure!(got == mode, "enclave_1{f}: mode {got:o}, want {mode:o}");
     }
-    for f in TUNABLES.iter().chain(&["runnable_timeout"]) {
+    for f in TUNABLES
+        .iter()
+        .chain(&["runnable_timeout", "cpulist", "cpumask"])
+    {
         let got = mode_of(&format!("{dir}/{f}"))?;
         ensure!(got == 0o664, "enclave_1/{f}: mode {got:o}, want 664");
     }
@@ -648,5 +663,123 @@ fn enclave_tunables() -> Result<(), String> {
     write("runnable_timeout", b"9223372036854")?;
     write("runnable_timeout", b"0")?;
     destroy_enclave(6)?;
+    Ok(())
+}
+
+fn enclave_cpus() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let possible =
+        std::fs::read_to_string("/sys/devices/system/cpu/possible").map_err(|e| e.to_string())?;
+    ensure!(
+        possible.trim() == "0-1",
+        "the test expects a 2-CPU VM, possible CPUs: {possible:?}"
+    );
+    create_enclave("create 10 91")?;
+    create_enclave("create 11 91")?;
+    let f = |id: u64, name: &str| format!("{GHOSTFS}/enclave_{id}/{name}");
+    let read = |id: u64, name: &str| {
+        std::fs::read_to_string(f(id, name)).map_err(|e| format!("{name}: {e}"))
+    };
+    let write =
+        |id: u64, name: &str, v: &str| sys::write_once(&f(id, name), v.as_bytes()).map(|_| ());
+
+    ensure!(
+        read(10, "cpulist")? == "\n",
+        "new enclave cpulist {:?}",
+        read(10, "cpulist")?
+    );
+    ensure!(
+        read(10, "cpumask")? == "0\n",
+        "new enclave cpumask {:?}",
+        read(10, "cpumask")?
+    );
+    write(10, "cpulist", "0\n").map_err(|e| format!("cpulist 0: {}", errno_name(e)))?;
+    ensure!(
+        read(10, "cpulist")? == "0\n",
+        "cpulist {:?}",
+        read(10, "cpulist")?
+    );
+    ensure!(
+        read(10, "cpumask")? == "1\n",
+        "cpumask {:?}",
+        read(10, "cpumask")?
+    );
+
+    // A CPU belongs to at most one enclave; a refused write changes nothing.
+    ensure!(
+        write(11, "cpulist", "0") == Err(libc::EBUSY),
+        "enclave_11 took CPU 0 of enclave_10"
+    );
+    write(11, "cpulist", "1").map_err(|e| format!("cpulist 1: {}", errno_name(e)))?;
+    ensure!(
+        write(11, "cpulist", "0-1") == Err(libc::EBUSY),
+        "cpulist 0-1 was not refused"
+    );
+    ensure!(
+        write(11, "cpumask", "3") == Err(libc::EBUSY),
+        "cpumask 3 was not refused"
+    );
+    ensure!(
+        read(11, "cpulist")? == "1\n",
+        "enclave_11 CPUs after refusals: {:?}",
+        read(11, "cpulist")?
+    );
+    ensure!(
+        read(10, "cpulist")? == "0\n",
+        "enclave_10 CPUs after refusals: {:?}",
+        read(10, "cpulist")?
+    );
+
+    let bad: &[(&[u8], i32)] = &[
+        (b"2\n", libc::EINVAL),
+        (b"0-2\n", libc::EINVAL),
+        (b"1-0\n", libc::EINVAL),
+        (b"x\n", libc::EINVAL),
+        (b"-1\n", libc::EINVAL),
+        (b"0 \n", libc::EINVAL),
+        (b"0,,1\n", libc::EINVAL),
+    ];
+    expect_errnos(&f(11, "cpulist"), bad)?;
+    let bad: &[(&[u8], i32)] = &[
+        (b"4\n", libc::EINVAL),
+        (b"g\n", libc::EINVAL),
+        (b"0x1\n", libc::EINVAL),
+        (b"\n", libc::EINVAL),
+    ];
+    expect_errnos(&f(11, "cpumask"), bad)?;
+    ensure!(
+        read(11, "cpulist")? == "1\n",
+        "enclave_11 CPUs after bad input: {:?}",
+        read(11, "cpulist")?
+    );
+
+    // Destroying an enclave frees its CPUs.
+    destroy_enclave(10)?;
+    write(11, "cpumask", "3\n")
+        .map_err(|e| format!("cpumask 3 after destroy: {}", errno_name(e)))?;
+    ensure!(
+        read(11, "cpulist")? == "0-1\n",
+        "cpulist {:?}",
+        read(11, "cpulist")?
+    );
+    write(11, "cpulist", "\n").map_err(|e| format!("clearing cpulist: {}", errno_name(e)))?;
+    ensure!(
+        read(11, "cpulist")? == "\n",
+        "cpulist after clearing {:?}",
+        read(11, "cpulist")?
+    );
+
+    // An offline CPU cannot join.
+    let online = "/sys/devices/system/cpu/cpu1/online";
+    if std::path::Path::new(online).exists() {
+        sys::write_once(online, b"0").map_err(|e| format!("offlining CPU 1: {}", errno_name(e)))?;
+        let r = write(11, "cpulist", "1");
+        sys::write_once(online, b"1").map_err(|e| format!("onlining CPU 1: {}", errno_name(e)))?;
+        ensure!(
+            r == Err(libc::ENODEV),
+            "cpulist with CPU 1 offline: {r:?}, want ENODEV"
+        );
+    }
+    destroy_enclave(11)?;
     Ok(())
 }

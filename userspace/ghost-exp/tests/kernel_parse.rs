@@ -166,3 +166,96 @@ fn numbers() {
     assert_eq!(parse_number(b"1000\n"), Ok(1000));
     assert_eq!(parse_number(b"-1"), Err(ParseError::Invalid));
 }
+
+fn set(cpus: &[usize]) -> CpuSet {
+    let mut s = CpuSet::new();
+    for &c in cpus {
+        assert!(s.insert(c));
+    }
+    s
+}
+
+#[test]
+fn cpulist_parse_and_format() {
+    assert_eq!(parse_cpulist(b"0-2,5\n", 8), Ok(set(&[0, 1, 2, 5])));
+    assert_eq!(parse_cpulist(b"3", 8), Ok(set(&[3])));
+    assert_eq!(parse_cpulist(b"\n", 8), Ok(CpuSet::new()));
+    assert_eq!(parse_cpulist(b"", 8), Ok(CpuSet::new()));
+    assert_eq!(parse_cpulist(b"1,1", 8), Ok(set(&[1])));
+    for bad in [
+        &b"8"[..],
+        b"0-8",
+        b"2-1",
+        b"-1",
+        b"1-",
+        b"a",
+        b"0,,1",
+        b",0",
+        b"0 ",
+        b" 0",
+        b"0\n\n",
+        b"1 -2",
+    ] {
+        assert_eq!(
+            parse_cpulist(bad, 8),
+            Err(ParseError::Invalid),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let mut out = String::new();
+    format_cpulist(&set(&[0, 1, 2, 5, 7, 8]), &mut out).unwrap();
+    assert_eq!(out, "0-2,5,7-8\n");
+    out.clear();
+    format_cpulist(&CpuSet::new(), &mut out).unwrap();
+    assert_eq!(out, "\n");
+}
+
+#[test]
+fn cpumask_parse_and_format() {
+    assert_eq!(parse_cpumask(b"3\n", 2), Ok(set(&[0, 1])));
+    assert_eq!(parse_cpumask(b"0", 2), Ok(CpuSet::new()));
+    assert_eq!(parse_cpumask(b"00000001,00000000", 64), Ok(set(&[32])));
+    assert_eq!(parse_cpumask(b"A", 8), Ok(set(&[1, 3])));
+    for bad in [
+        &b""[..],
+        b"\n",
+        b"4",
+        b"g",
+        b"0x3",
+        b",3",
+        b"3,",
+        b"1,,0",
+        b"3 ",
+    ] {
+        assert_eq!(
+            parse_cpumask(bad, 2),
+            Err(ParseError::Invalid),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let mut out = String::new();
+    format_cpumask(&set(&[0, 1]), 2, &mut out).unwrap();
+    assert_eq!(out, "3\n");
+    out.clear();
+    format_cpumask(&CpuSet::new(), 8, &mut out).unwrap();
+    assert_eq!(out, "00\n");
+    out.clear();
+    format_cpumask(&set(&[0, 33]), 40, &mut out).unwrap();
+    assert_eq!(out, "02,00000001\n");
+    // Round trip.
+    for s in [
+        set(&[]),
+        set(&[0]),
+        set(&[1, 2, 3, 63]),
+        set(&[5, 100, 1023]),
+    ] {
+        let mut out = String::new();
+        format_cpumask(&s, MAX_CPUS, &mut out).unwrap();
+        assert_eq!(parse_cpumask(out.as_bytes(), MAX_CPUS), Ok(s));
+        out.clear();
+        format_cpulist(&s, &mut out).unwrap();
+        assert_eq!(parse_cpulist(out.as_bytes(), MAX_CPUS), Ok(s));
+    }
+}
