@@ -69,16 +69,22 @@ pub enum EnclaveCmd {
     DisableMyBpfProgLoad,
 }
 
-/// Strips the one trailing newline and checks length and characters.
-fn line(input: &[u8]) -> Result<&str, ParseError> {
-    if input.len() > MAX_WRITE {
+/// Checks the length (at most `max` bytes), strips the one trailing newline
+/// and checks that the rest is UTF-8.
+fn strip(input: &[u8], max: usize) -> Result<&str, ParseError> {
+    if input.len() > max {
         return Err(ParseError::Invalid);
     }
     let body = match input.split_last() {
         Some((b'\n', rest)) => rest,
         _ => input,
     };
-    let s = core::str::from_utf8(body).map_err(|_| ParseError::Invalid)?;
+    core::str::from_utf8(body).map_err(|_| ParseError::Invalid)
+}
+
+/// Strips the one trailing newline and checks length and characters.
+fn line(input: &[u8]) -> Result<&str, ParseError> {
+    let s = strip(input, MAX_WRITE)?;
     if s.is_empty() || s.bytes().any(|b| !(b' '..=b'~').contains(&b)) {
         return Err(ParseError::Invalid);
     }
@@ -285,14 +291,7 @@ pub const MAX_CPUS_WRITE: usize = 4096;
 
 /// Strips the one trailing newline; unlike [`line`], allows an empty value.
 fn value(input: &[u8]) -> Result<&str, ParseError> {
-    if input.len() > MAX_CPUS_WRITE {
-        return Err(ParseError::Invalid);
-    }
-    let body = match input.split_last() {
-        Some((b'\n', rest)) => rest,
-        _ => input,
-    };
-    core::str::from_utf8(body).map_err(|_| ParseError::Invalid)
+    strip(input, MAX_CPUS_WRITE)
 }
 
 /// Parses a CPU list (`0-2,5`; empty: no CPU) of CPUs below `nbits`.
