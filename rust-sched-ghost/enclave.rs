@@ -41,6 +41,8 @@ pub struct Enclave {
     tunables: [AtomicBool; TUNABLES.len()],
     /// `runnable_timeout` in milliseconds; 0 turns the watchdog off.
     runnable_timeout_ms: AtomicU64,
+    /// Whether `agent_online` is open for writing (the agent says it is up).
+    agent_online: AtomicBool,
 }
 
 /// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664).
@@ -227,6 +229,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<CtlFile>(kernel::c_str!("ctl"), perm(0o664), 0, key)?;
         dir.create_file::<AbiVersionFile>(kernel::c_str!("abi_version"), perm(0o444), 0, key)?;
         dir.create_file::<StatusFile>(kernel::c_str!("status"), perm(0o444), 0, key)?;
+        dir.create_file::<AgentOnlineFile>(kernel::c_str!("agent_online"), perm(0o664), 0, key)?;
         dir.create_file::<CpuListFile>(kernel::c_str!("cpulist"), perm(0o664), 0, key)?;
         dir.create_file::<CpuMaskFile>(kernel::c_str!("cpumask"), perm(0o664), 0, key)?;
         dir.create_file::<RunnableTimeoutFile>(
@@ -248,6 +251,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
             dir,
             tunables: [const { AtomicBool::new(false) }; TUNABLES.len()],
             runnable_timeout_ms: AtomicU64::new(0),
+            agent_online: AtomicBool::new(false),
         };
         Ok(Arc::new(enclave, GFP_KERNEL)?)
     })();
@@ -354,8 +358,13 @@ struct StatusFile;
 impl FileOps for StatusFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
-        // No agent can attach yet and no task can join.
-        write!(m, "version {}\nactive no\nnr_tasks 0\n", e.abi).map_err(|_| EINVAL)
+        // `active`: an agent holds `agent_online` open. No task can join yet.
+        let active = if e.agent_online.load(Ordering::Acquire) {
+            "yes"
+        } else {
+            "no"
+        };
+        write!(m, "version {}\nactive {}\nnr_tasks 0\n", e.abi, active).map_err(|_| EINVAL)
     }
 }
 
@@ -445,5 +454,55 @@ impl FileOps for CpuMaskFile {
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
         write_cpus(file, input, parse_cpumask)
+    }
+}
+
+/// `enclave_<id>/agent_online`: reads `1` while some process holds it open
+/// for writing (ghOSt agents do once they are ready), else `0`. Only one
+/// writable open at a time (`EBUSY`); writes fail with `EINVAL`. Opening and
+/// closing for writing notify pollers (`EPOLLPRI`), so a watcher sees an
+/// agent come and go.
+struct AgentOnlineFile;
+
+/// The private word of the open that holds the write claim.
+const AGENT_ONLINE_WRITER: usize = 1;
+
+#[vtable]
+impl FileOps for AgentOnlineFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        writeln!(m, "{}", u8::from(e.agent_online.load(Ordering::Acquire))).map_err(|_| EINVAL)
+    }
+
+    fn write(_file: &OpenFile, _input: &[u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        if !file.is_writer() {
+            return Ok(());
+        }
+        let e = enclave_of(file.key())?;
+        if e.agent_online
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
+        file.set_word(AGENT_ONLINE_WRITER);
+        file.node().notify();
+        Ok(())
+    }
+
+    fn release(file: &OpenFile) {
+        if file.word() != AGENT_ONLINE_WRITER {
+            return;
+        }
+        file.set_word(0);
+        // A destroyed enclave is gone from the registry: nothing to clear.
+        if let Ok(e) = enclave_of(file.key()) {
+            e.agent_online.store(false, Ordering::Release);
+            file.node().notify();
+        }
     }
 }

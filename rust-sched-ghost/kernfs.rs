@@ -246,6 +246,35 @@ impl core::fmt::Write for SeqFile {
 pub struct OpenFile(Opaque<bindings::kernfs_open_file>);
 
 impl OpenFile {
+    /// Whether this open is for writing.
+    pub fn is_writer(&self) -> bool {
+        // SAFETY: by the type invariant `of` and `of->file` are valid.
+        let mode = unsafe { (*(*self.0.get()).file).f_mode };
+        mode & bindings::GHOST_FMODE_WRITE != 0
+    }
+
+    /// This open's private word (0 until [`OpenFile::set_word`]).
+    pub fn word(&self) -> usize {
+        // SAFETY: by the type invariant `of` is valid; `of->priv` belongs to
+        // the file's implementation, which only stores integers in it.
+        unsafe { (*self.0.get()).priv_ as usize }
+    }
+
+    /// Stores a private word for this open (e.g. "holds the write claim").
+    pub fn set_word(&self, w: usize) {
+        // SAFETY: as in `word`; kernfs serialises open, callbacks and release
+        // of one open file.
+        unsafe { (*self.0.get()).priv_ = w as *mut c_void }
+    }
+
+    /// The file's node, e.g. to [`Node::notify`] its pollers.
+    pub fn node(&self) -> Node {
+        // SAFETY: by the type invariant `of->kn` is valid.
+        // INVARIANT: the node is active during the callback (open and the
+        // callbacks) or still allocated (release, which holds a reference).
+        Node(unsafe { (*self.0.get()).kn })
+    }
+
     /// The key the file was created with.
     pub fn key(&self) -> usize {
         // SAFETY: by the type invariant `of` and `of->kn` are valid.
@@ -283,6 +312,17 @@ pub trait FileOps {
 
     /// Handles one `write(2)` of `input`; returns the bytes consumed.
     fn write(_file: &OpenFile, _input: &[u8]) -> Result<usize> {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called on `open(2)`; an error fails the open.
+    fn open(_file: &OpenFile) -> Result {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called once per successful open: on the last close, or when the
+    /// node is removed while the file is open, whichever comes first.
+    fn release(_file: &OpenFile) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -323,6 +363,19 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    unsafe extern "C" fn open(of: *mut bindings::kernfs_open_file) -> c_int {
+        // SAFETY: kernfs calls this with a live `of` whose node is active.
+        match T::open(unsafe { &*of.cast::<OpenFile>() }) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn release(of: *mut bindings::kernfs_open_file) {
+        // SAFETY: kernfs calls this with a live `of`, once per open.
+        T::release(unsafe { &*of.cast::<OpenFile>() })
+    }
+
     const fn build() -> bindings::kernfs_ops {
         // SAFETY: `struct kernfs_ops` is plain data; all-zeroes means "no
         // callbacks", which kernfs handles (reads/writes get EINVAL/EIO).
@@ -335,6 +388,12 @@ impl<T: FileOps> FileAdapter<T> {
             // per call, and every ghostfs command is far shorter, so an
             // overlong write fails the parse (EINVAL) on its first page.
             ops.write = Some(Self::write);
+        }
+        if T::HAS_OPEN {
+            ops.open = Some(Self::open);
+        }
+        if T::HAS_RELEASE {
+            ops.release = Some(Self::release);
         }
         ops
     }

@@ -41,4 +41,10 @@
 
 #include "sched.h"
 
+#ifdef __BINDGEN__
+/* Macros bindgen cannot evaluate (they cast), as constants; see the same
+ * trick in rust/bindings/bindings_helper.h. Only bindgen sees these. */
+const fmode_t RUST_CONST_HELPER_GHOST_FMODE_WRITE = FMODE_WRITE;
+#endif
+
 #endif /* _KERNEL_SCHED_GHOST_BINDINGS_H */

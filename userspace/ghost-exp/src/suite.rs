@@ -90,6 +90,10 @@ pub const TESTS: &[Test] = &[
         name: "enclave_cpus",
         run: enclave_cpus,
     },
+    Test {
+        name: "enclave_agent_online",
+        run: enclave_agent_online,
+    },
 ];
 
 /// Runs the tests whose name contains `filter`; true if all passed.
@@ -358,6 +362,7 @@ fn enclave_create_destroy() -> Result<(), String> {
     names.sort();
     let mut want: Vec<&str> = [
         "abi_version",
+        "agent_online",
         "cpulist",
         "cpumask",
         "ctl",
@@ -382,7 +387,7 @@ fn enclave_create_destroy() -> Result<(), String> {
     }
     for f in TUNABLES
         .iter()
-        .chain(&["runnable_timeout", "cpulist", "cpumask"])
+        .chain(&["runnable_timeout", "cpulist", "cpumask", "agent_online"])
     {
         let got = mode_of(&format!("{dir}/{f}"))?;
         ensure!(got == 0o664, "enclave_1/{f}: mode {got:o}, want 664");
@@ -781,5 +786,114 @@ fn enclave_cpus() -> Result<(), String> {
         );
     }
     destroy_enclave(11)?;
+    Ok(())
+}
+
+/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
+fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        return Err(format!("poll: {}", errno_name(sys::errno())));
+    }
+    Ok(r > 0 && pfd.revents & libc::POLLPRI != 0)
+}
+
+/// Reads `f` from the start (which also acknowledges a kernfs notification).
+fn reread(f: &mut std::fs::File) -> Result<String, String> {
+    use std::io::{Read, Seek};
+    f.rewind().map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    f.read_to_string(&mut s).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+fn enclave_agent_online() -> Result<(), String> {
+    use std::io::Write;
+    sys::ensure_ghostfs()?;
+    create_enclave("create 12 91")?;
+    let path = format!("{GHOSTFS}/enclave_12/agent_online");
+    let status = || {
+        std::fs::read_to_string(format!("{GHOSTFS}/enclave_12/status")).map_err(|e| e.to_string())
+    };
+    let open_rw = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+    };
+    let mut watch = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    ensure!(
+        reread(&mut watch)? == "0\n",
+        "agent_online starts at {:?}",
+        reread(&mut watch)?
+    );
+    ensure!(status()?.contains("active no"), "status {:?}", status()?);
+
+    // A writable open elsewhere wakes the poller.
+    let p2 = path.clone();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::OpenOptions::new().read(true).write(true).open(p2)
+    });
+    let woke = poll_pri(&watch, 10_000)?;
+    let mut writer = opener
+        .join()
+        .map_err(|_| "opener panicked")?
+        .map_err(|e| format!("writable open: {e}"))?;
+    ensure!(woke, "no POLLPRI when agent_online was opened for writing");
+    ensure!(
+        reread(&mut watch)? == "1\n",
+        "agent_online while held: {:?}",
+        reread(&mut watch)?
+    );
+    ensure!(
+        status()?.contains("active yes"),
+        "status while held: {:?}",
+        status()?
+    );
+
+    let second = open_rw();
+    ensure!(
+        second.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EBUSY),
+        "second writable open: {second:?}, want EBUSY"
+    );
+    std::fs::File::open(&path).map_err(|e| format!("read-only open while held: {e}"))?;
+    let w = writer.write(b"1");
+    ensure!(
+        w.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+        "write: {w:?}, want EINVAL"
+    );
+
+    // Closing the writer wakes the poller again and frees the claim.
+    reread(&mut watch)?;
+    drop(writer);
+    ensure!(
+        poll_pri(&watch, 10_000)?,
+        "no POLLPRI when the writer closed"
+    );
+    ensure!(
+        reread(&mut watch)? == "0\n",
+        "agent_online after close: {:?}",
+        reread(&mut watch)?
+    );
+    let again = open_rw().map_err(|e| format!("writable open after close: {e}"))?;
+    // Destroying the enclave with the claim held is fine; closing afterwards too.
+    destroy_enclave(12)?;
+    drop(again);
+    drop(watch);
+    create_enclave("create 12 91")?;
+    let fresh = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    destroy_enclave(12)?;
+    ensure!(
+        fresh == "0\n",
+        "a new enclave_12 starts with agent_online {fresh:?}"
+    );
     Ok(())
 }
