@@ -37,7 +37,7 @@ pub struct Enclave {
     pub abi: u32,
     /// The enclave's ghostfs directory; removed by [`destroy`].
     dir: Node,
-    /// The 0/1 tunables, indexed by [`Tunable`]. Read lock-free.
+    /// The 0/1 tunables, indexed like [`TUNABLES`]. Read lock-free.
     tunables: [AtomicBool; TUNABLES.len()],
     /// `runnable_timeout` in milliseconds; 0 turns the watchdog off.
     runnable_timeout_ms: AtomicU64,
@@ -45,27 +45,11 @@ pub struct Enclave {
     agent_online: AtomicBool,
 }
 
-/// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664).
-#[derive(Clone, Copy)]
-#[repr(usize)]
-pub enum Tunable {
-    /// Commit greedy transactions on the scheduler tick.
-    CommitAtTick = 0,
-    /// Send `CPU_TICK` messages.
-    DeliverTicks = 1,
-    /// Send `CPU_AVAILABLE`/`CPU_BUSY` messages.
-    DeliverCpuAvailability = 2,
-    /// Send `CPU_AGENT_BLOCKED`/`CPU_AGENT_WAKEUP` messages.
-    DeliverAgentRunnability = 3,
-    /// Wake tasks on the waker's CPU.
-    WakeOnWakerCpu = 4,
-    /// Refuse switchto.
-    SwitchtoDisabled = 5,
-    /// Let agent threads open enclave files (else `EDEADLK`).
-    LiveDangerously = 6,
-}
-
-/// File names of the tunables, in [`Tunable`] order.
+/// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664):
+/// commit greedy transactions on the tick; send `CPU_TICK`; send
+/// `CPU_AVAILABLE`/`CPU_BUSY`; send `CPU_AGENT_BLOCKED`/`CPU_AGENT_WAKEUP`;
+/// wake tasks on the waker's CPU; refuse switchto; let agent threads open
+/// enclave files.
 pub const TUNABLES: [&kernel::str::CStr; 7] = [
     kernel::c_str!("commit_at_tick"),
     kernel::c_str!("deliver_ticks"),
@@ -78,23 +62,6 @@ pub const TUNABLES: [&kernel::str::CStr; 7] = [
 
 /// The largest `runnable_timeout` (ms) whose nanoseconds fit a `ktime_t`.
 const MAX_RUNNABLE_TIMEOUT_MS: u64 = i64::MAX as u64 / 1_000_000;
-
-impl Enclave {
-    /// The current value of a tunable.
-    pub fn tunable(&self, t: Tunable) -> bool {
-        self.tunables
-            .get(t as usize)
-            .is_some_and(|v| v.load(Ordering::Relaxed))
-    }
-
-    /// The watchdog timeout in nanoseconds, or `None` when it is off.
-    pub fn runnable_timeout_ns(&self) -> Option<u64> {
-        match self.runnable_timeout_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => ms.checked_mul(1_000_000),
-        }
-    }
-}
 
 /// The registry of live enclaves.
 struct Registry {
@@ -216,16 +183,9 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
     if reg.find(id).is_some() {
         return Err(EEXIST);
     }
-    let dir = parent.create_dir(
-        &name,
-        Perm {
-            mode: 0o555,
-            uid: 0,
-            gid,
-        },
-    )?;
+    let perm = |mode| Perm { mode, uid: 0, gid };
+    let dir = parent.create_dir(&name, perm(0o555))?;
     let built = (|| -> Result<Arc<Enclave>> {
-        let perm = |mode| Perm { mode, uid: 0, gid };
         dir.create_file::<CtlFile>(kernel::c_str!("ctl"), perm(0o664), 0, key)?;
         dir.create_file::<AbiVersionFile>(kernel::c_str!("abi_version"), perm(0o444), 0, key)?;
         dir.create_file::<StatusFile>(kernel::c_str!("status"), perm(0o444), 0, key)?;
@@ -293,12 +253,8 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
             .iter_mut()
             .find(|s| s.as_ref().is_some_and(|e| e.id == id));
         let enclave = slot.and_then(Option::take).ok_or(ENODEV)?;
-        // Its CPUs return to the free pool.
-        for owner in reg.cpu_owner.iter_mut() {
-            if *owner == Some(id) {
-                *owner = None;
-            }
-        }
+        // Its CPUs return to the free pool (an empty set never fails).
+        reg.set_cpus(id, &CpuSet::new())?;
         enclave
     };
     // Out of the registry: new lookups fail. Remove the directory (waiting for

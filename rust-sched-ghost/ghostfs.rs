@@ -172,6 +172,23 @@ unsafe extern "C" fn free_fs_context(fc: *mut bindings::fs_context) {
     }
 }
 
+/// Creates (`true`) or removes (`false`) `/sys/fs/ghost`; returns 0 or a
+/// negative errno.
+fn mount_point(create: bool) -> c_int {
+    let name = MOUNT_POINT.as_char_ptr();
+    // SAFETY: `fs_kobj` is set up by the VFS long before device initcalls and
+    // never freed; the name is a static string. Removal happens only right
+    // after a successful creation, with nothing mounted there yet.
+    unsafe {
+        if create {
+            bindings::sysfs_create_mount_point(bindings::fs_kobj, name)
+        } else {
+            bindings::sysfs_remove_mount_point(bindings::fs_kobj, name);
+            0
+        }
+    }
+}
+
 /// Builds the hierarchy, creates `/sys/fs/ghost`, and registers the
 /// filesystem type. Runs once at boot.
 pub fn init() -> Result {
@@ -183,10 +200,7 @@ pub fn init() -> Result {
     top.activate();
     ROOT_NODE.store(top.as_raw(), Ordering::Release);
 
-    // SAFETY: `fs_kobj` is set up by the VFS long before device initcalls and
-    // never freed; the name is a static string.
-    let ret =
-        unsafe { bindings::sysfs_create_mount_point(bindings::fs_kobj, MOUNT_POINT.as_char_ptr()) };
+    let ret = mount_point(true);
     if ret != 0 {
         return Err(Error::from_errno(ret));
     }
@@ -195,8 +209,7 @@ pub fn init() -> Result {
     // SAFETY: `GHOSTFS_TYPE` is a static that lives forever and is registered once.
     let ret = unsafe { bindings::register_filesystem(GHOSTFS_TYPE.0.get()) };
     if ret != 0 {
-        // SAFETY: the mount point was created above and nothing is mounted on it.
-        unsafe { bindings::sysfs_remove_mount_point(bindings::fs_kobj, MOUNT_POINT.as_char_ptr()) };
+        mount_point(false);
         return Err(Error::from_errno(ret));
     }
     Ok(())

@@ -332,10 +332,11 @@ struct FileAdapter<T: FileOps>(PhantomData<T>);
 
 impl<T: FileOps> FileAdapter<T> {
     unsafe extern "C" fn seq_show(sf: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
-        // SAFETY: kernfs' seq_file has the live open file in `private`, whose
-        // node is active during the callback; `priv` holds the key.
-        let key =
-            unsafe { (*(*(*sf).private.cast::<bindings::kernfs_open_file>()).kn).priv_ as usize };
+        // SAFETY: kernfs' seq_file has the live open file of this read in
+        // `private`, whose node is active during the callback; `OpenFile` is
+        // transparent.
+        let file = unsafe { &*(*sf).private.cast::<OpenFile>() };
+        let key = file.key();
         // SAFETY: `sf` is the live seq_file of this read; `SeqFile` is transparent.
         let m = unsafe { &mut *sf.cast::<SeqFile>() };
         match T::show(key, m) {

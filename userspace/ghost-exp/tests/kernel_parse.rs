@@ -9,6 +9,21 @@ mod parse;
 
 use parse::*;
 
+/// Asserts that `parse` rejects every input with `ParseError::Invalid`.
+fn assert_invalid<T: std::fmt::Debug>(
+    parse: impl Fn(&[u8]) -> Result<T, ParseError>,
+    inputs: &[&[u8]],
+) {
+    for b in inputs {
+        let r = parse(b);
+        assert!(
+            matches!(r, Err(ParseError::Invalid)),
+            "{:?}: {r:?}",
+            String::from_utf8_lossy(b)
+        );
+    }
+}
+
 #[test]
 fn root_create_forms() {
     assert_eq!(
@@ -75,14 +90,7 @@ fn root_rejects_garbage() {
         b"create 1 \xff",
         b"destroy",
     ];
-    for b in bad {
-        assert_eq!(
-            parse_root_cmd(b),
-            Err(ParseError::Invalid),
-            "{:?}",
-            String::from_utf8_lossy(b)
-        );
-    }
+    assert_invalid(parse_root_cmd, bad);
     let long = [b'1'; MAX_WRITE + 1];
     assert_eq!(parse_root_cmd(&long), Err(ParseError::Invalid));
     assert_eq!(
@@ -138,14 +146,7 @@ fn enclave_commands() {
         b"become",
         b"ping",
     ];
-    for b in bad {
-        assert_eq!(
-            parse_enclave_cmd(b),
-            Err(ParseError::Invalid),
-            "{:?}",
-            String::from_utf8_lossy(b)
-        );
-    }
+    assert_invalid(parse_enclave_cmd, bad);
 }
 
 #[test]
@@ -182,27 +183,23 @@ fn cpulist_parse_and_format() {
     assert_eq!(parse_cpulist(b"\n", 8), Ok(CpuSet::new()));
     assert_eq!(parse_cpulist(b"", 8), Ok(CpuSet::new()));
     assert_eq!(parse_cpulist(b"1,1", 8), Ok(set(&[1])));
-    for bad in [
-        &b"8"[..],
-        b"0-8",
-        b"2-1",
-        b"-1",
-        b"1-",
-        b"a",
-        b"0,,1",
-        b",0",
-        b"0 ",
-        b" 0",
-        b"0\n\n",
-        b"1 -2",
-    ] {
-        assert_eq!(
-            parse_cpulist(bad, 8),
-            Err(ParseError::Invalid),
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    assert_invalid(
+        |b| parse_cpulist(b, 8),
+        &[
+            &b"8"[..],
+            b"0-8",
+            b"2-1",
+            b"-1",
+            b"1-",
+            b"a",
+            b"0,,1",
+            b",0",
+            b"0 ",
+            b" 0",
+            b"0\n\n",
+            b"1 -2",
+        ],
+    );
     let mut out = String::new();
     format_cpulist(&set(&[0, 1, 2, 5, 7, 8]), &mut out).unwrap();
     assert_eq!(out, "0-2,5,7-8\n");
@@ -217,24 +214,20 @@ fn cpumask_parse_and_format() {
     assert_eq!(parse_cpumask(b"0", 2), Ok(CpuSet::new()));
     assert_eq!(parse_cpumask(b"00000001,00000000", 64), Ok(set(&[32])));
     assert_eq!(parse_cpumask(b"A", 8), Ok(set(&[1, 3])));
-    for bad in [
-        &b""[..],
-        b"\n",
-        b"4",
-        b"g",
-        b"0x3",
-        b",3",
-        b"3,",
-        b"1,,0",
-        b"3 ",
-    ] {
-        assert_eq!(
-            parse_cpumask(bad, 2),
-            Err(ParseError::Invalid),
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    assert_invalid(
+        |b| parse_cpumask(b, 2),
+        &[
+            &b""[..],
+            b"\n",
+            b"4",
+            b"g",
+            b"0x3",
+            b",3",
+            b"3,",
+            b"1,,0",
+            b"3 ",
+        ],
+    );
     let mut out = String::new();
     format_cpumask(&set(&[0, 1]), 2, &mut out).unwrap();
     assert_eq!(out, "3\n");
