@@ -8,33 +8,47 @@
 //! file of a destroyed enclave can never reach freed memory: the lookup just
 //! fails (and kernfs refuses calls on removed nodes anyway).
 //!
-//! Implemented so far: `create`, `destroy`, and the files `ctl` (read: the
-//! id; write: `destroy`; `discover tasks` and `disable my bpf_prog_load` are
-//! accepted; `create sw_region` and `become agent` fail with `EOPNOTSUPP`
-//! until status words and the scheduling core land), `abi_version`,
-//! `status`, `runnable_timeout` and the 0/1 tunables (stored; the scheduling
-//! core will act on them). `ephemeral` enclaves are refused with `EOPNOTSUPP`.
+//! Implemented so far: `create` (also `ephemeral`), `destroy`, and the files
+//! `ctl` (read: the id; write: `destroy`, `create sw_region`; `discover
+//! tasks` and `disable my bpf_prog_load` are accepted; `become agent` fails
+//! with `EOPNOTSUPP` until the scheduling core lands), `tasks` (a write
+//! resolves the task, then fails with `EOPNOTSUPP` for the same reason),
+//! `cpulist`/`cpumask`, `cpu_data`, `sw_regions/sw_<id>`, `agent_online`,
+//! `abi_version`, `status`, `runnable_timeout` and the 0/1 tunables (stored;
+//! the scheduling core will act on them).
+//!
+//! Memory: an enclave's `cpu_data` pages and status-word regions are freed
+//! when the last reference to the enclave goes, right after `destroy` (or
+//! when a file callback running at that moment returns). Processes that
+//! still map them keep the pages until they unmap: removing the directory
+//! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
+use crate::cpu_data::CpuData;
 use crate::ghostfs::{capable, errno, parse_errno};
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
+use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
     parse_number, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
 };
+use crate::swregion::SwRegion;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
 
 /// One enclave.
+#[pin_data]
 pub struct Enclave {
     /// The id: the directory is `enclave_<id>`.
     pub id: u64,
     /// The ABI the enclave was created for.
     pub abi: u32,
+    /// The group owning the enclave's files (`gid=`; 0 by default).
+    gid: u32,
     /// The enclave's ghostfs directory; removed by [`destroy`].
     dir: Node,
     /// The 0/1 tunables, indexed like [`TUNABLES`]. Read lock-free.
@@ -43,7 +57,26 @@ pub struct Enclave {
     runnable_timeout_ms: AtomicU64,
     /// Whether `agent_online` is open for writing (the agent says it is up).
     agent_online: AtomicBool,
+    /// The thread group that created an `ephemeral` enclave: the enclave is
+    /// destroyed when it exits.
+    ephemeral_tgid: Option<i32>,
+    /// The transaction pages (`cpu_data`).
+    cpu_data: CpuData,
+    /// The `sw_regions` directory.
+    sw_dir: Node,
+    /// The status-word regions, in creation order.
+    #[pin]
+    sw_regions: Mutex<KVec<SwRegion>>,
 }
+
+/// The most status-word regions (2 MiB each) an enclave may have.
+pub const MAX_SW_REGIONS: usize = 64;
+
+/// Live ephemeral enclaves: while 0, a process exit costs one atomic load.
+static NR_EPHEMERAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Keys of `sw_<id>` files: unique among all regions of all enclaves.
+static NEXT_SW_KEY: AtomicUsize = AtomicUsize::new(1);
 
 /// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664):
 /// commit greedy transactions on the tick; send `CPU_TICK`; send
@@ -89,7 +122,8 @@ impl Registry {
     }
 
     /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing.
-    fn set_cpus(&mut self, id: u64, want: &CpuSet) -> Result {
+    /// Returns the CPUs it did not have before.
+    fn set_cpus(&mut self, id: u64, want: &CpuSet) -> Result<CpuSet> {
         for cpu in want.iter() {
             match self.cpu_owner.get(cpu) {
                 None => return Err(EINVAL),
@@ -100,14 +134,36 @@ impl Registry {
                 return Err(ENODEV);
             }
         }
+        let mut added = CpuSet::new();
         for (cpu, owner) in self.cpu_owner.iter_mut().enumerate() {
             if want.contains(cpu) {
+                if *owner != Some(id) {
+                    added.insert(cpu);
+                }
                 *owner = Some(id);
             } else if *owner == Some(id) {
                 *owner = None;
             }
         }
-        Ok(())
+        Ok(added)
+    }
+
+    /// Takes enclave `id` out of the registry and frees its CPUs.
+    fn take(&mut self, id: u64) -> Option<Arc<Enclave>> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|e| e.id == id))?;
+        let enclave = slot.take()?;
+        for owner in self.cpu_owner.iter_mut() {
+            if *owner == Some(id) {
+                *owner = None;
+            }
+        }
+        if enclave.ephemeral_tgid.is_some() {
+            NR_EPHEMERAL.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(enclave)
     }
 }
 
@@ -171,10 +227,10 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
     if !capable(bindings::CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
-    if ephemeral {
-        // Needs the task-exit hook of the scheduling core.
-        return Err(errno(bindings::EOPNOTSUPP));
-    }
+    let ephemeral_tgid = match ephemeral {
+        true => Some(crate::task::TaskHandle::current()?.tgid()),
+        false => None,
+    };
     let key = key_of(id)?;
     let gid = gid.unwrap_or(0);
     let name = CString::try_from_fmt(core::format_args!("enclave_{}", id))?;
@@ -205,15 +261,27 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<TunableFile<4>>(TUNABLES[4], perm(0o664), 0, key)?;
         dir.create_file::<TunableFile<5>>(TUNABLES[5], perm(0o664), 0, key)?;
         dir.create_file::<TunableFile<6>>(TUNABLES[6], perm(0o664), 0, key)?;
-        let enclave = Enclave {
-            id,
-            abi,
-            dir,
-            tunables: [const { AtomicBool::new(false) }; TUNABLES.len()],
-            runnable_timeout_ms: AtomicU64::new(0),
-            agent_online: AtomicBool::new(false),
-        };
-        Ok(Arc::new(enclave, GFP_KERNEL)?)
+        let cpu_data = CpuData::new(nr_cpu_ids())?;
+        let size = i64::try_from(cpu_data.len()).map_err(|_| EINVAL)?;
+        dir.create_file::<CpuDataFile>(kernel::c_str!("cpu_data"), perm(0o660), size, key)?;
+        dir.create_file::<TasksFile>(kernel::c_str!("tasks"), perm(0o666), 0, key)?;
+        let sw_dir = dir.create_dir(kernel::c_str!("sw_regions"), perm(0o555))?;
+        Arc::pin_init(
+            pin_init!(Enclave {
+                id,
+                abi,
+                gid,
+                dir,
+                tunables: [const { AtomicBool::new(false) }; TUNABLES.len()],
+                runnable_timeout_ms: AtomicU64::new(0),
+                agent_online: AtomicBool::new(false),
+                ephemeral_tgid,
+                cpu_data,
+                sw_dir,
+                sw_regions <- kernel::new_mutex!(KVec::new()),
+            }),
+            GFP_KERNEL,
+        )
     })();
     let enclave = match built {
         Ok(e) => e,
@@ -237,6 +305,9 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.remove();
         return Err(err);
     }
+    if ephemeral_tgid.is_some() {
+        NR_EPHEMERAL.fetch_add(1, Ordering::Relaxed);
+    }
     dir.activate();
     Ok(())
 }
@@ -246,23 +317,47 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
     if !capable(bindings::CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
-    let enclave = {
-        let mut reg = registry()?.lock();
-        let slot = reg
-            .slots
-            .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|e| e.id == id));
-        let enclave = slot.and_then(Option::take).ok_or(ENODEV)?;
-        // Its CPUs return to the free pool (an empty set never fails).
-        reg.set_cpus(id, &CpuSet::new())?;
-        enclave
-    };
-    // Out of the registry: new lookups fail. Remove the directory (waiting for
-    // other running callbacks of its files) without holding the registry lock,
-    // which those callbacks may be waiting for.
+    // Out of the registry, new lookups fail and its CPUs are free again.
+    let enclave = registry()?.lock().take(id).ok_or(ENODEV)?;
+    // Remove the directory (waiting for other running callbacks of its
+    // files) without holding the registry lock, which those callbacks may be
+    // waiting for.
     file.remove_while_active(enclave.dir);
     pr_debug!("enclave_{} destroyed\n", id);
     Ok(())
+}
+
+/// The last thread of thread group `tgid` is exiting: destroy the ephemeral
+/// enclaves it created. Process context; may sleep.
+pub fn owner_exited(tgid: i32) {
+    if NR_EPHEMERAL.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let Ok(reg) = registry() else {
+        return;
+    };
+    loop {
+        let enclave = {
+            let mut reg = reg.lock();
+            let id = reg
+                .slots
+                .iter()
+                .flatten()
+                .find(|e| e.ephemeral_tgid == Some(tgid))
+                .map(|e| e.id);
+            match id.and_then(|id| reg.take(id)) {
+                Some(e) => e,
+                None => return,
+            }
+        };
+        // Not inside a callback of the enclave's files: a plain removal.
+        enclave.dir.remove();
+        pr_info!(
+            "enclave_{} destroyed: its ephemeral owner (tgid {}) exited\n",
+            enclave.id,
+            tgid
+        );
+    }
 }
 
 /// Looks up the enclave of a file key.
@@ -288,9 +383,9 @@ impl FileOps for CtlFile {
             // No task or BPF program can be in an enclave yet: nothing to
             // announce and nothing to disable.
             EnclaveCmd::DiscoverTasks | EnclaveCmd::DisableMyBpfProgLoad => {}
-            EnclaveCmd::CreateSwRegion { .. } | EnclaveCmd::BecomeAgent { .. } => {
-                return Err(errno(bindings::EOPNOTSUPP))
-            }
+            EnclaveCmd::CreateSwRegion { id, node } => create_sw_region(&e, id, node)?,
+            // Needs the scheduling core.
+            EnclaveCmd::BecomeAgent { .. } => return Err(errno(bindings::EOPNOTSUPP)),
         }
         Ok(input.len())
     }
@@ -320,7 +415,11 @@ impl FileOps for StatusFile {
         } else {
             "no"
         };
-        write!(m, "version {}\nactive {}\nnr_tasks 0\n", e.abi, active).map_err(|_| EINVAL)
+        write!(m, "version {}\nactive {}\nnr_tasks 0\n", e.abi, active).map_err(|_| EINVAL)?;
+        if let Some(tgid) = e.ephemeral_tgid {
+            writeln!(m, "ephemeral {}", tgid).map_err(|_| EINVAL)?;
+        }
+        Ok(())
     }
 }
 
@@ -375,7 +474,12 @@ fn write_cpus(
     }
     let want = parse(input, nr_cpu_ids()).map_err(parse_errno)?;
     let e = enclave_of(file.key())?;
-    registry()?.lock().set_cpus(e.id, &want)?;
+    let added = registry()?.lock().set_cpus(e.id, &want)?;
+    // A CPU that joins starts with a fresh transaction. The registry lock is
+    // not needed: the CPU is the enclave's now.
+    for cpu in added.iter() {
+        e.cpu_data.reset_txn(cpu);
+    }
     Ok(input.len())
 }
 
@@ -460,5 +564,110 @@ impl FileOps for AgentOnlineFile {
             e.agent_online.store(false, Ordering::Release);
             file.node().notify();
         }
+    }
+}
+
+/// Creates the status-word region `id` (`sw_regions/sw_<id>`) on NUMA
+/// node `node`. `EEXIST` if the id is taken, `EINVAL` for a node that does
+/// not exist or is offline, `ENOSPC` beyond [`MAX_SW_REGIONS`].
+fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
+    let online = i32::try_from(node).is_ok_and(|n| {
+        // SAFETY: only tests a bit of the online-node mask, range-checked.
+        unsafe { bindings::ghost_node_online(n) }
+    });
+    if !online {
+        return Err(EINVAL);
+    }
+    let mut regions = e.sw_regions.lock();
+    if regions.iter().any(|r| r.id == id) {
+        return Err(EEXIST);
+    }
+    if regions.len() >= MAX_SW_REGIONS {
+        return Err(ENOSPC);
+    }
+    let name = CString::try_from_fmt(core::format_args!("sw_{}", id))?;
+    let key = NEXT_SW_KEY.fetch_add(1, Ordering::Relaxed);
+    let size = i64::try_from(crate::sw::REGION_SIZE).map_err(|_| EINVAL)?;
+    let perm = Perm {
+        mode: 0o440,
+        uid: 0,
+        gid: e.gid,
+    };
+    let file = e
+        .sw_dir
+        .create_file::<SwRegionFile>(&name, perm, size, key)?;
+    let region = match SwRegion::new(id, node, key, file) {
+        Ok(r) => r,
+        Err(err) => {
+            // Not activated: no callback can be running on it.
+            file.remove();
+            return Err(err);
+        }
+    };
+    if let Err(err) = regions.push(region, GFP_KERNEL) {
+        file.remove();
+        return Err(err.into());
+    }
+    file.activate();
+    Ok(())
+}
+
+/// Runs `f` on the region whose file has `key`.
+fn with_region<R>(key: usize, f: impl FnOnce(&SwRegion) -> Result<R>) -> Result<R> {
+    let enclaves: KVec<Arc<Enclave>> = {
+        let reg = registry()?.lock();
+        let mut v = KVec::new();
+        for e in reg.slots.iter().flatten() {
+            v.push(e.clone(), GFP_KERNEL)?;
+        }
+        v
+    };
+    for e in enclaves.iter() {
+        let regions = e.sw_regions.lock();
+        if let Some(r) = regions.iter().find(|r| r.key == key) {
+            return f(r);
+        }
+    }
+    Err(ENODEV)
+}
+
+/// `enclave_<id>/sw_regions/sw_<n>`: a status-word region, mapped
+/// read-only.
+struct SwRegionFile;
+
+#[vtable]
+impl FileOps for SwRegionFile {
+    fn mmap(file: &OpenFile, vma: &mut Vma) -> Result {
+        with_region(file.key(), |r| r.mmap(vma))
+    }
+}
+
+/// `enclave_<id>/cpu_data`: the transaction pages, mapped read-write.
+struct CpuDataFile;
+
+#[vtable]
+impl FileOps for CpuDataFile {
+    fn mmap(file: &OpenFile, vma: &mut Vma) -> Result {
+        enclave_of(file.key())?.cpu_data.mmap(vma)
+    }
+}
+
+/// `enclave_<id>/tasks`: a write of a pid, a gtid or `0` (the writer) moves
+/// that task into the enclave; a read lists the pids of its tasks.
+struct TasksFile;
+
+#[vtable]
+impl FileOps for TasksFile {
+    fn show(key: usize, _m: &mut SeqFile) -> Result {
+        // No task can join before the scheduling core lands: none to list.
+        enclave_of(key).map(|_| ())
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        let v = parse_number(input).map_err(parse_errno)?;
+        let _e = enclave_of(file.key())?;
+        let _task = crate::task::lookup(v)?;
+        // Joining needs the ghost scheduling class (the scheduling core).
+        Err(errno(bindings::EOPNOTSUPP))
     }
 }

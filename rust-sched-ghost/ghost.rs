@@ -18,20 +18,34 @@
 //! - [`kernfs`]: a small safe wrapper over kernfs;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories;
-//! - [`parse`]: parsers for what userspace writes to ghostfs files (pure code,
-//!   also unit-tested on the host).
+//! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
+//!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
+//!   layout and allocator);
+//! - [`gtid`], [`task`]: global task ids and task lookup;
+//! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
+//! - [`parse`]: parsers for what userspace writes to ghostfs files.
+//!
+//! [`parse`], [`gtid`] and [`sw`] are pure code, also unit-tested on the
+//! host.
 //!
 //! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
 
 use kernel::prelude::*;
 
 pub mod classes;
+pub mod cpu_data;
 pub mod enclave;
 pub mod ghostfs;
+pub mod gtid;
+pub mod hooks;
 pub mod kernfs;
+pub mod mm;
 pub mod parse;
 pub mod sched_class;
 pub mod selftest;
+pub mod sw;
+pub mod swregion;
+pub mod task;
 
 /// The ghOSt ABI version this kernel implements.
 pub const GHOST_VERSION: u32 = kernel::uapi::GHOST_VERSION;
@@ -50,6 +64,7 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
+        hooks::init()?;
         ghostfs::init()?;
         pr_info!(
             "ABI {} ready (ghostfs type \"ghost\", mount at /sys/fs/ghost)\n",

@@ -5,9 +5,10 @@
 //!
 //! - [`Root`]: a kernfs hierarchy (`kernfs_create_root`);
 //! - [`Node`]: a directory or file in it;
-//! - [`FileOps`]: what a file does on read (`show`, through a [`SeqFile`])
-//!   and on write, as a `#[vtable]` trait; [`Node::create_file`] builds the
-//!   `struct kernfs_ops` for an implementation at compile time.
+//! - [`FileOps`]: what a file does on read (`show`, through a [`SeqFile`]),
+//!   write, open, release and mmap, as a `#[vtable]` trait;
+//!   [`Node::create_file`] builds the `struct kernfs_ops` for an
+//!   implementation at compile time.
 //!
 //! All `unsafe` code of ghostfs lives here. A file carries an integer *key*
 //! (in `kn->priv`) rather than a pointer: callbacks look their object up by
@@ -15,6 +16,7 @@
 //! that a file's callbacks run only while the node is active: once
 //! [`Node::remove`] returns, no callback of that node runs again.
 
+use crate::mm::Vma;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::bindings;
@@ -50,13 +52,17 @@ unsafe impl Sync for Root {}
 
 impl Root {
     /// Creates an empty hierarchy. Its nodes stay invisible until
-    /// [`Node::activate`] is called on them (or on an ancestor).
+    /// [`Node::activate`] is called on them (or on an ancestor). As in
+    /// sysfs, opening a file for writing fails with `EACCES`, even for
+    /// root, unless its mode has a write bit and it can be written (a write
+    /// or mmap callback); opening it for reading, unless it can be read.
     pub fn new() -> Result<Self> {
         // SAFETY: no syscall ops and no private data; the flags are valid.
         let root = unsafe {
             bindings::kernfs_create_root(
                 core::ptr::null_mut(),
-                bindings::kernfs_root_flag_KERNFS_ROOT_CREATE_DEACTIVATED,
+                bindings::kernfs_root_flag_KERNFS_ROOT_CREATE_DEACTIVATED
+                    | bindings::kernfs_root_flag_KERNFS_ROOT_EXTRA_OPEN_PERM_CHECK,
                 core::ptr::null_mut(),
             )
         };
@@ -220,6 +226,16 @@ impl Node {
 pub struct SeqFile(Opaque<bindings::seq_file>);
 
 impl SeqFile {
+    /// Wraps a seq_file being filled by a `show` callback.
+    ///
+    /// # Safety
+    ///
+    /// `m` must be the live seq_file of the running `show`, valid for `'a`.
+    pub unsafe fn from_raw<'a>(m: *mut bindings::seq_file) -> &'a mut SeqFile {
+        // SAFETY: guaranteed by the caller; `SeqFile` is transparent.
+        unsafe { &mut *m.cast::<SeqFile>() }
+    }
+
     /// Appends raw bytes. If they do not fit, seq_file retries the whole
     /// `show` with a larger buffer.
     pub fn write_bytes(&mut self, b: &[u8]) {
@@ -325,6 +341,12 @@ pub trait FileOps {
     fn release(_file: &OpenFile) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Sets up an `mmap(2)` of the file. When the node is removed, kernfs
+    /// unmaps every mapping of it: later accesses get `SIGBUS`.
+    fn mmap(_file: &OpenFile, _vma: &mut Vma) -> Result {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Builds `struct kernfs_ops` tables from [`FileOps`] implementations.
@@ -337,8 +359,8 @@ impl<T: FileOps> FileAdapter<T> {
         // transparent.
         let file = unsafe { &*(*sf).private.cast::<OpenFile>() };
         let key = file.key();
-        // SAFETY: `sf` is the live seq_file of this read; `SeqFile` is transparent.
-        let m = unsafe { &mut *sf.cast::<SeqFile>() };
+        // SAFETY: `sf` is the live seq_file of this read.
+        let m = unsafe { SeqFile::from_raw(sf) };
         match T::show(key, m) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
@@ -377,6 +399,20 @@ impl<T: FileOps> FileAdapter<T> {
         T::release(unsafe { &*of.cast::<OpenFile>() })
     }
 
+    unsafe extern "C" fn mmap(
+        of: *mut bindings::kernfs_open_file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: kernfs calls this with a live `of` whose node is active.
+        let file = unsafe { &*of.cast::<OpenFile>() };
+        // SAFETY: `vma` is the mapping being set up, under `mmap_lock`.
+        let vma = unsafe { Vma::from_raw(vma) };
+        match T::mmap(file, vma) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
     const fn build() -> bindings::kernfs_ops {
         // SAFETY: `struct kernfs_ops` is plain data; all-zeroes means "no
         // callbacks", which kernfs handles (reads/writes get EINVAL/EIO).
@@ -395,6 +431,9 @@ impl<T: FileOps> FileAdapter<T> {
         }
         if T::HAS_RELEASE {
             ops.release = Some(Self::release);
+        }
+        if T::HAS_MMAP {
+            ops.mmap = Some(Self::mmap);
         }
         ops
     }

@@ -286,8 +286,10 @@ impl CpuSet {
 }
 
 /// The longest `cpulist`/`cpumask` write, in bytes: a mask of [`MAX_CPUS`]
-/// CPUs needs 288.
-pub const MAX_CPUS_WRITE: usize = 4096;
+/// CPUs needs 288, a list naming each of them 4009. kernfs hands a file at
+/// most one page per `write(2)` and drops the rest, so a page-long value may
+/// have been cut short: only shorter ones are accepted.
+pub const MAX_CPUS_WRITE: usize = 4095;
 
 /// Strips the one trailing newline; unlike [`line`], allows an empty value.
 fn value(input: &[u8]) -> Result<&str, ParseError> {

@@ -39,12 +39,22 @@
 #include <linux/sysfs.h>
 #include <linux/user_namespace.h>
 
+/* Shared memory with agents, gtids, /proc and sysctl glue. */
+#include <linux/ghost.h>
+#include <linux/mm.h>
+#include <linux/nodemask.h>
+#include <linux/pid.h>
+#include <linux/sysctl.h>
+#include <linux/threads.h>
+#include <linux/vmalloc.h>
+
 #include "sched.h"
 
 #ifdef __BINDGEN__
 /* Macros bindgen cannot evaluate (they cast), as constants; see the same
  * trick in rust/bindings/bindings_helper.h. Only bindgen sees these. */
 const fmode_t RUST_CONST_HELPER_GHOST_FMODE_WRITE = FMODE_WRITE;
+const int RUST_CONST_HELPER_GHOST_PID_MAX_LIMIT = PID_MAX_LIMIT;
 #endif
 
 #endif /* _KERNEL_SCHED_GHOST_BINDINGS_H */

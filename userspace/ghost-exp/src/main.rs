@@ -6,6 +6,17 @@
 //! `PASS <name> (<ms> ms)` or `FAIL <name>: <reason>`; the exit code is 0 only
 //! when every selected test passed.
 
+/// Fails the enclosing test with a formatted reason unless `$cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+mod lifecycle;
+mod mapped;
 mod suite;
 mod sys;
 

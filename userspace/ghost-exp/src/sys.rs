@@ -133,3 +133,121 @@ pub fn sched_policy(tid: i32) -> i32 {
     // SAFETY: plain syscall.
     unsafe { libc::sched_getscheduler(tid) }
 }
+
+/// A memory mapping, unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// Reads the `T` at byte `off` (volatile: the kernel writes concurrently).
+    pub fn read<T: Copy>(&self, off: usize) -> T {
+        assert!(
+            off + std::mem::size_of::<T>() <= self.len,
+            "read past the mapping"
+        );
+        // SAFETY: in bounds (checked); the mapping is readable.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<T>()) }
+    }
+
+    /// Writes the `T` at byte `off`.
+    pub fn write<T: Copy>(&self, off: usize, v: T) {
+        assert!(
+            off + std::mem::size_of::<T>() <= self.len,
+            "write past the mapping"
+        );
+        // SAFETY: in bounds (checked); the caller mapped it writable.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<T>(), v) }
+    }
+
+    /// `mprotect` of the whole mapping.
+    pub fn protect(&self, prot: i32) -> Result<(), i32> {
+        // SAFETY: the range is our own mapping.
+        if unsafe { libc::mprotect(self.ptr.cast(), self.len, prot) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `mmap(NULL, len, prot, flags, fd, off)`.
+pub fn mmap_fd(
+    fd: &impl std::os::fd::AsRawFd,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    off: i64,
+) -> Result<Mapping, i32> {
+    // SAFETY: a new mapping chosen by the kernel; nothing is overwritten.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), off) };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+}
+
+/// Forks; the child runs `f` and exits with its return value. Returns the
+/// child's pid. The caller must be single-threaded.
+pub fn fork_child(f: impl FnOnce() -> i32) -> Result<i32, String> {
+    // SAFETY: the suite is single-threaded; the child exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(errno())));
+    }
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    Ok(pid)
+}
+
+/// How a child ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by a signal.
+    Signal(i32),
+}
+
+/// Waits for child `pid`.
+pub fn wait_child(pid: i32) -> Result<Exit, String> {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid: {}", errno_name(errno())));
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Exit::Code(libc::WEXITSTATUS(status)))
+    } else {
+        Ok(Exit::Signal(libc::WTERMSIG(status)))
+    }
+}
+
+/// A pipe: `(read end, write end)`.
+pub fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", errno_name(errno())));
+    }
+    // SAFETY: both descriptors are new and owned here.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}

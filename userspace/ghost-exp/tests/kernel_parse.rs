@@ -252,3 +252,18 @@ fn cpumask_parse_and_format() {
         assert_eq!(parse_cpulist(out.as_bytes(), MAX_CPUS), Ok(s));
     }
 }
+
+#[test]
+fn cpu_values_shorter_than_a_page() {
+    // Every CPU named on its own: 4009 bytes, accepted.
+    let all: Vec<String> = (0..MAX_CPUS).map(|c| c.to_string()).collect();
+    let list = all.join(",");
+    assert_eq!(list.len(), 4009);
+    let set = parse_cpulist(list.as_bytes(), MAX_CPUS).unwrap();
+    assert_eq!(set.iter().count(), MAX_CPUS);
+    // A whole page may be a write that kernfs cut short: refused.
+    let page = vec![b'0'; 4096];
+    assert_invalid(|b| parse_cpumask(b, MAX_CPUS), &[&page]);
+    assert_invalid(|b| parse_cpulist(b, MAX_CPUS), &[&page]);
+    assert!(parse_cpumask(&page[..4095], MAX_CPUS).unwrap().is_empty());
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Entry points the core kernel calls (declared in `<linux/ghost.h>`), and
+//! the `kernel.pid_max_max` sysctl that tells userspace the gtid layout.
+
+use crate::enclave;
+use crate::kernfs::SeqFile;
+use crate::task;
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+use kernel::bindings;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+/// `copy_process`: the gtid of a new task whose pid in the initial
+/// namespace is `pid`. Runs for every fork; lock-free.
+#[no_mangle]
+pub extern "C" fn ghost_alloc_gtid(pid: bindings::pid_t) -> i64 {
+    task::alloc_gtid(pid)
+}
+
+/// `do_exit`: the last thread of thread group `tgid` is exiting. Destroys
+/// the ephemeral enclaves it created. Process context; may sleep.
+#[no_mangle]
+pub extern "C" fn ghost_group_exit(tgid: bindings::pid_t) {
+    enclave::owner_exited(tgid);
+}
+
+/// `/proc/<pid>/ghost/gtid`: the task's gtid, in decimal.
+///
+/// # Safety
+///
+/// Called by procfs with the live seq_file of the read and a task it holds
+/// a reference on.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_proc_show_gtid(
+    m: *mut bindings::seq_file,
+    _ns: *mut bindings::pid_namespace,
+    _pid: *mut bindings::pid,
+    t: *mut bindings::task_struct,
+) -> c_int {
+    // SAFETY: procfs holds a reference on the task for the call.
+    let gtid = unsafe { bindings::ghost_task_gtid(t) };
+    // SAFETY: `m` is the live seq_file of this read.
+    let m = unsafe { SeqFile::from_raw(m) };
+    match writeln!(m, "{}", gtid) {
+        Ok(()) => 0,
+        Err(_) => EINVAL.to_errno(),
+    }
+}
+
+/// A read-only `int` that a sysctl table points at.
+#[repr(transparent)]
+struct SysctlInt(UnsafeCell<c_int>);
+
+// SAFETY: the value is written only at compile time; sysctl only reads it
+// (mode 0444).
+unsafe impl Sync for SysctlInt {}
+
+/// The value of `kernel.pid_max_max`: the pid bound gtids are laid out for.
+static PID_MAX_MAX: SysctlInt = SysctlInt(UnsafeCell::new(bindings::GHOST_PID_MAX_LIMIT));
+
+/// A sysctl table that C reads through a pointer (kept in writable memory:
+/// the C side takes it by non-const pointer).
+#[repr(transparent)]
+struct SysctlTable(UnsafeCell<[bindings::ctl_table; 1]>);
+
+// SAFETY: only the sysctl core touches the table, under its own locks.
+unsafe impl Sync for SysctlTable {}
+
+static PID_MAX_MAX_TABLE: SysctlTable = SysctlTable(UnsafeCell::new([bindings::ctl_table {
+    procname: kernel::c_str!("pid_max_max").as_char_ptr(),
+    data: PID_MAX_MAX.0.get().cast(),
+    maxlen: core::mem::size_of::<c_int>() as c_int,
+    mode: 0o444,
+    proc_handler: Some(bindings::proc_dointvec),
+    poll: core::ptr::null_mut(),
+    extra1: core::ptr::null_mut(),
+    extra2: core::ptr::null_mut(),
+}]));
+
+/// Registers `/proc/sys/kernel/pid_max_max` (ghOSt userspace computes the
+/// gtid layout from it). Once, at boot; the table stays for good.
+pub fn init() -> Result {
+    let table = PID_MAX_MAX_TABLE.0.get();
+    // SAFETY: `table` is a static array of one entry, valid for the kernel's
+    // lifetime; the path is a static string.
+    let header = unsafe {
+        bindings::register_sysctl_sz(
+            kernel::c_str!("kernel").as_char_ptr(),
+            table.cast::<bindings::ctl_table>(),
+            1,
+        )
+    };
+    if header.is_null() {
+        return Err(ENOMEM);
+    }
+    Ok(())
+}

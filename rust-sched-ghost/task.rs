@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tasks as ghOSt names them: by pid or by gtid ([`crate::gtid`]).
+
+use crate::gtid::{GtidAllocator, Layout, TaskRef};
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// The gtid layout of this kernel (from `PID_MAX_LIMIT`).
+pub const LAYOUT: Layout = match Layout::new(bindings::GHOST_PID_MAX_LIMIT as u32) {
+    Some(l) => l,
+    None => panic!("PID_MAX_LIMIT is not a usable pid bound"),
+};
+
+/// The source of every gtid.
+static GTIDS: GtidAllocator = GtidAllocator::new();
+
+/// A fresh gtid for a task whose pid (initial namespace) is `pid`.
+pub fn alloc_gtid(pid: i32) -> i64 {
+    GTIDS.alloc(&LAYOUT, pid)
+}
+
+/// A counted reference to a task.
+///
+/// The task is only ever reached through C accessors: bindgen gives
+/// `task_struct` a 64-byte alignment that the task_struct cache does not
+/// guarantee, so Rust references to it (as `kernel::task::Task` makes) are
+/// not sound here.
+///
+/// # Invariants
+///
+/// `self.0` is a task on which this handle owns a reference.
+pub struct TaskHandle(NonNull<bindings::task_struct>);
+
+// SAFETY: a task reference may be dropped from any thread.
+unsafe impl Send for TaskHandle {}
+
+impl TaskHandle {
+    /// Takes over a reference the caller holds on `p` (`None` if NULL).
+    fn from_counted(p: *mut bindings::task_struct) -> Option<Self> {
+        // INVARIANT: the caller passes a task on which it owns a reference.
+        NonNull::new(p).map(TaskHandle)
+    }
+
+    /// The calling task.
+    pub fn current() -> Result<Self> {
+        // SAFETY: reads the per-CPU `current` pointer.
+        let p = NonNull::new(unsafe { bindings::get_current() }).ok_or(ESRCH)?;
+        // SAFETY: `current` is a live task; the reference taken here is
+        // owned by the handle.
+        unsafe { bindings::get_task_struct(p.as_ptr()) };
+        // INVARIANT: a reference was just taken.
+        Ok(TaskHandle(p))
+    }
+
+    /// The task's gtid.
+    pub fn gtid(&self) -> i64 {
+        // SAFETY: the handle keeps the task alive (type invariant).
+        unsafe { bindings::ghost_task_gtid(self.0.as_ptr()) }
+    }
+
+    /// The task's thread group id (the process id).
+    pub fn tgid(&self) -> i32 {
+        // SAFETY: as in `gtid`.
+        unsafe { bindings::ghost_task_tgid(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns one reference (type invariant).
+        unsafe { bindings::put_task_struct(self.0.as_ptr()) }
+    }
+}
+
+/// Finds the task a `tasks` write names: `0` the writer, a pid in the
+/// writer's pid namespace, or a gtid. `ESRCH` if there is no such task
+/// (or the gtid's pid now belongs to another task); `EINVAL` for a number
+/// that is neither.
+pub fn lookup(v: u64) -> Result<TaskHandle> {
+    let task = match LAYOUT.task_ref(v).ok_or(EINVAL)? {
+        TaskRef::Current => TaskHandle::current()?,
+        TaskRef::Pid(pid) => {
+            // SAFETY: looks the pid up under RCU and returns a counted task.
+            TaskHandle::from_counted(unsafe { bindings::find_get_task_by_vpid(pid) })
+                .ok_or(ESRCH)?
+        }
+        TaskRef::Gtid { gtid, pid } => {
+            // SAFETY: as above, in the initial pid namespace.
+            let t = TaskHandle::from_counted(unsafe { bindings::ghost_get_task_by_gpid(pid) })
+                .ok_or(ESRCH)?;
+            if t.gtid() != gtid {
+                return Err(ESRCH);
+            }
+            t
+        }
+    };
+    Ok(task)
+}

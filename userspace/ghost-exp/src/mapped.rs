@@ -1,0 +1,382 @@
+//! In-VM tests of the memory ghostfs shares with agents: `cpu_data` (the
+//! transaction pages) and the status-word regions `sw_regions/sw_<id>`.
+
+use crate::suite::{create_enclave, destroy_enclave, mode_of, nr_cpu_ids};
+use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use ghost_abi::{GhostStatusWord, GhostSwRegionHeader, GhostTxn};
+use std::io::{Read, Write};
+use std::mem::{offset_of, size_of};
+use std::os::unix::fs::MetadataExt;
+
+const PAGE: usize = 4096;
+const REGION: usize = 2 << 20;
+const CAPACITY: u32 = 65534;
+
+fn path(id: u64, f: &str) -> String {
+    format!("{GHOSTFS}/enclave_{id}/{f}")
+}
+
+fn open_rw(p: &str) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p)
+        .map_err(|e| format!("{p}: {e}"))
+}
+
+fn open_ro(p: &str) -> Result<std::fs::File, String> {
+    std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))
+}
+
+/// Checks that `mmap` with these arguments fails with one of `want`.
+fn mmap_refused(
+    f: &std::fs::File,
+    what: &str,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    off: i64,
+    want: &[i32],
+) -> Result<(), String> {
+    match sys::mmap_fd(f, len, prot, flags, off) {
+        Ok(_) => Err(format!("mmap {what} succeeded")),
+        Err(e) if want.contains(&e) => Ok(()),
+        Err(e) => Err(format!("mmap {what}: {}, want {want:?}", errno_name(e))),
+    }
+}
+
+/// The transaction of `cpu` in a `cpu_data` mapping.
+fn txn(m: &sys::Mapping, cpu: usize) -> GhostTxn {
+    m.read::<GhostTxn>(cpu * PAGE)
+}
+
+/// What a CPU's transaction holds right after the CPU joined.
+fn check_fresh_txn(m: &sys::Mapping, cpu: usize) -> Result<(), String> {
+    let t = txn(m, cpu);
+    let owner = m.read::<i32>(cpu * PAGE + offset_of!(GhostTxn, u));
+    ensure!(
+        t.cpu == cpu as i32
+            && t.state == ghost_abi::GHOST_TXN_COMPLETE
+            && owner == ghost_abi::GHOST_NO_SYNC_GROUP_OWNER
+            && t.version == 0
+            && t.gtid == 0
+            && t.agent_barrier == 0
+            && t.task_barrier == 0
+            && t.run_flags == 0
+            && t.commit_flags == 0
+            && t.commit_time == 0
+            && t.cpu_seqnum == 0,
+        "txn of CPU {cpu} after joining: {t:?} (sync_group_owner {owner})"
+    );
+    Ok(())
+}
+
+/// True if bytes `from..to` of the mapping are all zero.
+fn zeroed(m: &sys::Mapping, from: usize, to: usize) -> bool {
+    (from..to).step_by(8).all(|off| m.read::<u64>(off) == 0)
+}
+
+pub fn cpu_data_mmap() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let ncpus = nr_cpu_ids()?;
+    let len = ncpus * PAGE;
+    create_enclave("create 30 91")?;
+    let p = path(30, "cpu_data");
+    let meta = std::fs::metadata(&p).map_err(|e| format!("{p}: {e}"))?;
+    ensure!(
+        meta.size() as usize == len,
+        "cpu_data size {}, want {len} ({ncpus} CPUs)",
+        meta.size()
+    );
+    ensure!(mode_of(&p)? == 0o660, "cpu_data mode {:o}", mode_of(&p)?);
+    let f = open_rw(&p)?;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let m = sys::mmap_fd(&f, len, rw, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap cpu_data: {}", errno_name(e)))?;
+    ensure!(
+        zeroed(&m, 0, len),
+        "a new enclave's cpu_data is not all zero"
+    );
+
+    // Joining CPUs initialises their transactions, and only theirs.
+    sys::write_once(&path(30, "cpulist"), b"0")
+        .map_err(|e| format!("cpulist 0: {}", errno_name(e)))?;
+    check_fresh_txn(&m, 0)?;
+    ensure!(
+        zeroed(&m, size_of::<GhostTxn>(), len),
+        "joining CPU 0 wrote outside its transaction"
+    );
+
+    // Read-write: what the agent writes stays, and a CPU that joins again
+    // gets a fresh transaction.
+    m.write::<i64>(offset_of!(GhostTxn, gtid), 0x1234);
+    m.write::<i32>(offset_of!(GhostTxn, state), i32::MAX);
+    ensure!(
+        txn(&m, 0).gtid == 0x1234,
+        "a write to the mapping did not stick"
+    );
+    let m2 = sys::mmap_fd(&f, len, libc::PROT_READ, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("second mmap: {}", errno_name(e)))?;
+    ensure!(
+        txn(&m2, 0).gtid == 0x1234,
+        "two mappings do not share memory"
+    );
+    sys::write_once(&path(30, "cpulist"), b"\n")
+        .map_err(|e| format!("cpulist empty: {}", errno_name(e)))?;
+    sys::write_once(&path(30, "cpulist"), b"0")
+        .map_err(|e| format!("cpulist 0 again: {}", errno_name(e)))?;
+    check_fresh_txn(&m, 0)?;
+    if ncpus > 1 {
+        sys::write_once(&path(30, "cpumask"), b"3")
+            .map_err(|e| format!("cpumask 3: {}", errno_name(e)))?;
+        check_fresh_txn(&m, 1)?;
+    }
+    drop(m2);
+
+    // Wrong size, offset, sharing or protection.
+    let shared = libc::MAP_SHARED;
+    mmap_refused(
+        &f,
+        "one page short",
+        len - PAGE,
+        rw,
+        shared,
+        0,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(
+        &f,
+        "one page long",
+        len + PAGE,
+        rw,
+        shared,
+        0,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(
+        &f,
+        "at offset 4096",
+        len - PAGE,
+        rw,
+        shared,
+        4096,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(
+        &f,
+        "MAP_PRIVATE",
+        len,
+        rw,
+        libc::MAP_PRIVATE,
+        0,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(
+        &f,
+        "PROT_EXEC",
+        len,
+        libc::PROT_READ | libc::PROT_EXEC,
+        shared,
+        0,
+        &[libc::EINVAL, libc::EPERM],
+    )?;
+    let ro = open_ro(&p)?;
+    mmap_refused(
+        &ro,
+        "read-write of an O_RDONLY fd",
+        len,
+        rw,
+        shared,
+        0,
+        &[libc::EACCES],
+    )?;
+    drop(m);
+    destroy_enclave(30)?;
+    Ok(())
+}
+
+pub fn sw_region_mmap() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    create_enclave("create 31 91")?;
+    let ctl = path(31, "ctl");
+    ensure!(
+        mode_of(&path(31, "sw_regions"))? == 0o555,
+        "sw_regions mode {:o}",
+        mode_of(&path(31, "sw_regions"))?
+    );
+    sys::write_once(&ctl, b"create sw_region 0 0\n")
+        .map_err(|e| format!("create sw_region 0 0: {}", errno_name(e)))?;
+    let p = path(31, "sw_regions/sw_0");
+    let meta = std::fs::metadata(&p).map_err(|e| format!("{p}: {e}"))?;
+    ensure!(meta.size() as usize == REGION, "sw_0 size {}", meta.size());
+    ensure!(mode_of(&p)? == 0o440, "sw_0 mode {:o}", mode_of(&p)?);
+    let again = sys::write_once(&ctl, b"create sw_region 0 0");
+    ensure!(
+        again == Err(libc::EEXIST),
+        "second sw_region 0: {again:?}, want EEXIST"
+    );
+    let bad_node = sys::write_once(&ctl, b"create sw_region 1 4000");
+    ensure!(
+        bad_node == Err(libc::EINVAL),
+        "sw_region on node 4000: {bad_node:?}, want EINVAL"
+    );
+    ensure!(
+        std::fs::metadata(path(31, "sw_regions/sw_1")).is_err(),
+        "a refused sw_region left a file"
+    );
+    let rw = std::fs::OpenOptions::new().read(true).write(true).open(&p);
+    ensure!(
+        rw.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EACCES),
+        "opening sw_0 read-write: {rw:?}, want EACCES"
+    );
+
+    let f = open_ro(&p)?;
+    let m = sys::mmap_fd(&f, REGION, libc::PROT_READ, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap sw_0: {}", errno_name(e)))?;
+    let h = m.read::<GhostSwRegionHeader>(0);
+    let want = GhostSwRegionHeader {
+        version: 0,
+        id: 0,
+        numa_node: 0,
+        start: 64,
+        capacity: CAPACITY,
+        available: CAPACITY,
+    };
+    ensure!(h == want, "sw_0 header {h:?}, want {want:?}");
+    ensure!(
+        64 + CAPACITY as usize * size_of::<GhostStatusWord>() == REGION,
+        "header plus status words is not 2 MiB"
+    );
+    ensure!(
+        zeroed(&m, 64, REGION),
+        "status words of a new region are not zero"
+    );
+    let pw = m.protect(libc::PROT_READ | libc::PROT_WRITE);
+    ensure!(
+        pw == Err(libc::EACCES),
+        "mprotect(PROT_WRITE) on sw_0: {pw:?}, want EACCES"
+    );
+    let shared = libc::MAP_SHARED;
+    let r = libc::PROT_READ;
+    mmap_refused(
+        &f,
+        "PROT_WRITE",
+        REGION,
+        r | libc::PROT_WRITE,
+        shared,
+        0,
+        &[libc::EACCES],
+    )?;
+    mmap_refused(
+        &f,
+        "PROT_WRITE, MAP_PRIVATE",
+        REGION,
+        r | libc::PROT_WRITE,
+        libc::MAP_PRIVATE,
+        0,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(
+        &f,
+        "MAP_PRIVATE",
+        REGION,
+        r,
+        libc::MAP_PRIVATE,
+        0,
+        &[libc::EINVAL],
+    )?;
+    mmap_refused(&f, "1 MiB", REGION / 2, r, shared, 0, &[libc::EINVAL])?;
+    mmap_refused(&f, "4 MiB", REGION * 2, r, shared, 0, &[libc::EINVAL])?;
+    mmap_refused(
+        &f,
+        "at offset 4096",
+        REGION - PAGE,
+        r,
+        shared,
+        4096,
+        &[libc::EINVAL],
+    )?;
+    drop(m);
+
+    // Regions are capped per enclave.
+    for id in 1..64 {
+        sys::write_once(&ctl, format!("create sw_region {id} 0").as_bytes())
+            .map_err(|e| format!("create sw_region {id}: {}", errno_name(e)))?;
+    }
+    let over = sys::write_once(&ctl, b"create sw_region 64 0");
+    ensure!(
+        over == Err(libc::ENOSPC),
+        "65th sw_region: {over:?}, want ENOSPC"
+    );
+    let n = std::fs::read_dir(path(31, "sw_regions"))
+        .map_err(|e| e.to_string())?
+        .count();
+    ensure!(n == 64, "{n} files in sw_regions, want 64");
+    destroy_enclave(31)?;
+    Ok(())
+}
+
+/// Destroying an enclave while a process maps its memory: the kernel stays
+/// healthy and the mapping is revoked (the next access gets `SIGBUS`).
+pub fn mappings_revoked_at_destroy() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let ncpus = nr_cpu_ids()?;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    for (id, file, len, prot) in [
+        (32, "cpu_data", ncpus * PAGE, rw),
+        (33, "sw_regions/sw_3", REGION, libc::PROT_READ),
+    ] {
+        create_enclave(&format!("create {id} 91"))?;
+        sys::write_once(&path(id, "ctl"), b"create sw_region 3 0")
+            .map_err(|e| format!("create sw_region: {}", errno_name(e)))?;
+        let exit = map_then_destroy(id, file, len, prot)?;
+        ensure!(
+            exit == Exit::Signal(libc::SIGBUS),
+            "touching {file} after destroy: child {exit:?}, want SIGBUS"
+        );
+        ensure!(
+            std::fs::metadata(path(id, "ctl")).is_err(),
+            "enclave_{id} still exists"
+        );
+    }
+    Ok(())
+}
+
+/// A child maps `file` of enclave `id` and touches it; the parent destroys
+/// the enclave; the child touches the mapping again. Returns how the child
+/// ended.
+fn map_then_destroy(id: u64, file: &str, len: usize, prot: i32) -> Result<Exit, String> {
+    let (mut to_child_r, mut to_child_w) = sys::pipe()?;
+    let (mut to_parent_r, mut to_parent_w) = sys::pipe()?;
+    let p = path(id, file);
+    let child = sys::fork_child(move || {
+        let f = if prot & libc::PROT_WRITE != 0 {
+            open_rw(&p)
+        } else {
+            open_ro(&p)
+        };
+        let Ok(f) = f else { return 10 };
+        let Ok(m) = sys::mmap_fd(&f, len, prot, libc::MAP_SHARED, 0) else {
+            return 11;
+        };
+        let _ = m.read::<u32>(0);
+        if to_parent_w.write_all(b"m").is_err() {
+            return 12;
+        }
+        let mut b = [0u8; 1];
+        if to_child_r.read_exact(&mut b).is_err() {
+            return 13;
+        }
+        // The enclave is gone now: this access must fault.
+        let _ = m.read::<u32>(len - 4);
+        0
+    })?;
+    let mut b = [0u8; 1];
+    let mapped = to_parent_r.read_exact(&mut b);
+    let destroyed = destroy_enclave(id);
+    let _ = to_child_w.write_all(b"g");
+    let exit = sys::wait_child(child)?;
+    mapped.map_err(|e| format!("child did not map {file}: {e} (it ended {exit:?})"))?;
+    destroyed?;
+    Ok(exit)
+}
