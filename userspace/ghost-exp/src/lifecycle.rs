@@ -210,18 +210,20 @@ pub fn ephemeral_enclave() -> Result<(), String> {
     Ok(())
 }
 
+/// The enclave files with a write operation, besides the tunables.
+const WRITABLE: [&str; 6] = [
+    "ctl",
+    "tasks",
+    "cpulist",
+    "cpumask",
+    "runnable_timeout",
+    "agent_online",
+];
+
 /// Reads every readable file of enclave `id`, for before/after comparisons.
 fn snapshot(id: u64) -> Result<Vec<(String, String)>, String> {
-    let mut names: Vec<&str> = vec![
-        "ctl",
-        "tasks",
-        "cpulist",
-        "cpumask",
-        "runnable_timeout",
-        "agent_online",
-        "status",
-        "abi_version",
-    ];
+    let mut names: Vec<&str> = WRITABLE.into();
+    names.extend(["status", "abi_version"]);
     names.extend(TUNABLES);
     names
         .into_iter()
@@ -260,23 +262,12 @@ pub fn bad_input_every_file() -> Result<(), String> {
         ("300 bytes", &long_digits),
         ("5000 bytes", &longer_zeros),
     ];
-    let mut files: Vec<String> = [
-        "ctl",
-        "tasks",
-        "cpulist",
-        "cpumask",
-        "runnable_timeout",
-        "agent_online",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    files.extend(TUNABLES.iter().map(|s| s.to_string()));
+    let files: Vec<&str> = WRITABLE.iter().chain(&TUNABLES).copied().collect();
     let mut tried = 0;
     for f in &files {
         for (what, input) in &inputs {
             // An empty list is a valid cpulist (no CPUs).
-            if f == "cpulist" && (*what == "empty" || *what == "newline") {
+            if *f == "cpulist" && (*what == "empty" || *what == "newline") {
                 continue;
             }
             let cases: &[(&[u8], i32)] = &[(input, libc::EINVAL)];

@@ -28,21 +28,20 @@ fn open_ro(p: &str) -> Result<std::fs::File, String> {
     std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))
 }
 
-/// Checks that `mmap` with these arguments fails with one of `want`.
-fn mmap_refused(
-    f: &std::fs::File,
-    what: &str,
-    len: usize,
-    prot: i32,
-    flags: i32,
-    off: i64,
-    want: &[i32],
-) -> Result<(), String> {
-    match sys::mmap_fd(f, len, prot, flags, off) {
-        Ok(_) => Err(format!("mmap {what} succeeded")),
-        Err(e) if want.contains(&e) => Ok(()),
-        Err(e) => Err(format!("mmap {what}: {}, want {want:?}", errno_name(e))),
+/// An `mmap` that must fail: what it is, length, protection, flags,
+/// offset, and the errnos it may fail with.
+type Refusal<'a> = (&'a str, usize, i32, i32, i64, &'a [i32]);
+
+/// Checks that each `mmap` of `cases` on `f` fails as listed.
+fn mmaps_refused(f: &std::fs::File, cases: &[Refusal]) -> Result<(), String> {
+    for &(what, len, prot, flags, off, want) in cases {
+        match sys::mmap_fd(f, len, prot, flags, off) {
+            Ok(_) => return Err(format!("mmap {what} succeeded")),
+            Err(e) if want.contains(&e) => {}
+            Err(e) => return Err(format!("mmap {what}: {}, want {want:?}", errno_name(e))),
+        }
     }
+    Ok(())
 }
 
 /// The transaction of `cpu` in a `cpu_data` mapping.
@@ -134,61 +133,36 @@ pub fn cpu_data_mmap() -> Result<(), String> {
     drop(m2);
 
     // Wrong size, offset, sharing or protection.
-    let shared = libc::MAP_SHARED;
-    mmap_refused(
+    let (shared, inval) = (libc::MAP_SHARED, &[libc::EINVAL][..]);
+    let rx = libc::PROT_READ | libc::PROT_EXEC;
+    mmaps_refused(
         &f,
-        "one page short",
-        len - PAGE,
-        rw,
-        shared,
-        0,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(
-        &f,
-        "one page long",
-        len + PAGE,
-        rw,
-        shared,
-        0,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(
-        &f,
-        "at offset 4096",
-        len - PAGE,
-        rw,
-        shared,
-        4096,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(
-        &f,
-        "MAP_PRIVATE",
-        len,
-        rw,
-        libc::MAP_PRIVATE,
-        0,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(
-        &f,
-        "PROT_EXEC",
-        len,
-        libc::PROT_READ | libc::PROT_EXEC,
-        shared,
-        0,
-        &[libc::EINVAL, libc::EPERM],
+        &[
+            ("one page short", len - PAGE, rw, shared, 0, inval),
+            ("one page long", len + PAGE, rw, shared, 0, inval),
+            ("at offset 4096", len - PAGE, rw, shared, 4096, inval),
+            ("MAP_PRIVATE", len, rw, libc::MAP_PRIVATE, 0, inval),
+            (
+                "PROT_EXEC",
+                len,
+                rx,
+                shared,
+                0,
+                &[libc::EINVAL, libc::EPERM],
+            ),
+        ],
     )?;
     let ro = open_ro(&p)?;
-    mmap_refused(
+    mmaps_refused(
         &ro,
-        "read-write of an O_RDONLY fd",
-        len,
-        rw,
-        shared,
-        0,
-        &[libc::EACCES],
+        &[(
+            "read-write of an O_RDONLY fd",
+            len,
+            rw,
+            shared,
+            0,
+            &[libc::EACCES],
+        )],
     )?;
     drop(m);
     destroy_enclave(30)?;
@@ -256,45 +230,25 @@ pub fn sw_region_mmap() -> Result<(), String> {
         pw == Err(libc::EACCES),
         "mprotect(PROT_WRITE) on sw_0: {pw:?}, want EACCES"
     );
-    let shared = libc::MAP_SHARED;
-    let r = libc::PROT_READ;
-    mmap_refused(
+    let (shared, inval) = (libc::MAP_SHARED, &[libc::EINVAL][..]);
+    let (r, w) = (libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE);
+    mmaps_refused(
         &f,
-        "PROT_WRITE",
-        REGION,
-        r | libc::PROT_WRITE,
-        shared,
-        0,
-        &[libc::EACCES],
-    )?;
-    mmap_refused(
-        &f,
-        "PROT_WRITE, MAP_PRIVATE",
-        REGION,
-        r | libc::PROT_WRITE,
-        libc::MAP_PRIVATE,
-        0,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(
-        &f,
-        "MAP_PRIVATE",
-        REGION,
-        r,
-        libc::MAP_PRIVATE,
-        0,
-        &[libc::EINVAL],
-    )?;
-    mmap_refused(&f, "1 MiB", REGION / 2, r, shared, 0, &[libc::EINVAL])?;
-    mmap_refused(&f, "4 MiB", REGION * 2, r, shared, 0, &[libc::EINVAL])?;
-    mmap_refused(
-        &f,
-        "at offset 4096",
-        REGION - PAGE,
-        r,
-        shared,
-        4096,
-        &[libc::EINVAL],
+        &[
+            ("PROT_WRITE", REGION, w, shared, 0, &[libc::EACCES]),
+            (
+                "PROT_WRITE, MAP_PRIVATE",
+                REGION,
+                w,
+                libc::MAP_PRIVATE,
+                0,
+                inval,
+            ),
+            ("MAP_PRIVATE", REGION, r, libc::MAP_PRIVATE, 0, inval),
+            ("1 MiB", REGION / 2, r, shared, 0, inval),
+            ("4 MiB", REGION * 2, r, shared, 0, inval),
+            ("at offset 4096", REGION - PAGE, r, shared, 4096, inval),
+        ],
     )?;
     drop(m);
 
