@@ -389,6 +389,11 @@ impl FileOps for CtlFile {
         }
         Ok(input.len())
     }
+
+    fn ioctl(file: &OpenFile, cmd: u32, arg: usize) -> Result<isize> {
+        let e = enclave_of(file.key())?;
+        crate::ioctl::ctl_ioctl(&e, file, cmd, arg)
+    }
 }
 
 /// `enclave_<id>/abi_version`.

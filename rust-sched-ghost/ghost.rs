@@ -23,10 +23,13 @@
 //!   layout and allocator);
 //! - [`gtid`], [`task`]: global task ids and task lookup;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
+//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`;
+//! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
+//!   ring producer);
 //! - [`parse`]: parsers for what userspace writes to ghostfs files.
 //!
-//! [`parse`], [`gtid`] and [`sw`] are pure code, also unit-tested on the
-//! host.
+//! [`parse`], [`gtid`], [`sw`] and [`ring`] are pure code, also unit-tested
+//! on the host.
 //!
 //! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
 
@@ -38,9 +41,12 @@ pub mod enclave;
 pub mod ghostfs;
 pub mod gtid;
 pub mod hooks;
+pub mod ioctl;
 pub mod kernfs;
 pub mod mm;
 pub mod parse;
+pub mod queue;
+pub mod ring;
 pub mod sched_class;
 pub mod selftest;
 pub mod sw;

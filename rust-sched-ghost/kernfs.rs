@@ -347,6 +347,13 @@ pub trait FileOps {
     fn mmap(_file: &OpenFile, _vma: &mut Vma) -> Result {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Handles `ioctl(2)` (the `kernfs_ops::ioctl` of patch 0006): called
+    /// with the node active and without the open file's mutex, so calls may
+    /// run concurrently. Returns the syscall's non-negative result.
+    fn ioctl(_file: &OpenFile, _cmd: u32, _arg: usize) -> Result<isize> {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Builds `struct kernfs_ops` tables from [`FileOps`] implementations.
@@ -413,6 +420,19 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    unsafe extern "C" fn ioctl(
+        of: *mut bindings::kernfs_open_file,
+        cmd: kernel::ffi::c_uint,
+        arg: kernel::ffi::c_ulong,
+    ) -> kernel::ffi::c_long {
+        // SAFETY: kernfs calls this with a live `of` whose node is active.
+        let file = unsafe { &*of.cast::<OpenFile>() };
+        match T::ioctl(file, cmd, arg) {
+            Ok(n) => n,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
     const fn build() -> bindings::kernfs_ops {
         // SAFETY: `struct kernfs_ops` is plain data; all-zeroes means "no
         // callbacks", which kernfs handles (reads/writes get EINVAL/EIO).
@@ -434,6 +454,9 @@ impl<T: FileOps> FileAdapter<T> {
         }
         if T::HAS_MMAP {
             ops.mmap = Some(Self::mmap);
+        }
+        if T::HAS_IOCTL {
+            ops.ioctl = Some(Self::ioctl);
         }
         ops
     }

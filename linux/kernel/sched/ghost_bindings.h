@@ -40,6 +40,7 @@
 #include <linux/user_namespace.h>
 
 /* Shared memory with agents, gtids, /proc and sysctl glue. */
+#include <linux/anon_inodes.h>
 #include <linux/ghost.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>

@@ -334,3 +334,134 @@ fn map_then_destroy(id: u64, file: &str, len: usize, prot: i32) -> Result<Exit, 
     destroyed?;
     Ok(exit)
 }
+
+/// `ioctl(fd, cmd, arg)`: the result or the errno.
+fn ioctl(fd: &impl std::os::fd::AsRawFd, cmd: u64, arg: *mut libc::c_void) -> Result<i32, i32> {
+    // SAFETY: the kernel validates `arg` for the command (the tests pass
+    // bad pointers on purpose; the kernel must refuse them).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `GHOST_IOC_CREATE_QUEUE` with `elems`, `node`, `flags`; returns the
+/// queue file and the `mapsize` the kernel reported.
+fn create_queue(
+    ctl: &std::fs::File,
+    elems: i32,
+    node: i32,
+    flags: i32,
+) -> Result<(std::fs::File, u64), i32> {
+    use std::os::fd::FromRawFd;
+    let mut args = ghost_abi::GhostIocCreateQueue {
+        elems,
+        node,
+        flags,
+        mapsize: 0,
+    };
+    let fd = ioctl(
+        ctl,
+        ghost_abi::GHOST_IOC_CREATE_QUEUE,
+        (&raw mut args).cast(),
+    )?;
+    // SAFETY: the kernel returned a new descriptor, owned here.
+    Ok((unsafe { std::fs::File::from_raw_fd(fd) }, args.mapsize))
+}
+
+pub fn ctl_ioctls_and_queues() -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    sys::ensure_ghostfs()?;
+    create_enclave("create 34 91")?;
+    let ctl = open_rw(&path(34, "ctl"))?;
+    let null = ghost_abi::GHOST_IOC_NULL;
+    ensure!(
+        ioctl(&ctl, null, std::ptr::null_mut()) == Ok(0),
+        "GHOST_IOC_NULL failed"
+    );
+    let ro = open_ro(&path(34, "ctl"))?;
+    let r = ioctl(&ro, null, std::ptr::null_mut());
+    ensure!(r == Err(libc::EACCES), "ioctl on a read-only ctl: {r:?}");
+    let r = ioctl(&ctl, 0x6799, std::ptr::null_mut());
+    ensure!(r == Err(libc::ENOTTY), "unknown ioctl: {r:?}");
+    let status = open_ro(&path(34, "status"))?;
+    let r = ioctl(&status, null, std::ptr::null_mut());
+    ensure!(r == Err(libc::ENOTTY), "ioctl on status: {r:?}");
+
+    // A queue: an O_CLOEXEC anon-inode fd, mapped as the ring of the ABI.
+    let (q, mapsize) =
+        create_queue(&ctl, 64, 0, 0).map_err(|e| format!("CREATE_QUEUE 64: {}", errno_name(e)))?;
+    ensure!(mapsize == 4096, "mapsize {mapsize} for 64 slots");
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", q.as_raw_fd()))
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        link.to_string_lossy() == "anon_inode:[ghost_queue]",
+        "queue fd is {link:?}"
+    );
+    // SAFETY: F_GETFD on a descriptor we own.
+    let fdflags = unsafe { libc::fcntl(q.as_raw_fd(), libc::F_GETFD) };
+    ensure!(fdflags & libc::FD_CLOEXEC != 0, "queue fd is not O_CLOEXEC");
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let m = sys::mmap_fd(&q, 4096, rw, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap queue: {}", errno_name(e)))?;
+    let header: [u32; 3] = m.read(0);
+    ensure!(header == [0, 64, 64], "queue header {header:?}");
+    ensure!(zeroed(&m, 64, 4096), "a new ring is not zero");
+    let (shared, inval) = (libc::MAP_SHARED, &[libc::EINVAL][..]);
+    mmaps_refused(
+        &q,
+        &[
+            ("8 KiB", 8192, rw, shared, 0, inval),
+            ("MAP_PRIVATE", 4096, rw, libc::MAP_PRIVATE, 0, inval),
+            ("at offset 4096", 4096, rw, shared, 4096, inval),
+        ],
+    )?;
+    // The largest queue.
+    let (big, mapsize) = create_queue(&ctl, 65536, -1, 0)
+        .map_err(|e| format!("CREATE_QUEUE 65536: {}", errno_name(e)))?;
+    ensure!(
+        mapsize == (76 + 65536 * 8u64).next_multiple_of(4096),
+        "mapsize {mapsize} for 65536 slots"
+    );
+    drop(big);
+
+    // Bad arguments.
+    for (elems, node, flags) in [
+        (0, 0, 0),
+        (3, 0, 0),
+        (131072, 0, 0),
+        (-1, 0, 0),
+        (i32::MIN, 0, 0),
+        (64, 0, 1),
+        (64, 4000, 0),
+        (64, -2, 0),
+    ] {
+        let r = create_queue(&ctl, elems, node, flags).map(|_| ());
+        ensure!(
+            r == Err(libc::EINVAL),
+            "CREATE_QUEUE elems {elems} node {node} flags {flags}: {r:?}, want EINVAL"
+        );
+    }
+    for bad in [1usize, 0xffff_ffff_ffff_f000] {
+        let r = ioctl(&ctl, ghost_abi::GHOST_IOC_CREATE_QUEUE, bad as *mut _);
+        ensure!(r == Err(libc::EFAULT), "CREATE_QUEUE at {bad:#x}: {r:?}");
+    }
+    // Many queues come and go.
+    for i in 0..1000 {
+        create_queue(&ctl, 256, -1, 0).map_err(|e| format!("queue {i}: {}", errno_name(e)))?;
+    }
+    // Not yet: the scheduling core's ioctls.
+    let r = ioctl(&ctl, ghost_abi::GHOST_IOC_RUN, std::ptr::null_mut());
+    ensure!(r == Err(libc::EOPNOTSUPP), "GHOST_IOC_RUN: {r:?}");
+
+    // Queues outlive the enclave; their memory goes with the last user.
+    destroy_enclave(34)?;
+    m.write::<u32>(64 + 4, 1);
+    ensure!(m.read::<u32>(68) == 1, "queue mapping broken by destroy");
+    let r = ioctl(&ctl, null, std::ptr::null_mut());
+    ensure!(r == Err(libc::ENODEV), "ioctl after destroy: {r:?}");
+    drop((m, q));
+    Ok(())
+}

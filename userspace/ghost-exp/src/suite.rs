@@ -92,6 +92,10 @@ pub const TESTS: &[Test] = &[
         run: mapped::sw_region_mmap,
     },
     Test {
+        name: "ctl_ioctls_and_queues",
+        run: mapped::ctl_ioctls_and_queues,
+    },
+    Test {
         name: "mappings_revoked_at_destroy",
         run: mapped::mappings_revoked_at_destroy,
     },
