@@ -29,7 +29,7 @@ use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
-    parse_number, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
+    parse_number, parse_u32, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
 };
 use crate::swregion::SwRegion;
 use crate::GHOST_VERSION;
@@ -74,9 +74,6 @@ pub const MAX_SW_REGIONS: usize = 64;
 
 /// Live ephemeral enclaves: while 0, a process exit costs one atomic load.
 static NR_EPHEMERAL: AtomicUsize = AtomicUsize::new(0);
-
-/// Keys of `sw_<id>` files: unique among all regions of all enclaves.
-static NEXT_SW_KEY: AtomicUsize = AtomicUsize::new(1);
 
 /// The 0/1 tunables of an enclave, each a file `enclave_<id>/<name>` (0664):
 /// commit greedy transactions on the tick; send `CPU_TICK`; send
@@ -155,11 +152,8 @@ impl Registry {
             .iter_mut()
             .find(|s| s.as_ref().is_some_and(|e| e.id == id))?;
         let enclave = slot.take()?;
-        for owner in self.cpu_owner.iter_mut() {
-            if *owner == Some(id) {
-                *owner = None;
-            }
-        }
+        // An empty set cannot be refused.
+        let _ = self.set_cpus(id, &CpuSet::new());
         if enclave.ephemeral_tgid.is_some() {
             NR_EPHEMERAL.fetch_sub(1, Ordering::Relaxed);
         }
@@ -590,8 +584,7 @@ fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
     if regions.len() >= MAX_SW_REGIONS {
         return Err(ENOSPC);
     }
-    let name = CString::try_from_fmt(core::format_args!("sw_{}", id))?;
-    let key = NEXT_SW_KEY.fetch_add(1, Ordering::Relaxed);
+    let name = CString::try_from_fmt(core::format_args!("{}{}", SW_PREFIX, id))?;
     let size = i64::try_from(crate::sw::REGION_SIZE).map_err(|_| EINVAL)?;
     let perm = Perm {
         mode: 0o440,
@@ -600,41 +593,20 @@ fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
     };
     let file = e
         .sw_dir
-        .create_file::<SwRegionFile>(&name, perm, size, key)?;
-    let region = match SwRegion::new(id, node, key, file) {
-        Ok(r) => r,
-        Err(err) => {
-            // Not activated: no callback can be running on it.
-            file.remove();
-            return Err(err);
-        }
-    };
-    if let Err(err) = regions.push(region, GFP_KERNEL) {
+        .create_file::<SwRegionFile>(&name, perm, size, key_of(e.id)?)?;
+    let added =
+        SwRegion::new(id, node).and_then(|r| regions.push(r, GFP_KERNEL).map_err(Error::from));
+    if let Err(err) = added {
+        // Not activated: no callback can be running on it.
         file.remove();
-        return Err(err.into());
+        return Err(err);
     }
     file.activate();
     Ok(())
 }
 
-/// Runs `f` on the region whose file has `key`.
-fn with_region<R>(key: usize, f: impl FnOnce(&SwRegion) -> Result<R>) -> Result<R> {
-    let enclaves: KVec<Arc<Enclave>> = {
-        let reg = registry()?.lock();
-        let mut v = KVec::new();
-        for e in reg.slots.iter().flatten() {
-            v.push(e.clone(), GFP_KERNEL)?;
-        }
-        v
-    };
-    for e in enclaves.iter() {
-        let regions = e.sw_regions.lock();
-        if let Some(r) = regions.iter().find(|r| r.key == key) {
-            return f(r);
-        }
-    }
-    Err(ENODEV)
-}
+/// Region files are named `sw_<id>`.
+const SW_PREFIX: &str = "sw_";
 
 /// `enclave_<id>/sw_regions/sw_<n>`: a status-word region, mapped
 /// read-only.
@@ -643,7 +615,17 @@ struct SwRegionFile;
 #[vtable]
 impl FileOps for SwRegionFile {
     fn mmap(file: &OpenFile, vma: &mut Vma) -> Result {
-        with_region(file.key(), |r| r.mmap(vma))
+        // The file's name says which region it is.
+        let id = file
+            .name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.strip_prefix(SW_PREFIX))
+            .and_then(parse_u32)
+            .ok_or(ENODEV)?;
+        let e = enclave_of(file.key())?;
+        let regions = e.sw_regions.lock();
+        regions.iter().find(|r| r.id == id).ok_or(ENODEV)?.mmap(vma)
     }
 }
 

@@ -53,6 +53,32 @@ pub mod sw;
 pub mod swregion;
 pub mod task;
 
+/// An immutable C operations table (a `struct file_operations` and the
+/// like) in a `static`, so C can be handed a pointer to it.
+#[repr(transparent)]
+pub struct OpsTable<T>(T);
+
+// SAFETY: `OpsTable::new`'s contract: the table holds only function
+// pointers and pointers to immutable statics, and nobody writes it.
+unsafe impl<T> Sync for OpsTable<T> {}
+
+impl<T> OpsTable<T> {
+    /// Wraps `table`.
+    ///
+    /// # Safety
+    ///
+    /// `table` must hold only function pointers and pointers to immutable
+    /// statics, and must not be written through the pointer C gets.
+    pub const unsafe fn new(table: T) -> Self {
+        OpsTable(table)
+    }
+
+    /// The table.
+    pub const fn get(&self) -> &T {
+        &self.0
+    }
+}
+
 /// The ghOSt ABI version this kernel implements.
 pub const GHOST_VERSION: u32 = kernel::uapi::GHOST_VERSION;
 

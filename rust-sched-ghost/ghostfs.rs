@@ -22,7 +22,7 @@
 use crate::enclave;
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, Root, SeqFile};
 use crate::parse::{parse_root_cmd, ParseError, RootCmd};
-use crate::GHOST_VERSION;
+use crate::{OpsTable, GHOST_VERSION};
 use core::fmt::Write;
 use core::ptr::{addr_of_mut, null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -117,19 +117,14 @@ const fn fs_type() -> bindings::file_system_type {
 static GHOSTFS_TYPE: FsType = FsType(Opaque::new(fs_type()));
 
 /// The mount context operations: kernfs does the work.
-#[repr(transparent)]
-struct CtxOps(bindings::fs_context_operations);
-
-// SAFETY: immutable table of function pointers.
-unsafe impl Sync for CtxOps {}
-
-static GHOSTFS_CTX_OPS: CtxOps = CtxOps({
+static GHOSTFS_CTX_OPS: OpsTable<bindings::fs_context_operations> = {
     // SAFETY: plain C data; all-zeroes means "no operation".
     let mut o: bindings::fs_context_operations = unsafe { core::mem::zeroed() };
     o.free = Some(free_fs_context);
     o.get_tree = Some(bindings::kernfs_get_tree);
-    o
-});
+    // SAFETY: function pointers only; C only reads the table.
+    unsafe { OpsTable::new(o) }
+};
 
 /// `init_fs_context` of ghostfs: a kernfs mount of [`ROOT`].
 unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
@@ -151,7 +146,7 @@ unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
     // function initialises; `init_user_ns` is a static that lives forever.
     unsafe {
         (*fc).fs_private = kfc.cast();
-        (*fc).ops = &GHOSTFS_CTX_OPS.0;
+        (*fc).ops = GHOSTFS_CTX_OPS.get();
         bindings::put_user_ns((*fc).user_ns);
         (*fc).user_ns = bindings::get_user_ns(addr_of_mut!(bindings::init_user_ns));
         (*fc).set_global(true);

@@ -41,6 +41,10 @@ pub enum TaskRef {
 }
 
 impl Layout {
+    /// The usual layout: 22-bit pids (`pid_max_max` 4194304), 41-bit
+    /// sequence numbers.
+    pub const FALLBACK: Layout = Layout { seqnum_bits: 41 };
+
     /// The layout for a kernel whose pids stay below `pid_max_max`
     /// (`PID_MAX_LIMIT`). `None` if that is not a usable bound.
     pub const fn new(pid_max_max: u32) -> Option<Self> {

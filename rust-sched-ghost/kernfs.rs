@@ -291,6 +291,14 @@ impl OpenFile {
         Node(unsafe { (*self.0.get()).kn })
     }
 
+    /// The file's name.
+    pub fn name(&self) -> &CStr {
+        // SAFETY: by the type invariant `of->kn` is valid; its name is a
+        // NUL-terminated string that lives as long as the node, which this
+        // open file holds (ghostfs never renames nodes).
+        unsafe { CStr::from_char_ptr((*(*self.0.get()).kn).name) }
+    }
+
     /// The key the file was created with.
     pub fn key(&self) -> usize {
         // SAFETY: by the type invariant `of` and `of->kn` are valid.

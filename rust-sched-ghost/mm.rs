@@ -152,11 +152,11 @@ impl Vma {
         if self.len() != buf.len() {
             return Err(EINVAL);
         }
+        let (vma, addr) = (self.raw(), buf.as_ptr().cast::<c_void>());
         // SAFETY: `buf` is a live `VM_USERMAP` vmalloc area as large as the
         // mapping; `remap_vmalloc_range` checks the bounds again and takes a
         // page reference per mapped page.
-        let ret =
-            unsafe { bindings::remap_vmalloc_range(self.raw(), buf.as_ptr().cast::<c_void>(), 0) };
+        let ret = unsafe { bindings::remap_vmalloc_range(vma, addr, 0) };
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }

@@ -11,6 +11,7 @@
 
 use crate::mm::{UserBuf, Vma};
 use crate::ring::{map_bytes, valid_nelems, RING_START};
+use crate::OpsTable;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::bindings;
@@ -83,7 +84,7 @@ impl Queue {
         let fd = unsafe {
             bindings::anon_inode_getfd(
                 kernel::c_str!("[ghost_queue]").as_char_ptr(),
-                &QUEUE_FOPS.0,
+                QUEUE_FOPS.get(),
                 raw.cast_mut().cast(),
                 flags,
             )
@@ -98,19 +99,14 @@ impl Queue {
 }
 
 /// The file operations of a queue descriptor.
-#[repr(transparent)]
-struct QueueFops(bindings::file_operations);
-
-// SAFETY: an immutable table of function pointers.
-unsafe impl Sync for QueueFops {}
-
-static QUEUE_FOPS: QueueFops = QueueFops({
+static QUEUE_FOPS: OpsTable<bindings::file_operations> = {
     // SAFETY: plain C data; all-zeroes means "no operation".
     let mut f: bindings::file_operations = unsafe { core::mem::zeroed() };
     f.mmap = Some(queue_mmap);
     f.release = Some(queue_release);
-    f
-});
+    // SAFETY: function pointers only; C only reads the table.
+    unsafe { OpsTable::new(f) }
+};
 
 /// The queue of a `[ghost_queue]` file.
 ///

@@ -4,7 +4,6 @@
 //! agents map read-only as `sw_regions/sw_<id>` ([`crate::sw`] has the
 //! layout and the allocator).
 
-use crate::kernfs::Node;
 use crate::mm::{UserBuf, Vma};
 use crate::sw::{Region, SwInfo, REGION_SIZE};
 use core::mem::{offset_of, size_of};
@@ -35,19 +34,15 @@ const _: () = assert!(uapi::GHOST_SW_F_ALLOCATED == crate::sw::F_ALLOCATED);
 pub struct SwRegion {
     /// The id (`sw_<id>`).
     pub id: u32,
-    /// The key of its ghostfs file (unique among all regions).
-    pub key: usize,
-    /// The ghostfs file; removed with the enclave directory.
-    pub file: Node,
     buf: UserBuf,
     /// Where the next allocation scan starts.
     hint: AtomicU32,
 }
 
 impl SwRegion {
-    /// Allocates a zeroed region on `node` and fills in its header; `file`
-    /// is its ghostfs file, created with `key`. May sleep.
-    pub fn new(id: u32, node: u32, key: usize, file: Node) -> Result<Self> {
+    /// Allocates a zeroed region on `node` and fills in its header. May
+    /// sleep.
+    pub fn new(id: u32, node: u32) -> Result<Self> {
         let numa = kernel::ffi::c_int::try_from(node).map_err(|_| EINVAL)?;
         let buf = UserBuf::new(REGION_SIZE, numa)?;
         if buf.len() != REGION_SIZE {
@@ -56,8 +51,6 @@ impl SwRegion {
         // INVARIANT: `buf` is exactly one region.
         let r = SwRegion {
             id,
-            key,
-            file,
             buf,
             hint: AtomicU32::new(0),
         };

@@ -10,8 +10,10 @@ use kernel::prelude::*;
 /// The gtid layout of this kernel (from `PID_MAX_LIMIT`).
 pub const LAYOUT: Layout = match Layout::new(bindings::GHOST_PID_MAX_LIMIT as u32) {
     Some(l) => l,
-    None => panic!("PID_MAX_LIMIT is not a usable pid bound"),
+    // Unreachable: checked at compile time just below.
+    None => Layout::FALLBACK,
 };
+const _: () = assert!(Layout::new(bindings::GHOST_PID_MAX_LIMIT as u32).is_some());
 
 /// The source of every gtid.
 static GTIDS: GtidAllocator = GtidAllocator::new();

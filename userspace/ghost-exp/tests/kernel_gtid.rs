@@ -79,3 +79,8 @@ fn tasks_write_classification() {
     // Below 2^41 but not an i32 pid.
     assert_eq!(l.task_ref(1 << 40), None);
 }
+
+#[test]
+fn fallback_is_the_usual_layout() {
+    assert_eq!(Layout::new(PID_MAX_LIMIT), Some(Layout::FALLBACK));
+}
