@@ -17,69 +17,135 @@
 //! (`SCHED_DATA` in `include/asm-generic/vmlinux.lds.h`) and checked at boot
 //! by [`crate::selftest`].
 //!
-//! State of this file: tasks cannot enter `SCHED_GHOST` yet (the core
-//! scheduler rejects policy 18 with `EINVAL`), so no task is ever of either
-//! class. The per-task callbacks below are nevertheless complete for a class
-//! that holds no task of its own, because the core scheduler calls several of
-//! them without a `NULL` check.
+//! The class callbacks are thin: the logic is in [`crate::sched`] (edges
+//! and messages) and [`crate::agent`] (agents).
 
+use crate::gtask::{GhostTask, SW_RUNNABLE};
+use crate::rq::{this_cpu, GhostRq};
+use crate::sched;
 use crate::sched_class::{
-    set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps,
+    set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
 };
+use kernel::bindings;
 use kernel::prelude::*;
-use kernel::task::Task;
 
-/// `ghost_sched_class`: tasks scheduled by agents.
+/// `ghost_sched_class`: tasks scheduled by agents, and the agents.
 pub struct GhostClass;
 
 #[vtable]
 impl SchedClassOps for GhostClass {
-    fn enqueue_task(_rq: &Rq, _p: &Task, _flags: i32) {
-        // Nothing is queued in the kernel: agents keep their own run queues
-        // and learn about runnable tasks from messages.
+    fn enqueue_task(rq: &Rq, p: TaskPtr, flags: i32) {
+        let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+            return;
+        };
+        // Counted in `nr_running`, so that the core's "only CFS tasks" fast
+        // path does not skip the ghost classes.
+        if gt.set_counted(true) {
+            g.count(rq, true);
+        }
+        if gt.is_agent() {
+            // The agent runs ahead of every class, but the core preempts by
+            // class rank (ghost is below fair): ask for the CPU ourselves.
+            if rq.curr() != p {
+                rq.resched_curr();
+            }
+            return;
+        }
+        gt.sync_runtime(p);
+        gt.sw_flags(SW_RUNNABLE, 0);
+        let flags = flags as u32;
+        if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
+            // A fork child's first wakeup: its gtid exists now.
+            gt.set_gtid(p.gtid());
+            gt.msg_new(Some(rq), p, true);
+        } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.active() && !gt.new_pending() {
+            gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
+        }
     }
 
-    fn dequeue_task(_rq: &Rq, _p: &Task, _flags: i32) -> bool {
+    fn dequeue_task(rq: &Rq, p: TaskPtr, flags: i32) -> bool {
+        let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+            return true;
+        };
+        if gt.set_counted(false) {
+            g.count(rq, false);
+        }
+        if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
+            gt.sw_flags(0, SW_RUNNABLE);
+        }
         true
     }
 
-    fn yield_task(_rq: &Rq) {}
-
-    fn wakeup_preempt(_rq: &Rq, _p: &Task, _flags: i32) {
-        // A ghost task never preempts another one by itself: only an agent's
-        // transaction puts a task on a CPU.
+    fn yield_task(rq: &Rq) {
+        let curr = rq.curr();
+        if let Some(gt) = GhostTask::of(rq, curr) {
+            if !gt.is_agent() {
+                gt.set_yield();
+            }
+        }
     }
 
-    fn balance(_rq: &Rq, _prev: &Task) -> bool {
+    fn wakeup_preempt(rq: &Rq, p: TaskPtr, _flags: i32) {
+        // A ghost task never preempts another by itself: only an agent's
+        // transaction puts a task on a CPU. An agent always may.
+        if GhostTask::of(rq, p).is_some_and(|gt| gt.is_agent()) && rq.curr() != p {
+            rq.resched_curr();
+        }
+    }
+
+    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
         false
     }
 
-    fn pick_task(_rq: &Rq) -> Option<&Task> {
-        // The kernel runs only what an agent latched on this CPU; nothing is
-        // latched while no task can be in the class.
-        None
+    fn pick_task(rq: &Rq) -> Option<TaskPtr> {
+        sched::pick_task(rq)
     }
 
-    fn put_prev_task(_rq: &Rq, _p: &Task, _next: Option<&Task>) {}
+    fn put_prev_task(rq: &Rq, p: TaskPtr, _next: Option<TaskPtr>) {
+        rq.update_curr();
+        if let Some(gt) = GhostTask::of(rq, p) {
+            gt.sync_runtime(p);
+        }
+    }
 
-    fn set_next_task(_rq: &Rq, _p: &Task, _first: bool) {}
+    fn set_next_task(rq: &Rq, p: TaskPtr, _first: bool) {
+        sched::set_next_task(rq, p)
+    }
 
-    fn select_task_rq(_p: &Task, task_cpu: i32, _flags: i32) -> i32 {
-        // Stay where the task is: placement is the agent's decision.
+    fn select_task_rq(_p: TaskPtr, task_cpu: i32, _flags: i32) -> i32 {
+        // Stay where the task is: placement is the agent's decision (a
+        // commit moves the task to the CPU it runs on).
         task_cpu
     }
 
-    fn set_cpus_allowed(p: &Task, ctx: &AffinityContext) {
+    fn set_cpus_allowed(p: TaskPtr, ctx: &AffinityContext) {
         set_cpus_allowed_common(p, ctx)
     }
 
-    fn task_tick(_rq: &Rq, _p: &Task, _queued: bool) {}
+    fn task_tick(rq: &Rq, p: TaskPtr, _queued: bool) {
+        rq.update_curr();
+        if let Some(gt) = GhostTask::of(rq, p) {
+            gt.sync_runtime(p);
+        }
+    }
 
-    fn switched_to(_rq: &Rq, _p: &Task) {}
+    fn task_dead(p: TaskPtr) {
+        sched::task_dead(p)
+    }
 
-    fn prio_changed(_rq: &Rq, _p: &Task, _oldprio: i32) {}
+    fn switched_from(rq: &Rq, p: TaskPtr) {
+        sched::switched_from(rq, p)
+    }
 
-    fn update_curr(_rq: &Rq) {}
+    fn switched_to(rq: &Rq, p: TaskPtr) {
+        sched::switched_to(rq, p)
+    }
+
+    fn prio_changed(_rq: &Rq, _p: TaskPtr, _oldprio: i32) {}
+
+    fn update_curr(rq: &Rq) {
+        rq.update_curr();
+    }
 }
 
 /// `ghost_agent_sched_class`: picks a CPU's agent ahead of other classes.
@@ -87,13 +153,15 @@ pub struct GhostAgentClass;
 
 #[vtable]
 impl SchedClassOps for GhostAgentClass {
-    fn balance(_rq: &Rq, _prev: &Task) -> bool {
+    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
         false
     }
 
-    fn pick_task(_rq: &Rq) -> Option<&Task> {
-        // No CPU has an agent yet.
-        None
+    fn pick_task(rq: &Rq) -> Option<TaskPtr> {
+        // An agent that is runnable runs: it sleeps (in `ghost_run` or a
+        // local commit) when it has nothing to do.
+        let agent = GhostRq::of(rq.cpu())?.agent()?;
+        (agent.queued() && agent.cpu() == rq.cpu()).then_some(agent)
     }
 }
 

@@ -83,6 +83,19 @@ impl CpuData {
         }
     }
 
+    fn txn_u64(&self, cpu: usize, off: usize) -> Option<&AtomicU64> {
+        let p = self.txn_field(cpu, off)?;
+        // SAFETY: as in `txn_i32`; the `u64` fields of `ghost_txn` are
+        // 8-aligned.
+        Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) })
+    }
+
+    /// `cpu`'s transaction, if `cpu` exists.
+    pub fn txn(&self, cpu: i32) -> Option<Txn<'_>> {
+        let cpu = usize::try_from(cpu).ok()?;
+        (cpu < self.ncpus).then_some(Txn { data: self, cpu })
+    }
+
     /// Maps the whole file: `MAP_SHARED`, offset 0, exactly [`Self::len`]
     /// bytes, never executable (`EINVAL` otherwise).
     pub fn mmap(&self, vma: &mut Vma) -> Result {
@@ -93,3 +106,91 @@ impl CpuData {
         vma.map(&self.buf)
     }
 }
+
+/// One CPU's transaction. Every read is of untrusted memory: callers
+/// validate what they get.
+pub struct Txn<'a> {
+    data: &'a CpuData,
+    cpu: usize,
+}
+
+/// A transaction's request, copied out of shared memory once.
+#[derive(Clone, Copy)]
+pub struct TxnRequest {
+    /// `version`.
+    pub version: i32,
+    /// `gtid`.
+    pub gtid: i64,
+    /// `agent_barrier`.
+    pub agent_barrier: u32,
+    /// `task_barrier`.
+    pub task_barrier: u32,
+    /// `run_flags`.
+    pub run_flags: u32,
+    /// `commit_flags`.
+    pub commit_flags: u32,
+}
+
+impl Txn<'_> {
+    fn i32_at(&self, off: usize) -> Option<&AtomicI32> {
+        self.data.txn_i32(self.cpu, off)
+    }
+
+    /// The state.
+    pub fn state(&self) -> i32 {
+        self.i32_at(offset_of!(uapi::ghost_txn, state))
+            .map_or(uapi::GHOST_TXN_COMPLETE, |s| s.load(Ordering::Acquire))
+    }
+
+    /// Compare-and-swaps the state; `true` if it was `from`.
+    pub fn cas_state(&self, from: i32, to: i32) -> bool {
+        self.i32_at(offset_of!(uapi::ghost_txn, state))
+            .is_some_and(|s| {
+                s.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            })
+    }
+
+    /// Reads the request (after the claim: the agent must not change it
+    /// any more, but if it does, the kernel only sees another request).
+    pub fn request(&self) -> TxnRequest {
+        let i = |off| self.i32_at(off).map_or(0, |a| a.load(Ordering::Relaxed));
+        let flags = i(offset_of!(uapi::ghost_txn, run_flags)) as u32;
+        TxnRequest {
+            version: i(offset_of!(uapi::ghost_txn, version)),
+            gtid: self
+                .data
+                .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, gtid))
+                .map_or(0, |a| a.load(Ordering::Relaxed) as i64),
+            agent_barrier: i(offset_of!(uapi::ghost_txn, agent_barrier)) as u32,
+            task_barrier: i(offset_of!(uapi::ghost_txn, task_barrier)) as u32,
+            // `run_flags` (u16) and `commit_flags` (u8) share a word.
+            run_flags: flags & 0xffff,
+            commit_flags: (flags >> 16) & 0xff,
+        }
+    }
+
+    /// Publishes the outcome: `cpu_seqnum` and `commit_time`, then `state`
+    /// with release order.
+    pub fn complete(&self, state: i32, cpu_seqnum: u64, commit_time: i64) {
+        if let Some(f) = self
+            .data
+            .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, cpu_seqnum))
+        {
+            f.store(cpu_seqnum, Ordering::Relaxed);
+        }
+        if let Some(f) = self
+            .data
+            .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, commit_time))
+        {
+            f.store(commit_time as u64, Ordering::Relaxed);
+        }
+        if let Some(s) = self.i32_at(offset_of!(uapi::ghost_txn, state)) {
+            s.store(state, Ordering::Release);
+        }
+    }
+}
+
+const _: () = assert!(offset_of!(uapi::ghost_txn, run_flags) == 20);
+const _: () = assert!(offset_of!(uapi::ghost_txn, commit_flags) == 22);
+const _: () = assert!(offset_of!(uapi::ghost_txn, gtid) == 24);

@@ -9,10 +9,9 @@
 //! fails (and kernfs refuses calls on removed nodes anyway).
 //!
 //! Implemented so far: `create` (also `ephemeral`), `destroy`, and the files
-//! `ctl` (read: the id; write: `destroy`, `create sw_region`; `discover
-//! tasks` and `disable my bpf_prog_load` are accepted; `become agent` fails
-//! with `EOPNOTSUPP` until the scheduling core lands), `tasks` (a write
-//! resolves the task, then fails with `EOPNOTSUPP` for the same reason),
+//! `ctl` (read: the id; write: `destroy`, `create sw_region`, `become
+//! agent`, `discover tasks`; `disable my bpf_prog_load` is accepted),
+//! `tasks` (write: a task joins; read: the pids of its tasks),
 //! `cpulist`/`cpumask`, `cpu_data`, `sw_regions/sw_<id>`, `agent_online`,
 //! `abi_version`, `status`, `runnable_timeout` and the 0/1 tunables (stored;
 //! the scheduling core will act on them).
@@ -25,15 +24,21 @@
 
 use crate::cpu_data::CpuData;
 use crate::ghostfs::{capable, errno, parse_errno};
+use crate::gtask::GhostTask;
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
     parse_number, parse_u32, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
 };
+use crate::queue::Queue;
+use crate::rq::{GhostRq, RqGuard, TaskRqGuard};
+use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
+use crate::task::TaskHandle;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -67,7 +72,210 @@ pub struct Enclave {
     /// The status-word regions, in creation order.
     #[pin]
     sw_regions: Mutex<KVec<SwRegion>>,
+    /// The queues created through `ctl`: the enclave keeps them (and their
+    /// memory) until it is released, so that tasks may point to them.
+    #[pin]
+    queues: Mutex<KVec<Arc<Queue>>>,
+    /// The queue new tasks send their messages to (one of `queues`).
+    def_q: AtomicPtr<Queue>,
+    /// Tasks and agents whose ghost state points to this enclave.
+    nr_tasks: AtomicUsize,
+    /// Set once `destroy` starts: nothing may join any more.
+    dying: AtomicBool,
 }
+
+/// The most queues an enclave may create.
+pub const MAX_QUEUES: usize = 4096;
+
+impl Enclave {
+    /// Whether `destroy` has started.
+    pub fn dying(&self) -> bool {
+        self.dying.load(Ordering::SeqCst)
+    }
+
+    /// Counts a task (or agent) about to point to this enclave; `EXDEV` if
+    /// the enclave is being destroyed. Pairs with [`Self::leave`].
+    ///
+    /// The count comes first and the check second, while `destroy` sets
+    /// `dying` first and waits for the count second: either the entering
+    /// task sees `dying`, or `destroy` sees the task.
+    pub fn enter(&self) -> Result {
+        self.nr_tasks.fetch_add(1, Ordering::SeqCst);
+        if self.dying() {
+            self.leave();
+            return Err(errno(bindings::EXDEV));
+        }
+        Ok(())
+    }
+
+    /// Uncounts a task. After this the caller must not touch the enclave
+    /// unless it holds a reference.
+    pub fn leave(&self) {
+        self.nr_tasks.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Tasks and agents in the enclave.
+    pub fn nr_tasks(&self) -> usize {
+        self.nr_tasks.load(Ordering::SeqCst)
+    }
+
+    /// A tunable (an index into [`TUNABLES`]).
+    pub fn tunable(&self, i: usize) -> bool {
+        self.tunables
+            .get(i)
+            .is_some_and(|t| t.load(Ordering::Relaxed))
+    }
+
+    /// The transaction pages.
+    pub fn cpu_data(&self) -> &CpuData {
+        &self.cpu_data
+    }
+
+    /// Whether `cpu` belongs to this enclave. May sleep.
+    pub fn owns_cpu(&self, cpu: i32) -> bool {
+        let Ok(cpu) = usize::try_from(cpu) else {
+            return false;
+        };
+        registry().is_ok_and(|r| r.lock().cpu_owner.get(cpu) == Some(&Some(self.id)))
+    }
+
+    /// The CPUs of this enclave. May sleep.
+    pub fn cpus(&self) -> CpuSet {
+        registry().map_or(CpuSet::new(), |r| r.lock().cpus_of(self.id))
+    }
+
+    /// Allocates a status word from the first region with room. `ENOMEM`
+    /// if every region is full (or there is none). May sleep.
+    pub fn alloc_sw(&self) -> Result<(NonNull<Region>, SwInfo)> {
+        let regions = self.sw_regions.lock();
+        for r in regions.iter() {
+            if let Some(info) = r.alloc() {
+                return Ok((NonNull::from(r.region()), info));
+            }
+        }
+        Err(ENOMEM)
+    }
+
+    /// `SW_FREE`: frees a status word the kernel gave up (`F_CANFREE`).
+    /// `ENOENT` for no such region or word, `EINVAL` for a word that is
+    /// not `CANFREE`. May sleep.
+    pub fn free_sw(&self, info: SwInfo) -> Result {
+        let regions = self.sw_regions.lock();
+        let r = regions.iter().find(|r| r.id == info.id).ok_or(ENOENT)?;
+        let w = r.region().word(info.index).ok_or(ENOENT)?;
+        if w.flags.load(Ordering::Acquire) & F_CANFREE == 0 {
+            return Err(EINVAL);
+        }
+        if !r.free(info.index) {
+            return Err(ENOENT);
+        }
+        Ok(())
+    }
+
+    /// Keeps `q` (made by this enclave's `ctl`) until the enclave goes.
+    /// `ENOSPC` beyond [`MAX_QUEUES`]. May sleep.
+    pub fn add_queue(&self, q: Arc<Queue>) -> Result {
+        let mut queues = self.queues.lock();
+        if queues.len() >= MAX_QUEUES {
+            return Err(ENOSPC);
+        }
+        queues.push(q, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Whether `q` is one of this enclave's queues.
+    pub fn owns_queue(&self, q: &Queue) -> bool {
+        q.enclave_id == self.id
+    }
+
+    /// The default queue: where new tasks send their messages.
+    pub fn default_queue(&self) -> Option<&Queue> {
+        // SAFETY: NULL or a queue in `self.queues`, kept until `self` goes.
+        unsafe { self.def_q.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// `SET_DEFAULT_QUEUE`; `EINVAL` for a queue of another enclave.
+    pub fn set_default_queue(&self, q: &Queue) -> Result {
+        if !self.owns_queue(q) {
+            return Err(EINVAL);
+        }
+        // Kept by `self.queues` (every queue of this enclave is).
+        self.def_q
+            .store(core::ptr::from_ref(q).cast_mut(), Ordering::Release);
+        Ok(())
+    }
+
+    /// The tasks (not agents) in this enclave, with a reference each.
+    /// May sleep.
+    pub fn tasks(&self) -> KVec<TaskHandle> {
+        let mut out = KVec::new();
+        for t in crate::sched::ghost_threads() {
+            let g = TaskRqGuard::lock(t);
+            let mine = GhostTask::of(&g, g.task())
+                .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), self));
+            if mine {
+                let h = TaskHandle::get(g.task());
+                drop(g);
+                // Out of memory: the list is short by one; callers retry or
+                // report what they have.
+                let _ = out.push(h, GFP_KERNEL);
+            }
+        }
+        out
+    }
+
+    /// Destroys the scheduling side: no task may join any more, agents are
+    /// killed, every task goes back to `SCHED_NORMAL`; returns once no
+    /// task or agent points to the enclave. Process context (sleeps).
+    fn shutdown(self: &Arc<Self>) {
+        self.dying.store(true, Ordering::SeqCst);
+        // Agents first: once they are gone, nothing commits.
+        for cpu in 0..crate::rq::nr_cpu_ids() as i32 {
+            let agent = {
+                let Some(rq) = RqGuard::lock(cpu) else {
+                    continue;
+                };
+                let Some(g) = GhostRq::of(cpu) else {
+                    continue;
+                };
+                g.agent()
+                    .filter(|a| {
+                        GhostTask::of(&rq, *a)
+                            .is_some_and(|gt| core::ptr::eq(gt.enclave(), &**self))
+                    })
+                    .map(TaskHandle::get)
+            };
+            if let Some(a) = agent {
+                crate::agent::kill(&a, cpu);
+            }
+        }
+        // Then tasks; a task forking meanwhile adds a child that the next
+        // round moves.
+        for round in 0..SHUTDOWN_ROUNDS {
+            for t in self.tasks() {
+                crate::sched::leave_ghost(&t);
+            }
+            if self.nr_tasks() == 0 {
+                return;
+            }
+            if round > 0 {
+                // SAFETY: sleeps; process context.
+                unsafe { bindings::msleep(1) };
+            }
+        }
+        // Something refuses to leave: keep the enclave's memory for good
+        // rather than let a task point to freed memory.
+        pr_err!(
+            "enclave_{}: {} tasks or agents did not leave; its memory is kept\n",
+            self.id,
+            self.nr_tasks()
+        );
+        core::mem::forget(self.clone());
+    }
+}
+
+/// How many times `destroy` moves tasks out and checks (about 1 ms apart).
+const SHUTDOWN_ROUNDS: u32 = 10_000;
 
 /// The most status-word regions (2 MiB each) an enclave may have.
 pub const MAX_SW_REGIONS: usize = 64;
@@ -273,6 +481,10 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 cpu_data,
                 sw_dir,
                 sw_regions <- kernel::new_mutex!(KVec::new()),
+                queues <- kernel::new_mutex!(KVec::new()),
+                def_q: AtomicPtr::new(core::ptr::null_mut()),
+                nr_tasks: AtomicUsize::new(0),
+                dying: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -311,8 +523,13 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
     if !capable(bindings::CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
+    // An agent would wait for its own death.
+    if crate::sched::current_is_agent() {
+        return Err(errno(bindings::EDEADLK));
+    }
     // Out of the registry, new lookups fail and its CPUs are free again.
     let enclave = registry()?.lock().take(id).ok_or(ENODEV)?;
+    enclave.shutdown();
     // Remove the directory (waiting for other running callbacks of its
     // files) without holding the registry lock, which those callbacks may be
     // waiting for.
@@ -344,6 +561,7 @@ pub fn owner_exited(tgid: i32) {
                 None => return,
             }
         };
+        enclave.shutdown();
         // Not inside a callback of the enclave's files: a plain removal.
         enclave.dir.remove();
         pr_info!(
@@ -374,12 +592,11 @@ impl FileOps for CtlFile {
         let e = enclave_of(file.key())?;
         match cmd {
             EnclaveCmd::Destroy => destroy(file, e.id)?,
-            // No task or BPF program can be in an enclave yet: nothing to
-            // announce and nothing to disable.
-            EnclaveCmd::DiscoverTasks | EnclaveCmd::DisableMyBpfProgLoad => {}
+            EnclaveCmd::DiscoverTasks => crate::sched::discover_tasks(&e),
+            // No BPF program can be loaded: nothing to disable.
+            EnclaveCmd::DisableMyBpfProgLoad => {}
             EnclaveCmd::CreateSwRegion { id, node } => create_sw_region(&e, id, node)?,
-            // Needs the scheduling core.
-            EnclaveCmd::BecomeAgent { .. } => return Err(errno(bindings::EOPNOTSUPP)),
+            EnclaveCmd::BecomeAgent { cpu, qfd } => crate::agent::become_agent(&e, cpu, qfd)?,
         }
         Ok(input.len())
     }
@@ -408,13 +625,21 @@ struct StatusFile;
 impl FileOps for StatusFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
-        // `active`: an agent holds `agent_online` open. No task can join yet.
+        // `active`: an agent holds `agent_online` open. `nr_tasks` counts
+        // tasks and agents.
         let active = if e.agent_online.load(Ordering::Acquire) {
             "yes"
         } else {
             "no"
         };
-        write!(m, "version {}\nactive {}\nnr_tasks 0\n", e.abi, active).map_err(|_| EINVAL)?;
+        write!(
+            m,
+            "version {}\nactive {}\nnr_tasks {}\n",
+            e.abi,
+            active,
+            e.nr_tasks()
+        )
+        .map_err(|_| EINVAL)?;
         if let Some(tgid) = e.ephemeral_tgid {
             writeln!(m, "ephemeral {}", tgid).map_err(|_| EINVAL)?;
         }
@@ -645,16 +870,19 @@ struct TasksFile;
 
 #[vtable]
 impl FileOps for TasksFile {
-    fn show(key: usize, _m: &mut SeqFile) -> Result {
-        // No task can join before the scheduling core lands: none to list.
-        enclave_of(key).map(|_| ())
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        for t in e.tasks() {
+            writeln!(m, "{}", t.as_ptr().pid()).map_err(|_| EINVAL)?;
+        }
+        Ok(())
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
         let v = parse_number(input).map_err(parse_errno)?;
-        let _e = enclave_of(file.key())?;
-        let _task = crate::task::lookup(v)?;
-        // Joining needs the ghost scheduling class (the scheduling core).
-        Err(errno(bindings::EOPNOTSUPP))
+        let e = enclave_of(file.key())?;
+        let task = crate::task::lookup(v)?;
+        crate::sched::join(&e, &task)?;
+        Ok(input.len())
     }
 }

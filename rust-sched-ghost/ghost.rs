@@ -35,23 +35,30 @@
 
 use kernel::prelude::*;
 
+pub mod agent;
 pub mod classes;
 pub mod cpu_data;
 pub mod enclave;
 pub mod ghostfs;
+pub mod gtask;
 pub mod gtid;
 pub mod hooks;
 pub mod ioctl;
 pub mod kernfs;
 pub mod mm;
+pub mod msg;
 pub mod parse;
 pub mod queue;
+pub mod rawlock;
 pub mod ring;
+pub mod rq;
+pub mod sched;
 pub mod sched_class;
 pub mod selftest;
 pub mod sw;
 pub mod swregion;
 pub mod task;
+pub mod txn;
 
 /// An immutable C operations table (a `struct file_operations` and the
 /// like) in a `static`, so C can be handed a pointer to it.
@@ -96,6 +103,7 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
+        rq::init(agent::wake_work)?;
         hooks::init()?;
         ghostfs::init()?;
         pr_info!(

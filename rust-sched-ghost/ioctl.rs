@@ -3,14 +3,15 @@
 //! The `GHOST_IOC_*` ioctls of an enclave's `ctl` file (ABI 91 numbering).
 //!
 //! Every ioctl needs the file open for writing (`EACCES` otherwise); an
-//! unknown command gets `ENOTTY`. Implemented so far: `NULL` (returns 0)
-//! and `CREATE_QUEUE`. The others belong to the scheduling core and return
-//! `EOPNOTSUPP` until it lands.
+//! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
+//! `SYNC_GROUP_TXN` and `TIMERFD_SETTIME`.
 
 use crate::enclave::Enclave;
 use crate::ghostfs::errno;
+use crate::gtask::GhostTask;
 use crate::kernfs::OpenFile;
 use crate::queue::Queue;
+use crate::sw::SwInfo;
 use core::mem::{offset_of, size_of};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -71,31 +72,213 @@ const _: () = assert!(IOC_SYNC_GROUP_TXN == 0x40106709);
 const _: () = assert!(IOC_TIMERFD_SETTIME == 0xc030670a);
 const _: () = assert!(IOC_RUN == 0x4018670b);
 
-/// Handles an ioctl on the `ctl` file of enclave `_e`.
-pub fn ctl_ioctl(_e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<isize> {
+/// Handles an ioctl on the `ctl` file of enclave `e`.
+pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<isize> {
     if !file.is_writer() {
         return Err(EACCES);
     }
     match cmd {
         IOC_NULL => Ok(0),
-        IOC_CREATE_QUEUE => create_queue(arg),
-        IOC_SW_GET_INFO
-        | IOC_SW_FREE
-        | IOC_ASSOC_QUEUE
-        | IOC_SET_DEFAULT_QUEUE
-        | IOC_CONFIG_QUEUE_WAKEUP
-        | IOC_GET_CPU_TIME
-        | IOC_COMMIT_TXN
-        | IOC_SYNC_GROUP_TXN
-        | IOC_TIMERFD_SETTIME
-        | IOC_RUN => Err(errno(bindings::EOPNOTSUPP)),
+        IOC_CREATE_QUEUE => create_queue(e, arg),
+        IOC_SET_DEFAULT_QUEUE => {
+            let a: Args<4> = Args::read(arg)?;
+            let q = Queue::from_fd(a.i32(0)?)?;
+            e.set_default_queue(&q)?;
+            Ok(0)
+        }
+        IOC_CONFIG_QUEUE_WAKEUP => config_queue_wakeup(e, arg),
+        IOC_ASSOC_QUEUE => assoc_queue(e, arg),
+        IOC_SW_GET_INFO => sw_get_info(e, arg),
+        IOC_SW_FREE => {
+            let a: Args<8> = Args::read(arg)?;
+            e.free_sw(SwInfo {
+                id: a.i32(0)? as u32,
+                index: a.i32(4)? as u32,
+            })?;
+            Ok(0)
+        }
+        IOC_GET_CPU_TIME => {
+            type T = uapi::ghost_ioc_get_cpu_time;
+            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+            let t = crate::task::by_gtid(a.i64(offset_of!(T, gtid))?).ok_or(ESRCH)?;
+            let at = arg.checked_add(offset_of!(T, runtime)).ok_or(EFAULT)?;
+            UserSlice::new(at, 8)
+                .writer()
+                .write_slice(&t.as_ptr().runtime().to_ne_bytes())?;
+            Ok(0)
+        }
+        IOC_COMMIT_TXN => {
+            type T = uapi::ghost_ioc_commit_txn;
+            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+            crate::txn::commit_ioctl(
+                e,
+                a.i64(offset_of!(T, mask_ptr))? as u64,
+                a.i32(offset_of!(T, mask_len))? as u32,
+                a.i32(offset_of!(T, flags))?,
+            )
+        }
+        IOC_RUN => {
+            type T = uapi::ghost_ioc_run;
+            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+            crate::agent::run(
+                a.i64(offset_of!(T, gtid))?,
+                a.i32(offset_of!(T, agent_barrier))? as u32,
+                a.i32(offset_of!(T, task_barrier))? as u32,
+                a.i32(offset_of!(T, run_cpu))?,
+                a.i32(offset_of!(T, run_flags))?,
+            )?;
+            Ok(0)
+        }
+        IOC_SYNC_GROUP_TXN | IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
         _ => Err(ENOTTY),
     }
 }
 
+/// An ioctl's argument struct, copied in once.
+struct Args<const N: usize>([u8; N]);
+
+impl<const N: usize> Args<N> {
+    /// Copies `N` bytes from the user address `arg`.
+    fn read(arg: usize) -> Result<Self> {
+        let mut b = [0u8; N];
+        UserSlice::new(arg, N).reader().read_slice(&mut b)?;
+        Ok(Args(b))
+    }
+
+    /// The `s32`/`u32` at byte `off`.
+    fn i32(&self, off: usize) -> Result<i32> {
+        i32_at(&self.0, off)
+    }
+
+    /// The `s64`/`u64` at byte `off`.
+    fn i64(&self, off: usize) -> Result<i64> {
+        let b = self
+            .0
+            .get(off..off.checked_add(8).ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
+        Ok(i64::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
+    }
+}
+
+/// `GHOST_IOC_CONFIG_QUEUE_WAKEUP {qfd, w, ninfo, flags}`: which agent a
+/// message on the queue wakes: `ninfo` 0 (none: the agent polls) to 2
+/// entries `{cpu, prio}`; the last one's CPU is woken. `EINVAL` for
+/// nonzero `flags` or `prio`, more than 2 entries, a CPU that is not the
+/// enclave's, or a queue of another enclave.
+fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
+    type T = uapi::ghost_ioc_config_queue_wakeup;
+    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+    let q = Queue::from_fd(a.i32(offset_of!(T, qfd))?)?;
+    let ninfo = a.i32(offset_of!(T, ninfo))?;
+    if a.i32(offset_of!(T, flags))? != 0 || !(0..=uapi::GHOST_MAX_WINFO as i32).contains(&ninfo) {
+        return Err(EINVAL);
+    }
+    if !e.owns_queue(&q) {
+        return Err(EINVAL);
+    }
+    let mut wake = -1;
+    let w = a.i64(offset_of!(T, w))? as usize;
+    for i in 0..ninfo as usize {
+        let at = w.checked_add(i.saturating_mul(8)).ok_or(EFAULT)?;
+        let info: Args<8> = Args::read(at)?;
+        let (cpu, prio) = (info.i32(0)?, info.i32(4)?);
+        if prio != 0 || !e.owns_cpu(cpu) {
+            return Err(EINVAL);
+        }
+        wake = cpu;
+    }
+    q.set_wake_cpu(wake);
+    Ok(0)
+}
+
+/// `GHOST_IOC_SW_GET_INFO {src, sw_info out}`: where the status word of an
+/// agent (`GHOST_AGENT`, by CPU) or a task (`GHOST_TASK`, by gtid) of this
+/// enclave is. `ENOENT` if there is none; `EINVAL` for another source type.
+fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
+    type T = uapi::ghost_ioc_sw_get_info;
+    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+    let ty = a.i32(offset_of!(T, request))? as u32;
+    let src = a.i64(offset_of!(T, request) + offset_of!(uapi::ghost_msg_src, arg))?;
+    let info = match ty {
+        uapi::ghost_type_GHOST_AGENT => {
+            let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
+            let rq = crate::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
+            let agent = crate::rq::GhostRq::of(cpu)
+                .and_then(|g| g.agent())
+                .ok_or(ENOENT)?;
+            let gt = GhostTask::of(&rq, agent).ok_or(ENOENT)?;
+            if !core::ptr::eq(gt.enclave(), e) {
+                return Err(ENOENT);
+            }
+            gt.sw_info
+        }
+        uapi::ghost_type_GHOST_TASK => task_state(e, src, |_, gt| Ok(gt.sw_info))?,
+        _ => return Err(EINVAL),
+    };
+    // `struct ghost_sw_info {u32 id; u32 index}` on little-endian x86_64.
+    let out = ((u64::from(info.index) << 32) | u64::from(info.id)).to_le_bytes();
+    let at = arg.checked_add(offset_of!(T, response)).ok_or(EFAULT)?;
+    UserSlice::new(at, 8).writer().write_slice(&out)?;
+    Ok(0)
+}
+
+/// Runs `f` on the ghost state of the task `gtid` of `e`, with its rq
+/// locked. `ENOENT` if there is no such task in `e`.
+fn task_state<R>(
+    e: &Enclave,
+    gtid: i64,
+    f: impl FnOnce(&crate::rq::Rq, &GhostTask) -> Result<R>,
+) -> Result<R> {
+    let t = crate::task::by_gtid(gtid).ok_or(ENOENT)?;
+    let g = crate::rq::TaskRqGuard::lock(t);
+    let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
+    if gt.is_agent() || !core::ptr::eq(gt.enclave(), e) {
+        return Err(ENOENT);
+    }
+    f(&g, gt)
+}
+
+/// `GHOST_IOC_ASSOC_QUEUE {fd, src, barrier, flags}`: the task `src` (a
+/// `GHOST_TASK`) sends its messages to queue `fd` from now on. `EINVAL`
+/// for another source type or nonzero flags; `EBADF` for an fd that is no
+/// queue; `ENOENT` for no such task; `ESTALE` if `barrier` is not the
+/// task's. Returns the status flags (`GHOST_ASSOC_SF_BRAND_NEW` if the
+/// agent has not been told about the task yet).
+fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
+    type T = uapi::ghost_ioc_assoc_queue;
+    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+    let ty = a.i32(offset_of!(T, src))? as u32;
+    let gtid = a.i64(offset_of!(T, src) + offset_of!(uapi::ghost_msg_src, arg))?;
+    if ty != uapi::ghost_type_GHOST_TASK || a.i32(offset_of!(T, flags))? != 0 {
+        return Err(EINVAL);
+    }
+    let q = Queue::from_fd(a.i32(offset_of!(T, fd))?)?;
+    if !e.owns_queue(&q) {
+        return Err(EINVAL);
+    }
+    let barrier = a.i32(offset_of!(T, barrier))? as u32;
+    task_state(e, gtid, |_, gt| {
+        if gt.barrier() != barrier {
+            return Err(errno(bindings::ESTALE));
+        }
+        let mut status = 0;
+        if gt.queue().is_some_and(|cur| core::ptr::eq(cur, &*q)) {
+            status |= uapi::GHOST_ASSOC_SF_ALREADY;
+        }
+        if gt.new_pending() {
+            status |= uapi::GHOST_ASSOC_SF_BRAND_NEW;
+        }
+        // The enclave keeps the queue (it made it): a plain pointer will do.
+        gt.set_queue(Some(&q));
+        Ok(status as isize)
+    })
+}
+
 /// Reads the `i32` at byte `off` of `buf`.
 fn i32_at(buf: &[u8], off: usize) -> Result<i32> {
-    let b = buf.get(off..off + 4).ok_or(EINVAL)?;
+    let b = buf
+        .get(off..off.checked_add(4).ok_or(EINVAL)?)
+        .ok_or(EINVAL)?;
     Ok(i32::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
 }
 
@@ -103,7 +286,7 @@ fn i32_at(buf: &[u8], off: usize) -> Result<i32> {
 /// `elems` must be a power of two up to 65536, `node` -1 or an online
 /// NUMA node, `flags` 0 (`EINVAL` otherwise). Writes `mapsize` back and
 /// returns the queue's file descriptor.
-fn create_queue(arg: usize) -> Result<isize> {
+fn create_queue(e: &Enclave, arg: usize) -> Result<isize> {
     type Args = uapi::ghost_ioc_create_queue;
     let mut buf = [0u8; size_of::<Args>()];
     UserSlice::new(arg, buf.len())
@@ -117,7 +300,8 @@ fn create_queue(arg: usize) -> Result<isize> {
     if flags != 0 || (node != -1 && !unsafe { bindings::ghost_node_online(node) }) {
         return Err(EINVAL);
     }
-    let q = Queue::new(elems, node)?;
+    let q = Queue::new(elems, node, e.id)?;
+    e.add_queue(q.clone())?;
     let mapsize = u64::try_from(q.map_size()).map_err(|_| EINVAL)?;
     // Report the size before the fd exists: once it does, userspace may
     // close it from another thread, and a failed copy could not undo it.

@@ -6,14 +6,23 @@
 //! an anonymous inode `[ghost_queue]` (`O_RDWR | O_CLOEXEC`) whose only
 //! operations are `mmap` and `close`. The mapping is the ring of
 //! [`crate::ring`]: a `struct ghost_queue_header` (version 0, `start` 64,
-//! `nelems`), then `head`, `tail`, `overflow` and the slots. The queue's
-//! memory lives as long as the descriptor or a mapping of it.
+//! `nelems`), then `head`, `tail`, `overflow` and the slots.
+//!
+//! A queue belongs to the enclave whose `ctl` created it: the enclave keeps
+//! a reference until it is destroyed, so tasks and agents, which the
+//! scheduler reaches with runqueue locks held, may point to their queue
+//! without counting references (dropping the last one there could sleep).
+//! The memory goes with the last of the enclave, the descriptor and the
+//! mappings.
 
 use crate::mm::{UserBuf, Vma};
-use crate::ring::{map_bytes, valid_nelems, RING_START};
+use crate::rawlock::RawSpinLock;
+use crate::ring::{
+    map_bytes, valid_nelems, Producer, RingHeader, RingMem, RING_HEADER, RING_START,
+};
 use crate::OpsTable;
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -26,18 +35,32 @@ use kernel::sync::Arc;
 pub struct Queue {
     buf: UserBuf,
     nelems: u32,
+    /// The enclave that created the queue.
+    pub enclave_id: u64,
+    /// The kernel's private ring state; its lock serializes producers.
+    producer: RawSpinLock<Producer>,
+    /// The CPU whose agent a message wakes (`CONFIG_QUEUE_WAKEUP`); -1 for
+    /// none (the agent polls).
+    wake_cpu: AtomicI32,
 }
 
 impl Queue {
     /// A zeroed queue of `nelems` slots (a power of two, at most 65536) on
     /// NUMA node `node`; `EINVAL` otherwise. May sleep.
-    pub fn new(nelems: u32, node: c_int) -> Result<Arc<Queue>> {
+    pub fn new(nelems: u32, node: c_int, enclave_id: u64) -> Result<Arc<Queue>> {
+        let producer = Producer::new(nelems).ok_or(EINVAL)?;
         if !valid_nelems(nelems) {
             return Err(EINVAL);
         }
         let buf = UserBuf::new(map_bytes(nelems), node)?;
         // INVARIANT: `UserBuf` rounds up, never down.
-        let q = Queue { buf, nelems };
+        let q = Queue {
+            buf,
+            nelems,
+            enclave_id,
+            producer: RawSpinLock::new(producer)?,
+            wake_cpu: AtomicI32::new(-1),
+        };
         q.header_word(0)
             .store(kernel::uapi::GHOST_QUEUE_VERSION, Ordering::Relaxed);
         q.header_word(1).store(RING_START as u32, Ordering::Relaxed);
@@ -52,6 +75,65 @@ impl Queue {
         // least one page) hold the header; the buffer is page aligned and
         // lives as long as `self`; shared with userspace, hence atomic.
         unsafe { AtomicU32::from_ptr(p) }
+    }
+
+    /// Appends a message (`ty`, `seqnum`, `payload`); `false` if it was
+    /// dropped (ring full: `overflow` counts it). Any context; never sleeps.
+    pub fn produce(&self, ty: u16, seqnum: u32, payload: &[u8]) -> bool {
+        let base = self.buf.as_ptr().wrapping_add(RING_START);
+        let words = base.wrapping_add(RING_HEADER).cast::<AtomicU32>();
+        // SAFETY: the buffer holds the ring header at `RING_START` and then
+        // `2 * nelems` words (type invariant), is suitably aligned for
+        // `u32`s (page aligned, offsets multiple of 4), lives as long as
+        // `self`, and is shared with userspace, hence only accessed through
+        // atomics.
+        let mem = unsafe {
+            RingMem {
+                header: &*base.cast::<RingHeader>(),
+                words: core::slice::from_raw_parts(words, 2 * self.nelems as usize),
+            }
+        };
+        self.producer
+            .lock()
+            .produce(&mem, ty, seqnum, payload)
+            .is_ok()
+    }
+
+    /// The CPU whose agent messages wake, if any.
+    pub fn wake_cpu(&self) -> Option<i32> {
+        let c = self.wake_cpu.load(Ordering::Acquire);
+        (c >= 0).then_some(c)
+    }
+
+    /// Sets (or clears, with -1) the CPU whose agent messages wake.
+    pub fn set_wake_cpu(&self, cpu: i32) {
+        self.wake_cpu.store(cpu, Ordering::Release);
+    }
+
+    /// The queue behind file descriptor `fd`, if it is a `[ghost_queue]`
+    /// descriptor; `EBADF` otherwise.
+    pub fn from_fd(fd: i32) -> Result<Arc<Queue>> {
+        let fd = u32::try_from(fd).map_err(|_| EBADF)?;
+        // SAFETY: takes a reference on the file behind `fd` (or NULL).
+        let file = unsafe { bindings::fget(fd) };
+        if file.is_null() {
+            return Err(EBADF);
+        }
+        // SAFETY: `file` is live (we hold a reference).
+        let is_queue = unsafe { (*file).f_op } == QUEUE_FOPS.get() as *const _;
+        let q = if is_queue {
+            // SAFETY: a queue file's `private_data` is the reference
+            // `into_fd` gave it, alive while the file is; take another.
+            let q = unsafe { Arc::from_raw((*file).private_data.cast::<Queue>().cast_const()) };
+            let copy = q.clone();
+            core::mem::forget(q);
+            Ok(copy)
+        } else {
+            Err(EBADF)
+        };
+        // SAFETY: drops the reference `fget` took.
+        unsafe { bindings::fput(file) };
+        q
     }
 
     /// The size of the mapping (what `CREATE_QUEUE` reports as `mapsize`).

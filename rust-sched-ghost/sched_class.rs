@@ -16,66 +16,23 @@
 //! section its table is placed in (see `SCHED_DATA` in
 //! `include/asm-generic/vmlinux.lds.h`), not by this module.
 
+pub use crate::rq::{Rq, TaskPtr};
 use core::marker::PhantomData;
 use kernel::bindings;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::task::Task;
 use kernel::types::Opaque;
 
-/// A CPU's runqueue (`struct rq`), borrowed while its lock is held.
-///
-/// # Invariants
-///
-/// A `&Rq` is only created (by [`Adapter`]) from a pointer to a live
-/// `struct rq` whose lock is held by the current CPU for as long as the
-/// borrow lasts.
-#[repr(transparent)]
-pub struct Rq(Opaque<bindings::rq>);
-
-impl Rq {
-    /// Borrows the runqueue at `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point to a valid `struct rq` whose lock is held by the
-    /// caller for all of `'a`.
-    unsafe fn from_raw<'a>(ptr: *mut bindings::rq) -> &'a Rq {
-        // SAFETY: `Rq` is a transparent wrapper of `struct rq`, and the caller
-        // guarantees that `ptr` is valid for `'a`.
-        unsafe { &*ptr.cast::<Rq>() }
-    }
-
-    /// The CPU this runqueue belongs to.
-    pub fn cpu(&self) -> i32 {
-        // SAFETY: by the type invariant the rq is valid; `rq->cpu` is written
-        // once at boot and never changes.
-        unsafe { (*self.0.get()).cpu }
-    }
-
-    /// The raw pointer, for the wrappers in this crate that call C.
-    pub fn as_raw(&self) -> *mut bindings::rq {
-        self.0.get()
-    }
-}
-
-/// The `task_struct` behind a [`Task`] reference.
-pub fn task_ptr(p: &Task) -> *mut bindings::task_struct {
-    // `Task` is a transparent wrapper of `Opaque<task_struct>`.
-    core::ptr::from_ref(p).cast_mut().cast()
-}
-
-/// Borrows the task at `ptr`.
+/// Wraps a task pointer the core scheduler passed to a callback.
 ///
 /// # Safety
 ///
-/// `ptr` must point to a valid `task_struct` that stays valid for all of `'a`
-/// (true for tasks handed to class callbacks: the caller holds a reference or
-/// the task's runqueue lock).
-unsafe fn task<'a>(ptr: *mut bindings::task_struct) -> &'a Task {
-    // SAFETY: `Task` is a transparent wrapper of `task_struct`; validity comes
-    // from the caller.
-    unsafe { &*ptr.cast::<Task>() }
+/// `ptr` must be a task that stays alive for the callback (true for tasks
+/// handed to class callbacks: the caller holds a reference or the task's
+/// runqueue lock).
+unsafe fn task(ptr: *mut bindings::task_struct) -> TaskPtr {
+    // SAFETY: the caller's guarantee; the core never passes NULL here.
+    unsafe { TaskPtr::from_raw(ptr) }.unwrap_or_else(TaskPtr::current)
 }
 
 /// The operations of a scheduling class.
@@ -86,13 +43,13 @@ unsafe fn task<'a>(ptr: *mut bindings::task_struct) -> &'a Task {
 #[vtable]
 pub trait SchedClassOps {
     /// `enqueue_task`: `p` becomes runnable on `rq`.
-    fn enqueue_task(_rq: &Rq, _p: &Task, _flags: i32) {
+    fn enqueue_task(_rq: &Rq, _p: TaskPtr, _flags: i32) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `dequeue_task`: `p` stops being runnable on `rq`. Returns `true` when
     /// the task is fully dequeued (`false` defers the dequeue, as EEVDF does).
-    fn dequeue_task(_rq: &Rq, _p: &Task, _flags: i32) -> bool {
+    fn dequeue_task(_rq: &Rq, _p: TaskPtr, _flags: i32) -> bool {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -103,38 +60,38 @@ pub trait SchedClassOps {
 
     /// `wakeup_preempt`: `p`, of this class, woke up on `rq` whose current
     /// task is of this class too.
-    fn wakeup_preempt(_rq: &Rq, _p: &Task, _flags: i32) {
+    fn wakeup_preempt(_rq: &Rq, _p: TaskPtr, _flags: i32) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `balance`: called before picking; returns `true` if this class (or a
     /// higher one) has a task to run on `rq`.
-    fn balance(_rq: &Rq, _prev: &Task) -> bool {
+    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `pick_task`: the task of this class that should run next on `rq`.
-    fn pick_task(_rq: &Rq) -> Option<&Task> {
+    fn pick_task(_rq: &Rq) -> Option<TaskPtr> {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `put_prev_task`: `p`, of this class, is leaving the CPU for `next`.
-    fn put_prev_task(_rq: &Rq, _p: &Task, _next: Option<&Task>) {
+    fn put_prev_task(_rq: &Rq, _p: TaskPtr, _next: Option<TaskPtr>) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `set_next_task`: `p` becomes the current task of `rq`.
-    fn set_next_task(_rq: &Rq, _p: &Task, _first: bool) {
+    fn set_next_task(_rq: &Rq, _p: TaskPtr, _first: bool) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `select_task_rq`: the CPU `p` should wake up or be placed on.
-    fn select_task_rq(_p: &Task, _task_cpu: i32, _flags: i32) -> i32 {
+    fn select_task_rq(_p: TaskPtr, _task_cpu: i32, _flags: i32) -> i32 {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `task_woken`: `p` was woken on `rq` (after enqueue).
-    fn task_woken(_rq: &Rq, _p: &Task) {
+    fn task_woken(_rq: &Rq, _p: TaskPtr) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -142,32 +99,32 @@ pub trait SchedClassOps {
     ///
     /// The implementation must apply the change (usually through
     /// [`set_cpus_allowed_common`]).
-    fn set_cpus_allowed(_p: &Task, _ctx: &AffinityContext) {
+    fn set_cpus_allowed(_p: TaskPtr, _ctx: &AffinityContext) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `task_tick`: the scheduler tick, with `p` the current task of `rq`.
-    fn task_tick(_rq: &Rq, _p: &Task, _queued: bool) {
+    fn task_tick(_rq: &Rq, _p: TaskPtr, _queued: bool) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `task_dead`: `p`, of this class, has exited for the last time.
-    fn task_dead(_p: &Task) {
+    fn task_dead(_p: TaskPtr) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `switched_from`: `p` is leaving this class.
-    fn switched_from(_rq: &Rq, _p: &Task) {
+    fn switched_from(_rq: &Rq, _p: TaskPtr) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `switched_to`: `p` has just joined this class.
-    fn switched_to(_rq: &Rq, _p: &Task) {
+    fn switched_to(_rq: &Rq, _p: TaskPtr) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `prio_changed`: `p`'s priority changed from `oldprio`.
-    fn prio_changed(_rq: &Rq, _p: &Task, _oldprio: i32) {
+    fn prio_changed(_rq: &Rq, _p: TaskPtr, _oldprio: i32) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -183,10 +140,10 @@ pub struct AffinityContext(Opaque<bindings::affinity_context>);
 
 /// Applies an affinity change the way every other class does
 /// (`set_cpus_allowed_common()`).
-pub fn set_cpus_allowed_common(p: &Task, ctx: &AffinityContext) {
+pub fn set_cpus_allowed_common(p: TaskPtr, ctx: &AffinityContext) {
     // SAFETY: `p` and `ctx` are the valid objects the core passed to
     // `set_cpus_allowed`, whose locks (`pi_lock` and the rq lock) it holds.
-    unsafe { bindings::set_cpus_allowed_common(task_ptr(p), ctx.0.get()) }
+    unsafe { bindings::set_cpus_allowed_common(p.as_raw(), ctx.0.get()) }
 }
 
 /// Builds `struct sched_class` tables from [`SchedClassOps`] implementations.
@@ -242,7 +199,7 @@ impl<T: SchedClassOps> Adapter<T> {
     unsafe extern "C" fn pick_task(rq: *mut bindings::rq) -> *mut bindings::task_struct {
         // SAFETY: the core calls this with a valid, locked `rq`.
         match T::pick_task(unsafe { Rq::from_raw(rq) }) {
-            Some(p) => task_ptr(p),
+            Some(p) => p.as_raw(),
             None => core::ptr::null_mut(),
         }
     }

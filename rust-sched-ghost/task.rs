@@ -3,6 +3,7 @@
 //! Tasks as ghOSt names them: by pid or by gtid ([`crate::gtid`]).
 
 use crate::gtid::{GtidAllocator, Layout, TaskRef};
+use crate::rq::TaskPtr;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -56,6 +57,22 @@ impl TaskHandle {
         Ok(TaskHandle(p))
     }
 
+    /// Takes a reference on `p`.
+    pub fn get(p: TaskPtr) -> Self {
+        // SAFETY: `p` is alive (its invariant); the reference taken here is
+        // owned by the handle.
+        unsafe { bindings::get_task_struct(p.as_raw()) };
+        // INVARIANT: a reference was just taken.
+        TaskHandle(NonNull::new(p.as_raw()).unwrap_or(NonNull::dangling()))
+    }
+
+    /// The task, as the scheduler code reaches it.
+    pub fn as_ptr(&self) -> TaskPtr {
+        // SAFETY: the handle keeps the task alive while the result is used
+        // (the borrow of `self` does not bound it: callers keep the handle).
+        unsafe { TaskPtr::from_raw(self.0.as_ptr()) }.unwrap_or_else(TaskPtr::current)
+    }
+
     /// The task's gtid.
     pub fn gtid(&self) -> i64 {
         // SAFETY: the handle keeps the task alive (type invariant).
@@ -99,4 +116,17 @@ pub fn lookup(v: u64) -> Result<TaskHandle> {
         }
     };
     Ok(task)
+}
+
+/// The task with gtid `gtid`, if it is alive.
+pub fn by_gtid(gtid: i64) -> Option<TaskHandle> {
+    let v = u64::try_from(gtid).ok()?;
+    match LAYOUT.task_ref(v)? {
+        TaskRef::Gtid { gtid, pid } => {
+            // SAFETY: looks the pid up under RCU and returns a counted task.
+            let t = TaskHandle::from_counted(unsafe { bindings::ghost_get_task_by_gpid(pid) })?;
+            (t.gtid() == gtid).then_some(t)
+        }
+        _ => None,
+    }
 }

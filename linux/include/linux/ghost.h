@@ -7,9 +7,11 @@
 #define _LINUX_GHOST_H
 
 #include <linux/types.h>
+#include <uapi/linux/ghost.h>
 
 struct pid;
 struct pid_namespace;
+struct rq;
 struct seq_file;
 struct task_struct;
 
@@ -21,6 +23,31 @@ void ghost_group_exit(pid_t tgid);
 /* Shows /proc/<pid>/ghost/gtid. */
 int ghost_proc_show_gtid(struct seq_file *m, struct pid_namespace *ns,
 			 struct pid *pid, struct task_struct *task);
+
+/*
+ * Scheduler hooks (kernel/sched/core.c, syscalls.c).
+ *
+ * ghost_sched_fork: sched_fork() of @p; clears the ghost state copied from
+ *   the parent and, for a SCHED_GHOST parent, joins @p to its enclave.
+ *   Nonzero: @p cannot be a ghost task and must fall back to SCHED_NORMAL.
+ * ghost_sched_cancel_fork: the fork of @p failed after sched_fork().
+ * ghost_setscheduler_check: __sched_setscheduler() of @p to @policy, when
+ *   either the old or the new policy is SCHED_GHOST; an errno refuses it.
+ * ghost_pnt_prologue: __schedule(), rq locked, before picking; @prev is
+ *   rq->curr.
+ * ghost_prepare_task_switch: rq locked, @prev is leaving for @next.
+ * ghost_tick: sched_tick(), rq locked.
+ */
+int ghost_sched_fork(struct task_struct *p);
+void ghost_sched_cancel_fork(struct task_struct *p);
+int ghost_setscheduler_check(struct task_struct *p, int policy, bool user);
+void ghost_pnt_prologue(struct rq *rq, struct task_struct *prev);
+void ghost_prepare_task_switch(struct rq *rq, struct task_struct *prev,
+			       struct task_struct *next);
+void ghost_tick(struct rq *rq);
+/* ghost_run(2): GHOST_IOC_RUN as a system call. */
+long ghost_run(s64 gtid, u32 agent_barrier, u32 task_barrier, int run_cpu,
+	       int run_flags);
 #else
 static inline void ghost_group_exit(pid_t tgid) { }
 #endif

@@ -41,6 +41,8 @@
 
 /* Shared memory with agents, gtids, /proc and sysctl glue. */
 #include <linux/anon_inodes.h>
+#include <linux/irq_work.h>
+#include <linux/sched/task.h>
 #include <linux/ghost.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>

@@ -90,3 +90,200 @@ pid_t rust_helper_ghost_task_tgid(struct task_struct *p)
 {
 	return p->tgid;
 }
+
+pid_t rust_helper_ghost_task_pid(struct task_struct *p)
+{
+	return p->pid;
+}
+
+void *rust_helper_ghost_task_ghost(struct task_struct *p)
+{
+	return p->ghost;
+}
+
+void rust_helper_ghost_task_set_ghost(struct task_struct *p, void *g)
+{
+	p->ghost = g;
+}
+
+int rust_helper_ghost_task_policy(struct task_struct *p)
+{
+	return p->policy;
+}
+
+int rust_helper_ghost_task_cpu(struct task_struct *p)
+{
+	return task_cpu(p);
+}
+
+bool rust_helper_ghost_task_queued(struct task_struct *p)
+{
+	return task_on_rq_queued(p);
+}
+
+bool rust_helper_ghost_task_on_cpu(struct task_struct *p)
+{
+	return READ_ONCE(p->on_cpu);
+}
+
+bool rust_helper_ghost_task_dead(struct task_struct *p)
+{
+	return READ_ONCE(p->__state) == TASK_DEAD;
+}
+
+bool rust_helper_ghost_task_in_class(struct task_struct *p)
+{
+	return p->sched_class == &ghost_sched_class;
+}
+
+int rust_helper_ghost_task_nice(struct task_struct *p)
+{
+	return task_nice(p);
+}
+
+u64 rust_helper_ghost_task_runtime(struct task_struct *p)
+{
+	return p->se.sum_exec_runtime;
+}
+
+bool rust_helper_ghost_task_signal_pending(struct task_struct *p)
+{
+	return signal_pending(p);
+}
+
+bool rust_helper_ghost_task_allowed_on(struct task_struct *p, int cpu)
+{
+	return cpu >= 0 && cpu < nr_cpu_ids && cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
+/* The gtid of @p's parent (0 if it has none in reach). */
+s64 rust_helper_ghost_task_parent_gtid(struct task_struct *p)
+{
+	s64 gtid;
+
+	rcu_read_lock();
+	gtid = rcu_dereference(p->real_parent)->gtid;
+	rcu_read_unlock();
+	return gtid;
+}
+
+int rust_helper_ghost_pin_to_cpu(struct task_struct *p, int cpu)
+{
+	return set_cpus_allowed_ptr(p, cpumask_of(cpu));
+}
+
+/* Calls @fn on each thread whose ghost state is set, under RCU. */
+void rust_helper_ghost_for_each_ghost_thread(void (*fn)(struct task_struct *, void *),
+					     void *ctx)
+{
+	struct task_struct *g, *t;
+
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		if (READ_ONCE(t->ghost))
+			fn(t, ctx);
+	}
+	rcu_read_unlock();
+}
+
+/* Runqueue accessors. */
+struct task_struct *rust_helper_ghost_rq_curr(struct rq *rq)
+{
+	return rq->curr;
+}
+
+unsigned int rust_helper_ghost_rq_nr_running(struct rq *rq)
+{
+	return rq->nr_running;
+}
+
+void rust_helper_ghost_add_nr_running(struct rq *rq, unsigned int n)
+{
+	add_nr_running(rq, n);
+}
+
+void rust_helper_ghost_sub_nr_running(struct rq *rq, unsigned int n)
+{
+	sub_nr_running(rq, n);
+}
+
+void rust_helper_ghost_set_exec_start(struct rq *rq, struct task_struct *p)
+{
+	p->se.exec_start = rq_clock_task(rq);
+}
+
+unsigned long rust_helper_ghost_rq_lock_irqsave(struct rq *rq)
+{
+	unsigned long flags;
+
+	raw_spin_rq_lock_irqsave(rq, flags);
+	return flags;
+}
+
+void rust_helper_ghost_rq_unlock_irqrestore(struct rq *rq, unsigned long flags)
+{
+	raw_spin_rq_unlock_irqrestore(rq, flags);
+}
+
+void rust_helper_ghost_task_rq_unlock(struct rq *rq, struct task_struct *p,
+				      struct rq_flags *rf)
+{
+	task_rq_unlock(rq, p, rf);
+}
+
+void rust_helper_ghost_init_irq_work(struct irq_work *w, void (*fn)(struct irq_work *))
+{
+	*w = IRQ_WORK_INIT_HARD(fn);
+}
+
+/* Raw spinlocks: one lockdep class for all of ghOSt's (this call site). */
+void rust_helper_ghost_raw_spin_lock_init(raw_spinlock_t *lock)
+{
+	raw_spin_lock_init(lock);
+}
+
+unsigned long rust_helper_ghost_raw_spin_lock_irqsave(raw_spinlock_t *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void rust_helper_ghost_raw_spin_unlock_irqrestore(raw_spinlock_t *lock,
+						 unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+int rust_helper_ghost_this_cpu(void)
+{
+	return raw_smp_processor_id();
+}
+
+/* Claims @p's ghost state slot for @g; false if it is taken. */
+bool rust_helper_ghost_task_claim(struct task_struct *p, void *g)
+{
+	return cmpxchg(&p->ghost, NULL, g) == NULL;
+}
+
+/* Task states for an agent blocking in ghost_run(). */
+void rust_helper_ghost_set_current_interruptible(void)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+}
+
+void rust_helper_ghost_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}
+
+bool rust_helper_ghost_task_is_kthread(struct task_struct *p)
+{
+	return p->flags & PF_KTHREAD;
+}
+
+bool rust_helper_ghost_task_is_idle(struct task_struct *p)
+{
+	return is_idle_task(p);
+}

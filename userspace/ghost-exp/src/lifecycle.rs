@@ -98,11 +98,13 @@ pub fn tasks_file() -> Result<(), String> {
     );
     let me = gtid_at("/proc/self/ghost/gtid")?;
     let pid = std::process::id();
-    // The task is found; joining needs the scheduling core (EOPNOTSUPP).
+    // The task is found, but the enclave has no status-word region yet.
     let found: Vec<(Vec<u8>, i32)> = vec![
-        (b"0\n".to_vec(), libc::EOPNOTSUPP),
-        (format!("{pid}").into_bytes(), libc::EOPNOTSUPP),
-        (format!("{me}\n").into_bytes(), libc::EOPNOTSUPP),
+        (b"0\n".to_vec(), libc::ENOMEM),
+        (format!("{pid}").into_bytes(), libc::ENOMEM),
+        (format!("{me}\n").into_bytes(), libc::ENOMEM),
+        // Kernel threads never join.
+        (b"2\n".to_vec(), libc::EPERM),
     ];
     // No such task, or a gtid whose pid now belongs to another task.
     let stale = (me & !((1 << SEQNUM_BITS) - 1)) | ((me + 1) & ((1 << SEQNUM_BITS) - 1));

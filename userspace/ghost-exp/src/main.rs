@@ -17,6 +17,7 @@ macro_rules! ensure {
 
 mod lifecycle;
 mod mapped;
+mod scheduling;
 mod suite;
 mod sys;
 

@@ -12,11 +12,11 @@ const PAGE: usize = 4096;
 const REGION: usize = 2 << 20;
 const CAPACITY: u32 = 65534;
 
-fn path(id: u64, f: &str) -> String {
+pub fn path(id: u64, f: &str) -> String {
     format!("{GHOSTFS}/enclave_{id}/{f}")
 }
 
-fn open_rw(p: &str) -> Result<std::fs::File, String> {
+pub fn open_rw(p: &str) -> Result<std::fs::File, String> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -24,7 +24,7 @@ fn open_rw(p: &str) -> Result<std::fs::File, String> {
         .map_err(|e| format!("{p}: {e}"))
 }
 
-fn open_ro(p: &str) -> Result<std::fs::File, String> {
+pub fn open_ro(p: &str) -> Result<std::fs::File, String> {
     std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))
 }
 
@@ -336,7 +336,7 @@ fn map_then_destroy(id: u64, file: &str, len: usize, prot: i32) -> Result<Exit, 
 }
 
 /// `ioctl(fd, cmd, arg)`: the result or the errno.
-fn ioctl(fd: &impl std::os::fd::AsRawFd, cmd: u64, arg: *mut libc::c_void) -> Result<i32, i32> {
+pub fn ioctl(fd: &impl std::os::fd::AsRawFd, cmd: u64, arg: *mut libc::c_void) -> Result<i32, i32> {
     // SAFETY: the kernel validates `arg` for the command (the tests pass
     // bad pointers on purpose; the kernel must refuse them).
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
@@ -349,7 +349,7 @@ fn ioctl(fd: &impl std::os::fd::AsRawFd, cmd: u64, arg: *mut libc::c_void) -> Re
 
 /// `GHOST_IOC_CREATE_QUEUE` with `elems`, `node`, `flags`; returns the
 /// queue file and the `mapsize` the kernel reported.
-fn create_queue(
+pub fn create_queue(
     ctl: &std::fs::File,
     elems: i32,
     node: i32,
@@ -452,9 +452,25 @@ pub fn ctl_ioctls_and_queues() -> Result<(), String> {
     for i in 0..1000 {
         create_queue(&ctl, 256, -1, 0).map_err(|e| format!("queue {i}: {}", errno_name(e)))?;
     }
-    // Not yet: the scheduling core's ioctls.
+    // Not implemented: sync groups and ghost timerfds.
+    let r = ioctl(
+        &ctl,
+        ghost_abi::GHOST_IOC_SYNC_GROUP_TXN,
+        std::ptr::null_mut(),
+    );
+    ensure!(
+        r == Err(libc::EOPNOTSUPP),
+        "GHOST_IOC_SYNC_GROUP_TXN: {r:?}"
+    );
+    // RUN: a bad pointer, then a caller that is no agent.
     let r = ioctl(&ctl, ghost_abi::GHOST_IOC_RUN, std::ptr::null_mut());
-    ensure!(r == Err(libc::EOPNOTSUPP), "GHOST_IOC_RUN: {r:?}");
+    ensure!(r == Err(libc::EFAULT), "GHOST_IOC_RUN at NULL: {r:?}");
+    let mut run = ghost_abi::GhostIocRun::default();
+    let r = ioctl(&ctl, ghost_abi::GHOST_IOC_RUN, (&raw mut run).cast());
+    ensure!(
+        r == Err(libc::EINVAL),
+        "GHOST_IOC_RUN from a non-agent: {r:?}"
+    );
 
     // Queues outlive the enclave; their memory goes with the last user.
     destroy_enclave(34)?;

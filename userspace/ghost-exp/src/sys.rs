@@ -161,6 +161,17 @@ impl Mapping {
         unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<T>(), v) }
     }
 
+    /// The `u32` at byte `off` as an atomic (shared with the kernel).
+    pub fn atomic(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(
+            off % 4 == 0 && off + 4 <= self.len,
+            "atomic outside the mapping"
+        );
+        // SAFETY: in bounds and 4-aligned (checked; mappings are page
+        // aligned); the memory lives as long as `self`.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr.add(off).cast()) }
+    }
+
     /// `mprotect` of the whole mapping.
     pub fn protect(&self, prot: i32) -> Result<(), i32> {
         // SAFETY: the range is our own mapping.

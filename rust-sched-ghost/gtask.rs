@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ghOSt state of one task or agent (`struct sched_ghost_entity`), and
+//! the task messages it produces.
+//!
+//! The state is allocated (in process context) before the task enters the
+//! ghost class, hung on `task_struct::ghost`, and freed when the task leaves
+//! the class or dies. Lifetime rules:
+//!
+//! - `task_struct::ghost` is set by [`install`] (a compare-and-swap from
+//!   NULL, so two joins cannot both win) and cleared with the task's rq lock
+//!   held; readers hold that lock.
+//! - The state points to its enclave, its status word and its queue without
+//!   counting references: a task in an enclave is counted in the enclave's
+//!   `nr_tasks`, and destroying an enclave waits for that count to drop to
+//!   zero before anything is freed.
+
+use crate::enclave::Enclave;
+use crate::msg::Payload;
+use crate::off;
+use crate::queue::Queue;
+use crate::rq::{Rq, TaskPtr};
+use crate::sw::{Region, StatusWord, SwInfo, F_CANFREE, F_INUSE};
+use core::cell::Cell;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+use kernel::uapi;
+
+/// Status-word flags of a task (ABI).
+pub const SW_ONCPU: u32 = uapi::GHOST_SW_TASK_ONCPU;
+/// The task is runnable.
+pub const SW_RUNNABLE: u32 = uapi::GHOST_SW_TASK_RUNNABLE;
+/// The word is an agent's.
+pub const SW_IS_AGENT: u32 = uapi::GHOST_SW_TASK_IS_AGENT;
+/// Messages about the task are gated until the word is freed.
+pub const SW_MSG_GATED: u32 = uapi::GHOST_SW_TASK_MSG_GATED;
+
+/// ghOSt's state of one task.
+///
+/// # Invariants
+///
+/// - `enclave` and `region` stay valid while the state exists (the task is
+///   counted in the enclave's `nr_tasks`); `index` is an allocated word of
+///   `region`.
+/// - `dst_q` is NULL or a queue of `enclave` (which holds a reference).
+/// - The cells are only accessed with the task's rq lock held.
+pub struct GhostTask {
+    enclave: NonNull<Enclave>,
+    region: NonNull<Region>,
+    /// The status word's place.
+    pub sw_info: SwInfo,
+    /// The task's gtid (0 until a fork child gets one).
+    gtid: Cell<i64>,
+    /// For an agent: its CPU.
+    pub agent_cpu: Option<i32>,
+    dst_q: Cell<*const Queue>,
+    /// `switched_to` has run: the task is in the class.
+    active: Cell<bool>,
+    /// TASK_NEW is still to be sent (the task was running when it joined).
+    new_pending: Cell<bool>,
+    /// The task called `sched_yield()`; TASK_YIELD goes out off the CPU.
+    yield_pending: Cell<bool>,
+    /// ONCPU is set in the status word.
+    oncpu: Cell<bool>,
+    /// Counted in the rq's `nr_running` by our enqueue.
+    counted: Cell<bool>,
+}
+
+// SAFETY: the cells are only touched under the task's rq lock (type
+// invariant), which serializes every CPU; the pointers are to memory that
+// outlives the state.
+unsafe impl Send for GhostTask {}
+// SAFETY: as above.
+unsafe impl Sync for GhostTask {}
+
+impl GhostTask {
+    /// New state for a task (`agent_cpu` `None`) or an agent of `e`, with a
+    /// fresh status word for gtid `gtid`. Process context (may sleep).
+    pub fn new(
+        e: &Enclave,
+        gtid: i64,
+        agent_cpu: Option<i32>,
+        q: Option<&Queue>,
+    ) -> Result<KBox<GhostTask>> {
+        let (region, sw_info) = e.alloc_sw()?;
+        let flags = if agent_cpu.is_some() { SW_IS_AGENT } else { 0 };
+        // SAFETY: `alloc_sw` returns a region of `e`, alive while `e` is.
+        let r = unsafe { region.as_ref() };
+        if let Some(w) = r.word(sw_info.index) {
+            w.gtid.store(gtid as u64, Ordering::Relaxed);
+            w.flags.fetch_or(flags, Ordering::Relaxed);
+        }
+        // INVARIANT: the enclave outlives the state (the caller counts the
+        // task in `nr_tasks` before it can be used); the word is allocated.
+        let gt = GhostTask {
+            enclave: NonNull::from(e),
+            region,
+            sw_info,
+            gtid: Cell::new(gtid),
+            agent_cpu,
+            dst_q: Cell::new(q.map_or(core::ptr::null(), |q| q as *const Queue)),
+            active: Cell::new(false),
+            new_pending: Cell::new(false),
+            yield_pending: Cell::new(false),
+            oncpu: Cell::new(false),
+            counted: Cell::new(false),
+        };
+        match KBox::new(gt, GFP_KERNEL) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                r.free(sw_info.index);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked.
+    pub fn of<'a>(_rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
+        let g = p.ghost_raw().cast::<GhostTask>();
+        // SAFETY: a non-NULL `task_struct::ghost` is a live `GhostTask`; it
+        // is only freed with `p`'s rq lock held, which the caller holds for
+        // `'a`.
+        unsafe { g.as_ref() }
+    }
+
+    /// The enclave.
+    pub fn enclave(&self) -> &Enclave {
+        // SAFETY: valid while `self` exists (type invariant).
+        unsafe { self.enclave.as_ref() }
+    }
+
+    /// The task's gtid.
+    pub fn gtid(&self) -> i64 {
+        self.gtid.get()
+    }
+
+    /// Sets the gtid (a fork child's, once assigned), also in the word.
+    pub fn set_gtid(&self, gtid: i64) {
+        self.gtid.set(gtid);
+        if let Some(w) = self.sw() {
+            w.gtid.store(gtid as u64, Ordering::Release);
+        }
+    }
+
+    /// Whether this is an agent's state.
+    pub fn is_agent(&self) -> bool {
+        self.agent_cpu.is_some()
+    }
+
+    /// The status word.
+    pub fn sw(&self) -> Option<&StatusWord> {
+        // SAFETY: valid while `self` exists (type invariant).
+        unsafe { self.region.as_ref() }.word(self.sw_info.index)
+    }
+
+    /// A raw pointer to the status word (for the per-CPU agent mirror).
+    pub fn sw_ptr(&self) -> *const StatusWord {
+        self.sw()
+            .map_or(core::ptr::null(), |w| w as *const StatusWord)
+    }
+
+    /// Frees the status word (no one else will: the task is gone and no
+    /// message told an agent about it). Consumes the state's word.
+    pub fn free_sw(&self) {
+        // SAFETY: valid while `self` exists (type invariant).
+        unsafe { self.region.as_ref() }.free(self.sw_info.index);
+    }
+
+    /// Publishes the word: `F_INUSE` last, with release order.
+    pub fn publish_sw(&self) {
+        if let Some(w) = self.sw() {
+            w.flags.fetch_or(F_INUSE, Ordering::Release);
+        }
+    }
+
+    /// Sets and clears status-word flags (release order).
+    pub fn sw_flags(&self, set: u32, clear: u32) {
+        if let Some(w) = self.sw() {
+            let _ = w
+                .flags
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                    Some((f | set) & !clear)
+                });
+        }
+    }
+
+    /// The task barrier.
+    pub fn barrier(&self) -> u32 {
+        self.sw().map_or(0, |w| w.barrier.load(Ordering::Acquire))
+    }
+
+    /// The queue messages go to.
+    pub fn queue(&self) -> Option<&Queue> {
+        // SAFETY: NULL or a queue of the enclave, which holds a reference
+        // while `self` exists (type invariant).
+        unsafe { self.dst_q.get().as_ref() }
+    }
+
+    /// Sends messages to `q` from now on (a queue of the same enclave).
+    pub fn set_queue(&self, q: Option<&Queue>) {
+        self.dst_q
+            .set(q.map_or(core::ptr::null(), |q| q as *const Queue));
+    }
+
+    /// Whether the task is in the class (`switched_to` ran).
+    pub fn active(&self) -> bool {
+        self.active.get()
+    }
+
+    /// Marks the task in the class.
+    pub fn set_active(&self) {
+        self.active.set(true);
+    }
+
+    /// TASK_NEW still to be sent.
+    pub fn new_pending(&self) -> bool {
+        self.new_pending.get()
+    }
+
+    /// Sets [`Self::new_pending`].
+    pub fn set_new_pending(&self, v: bool) {
+        self.new_pending.set(v);
+    }
+
+    /// Takes the yield request.
+    pub fn take_yield(&self) -> bool {
+        self.yield_pending.replace(false)
+    }
+
+    /// The task called `sched_yield()`.
+    pub fn set_yield(&self) {
+        self.yield_pending.set(true);
+    }
+
+    /// Whether a yield is pending.
+    pub fn yield_pending(&self) -> bool {
+        self.yield_pending.get()
+    }
+
+    /// Whether ONCPU is set.
+    pub fn oncpu(&self) -> bool {
+        self.oncpu.get()
+    }
+
+    /// The task goes on a CPU: `switch_time` first, then ONCPU.
+    pub fn set_oncpu(&self, now: i64) {
+        if let Some(w) = self.sw() {
+            w.switch_time.store(now, Ordering::Relaxed);
+        }
+        self.oncpu.set(true);
+        self.sw_flags(SW_ONCPU, 0);
+    }
+
+    /// The task is off its CPU (after its state message went out).
+    pub fn clear_oncpu(&self) {
+        self.oncpu.set(false);
+        self.sw_flags(0, SW_ONCPU);
+    }
+
+    /// Counts or uncounts the task in `nr_running`; `false` if it already
+    /// was in that state.
+    pub fn set_counted(&self, v: bool) -> bool {
+        self.counted.replace(v) != v
+    }
+
+    /// Copies the runtime of `p` to the status word.
+    pub fn sync_runtime(&self, p: TaskPtr) {
+        if let Some(w) = self.sw() {
+            w.runtime.store(p.runtime(), Ordering::Relaxed);
+        }
+    }
+
+    /// Produces a task message: bumps the task barrier (even when there is
+    /// no queue: the message is then dropped), writes the message with the
+    /// new barrier as its seqnum, and wakes the queue's agent. Agents never
+    /// get task messages.
+    ///
+    /// `_rq` is the task's runqueue, locked (`None` only where the task is
+    /// not yet visible to anyone else).
+    fn send<T>(&self, _rq: Option<&Rq>, ty: u32, payload: &Payload<T>) {
+        if self.is_agent() {
+            return;
+        }
+        let Some(w) = self.sw() else {
+            return;
+        };
+        let seq = w.barrier.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        let Some(q) = self.queue() else {
+            return;
+        };
+        if q.produce(ty as u16, seq, payload.bytes()) {
+            if let Some(cpu) = q.wake_cpu() {
+                crate::agent::wake(cpu);
+            }
+        }
+    }
+
+    /// `TASK_NEW`.
+    pub fn msg_new(&self, rq: Option<&Rq>, p: TaskPtr, runnable: bool) {
+        self.new_pending.set(false);
+        let mut m = Payload::<uapi::ghost_msg_payload_task_new>::new();
+        m.u64(off!(ghost_msg_payload_task_new, gtid), self.gtid() as u64)
+            .u64(
+                off!(ghost_msg_payload_task_new, parent_gtid),
+                p.parent_gtid() as u64,
+            )
+            .u64(off!(ghost_msg_payload_task_new, runtime), p.runtime())
+            .u16(
+                off!(ghost_msg_payload_task_new, runnable),
+                u16::from(runnable),
+            )
+            .u32(off!(ghost_msg_payload_task_new, nice), p.nice() as u32)
+            .u32(off!(ghost_msg_payload_task_new, sw_info), self.sw_info.id)
+            .u32(
+                off!(ghost_msg_payload_task_new, sw_info) + 4,
+                self.sw_info.index,
+            );
+        self.send(rq, uapi::MSG_TASK_NEW, &m);
+    }
+
+    /// `TASK_WAKEUP`.
+    pub fn msg_wakeup(&self, rq: Option<&Rq>, last_ran_cpu: i32, wake_up_cpu: i32, waker: i32) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_wakeup>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_wakeup, gtid),
+            self.gtid() as u64,
+        )
+        .flag(off!(ghost_msg_payload_task_wakeup, deferrable), false)
+        .u32(
+            off!(ghost_msg_payload_task_wakeup, last_ran_cpu),
+            last_ran_cpu as u32,
+        )
+        .u32(
+            off!(ghost_msg_payload_task_wakeup, wake_up_cpu),
+            wake_up_cpu as u32,
+        )
+        .u32(off!(ghost_msg_payload_task_wakeup, waker_cpu), waker as u32);
+        self.send(rq, uapi::MSG_TASK_WAKEUP, &m);
+    }
+
+    /// `TASK_BLOCKED`.
+    pub fn msg_blocked(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_blocked>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_blocked, gtid),
+            self.gtid() as u64,
+        )
+        .u64(off!(ghost_msg_payload_task_blocked, runtime), p.runtime())
+        .u64(off!(ghost_msg_payload_task_blocked, cpu_seqnum), cpu_seqnum)
+        .u32(off!(ghost_msg_payload_task_blocked, cpu), rq.cpu() as u32);
+        self.send(Some(rq), uapi::MSG_TASK_BLOCKED, &m);
+    }
+
+    /// `TASK_PREEMPT`.
+    pub fn msg_preempt(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64, was_latched: bool) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_preempt>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_preempt, gtid),
+            self.gtid() as u64,
+        )
+        .u64(off!(ghost_msg_payload_task_preempt, runtime), p.runtime())
+        .u64(off!(ghost_msg_payload_task_preempt, cpu_seqnum), cpu_seqnum)
+        .u32(off!(ghost_msg_payload_task_preempt, cpu), rq.cpu() as u32)
+        .flag(
+            off!(ghost_msg_payload_task_preempt, was_latched),
+            was_latched,
+        );
+        self.send(Some(rq), uapi::MSG_TASK_PREEMPT, &m);
+    }
+
+    /// `TASK_YIELD`.
+    pub fn msg_yield(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_yield>::new();
+        m.u64(off!(ghost_msg_payload_task_yield, gtid), self.gtid() as u64)
+            .u64(off!(ghost_msg_payload_task_yield, runtime), p.runtime())
+            .u64(off!(ghost_msg_payload_task_yield, cpu_seqnum), cpu_seqnum)
+            .u32(off!(ghost_msg_payload_task_yield, cpu), rq.cpu() as u32);
+        self.send(Some(rq), uapi::MSG_TASK_YIELD, &m);
+    }
+
+    /// `TASK_DEAD`. Marks the word `CANFREE`; if the message could not go
+    /// out (no queue), frees the word, since no agent will.
+    pub fn msg_dead(&self, rq: &Rq) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_dead>::new();
+        m.u64(off!(ghost_msg_payload_task_dead, gtid), self.gtid() as u64)
+            .u32(off!(ghost_msg_payload_task_dead, cpu), rq.cpu() as u32);
+        self.sw_flags(F_CANFREE, SW_ONCPU | SW_RUNNABLE);
+        self.send(Some(rq), uapi::MSG_TASK_DEAD, &m);
+    }
+
+    /// `TASK_DEPARTED`: the task left ghost. Marks the word
+    /// `CANFREE | MSG_GATED`.
+    pub fn msg_departed(&self, rq: &Rq, cpu_seqnum: u64, was_current: bool) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_departed>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_departed, gtid),
+            self.gtid() as u64,
+        )
+        .u64(
+            off!(ghost_msg_payload_task_departed, cpu_seqnum),
+            cpu_seqnum,
+        )
+        .u32(off!(ghost_msg_payload_task_departed, cpu), rq.cpu() as u32)
+        .flag(
+            off!(ghost_msg_payload_task_departed, was_current),
+            was_current,
+        );
+        self.sw_flags(F_CANFREE | SW_MSG_GATED, SW_ONCPU | SW_RUNNABLE);
+        self.send(Some(rq), uapi::MSG_TASK_DEPARTED, &m);
+    }
+
+    /// `TASK_ON_CPU`.
+    pub fn msg_on_cpu(&self, rq: &Rq, commit_time: i64, cpu_seqnum: u64) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_on_cpu>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_on_cpu, gtid),
+            self.gtid() as u64,
+        )
+        .u64(
+            off!(ghost_msg_payload_task_on_cpu, commit_time),
+            commit_time as u64,
+        )
+        .u64(off!(ghost_msg_payload_task_on_cpu, cpu_seqnum), cpu_seqnum)
+        .u32(off!(ghost_msg_payload_task_on_cpu, cpu), rq.cpu() as u32);
+        self.send(Some(rq), uapi::MSG_TASK_ON_CPU, &m);
+    }
+}
+
+/// Hangs `gt` on `p` (`task_struct::ghost`); gives it back if `p` already
+/// has a state.
+pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
+    let raw = KBox::into_raw(gt);
+    // SAFETY: `p` is alive (its invariant); a compare-and-swap from NULL.
+    if unsafe { kernel::bindings::ghost_task_claim(p.as_raw(), raw.cast()) } {
+        Ok(())
+    } else {
+        // SAFETY: not installed: we still own the box.
+        Err(unsafe { KBox::from_raw(raw) })
+    }
+}
+
+/// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
+/// owns `p` exclusively (a fork that failed).
+pub fn uninstall(_rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
+    let g = p.ghost_raw().cast::<GhostTask>();
+    if g.is_null() {
+        return None;
+    }
+    p.set_ghost_raw(core::ptr::null_mut());
+    // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
+    // cleared just above, so it is ours now.
+    Some(unsafe { KBox::from_raw(g) })
+}

@@ -1,0 +1,620 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Runqueues, tasks and ghOSt's per-CPU state, behind small safe wrappers.
+//!
+//! - [`Rq`]: a CPU's `struct rq`, borrowed only while its lock is held. An
+//!   `&Rq` is the proof of that: the class callbacks get one from the core
+//!   scheduler, process context gets one from [`RqGuard`] or
+//!   [`TaskRqGuard`].
+//! - [`TaskPtr`]: a `task_struct` reached only through C accessors (bindgen
+//!   gives `task_struct` a 64-byte alignment that its slab cache does not
+//!   guarantee, so Rust references to it are not sound).
+//! - [`GhostRq`]: what ghOSt keeps per CPU (`struct ghost_rq` in ghOSt): the
+//!   agent, the latched task, the agent barrier. Fields that the rq lock
+//!   protects are [`Cell`]s reachable only through [`Rq::ghost`]; the rest
+//!   are atomics, readable from any CPU through [`GhostRq::of`].
+
+use crate::sw::StatusWord;
+use core::cell::Cell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// A CPU's runqueue (`struct rq`), borrowed while its lock is held.
+///
+/// # Invariants
+///
+/// A `&Rq` is only created from a pointer to a live `struct rq` whose lock
+/// the current CPU holds for as long as the borrow lasts.
+#[repr(transparent)]
+pub struct Rq(Opaque<bindings::rq>);
+
+impl Rq {
+    /// Borrows the runqueue at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct rq` whose lock is held by the
+    /// caller for all of `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::rq) -> &'a Rq {
+        // SAFETY: `Rq` is a transparent wrapper of `struct rq`, and the caller
+        // guarantees that `ptr` is valid for `'a`.
+        unsafe { &*ptr.cast::<Rq>() }
+    }
+
+    /// The CPU this runqueue belongs to.
+    pub fn cpu(&self) -> i32 {
+        // SAFETY: by the type invariant the rq is valid; `rq->cpu` is written
+        // once at boot and never changes.
+        unsafe { (*self.0.get()).cpu }
+    }
+
+    /// The raw pointer, for the wrappers in this crate that call C.
+    pub fn as_raw(&self) -> *mut bindings::rq {
+        self.0.get()
+    }
+
+    /// The task running on this CPU.
+    pub fn curr(&self) -> TaskPtr {
+        // SAFETY: the rq is locked (type invariant); `rq->curr` is never NULL
+        // and stays alive while it is `curr`.
+        let p = unsafe { bindings::ghost_rq_curr(self.as_raw()) };
+        // SAFETY: a CPU's current task is alive while its rq lock is held.
+        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+    }
+
+    /// Tasks queued on this CPU, every class.
+    pub fn nr_running(&self) -> u32 {
+        // SAFETY: the rq is locked (type invariant).
+        unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
+    }
+
+    /// Counts one more (`true`) or one fewer runnable task on this CPU.
+    pub fn count_running(&self, more: bool) {
+        // SAFETY: the rq is locked (type invariant).
+        unsafe {
+            if more {
+                bindings::ghost_add_nr_running(self.as_raw(), 1)
+            } else {
+                bindings::ghost_sub_nr_running(self.as_raw(), 1)
+            }
+        }
+    }
+
+    /// Asks the current task of this CPU to reschedule (an IPI if remote).
+    pub fn resched_curr(&self) {
+        // SAFETY: the rq is locked (type invariant), as `resched_curr` needs.
+        unsafe { bindings::resched_curr(self.as_raw()) }
+    }
+
+    /// Charges the runtime of the current task up to now.
+    pub fn update_curr(&self) {
+        // SAFETY: the rq is locked (type invariant).
+        unsafe { bindings::update_curr_common(self.as_raw()) };
+    }
+
+    /// Starts the runtime accounting of `p`, which becomes current.
+    pub fn start_exec(&self, p: TaskPtr) {
+        // SAFETY: the rq is locked (type invariant); `p` is live (its
+        // invariant) and becoming this rq's current task.
+        unsafe { bindings::ghost_set_exec_start(self.as_raw(), p.as_raw()) }
+    }
+
+    /// ghOSt's rq-locked state of this CPU.
+    pub fn ghost(&self) -> Option<&GhostRq> {
+        GhostRq::of(self.cpu())
+    }
+}
+
+/// A task, reached through C accessors only.
+///
+/// # Invariants
+///
+/// The task is alive for as long as the `TaskPtr` is used: its creator
+/// holds a reference on it, or the lock of its rq, or is a callback the
+/// core scheduler calls on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TaskPtr(NonNull<bindings::task_struct>);
+
+// SAFETY: a `TaskPtr` is only an address; every use goes through C
+// accessors that are valid from any CPU (under the type invariant).
+unsafe impl Send for TaskPtr {}
+
+impl TaskPtr {
+    /// Never dereferenced: stands in where C promises a non-NULL task.
+    const DANGLING: TaskPtr = TaskPtr(NonNull::dangling());
+
+    /// Wraps `p`; `None` if NULL.
+    ///
+    /// # Safety
+    ///
+    /// `p` must be NULL or a task that stays alive while the result is used.
+    pub unsafe fn from_raw(p: *mut bindings::task_struct) -> Option<TaskPtr> {
+        NonNull::new(p).map(TaskPtr)
+    }
+
+    /// The raw pointer.
+    pub fn as_raw(self) -> *mut bindings::task_struct {
+        self.0.as_ptr()
+    }
+
+    /// The calling task.
+    pub fn current() -> TaskPtr {
+        // SAFETY: reads the per-CPU `current` pointer.
+        let p = unsafe { bindings::get_current() };
+        // SAFETY: the current task is alive while it runs this code.
+        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+    }
+
+    /// The task's gtid.
+    pub fn gtid(self) -> i64 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_gtid(self.as_raw()) }
+    }
+
+    /// The task's pid (initial namespace).
+    pub fn pid(self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_pid(self.as_raw()) }
+    }
+
+    /// The task's thread group id.
+    pub fn tgid(self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_tgid(self.as_raw()) }
+    }
+
+    /// The gtid of the task's parent.
+    pub fn parent_gtid(self) -> i64 {
+        // SAFETY: the task is alive (type invariant); the parent is read
+        // under RCU in C.
+        unsafe { bindings::ghost_task_parent_gtid(self.as_raw()) }
+    }
+
+    /// `task_struct::ghost`: the task's ghOSt state (see [`crate::gtask`]).
+    pub fn ghost_raw(self) -> *mut core::ffi::c_void {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_ghost(self.as_raw()) }
+    }
+
+    /// Sets `task_struct::ghost`.
+    pub fn set_ghost_raw(self, g: *mut core::ffi::c_void) {
+        // SAFETY: the task is alive (type invariant); callers serialize
+        // writers (see `crate::gtask`).
+        unsafe { bindings::ghost_task_set_ghost(self.as_raw(), g) }
+    }
+
+    /// The task's scheduling policy.
+    pub fn policy(self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_policy(self.as_raw()) }
+    }
+
+    /// The CPU whose runqueue the task is on (or was last).
+    pub fn cpu(self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_cpu(self.as_raw()) }
+    }
+
+    /// Whether the task is queued on its runqueue (runnable).
+    pub fn queued(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_queued(self.as_raw()) }
+    }
+
+    /// Whether the task is executing on a CPU (`p->on_cpu`).
+    pub fn on_cpu(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_on_cpu(self.as_raw()) }
+    }
+
+    /// Whether the task is exiting for good (`TASK_DEAD`).
+    pub fn dead(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_dead(self.as_raw()) }
+    }
+
+    /// Whether the task is in `ghost_sched_class`.
+    pub fn in_ghost_class(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_in_class(self.as_raw()) }
+    }
+
+    /// The task's nice value.
+    pub fn nice(self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_nice(self.as_raw()) }
+    }
+
+    /// The task's total runtime (ns).
+    pub fn runtime(self) -> u64 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_runtime(self.as_raw()) }
+    }
+
+    /// Whether a signal is pending for the task.
+    pub fn signal_pending(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_signal_pending(self.as_raw()) }
+    }
+
+    /// Whether the task is a CPU's idle task.
+    pub fn is_idle(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_is_idle(self.as_raw()) }
+    }
+
+    /// Whether the task is a kernel thread.
+    pub fn is_kthread(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_is_kthread(self.as_raw()) }
+    }
+
+    /// Whether the task's affinity allows `cpu`.
+    pub fn allowed_on(self, cpu: i32) -> bool {
+        // SAFETY: the task is alive (type invariant); the C side checks the
+        // range of `cpu`.
+        unsafe { bindings::ghost_task_allowed_on(self.as_raw(), cpu) }
+    }
+}
+
+/// The lock of a CPU's runqueue, held (interrupts off).
+pub struct RqGuard {
+    rq: *mut bindings::rq,
+    flags: usize,
+}
+
+impl RqGuard {
+    /// Locks the runqueue of `cpu`; `None` for a CPU id out of range.
+    /// Must not be called with another rq lock held.
+    pub fn lock(cpu: i32) -> Option<RqGuard> {
+        if !crate::rq::cpu_valid(cpu) {
+            return None;
+        }
+        // SAFETY: `cpu` is a valid CPU id: its rq exists for good.
+        let rq = unsafe { bindings::ghost_cpu_rq(cpu) };
+        // SAFETY: `rq` is valid; the lock is released in `drop`.
+        let flags = unsafe { bindings::ghost_rq_lock_irqsave(rq) };
+        Some(RqGuard { rq, flags })
+    }
+}
+
+impl core::ops::Deref for RqGuard {
+    type Target = Rq;
+
+    fn deref(&self) -> &Rq {
+        // SAFETY: the lock is held for the guard's lifetime.
+        unsafe { Rq::from_raw(self.rq) }
+    }
+}
+
+impl Drop for RqGuard {
+    fn drop(&mut self) {
+        // SAFETY: this guard locked `rq` with these flags.
+        unsafe { bindings::ghost_rq_unlock_irqrestore(self.rq, self.flags as _) }
+    }
+}
+
+/// A task's `pi_lock` and the lock of its runqueue, held (`task_rq_lock`),
+/// with a reference on the task.
+pub struct TaskRqGuard {
+    task: crate::task::TaskHandle,
+    rq: *mut bindings::rq,
+    rf: bindings::rq_flags,
+}
+
+impl TaskRqGuard {
+    /// Locks `task`'s runqueue. Must not be called with an rq lock held.
+    pub fn lock(task: crate::task::TaskHandle) -> TaskRqGuard {
+        // SAFETY: all-zero `rq_flags` is a valid initial value (C declares
+        // it uninitialized on the stack).
+        let mut rf: bindings::rq_flags = unsafe { core::mem::zeroed() };
+        // SAFETY: the handle keeps the task alive; the locks are released in
+        // `drop`.
+        let rq = unsafe { bindings::task_rq_lock(task.as_ptr().as_raw(), &mut rf) };
+        TaskRqGuard { task, rq, rf }
+    }
+
+    /// The task.
+    pub fn task(&self) -> TaskPtr {
+        self.task.as_ptr()
+    }
+
+    /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
+    /// holds instead. The caller checked that the task is queued, not
+    /// running, and allowed on `cpu`.
+    pub fn move_to(&mut self, cpu: i32) {
+        // SAFETY: the guard holds `pi_lock` and the task's rq lock, as
+        // `move_queued_task` needs; it returns the new rq, locked, and the
+        // task's `pi_lock` stays held.
+        self.rq = unsafe {
+            bindings::ghost_move_queued_task(self.rq, &mut self.rf, self.task().as_raw(), cpu)
+        };
+    }
+}
+
+impl core::ops::Deref for TaskRqGuard {
+    type Target = Rq;
+
+    fn deref(&self) -> &Rq {
+        // SAFETY: the lock is held for the guard's lifetime.
+        unsafe { Rq::from_raw(self.rq) }
+    }
+}
+
+impl Drop for TaskRqGuard {
+    fn drop(&mut self) {
+        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks held.
+        unsafe { bindings::ghost_task_rq_unlock(self.rq, self.task().as_raw(), &mut self.rf) }
+    }
+}
+
+/// The number of CPU ids.
+pub fn nr_cpu_ids() -> u32 {
+    // SAFETY: `nr_cpu_ids` is set during early boot and read-only afterwards.
+    unsafe { bindings::nr_cpu_ids }
+}
+
+/// Whether `cpu` is a CPU id of this machine.
+pub fn cpu_valid(cpu: i32) -> bool {
+    u32::try_from(cpu).is_ok_and(|c| c < nr_cpu_ids())
+}
+
+/// Whether `cpu` is online.
+pub fn cpu_online(cpu: i32) -> bool {
+    // SAFETY: only tests a bit of the online mask; the id is range-checked.
+    cpu_valid(cpu) && unsafe { bindings::ghost_cpu_online(cpu as u32) }
+}
+
+/// The CPU the caller runs on (stable only with preemption off; callers
+/// use it as a hint or under an rq lock).
+pub fn this_cpu() -> i32 {
+    // SAFETY: reads this CPU's id; any value returned is a valid CPU id.
+    unsafe { bindings::ghost_this_cpu() }
+}
+
+/// ghOSt's state of one CPU (`struct ghost_rq`).
+///
+/// # Invariants
+///
+/// The [`Cell`] fields are only accessed by the CPU holding this CPU's rq
+/// lock: methods that touch them are only reachable through [`Rq::ghost`].
+/// The atomics are accessed from anywhere.
+pub struct GhostRq {
+    cpu: i32,
+    /// The agent of this CPU, published for lock-free readers (wakeups);
+    /// written with the rq lock held. Task memory is RCU-freed, so a reader
+    /// in an RCU read-side section (any IRQ handler) may use it.
+    agent: AtomicPtr<bindings::task_struct>,
+    /// Set while an agent claims this CPU (`become agent` to its exit).
+    agent_claimed: AtomicBool,
+    /// The authoritative agent barrier (mirrored in the agent's status word).
+    agent_barrier: AtomicU32,
+    /// A message or a ping arrived for the agent since it last looked.
+    should_wake: AtomicBool,
+    /// The agent is blocked in `ghost_run` (or a local commit).
+    blocked_in_run: AtomicBool,
+    /// The agent's status word (in one of its enclave's regions).
+    agent_sw: AtomicPtr<StatusWord>,
+    /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
+    wake_work: Opaque<bindings::irq_work>,
+    /// The task an agent committed to run next here.
+    latched: Cell<Option<TaskPtr>>,
+    /// The run flags of the latched (then running) task.
+    run_flags: Cell<u32>,
+    /// The current task must leave the CPU at the next pick.
+    must_resched: Cell<bool>,
+    /// Bumped for every latch and every CPU message.
+    cpu_seqnum: Cell<u64>,
+    /// Ghost tasks (agent included) counted in this rq's `nr_running`.
+    nr_ghost: Cell<u32>,
+}
+
+// SAFETY: see the type invariant: cells are only touched under the CPU's rq
+// lock, everything else is atomic.
+unsafe impl Sync for GhostRq {}
+
+/// All CPUs' [`GhostRq`]s, set up once by [`init`] and never freed.
+static GHOST_RQS: AtomicPtr<GhostRq> = AtomicPtr::new(core::ptr::null_mut());
+
+impl GhostRq {
+    /// The state of `cpu`, for its atomics; `None` before [`init`] or for a
+    /// CPU out of range.
+    pub fn of(cpu: i32) -> Option<&'static GhostRq> {
+        if !cpu_valid(cpu) {
+            return None;
+        }
+        let base = GHOST_RQS.load(Ordering::Acquire);
+        if base.is_null() {
+            return None;
+        }
+        // SAFETY: `init` leaked an array of `nr_cpu_ids` entries at `base`,
+        // and `cpu` is below `nr_cpu_ids`.
+        Some(unsafe { &*base.add(cpu as usize) })
+    }
+
+    /// The CPU.
+    pub fn cpu(&self) -> i32 {
+        self.cpu
+    }
+
+    /// The agent (lock-free read; see the field).
+    pub fn agent(&self) -> Option<TaskPtr> {
+        // SAFETY: see the field: valid under RCU (the caller's duty), or
+        // under the rq lock.
+        unsafe { TaskPtr::from_raw(self.agent.load(Ordering::Acquire)) }
+    }
+
+    /// Publishes (or clears) the agent. Rq lock held (the `&Rq`).
+    pub fn set_agent(&self, _rq: &Rq, agent: Option<TaskPtr>, sw: *const StatusWord) {
+        let p = agent.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
+        self.agent_sw.store(sw.cast_mut(), Ordering::Release);
+        self.agent.store(p, Ordering::Release);
+    }
+
+    /// Claims the CPU for a new agent; `false` if it has one.
+    pub fn claim_agent(&self) -> bool {
+        self.agent_claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Releases the claim of [`Self::claim_agent`].
+    pub fn release_agent(&self) {
+        self.agent_claimed.store(false, Ordering::Release);
+    }
+
+    /// The agent barrier.
+    pub fn agent_barrier(&self) -> u32 {
+        self.agent_barrier.load(Ordering::Acquire)
+    }
+
+    /// Bumps the agent barrier and mirrors it in the agent's status word.
+    pub fn bump_agent_barrier(&self) {
+        self.agent_barrier.fetch_add(1, Ordering::AcqRel);
+        self.sync_agent_sw();
+    }
+
+    /// Resets the agent barrier (a new agent starts from 0).
+    pub fn reset_agent_barrier(&self) {
+        self.agent_barrier.store(0, Ordering::Release);
+        self.sync_agent_sw();
+    }
+
+    /// Copies the barrier to the agent's status word. Every writer stores
+    /// the *current* value after its own change, so the last store is
+    /// always the latest value.
+    fn sync_agent_sw(&self) {
+        let sw = self.agent_sw.load(Ordering::Acquire);
+        // SAFETY: a non-NULL `agent_sw` is the status word of this CPU's
+        // agent, in a region its enclave keeps until the agent is gone; it
+        // is cleared (rq lock held) before the agent's state is freed.
+        if let Some(sw) = unsafe { sw.as_ref() } {
+            sw.barrier.store(self.agent_barrier(), Ordering::Release);
+        }
+    }
+
+    /// Sets or clears flag bits in the agent's status word.
+    pub fn agent_sw_flags(&self, set: u32, clear: u32) {
+        let sw = self.agent_sw.load(Ordering::Acquire);
+        // SAFETY: as in `sync_agent_sw`.
+        if let Some(sw) = unsafe { sw.as_ref() } {
+            let _ = sw
+                .flags
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                    Some((f | set) & !clear)
+                });
+        }
+    }
+
+    /// The wake request flag.
+    pub fn should_wake(&self) -> &AtomicBool {
+        &self.should_wake
+    }
+
+    /// The blocked-in-run flag.
+    pub fn blocked_in_run(&self) -> &AtomicBool {
+        &self.blocked_in_run
+    }
+
+    /// The irq_work that wakes this CPU's agent.
+    pub fn wake_work(&self) -> *mut bindings::irq_work {
+        self.wake_work.get()
+    }
+
+    // Rq-locked state. `&Rq` proves the lock; the caller passes this CPU's.
+
+    /// The latched task.
+    pub fn latched(&self, _rq: &Rq) -> Option<TaskPtr> {
+        self.latched.get()
+    }
+
+    /// Latches `p` (or clears the latch) with `run_flags`.
+    pub fn set_latched(&self, _rq: &Rq, p: Option<TaskPtr>, run_flags: u32) {
+        self.latched.set(p);
+        self.run_flags.set(run_flags);
+    }
+
+    /// The run flags of the last latch.
+    pub fn run_flags(&self, _rq: &Rq) -> u32 {
+        self.run_flags.get()
+    }
+
+    /// Whether the current task must leave the CPU.
+    pub fn must_resched(&self, _rq: &Rq) -> bool {
+        self.must_resched.get()
+    }
+
+    /// Sets [`Self::must_resched`].
+    pub fn set_must_resched(&self, _rq: &Rq, v: bool) {
+        self.must_resched.set(v);
+    }
+
+    /// Bumps and returns the CPU sequence number.
+    pub fn next_cpu_seqnum(&self, _rq: &Rq) -> u64 {
+        let s = self.cpu_seqnum.get().wrapping_add(1);
+        self.cpu_seqnum.set(s);
+        s
+    }
+
+    /// The CPU sequence number.
+    pub fn cpu_seqnum(&self, _rq: &Rq) -> u64 {
+        self.cpu_seqnum.get()
+    }
+
+    /// Counts a ghost task (or agent) queued (`true`) or dequeued.
+    pub fn count(&self, rq: &Rq, more: bool) {
+        let n = self.nr_ghost.get();
+        if more {
+            self.nr_ghost.set(n.saturating_add(1));
+        } else if n > 0 {
+            self.nr_ghost.set(n - 1);
+        } else {
+            // Never counted: leave `nr_running` alone.
+            return;
+        }
+        rq.count_running(more);
+    }
+
+    /// Whether tasks of other classes are runnable here.
+    pub fn other_class_runnable(&self, rq: &Rq) -> bool {
+        rq.nr_running() > self.nr_ghost.get()
+    }
+}
+
+/// Sets up every CPU's [`GhostRq`]. Once, at boot, before any task can be
+/// in a ghost class.
+pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
+    let n = nr_cpu_ids() as usize;
+    let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+    for cpu in 0..n {
+        v.push(
+            GhostRq {
+                cpu: cpu as i32,
+                agent: AtomicPtr::new(core::ptr::null_mut()),
+                agent_claimed: AtomicBool::new(false),
+                agent_barrier: AtomicU32::new(0),
+                should_wake: AtomicBool::new(false),
+                blocked_in_run: AtomicBool::new(false),
+                agent_sw: AtomicPtr::new(core::ptr::null_mut()),
+                wake_work: Opaque::uninit(),
+                latched: Cell::new(None),
+                run_flags: Cell::new(0),
+                must_resched: Cell::new(false),
+                cpu_seqnum: Cell::new(0),
+                nr_ghost: Cell::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    let (ptr, len, _cap) = v.into_raw_parts();
+    for i in 0..len {
+        // SAFETY: `ptr` holds `len` initialized entries, leaked for good;
+        // the irq_work is initialized before any CPU can queue it.
+        unsafe { bindings::ghost_init_irq_work((*ptr.add(i)).wake_work.get(), Some(wake)) };
+    }
+    GHOST_RQS.store(ptr, Ordering::Release);
+    Ok(())
+}

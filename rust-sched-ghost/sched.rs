@@ -1,0 +1,593 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tasks entering, living in and leaving the ghost class: the hooks the
+//! core scheduler calls (`<linux/ghost.h>`), joining and leaving, and the
+//! message edges.
+//!
+//! Where each task message is produced:
+//!
+//! | Message | Edge |
+//! |---|---|
+//! | TASK_NEW | the task enters the class (`switched_to`); deferred to its switch-out when it was running; for a fork child, its first enqueue |
+//! | TASK_WAKEUP | enqueue with `ENQUEUE_WAKEUP` |
+//! | TASK_BLOCKED, TASK_YIELD, TASK_DEAD | the pick-next prologue, before the pick (so the agent woken by it is a candidate) |
+//! | TASK_PREEMPT | the task switch (`prepare_task_switch`), when a runnable task loses its CPU; or a latch replaced by a commit |
+//! | TASK_DEPARTED | the task leaves the class (`switched_from`) |
+//! | TASK_ON_CPU | `set_next_task`, when the commit asked for it |
+//!
+//! ONCPU is cleared only after the message that takes the task off its CPU
+//! is produced, so an agent that sees a task off-CPU sees a stable barrier.
+
+use crate::enclave::Enclave;
+use crate::gtask::{self, GhostTask};
+use crate::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::task::TaskHandle;
+use kernel::bindings;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::uapi;
+
+/// `SCHED_GHOST`.
+pub const SCHED_GHOST: i32 = uapi::SCHED_GHOST as i32;
+
+/// Frees `gt` (off its task already) and uncounts it from its enclave,
+/// releasing an agent's claim on its CPU. Never sleeps.
+pub fn retire(gt: KBox<GhostTask>) {
+    let e: *const Enclave = gt.enclave();
+    if let Some(cpu) = gt.agent_cpu {
+        if let Some(g) = GhostRq::of(cpu) {
+            g.release_agent();
+        }
+    }
+    drop(gt);
+    // SAFETY: the enclave lives while the task is counted; this is the
+    // last use.
+    unsafe { (*e).leave() };
+}
+
+/// Whether the calling thread is an agent.
+pub fn current_is_agent() -> bool {
+    let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
+    GhostTask::of(&g, g.task()).is_some_and(|gt| gt.is_agent())
+}
+
+/// The agent state of the caller: its CPU and enclave, if it is an agent.
+pub fn current_agent() -> Option<(i32, *const Enclave)> {
+    let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
+    let gt = GhostTask::of(&g, g.task())?;
+    Some((gt.agent_cpu?, gt.enclave() as *const Enclave))
+}
+
+/// `struct sched_attr` for a policy change done by the kernel.
+fn attr(policy: i32, nice: i32, flags: u64) -> bindings::sched_attr {
+    // SAFETY: plain C data; zero is a valid value of every field.
+    let mut a: bindings::sched_attr = unsafe { core::mem::zeroed() };
+    a.size = core::mem::size_of::<bindings::sched_attr>() as u32;
+    a.sched_policy = policy as u32;
+    a.sched_nice = nice;
+    a.sched_flags = flags;
+    a
+}
+
+/// Sets `p`'s policy (kernel call: no permission checks).
+pub fn set_policy(p: TaskPtr, policy: i32, flags: u64) -> Result {
+    let a = attr(policy, p.nice(), flags);
+    // SAFETY: `p` is alive (its invariant) and `a` a valid attribute set;
+    // process context.
+    let r = unsafe { bindings::sched_setattr_nocheck(p.as_raw(), &a) };
+    if r < 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// A write of `tasks`: `t` joins `e`. Success if it already is in `e`
+/// (ghOSt's `EALREADY`); `EBUSY` if it is in another enclave or an agent;
+/// `EPERM` for a kernel thread, or another process's thread without
+/// `CAP_SYS_NICE`; `EXDEV` while `e` is being destroyed; `ENOMEM` when no
+/// status word is free. May sleep.
+pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
+    let p = t.as_ptr();
+    if p.is_kthread() {
+        return Err(EPERM);
+    }
+    if p.tgid() != TaskPtr::current().tgid() && !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
+        return Err(EPERM);
+    }
+    {
+        let g = TaskRqGuard::lock(TaskHandle::get(p));
+        if let Some(gt) = GhostTask::of(&g, p) {
+            return if !gt.is_agent() && core::ptr::eq(gt.enclave(), &**e) {
+                Ok(())
+            } else {
+                Err(EBUSY)
+            };
+        }
+    }
+    e.enter()?;
+    let gt = match GhostTask::new(e, p.gtid(), None, e.default_queue()) {
+        Ok(gt) => gt,
+        Err(err) => {
+            e.leave();
+            return Err(err);
+        }
+    };
+    if let Err(gt) = gtask::install(p, gt) {
+        gt.free_sw();
+        retire(gt);
+        return Err(EBUSY);
+    }
+    if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
+        // Still outside the class: take the state back.
+        let g = TaskRqGuard::lock(TaskHandle::get(p));
+        if let Some(gt) = gtask::uninstall(Some(&g), p) {
+            gt.free_sw();
+            drop(g);
+            retire(gt);
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Moves `t` back to `SCHED_NORMAL` (destroy). Errors are ignored: a task
+/// that cannot be moved is exiting, and its exit retires it.
+pub fn leave_ghost(t: &TaskHandle) {
+    let _ = set_policy(t.as_ptr(), bindings::SCHED_NORMAL as i32, 0);
+}
+
+/// `discover tasks`: a `TASK_NEW` for every task of `e`, so that a new
+/// agent learns them (in-place upgrade).
+pub fn discover_tasks(e: &Arc<Enclave>) {
+    for t in e.tasks() {
+        let g = TaskRqGuard::lock(t);
+        let p = g.task();
+        if let Some(gt) = GhostTask::of(&g, p) {
+            if gt.active() && !gt.new_pending() {
+                gt.msg_new(Some(&g), p, p.queued());
+            }
+        }
+    }
+}
+
+/// Every thread with ghost state, with a reference each. May sleep.
+pub fn ghost_threads() -> KVec<TaskHandle> {
+    /// What the C iterator fills.
+    struct Collect {
+        seen: usize,
+        out: KVec<TaskHandle>,
+    }
+    /// Counts the threads.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` is the `Collect` of this call.
+    unsafe extern "C" fn count(_t: *mut bindings::task_struct, ctx: *mut core::ffi::c_void) {
+        // SAFETY: `ctx` is the `Collect` below, exclusively ours.
+        let c = unsafe { &mut *ctx.cast::<Collect>() };
+        c.seen = c.seen.saturating_add(1);
+    }
+    /// Takes a reference on each thread, up to the capacity reserved.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` is the `Collect` of this call; `t` a thread in the thread
+    /// list, under RCU.
+    unsafe extern "C" fn take(t: *mut bindings::task_struct, ctx: *mut core::ffi::c_void) {
+        // SAFETY: `ctx` is the `Collect` below, exclusively ours.
+        let c = unsafe { &mut *ctx.cast::<Collect>() };
+        if c.out.len() < c.out.capacity() {
+            // SAFETY: the iterator runs under RCU on threads in the thread
+            // list: alive for the call.
+            if let Some(p) = unsafe { TaskPtr::from_raw(t) } {
+                // Within capacity: no allocation in this atomic context.
+                let _ = c.out.push(TaskHandle::get(p), GFP_NOWAIT);
+            }
+        }
+    }
+    let mut c = Collect {
+        seen: 0,
+        out: KVec::new(),
+    };
+    // SAFETY: the callback only touches `c`; the iterator holds RCU.
+    unsafe { bindings::ghost_for_each_ghost_thread(Some(count), (&raw mut c).cast()) };
+    if c.out
+        .reserve(c.seen.saturating_add(16), GFP_KERNEL)
+        .is_err()
+    {
+        return KVec::new();
+    }
+    // SAFETY: as above.
+    unsafe { bindings::ghost_for_each_ghost_thread(Some(take), (&raw mut c).cast()) };
+    c.out
+}
+
+// ---------------------------------------------------------------------------
+// Hooks called by the core scheduler.
+
+/// `sched_fork()`: `p` is a new task, not yet visible to anyone. Clears the
+/// ghost state copied from the parent; a `SCHED_GHOST` child joins its
+/// parent's enclave and queue. Nonzero: the child must fall back to
+/// `SCHED_NORMAL`. Process context.
+///
+/// # Safety
+///
+/// `p` is the task being forked.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_int {
+    // SAFETY: `p` is the child being built; alive for the call.
+    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
+        return 0;
+    };
+    p.set_ghost_raw(core::ptr::null_mut());
+    if p.policy() != SCHED_GHOST {
+        return 0;
+    }
+    match fork_join(p) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The ghost part of a fork: the child `p` joins the parent's enclave.
+fn fork_join(p: TaskPtr) -> Result {
+    let (e, q) = {
+        let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
+        let gt = GhostTask::of(&g, g.task()).ok_or(EINVAL)?;
+        if gt.is_agent() {
+            // Agents fork with RESET_ON_FORK; never here.
+            return Err(EINVAL);
+        }
+        let e: *const Enclave = gt.enclave();
+        // SAFETY: the parent, counted in the enclave, keeps it alive while
+        // its rq lock is held; `enter` counts the child before unlocking.
+        unsafe { (*e).enter()? };
+        (e, gt.queue().map(|q| q as *const crate::queue::Queue))
+    };
+    // SAFETY: the child is counted: the enclave (and its queues) live on.
+    let e = unsafe { &*e };
+    // SAFETY: as above.
+    let q = q.and_then(|q| unsafe { q.as_ref() });
+    let gt = match GhostTask::new(e, 0, None, q) {
+        Ok(gt) => gt,
+        Err(err) => {
+            e.leave();
+            return Err(err);
+        }
+    };
+    // In the class from birth; TASK_NEW goes out at its first wakeup, when
+    // its gtid exists (fork assigns it after sched_fork()).
+    gt.set_active();
+    gt.set_new_pending(true);
+    gt.publish_sw();
+    match gtask::install(p, gt) {
+        Ok(()) => Ok(()),
+        Err(gt) => {
+            gt.free_sw();
+            retire(gt);
+            Err(EBUSY)
+        }
+    }
+}
+
+/// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`.
+///
+/// # Safety
+///
+/// `p` is the task whose fork failed; no one else can see it.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) {
+    // SAFETY: `p` is alive for the call.
+    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
+        return;
+    };
+    if let Some(gt) = gtask::uninstall(None, p) {
+        gt.free_sw();
+        retire(gt);
+    }
+}
+
+/// `__sched_setscheduler()` of `p` to `policy`, when the old or the new
+/// policy is `SCHED_GHOST`. Entering is only done by ghOSt itself (ghostfs):
+/// userspace gets `EBADF`, or `EPERM` for a task already in ghost. Agents
+/// cannot leave (`EPERM`). Process context, no lock held.
+///
+/// # Safety
+///
+/// `p` is a task the caller holds a reference on.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_setscheduler_check(
+    p: *mut bindings::task_struct,
+    policy: c_int,
+    user: bool,
+) -> c_int {
+    // SAFETY: the caller holds a reference.
+    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
+        return EINVAL.to_errno();
+    };
+    let g = TaskRqGuard::lock(TaskHandle::get(p));
+    let gt = GhostTask::of(&g, p);
+    let r = if policy == SCHED_GHOST {
+        match (user, gt) {
+            (true, _) if p.policy() == SCHED_GHOST => Err(EPERM),
+            (true, _) => Err(EBADF),
+            // ghOSt's own call: the state is staged and not yet active.
+            (false, Some(gt)) if !gt.active() => Ok(()),
+            (false, _) => Err(EBADF),
+        }
+    } else if user && gt.is_some_and(|gt| gt.is_agent()) {
+        Err(EPERM)
+    } else {
+        Ok(())
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Wakes the agent of `rq`'s CPU when the latch's run flags ask for it on
+/// this edge (`RTLA_ON_*`).
+fn rtla(rq: &Rq, g: &GhostRq, flag: u32) {
+    if g.run_flags(rq) & flag != 0 {
+        crate::agent::wake(rq.cpu());
+    }
+}
+
+/// The pick-next prologue: `prev` (the current task of `rq`) is about to
+/// be switched out or re-picked. Produces the messages of the edges that
+/// are known now (blocked, yield, dead, a deferred TASK_NEW), so that an
+/// agent they wake is a candidate of this very pick.
+///
+/// # Safety
+///
+/// Called by `__schedule()` with `rq` locked and `prev == rq->curr`.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_pnt_prologue(
+    rq: *mut bindings::rq,
+    prev: *mut bindings::task_struct,
+) {
+    // SAFETY: `rq` is locked by the caller for this call.
+    let rq = unsafe { Rq::from_raw(rq) };
+    // SAFETY: `prev` is the current task: alive.
+    let Some(prev) = (unsafe { TaskPtr::from_raw(prev) }) else {
+        return;
+    };
+    if !prev.in_ghost_class() {
+        return;
+    }
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, prev), rq.ghost()) else {
+        return;
+    };
+    if gt.is_agent() {
+        if prev.dead() {
+            crate::agent::detach(rq, g, prev, gt);
+        }
+        return;
+    }
+    if gt.new_pending() {
+        // It joined while running: now the agent learns about it.
+        gt.msg_new(Some(rq), prev, prev.queued());
+        gt.clear_oncpu();
+        return;
+    }
+    if !gt.oncpu() {
+        return;
+    }
+    if prev.dead() {
+        gt.msg_dead(rq);
+        gt.clear_oncpu();
+    } else if !prev.queued() {
+        let seq = g.cpu_seqnum(rq);
+        gt.msg_blocked(rq, prev, seq);
+        gt.clear_oncpu();
+        rtla(rq, g, uapi::RTLA_ON_BLOCKED);
+    } else if gt.take_yield() {
+        let seq = g.cpu_seqnum(rq);
+        gt.msg_yield(rq, prev, seq);
+        gt.clear_oncpu();
+        // A yielding task is not picked again until an agent commits it.
+        g.set_must_resched(rq, true);
+        rtla(rq, g, uapi::RTLA_ON_YIELD);
+    }
+}
+
+/// The task switch: `prev` leaves `rq`'s CPU for `next`. A ghost task
+/// that is still runnable and had no message yet was preempted.
+///
+/// # Safety
+///
+/// Called by `context_switch()` with `rq` locked.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_prepare_task_switch(
+    rq: *mut bindings::rq,
+    prev: *mut bindings::task_struct,
+    _next: *mut bindings::task_struct,
+) {
+    // SAFETY: `rq` is locked by the caller for this call.
+    let rq = unsafe { Rq::from_raw(rq) };
+    // The task told to leave is leaving.
+    if let Some(g) = rq.ghost() {
+        g.set_must_resched(rq, false);
+    }
+    // SAFETY: `prev` is switching out on this locked rq: alive.
+    let Some(prev) = (unsafe { TaskPtr::from_raw(prev) }) else {
+        return;
+    };
+    if !prev.in_ghost_class() {
+        return;
+    }
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, prev), rq.ghost()) else {
+        return;
+    };
+    if gt.is_agent() || !gt.oncpu() {
+        return;
+    }
+    let seq = g.cpu_seqnum(rq);
+    if !prev.queued() {
+        // Blocked without going through the prologue (an idle-mode pick).
+        gt.msg_blocked(rq, prev, seq);
+        gt.clear_oncpu();
+        rtla(rq, g, uapi::RTLA_ON_BLOCKED);
+        return;
+    }
+    if g.run_flags(rq) & uapi::ELIDE_PREEMPT == 0 {
+        gt.msg_preempt(rq, prev, seq, false);
+    }
+    gt.clear_oncpu();
+    rtla(rq, g, uapi::RTLA_ON_PREEMPT);
+}
+
+/// The scheduler tick on `rq`'s CPU.
+///
+/// # Safety
+///
+/// Called by `sched_tick()` with `rq` locked.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
+    // SAFETY: `rq` is locked by the caller for this call.
+    let rq = unsafe { Rq::from_raw(rq) };
+    let curr = rq.curr();
+    if curr.in_ghost_class() {
+        if let Some(gt) = GhostTask::of(rq, curr) {
+            gt.sync_runtime(curr);
+        }
+    }
+}
+
+/// `p` enters the class (`switched_to`): ghOSt's state, staged by
+/// [`join`] or `become agent`, goes live.
+pub fn switched_to(rq: &Rq, p: TaskPtr) {
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        return;
+    };
+    if gt.active() {
+        // Back from a priority boost: nothing changed for the agent.
+        return;
+    }
+    gt.set_active();
+    gt.publish_sw();
+    if gt.is_agent() {
+        crate::agent::attach(rq, g, p, gt);
+        return;
+    }
+    if p.queued() {
+        gt.sw_flags(gtask::SW_RUNNABLE, 0);
+    }
+    if rq.curr() == p {
+        // Running: off the CPU first; TASK_NEW goes out at the switch.
+        gt.set_new_pending(true);
+        gt.set_oncpu(now());
+        g.set_must_resched(rq, true);
+        rq.resched_curr();
+    } else {
+        gt.msg_new(Some(rq), p, p.queued());
+    }
+}
+
+/// `p` leaves the class (`switched_from`).
+pub fn switched_from(rq: &Rq, p: TaskPtr) {
+    if p.policy() == SCHED_GHOST {
+        // A priority boost (rt_mutex) lends it to RT for a while; it stays
+        // a ghost task.
+        return;
+    }
+    let Some(g) = rq.ghost() else {
+        return;
+    };
+    let Some(gt) = gtask::uninstall(Some(rq), p) else {
+        return;
+    };
+    if gt.is_agent() {
+        crate::agent::detach(rq, g, p, &gt);
+        retire(gt);
+        return;
+    }
+    if g.latched(rq) == Some(p) {
+        g.set_latched(rq, None, 0);
+    }
+    let was_current = rq.curr() == p;
+    if gt.new_pending() {
+        gt.msg_new(Some(rq), p, false);
+    }
+    let seq = g.next_cpu_seqnum(rq);
+    gt.msg_departed(rq, seq, was_current);
+    retire(gt);
+}
+
+/// `p` died (`task_dead`, after its last switch; no lock held).
+pub fn task_dead(p: TaskPtr) {
+    let g = TaskRqGuard::lock(TaskHandle::get(p));
+    if let Some(gt) = gtask::uninstall(Some(&g), p) {
+        drop(g);
+        if gt.queue().is_none() || gt.is_agent() {
+            // No agent was told: nobody else frees the word.
+            gt.free_sw();
+        }
+        retire(gt);
+    }
+}
+
+/// The monotonic clock, in ns.
+pub fn now() -> i64 {
+    // SAFETY: reads the clock; any context.
+    unsafe { bindings::ktime_get() }
+}
+
+/// Whether the latched task `p` can still run on `rq`.
+fn latch_valid(rq: &Rq, p: TaskPtr) -> bool {
+    p.cpu() == rq.cpu()
+        && p.queued()
+        && p.in_ghost_class()
+        && GhostTask::of(rq, p).is_some_and(|gt| !gt.is_agent())
+}
+
+/// `pick_task` of the ghost class: the latched task, or the current ghost
+/// task if it may keep its CPU, or nothing (the CPU idles).
+pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
+    let g = rq.ghost()?;
+    if let Some(l) = g.latched(rq) {
+        if latch_valid(rq, l) {
+            return Some(l);
+        }
+        // Gone (dead, departed, migrated away): the agent decides again.
+        g.set_latched(rq, None, 0);
+        crate::agent::wake(rq.cpu());
+    }
+    let curr = rq.curr();
+    if curr.in_ghost_class() && curr.queued() && !g.must_resched(rq) {
+        if let Some(gt) = GhostTask::of(rq, curr) {
+            if !gt.is_agent() && gt.oncpu() && !gt.yield_pending() {
+                return Some(curr);
+            }
+        }
+    }
+    if g.run_flags(rq) & uapi::RTLA_ON_IDLE != 0 {
+        g.set_latched(rq, None, 0);
+        crate::agent::wake(rq.cpu());
+    }
+    None
+}
+
+/// `set_next_task`: `p` becomes the current task of `rq`.
+pub fn set_next_task(rq: &Rq, p: TaskPtr) {
+    rq.start_exec(p);
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        return;
+    };
+    g.set_must_resched(rq, false);
+    if gt.is_agent() {
+        return;
+    }
+    if g.latched(rq) == Some(p) {
+        g.set_latched(rq, None, g.run_flags(rq));
+        gt.set_oncpu(now());
+        if g.run_flags(rq) & uapi::SEND_TASK_ON_CPU != 0 {
+            let seq = g.cpu_seqnum(rq);
+            gt.msg_on_cpu(rq, now(), seq);
+        }
+    } else if !gt.oncpu() && gt.active() && !gt.new_pending() {
+        gt.set_oncpu(now());
+    }
+}

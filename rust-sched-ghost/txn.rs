@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Transactions: an agent asks for a task to run on a CPU by filling that
+//! CPU's `struct ghost_txn` in `cpu_data` and committing it with
+//! `GHOST_IOC_COMMIT_TXN`.
+//!
+//! A commit claims a `READY` transaction (compare-and-swap to the committing
+//! CPU's id), validates it, latches the task on the target CPU (moving it
+//! there if it is queued elsewhere), and publishes the outcome in `state`.
+//! Every transaction of the mask is committed inline by the caller; the
+//! agent's own CPU last. If the caller's own CPU got a task (or idle), the
+//! caller then gives its CPU away, as `ghost_run` does, until it is woken.
+//!
+//! Validation follows ghOSt ABI 91 (`_ghost_commit_txn`): version, flags,
+//! CPU online, an agent on it, the caller allowed, the target task (found,
+//! not an agent, barrier current, runnable, off-CPU unless
+//! `ALLOW_TASK_ONCPU`, allowed on the CPU), the agent barrier for a local
+//! commit, `DO_NOT_PREEMPT`, and other classes' claim on the CPU.
+
+use crate::enclave::Enclave;
+use crate::gtask::GhostTask;
+use crate::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sched::now;
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+use kernel::uapi;
+
+/// Commit flags this kernel knows.
+const COMMIT_FLAGS: u32 = uapi::COMMIT_AT_SCHEDULE
+    | uapi::COMMIT_AT_TXN_COMMIT
+    | uapi::ALLOW_TASK_ONCPU
+    | uapi::ELIDE_AGENT_BARRIER_INC
+    | uapi::INC_AGENT_BARRIER_ON_FAILURE;
+
+/// Run flags this kernel knows.
+const RUN_FLAGS: u32 = uapi::RTLA_ON_PREEMPT
+    | uapi::RTLA_ON_BLOCKED
+    | uapi::RTLA_ON_YIELD
+    | uapi::RTLA_ON_IDLE
+    | uapi::NEED_L1D_FLUSH
+    | uapi::NEED_CPU_NOT_IDLE
+    | uapi::ELIDE_PREEMPT
+    | uapi::SEND_TASK_ON_CPU
+    | uapi::DEFER_LATCHED_PREEMPTION_BY_AGENT
+    | uapi::DO_NOT_PREEMPT;
+
+/// Why a transaction failed: its final `state`.
+type Failed = i32;
+
+/// Checks the flags of a request (pure).
+pub fn flags_valid(gtid: i64, run_flags: u32, commit_flags: u32) -> bool {
+    let at = commit_flags & (uapi::COMMIT_AT_SCHEDULE | uapi::COMMIT_AT_TXN_COMMIT);
+    let barrier =
+        commit_flags & (uapi::ELIDE_AGENT_BARRIER_INC | uapi::INC_AGENT_BARRIER_ON_FAILURE);
+    commit_flags & !COMMIT_FLAGS == 0
+        && run_flags & !RUN_FLAGS == 0
+        && at.count_ones() <= 1
+        && barrier.count_ones() <= 1
+        && (run_flags & uapi::RTLA_ON_IDLE == 0 || gtid >= 0)
+        && (gtid != i64::from(uapi::GHOST_AGENT_GTID) || run_flags == 0)
+        && (run_flags & uapi::NEED_CPU_NOT_IDLE == 0 || gtid == i64::from(uapi::GHOST_IDLE_GTID))
+}
+
+/// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
+/// latched task gets `TASK_PREEMPT(was_latched)`. Returns the new CPU
+/// sequence number.
+fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32) -> u64 {
+    if let Some(old) = g.latched(rq) {
+        if Some(old) != p {
+            if let Some(ot) = GhostTask::of(rq, old) {
+                let seq = g.cpu_seqnum(rq);
+                ot.msg_preempt(rq, old, seq, true);
+            }
+        }
+    }
+    g.set_latched(rq, p, run_flags);
+    g.set_must_resched(rq, p.is_none());
+    let seq = g.next_cpu_seqnum(rq);
+    if p != Some(rq.curr()) {
+        rq.resched_curr();
+    }
+    seq
+}
+
+/// The committing agent: its CPU (the local one).
+#[derive(Clone, Copy)]
+pub struct Committer {
+    /// The agent's CPU.
+    pub cpu: i32,
+}
+
+/// What a successful commit did.
+pub struct Committed {
+    /// The CPU sequence number of the latch.
+    pub cpu_seqnum: u64,
+    /// The committer's CPU got something to run (the committer yields).
+    pub local_yield: bool,
+}
+
+/// Commits `cpu`'s transaction, already claimed, for `who`.
+fn commit(e: &Enclave, cpu: i32, who: Committer) -> core::result::Result<Committed, Failed> {
+    let txn = e.cpu_data().txn(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+    let req = txn.request();
+    let local = cpu == who.cpu;
+    if req.version != uapi::GHOST_TXN_VERSION as i32 {
+        return Err(uapi::GHOST_TXN_UNSUPPORTED_VERSION);
+    }
+    if !flags_valid(req.gtid, req.run_flags, req.commit_flags) {
+        return Err(uapi::GHOST_TXN_INVALID_FLAGS);
+    }
+    if !cpu_online(cpu) {
+        return Err(uapi::GHOST_TXN_CPU_OFFLINE);
+    }
+    let g = GhostRq::of(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+    if g.agent().is_none() {
+        return Err(uapi::GHOST_TXN_NO_AGENT);
+    }
+    let stale_agent = || {
+        if req.commit_flags & uapi::INC_AGENT_BARRIER_ON_FAILURE != 0 {
+            g.bump_agent_barrier();
+        }
+        uapi::GHOST_TXN_AGENT_STALE
+    };
+    if local {
+        // Wakes that come after this are for messages the agent has not
+        // seen: they must wake it again (see `agent::block`).
+        g.should_wake().store(false, Ordering::SeqCst);
+        if g.agent_barrier() != req.agent_barrier {
+            return Err(stale_agent());
+        }
+    }
+    let bump = |g: &GhostRq| {
+        if req.commit_flags & uapi::ELIDE_AGENT_BARRIER_INC == 0 {
+            g.bump_agent_barrier();
+        }
+    };
+    match req.gtid {
+        0 => {
+            // Nothing: a local commit only gives the CPU away.
+            let rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+            let seq = g.next_cpu_seqnum(&rq);
+            bump(g);
+            Ok(Committed {
+                cpu_seqnum: seq,
+                local_yield: local,
+            })
+        }
+        gtid if gtid == i64::from(uapi::GHOST_IDLE_GTID) => {
+            let rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+            if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(&rq, g) {
+                return Err(stale_agent());
+            }
+            let seq = latch(&rq, g, None, req.run_flags);
+            bump(g);
+            Ok(Committed {
+                cpu_seqnum: seq,
+                local_yield: local,
+            })
+        }
+        gtid if gtid == i64::from(uapi::GHOST_AGENT_GTID) => {
+            crate::agent::wake(cpu);
+            Ok(Committed {
+                cpu_seqnum: 0,
+                local_yield: false,
+            })
+        }
+        gtid if gtid > 0 => {
+            let t = crate::task::by_gtid(gtid).ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
+            let mut tg = TaskRqGuard::lock(t);
+            let p = tg.task();
+            {
+                let gt = GhostTask::of(&tg, p).ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
+                if !core::ptr::eq(gt.enclave(), e) {
+                    return Err(uapi::GHOST_TXN_TARGET_NOT_FOUND);
+                }
+                if gt.is_agent() {
+                    return Err(uapi::GHOST_TXN_INVALID_TARGET);
+                }
+                if gt.barrier() != req.task_barrier || gt.new_pending() {
+                    return Err(uapi::GHOST_TXN_TARGET_STALE);
+                }
+            }
+            if !p.queued() {
+                return Err(uapi::GHOST_TXN_TARGET_NOT_RUNNABLE);
+            }
+            let running_here = p.cpu() == cpu && tg.curr() == p;
+            if p.on_cpu() && !running_here {
+                if req.commit_flags & uapi::ALLOW_TASK_ONCPU == 0 || p.cpu() != cpu {
+                    return Err(uapi::GHOST_TXN_TARGET_ONCPU);
+                }
+            }
+            if !p.allowed_on(cpu) {
+                return Err(uapi::GHOST_TXN_INVALID_CPU);
+            }
+            if p.cpu() != cpu {
+                tg.move_to(cpu);
+            }
+            let rq: &Rq = &tg;
+            if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(rq, g) {
+                return Err(stale_agent());
+            }
+            if other_class_busy(rq, g) {
+                return Err(uapi::GHOST_TXN_CPU_UNAVAIL);
+            }
+            let seq = latch(rq, g, Some(p), req.run_flags);
+            bump(g);
+            Ok(Committed {
+                cpu_seqnum: seq,
+                local_yield: local,
+            })
+        }
+        _ => Err(uapi::GHOST_TXN_INVALID_TARGET),
+    }
+}
+
+/// Whether a ghost task runs on, or is latched to, `rq`'s CPU.
+fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
+    let curr = rq.curr();
+    g.latched(rq).is_some()
+        || (curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent()))
+}
+
+/// Whether a task of another class (not the agent, not idle) has `rq`'s
+/// CPU: a ghost task latched there would not get it.
+fn other_class_busy(rq: &Rq, _g: &GhostRq) -> bool {
+    let curr = rq.curr();
+    !curr.in_ghost_class() && !curr.is_idle()
+}
+
+/// `GHOST_IOC_COMMIT_TXN {mask, len, flags}`: commits every `READY`
+/// transaction of the enclave's CPUs in the mask. `EINVAL` for nonzero
+/// `flags` or a `len` beyond 1024 bytes; `EFAULT` for a bad mask pointer;
+/// `EINVAL` if the caller is not an agent of this enclave. May block (the
+/// caller's own CPU): returns when the agent is woken.
+pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
+    if flags != 0 || len > 1024 {
+        return Err(EINVAL);
+    }
+    let (my_cpu, my_enclave) = crate::sched::current_agent().ok_or(EINVAL)?;
+    if !core::ptr::eq(my_enclave, e) {
+        return Err(EINVAL);
+    }
+    let mut bits = [0u8; 1024];
+    let n = len as usize;
+    let dst = bits.get_mut(..n).ok_or(EINVAL)?;
+    UserSlice::new(mask as usize, n).reader().read_slice(dst)?;
+    let who = Committer { cpu: my_cpu };
+    let mut local_yield = false;
+    let mut order: KVec<i32> = KVec::new();
+    for cpu in e.cpus().iter() {
+        let Ok(cpu) = i32::try_from(cpu) else {
+            continue;
+        };
+        let (byte, bit) = ((cpu / 8) as usize, cpu % 8);
+        if bits.get(byte).is_some_and(|b| b & (1 << bit) != 0) {
+            order.push(cpu, GFP_KERNEL)?;
+        }
+    }
+    // The caller's own CPU last: it may give its CPU away.
+    order.sort_unstable_by_key(|&c| c == my_cpu);
+    for cpu in order {
+        let Some(txn) = e.cpu_data().txn(cpu) else {
+            continue;
+        };
+        if !txn.cas_state(uapi::GHOST_TXN_READY as i32, crate::rq::this_cpu()) {
+            continue;
+        }
+        match commit(e, cpu, who) {
+            Ok(c) => {
+                local_yield |= c.local_yield;
+                txn.complete(uapi::GHOST_TXN_COMPLETE, c.cpu_seqnum, now());
+            }
+            Err(state) => txn.complete(state, 0, now()),
+        }
+    }
+    if local_yield {
+        let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
+        // The barrier was checked at the commit; a signal ends the wait
+        // early and is no error of the commit.
+        let _ = crate::agent::block(g, None);
+    }
+    Ok(0)
+}

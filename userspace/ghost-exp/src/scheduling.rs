@@ -1,0 +1,481 @@
+//! Scheduling tests: real tasks scheduled by a real agent on the real
+//! kernel.
+//!
+//! The agent here is deliberately minimal (a per-CPU FIFO for one CPU,
+//! written against the raw ABI): it is the test's instrument, and counts
+//! every message it sees in shared memory so that the test can assert on
+//! the kernel's behaviour.
+
+use crate::mapped::{create_queue, ioctl, open_rw, path};
+use crate::suite::{create_enclave, nr_cpu_ids};
+use crate::sys::{self, errno_name, Exit};
+use ghost_abi as abi;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::mem::offset_of;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Memory shared by the test, its agent and its workload (an anonymous
+/// `MAP_SHARED` page, set up before the forks).
+#[repr(C)]
+struct Shared {
+    /// The agent does not commit while this is nonzero.
+    hold: AtomicU32,
+    /// Messages the agent saw, by type (index `type - 64`, task messages).
+    msgs: [AtomicU32; 16],
+    /// Transaction outcomes the agent saw: COMPLETE, and anything else.
+    commits_ok: AtomicU32,
+    commits_failed: AtomicU32,
+    /// The last failed state.
+    last_failure: AtomicI32,
+    /// The agent is up (it became the agent).
+    agent_up: AtomicU32,
+    /// The agent's setup failed at this step (nonzero: an errno).
+    agent_error: AtomicI32,
+    /// Workload: iterations done, the CPU it last ran on, its phase.
+    work: AtomicU64,
+    work_cpu: AtomicI32,
+    /// Workload: 0 spin; 1 spin and sleep; 2 stop.
+    phase: AtomicU32,
+    /// Workload: it is about to join.
+    joining: AtomicU32,
+}
+
+/// A zeroed [`Shared`] page that survives fork.
+fn shared() -> Result<&'static Shared, String> {
+    // SAFETY: a fresh anonymous shared mapping, never unmapped (the test
+    // process exits after the suite); zeroed memory is a valid `Shared`
+    // (atomics only).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", errno_name(sys::errno())));
+        }
+        Ok(&*p.cast::<Shared>())
+    }
+}
+
+/// Everything an agent needs of its enclave.
+struct Enclave {
+    ctl: std::fs::File,
+    queue: std::fs::File,
+    ring: sys::Mapping,
+    nelems: u32,
+    cpu_data: sys::Mapping,
+    sw: sys::Mapping,
+}
+
+/// Creates enclave `id` on CPU `cpu` with a status-word region.
+fn make_enclave(id: u64, cpu: usize) -> Result<(), String> {
+    create_enclave(&format!("create {id} 91"))?;
+    sys::write_once(&path(id, "cpulist"), format!("{cpu}").as_bytes())
+        .map_err(|e| format!("cpulist: {}", errno_name(e)))?;
+    sys::write_once(&path(id, "ctl"), b"create sw_region 0 0")
+        .map_err(|e| format!("sw_region: {}", errno_name(e)))?;
+    Ok(())
+}
+
+/// Opens enclave `id` for an agent of `cpu`: a queue that wakes the agent,
+/// made the default queue, and the mappings (queues are not inherited by
+/// children, so the agent process does this itself).
+fn attach(id: u64, cpu: usize) -> Result<Enclave, String> {
+    let ctl = open_rw(&path(id, "ctl"))?;
+    let nelems = 1024;
+    let (queue, mapsize) = create_queue(&ctl, nelems as i32, -1, 0)
+        .map_err(|e| format!("CREATE_QUEUE: {}", errno_name(e)))?;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let ring = sys::mmap_fd(&queue, mapsize as usize, rw, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap queue: {}", errno_name(e)))?;
+    let mut dq = abi::GhostIocSetDefaultQueue {
+        fd: queue.as_raw_fd(),
+    };
+    ioctl(&ctl, abi::GHOST_IOC_SET_DEFAULT_QUEUE, (&raw mut dq).cast())
+        .map_err(|e| format!("SET_DEFAULT_QUEUE: {}", errno_name(e)))?;
+    let mut w = [abi::GhostAgentWakeup {
+        cpu: cpu as i32,
+        prio: 0,
+    }];
+    let mut cw = abi::GhostIocConfigQueueWakeup {
+        qfd: queue.as_raw_fd(),
+        w: w.as_mut_ptr() as u64,
+        ninfo: 1,
+        flags: 0,
+    };
+    ioctl(
+        &ctl,
+        abi::GHOST_IOC_CONFIG_QUEUE_WAKEUP,
+        (&raw mut cw).cast(),
+    )
+    .map_err(|e| format!("CONFIG_QUEUE_WAKEUP: {}", errno_name(e)))?;
+    let n = nr_cpu_ids()?;
+    let cd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path(id, "cpu_data"))
+        .map_err(|e| e.to_string())?;
+    let cpu_data = sys::mmap_fd(&cd, 4096 * n, rw, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap cpu_data: {}", errno_name(e)))?;
+    let swf = std::fs::File::open(path(id, "sw_regions/sw_0")).map_err(|e| e.to_string())?;
+    let sw = sys::mmap_fd(&swf, 2 << 20, libc::PROT_READ, libc::MAP_SHARED, 0)
+        .map_err(|e| format!("mmap sw_0: {}", errno_name(e)))?;
+    Ok(Enclave {
+        ctl,
+        queue,
+        ring,
+        nelems,
+        cpu_data,
+        sw,
+    })
+}
+
+impl Enclave {
+    /// The `u32` at byte `off` of a mapping, as an atomic.
+    fn atomic_u32(m: &sys::Mapping, off: usize) -> &AtomicU32 {
+        m.atomic(off)
+    }
+
+    /// The barrier of the status word `index` of region 0.
+    fn sw_barrier(&self, index: u32) -> u32 {
+        Self::atomic_u32(&self.sw, 64 + 32 * index as usize).load(Ordering::Acquire)
+    }
+
+    /// Where a status word is.
+    fn sw_info(&self, type_: u32, arg: u64) -> Result<abi::GhostSwInfo, i32> {
+        let mut a = abi::GhostIocSwGetInfo {
+            request: abi::GhostMsgSrc { type_, arg },
+            response: abi::GhostSwInfo::default(),
+        };
+        ioctl(&self.ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut a).cast())?;
+        Ok(a.response)
+    }
+
+    /// Pops the next message: `(type, seqnum, payload bytes)`.
+    fn pop(&self) -> Option<(u16, u32, Vec<u8>)> {
+        let head = Self::atomic_u32(&self.ring, 64).load(Ordering::Acquire);
+        let tail_a = Self::atomic_u32(&self.ring, 68);
+        let tail = tail_a.load(Ordering::Relaxed);
+        if head == tail {
+            return None;
+        }
+        let slot = (tail & (self.nelems - 1)) as usize;
+        let at = 76 + slot * 8;
+        let word0: u32 = self.ring.read(at);
+        let seq: u32 = self.ring.read(at + 4);
+        let (ty, len) = ((word0 & 0xffff) as u16, (word0 >> 16) as usize);
+        let slots = len.div_ceil(8).max(1);
+        let payload: Vec<u8> = (8..len).map(|i| self.ring.read::<u8>(at + i)).collect();
+        tail_a.store(tail.wrapping_add(slots as u32), Ordering::Release);
+        Some((ty, seq, payload))
+    }
+
+    /// `ghost_run(0, barrier, 0, cpu, 0)`: blocks until woken; the errno on
+    /// failure.
+    fn block(&self, barrier: u32, cpu: usize) -> Result<(), i32> {
+        // SAFETY: the ghost_run syscall with plain integer arguments.
+        let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, barrier, 0u32, cpu as i32, 0) };
+        if r < 0 {
+            Err(sys::errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Commits `gtid` on `cpu` (the caller's CPU), returning the txn state.
+    fn run_local(&self, cpu: usize, gtid: i64, agent_barrier: u32, task_barrier: u32) -> i32 {
+        let base = 4096 * cpu;
+        let txn = |off| Self::atomic_u32(&self.cpu_data, base + off);
+        self.cpu_data
+            .write::<i32>(base + offset_of!(abi::GhostTxn, version), 0);
+        self.cpu_data
+            .write::<i64>(base + offset_of!(abi::GhostTxn, gtid), gtid);
+        self.cpu_data.write::<u32>(
+            base + offset_of!(abi::GhostTxn, agent_barrier),
+            agent_barrier,
+        );
+        self.cpu_data
+            .write::<u32>(base + offset_of!(abi::GhostTxn, task_barrier), task_barrier);
+        self.cpu_data
+            .write::<u16>(base + offset_of!(abi::GhostTxn, run_flags), 0);
+        self.cpu_data
+            .write::<u8>(base + offset_of!(abi::GhostTxn, commit_flags), 0);
+        txn(offset_of!(abi::GhostTxn, state)).store(abi::GHOST_TXN_READY as u32, Ordering::Release);
+        let mut mask = [0u8; 128];
+        mask[cpu / 8] |= 1 << (cpu % 8);
+        let mut c = abi::GhostIocCommitTxn {
+            mask_ptr: mask.as_ptr() as u64,
+            mask_len: mask.len() as u32,
+            flags: 0,
+        };
+        if let Err(e) = ioctl(&self.ctl, abi::GHOST_IOC_COMMIT_TXN, (&raw mut c).cast()) {
+            return -e;
+        }
+        txn(offset_of!(abi::GhostTxn, state)).load(Ordering::Acquire) as i32
+    }
+}
+
+/// The test agent: becomes the agent of `cpu` and runs a FIFO of runnable
+/// tasks, one at a time, until it is killed. Runs in its own process; the
+/// return value is its exit code.
+fn agent_main(id: u64, cpu: usize, sh: &Shared) -> i32 {
+    let e = match attach(id, cpu) {
+        Ok(e) => e,
+        Err(_) => {
+            sh.agent_error.store(-3, Ordering::SeqCst);
+            return 1;
+        }
+    };
+    let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
+    if let Err(err) = (&e.ctl).write_all(cmd.as_bytes()) {
+        sh.agent_error
+            .store(err.raw_os_error().unwrap_or(-1), Ordering::SeqCst);
+        return 1;
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::sched_getcpu() } != cpu as i32 {
+        sh.agent_error.store(-2, Ordering::SeqCst);
+        return 1;
+    }
+    let me = match e.sw_info(abi::GHOST_AGENT, cpu as u64) {
+        Ok(i) => i,
+        Err(err) => {
+            sh.agent_error.store(err, Ordering::SeqCst);
+            return 1;
+        }
+    };
+    sh.agent_up.store(1, Ordering::SeqCst);
+    let mut runq: VecDeque<i64> = VecDeque::new();
+    let mut barriers: std::collections::HashMap<i64, (u32, u32)> = Default::default();
+    loop {
+        let agent_barrier = e.sw_barrier(me.index);
+        while let Some((ty, seq, p)) = e.pop() {
+            let i = ty.wrapping_sub(64) as usize;
+            if let Some(c) = sh.msgs.get(i) {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+            if p.len() < 8 {
+                continue;
+            }
+            let gtid = i64::from_ne_bytes(p[..8].try_into().unwrap_or_default());
+            match ty {
+                abi::MSG_TASK_NEW => {
+                    let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info);
+                    let idx =
+                        u32::from_ne_bytes(p[off + 4..off + 8].try_into().unwrap_or_default());
+                    barriers.insert(gtid, (seq, idx));
+                    let r = offset_of!(abi::GhostMsgPayloadTaskNew, runnable);
+                    if p[r] != 0 {
+                        runq.push_back(gtid);
+                    }
+                }
+                abi::MSG_TASK_WAKEUP | abi::MSG_TASK_PREEMPT | abi::MSG_TASK_YIELD => {
+                    if let Some(b) = barriers.get_mut(&gtid) {
+                        b.0 = seq;
+                    }
+                    if !runq.contains(&gtid) {
+                        runq.push_back(gtid);
+                    }
+                }
+                abi::MSG_TASK_BLOCKED => {
+                    if let Some(b) = barriers.get_mut(&gtid) {
+                        b.0 = seq;
+                    }
+                    runq.retain(|&g| g != gtid);
+                }
+                abi::MSG_TASK_DEAD | abi::MSG_TASK_DEPARTED => {
+                    runq.retain(|&g| g != gtid);
+                    if let Some((_, idx)) = barriers.remove(&gtid) {
+                        let mut info = abi::GhostSwInfo { id: 0, index: idx };
+                        let _ = ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if sh.hold.load(Ordering::SeqCst) != 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let Some(gtid) = runq.front().copied() else {
+            let _ = e.block(agent_barrier, cpu);
+            continue;
+        };
+        let task_barrier = barriers.get(&gtid).map_or(0, |b| b.0);
+        let state = e.run_local(cpu, gtid, agent_barrier, task_barrier);
+        if state == abi::GHOST_TXN_COMPLETE {
+            sh.commits_ok.fetch_add(1, Ordering::SeqCst);
+            runq.pop_front();
+        } else {
+            sh.commits_failed.fetch_add(1, Ordering::SeqCst);
+            sh.last_failure.store(state, Ordering::SeqCst);
+            // The task is gone: forget it. Otherwise try again.
+            if state == abi::GHOST_TXN_TARGET_NOT_FOUND
+                || state == abi::GHOST_TXN_TARGET_NOT_RUNNABLE
+                || state == abi::GHOST_TXN_INVALID_TARGET
+            {
+                runq.pop_front();
+            } else if state == abi::GHOST_TXN_CPU_UNAVAIL {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+}
+
+/// The workload: joins enclave `id` (itself), then counts and records its
+/// CPU; in phase 1 it also sleeps and yields; in phase 2 it exits.
+fn workload_main(id: u64, sh: &Shared) -> i32 {
+    sh.joining.store(1, Ordering::SeqCst);
+    if sys::write_once(&path(id, "tasks"), b"0").is_err() {
+        return 3;
+    }
+    loop {
+        let n = sh.work.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: plain syscall.
+        sh.work_cpu
+            .store(unsafe { libc::sched_getcpu() }, Ordering::SeqCst);
+        match sh.phase.load(Ordering::SeqCst) {
+            0 => std::hint::spin_loop(),
+            1 => {
+                if n % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                } else if n % 64 == 32 {
+                    // SAFETY: plain syscall.
+                    unsafe { libc::sched_yield() };
+                }
+            }
+            _ => return 0,
+        }
+    }
+}
+
+/// Waits up to `ms` for `f` to hold.
+fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    f()
+}
+
+/// A task in an enclave runs only when its agent commits it, on the CPU the
+/// agent chose; the messages of its life reach the agent; destroying the
+/// enclave under load kills the agent and returns the task to CFS, where
+/// it keeps running.
+pub fn agent_schedules_tasks() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let ncpus = nr_cpu_ids()?;
+    ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
+    let cpu = ncpus - 1;
+    let sh = shared()?;
+    sh.hold.store(1, Ordering::SeqCst);
+    let id = 41;
+    make_enclave(id, cpu)?;
+    let agent = sys::fork_child(|| agent_main(id, cpu, sh))?;
+    let up = wait_for(5000, || {
+        sh.agent_up.load(Ordering::SeqCst) != 0 || sh.agent_error.load(Ordering::SeqCst) != 0
+    });
+    let err = sh.agent_error.load(Ordering::SeqCst);
+    ensure!(up && err == 0, "agent did not come up (error {err})");
+    // Agents run SCHED_GHOST with RESET_ON_FORK (their children are CFS).
+    let policy = sys::sched_policy(agent);
+    ensure!(
+        policy == abi::SCHED_GHOST | libc::SCHED_RESET_ON_FORK,
+        "agent policy {policy:#x}"
+    );
+    let status = std::fs::read_to_string(path(id, "status")).map_err(|x| x.to_string())?;
+    ensure!(
+        status.contains("nr_tasks 1\n"),
+        "status with an agent: {status:?}"
+    );
+
+    // The workload joins; while the agent holds, it must not run.
+    let work = sys::fork_child(|| workload_main(41, sh))?;
+    ensure!(
+        wait_for(5000, || sh.joining.load(Ordering::SeqCst) != 0
+            && sys::sched_policy(work) == abi::SCHED_GHOST),
+        "workload did not join (policy {})",
+        sys::sched_policy(work)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sh.work.load(Ordering::SeqCst);
+    ensure!(before == 0, "uncommitted task ran {before} iterations");
+    ensure!(
+        sh.msgs[(abi::MSG_TASK_NEW - 64) as usize].load(Ordering::SeqCst) == 1,
+        "TASK_NEW count {}",
+        sh.msgs[3].load(Ordering::SeqCst)
+    );
+    let tasks = std::fs::read_to_string(path(id, "tasks")).map_err(|x| x.to_string())?;
+    ensure!(
+        tasks == format!("{work}\n"),
+        "tasks file {tasks:?}, want {work}"
+    );
+
+    // Released: the agent commits it, and it runs on the agent's CPU.
+    sh.hold.store(0, Ordering::SeqCst);
+    ensure!(
+        wait_for(5000, || sh.work.load(Ordering::SeqCst) > 1000),
+        "committed task did not run: {} iterations, {} commits ok, {} failed (last {:#x})",
+        sh.work.load(Ordering::SeqCst),
+        sh.commits_ok.load(Ordering::SeqCst),
+        sh.commits_failed.load(Ordering::SeqCst),
+        sh.last_failure.load(Ordering::SeqCst)
+    );
+    let ran_on = sh.work_cpu.load(Ordering::SeqCst);
+    ensure!(
+        ran_on == cpu as i32,
+        "task ran on CPU {ran_on}, agent chose {cpu}"
+    );
+
+    // Sleeping and yielding: BLOCKED, WAKEUP and YIELD reach the agent,
+    // and the task keeps making progress.
+    sh.phase.store(1, Ordering::SeqCst);
+    let count = |t: u16| sh.msgs[(t - 64) as usize].load(Ordering::SeqCst);
+    ensure!(
+        wait_for(10000, || count(abi::MSG_TASK_BLOCKED) >= 20
+            && count(abi::MSG_TASK_WAKEUP) >= 20
+            && count(abi::MSG_TASK_YIELD) >= 5),
+        "after sleeping and yielding: {} BLOCKED, {} WAKEUP, {} YIELD, {} iterations",
+        count(abi::MSG_TASK_BLOCKED),
+        count(abi::MSG_TASK_WAKEUP),
+        count(abi::MSG_TASK_YIELD),
+        sh.work.load(Ordering::SeqCst)
+    );
+    ensure!(
+        sh.work_cpu.load(Ordering::SeqCst) == cpu as i32,
+        "task ran on CPU {}",
+        sh.work_cpu.load(Ordering::SeqCst)
+    );
+
+    // Destroy under load: the agent dies, the task goes back to CFS and
+    // keeps running.
+    sh.phase.store(0, Ordering::SeqCst);
+    sys::write_once(&path(id, "ctl"), b"destroy")
+        .map_err(|x| format!("destroy: {}", errno_name(x)))?;
+    let exit = sys::wait_child(agent)?;
+    ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
+    ensure!(
+        sys::sched_policy(work) == libc::SCHED_OTHER,
+        "task policy after destroy: {}",
+        sys::sched_policy(work)
+    );
+    let at = sh.work.load(Ordering::SeqCst);
+    ensure!(
+        wait_for(5000, || sh.work.load(Ordering::SeqCst) > at + 1000),
+        "task stuck after destroy at {at} iterations"
+    );
+    sh.phase.store(2, Ordering::SeqCst);
+    let exit = sys::wait_child(work)?;
+    ensure!(exit == Exit::Code(0), "workload ended {exit:?}");
+    Ok(())
+}
