@@ -41,6 +41,8 @@ struct Shared {
     phase: AtomicU32,
     /// Workload: it is about to join.
     joining: AtomicU32,
+    /// Probes of a starting agent (see [`probe`]): outcomes, in order.
+    probes: [AtomicI32; 12],
 }
 
 /// A zeroed [`Shared`] page that survives fork.
@@ -191,10 +193,24 @@ impl Enclave {
 
     /// Commits `gtid` on `cpu` (the caller's CPU), returning the txn state.
     fn run_local(&self, cpu: usize, gtid: i64, agent_barrier: u32, task_barrier: u32) -> i32 {
+        self.commit_raw(cpu, gtid, 0, agent_barrier, task_barrier, 0)
+    }
+
+    /// Fills `cpu`'s transaction and commits it; returns its final state
+    /// (or the negated errno of the ioctl).
+    fn commit_raw(
+        &self,
+        cpu: usize,
+        gtid: i64,
+        commit_flags: u8,
+        agent_barrier: u32,
+        task_barrier: u32,
+        version: i32,
+    ) -> i32 {
         let base = 4096 * cpu;
         let txn = |off| Self::atomic_u32(&self.cpu_data, base + off);
         self.cpu_data
-            .write::<i32>(base + offset_of!(abi::GhostTxn, version), 0);
+            .write::<i32>(base + offset_of!(abi::GhostTxn, version), version);
         self.cpu_data
             .write::<i64>(base + offset_of!(abi::GhostTxn, gtid), gtid);
         self.cpu_data.write::<u32>(
@@ -206,7 +222,7 @@ impl Enclave {
         self.cpu_data
             .write::<u16>(base + offset_of!(abi::GhostTxn, run_flags), 0);
         self.cpu_data
-            .write::<u8>(base + offset_of!(abi::GhostTxn, commit_flags), 0);
+            .write::<u8>(base + offset_of!(abi::GhostTxn, commit_flags), commit_flags);
         txn(offset_of!(abi::GhostTxn, state)).store(abi::GHOST_TXN_READY as u32, Ordering::Release);
         let mut mask = [0u8; 128];
         mask[cpu / 8] |= 1 << (cpu % 8);
@@ -225,7 +241,7 @@ impl Enclave {
 /// The test agent: becomes the agent of `cpu` and runs a FIFO of runnable
 /// tasks, one at a time, until it is killed. Runs in its own process; the
 /// return value is its exit code.
-fn agent_main(id: u64, cpu: usize, sh: &Shared) -> i32 {
+fn agent_main(id: u64, cpu: usize, sh: &Shared, takeover: bool) -> i32 {
     let e = match attach(id, cpu) {
         Ok(e) => e,
         Err(_) => {
@@ -234,10 +250,20 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared) -> i32 {
         }
     };
     let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
-    if let Err(err) = (&e.ctl).write_all(cmd.as_bytes()) {
-        sh.agent_error
-            .store(err.raw_os_error().unwrap_or(-1), Ordering::SeqCst);
-        return 1;
+    // Taking over: the old agent may still be on its way out (EBUSY).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match (&e.ctl).write_all(cmd.as_bytes()) {
+            Ok(()) => break,
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => {
+                sh.agent_error
+                    .store(err.raw_os_error().unwrap_or(-1), Ordering::SeqCst);
+                return 1;
+            }
+        }
     }
     // SAFETY: plain syscall.
     if unsafe { libc::sched_getcpu() } != cpu as i32 {
@@ -251,6 +277,15 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared) -> i32 {
             return 1;
         }
     };
+    if takeover {
+        probe(&e, cpu, me.index, sh);
+        sh.probes[10].store(adopt_tasks(&e), Ordering::SeqCst);
+        // Learn the tasks the old agent knew.
+        if (&e.ctl).write_all(b"discover tasks").is_err() {
+            sh.agent_error.store(-4, Ordering::SeqCst);
+            return 1;
+        }
+    }
     sh.agent_up.store(1, Ordering::SeqCst);
     let mut runq: VecDeque<i64> = VecDeque::new();
     let mut barriers: std::collections::HashMap<i64, (u32, u32)> = Default::default();
@@ -329,6 +364,73 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared) -> i32 {
     }
 }
 
+/// Provokes error outcomes as a new agent of `cpu` (whose status word is
+/// `me`), recording them in `sh.probes`: transactions with an unknown gtid,
+/// a bad version, bad flags, the agent's own gtid, a stale agent barrier, a
+/// CPU without an agent; then `ghost_run` with a stale barrier, a ping of
+/// itself, and `ghost_run` with the barrier the ping moved.
+fn probe(e: &Enclave, cpu: usize, me: u32, sh: &Shared) {
+    let my_gtid: i64 = std::fs::read_to_string("/proc/self/ghost/gtid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let set = |i: usize, v: i32| sh.probes[i].store(v, Ordering::SeqCst);
+    let b = || e.sw_barrier(me);
+    set(0, e.run_local(cpu, 0x7fff_ffff_0000_0001, b(), 0));
+    set(1, e.commit_raw(cpu, 5, 0, b(), 0, 1));
+    set(2, e.commit_raw(cpu, 5, 0xff, b(), 0, 0));
+    set(3, e.run_local(cpu, my_gtid, b(), 0));
+    set(4, e.run_local(cpu, 5, b().wrapping_sub(1), 0));
+    // CPU 0 is the enclave's but has no agent.
+    set(5, e.commit_raw(0, 0, 0, 0, 0, 0));
+    set(6, e.block(b().wrapping_sub(1), cpu).err().unwrap_or(0));
+    let b = b();
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    let ping = unsafe {
+        libc::syscall(
+            abi::NR_GHOST_RUN,
+            abi::GHOST_AGENT_GTID,
+            0u32,
+            0u32,
+            cpu as i32,
+            0,
+        )
+    };
+    set(7, ping as i32);
+    set(8, e.block(b, cpu).err().unwrap_or(0));
+    set(9, e.sw_barrier(me).wrapping_sub(b) as i32);
+}
+
+/// In-place upgrade: sends every task of the enclave (a live status word
+/// that is not an agent's) to this agent's queue; returns how many.
+fn adopt_tasks(e: &Enclave) -> i32 {
+    let mut n = 0;
+    for index in 0..65534u32 {
+        let at = 64 + 32 * index as usize;
+        let flags = Enclave::atomic_u32(&e.sw, at + 4).load(Ordering::Acquire);
+        let live = flags & abi::GHOST_SW_F_INUSE != 0;
+        let skip = abi::GHOST_SW_TASK_IS_AGENT | abi::GHOST_SW_F_CANFREE;
+        if !live || flags & skip != 0 {
+            continue;
+        }
+        let gtid: i64 = e.sw.read(at + 8);
+        let barrier = e.sw_barrier(index);
+        let mut a = abi::GhostIocAssocQueue {
+            fd: e.queue.as_raw_fd(),
+            src: abi::GhostMsgSrc {
+                type_: abi::GHOST_TASK,
+                arg: gtid as u64,
+            },
+            barrier,
+            flags: 0,
+        };
+        if ioctl(&e.ctl, abi::GHOST_IOC_ASSOC_QUEUE, (&raw mut a).cast()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The workload: joins enclave `id` (itself), then counts and records its
 /// CPU; in phase 1 it also sleeps and yields; in phase 2 it exits.
 fn workload_main(id: u64, sh: &Shared) -> i32 {
@@ -381,7 +483,7 @@ pub fn agent_schedules_tasks() -> Result<(), String> {
     sh.hold.store(1, Ordering::SeqCst);
     let id = 41;
     make_enclave(id, cpu)?;
-    let agent = sys::fork_child(|| agent_main(id, cpu, sh))?;
+    let agent = sys::fork_child(|| agent_main(id, cpu, sh, false))?;
     let up = wait_for(5000, || {
         sh.agent_up.load(Ordering::SeqCst) != 0 || sh.agent_error.load(Ordering::SeqCst) != 0
     });
@@ -477,5 +579,157 @@ pub fn agent_schedules_tasks() -> Result<(), String> {
     sh.phase.store(2, Ordering::SeqCst);
     let exit = sys::wait_child(work)?;
     ensure!(exit == Exit::Code(0), "workload ended {exit:?}");
+    Ok(())
+}
+
+/// Spins on `cpu` as a CFS task for `ms` milliseconds (a child process).
+fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
+    sys::fork_child(move || {
+        // SAFETY: a zeroed cpu_set_t with one bit set, for ourselves.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                return 1;
+            }
+        }
+        let end = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+        0
+    })
+}
+
+/// CFS preempts a running ghost task (TASK_PREEMPT); a killed agent loses
+/// no task: the enclave waits, a new agent takes over (in-place upgrade:
+/// `ASSOC_QUEUE` of every live status word, then `discover tasks`) and runs
+/// the task again. The new agent first provokes error outcomes of
+/// transactions and `ghost_run`.
+pub fn agent_takeover_and_errors() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let ncpus = nr_cpu_ids()?;
+    ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
+    let cpu = ncpus - 1;
+    let sh = shared()?;
+    let id = 42;
+    make_enclave(id, cpu)?;
+    // CPU 0 too, without an agent (for NO_AGENT).
+    sys::write_once(&path(id, "cpulist"), format!("0,{cpu}").as_bytes())
+        .map_err(|e| format!("cpulist: {}", errno_name(e)))?;
+    let a = sys::fork_child(|| agent_main(id, cpu, sh, false))?;
+    ensure!(
+        wait_for(5000, || sh.agent_up.load(Ordering::SeqCst) != 0),
+        "first agent did not come up ({})",
+        sh.agent_error.load(Ordering::SeqCst)
+    );
+    let work = sys::fork_child(|| workload_main(id, sh))?;
+    ensure!(
+        wait_for(5000, || sh.work.load(Ordering::SeqCst) > 1000),
+        "task did not run under the first agent"
+    );
+
+    // A CFS task on the same CPU preempts the ghost task.
+    let count = |t: u16| sh.msgs[(t - 64) as usize].load(Ordering::SeqCst);
+    let p0 = count(abi::MSG_TASK_PREEMPT);
+    let hog = cfs_hog(cpu, 300)?;
+    let hog_exit = sys::wait_child(hog)?;
+    ensure!(hog_exit == Exit::Code(0), "CFS hog ended {hog_exit:?}");
+    ensure!(
+        count(abi::MSG_TASK_PREEMPT) > p0,
+        "no TASK_PREEMPT when CFS took the CPU"
+    );
+    let at = sh.work.load(Ordering::SeqCst);
+    ensure!(
+        wait_for(5000, || sh.work.load(Ordering::SeqCst) > at + 1000),
+        "task did not resume after the CFS task left"
+    );
+
+    // The agent dies; the task stays in the enclave and, once it blocks,
+    // waits for an agent.
+    sh.phase.store(1, Ordering::SeqCst);
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(a, libc::SIGKILL) };
+    let exit = sys::wait_child(a)?;
+    ensure!(
+        exit == Exit::Signal(libc::SIGKILL),
+        "first agent ended {exit:?}"
+    );
+    ensure!(
+        sys::sched_policy(work) == abi::SCHED_GHOST,
+        "task policy {} after its agent died",
+        sys::sched_policy(work)
+    );
+    ensure!(
+        wait_for(5000, || std::fs::read_to_string(path(id, "status"))
+            .unwrap_or_default()
+            .contains("nr_tasks 1\n")),
+        "status after the agent died: {:?}",
+        std::fs::read_to_string(path(id, "status"))
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let stuck = sh.work.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    let moved = sh.work.load(Ordering::SeqCst) - stuck;
+    ensure!(moved == 0, "task ran {moved} iterations without an agent");
+
+    // A new agent takes over.
+    for m in &sh.msgs {
+        m.store(0, Ordering::SeqCst);
+    }
+    sh.agent_up.store(0, Ordering::SeqCst);
+    let b = sys::fork_child(|| agent_main(id, cpu, sh, true))?;
+    ensure!(
+        wait_for(5000, || sh.agent_up.load(Ordering::SeqCst) != 0
+            || sh.agent_error.load(Ordering::SeqCst) != 0),
+        "second agent did not come up"
+    );
+    ensure!(
+        sh.agent_error.load(Ordering::SeqCst) == 0,
+        "second agent: error {}",
+        sh.agent_error.load(Ordering::SeqCst)
+    );
+    let probes: Vec<i32> = sh.probes.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+    let want = [
+        abi::GHOST_TXN_TARGET_NOT_FOUND,
+        abi::GHOST_TXN_UNSUPPORTED_VERSION,
+        abi::GHOST_TXN_INVALID_FLAGS,
+        abi::GHOST_TXN_INVALID_TARGET,
+        abi::GHOST_TXN_AGENT_STALE,
+        abi::GHOST_TXN_NO_AGENT,
+        libc::ESTALE,
+        0,
+        libc::ESTALE,
+    ];
+    ensure!(
+        probes[..want.len()] == want,
+        "probe outcomes {probes:x?}, want {want:x?}"
+    );
+    ensure!(probes[9] >= 1, "a ping did not move the agent barrier");
+    ensure!(probes[10] == 1, "adopted {} tasks, want 1", probes[10]);
+    ensure!(
+        count(abi::MSG_TASK_NEW) >= 1,
+        "discover tasks sent no TASK_NEW"
+    );
+    let at = sh.work.load(Ordering::SeqCst);
+    ensure!(
+        wait_for(5000, || sh.work.load(Ordering::SeqCst) > at + 1000),
+        "task did not run under the new agent"
+    );
+
+    sh.phase.store(2, Ordering::SeqCst);
+    let exit = sys::wait_child(work)?;
+    ensure!(exit == Exit::Code(0), "workload ended {exit:?}");
+    ensure!(
+        wait_for(5000, || count(abi::MSG_TASK_DEAD) == 1),
+        "no TASK_DEAD for the workload"
+    );
+    sys::write_once(&path(id, "ctl"), b"destroy")
+        .map_err(|x| format!("destroy: {}", errno_name(x)))?;
+    let exit = sys::wait_child(b)?;
+    ensure!(
+        exit == Exit::Signal(libc::SIGKILL),
+        "second agent ended {exit:?}"
+    );
     Ok(())
 }

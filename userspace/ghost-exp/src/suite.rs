@@ -120,6 +120,10 @@ pub const TESTS: &[Test] = &[
         run: scheduling::agent_schedules_tasks,
     },
     Test {
+        name: "agent_takeover_and_errors",
+        run: scheduling::agent_takeover_and_errors,
+    },
+    Test {
         name: "create_destroy_cycles_memory",
         run: lifecycle::create_destroy_cycles_memory,
     },
