@@ -17,10 +17,10 @@
 //! wake after that makes it runnable again).
 
 use crate::enclave::Enclave;
-use crate::gtask::{self, GhostTask};
+use crate::gtask::GhostTask;
 use crate::queue::Queue;
-use crate::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
-use crate::sched::{retire, set_policy, SCHED_GHOST};
+use crate::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr};
+use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
@@ -104,23 +104,9 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
     if !g.claim_agent() {
         return Err(EBUSY);
     }
-    // From here, failures release the claim (by `retire`, or by hand).
-    if let Err(err) = e.enter() {
+    if let Err(err) = stage(e, p, Some(cpu), Some(q)) {
         g.release_agent();
         return Err(err);
-    }
-    let gt = match GhostTask::new(e, p.gtid(), Some(cpu), Some(q)) {
-        Ok(gt) => gt,
-        Err(err) => {
-            g.release_agent();
-            e.leave();
-            return Err(err);
-        }
-    };
-    if let Err(gt) = gtask::install(p, gt) {
-        gt.free_sw();
-        retire(gt);
-        return Err(EBUSY);
     }
     // Pinned in the kernel (cpusets cannot move an agent away).
     // SAFETY: `p` is the calling task; process context.
@@ -135,12 +121,8 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
         )
     };
     if let Err(err) = r {
-        let guard = TaskRqGuard::lock(TaskHandle::get(p));
-        if let Some(gt) = gtask::uninstall(Some(&guard), p) {
-            drop(guard);
-            gt.free_sw();
-            retire(gt);
-        }
+        // Retiring the state releases the claim.
+        unstage(p);
         return Err(err);
     }
     Ok(())

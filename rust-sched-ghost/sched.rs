@@ -20,6 +20,7 @@
 
 use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
+use crate::queue::Queue;
 use crate::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
 use crate::task::TaskHandle;
 use kernel::bindings;
@@ -105,8 +106,22 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
             };
         }
     }
+    stage(e, p, None, e.default_queue())?;
+    if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
+        unstage(p);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Prepares `p` to enter the class as a task (`agent_cpu` `None`) or the
+/// agent of a CPU of `e`: counts it in `e` (`EXDEV` if `e` is dying),
+/// allocates its state and status word (`ENOMEM`), and hangs the state on
+/// `p` (`EBUSY` if `p` has one). On failure nothing is left, except an
+/// agent's claim on its CPU, which the caller releases. May sleep.
+pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>) -> Result {
     e.enter()?;
-    let gt = match GhostTask::new(e, p.gtid(), None, e.default_queue()) {
+    let gt = match GhostTask::new(e, p.gtid(), agent_cpu, q) {
         Ok(gt) => gt,
         Err(err) => {
             e.leave();
@@ -118,17 +133,17 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
         retire(gt);
         return Err(EBUSY);
     }
-    if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
-        // Still outside the class: take the state back.
-        let g = TaskRqGuard::lock(TaskHandle::get(p));
-        if let Some(gt) = gtask::uninstall(Some(&g), p) {
-            gt.free_sw();
-            drop(g);
-            retire(gt);
-        }
-        return Err(err);
-    }
     Ok(())
+}
+
+/// Undoes [`stage`] for a task that did not enter the class after all.
+pub fn unstage(p: TaskPtr) {
+    let g = TaskRqGuard::lock(TaskHandle::get(p));
+    if let Some(gt) = gtask::uninstall(Some(&g), p) {
+        drop(g);
+        gt.free_sw();
+        retire(gt);
+    }
 }
 
 /// Moves `t` back to `SCHED_NORMAL` (destroy). Errors are ignored: a task
@@ -327,6 +342,23 @@ pub unsafe extern "C" fn ghost_setscheduler_check(
     }
 }
 
+/// `p`, its ghost state and its CPU's, if `p` is in the ghost class.
+///
+/// # Safety
+///
+/// `p` is NULL or a task on `rq` that stays alive for `'a`.
+unsafe fn in_class<'a>(
+    rq: &'a Rq,
+    p: *mut bindings::task_struct,
+) -> Option<(TaskPtr, &'a GhostTask, &'a GhostRq)> {
+    // SAFETY: the caller's guarantee.
+    let p = unsafe { TaskPtr::from_raw(p) }?;
+    if !p.in_ghost_class() {
+        return None;
+    }
+    Some((p, GhostTask::of(rq, p)?, rq.ghost()?))
+}
+
 /// Wakes the agent of `rq`'s CPU when the latch's run flags ask for it on
 /// this edge (`RTLA_ON_*`).
 fn rtla(rq: &Rq, g: &GhostRq, flag: u32) {
@@ -351,13 +383,7 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
     // SAFETY: `rq` is locked by the caller for this call.
     let rq = unsafe { Rq::from_raw(rq) };
     // SAFETY: `prev` is the current task: alive.
-    let Some(prev) = (unsafe { TaskPtr::from_raw(prev) }) else {
-        return;
-    };
-    if !prev.in_ghost_class() {
-        return;
-    }
-    let (Some(gt), Some(g)) = (GhostTask::of(rq, prev), rq.ghost()) else {
+    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
         return;
     };
     if gt.is_agent() {
@@ -412,13 +438,7 @@ pub unsafe extern "C" fn ghost_prepare_task_switch(
         g.set_must_resched(rq, false);
     }
     // SAFETY: `prev` is switching out on this locked rq: alive.
-    let Some(prev) = (unsafe { TaskPtr::from_raw(prev) }) else {
-        return;
-    };
-    if !prev.in_ghost_class() {
-        return;
-    }
-    let (Some(gt), Some(g)) = (GhostTask::of(rq, prev), rq.ghost()) else {
+    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
         return;
     };
     if gt.is_agent() || !gt.oncpu() {
