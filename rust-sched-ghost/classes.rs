@@ -21,7 +21,7 @@
 //! and messages) and [`crate::agent`] (agents).
 
 use crate::gtask::{GhostTask, SW_RUNNABLE};
-use crate::rq::{this_cpu, GhostRq};
+use crate::rq::this_cpu;
 use crate::sched;
 use crate::sched_class::{
     set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
@@ -35,13 +35,13 @@ pub struct GhostClass;
 #[vtable]
 impl SchedClassOps for GhostClass {
     fn enqueue_task(rq: &Rq, p: TaskPtr, flags: i32) {
-        let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        let Some(gt) = GhostTask::of(rq, p) else {
             return;
         };
         // Counted in `nr_running`, so that the core's "only CFS tasks" fast
         // path does not skip the ghost classes.
         if gt.set_counted(true) {
-            g.count(rq, true);
+            rq.count_running(true);
         }
         if gt.is_agent() {
             // The agent runs ahead of every class, but the core preempts by
@@ -64,11 +64,11 @@ impl SchedClassOps for GhostClass {
     }
 
     fn dequeue_task(rq: &Rq, p: TaskPtr, flags: i32) -> bool {
-        let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        let Some(gt) = GhostTask::of(rq, p) else {
             return true;
         };
         if gt.set_counted(false) {
-            g.count(rq, false);
+            rq.count_running(false);
         }
         if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
             gt.sw_flags(0, SW_RUNNABLE);
@@ -160,7 +160,7 @@ impl SchedClassOps for GhostAgentClass {
     fn pick_task(rq: &Rq) -> Option<TaskPtr> {
         // An agent that is runnable runs: it sleeps (in `ghost_run` or a
         // local commit) when it has nothing to do.
-        let agent = GhostRq::of(rq.cpu())?.agent()?;
+        let agent = rq.ghost()?.agent()?;
         (agent.queued() && agent.cpu() == rq.cpu()).then_some(agent)
     }
 }

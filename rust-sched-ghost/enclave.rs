@@ -213,12 +213,11 @@ impl Enclave {
             let g = TaskRqGuard::lock(t);
             let mine = GhostTask::of(&g, g.task())
                 .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), self));
+            let t = g.unlock();
             if mine {
-                let h = TaskHandle::get(g.task());
-                drop(g);
                 // Out of memory: the list is short by one; callers retry or
                 // report what they have.
-                let _ = out.push(h, GFP_KERNEL);
+                let _ = out.push(t, GFP_KERNEL);
             }
         }
         out
@@ -524,7 +523,7 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
         return Err(EPERM);
     }
     // An agent would wait for its own death.
-    if crate::sched::current_is_agent() {
+    if crate::sched::current_agent().is_some() {
         return Err(errno(bindings::EDEADLK));
     }
     // Out of the registry, new lookups fail and its CPUs are free again.

@@ -17,9 +17,7 @@
 
 use crate::mm::{UserBuf, Vma};
 use crate::rawlock::RawSpinLock;
-use crate::ring::{
-    map_bytes, valid_nelems, Producer, RingHeader, RingMem, RING_HEADER, RING_START,
-};
+use crate::ring::{map_bytes, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
 use crate::OpsTable;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -48,10 +46,8 @@ impl Queue {
     /// A zeroed queue of `nelems` slots (a power of two, at most 65536) on
     /// NUMA node `node`; `EINVAL` otherwise. May sleep.
     pub fn new(nelems: u32, node: c_int, enclave_id: u64) -> Result<Arc<Queue>> {
+        // `None` unless a power of two up to 65536.
         let producer = Producer::new(nelems).ok_or(EINVAL)?;
-        if !valid_nelems(nelems) {
-            return Err(EINVAL);
-        }
         let buf = UserBuf::new(map_bytes(nelems), node)?;
         // INVARIANT: `UserBuf` rounds up, never down.
         let q = Queue {

@@ -65,12 +65,6 @@ impl Rq {
         unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
     }
 
-    /// Tasks queued on this CPU, every class.
-    pub fn nr_running(&self) -> u32 {
-        // SAFETY: the rq is locked (type invariant).
-        unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
-    }
-
     /// Counts one more (`true`) or one fewer runnable task on this CPU.
     pub fn count_running(&self, more: bool) {
         // SAFETY: the rq is locked (type invariant).
@@ -125,6 +119,20 @@ unsafe impl Send for TaskPtr {}
 impl TaskPtr {
     /// Never dereferenced: stands in where C promises a non-NULL task.
     const DANGLING: TaskPtr = TaskPtr(NonNull::dangling());
+
+    /// Wraps a task pointer known not to be NULL.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::from_raw`].
+    pub unsafe fn from_non_null(p: NonNull<bindings::task_struct>) -> TaskPtr {
+        TaskPtr(p)
+    }
+
+    /// The task, as a non-NULL pointer.
+    pub fn as_non_null(self) -> NonNull<bindings::task_struct> {
+        self.0
+    }
 
     /// Wraps `p`; `None` if NULL.
     ///
@@ -322,6 +330,18 @@ impl TaskRqGuard {
         self.task.as_ptr()
     }
 
+    /// Unlocks, giving back the reference on the task.
+    pub fn unlock(self) -> crate::task::TaskHandle {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks
+        // held; `this` is never used or dropped again, so the handle is
+        // moved out exactly once.
+        unsafe {
+            bindings::ghost_task_rq_unlock(this.rq, this.task().as_raw(), &mut this.rf);
+            core::ptr::read(&this.task)
+        }
+    }
+
     /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
     /// holds instead. The caller checked that the task is queued, not
     /// running, and allowed on `cpu`.
@@ -408,8 +428,6 @@ pub struct GhostRq {
     must_resched: Cell<bool>,
     /// Bumped for every latch and every CPU message.
     cpu_seqnum: Cell<u64>,
-    /// Ghost tasks (agent included) counted in this rq's `nr_running`.
-    nr_ghost: Cell<u32>,
 }
 
 // SAFETY: see the type invariant: cells are only touched under the CPU's rq
@@ -563,25 +581,6 @@ impl GhostRq {
     pub fn cpu_seqnum(&self, _rq: &Rq) -> u64 {
         self.cpu_seqnum.get()
     }
-
-    /// Counts a ghost task (or agent) queued (`true`) or dequeued.
-    pub fn count(&self, rq: &Rq, more: bool) {
-        let n = self.nr_ghost.get();
-        if more {
-            self.nr_ghost.set(n.saturating_add(1));
-        } else if n > 0 {
-            self.nr_ghost.set(n - 1);
-        } else {
-            // Never counted: leave `nr_running` alone.
-            return;
-        }
-        rq.count_running(more);
-    }
-
-    /// Whether tasks of other classes are runnable here.
-    pub fn other_class_runnable(&self, rq: &Rq) -> bool {
-        rq.nr_running() > self.nr_ghost.get()
-    }
 }
 
 /// Sets up every CPU's [`GhostRq`]. Once, at boot, before any task can be
@@ -604,7 +603,6 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
                 run_flags: Cell::new(0),
                 must_resched: Cell::new(false),
                 cpu_seqnum: Cell::new(0),
-                nr_ghost: Cell::new(0),
             },
             GFP_KERNEL,
         )?;

@@ -47,12 +47,6 @@ pub fn retire(gt: KBox<GhostTask>) {
     unsafe { (*e).leave() };
 }
 
-/// Whether the calling thread is an agent.
-pub fn current_is_agent() -> bool {
-    let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
-    GhostTask::of(&g, g.task()).is_some_and(|gt| gt.is_agent())
-}
-
 /// The agent state of the caller: its CPU and enclave, if it is an agent.
 pub fn current_agent() -> Option<(i32, *const Enclave)> {
     let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));

@@ -63,14 +63,14 @@ impl TaskHandle {
         // owned by the handle.
         unsafe { bindings::get_task_struct(p.as_raw()) };
         // INVARIANT: a reference was just taken.
-        TaskHandle(NonNull::new(p.as_raw()).unwrap_or(NonNull::dangling()))
+        TaskHandle(p.as_non_null())
     }
 
     /// The task, as the scheduler code reaches it.
     pub fn as_ptr(&self) -> TaskPtr {
         // SAFETY: the handle keeps the task alive while the result is used
         // (the borrow of `self` does not bound it: callers keep the handle).
-        unsafe { TaskPtr::from_raw(self.0.as_ptr()) }.unwrap_or_else(TaskPtr::current)
+        unsafe { TaskPtr::from_non_null(self.0) }
     }
 
     /// The task's gtid.

@@ -83,13 +83,6 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32) -> u64 {
     seq
 }
 
-/// The committing agent: its CPU (the local one).
-#[derive(Clone, Copy)]
-pub struct Committer {
-    /// The agent's CPU.
-    pub cpu: i32,
-}
-
 /// What a successful commit did.
 pub struct Committed {
     /// The CPU sequence number of the latch.
@@ -98,11 +91,12 @@ pub struct Committed {
     pub local_yield: bool,
 }
 
-/// Commits `cpu`'s transaction, already claimed, for `who`.
-fn commit(e: &Enclave, cpu: i32, who: Committer) -> core::result::Result<Committed, Failed> {
+/// Commits `cpu`'s transaction, already claimed, for the agent of
+/// `my_cpu`.
+fn commit(e: &Enclave, cpu: i32, my_cpu: i32) -> core::result::Result<Committed, Failed> {
     let txn = e.cpu_data().txn(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
     let req = txn.request();
-    let local = cpu == who.cpu;
+    let local = cpu == my_cpu;
     if req.version != uapi::GHOST_TXN_VERSION as i32 {
         return Err(uapi::GHOST_TXN_UNSUPPORTED_VERSION);
     }
@@ -200,7 +194,7 @@ fn commit(e: &Enclave, cpu: i32, who: Committer) -> core::result::Result<Committ
             if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(rq, g) {
                 return Err(stale_agent());
             }
-            if other_class_busy(rq, g) {
+            if other_class_busy(rq) {
                 return Err(uapi::GHOST_TXN_CPU_UNAVAIL);
             }
             let seq = latch(rq, g, Some(p), req.run_flags);
@@ -223,7 +217,7 @@ fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
 
 /// Whether a task of another class (not the agent, not idle) has `rq`'s
 /// CPU: a ghost task latched there would not get it.
-fn other_class_busy(rq: &Rq, _g: &GhostRq) -> bool {
+fn other_class_busy(rq: &Rq) -> bool {
     let curr = rq.curr();
     !curr.in_ghost_class() && !curr.is_idle()
 }
@@ -245,28 +239,26 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
     let n = len as usize;
     let dst = bits.get_mut(..n).ok_or(EINVAL)?;
     UserSlice::new(mask as usize, n).reader().read_slice(dst)?;
-    let who = Committer { cpu: my_cpu };
     let mut local_yield = false;
-    let mut order: KVec<i32> = KVec::new();
-    for cpu in e.cpus().iter() {
-        let Ok(cpu) = i32::try_from(cpu) else {
-            continue;
-        };
+    let cpus = e.cpus();
+    let in_mask = |cpu: i32| {
         let (byte, bit) = ((cpu / 8) as usize, cpu % 8);
-        if bits.get(byte).is_some_and(|b| b & (1 << bit) != 0) {
-            order.push(cpu, GFP_KERNEL)?;
-        }
-    }
+        bits.get(byte).is_some_and(|b| b & (1 << bit) != 0)
+    };
     // The caller's own CPU last: it may give its CPU away.
-    order.sort_unstable_by_key(|&c| c == my_cpu);
-    for cpu in order {
+    let others = cpus
+        .iter()
+        .filter_map(|c| i32::try_from(c).ok())
+        .filter(|&c| c != my_cpu);
+    let order = Iterator::chain(others, cpus.contains(my_cpu as usize).then_some(my_cpu));
+    for cpu in order.filter(|&c| in_mask(c)) {
         let Some(txn) = e.cpu_data().txn(cpu) else {
             continue;
         };
         if !txn.cas_state(uapi::GHOST_TXN_READY as i32, crate::rq::this_cpu()) {
             continue;
         }
-        match commit(e, cpu, who) {
+        match commit(e, cpu, my_cpu) {
             Ok(c) => {
                 local_yield |= c.local_yield;
                 txn.complete(uapi::GHOST_TXN_COMPLETE, c.cpu_seqnum, now());

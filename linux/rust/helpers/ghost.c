@@ -192,11 +192,6 @@ struct task_struct *rust_helper_ghost_rq_curr(struct rq *rq)
 	return rq->curr;
 }
 
-unsigned int rust_helper_ghost_rq_nr_running(struct rq *rq)
-{
-	return rq->nr_running;
-}
-
 void rust_helper_ghost_add_nr_running(struct rq *rq, unsigned int n)
 {
 	add_nr_running(rq, n);

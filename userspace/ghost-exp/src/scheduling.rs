@@ -265,8 +265,7 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared, takeover: bool) -> i32 {
             }
         }
     }
-    // SAFETY: plain syscall.
-    if unsafe { libc::sched_getcpu() } != cpu as i32 {
+    if current_cpu() != cpu as i32 {
         sh.agent_error.store(-2, Ordering::SeqCst);
         return 1;
     }
@@ -440,9 +439,7 @@ fn workload_main(id: u64, sh: &Shared) -> i32 {
     }
     loop {
         let n = sh.work.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: plain syscall.
-        sh.work_cpu
-            .store(unsafe { libc::sched_getcpu() }, Ordering::SeqCst);
+        sh.work_cpu.store(current_cpu(), Ordering::SeqCst);
         match sh.phase.load(Ordering::SeqCst) {
             0 => std::hint::spin_loop(),
             1 => {
@@ -456,6 +453,12 @@ fn workload_main(id: u64, sh: &Shared) -> i32 {
             _ => return 0,
         }
     }
+}
+
+/// The CPU the caller runs on.
+fn current_cpu() -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_getcpu() }
 }
 
 /// Waits up to `ms` for `f` to hold.
