@@ -1,0 +1,456 @@
+//! `ghost-agent`: runs a bundled scheduling policy as the agent of an
+//! enclave.
+//!
+//! ```text
+//! ghost-agent fifo --cpus 1-3
+//! ghost-agent fifo-central --cpus 1-3 [--global-cpu N] [--preemption-time-slice 50us] [--sync-group]
+//! ghost-agent fifo --enclave 1          # attach (take over from a running agent)
+//! ```
+//!
+//! Without `--enclave` it creates an enclave with the first free id and
+//! destroys it when it stops (unless `--keep-enclave`), so that its tasks go
+//! back to CFS. With `--enclave` it leaves the enclave in place for the next
+//! agent. `SIGINT`/`SIGTERM` stop it and print statistics; `SIGUSR1` prints
+//! the run queues.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use ghost::agent::{self, AgentConfig, CommitMode, Report};
+use ghost::cpus::CpuSet;
+use ghost::enclave::{self, Enclave};
+use ghost::ghostfs::{self, EnclaveDir};
+use ghost::policies::fifo::Fifo;
+use ghost::policies::fifo_central::FifoCentral;
+use ghost::scheduler::Model;
+use ghost::{sys, Error, Result};
+
+/// Run a bundled ghOSt scheduling policy as the agent of an enclave.
+///
+/// Stop it with Ctrl-C (SIGINT) or SIGTERM: it prints statistics. SIGUSR1
+/// prints the run queues.
+#[derive(Parser, Debug)]
+#[command(name = "ghost-agent", version)]
+struct Cli {
+    #[command(subcommand)]
+    policy: PolicyCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCmd {
+    /// Per-CPU FIFO: every CPU has an agent and a FIFO run queue; new tasks
+    /// are spread round-robin.
+    Fifo(Common),
+    /// Centralized FIFO: one global agent on a CPU of its own runs a single
+    /// FIFO queue on the other CPUs.
+    FifoCentral(Central),
+}
+
+/// Options of every policy.
+#[derive(Args, Debug)]
+struct Common {
+    /// The enclave's CPUs, as a cpulist (`1-3`, `1,3-5`). Required to
+    /// create an enclave; with --enclave, the enclave's CPUs by default.
+    #[arg(long, value_parser = parse_cpus, value_name = "CPULIST")]
+    cpus: Option<CpuSet>,
+
+    /// Attach to an existing enclave (`3`, `enclave_3` or its directory)
+    /// instead of creating one. If it has an agent, wait for that agent to
+    /// go and take over its tasks (in-place upgrade).
+    #[arg(long, value_name = "DIR|ID", conflicts_with_all = ["ephemeral", "keep_enclave"])]
+    enclave: Option<String>,
+
+    /// Create the enclave ephemeral: the kernel destroys it when this
+    /// process exits, however it exits.
+    #[arg(long, conflicts_with = "keep_enclave")]
+    ephemeral: bool,
+
+    /// Do not destroy the enclave this agent created when it stops: its
+    /// tasks wait for the next agent (`ghost-agent ... --enclave ID`).
+    #[arg(long)]
+    keep_enclave: bool,
+
+    /// Slots per message queue (a power of two, at most 65536).
+    #[arg(long, default_value_t = 65536, value_parser = parse_elems, value_name = "N")]
+    queue_elems: u32,
+
+    /// Do not lock the agent's memory (mlockall).
+    #[arg(long)]
+    no_mlock: bool,
+}
+
+/// Options of the centralized policy.
+#[derive(Args, Debug)]
+struct Central {
+    #[command(flatten)]
+    common: Common,
+
+    /// The global agent's CPU (default: the first CPU).
+    #[arg(long, value_name = "CPU")]
+    global_cpu: Option<usize>,
+
+    /// Preempt a task that has run this long while others wait (`50us`,
+    /// `2ms`, `1.5ms`). Default: never.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    preemption_time_slice: Option<Duration>,
+
+    /// Commit each round's transactions as one sync group (all or nothing).
+    #[arg(long)]
+    sync_group: bool,
+}
+
+fn parse_cpus(s: &str) -> std::result::Result<CpuSet, String> {
+    let set = CpuSet::parse(s)?;
+    if set.is_empty() {
+        return Err("no CPUs".into());
+    }
+    Ok(set)
+}
+
+fn parse_elems(s: &str) -> std::result::Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !n.is_power_of_two() || n > ghost_abi::GHOST_MAX_QUEUE_ELEMS {
+        return Err(format!("{n} is not a power of two from 1 to 65536"));
+    }
+    Ok(n)
+}
+
+/// Parses `50us`, `2ms`, `1.5ms`, `100ns`, `1s` (a positive number and a
+/// unit).
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "" => return Err(format!("`{s}` needs a unit: ns, us, ms or s")),
+        _ => return Err(format!("unknown unit `{unit}`: use ns, us, ms or s")),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` is not a number"))?;
+    let d = Duration::try_from_secs_f64(n * scale).map_err(|e| format!("`{s}`: {e}"))?;
+    if d.is_zero() {
+        return Err("the time slice must be longer than 0".into());
+    }
+    Ok(d)
+}
+
+/// The policy to run, with its settings.
+#[derive(Debug)]
+enum Choice {
+    Fifo,
+    FifoCentral { slice: Option<Duration> },
+}
+
+impl Cli {
+    fn common(&self) -> &Common {
+        match &self.policy {
+            PolicyCmd::Fifo(c) => c,
+            PolicyCmd::FifoCentral(c) => &c.common,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match &self.policy {
+            PolicyCmd::Fifo(_) => "fifo",
+            PolicyCmd::FifoCentral(_) => "fifo-central",
+        }
+    }
+
+    /// The runtime settings for an enclave with CPUs `enclave_cpus`.
+    fn config(&self, enclave_cpus: &CpuSet) -> Result<(AgentConfig, Choice)> {
+        let c = self.common();
+        let cpus = match &c.cpus {
+            Some(want) if want != enclave_cpus => {
+                return Err(Error::msg(
+                    "--cpus",
+                    format!("the enclave's CPUs are {enclave_cpus}, not {want}"),
+                ))
+            }
+            _ => enclave_cpus.clone(),
+        };
+        let first = cpus
+            .iter()
+            .next()
+            .ok_or_else(|| Error::msg("--cpus", "the enclave has no CPUs"))?;
+        let (model, commit, policy) = match &self.policy {
+            PolicyCmd::Fifo(_) => (Model::PerCpu, CommitMode::Each, Choice::Fifo),
+            PolicyCmd::FifoCentral(f) => {
+                let global_cpu = f.global_cpu.unwrap_or(first);
+                if !cpus.contains(global_cpu) {
+                    return Err(Error::msg(
+                        "--global-cpu",
+                        format!("CPU {global_cpu} is not one of {cpus}"),
+                    ));
+                }
+                if cpus.len() < 2 {
+                    return Err(Error::msg(
+                        "fifo-central",
+                        "needs two CPUs or more: one for the global agent, the others for tasks",
+                    ));
+                }
+                let commit = if f.sync_group {
+                    CommitMode::SyncGroup
+                } else {
+                    CommitMode::Each
+                };
+                let slice = f.preemption_time_slice;
+                (
+                    Model::Centralized { global_cpu },
+                    commit,
+                    Choice::FifoCentral { slice },
+                )
+            }
+        };
+        let mut cfg = AgentConfig::new(cpus, model);
+        cfg.queue_elems = c.queue_elems;
+        cfg.commit = commit;
+        cfg.mlock = !c.no_mlock;
+        Ok((cfg, policy))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Until the runtime takes over the signals, a Ctrl-C must not kill the
+    // process between creating an enclave and running (it would stay
+    // behind): keep it pending for the runtime.
+    let _ = sys::sigmask(
+        libc::SIG_BLOCK,
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1],
+    );
+    match main_with(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ghost-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main_with(cli: &Cli) -> Result<ExitCode> {
+    let c = cli.common();
+    ghostfs::ensure_mounted()?;
+    let (dir, created) = match &c.enclave {
+        Some(spec) => (enclave::resolve(spec)?, false),
+        None => {
+            let cpus = c.cpus.as_ref().ok_or_else(|| {
+                Error::msg(
+                    "ghost-agent",
+                    "give --cpus to create an enclave, or --enclave to use one",
+                )
+            })?;
+            (enclave::create(cpus, c.ephemeral)?, true)
+        }
+    };
+    let result = run_on(cli, &dir, created);
+    // Statistics first: should destroying go wrong, they are out.
+    let code = match &result {
+        Ok(report) => print_report(report),
+        Err(e) => {
+            eprintln!("ghost-agent: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    if created && !c.keep_enclave {
+        // Tasks go back to CFS rather than wait for an agent.
+        match dir.destroy() {
+            Ok(()) => eprintln!(
+                "ghost-agent: destroyed enclave_{}: its tasks are back in CFS",
+                dir.id
+            ),
+            Err(e) => eprintln!("ghost-agent: {e}"),
+        }
+    }
+    Ok(code)
+}
+
+/// Prints what a run did; its exit code.
+fn print_report(report: &Report) -> ExitCode {
+    if report.started {
+        println!("{}", report.table());
+    } else {
+        eprintln!("ghost-agent: stopped before the agents started");
+    }
+    for w in &report.warnings {
+        eprintln!("ghost-agent: warning: {w}");
+    }
+    match &report.failure {
+        Some(e) => {
+            eprintln!("ghost-agent: {e}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs the policy on the enclave of `dir` until a signal stops it.
+fn run_on(cli: &Cli, dir: &EnclaveDir, created: bool) -> Result<Report> {
+    let enclave = Arc::new(Enclave::open(dir.clone())?);
+    let (cfg, policy) = cli.config(&enclave.cpus()?)?;
+    let id = enclave.id();
+    if !created && enclave.agent_online()? {
+        eprintln!("ghost-agent: enclave_{id} has an agent; waiting for it to leave");
+    }
+    eprintln!(
+        "ghost-agent: {} on enclave_{id} (CPUs {}), pid {}; Ctrl-C stops, SIGUSR1 prints the run queues",
+        cli.name(),
+        cfg.cpus,
+        std::process::id()
+    );
+    let report = match policy {
+        Choice::Fifo => agent::run(enclave, cfg, Fifo::new())?,
+        Choice::FifoCentral { slice } => agent::run(enclave, cfg, FifoCentral::new(slice))?,
+    };
+    if report.waited_for_agent && report.started {
+        eprintln!(
+            "ghost-agent: took over enclave_{id}: {} tasks adopted, {} orphaned status words freed",
+            report.adopted, report.orphans_freed
+        );
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ghost-agent").chain(args.iter().copied()))
+    }
+
+    fn cpus(s: &str) -> CpuSet {
+        CpuSet::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fifo_with_cpus() {
+        let cli = parse(&["fifo", "--cpus", "1-3"]).unwrap();
+        let c = cli.common();
+        assert_eq!(c.cpus, Some(cpus("1-3")));
+        assert_eq!(
+            (c.enclave.as_deref(), c.ephemeral, c.queue_elems),
+            (None, false, 65536)
+        );
+        let (cfg, policy) = cli.config(&cpus("1-3")).unwrap();
+        assert_eq!(cfg.model, Model::PerCpu);
+        assert!(cfg.mlock);
+        assert!(matches!(policy, Choice::Fifo));
+    }
+
+    #[test]
+    fn fifo_central_with_every_option() {
+        let cli = parse(&[
+            "fifo-central",
+            "--cpus",
+            "1-3",
+            "--global-cpu",
+            "2",
+            "--preemption-time-slice",
+            "50us",
+            "--sync-group",
+            "--ephemeral",
+        ])
+        .unwrap();
+        let (cfg, policy) = cli.config(&cpus("1-3")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 2 });
+        assert_eq!(cfg.commit, CommitMode::SyncGroup);
+        assert!(cli.common().ephemeral);
+        assert!(
+            matches!(policy, Choice::FifoCentral { slice: Some(d) } if d == Duration::from_micros(50))
+        );
+        // Defaults: the first CPU, no slice, separate commits.
+        let cli = parse(&["fifo-central", "--cpus", "4,6"]).unwrap();
+        let (cfg, policy) = cli.config(&cpus("4,6")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 4 });
+        assert_eq!(cfg.commit, CommitMode::Each);
+        assert!(matches!(policy, Choice::FifoCentral { slice: None }));
+    }
+
+    #[test]
+    fn attaching_takes_the_enclave_cpus() {
+        for spec in ["3", "enclave_3", "/sys/fs/ghost/enclave_3"] {
+            let cli = parse(&["fifo", "--enclave", spec]).unwrap();
+            assert_eq!(cli.common().enclave.as_deref(), Some(spec));
+            let (cfg, _) = cli.config(&cpus("0-1")).unwrap();
+            assert_eq!(cfg.cpus, cpus("0-1"));
+        }
+        // --cpus must then match the enclave's.
+        let cli = parse(&["fifo", "--enclave", "3", "--cpus", "1"]).unwrap();
+        let e = cli.config(&cpus("0-1")).unwrap_err();
+        assert!(
+            e.to_string().contains("the enclave's CPUs are 0-1, not 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        for args in [
+            &["fifo", "--enclave", "3", "--ephemeral"][..],
+            &["fifo", "--enclave", "3", "--keep-enclave"],
+            &["fifo", "--ephemeral", "--keep-enclave", "--cpus", "1"],
+            &["fifo", "--cpus", "3-1"],
+            &["fifo", "--cpus", ""],
+            &["fifo", "--queue-elems", "1000"],
+            &["fifo", "--queue-elems", "131072"],
+            &[
+                "fifo-central",
+                "--cpus",
+                "1-2",
+                "--preemption-time-slice",
+                "50",
+            ],
+            &[
+                "fifo-central",
+                "--cpus",
+                "1-2",
+                "--preemption-time-slice",
+                "0us",
+            ],
+            &[
+                "fifo-central",
+                "--cpus",
+                "1-2",
+                "--preemption-time-slice",
+                "5min",
+            ],
+            &["fifo", "--global-cpu", "1"],
+            &["round-robin"],
+            &[],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+        // Parsed, but not runnable on that enclave.
+        let cli = parse(&["fifo-central", "--cpus", "1-3", "--global-cpu", "7"]).unwrap();
+        assert!(cli.config(&cpus("1-3")).is_err());
+        let cli = parse(&["fifo-central", "--cpus", "1"]).unwrap();
+        assert!(cli.config(&cpus("1")).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
+        assert_eq!(parse_duration("100ns"), Ok(Duration::from_nanos(100)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1ms").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("1e9999s").is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! The bundled policies against recorded message sequences: each sequence
+//! is written into a synthetic ring as the kernel writes it, read back by
+//! the consumer, and delivered through the runtime's scheduler core.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghost_abi as abi;
+
+use super::fifo::Fifo;
+use super::fifo_central::FifoCentral;
+use crate::policy::{Plan, Policy};
+use crate::queue::testing::{ring, Producer};
+use crate::queue::{Received, Ring};
+use crate::scheduler::testing::*;
+use crate::scheduler::{Model, Scheduler};
+use crate::sw::testing::{region, set};
+use crate::sw::SwTable;
+use crate::txn::TxnResult;
+
+/// A policy in the scheduler core, fed through a ring.
+struct Run<P> {
+    s: Scheduler<P>,
+    k: Recorder,
+    ring: Ring,
+    now: Instant,
+}
+
+impl<P: Policy> Run<P> {
+    fn new(policy: P, model: Model, cpus: &[usize], sw: Option<Arc<SwTable>>) -> Self {
+        Self {
+            s: Scheduler::new(policy, &model, cpus, sw),
+            k: Recorder::default(),
+            ring: ring(4096),
+            now: Instant::now(),
+        }
+    }
+
+    /// The agent of `cpu` reads `msgs` from its queue.
+    fn feed(&mut self, cpu: usize, msgs: &[Received]) {
+        let mut p = Producer {
+            ring: &self.ring,
+            head: self.ring.head(),
+        };
+        for r in msgs {
+            let (t, b) = encode(r);
+            assert!(p.push_raw(t, (8 + b.len()) as u16, r.seqnum, &b));
+        }
+        let mut c = self.ring.consumer();
+        while let Some(m) = c.pop() {
+            self.s.deliver(&mut self.k, cpu, &m.unwrap(), self.now);
+        }
+    }
+
+    fn plan(&mut self, cpu: usize) -> Vec<(usize, i64)> {
+        let mut plan = Plan::new();
+        self.s.schedule(&mut self.k, cpu, self.now, &mut plan);
+        plan.entries().iter().map(|e| (e.cpu, e.gtid)).collect()
+    }
+
+    fn polls(&mut self, cpu: usize) -> bool {
+        let mut plan = Plan::new();
+        self.s.schedule(&mut self.k, cpu, self.now, &mut plan);
+        plan.polls()
+    }
+
+    fn commit(&mut self, agent: usize, cpu: usize, gtid: i64, r: TxnResult) {
+        self.s.committed(&mut self.k, agent, cpu, gtid, r, self.now);
+    }
+}
+
+const A: i64 = 0x100;
+const B: i64 = 0x200;
+const C: i64 = 0x300;
+const D: i64 = 0x400;
+
+#[test]
+fn fifo_spreads_new_tasks_and_runs_them_in_order() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2], None);
+    // Every TASK_NEW arrives on the default queue, CPU 1's.
+    r.feed(
+        1,
+        &[
+            new(1, A, true),
+            new(1, B, true),
+            new(1, C, false),
+            new(1, D, true),
+        ],
+    );
+    // Round-robin homes; the ones away from CPU 1 move queues.
+    assert_eq!(
+        [A, B, C, D].map(|g| r.s.task(g).unwrap().home),
+        [Some(1), Some(2), Some(1), Some(2)]
+    );
+    assert_eq!(r.k.assoc, vec![(B, 2, 1), (D, 2, 1)]);
+    assert_eq!(r.s.take_pings(1).iter().collect::<Vec<_>>(), vec![2]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A]);
+    assert_eq!(r.s.policy().run_queue(2), vec![B, D]);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    assert_eq!(r.plan(2), vec![(2, B)]);
+    // A CPU runs only its own queue, never another's.
+    r.commit(1, 1, A, TxnResult::Complete);
+    assert_eq!(r.plan(1), vec![]);
+    // C wakes up, A is preempted by the agent's wakeup: C then A.
+    r.feed(1, &[wakeup(2, C), preempt(2, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![C, A]);
+    // A stale barrier keeps C at the front.
+    r.commit(1, 1, C, TxnResult::TargetStale);
+    assert_eq!(r.plan(1), vec![(1, C)]);
+    r.commit(1, 1, C, TxnResult::Complete);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    // C yields: behind A.
+    r.feed(1, &[yielded(3, C, 1)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A, C]);
+}
+
+#[test]
+fn fifo_forgets_blocked_dead_and_departed_tasks() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1], None);
+    r.feed(1, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A, B, C]);
+    r.feed(1, &[blocked(2, A, 1), dead(2, B, 1), departed(2, C, 1)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![]);
+    assert_eq!(r.s.nr_tasks(), 1);
+    assert_eq!(r.k.freed.len(), 2);
+    // A blocked one comes back when it wakes; messages of forgotten tasks
+    // are counted and ignored.
+    r.feed(1, &[wakeup(3, A), wakeup(3, B)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A]);
+    assert_eq!(r.s.stats.unknown_task, 1);
+    // A commit that finds the task gone or blocked drops it.
+    r.commit(1, 1, A, TxnResult::TargetNotRunnable);
+    assert_eq!(r.plan(1), vec![]);
+}
+
+#[test]
+fn fifo_starts_over_on_rediscovery_and_rehomes_on_affinity() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2], None);
+    r.feed(1, &[new(1, A, true)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A]);
+    // `discover tasks` after a takeover: TASK_NEW again, new home.
+    r.feed(1, &[new(5, A, true)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![]);
+    assert_eq!(r.s.policy().run_queue(2), vec![A]);
+    assert_eq!(r.s.task(A).unwrap().seqnum, 5);
+    // Not allowed on CPU 2: moved on, queue and all.
+    r.commit(2, 2, A, TxnResult::InvalidCpu);
+    assert_eq!(r.s.policy().run_queue(1), vec![A]);
+    assert_eq!(r.s.policy().run_queue(2), vec![]);
+    assert_eq!(r.s.task(A).unwrap().home, Some(1));
+    assert_eq!(r.k.assoc.last(), Some(&(A, 1, 5)));
+}
+
+#[test]
+fn central_fills_free_cpus_and_never_its_own() {
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2],
+        None,
+    );
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.plan(0), vec![(1, A), (2, B)]);
+    assert!(!r.polls(0), "no time slice: wait for a message");
+    r.commit(0, 1, A, TxnResult::Complete);
+    r.commit(0, 2, B, TxnResult::Complete);
+    assert_eq!(
+        (r.s.policy().current(1), r.s.policy().current(2)),
+        (Some(A), Some(B))
+    );
+    assert_eq!(r.plan(0), vec![]);
+    // A blocks: CPU 1 is free for C.
+    r.feed(0, &[blocked(2, A, 1)]);
+    assert_eq!(r.plan(0), vec![(1, C)]);
+    r.commit(0, 1, C, TxnResult::Complete);
+    // B dies, A wakes: A on CPU 2.
+    r.feed(0, &[dead(2, B, 2), wakeup(3, A)]);
+    assert_eq!(r.plan(0), vec![(2, A)]);
+    // A stale barrier: A stays first in line.
+    r.commit(0, 2, A, TxnResult::TargetStale);
+    assert_eq!(r.s.policy().run_queue(), vec![A]);
+    assert_eq!(r.s.take_pings(0).iter().count(), 0);
+}
+
+#[test]
+fn central_preempts_after_the_time_slice() {
+    let slice = Duration::from_micros(50);
+    let mut r = Run::new(
+        FifoCentral::new(Some(slice)),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1],
+        None,
+    );
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    // Within the slice: nothing, but look again soon.
+    r.now += Duration::from_micros(10);
+    assert_eq!(r.plan(0), vec![]);
+    assert!(r.polls(0));
+    // Past it: B replaces A, which goes to the back when it is preempted.
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    r.commit(0, 1, B, TxnResult::Complete);
+    r.feed(0, &[preempt(2, A, 1)]);
+    assert_eq!(r.s.policy().current(1), Some(B));
+    assert_eq!(r.s.policy().run_queue(), vec![A]);
+    // Alone, a task is never preempted.
+    r.feed(0, &[dead(2, A, 1)]);
+    r.now += slice * 10;
+    assert_eq!(r.plan(0), vec![]);
+    assert!(!r.polls(0));
+}
+
+#[test]
+fn central_backs_off_busy_cpus() {
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2],
+        None,
+    );
+    r.feed(0, &[new(1, A, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::CpuUnavail);
+    // CPU 1 is left alone for a while: A goes to CPU 2 meanwhile.
+    assert_eq!(r.plan(0), vec![(2, A)]);
+    // CPU_BUSY on 2: nothing free, but the back-off ends by itself.
+    r.feed(0, &[cpu_busy(2, true)]);
+    assert_eq!(r.plan(0), vec![]);
+    assert!(r.polls(0));
+    r.now += Duration::from_millis(2);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.feed(0, &[cpu_busy(2, false)]);
+    r.now += Duration::from_millis(2);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+}
+
+#[test]
+fn central_skips_tasks_still_on_a_cpu() {
+    let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2],
+        Some(sw.clone()),
+    );
+    // Status word index = gtid (see `new`).
+    let reg = &sw.regions()[0];
+    set(
+        reg,
+        A as u32,
+        A,
+        1,
+        abi::GHOST_SW_F_INUSE | abi::GHOST_SW_TASK_ONCPU,
+    );
+    set(reg, B as u32, B, 1, abi::GHOST_SW_F_INUSE);
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    // A is still on its old CPU: B goes first, and the agent polls until A
+    // is off.
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    assert!(r.polls(0));
+    set(reg, A as u32, A, 1, abi::GHOST_SW_F_INUSE);
+    assert_eq!(r.plan(0), vec![(1, A), (2, B)]);
+}

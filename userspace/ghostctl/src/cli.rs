@@ -1,0 +1,469 @@
+//! The command line, and the parsers of its values.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ghost::cpus::CpuSet;
+use ghost::ghostfs::Tunable;
+
+/// Exit codes, for scripts: what a failure means.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// An operation failed; stderr names the file or call and the errno.
+    pub const FAILED: u8 = 1;
+    /// Bad command line (clap's code as well).
+    pub const USAGE: u8 = 2;
+    /// The enclave does not exist, or was destroyed while ghostctl worked
+    /// on it.
+    pub const NO_ENCLAVE: u8 = 3;
+    /// ghostfs is not available: not mounted, and mounting it failed (not
+    /// root, or not a ghost-rs kernel).
+    pub const NO_GHOSTFS: u8 = 4;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  an operation failed (the message names the file or call and the errno)
+  2  bad command line
+  3  no such enclave, or it was destroyed meanwhile
+  4  ghostfs is not mounted at /sys/fs/ghost and cannot be mounted
+
+A command that acts on several pids or enclaves tries every one and exits 1
+if any failed.";
+
+/// Inspect and control ghOSt enclaves (ghost-rs, ghOSt ABI 91).
+#[derive(Debug, Parser)]
+#[command(name = "ghostctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Print JSON (one object; `watch`: one object per line) for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum Cmd {
+    /// List the enclaves: id, CPUs, agent, tasks, ephemeral owner.
+    List,
+    /// Create an enclave and give it CPUs.
+    Create(CreateArgs),
+    /// Destroy enclaves: their tasks go back to CFS, their agents die.
+    Destroy {
+        /// The enclave ids.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<u64>,
+        /// Destroy every enclave.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show an enclave: CPUs, agent, tasks, tunables, status-word use.
+    Status {
+        /// The enclave id.
+        id: u64,
+    },
+    /// Move tasks into an enclave, back to CFS, or list them.
+    #[command(subcommand)]
+    Tasks(TasksCmd),
+    /// Set a tunable (`runnable_timeout` takes a duration, default unit ms;
+    /// the others 0/1, on/off, true/false or yes/no).
+    Set {
+        /// The enclave id.
+        id: u64,
+        /// The tunable's file name.
+        tunable: Tunable,
+        /// The value.
+        value: String,
+    },
+    /// Print one tunable, or all of them.
+    Get {
+        /// The enclave id.
+        id: u64,
+        /// The tunable's file name (all when omitted).
+        tunable: Option<Tunable>,
+    },
+    /// A live view: per-CPU agent, transaction and running task, and rates.
+    Watch(WatchArgs),
+}
+
+/// `create`.
+#[derive(Debug, Args, PartialEq)]
+pub struct CreateArgs {
+    /// The CPUs, as a list (`1-3,5`).
+    #[arg(long)]
+    pub cpus: CpuSet,
+    /// The enclave id (default: the first free id from 1).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Tie the enclave to ghostctl: it stays in the foreground (running
+    /// COMMAND, if given) and the kernel destroys the enclave when it exits.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// The group that owns the enclave's files (`gid=` of `create`).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// With --ephemeral: a command to run while the enclave lives; `{}` in
+    /// it stands for the id. ghostctl exits with its exit code.
+    #[arg(last = true, requires = "ephemeral", value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `tasks`.
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum TasksCmd {
+    /// Move tasks into an enclave (pids, or gtids of 2^41 and above).
+    Add {
+        /// The enclave id.
+        id: u64,
+        /// The tasks.
+        #[arg(required = true, value_parser = clap::value_parser!(i64).range(1..))]
+        pids: Vec<i64>,
+    },
+    /// Move ghost tasks back to CFS (sched_setscheduler(SCHED_OTHER));
+    /// tasks of other classes are left alone.
+    Remove {
+        /// The tasks.
+        #[arg(required = true, value_parser = clap::value_parser!(i32).range(1..))]
+        pids: Vec<i32>,
+    },
+    /// List an enclave's tasks.
+    List {
+        /// The enclave id.
+        id: u64,
+    },
+}
+
+/// `watch`.
+#[derive(Debug, Args, PartialEq)]
+pub struct WatchArgs {
+    /// The enclave id.
+    pub id: u64,
+    /// Time between frames (`1s`, `500ms`; a plain number is seconds).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Stop after N frames (default: until q, Ctrl-C or the enclave goes).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+/// Parses a duration: digits with an optional fraction and a unit (`ns`,
+/// `us`, `ms`, `s`, `m`); a plain number is in `default_unit_ns`.
+pub fn parse_duration(s: &str, default_unit_ns: u64) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration (like 500ms, 2s or 1.5s)");
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let unit_ns: u128 = match unit {
+        "" => u128::from(default_unit_ns),
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        _ => return Err(bad()),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 9 || num.ends_with('.') {
+        return Err(bad());
+    }
+    let int: u128 = int.parse().map_err(|_| bad())?;
+    let frac_num: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| bad())?
+    };
+    let scale = 10u128.pow(frac.len() as u32);
+    let ns = int
+        .checked_mul(unit_ns)
+        .and_then(|n| n.checked_add(frac_num * unit_ns / scale))
+        .filter(|&n| n <= u128::from(u64::MAX))
+        .ok_or_else(|| format!("`{s}` is too long"))?;
+    Ok(Duration::from_nanos(ns as u64))
+}
+
+/// `--interval`: a duration from 10ms to 1 hour, default unit seconds.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s, 1_000_000_000)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("`{s}`: the interval must be from 10ms to 1 hour"));
+    }
+    Ok(d)
+}
+
+/// The value `set` writes for `t`: 0/1 (also on/off, true/false, yes/no)
+/// for a flag; for `runnable_timeout` a duration in whole milliseconds
+/// (default unit ms; `0` or `off` for none).
+pub fn parse_tunable_value(t: Tunable, s: &str) -> Result<u64, String> {
+    let v = if t.is_flag() {
+        match s {
+            "0" | "off" | "false" | "no" => 0,
+            "1" | "on" | "true" | "yes" => 1,
+            _ => return Err(format!("{t} takes 0 or 1 (or on/off), not `{s}`")),
+        }
+    } else if s == "off" {
+        0
+    } else {
+        let d = parse_duration(s, 1_000_000)?;
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!("{t} is in whole milliseconds, not `{s}`"));
+        }
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    };
+    if v > t.max() {
+        return Err(format!("{t} takes at most {} ms, not `{s}`", t.max()));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ghostctl").chain(args.split_whitespace()))
+    }
+
+    fn cmd(args: &str) -> Cmd {
+        parse(args).unwrap_or_else(|e| panic!("{args}: {e}")).cmd
+    }
+
+    fn kind(args: &str) -> ErrorKind {
+        parse(args).map(|c| c.cmd).expect_err(args).kind()
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(cmd("list"), Cmd::List);
+        assert_eq!(
+            cmd("create --cpus 1-3"),
+            Cmd::Create(CreateArgs {
+                cpus: "1-3".parse().unwrap(),
+                id: None,
+                ephemeral: false,
+                gid: None,
+                command: vec![],
+            })
+        );
+        assert_eq!(
+            cmd("create --cpus 2,4 --id 7 --ephemeral --gid 100 -- ghost-agent fifo --enclave {}"),
+            Cmd::Create(CreateArgs {
+                cpus: "2,4".parse().unwrap(),
+                id: Some(7),
+                ephemeral: true,
+                gid: Some(100),
+                command: ["ghost-agent", "fifo", "--enclave", "{}"]
+                    .map(String::from)
+                    .to_vec(),
+            })
+        );
+        assert_eq!(
+            cmd("destroy 1 2"),
+            Cmd::Destroy {
+                ids: vec![1, 2],
+                all: false
+            }
+        );
+        assert_eq!(
+            cmd("destroy --all"),
+            Cmd::Destroy {
+                ids: vec![],
+                all: true
+            }
+        );
+        assert_eq!(cmd("status 3"), Cmd::Status { id: 3 });
+        assert_eq!(
+            cmd("tasks add 1 10 11"),
+            Cmd::Tasks(TasksCmd::Add {
+                id: 1,
+                pids: vec![10, 11]
+            })
+        );
+        assert_eq!(
+            cmd("tasks add 1 534362651099387"),
+            Cmd::Tasks(TasksCmd::Add {
+                id: 1,
+                pids: vec![534_362_651_099_387]
+            })
+        );
+        assert_eq!(
+            cmd("tasks remove 10"),
+            Cmd::Tasks(TasksCmd::Remove { pids: vec![10] })
+        );
+        assert_eq!(cmd("tasks list 1"), Cmd::Tasks(TasksCmd::List { id: 1 }));
+        assert_eq!(
+            cmd("set 1 deliver_ticks on"),
+            Cmd::Set {
+                id: 1,
+                tunable: Tunable::DeliverTicks,
+                value: "on".into()
+            }
+        );
+        assert_eq!(
+            cmd("get 1"),
+            Cmd::Get {
+                id: 1,
+                tunable: None
+            }
+        );
+        assert_eq!(
+            cmd("get 1 runnable_timeout"),
+            Cmd::Get {
+                id: 1,
+                tunable: Some(Tunable::RunnableTimeout)
+            }
+        );
+        assert_eq!(
+            cmd("watch 1"),
+            Cmd::Watch(WatchArgs {
+                id: 1,
+                interval: Duration::from_secs(1),
+                count: None
+            })
+        );
+        assert_eq!(
+            cmd("watch 1 --interval 250ms --count 3"),
+            Cmd::Watch(WatchArgs {
+                id: 1,
+                interval: Duration::from_millis(250),
+                count: Some(3)
+            })
+        );
+    }
+
+    #[test]
+    fn json_is_global() {
+        assert!(parse("--json list").unwrap().json);
+        assert!(parse("status 1 --json").unwrap().json);
+        assert!(parse("tasks list 1 --json").unwrap().json);
+        assert!(!parse("list").unwrap().json);
+    }
+
+    #[test]
+    fn bad_command_lines() {
+        for (args, k) in [
+            ("", ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand),
+            ("frobnicate", ErrorKind::InvalidSubcommand),
+            ("create", ErrorKind::MissingRequiredArgument),
+            ("create --cpus 3-1", ErrorKind::ValueValidation),
+            (
+                "create --cpus 1 -- sleep 1",
+                ErrorKind::MissingRequiredArgument,
+            ),
+            ("create --cpus 1 --id -1", ErrorKind::UnknownArgument),
+            ("destroy", ErrorKind::MissingRequiredArgument),
+            ("destroy 1 --all", ErrorKind::ArgumentConflict),
+            ("destroy x", ErrorKind::ValueValidation),
+            ("status", ErrorKind::MissingRequiredArgument),
+            ("tasks add 1", ErrorKind::MissingRequiredArgument),
+            ("tasks add 1 0", ErrorKind::ValueValidation),
+            ("tasks remove", ErrorKind::MissingRequiredArgument),
+            ("tasks remove 0", ErrorKind::ValueValidation),
+            ("tasks remove 4294967296", ErrorKind::ValueValidation),
+            ("set 1 tasks 5", ErrorKind::ValueValidation),
+            ("set 1 deliver_ticks", ErrorKind::MissingRequiredArgument),
+            ("get 1 ctl", ErrorKind::ValueValidation),
+            ("watch 1 --interval 1ms", ErrorKind::ValueValidation),
+            ("watch 1 --interval 2h", ErrorKind::ValueValidation),
+            ("watch 1 --count 0", ErrorKind::ValueValidation),
+        ] {
+            assert_eq!(kind(args), k, "{args}");
+        }
+        // clap exits 2 for all of these; --help and --version exit 0.
+        assert_eq!(
+            parse("destroy").unwrap_err().exit_code(),
+            i32::from(exit::USAGE)
+        );
+        assert_eq!(parse("--help").unwrap_err().exit_code(), 0);
+    }
+
+    #[test]
+    fn unknown_tunable_lists_the_names() {
+        let e = parse("set 1 nosuch 1").unwrap_err().to_string();
+        assert!(
+            e.contains("no tunable `nosuch` (tunables: runnable_timeout, commit_at_tick"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s| parse_duration(s, 1_000_000);
+        assert_eq!(d("0"), Ok(Duration::ZERO));
+        assert_eq!(d("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(d("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(d("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(d("0.000000001s"), Ok(Duration::from_nanos(1)));
+        assert_eq!(d("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(d("7ns"), Ok(Duration::from_nanos(7)));
+        assert_eq!(d("2m"), Ok(Duration::from_secs(120)));
+        for bad in [
+            "",
+            "s",
+            ".5s",
+            "1.s",
+            "1..2s",
+            "1.5.s",
+            "-1s",
+            "+1",
+            "1 s",
+            "1sec",
+            "0x10",
+            "1.0000000001s",
+        ] {
+            assert!(d(bad).is_err(), "`{bad}` parsed");
+        }
+        assert_eq!(
+            d("99999999999999999999s").unwrap_err(),
+            "`99999999999999999999s` is too long"
+        );
+        assert_eq!(parse_interval("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_interval("10ms"), Ok(Duration::from_millis(10)));
+        assert!(parse_interval("9ms").is_err());
+    }
+
+    #[test]
+    fn tunable_values() {
+        let flag = Tunable::DeliverTicks;
+        for (s, v) in [
+            ("0", 0),
+            ("off", 0),
+            ("no", 0),
+            ("false", 0),
+            ("1", 1),
+            ("on", 1),
+            ("yes", 1),
+            ("true", 1),
+        ] {
+            assert_eq!(parse_tunable_value(flag, s), Ok(v), "{s}");
+        }
+        assert_eq!(
+            parse_tunable_value(flag, "2").unwrap_err(),
+            "deliver_ticks takes 0 or 1 (or on/off), not `2`"
+        );
+        let rt = Tunable::RunnableTimeout;
+        assert_eq!(parse_tunable_value(rt, "250"), Ok(250));
+        assert_eq!(parse_tunable_value(rt, "2s"), Ok(2000));
+        assert_eq!(parse_tunable_value(rt, "off"), Ok(0));
+        assert_eq!(
+            parse_tunable_value(rt, "9223372036854"),
+            Ok(9_223_372_036_854)
+        );
+        assert_eq!(
+            parse_tunable_value(rt, "9223372036855").unwrap_err(),
+            "runnable_timeout takes at most 9223372036854 ms, not `9223372036855`"
+        );
+        assert_eq!(
+            parse_tunable_value(rt, "1500us").unwrap_err(),
+            "runnable_timeout is in whole milliseconds, not `1500us`"
+        );
+        assert!(parse_tunable_value(rt, "on").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! `ghostctl watch`: a frame every interval until q, Ctrl-C, `--count`
+//! frames, or the enclave's end.
+//!
+//! On a terminal each frame replaces the last (cursor home, clear); into a
+//! pipe or file, frames follow one another, separated by a blank line, or
+//! one JSON object per line with `--json`.
+
+use std::io::Write;
+
+use ghost::ghostfs::EnclaveDir;
+
+use crate::cli::{exit, WatchArgs};
+use crate::collect;
+use crate::commands::Failure;
+use crate::format::{frame_human, frame_json};
+use crate::model::{Frame, Rates};
+use crate::term::{self, RawTerminal, Wake};
+
+/// ANSI: cursor home, clear the screen.
+const CLEAR: &str = "\x1b[H\x1b[2J";
+
+/// Runs `watch` on `e`; returns the exit code.
+pub fn run(e: &EnclaveDir, args: &WatchArgs, json: bool) -> Result<u8, Failure> {
+    term::catch_stop_signals()?;
+    let tty = !json && term::is_tty(libc::STDOUT_FILENO);
+    // Keys only on a terminal; restored when `raw` drops (also on error).
+    let raw = if tty { RawTerminal::enter() } else { None };
+    let keys = raw.is_some();
+    let mut prev: Option<Frame> = None;
+    let mut shown = 0u64;
+    loop {
+        let frame = collect::frame(e);
+        // Gone before or while it was read: say so, not a stale frame.
+        if !e.path.is_dir() {
+            eprintln!("ghostctl: enclave_{} was destroyed", e.id);
+            return Ok(exit::NO_ENCLAVE);
+        }
+        let frame = frame?;
+        let rates = Rates::between(prev.as_ref(), &frame);
+        let text = if json {
+            format!("{}\n", frame_json(&frame, &rates))
+        } else if tty {
+            let hint = if keys {
+                "q or Ctrl-C quits"
+            } else {
+                "Ctrl-C quits"
+            };
+            format!("{CLEAR}{}\n({hint})\n", frame_human(&frame, &rates))
+        } else {
+            format!(
+                "{}{}",
+                if shown > 0 { "\n" } else { "" },
+                frame_human(&frame, &rates)
+            )
+        };
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // The reader went away (a closed pipe): nothing more to show.
+            return Ok(exit::OK);
+        }
+        drop(out);
+        shown += 1;
+        if args.count.is_some_and(|n| shown >= n) {
+            return Ok(exit::OK);
+        }
+        prev = Some(frame);
+        match term::wait(args.interval, keys) {
+            Wake::Key(b'q' | b'Q') | Wake::Signal(_) => return Ok(exit::OK),
+            Wake::Timeout | Wake::Key(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fixtures::fake_enclave;
+    use std::time::Duration;
+
+    #[test]
+    fn frames_until_count_then_until_gone() {
+        // `run` takes stop signals: keep other tests' signals away.
+        let _serial = term::TEST_SIGNALS.lock();
+        let dir = std::env::temp_dir().join(format!("ghostctl-watch-{}", std::process::id()));
+        let (e, _) = fake_enclave(&dir);
+        let mut args = WatchArgs {
+            id: 1,
+            interval: Duration::from_millis(10),
+            count: Some(3),
+        };
+        assert_eq!(run(&e, &args, true), Ok(exit::OK));
+        assert_eq!(run(&e, &args, false), Ok(exit::OK));
+        std::fs::remove_dir_all(&dir).unwrap();
+        args.count = None;
+        assert_eq!(run(&e, &args, false), Ok(exit::NO_ENCLAVE));
+    }
+}
