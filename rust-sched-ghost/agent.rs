@@ -132,6 +132,11 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
 pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
     g.set_agent(rq, Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
+    if g.avail(rq) {
+        g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
+    } else {
+        g.agent_sw_flags(uapi::GHOST_SW_BOOST_PRIO, 0);
+    }
     g.should_wake().store(false, Ordering::SeqCst);
     g.set_latched(rq, None, 0);
     // A transaction left by an earlier agent cannot be committed by it.

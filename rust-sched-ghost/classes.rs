@@ -49,9 +49,15 @@ impl SchedClassOps for GhostClass {
             if rq.curr() != p {
                 rq.resched_curr();
             }
+            if flags as u32 & bindings::ENQUEUE_WAKEUP != 0 {
+                if let Some(g) = rq.ghost() {
+                    crate::cpumsg::agent_runnability(rq, g, false);
+                }
+            }
             return;
         }
         gt.sync_runtime(p);
+        gt.set_waiting(sched::now());
         gt.sw_flags(SW_RUNNABLE, 0);
         let flags = flags as u32;
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
@@ -72,6 +78,7 @@ impl SchedClassOps for GhostClass {
         }
         if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
             gt.sw_flags(0, SW_RUNNABLE);
+            gt.clear_waiting();
         }
         true
     }
@@ -118,8 +125,11 @@ impl SchedClassOps for GhostClass {
         task_cpu
     }
 
-    fn set_cpus_allowed(p: TaskPtr, ctx: &AffinityContext) {
-        set_cpus_allowed_common(p, ctx)
+    fn set_cpus_allowed(rq: &Rq, p: TaskPtr, ctx: &AffinityContext) {
+        set_cpus_allowed_common(p, ctx);
+        if !ctx.is_migrate_toggle() {
+            sched::affinity_changed(rq, p);
+        }
     }
 
     fn task_tick(rq: &Rq, p: TaskPtr, _queued: bool) {
@@ -141,7 +151,11 @@ impl SchedClassOps for GhostClass {
         sched::switched_to(rq, p)
     }
 
-    fn prio_changed(_rq: &Rq, _p: TaskPtr, _oldprio: i32) {}
+    fn prio_changed(rq: &Rq, p: TaskPtr, _oldprio: i32) {
+        // The core calls this only for a real change (`set_user_nice()`
+        // returns early for the same nice value).
+        sched::priority_changed(rq, p);
+    }
 
     fn update_curr(rq: &Rq) {
         rq.update_curr();

@@ -173,6 +173,26 @@ impl Txn<'_> {
     /// Publishes the outcome: `cpu_seqnum` and `commit_time`, then `state`
     /// with release order.
     pub fn complete(&self, state: i32, cpu_seqnum: u64, commit_time: i64) {
+        self.set_result(cpu_seqnum, commit_time);
+        self.set_state(state);
+    }
+
+    /// Stores `state` with release order (after [`Self::set_result`]).
+    pub fn set_state(&self, state: i32) {
+        if let Some(s) = self.i32_at(offset_of!(uapi::ghost_txn, state)) {
+            s.store(state, Ordering::Release);
+        }
+    }
+
+    /// Stores `u.sync_group_owner`.
+    pub fn set_sync_group_owner(&self, owner: i32) {
+        if let Some(f) = self.i32_at(offset_of!(uapi::ghost_txn, u)) {
+            f.store(owner, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores `cpu_seqnum` and `commit_time`, not yet published.
+    pub fn set_result(&self, cpu_seqnum: u64, commit_time: i64) {
         if let Some(f) = self
             .data
             .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, cpu_seqnum))
@@ -184,9 +204,6 @@ impl Txn<'_> {
             .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, commit_time))
         {
             f.store(commit_time as u64, Ordering::Relaxed);
-        }
-        if let Some(s) = self.i32_at(offset_of!(uapi::ghost_txn, state)) {
-            s.store(state, Ordering::Release);
         }
     }
 }

@@ -119,6 +119,12 @@ impl Enclave {
         self.nr_tasks.load(Ordering::SeqCst)
     }
 
+    /// `runnable_timeout` in ns (0: no watchdog).
+    pub fn runnable_timeout_ns(&self) -> i64 {
+        // At most `MAX_RUNNABLE_TIMEOUT_MS`: the product fits.
+        (self.runnable_timeout_ms.load(Ordering::Relaxed) as i64).saturating_mul(1_000_000)
+    }
+
     /// A tunable (an index into [`TUNABLES`]).
     pub fn tunable(&self, i: usize) -> bool {
         self.tunables
@@ -297,6 +303,15 @@ pub const TUNABLES: [&kernel::str::CStr; 7] = [
     kernel::c_str!("live_dangerously"),
 ];
 
+/// Index of `commit_at_tick` in [`TUNABLES`].
+pub const COMMIT_AT_TICK: usize = 0;
+/// Index of `deliver_ticks` in [`TUNABLES`].
+pub const DELIVER_TICKS: usize = 1;
+/// Index of `deliver_cpu_availability` in [`TUNABLES`].
+pub const DELIVER_CPU_AVAILABILITY: usize = 2;
+/// Index of `deliver_agent_runnability` in [`TUNABLES`].
+pub const DELIVER_AGENT_RUNNABILITY: usize = 3;
+
 /// The largest `runnable_timeout` (ms) whose nanoseconds fit a `ktime_t`.
 const MAX_RUNNABLE_TIMEOUT_MS: u64 = i64::MAX as u64 / 1_000_000;
 
@@ -334,7 +349,7 @@ impl Registry {
                 Some(Some(owner)) if *owner != id => return Err(EBUSY),
                 Some(_) => {}
             }
-            if !cpu_online(cpu) {
+            if !cpu_usable(cpu) {
                 return Err(ENODEV);
             }
         }
@@ -375,11 +390,15 @@ fn nr_cpu_ids() -> usize {
     usize::try_from(n).map_or(MAX_CPUS, |n| n.min(MAX_CPUS))
 }
 
-/// Whether `cpu` is online.
-fn cpu_online(cpu: usize) -> bool {
-    // SAFETY: `cpu_online` only tests a bit of the online mask; `cpu` is
-    // below `nr_cpu_ids`, checked by the callers.
-    u32::try_from(cpu).is_ok_and(|c| unsafe { bindings::ghost_cpu_online(c) })
+/// Whether `cpu` is online and active: not on its way down. Checked under
+/// the registry lock, which the hotplug teardown takes after the CPU is
+/// deactivated (see [`crate::hotplug`]): either the teardown sees the CPU
+/// in an enclave and refuses, or this sees it inactive.
+fn cpu_usable(cpu: usize) -> bool {
+    // SAFETY: `cpu_online`/`cpu_active` only test a bit of a CPU mask; `cpu`
+    // is below `nr_cpu_ids`, checked by the callers.
+    u32::try_from(cpu)
+        .is_ok_and(|c| unsafe { bindings::ghost_cpu_online(c) && bindings::ghost_cpu_active(c) })
 }
 
 /// The registry, set up once by [`init`] and never freed.
@@ -537,6 +556,25 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
     Ok(())
 }
 
+/// Whether `cpu` belongs to an enclave. May sleep.
+pub fn cpu_in_enclave(cpu: usize) -> bool {
+    registry().is_ok_and(|r| r.lock().cpu_owner.get(cpu).is_some_and(|o| o.is_some()))
+}
+
+/// Takes the enclave `id` out of the registry: new lookups fail and its
+/// CPUs are free again. Finish with [`destroy_taken`].
+pub fn take(id: u64) -> Option<Arc<Enclave>> {
+    registry().ok()?.lock().take(id)
+}
+
+/// Destroys an enclave [`take`] returned, outside any callback of its
+/// files: every task back to CFS, agents killed, directory removed.
+/// Process context; sleeps.
+pub fn destroy_taken(e: Arc<Enclave>) {
+    e.shutdown();
+    e.dir.remove();
+}
+
 /// The last thread of thread group `tgid` is exiting: destroy the ephemeral
 /// enclaves it created. Process context; may sleep.
 pub fn owner_exited(tgid: i32) {
@@ -560,12 +598,11 @@ pub fn owner_exited(tgid: i32) {
                 None => return,
             }
         };
-        enclave.shutdown();
-        // Not inside a callback of the enclave's files: a plain removal.
-        enclave.dir.remove();
+        let id = enclave.id;
+        destroy_taken(enclave);
         pr_info!(
             "enclave_{} destroyed: its ephemeral owner (tgid {}) exited\n",
-            enclave.id,
+            id,
             tgid
         );
     }
@@ -682,6 +719,9 @@ impl FileOps for RunnableTimeoutFile {
         }
         let e = enclave_of(file.key())?;
         e.runnable_timeout_ms.store(ms, Ordering::Relaxed);
+        if ms > 0 {
+            crate::watchdog::arm();
+        }
         Ok(input.len())
     }
 }

@@ -38,11 +38,13 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
+pub mod cpumsg;
 pub mod enclave;
 pub mod ghostfs;
 pub mod gtask;
 pub mod gtid;
 pub mod hooks;
+pub mod hotplug;
 pub mod ioctl;
 pub mod kernfs;
 pub mod mm;
@@ -59,6 +61,7 @@ pub mod sw;
 pub mod swregion;
 pub mod task;
 pub mod txn;
+pub mod watchdog;
 
 /// An immutable C operations table (a `struct file_operations` and the
 /// like) in a `static`, so C can be handed a pointer to it.
@@ -104,7 +107,9 @@ impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
         rq::init(agent::wake_work)?;
+        watchdog::init();
         hooks::init()?;
+        hotplug::init()?;
         ghostfs::init()?;
         pr_info!(
             "ABI {} ready (ghostfs type \"ghost\", mount at /sys/fs/ghost)\n",

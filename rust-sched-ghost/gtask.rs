@@ -65,6 +65,9 @@ pub struct GhostTask {
     oncpu: Cell<bool>,
     /// Counted in the rq's `nr_running` by our enqueue.
     counted: Cell<bool>,
+    /// When the task last became runnable without a CPU (monotonic ns),
+    /// 0 while it runs or sleeps: what the watchdog checks.
+    runnable_since: Cell<i64>,
 }
 
 // SAFETY: the cells are only touched under the task's rq lock (type
@@ -105,6 +108,7 @@ impl GhostTask {
             yield_pending: Cell::new(false),
             oncpu: Cell::new(false),
             counted: Cell::new(false),
+            runnable_since: Cell::new(0),
         };
         match KBox::new(gt, GFP_KERNEL) {
             Ok(b) => Ok(b),
@@ -221,6 +225,23 @@ impl GhostTask {
     /// Sets [`Self::new_pending`].
     pub fn set_new_pending(&self, v: bool) {
         self.new_pending.set(v);
+    }
+
+    /// See the field: when the task started to wait for a CPU, or 0.
+    pub fn runnable_since(&self) -> i64 {
+        self.runnable_since.get()
+    }
+
+    /// The task waits for a CPU from `now` on (unless it already does).
+    pub fn set_waiting(&self, now: i64) {
+        if self.runnable_since.get() == 0 {
+            self.runnable_since.set(now.max(1));
+        }
+    }
+
+    /// The task got a CPU or blocked: it no longer waits.
+    pub fn clear_waiting(&self) {
+        self.runnable_since.set(0);
     }
 
     /// Takes the yield request.
@@ -408,6 +429,41 @@ impl GhostTask {
         );
         self.sw_flags(F_CANFREE | SW_MSG_GATED, SW_ONCPU | SW_RUNNABLE);
         self.send(Some(rq), uapi::MSG_TASK_DEPARTED, &m);
+    }
+    /// TASK_AFFINITY_CHANGED: the task's allowed CPUs changed.
+    pub fn msg_affinity_changed(&self, rq: &Rq) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_affinity_changed>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_affinity_changed, gtid),
+            self.gtid() as u64,
+        );
+        self.send(Some(rq), uapi::MSG_TASK_AFFINITY_CHANGED, &m);
+    }
+
+    /// TASK_PRIORITY_CHANGED: the task's nice value is now `nice`.
+    pub fn msg_priority_changed(&self, rq: &Rq, nice: i32) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_priority_changed>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_priority_changed, gtid),
+            self.gtid() as u64,
+        )
+        .u32(
+            off!(ghost_msg_payload_task_priority_changed, nice),
+            nice as u32,
+        );
+        self.send(Some(rq), uapi::MSG_TASK_PRIORITY_CHANGED, &m);
+    }
+
+    /// TASK_LATCH_FAILURE: the task latched by a commit cannot run where it
+    /// was latched (`errno`, positive).
+    pub fn msg_latch_failure(&self, rq: &Rq, errno: u32) {
+        let mut m = Payload::<uapi::ghost_msg_payload_task_latch_failure>::new();
+        m.u64(
+            off!(ghost_msg_payload_task_latch_failure, gtid),
+            self.gtid() as u64,
+        )
+        .u32(off!(ghost_msg_payload_task_latch_failure, err), errno);
+        self.send(Some(rq), uapi::MSG_TASK_LATCH_FAILURE, &m);
     }
 
     /// `TASK_ON_CPU`.

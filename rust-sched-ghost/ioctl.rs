@@ -4,7 +4,7 @@
 //!
 //! Every ioctl needs the file open for writing (`EACCES` otherwise); an
 //! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
-//! `SYNC_GROUP_TXN` and `TIMERFD_SETTIME`.
+//! `TIMERFD_SETTIME`.
 
 use crate::enclave::Enclave;
 use crate::ghostfs::errno;
@@ -107,10 +107,15 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
                 .write_slice(&t.as_ptr().runtime().to_ne_bytes())?;
             Ok(0)
         }
-        IOC_COMMIT_TXN => {
+        IOC_COMMIT_TXN | IOC_SYNC_GROUP_TXN => {
             type T = uapi::ghost_ioc_commit_txn;
             let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-            crate::txn::commit_ioctl(
+            let commit = if cmd == IOC_COMMIT_TXN {
+                crate::txn::commit_ioctl
+            } else {
+                crate::txn::sync_group_ioctl
+            };
+            commit(
                 e,
                 a.i64(offset_of!(T, mask_ptr))? as u64,
                 a.i32(offset_of!(T, mask_len))? as u32,
@@ -129,7 +134,7 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             )?;
             Ok(0)
         }
-        IOC_SYNC_GROUP_TXN | IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
+        IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
         _ => Err(ENOTTY),
     }
 }

@@ -428,6 +428,12 @@ pub struct GhostRq {
     must_resched: Cell<bool>,
     /// Bumped for every latch and every CPU message.
     cpu_seqnum: Cell<u64>,
+    /// The latch belongs to a sync group still being committed: it is not
+    /// picked until the group succeeds (or is dropped if it fails).
+    held: Cell<bool>,
+    /// Whether the CPU was available to ghost (no other class's task) at
+    /// the last task switch; `CPU_AVAILABLE`/`CPU_BUSY` report changes.
+    avail: Cell<bool>,
 }
 
 // SAFETY: see the type invariant: cells are only touched under the CPU's rq
@@ -490,9 +496,14 @@ impl GhostRq {
     }
 
     /// Bumps the agent barrier and mirrors it in the agent's status word.
-    pub fn bump_agent_barrier(&self) {
-        self.agent_barrier.fetch_add(1, Ordering::AcqRel);
+    /// Returns the new value (the sequence number of a CPU message).
+    pub fn bump_agent_barrier(&self) -> u32 {
+        let b = self
+            .agent_barrier
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
         self.sync_agent_sw();
+        b
     }
 
     /// Resets the agent barrier (a new agent starts from 0).
@@ -550,9 +561,31 @@ impl GhostRq {
     }
 
     /// Latches `p` (or clears the latch) with `run_flags`.
+    /// A new latch is never held by a sync group (see [`Self::held`]).
     pub fn set_latched(&self, _rq: &Rq, p: Option<TaskPtr>, run_flags: u32) {
         self.latched.set(p);
         self.run_flags.set(run_flags);
+        self.held.set(false);
+    }
+
+    /// Whether the latch is held back by a sync group in progress.
+    pub fn held(&self, _rq: &Rq) -> bool {
+        self.held.get()
+    }
+
+    /// Sets [`Self::held`].
+    pub fn set_held(&self, _rq: &Rq, v: bool) {
+        self.held.set(v);
+    }
+
+    /// Whether the CPU was available to ghost at the last task switch.
+    pub fn avail(&self, _rq: &Rq) -> bool {
+        self.avail.get()
+    }
+
+    /// Records the CPU's availability; returns whether it changed.
+    pub fn set_avail(&self, _rq: &Rq, v: bool) -> bool {
+        self.avail.replace(v) != v
     }
 
     /// The run flags of the last latch.
@@ -602,6 +635,8 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
                 latched: Cell::new(None),
                 run_flags: Cell::new(0),
                 must_resched: Cell::new(false),
+                held: Cell::new(false),
+                avail: Cell::new(true),
                 cpu_seqnum: Cell::new(0),
             },
             GFP_KERNEL,

@@ -414,7 +414,8 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
 }
 
 /// The task switch: `prev` leaves `rq`'s CPU for `next`. A ghost task
-/// that is still runnable and had no message yet was preempted.
+/// that is still runnable and had no message yet was preempted. CPU
+/// messages of the switch go out too (see [`crate::cpumsg`]).
 ///
 /// # Safety
 ///
@@ -423,19 +424,32 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
 pub unsafe extern "C" fn ghost_prepare_task_switch(
     rq: *mut bindings::rq,
     prev: *mut bindings::task_struct,
-    _next: *mut bindings::task_struct,
+    next: *mut bindings::task_struct,
 ) {
     // SAFETY: `rq` is locked by the caller for this call.
     let rq = unsafe { Rq::from_raw(rq) };
-    // The task told to leave is leaving.
+    // SAFETY: both tasks are on this locked rq, switching: alive.
+    let (Some(prev_p), Some(next_p)) = (unsafe { TaskPtr::from_raw(prev) }, unsafe {
+        TaskPtr::from_raw(next)
+    }) else {
+        return;
+    };
     if let Some(g) = rq.ghost() {
+        // The task told to leave is leaving.
         g.set_must_resched(rq, false);
+        cpu_switch(rq, g, prev_p, next_p);
     }
     // SAFETY: `prev` is switching out on this locked rq: alive.
     let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
         return;
     };
-    if gt.is_agent() || !gt.oncpu() {
+    if gt.is_agent() {
+        return;
+    }
+    if prev.queued() {
+        gt.set_waiting(now());
+    }
+    if !gt.oncpu() {
         return;
     }
     let seq = g.cpu_seqnum(rq);
@@ -453,6 +467,30 @@ pub unsafe extern "C" fn ghost_prepare_task_switch(
     rtla(rq, g, uapi::RTLA_ON_PREEMPT);
 }
 
+/// The CPU-level edges of a task switch from `prev` to `next`: the agent
+/// blocks; the CPU becomes busy with (or free of) other classes' tasks;
+/// the idle CPU an agent asked to hear about (`NEED_CPU_NOT_IDLE`) gets a
+/// task of another class.
+fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
+    let agent = g.agent();
+    if agent == Some(prev) && !prev.queued() {
+        crate::cpumsg::agent_runnability(rq, g, true);
+    }
+    if agent == Some(next) {
+        // The agent preempts everyone: says nothing about the others.
+        return;
+    }
+    let other = !next.is_idle() && !next.in_ghost_class();
+    if g.set_avail(rq, !other) {
+        crate::cpumsg::availability(rq, g, !other);
+    }
+    let flags = g.run_flags(rq);
+    if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
+        g.set_latched(rq, g.latched(rq), flags & !uapi::NEED_CPU_NOT_IDLE);
+        crate::cpumsg::not_idle(rq, g, next);
+    }
+}
+
 /// The scheduler tick on `rq`'s CPU.
 ///
 /// # Safety
@@ -467,6 +505,53 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
         if let Some(gt) = GhostTask::of(rq, curr) {
             gt.sync_runtime(curr);
         }
+    }
+    if let Some(g) = rq.ghost() {
+        if let Some(a) = g.agent() {
+            crate::cpumsg::tick(rq, g, a == curr);
+        }
+    }
+    crate::watchdog::tick();
+}
+
+/// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked): a latch
+/// on a CPU it may no longer use fails (TASK_LATCH_FAILURE, `EINVAL`); a
+/// running task is forced off its CPU (TASK_PREEMPT at the switch); then
+/// TASK_AFFINITY_CHANGED.
+pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        return;
+    };
+    if gt.is_agent() || !gt.active() || gt.new_pending() {
+        return;
+    }
+    if g.latched(rq) == Some(p) && !p.allowed_on(rq.cpu()) {
+        g.set_latched(rq, None, 0);
+        gt.msg_latch_failure(rq, bindings::EINVAL);
+    }
+    force_offcpu(rq, g, p);
+    gt.msg_affinity_changed(rq);
+}
+
+/// `p`'s nice value changed (`prio_changed`, `rq` locked): a running task
+/// is forced off its CPU (TASK_PREEMPT at the switch); then
+/// TASK_PRIORITY_CHANGED.
+pub fn priority_changed(rq: &Rq, p: TaskPtr) {
+    let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
+        return;
+    };
+    if gt.is_agent() || !gt.active() || gt.new_pending() {
+        return;
+    }
+    force_offcpu(rq, g, p);
+    gt.msg_priority_changed(rq, p.nice());
+}
+
+/// A running ghost task `p` must leave its CPU: the agent decides anew.
+fn force_offcpu(rq: &Rq, g: &GhostRq, p: TaskPtr) {
+    if rq.curr() == p {
+        g.set_must_resched(rq, true);
+        rq.resched_curr();
     }
 }
 
@@ -561,7 +646,8 @@ fn latch_valid(rq: &Rq, p: TaskPtr) -> bool {
 /// task if it may keep its CPU, or nothing (the CPU idles).
 pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
     let g = rq.ghost()?;
-    if let Some(l) = g.latched(rq) {
+    let held = g.held(rq);
+    if let Some(l) = g.latched(rq).filter(|_| !held) {
         if latch_valid(rq, l) {
             return Some(l);
         }
@@ -577,7 +663,7 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
             }
         }
     }
-    if g.run_flags(rq) & uapi::RTLA_ON_IDLE != 0 {
+    if !held && g.run_flags(rq) & uapi::RTLA_ON_IDLE != 0 {
         g.set_latched(rq, None, 0);
         crate::agent::wake(rq.cpu());
     }
@@ -594,6 +680,7 @@ pub fn set_next_task(rq: &Rq, p: TaskPtr) {
     if gt.is_agent() {
         return;
     }
+    gt.clear_waiting();
     if g.latched(rq) == Some(p) {
         g.set_latched(rq, None, g.run_flags(rq));
         gt.set_oncpu(now());

@@ -99,7 +99,8 @@ pub trait SchedClassOps {
     ///
     /// The implementation must apply the change (usually through
     /// [`set_cpus_allowed_common`]).
-    fn set_cpus_allowed(_p: TaskPtr, _ctx: &AffinityContext) {
+    /// `rq` is `p`'s runqueue, locked by the core.
+    fn set_cpus_allowed(_rq: &Rq, _p: TaskPtr, _ctx: &AffinityContext) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -137,6 +138,17 @@ pub trait SchedClassOps {
 /// The affinity change passed to [`SchedClassOps::set_cpus_allowed`].
 #[repr(transparent)]
 pub struct AffinityContext(Opaque<bindings::affinity_context>);
+
+impl AffinityContext {
+    /// Whether the change only toggles `migrate_disable()`: not a change
+    /// of the task's allowed CPUs that anyone asked for.
+    pub fn is_migrate_toggle(&self) -> bool {
+        // SAFETY: the context is valid for this callback (see the
+        // trampoline); `flags` is a plain integer.
+        let flags = unsafe { (*self.0.get()).flags };
+        flags & (bindings::SCA_MIGRATE_DISABLE | bindings::SCA_MIGRATE_ENABLE) != 0
+    }
+}
 
 /// Applies an affinity change the way every other class does
 /// (`set_cpus_allowed_common()`).
@@ -249,7 +261,10 @@ impl<T: SchedClassOps> Adapter<T> {
         // SAFETY: the core calls this with a valid `p` and `ctx`, holding
         // `p->pi_lock` and its rq lock. `AffinityContext` is transparent.
         let (p, ctx) = unsafe { (task(p), &*ctx.cast::<AffinityContext>()) };
-        T::set_cpus_allowed(p, ctx)
+        // SAFETY: `task_cpu(p)` is a valid CPU; its rq is `p`'s, locked by
+        // the core for this call.
+        let rq = unsafe { Rq::from_raw(bindings::ghost_cpu_rq(p.cpu())) };
+        T::set_cpus_allowed(rq, p, ctx)
     }
 
     unsafe extern "C" fn task_tick(

@@ -19,6 +19,7 @@
 
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::parse::CpuSet;
 use crate::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sched::now;
 use core::sync::atomic::Ordering;
@@ -64,8 +65,9 @@ pub fn flags_valid(gtid: i64, run_flags: u32, commit_flags: u32) -> bool {
 
 /// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
 /// latched task gets `TASK_PREEMPT(was_latched)`. Returns the new CPU
-/// sequence number.
-fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32) -> u64 {
+/// sequence number. With `hold` (a sync group in progress) the latch takes
+/// effect only at [`release`].
+fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, hold: bool) -> u64 {
     if let Some(old) = g.latched(rq) {
         if Some(old) != p {
             if let Some(ot) = GhostTask::of(rq, old) {
@@ -75,12 +77,42 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32) -> u64 {
         }
     }
     g.set_latched(rq, p, run_flags);
-    g.set_must_resched(rq, p.is_none());
     let seq = g.next_cpu_seqnum(rq);
+    if hold {
+        g.set_held(rq, true);
+    } else {
+        take_effect(rq, g);
+    }
+    seq
+}
+
+/// The latch of `rq` takes effect: the current task leaves the CPU unless
+/// it is the latched one.
+fn take_effect(rq: &Rq, g: &GhostRq) {
+    let p = g.latched(rq);
+    g.set_must_resched(rq, p.is_none());
     if p != Some(rq.curr()) {
         rq.resched_curr();
     }
-    seq
+}
+
+/// Ends the hold of a sync group on `cpu`'s latch: with `go`, the latch
+/// takes effect; else it is dropped (the group failed), and the task stays
+/// runnable where it is, for the agent to decide again.
+fn release(cpu: i32, go: bool) {
+    let (Some(rq), Some(g)) = (RqGuard::lock(cpu), GhostRq::of(cpu)) else {
+        return;
+    };
+    if !g.held(&rq) {
+        // Replaced meanwhile (the agent died, or the task ran): nothing held.
+        return;
+    }
+    if go {
+        g.set_held(&rq, false);
+        take_effect(&rq, g);
+    } else {
+        g.set_latched(&rq, None, 0);
+    }
 }
 
 /// What a successful commit did.
@@ -92,8 +124,13 @@ pub struct Committed {
 }
 
 /// Commits `cpu`'s transaction, already claimed, for the agent of
-/// `my_cpu`.
-fn commit(e: &Enclave, cpu: i32, my_cpu: i32) -> core::result::Result<Committed, Failed> {
+/// `my_cpu`; `hold` for a member of a sync group (see [`latch`]).
+fn commit(
+    e: &Enclave,
+    cpu: i32,
+    my_cpu: i32,
+    hold: bool,
+) -> core::result::Result<Committed, Failed> {
     let txn = e.cpu_data().txn(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
     let req = txn.request();
     let local = cpu == my_cpu;
@@ -145,7 +182,7 @@ fn commit(e: &Enclave, cpu: i32, my_cpu: i32) -> core::result::Result<Committed,
             if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(&rq, g) {
                 return Err(stale_agent());
             }
-            let seq = latch(&rq, g, None, req.run_flags);
+            let seq = latch(&rq, g, None, req.run_flags, hold);
             bump(g);
             Ok(Committed {
                 cpu_seqnum: seq,
@@ -153,6 +190,15 @@ fn commit(e: &Enclave, cpu: i32, my_cpu: i32) -> core::result::Result<Committed,
             })
         }
         gtid if gtid == i64::from(uapi::GHOST_AGENT_GTID) => {
+            // A ping: only of an agent of the caller's own process.
+            let same_process = {
+                let _rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+                g.agent()
+                    .is_some_and(|a| a.tgid() == TaskPtr::current().tgid())
+            };
+            if !same_process {
+                return Err(uapi::GHOST_TXN_NOT_PERMITTED);
+            }
             crate::agent::wake(cpu);
             Ok(Committed {
                 cpu_seqnum: 0,
@@ -197,7 +243,7 @@ fn commit(e: &Enclave, cpu: i32, my_cpu: i32) -> core::result::Result<Committed,
             if other_class_busy(rq) {
                 return Err(uapi::GHOST_TXN_CPU_UNAVAIL);
             }
-            let seq = latch(rq, g, Some(p), req.run_flags);
+            let seq = latch(rq, g, Some(p), req.run_flags, hold);
             bump(g);
             Ok(Committed {
                 cpu_seqnum: seq,
@@ -222,43 +268,84 @@ fn other_class_busy(rq: &Rq) -> bool {
     !curr.in_ghost_class() && !curr.is_idle()
 }
 
+/// The CPUs of a commit call: the caller's mask, restricted to the
+/// enclave's CPUs, in commit order (the caller's own CPU last: it may give
+/// its CPU away).
+struct Mask {
+    bits: [u8; MASK_BYTES],
+    cpus: CpuSet,
+    my_cpu: i32,
+}
+
+/// The largest mask a commit call takes (bytes).
+const MASK_BYTES: usize = 1024;
+
+impl Mask {
+    /// Reads the `{mask, len, flags}` arguments of the caller, which must be
+    /// an agent of `e`. `EINVAL` for nonzero `flags`, a `len` beyond
+    /// [`MASK_BYTES`], or a caller that is not an agent of `e`; `EFAULT`
+    /// for a bad mask pointer.
+    fn read(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<Mask> {
+        if flags != 0 || len as usize > MASK_BYTES {
+            return Err(EINVAL);
+        }
+        let (my_cpu, my_enclave) = crate::sched::current_agent().ok_or(EINVAL)?;
+        if !core::ptr::eq(my_enclave, e) {
+            return Err(EINVAL);
+        }
+        let mut bits = [0u8; MASK_BYTES];
+        let dst = bits.get_mut(..len as usize).ok_or(EINVAL)?;
+        UserSlice::new(mask as usize, len as usize)
+            .reader()
+            .read_slice(dst)?;
+        Ok(Mask {
+            bits,
+            cpus: e.cpus(),
+            my_cpu,
+        })
+    }
+
+    /// The CPUs, in commit order.
+    fn order(&self) -> impl Iterator<Item = i32> + '_ {
+        let in_mask = |cpu: i32| {
+            let (byte, bit) = ((cpu / 8) as usize, cpu % 8);
+            self.bits.get(byte).is_some_and(|b| b & (1 << bit) != 0)
+        };
+        let my_cpu = self.my_cpu;
+        let others = self
+            .cpus
+            .iter()
+            .filter_map(|c| i32::try_from(c).ok())
+            .filter(move |&c| c != my_cpu);
+        let mine = self.cpus.contains(my_cpu as usize).then_some(my_cpu);
+        Iterator::chain(others, mine).filter(move |&c| in_mask(c))
+    }
+}
+
+/// The committing agent gave its own CPU away: it blocks until woken.
+fn yield_local(my_cpu: i32) -> Result {
+    let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
+    // The barrier was checked at the commit; a signal ends the wait early
+    // and is no error of the commit.
+    let _ = crate::agent::block(g, None);
+    Ok(())
+}
+
 /// `GHOST_IOC_COMMIT_TXN {mask, len, flags}`: commits every `READY`
-/// transaction of the enclave's CPUs in the mask. `EINVAL` for nonzero
-/// `flags` or a `len` beyond 1024 bytes; `EFAULT` for a bad mask pointer;
-/// `EINVAL` if the caller is not an agent of this enclave. May block (the
-/// caller's own CPU): returns when the agent is woken.
+/// transaction of the enclave's CPUs in the mask, each on its own (see
+/// [`Mask::read`] for the errors). May block (the caller's own CPU):
+/// returns when the agent is woken.
 pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
-    if flags != 0 || len > 1024 {
-        return Err(EINVAL);
-    }
-    let (my_cpu, my_enclave) = crate::sched::current_agent().ok_or(EINVAL)?;
-    if !core::ptr::eq(my_enclave, e) {
-        return Err(EINVAL);
-    }
-    let mut bits = [0u8; 1024];
-    let n = len as usize;
-    let dst = bits.get_mut(..n).ok_or(EINVAL)?;
-    UserSlice::new(mask as usize, n).reader().read_slice(dst)?;
+    let mask = Mask::read(e, mask, len, flags)?;
     let mut local_yield = false;
-    let cpus = e.cpus();
-    let in_mask = |cpu: i32| {
-        let (byte, bit) = ((cpu / 8) as usize, cpu % 8);
-        bits.get(byte).is_some_and(|b| b & (1 << bit) != 0)
-    };
-    // The caller's own CPU last: it may give its CPU away.
-    let others = cpus
-        .iter()
-        .filter_map(|c| i32::try_from(c).ok())
-        .filter(|&c| c != my_cpu);
-    let order = Iterator::chain(others, cpus.contains(my_cpu as usize).then_some(my_cpu));
-    for cpu in order.filter(|&c| in_mask(c)) {
+    for cpu in mask.order() {
         let Some(txn) = e.cpu_data().txn(cpu) else {
             continue;
         };
         if !txn.cas_state(uapi::GHOST_TXN_READY as i32, crate::rq::this_cpu()) {
             continue;
         }
-        match commit(e, cpu, my_cpu) {
+        match commit(e, cpu, mask.my_cpu, false) {
             Ok(c) => {
                 local_yield |= c.local_yield;
                 txn.complete(uapi::GHOST_TXN_COMPLETE, c.cpu_seqnum, now());
@@ -267,10 +354,85 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
         }
     }
     if local_yield {
-        let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
-        // The barrier was checked at the commit; a signal ends the wait
-        // early and is no error of the commit.
-        let _ = crate::agent::block(g, None);
+        yield_local(mask.my_cpu)?;
     }
     Ok(0)
+}
+
+/// `GHOST_IOC_SYNC_GROUP_TXN {mask, len, flags}`: commits the transactions
+/// of the enclave's CPUs in the mask all or nothing. Returns 1 if every
+/// one committed, 0 if none did.
+///
+/// Every transaction of the group must be `READY`: the call claims them
+/// all first, and if one is not, the claimed ones end `POISONED`. Then it
+/// commits them in order, each latch *held* (not picked, no IPI). If one
+/// fails, it ends with its own result, the held latches are dropped (their
+/// tasks stay runnable where they are, for the agent to decide again), and
+/// every other transaction of the group ends `POISONED`. If all commit, the
+/// latches take effect together, every transaction ends `COMPLETE` with
+/// `u.sync_group_owner` reset to -1, and if the caller's own CPU is in the
+/// group, the caller gives it away (blocks) as for a local commit.
+pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
+    let mask = Mask::read(e, mask, len, flags)?;
+    let me = crate::rq::this_cpu();
+    // The group, privately (the states are the agent's to scribble on).
+    let mut group = CpuSet::new();
+    let mut all_ready = true;
+    for cpu in mask.order() {
+        match e.cpu_data().txn(cpu) {
+            Some(txn) if txn.cas_state(uapi::GHOST_TXN_READY as i32, me) => {
+                group.insert(cpu as usize);
+            }
+            _ => all_ready = false,
+        }
+    }
+    let txn = |cpu: i32| e.cpu_data().txn(cpu);
+    let members = || mask.order().filter(|&c| group.contains(c as usize));
+    let mut failed: Option<(i32, Failed)> = None;
+    let mut local_yield = false;
+    if all_ready {
+        for cpu in members() {
+            match commit(e, cpu, mask.my_cpu, true) {
+                Ok(c) => {
+                    local_yield |= c.local_yield;
+                    if let Some(t) = txn(cpu) {
+                        t.set_result(c.cpu_seqnum, now());
+                    }
+                }
+                Err(state) => {
+                    failed = Some((cpu, state));
+                    break;
+                }
+            }
+        }
+    }
+    let ok = all_ready && failed.is_none();
+    // The commits before a failure are undone; after it, never made.
+    let mut undo = true;
+    for cpu in members() {
+        let Some(t) = txn(cpu) else {
+            continue;
+        };
+        match failed {
+            _ if ok => {
+                release(cpu, true);
+                t.set_sync_group_owner(-1);
+                t.set_state(uapi::GHOST_TXN_COMPLETE);
+            }
+            Some((f, state)) if f == cpu => {
+                undo = false;
+                t.complete(state, 0, now());
+            }
+            _ => {
+                if undo && all_ready {
+                    release(cpu, false);
+                }
+                t.complete(uapi::GHOST_TXN_POISONED, 0, now());
+            }
+        }
+    }
+    if ok && local_yield {
+        yield_local(mask.my_cpu)?;
+    }
+    Ok(isize::from(ok))
 }

@@ -34,6 +34,11 @@ bool rust_helper_ghost_cpu_online(unsigned int cpu)
 	return cpu_online(cpu);
 }
 
+bool rust_helper_ghost_cpu_active(unsigned int cpu)
+{
+	return cpu_active(cpu);
+}
+
 /* vmalloc_user() on a given NUMA node (the kernel has no such wrapper). */
 void *rust_helper_ghost_vmalloc_user_node(unsigned long size, int node)
 {
@@ -281,4 +286,15 @@ bool rust_helper_ghost_task_is_kthread(struct task_struct *p)
 bool rust_helper_ghost_task_is_idle(struct task_struct *p)
 {
 	return is_idle_task(p);
+}
+
+/* The watchdog's work item (sleeps: it scans tasks and destroys enclaves). */
+void rust_helper_ghost_init_work(struct work_struct *w, void (*fn)(struct work_struct *))
+{
+	INIT_WORK(w, fn);
+}
+
+bool rust_helper_ghost_queue_unbound_work(struct work_struct *w)
+{
+	return queue_work(system_unbound_wq, w);
 }

@@ -15,6 +15,7 @@ macro_rules! ensure {
     };
 }
 
+mod lab;
 mod lifecycle;
 mod mapped;
 mod scheduling;
@@ -26,6 +27,9 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!("usage: ghost-exp suite [FILTER]   run the in-VM tests whose name contains FILTER");
     eprintln!("       ghost-exp list             list the in-VM tests");
+    eprintln!(
+        "       ghost-exp lab-txn          the transaction/CPU-message lab test (not in the suite)"
+    );
     ExitCode::from(2)
 }
 
@@ -40,6 +44,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        // Out of the suite until its intermittent hang is understood (run
+        // alone after boot it passes; after other tests it has hung the VM).
+        Some("lab-txn") => match lab::txn_outcomes_and_cpu_messages() {
+            Ok(()) => {
+                println!("PASS txn_outcomes_and_cpu_messages");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                println!("FAIL txn_outcomes_and_cpu_messages: {why}");
+                ExitCode::FAILURE
+            }
+        },
         Some("list") => {
             for t in suite::TESTS {
                 println!("{}", t.name);

@@ -452,15 +452,32 @@ pub fn ctl_ioctls_and_queues() -> Result<(), String> {
     for i in 0..1000 {
         create_queue(&ctl, 256, -1, 0).map_err(|e| format!("queue {i}: {}", errno_name(e)))?;
     }
-    // Not implemented: sync groups and ghost timerfds.
+    // Sync groups: a bad pointer, then a caller that is no agent.
     let r = ioctl(
         &ctl,
         ghost_abi::GHOST_IOC_SYNC_GROUP_TXN,
         std::ptr::null_mut(),
     );
+    ensure!(r == Err(libc::EFAULT), "SYNC_GROUP_TXN at NULL: {r:?}");
+    let mut c = ghost_abi::GhostIocCommitTxn::default();
+    let r = ioctl(
+        &ctl,
+        ghost_abi::GHOST_IOC_SYNC_GROUP_TXN,
+        (&raw mut c).cast(),
+    );
+    ensure!(
+        r == Err(libc::EINVAL),
+        "SYNC_GROUP_TXN from a non-agent: {r:?}"
+    );
+    // Not implemented: ghost timerfds.
+    let r = ioctl(
+        &ctl,
+        ghost_abi::GHOST_IOC_TIMERFD_SETTIME,
+        std::ptr::null_mut(),
+    );
     ensure!(
         r == Err(libc::EOPNOTSUPP),
-        "GHOST_IOC_SYNC_GROUP_TXN: {r:?}"
+        "GHOST_IOC_TIMERFD_SETTIME: {r:?}"
     );
     // RUN: a bad pointer, then a caller that is no agent.
     let r = ioctl(&ctl, ghost_abi::GHOST_IOC_RUN, std::ptr::null_mut());

@@ -45,31 +45,10 @@ struct Shared {
     probes: [AtomicI32; 12],
 }
 
-/// A zeroed [`Shared`] page that survives fork.
-fn shared() -> Result<&'static Shared, String> {
-    // SAFETY: a fresh anonymous shared mapping, never unmapped (the test
-    // process exits after the suite); zeroed memory is a valid `Shared`
-    // (atomics only).
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", errno_name(sys::errno())));
-        }
-        Ok(&*p.cast::<Shared>())
-    }
-}
-
 /// Everything an agent needs of its enclave.
-struct Enclave {
-    ctl: std::fs::File,
-    queue: std::fs::File,
+pub(crate) struct Enclave {
+    pub(crate) ctl: std::fs::File,
+    pub(crate) queue: std::fs::File,
     ring: sys::Mapping,
     nelems: u32,
     cpu_data: sys::Mapping,
@@ -77,7 +56,7 @@ struct Enclave {
 }
 
 /// Creates enclave `id` on CPU `cpu` with a status-word region.
-fn make_enclave(id: u64, cpu: usize) -> Result<(), String> {
+pub(crate) fn make_enclave(id: u64, cpu: usize) -> Result<(), String> {
     create_enclave(&format!("create {id} 91"))?;
     sys::write_once(&path(id, "cpulist"), format!("{cpu}").as_bytes())
         .map_err(|e| format!("cpulist: {}", errno_name(e)))?;
@@ -89,7 +68,7 @@ fn make_enclave(id: u64, cpu: usize) -> Result<(), String> {
 /// Opens enclave `id` for an agent of `cpu`: a queue that wakes the agent,
 /// made the default queue, and the mappings (queues are not inherited by
 /// children, so the agent process does this itself).
-fn attach(id: u64, cpu: usize) -> Result<Enclave, String> {
+pub(crate) fn attach(id: u64, cpu: usize) -> Result<Enclave, String> {
     let ctl = open_rw(&path(id, "ctl"))?;
     let nelems = 1024;
     let (queue, mapsize) = create_queue(&ctl, nelems as i32, -1, 0)
@@ -146,12 +125,12 @@ impl Enclave {
     }
 
     /// The barrier of the status word `index` of region 0.
-    fn sw_barrier(&self, index: u32) -> u32 {
+    pub(crate) fn sw_barrier(&self, index: u32) -> u32 {
         Self::atomic_u32(&self.sw, 64 + 32 * index as usize).load(Ordering::Acquire)
     }
 
     /// Where a status word is.
-    fn sw_info(&self, type_: u32, arg: u64) -> Result<abi::GhostSwInfo, i32> {
+    pub(crate) fn sw_info(&self, type_: u32, arg: u64) -> Result<abi::GhostSwInfo, i32> {
         let mut a = abi::GhostIocSwGetInfo {
             request: abi::GhostMsgSrc { type_, arg },
             response: abi::GhostSwInfo::default(),
@@ -161,7 +140,7 @@ impl Enclave {
     }
 
     /// Pops the next message: `(type, seqnum, payload bytes)`.
-    fn pop(&self) -> Option<(u16, u32, Vec<u8>)> {
+    pub(crate) fn pop(&self) -> Option<(u16, u32, Vec<u8>)> {
         let head = Self::atomic_u32(&self.ring, 64).load(Ordering::Acquire);
         let tail_a = Self::atomic_u32(&self.ring, 68);
         let tail = tail_a.load(Ordering::Relaxed);
@@ -181,7 +160,7 @@ impl Enclave {
 
     /// `ghost_run(0, barrier, 0, cpu, 0)`: blocks until woken; the errno on
     /// failure.
-    fn block(&self, barrier: u32, cpu: usize) -> Result<(), i32> {
+    pub(crate) fn block(&self, barrier: u32, cpu: usize) -> Result<(), i32> {
         // SAFETY: the ghost_run syscall with plain integer arguments.
         let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, barrier, 0u32, cpu as i32, 0) };
         if r < 0 {
@@ -207,35 +186,82 @@ impl Enclave {
         task_barrier: u32,
         version: i32,
     ) -> i32 {
-        let base = 4096 * cpu;
-        let txn = |off| Self::atomic_u32(&self.cpu_data, base + off);
-        self.cpu_data
-            .write::<i32>(base + offset_of!(abi::GhostTxn, version), version);
-        self.cpu_data
-            .write::<i64>(base + offset_of!(abi::GhostTxn, gtid), gtid);
-        self.cpu_data.write::<u32>(
-            base + offset_of!(abi::GhostTxn, agent_barrier),
+        let t = Txn {
+            gtid,
+            commit_flags,
             agent_barrier,
+            task_barrier,
+            version,
+            run_flags: 0,
+        };
+        self.fill(cpu, &t);
+        if let Err(e) = self.commit(&[cpu], false) {
+            return -e;
+        }
+        self.txn_state(cpu)
+    }
+
+    /// Fills `cpu`'s transaction with `t` and marks it READY.
+    pub(crate) fn fill(&self, cpu: usize, t: &Txn) {
+        let base = 4096 * cpu;
+        let m = &self.cpu_data;
+        m.write::<i32>(base + offset_of!(abi::GhostTxn, version), t.version);
+        m.write::<i64>(base + offset_of!(abi::GhostTxn, gtid), t.gtid);
+        m.write::<u32>(
+            base + offset_of!(abi::GhostTxn, agent_barrier),
+            t.agent_barrier,
         );
-        self.cpu_data
-            .write::<u32>(base + offset_of!(abi::GhostTxn, task_barrier), task_barrier);
-        self.cpu_data
-            .write::<u16>(base + offset_of!(abi::GhostTxn, run_flags), 0);
-        self.cpu_data
-            .write::<u8>(base + offset_of!(abi::GhostTxn, commit_flags), commit_flags);
-        txn(offset_of!(abi::GhostTxn, state)).store(abi::GHOST_TXN_READY as u32, Ordering::Release);
+        m.write::<u32>(
+            base + offset_of!(abi::GhostTxn, task_barrier),
+            t.task_barrier,
+        );
+        m.write::<u16>(base + offset_of!(abi::GhostTxn, run_flags), t.run_flags);
+        m.write::<u8>(
+            base + offset_of!(abi::GhostTxn, commit_flags),
+            t.commit_flags,
+        );
+        Self::atomic_u32(m, base + offset_of!(abi::GhostTxn, state))
+            .store(abi::GHOST_TXN_READY as u32, Ordering::Release);
+    }
+
+    /// `COMMIT_TXN` (or, with `sync`, `SYNC_GROUP_TXN`) of the transactions
+    /// of `cpus`: the ioctl's return value, or its errno.
+    pub(crate) fn commit(&self, cpus: &[usize], sync: bool) -> Result<i32, i32> {
         let mut mask = [0u8; 128];
-        mask[cpu / 8] |= 1 << (cpu % 8);
+        for &cpu in cpus {
+            mask[cpu / 8] |= 1 << (cpu % 8);
+        }
         let mut c = abi::GhostIocCommitTxn {
             mask_ptr: mask.as_ptr() as u64,
             mask_len: mask.len() as u32,
             flags: 0,
         };
-        if let Err(e) = ioctl(&self.ctl, abi::GHOST_IOC_COMMIT_TXN, (&raw mut c).cast()) {
-            return -e;
-        }
-        txn(offset_of!(abi::GhostTxn, state)).load(Ordering::Acquire) as i32
+        let cmd = if sync {
+            abi::GHOST_IOC_SYNC_GROUP_TXN
+        } else {
+            abi::GHOST_IOC_COMMIT_TXN
+        };
+        ioctl(&self.ctl, cmd, (&raw mut c).cast())
     }
+
+    /// The state of `cpu`'s transaction.
+    pub(crate) fn txn_state(&self, cpu: usize) -> i32 {
+        Self::atomic_u32(
+            &self.cpu_data,
+            4096 * cpu + offset_of!(abi::GhostTxn, state),
+        )
+        .load(Ordering::Acquire) as i32
+    }
+}
+
+/// What to put in a transaction (see [`Enclave::fill`]).
+pub(crate) struct Txn {
+    pub(crate) gtid: i64,
+    pub(crate) run_flags: u16,
+    pub(crate) commit_flags: u8,
+    pub(crate) agent_barrier: u32,
+    pub(crate) task_barrier: u32,
+    pub(crate) version: i32,
 }
 
 /// The test agent: becomes the agent of `cpu` and runs a FIFO of runnable
@@ -456,13 +482,13 @@ fn workload_main(id: u64, sh: &Shared) -> i32 {
 }
 
 /// The CPU the caller runs on.
-fn current_cpu() -> i32 {
+pub(crate) fn current_cpu() -> i32 {
     // SAFETY: plain syscall.
     unsafe { libc::sched_getcpu() }
 }
 
 /// Waits up to `ms` for `f` to hold.
-fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < end {
         if f() {
@@ -482,7 +508,7 @@ pub fn agent_schedules_tasks() -> Result<(), String> {
     let ncpus = nr_cpu_ids()?;
     ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
     let cpu = ncpus - 1;
-    let sh = shared()?;
+    let sh: &Shared = sys::shared_page()?;
     sh.hold.store(1, Ordering::SeqCst);
     let id = 41;
     make_enclave(id, cpu)?;
@@ -586,7 +612,7 @@ pub fn agent_schedules_tasks() -> Result<(), String> {
 }
 
 /// Spins on `cpu` as a CFS task for `ms` milliseconds (a child process).
-fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
+pub(crate) fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
     sys::fork_child(move || {
         // SAFETY: a zeroed cpu_set_t with one bit set, for ourselves.
         unsafe {
@@ -614,7 +640,7 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
     let ncpus = nr_cpu_ids()?;
     ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
     let cpu = ncpus - 1;
-    let sh = shared()?;
+    let sh: &Shared = sys::shared_page()?;
     let id = 42;
     make_enclave(id, cpu)?;
     // CPU 0 too, without an agent (for NO_AGENT).

@@ -5,7 +5,7 @@
 //! others.
 
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{lifecycle, mapped, scheduling};
+use crate::{lab, lifecycle, mapped, scheduling};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -124,6 +124,18 @@ pub const TESTS: &[Test] = &[
         run: scheduling::agent_takeover_and_errors,
     },
     Test {
+        name: "ping_wakes_blocked_agent",
+        run: lab::ping_wakes_blocked_agent,
+    },
+    Test {
+        name: "watchdog_destroys_stuck_enclave",
+        run: lab::watchdog_destroys_stuck_enclave,
+    },
+    Test {
+        name: "cpu_hotplug_refused",
+        run: lab::cpu_hotplug_refused,
+    },
+    Test {
         name: "create_destroy_cycles_memory",
         run: lifecycle::create_destroy_cycles_memory,
     },
@@ -146,10 +158,14 @@ fn destroy_all_enclaves() -> Result<Vec<String>, String> {
     Ok(left)
 }
 
-/// Runs the tests whose name contains `filter`; true if all passed.
+/// Runs the tests whose name contains `filter` (or one of its comma-separated
+/// parts); true if all passed.
 pub fn run(filter: &str) -> bool {
     let (mut passed, mut failed) = (0, 0);
-    for t in TESTS.iter().filter(|t| t.name.contains(filter)) {
+    for t in TESTS
+        .iter()
+        .filter(|t| filter.split(',').any(|f| t.name.contains(f)))
+    {
         let start = Instant::now();
         let result = std::panic::catch_unwind(t.run).unwrap_or_else(|p| {
             let msg = p

@@ -12,27 +12,28 @@ pub fn errno() -> i32 {
 }
 
 /// The symbolic name of an errno, for messages.
-pub fn errno_name(e: i32) -> String {
-    let name = match e {
-        0 => "0",
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EBADF => "EBADF",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::E2BIG => "E2BIG",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::ESTALE => "ESTALE",
-        _ => return format!("errno {e}"),
-    };
-    name.to_string()
+pub use ghost::error::errno_name;
+
+/// A zeroed shared `T` (atomics only) that survives fork: an anonymous
+/// `MAP_SHARED` page, never unmapped (the suite's process is short-lived).
+pub fn shared_page<T>() -> Result<&'static T, String> {
+    assert!(std::mem::size_of::<T>() <= 4096);
+    // SAFETY: a fresh anonymous shared mapping, never unmapped; zeroed
+    // memory is a valid `T` (the callers' types hold atomics only).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", errno_name(errno())));
+        }
+        Ok(&*p.cast::<T>())
+    }
 }
 
 fn cstr(s: &str) -> CString {

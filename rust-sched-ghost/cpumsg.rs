@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CPU messages: what the kernel tells a CPU's agent about the CPU itself.
+//!
+//! They go to the agent's queue (the `<qfd>` of `become agent`), and their
+//! `seqnum` is the CPU's agent barrier after its increment (task messages
+//! use the task's barrier instead). A CPU without an agent gets none.
+//!
+//! | Message              | Edge                                          | When                        |
+//! |----------------------|-----------------------------------------------|-----------------------------|
+//! | `CPU_TICK`           | the scheduler tick                            | `deliver_ticks`             |
+//! | `CPU_NOT_IDLE`       | the idle CPU switches to a non-ghost task     | `NEED_CPU_NOT_IDLE` commit  |
+//! | `CPU_AVAILABLE/BUSY` | a task switch changes whether a task of       | `deliver_cpu_availability`  |
+//! |                      | another class has the CPU                     |                             |
+//! | `CPU_AGENT_BLOCKED`  | the agent blocks (task switch away from it)   | `deliver_agent_runnability` |
+//! | `CPU_AGENT_WAKEUP`   | the agent is woken (its enqueue)              | `deliver_agent_runnability` |
+//!
+//! All run under the CPU's runqueue lock: they only build a payload on the
+//! stack and copy it into a preallocated ring.
+
+use crate::enclave::Enclave;
+use crate::gtask::GhostTask;
+use crate::msg::Payload;
+use crate::off;
+use crate::rq::{GhostRq, Rq, TaskPtr};
+use kernel::uapi;
+
+/// The enclave of `rq`'s agent, if the CPU has one.
+fn enclave<'a>(rq: &'a Rq, g: &GhostRq) -> Option<&'a Enclave> {
+    // The agent is pinned to this CPU: its state is on `rq`.
+    Some(GhostTask::of(rq, g.agent()?)?.enclave())
+}
+
+/// Whether the tunable `t` of the enclave of `rq`'s agent is set.
+pub fn enabled(rq: &Rq, g: &GhostRq, t: usize) -> bool {
+    enclave(rq, g).is_some_and(|e| e.tunable(t))
+}
+
+/// Produces a CPU message of type `ty` for `rq`'s agent. With `wake`, the
+/// agent of the queue's wakeup CPU is woken, as for task messages.
+fn send<T>(rq: &Rq, g: &GhostRq, ty: u32, m: &Payload<T>, wake: bool) {
+    let Some(a) = g.agent() else {
+        return;
+    };
+    let Some(q) = GhostTask::of(rq, a).and_then(|gt| gt.queue()) else {
+        return;
+    };
+    let seq = g.bump_agent_barrier();
+    if q.produce(ty as u16, seq, m.bytes()) && wake {
+        if let Some(cpu) = q.wake_cpu() {
+            crate::agent::wake(cpu);
+        }
+    }
+}
+
+/// `CPU_TICK` (when `deliver_ticks`); `is_agent` if the agent had the CPU.
+pub fn tick(rq: &Rq, g: &GhostRq, is_agent: bool) {
+    if !enabled(rq, g, crate::enclave::DELIVER_TICKS) {
+        return;
+    }
+    let mut m = Payload::<uapi::ghost_msg_payload_cpu_tick>::new();
+    m.u32(off!(ghost_msg_payload_cpu_tick, cpu), rq.cpu() as u32)
+        .u32(
+            off!(ghost_msg_payload_cpu_tick, is_agent),
+            u32::from(is_agent),
+        );
+    send(rq, g, uapi::MSG_CPU_TICK, &m, true);
+}
+
+/// `CPU_NOT_IDLE`: the CPU an agent left idle with `NEED_CPU_NOT_IDLE` now
+/// runs `next`, a task of another class.
+pub fn not_idle(rq: &Rq, g: &GhostRq, next: TaskPtr) {
+    let mut m = Payload::<uapi::ghost_msg_payload_cpu_not_idle>::new();
+    m.u32(off!(ghost_msg_payload_cpu_not_idle, cpu), rq.cpu() as u32)
+        .u64(
+            off!(ghost_msg_payload_cpu_not_idle, next_gtid),
+            next.gtid() as u64,
+        );
+    send(rq, g, uapi::MSG_CPU_NOT_IDLE, &m, true);
+}
+
+/// The CPU became available to ghost (`avail`) or busy with another
+/// class: flips `CPU_AVAIL` (and `BOOST_PRIO`, its complement: the agent
+/// should make room) in the agent's status word, and sends `CPU_AVAILABLE`
+/// or `CPU_BUSY` when `deliver_cpu_availability`.
+pub fn availability(rq: &Rq, g: &GhostRq, avail: bool) {
+    let (avail_flag, boost) = (uapi::GHOST_SW_CPU_AVAIL, uapi::GHOST_SW_BOOST_PRIO);
+    if avail {
+        g.agent_sw_flags(avail_flag, boost);
+    } else {
+        g.agent_sw_flags(boost, avail_flag);
+    }
+    if !enabled(rq, g, crate::enclave::DELIVER_CPU_AVAILABILITY) {
+        return;
+    }
+    // `cpu_available` and `cpu_busy` have the same layout.
+    let mut m = Payload::<uapi::ghost_msg_payload_cpu_available>::new();
+    m.u32(off!(ghost_msg_payload_cpu_available, cpu), rq.cpu() as u32);
+    let ty = if avail {
+        uapi::MSG_CPU_AVAILABLE
+    } else {
+        uapi::MSG_CPU_BUSY
+    };
+    send(rq, g, ty, &m, true);
+}
+
+/// `CPU_AGENT_BLOCKED` (`blocked`) or `CPU_AGENT_WAKEUP`, when
+/// `deliver_agent_runnability`. Neither wakes an agent: one is about an
+/// agent going to sleep (waking it would undo that), the other about an
+/// agent already waking; they are meant for a global agent that polls.
+pub fn agent_runnability(rq: &Rq, g: &GhostRq, blocked: bool) {
+    if !enabled(rq, g, crate::enclave::DELIVER_AGENT_RUNNABILITY) {
+        return;
+    }
+    let mut m = Payload::<uapi::ghost_msg_payload_cpu_agent_blocked>::new();
+    m.u32(
+        off!(ghost_msg_payload_cpu_agent_blocked, cpu),
+        rq.cpu() as u32,
+    );
+    let ty = if blocked {
+        uapi::MSG_CPU_AGENT_BLOCKED
+    } else {
+        uapi::MSG_CPU_AGENT_WAKEUP
+    };
+    send(rq, g, ty, &m, false);
+}

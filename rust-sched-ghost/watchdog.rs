@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The watchdog: an enclave whose runnable task waits longer than the
+//! enclave's `runnable_timeout` is destroyed, so that a stuck or dead agent
+//! cannot starve its tasks for good (they go back to CFS).
+//!
+//! Every ghost task records when it last became runnable without a CPU
+//! (`runnable_since`: set when it is enqueued or switched out while still
+//! runnable, cleared when it gets a CPU or blocks). A check looks at every
+//! ghost task; a task of an enclave with a timeout that has waited longer
+//! makes the check log
+//!
+//! ```text
+//! ghost: enclave violation: enclave_<id> failed to run pid <pid> for over <ms>ms
+//! ```
+//!
+//! and destroy that enclave.
+//!
+//! Checks run every [`PERIOD_NS`] while some enclave ever set a timeout, so
+//! the watchdog fires between `runnable_timeout` and `runnable_timeout` +
+//! [`PERIOD_NS`] + a tick after the task became runnable. The scheduler
+//! tick (runqueue lock held) only decides that a check is due: it cannot
+//! scan tasks or sleep, and it cannot even queue a work item (that wakes a
+//! worker, which takes a runqueue lock). It queues an irq_work, whose
+//! handler queues the work item that checks, in process context.
+
+use crate::gtask::GhostTask;
+use crate::rq::TaskRqGuard;
+use crate::sched::{ghost_threads, now};
+use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// How often the watchdog checks (ns).
+pub const PERIOD_NS: i64 = 20_000_000;
+
+/// Set once an enclave sets a `runnable_timeout`: until then the tick
+/// costs one load.
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// When the next check is due (monotonic ns).
+static NEXT: AtomicI64 = AtomicI64::new(0);
+
+/// The irq_work and the work item of the watchdog.
+struct Works {
+    irq: Opaque<bindings::irq_work>,
+    work: Opaque<bindings::work_struct>,
+}
+
+// SAFETY: both are only handed to the irq_work and workqueue cores, which
+// synchronize them; `init` writes them once before the watchdog is armed.
+unsafe impl Sync for Works {}
+
+static WORKS: Works = Works {
+    irq: Opaque::uninit(),
+    work: Opaque::uninit(),
+};
+
+/// Sets up the irq_work and the work item (boot, before any enclave).
+pub fn init() {
+    // SAFETY: boot, single-threaded with respect to the watchdog (nothing
+    // is armed yet); both objects are statics that live for good.
+    unsafe {
+        bindings::ghost_init_irq_work(WORKS.irq.get(), Some(kick));
+        bindings::ghost_init_work(WORKS.work.get(), Some(check));
+    }
+}
+
+/// An enclave set a timeout: the tick starts checking.
+pub fn arm() {
+    ARMED.store(true, Ordering::Release);
+}
+
+/// The scheduler tick (runqueue lock held): queues a check if one is due.
+pub fn tick() {
+    if !ARMED.load(Ordering::Acquire) {
+        return;
+    }
+    let t = now();
+    let next = NEXT.load(Ordering::Relaxed);
+    if t < next {
+        return;
+    }
+    // One CPU wins the period.
+    if NEXT
+        .compare_exchange(next, t + PERIOD_NS, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        // SAFETY: initialized by `init`; queueing a pending irq_work is a
+        // no-op; any context.
+        unsafe { bindings::irq_work_queue(WORKS.irq.get()) };
+    }
+}
+
+/// The irq_work handler (hard interrupt, no runqueue lock): queues the
+/// check.
+///
+/// # Safety
+///
+/// Called by the irq_work core with [`WORKS`]`.irq`.
+unsafe extern "C" fn kick(_w: *mut bindings::irq_work) {
+    // SAFETY: initialized by `init`; `queue_work` may be called from hard
+    // interrupts; a pending work is not queued twice.
+    unsafe { bindings::ghost_queue_unbound_work(WORKS.work.get()) };
+}
+
+/// A violation found by a check.
+struct Violation {
+    id: u64,
+    pid: i32,
+    waited_ms: i64,
+}
+
+/// The check (a work item: process context, may sleep).
+///
+/// # Safety
+///
+/// Called by the workqueue core with [`WORKS`]`.work`.
+unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
+    let t = now();
+    let mut found: KVec<Violation> = KVec::new();
+    for task in ghost_threads() {
+        let g = TaskRqGuard::lock(task);
+        let p = g.task();
+        let v = GhostTask::of(&g, p).and_then(|gt| {
+            let since = gt.runnable_since();
+            let timeout = gt.enclave().runnable_timeout_ns();
+            let waited = t.saturating_sub(since);
+            (since != 0 && timeout > 0 && waited > timeout && !gt.is_agent()).then(|| Violation {
+                id: gt.enclave().id,
+                pid: p.pid(),
+                waited_ms: waited / 1_000_000,
+            })
+        });
+        drop(g.unlock());
+        if let Some(v) = v {
+            if !found.iter().any(|f| f.id == v.id) {
+                // Out of memory: the next check finds it again.
+                let _ = found.push(v, GFP_KERNEL);
+            }
+        }
+    }
+    for v in &found {
+        // Destroyed meanwhile: nothing to do.
+        if let Some(e) = crate::enclave::take(v.id) {
+            pr_err!(
+                "enclave violation: enclave_{} failed to run pid {} for over {}ms\n",
+                v.id,
+                v.pid,
+                v.waited_ms
+            );
+            crate::enclave::destroy_taken(e);
+        }
+    }
+}
