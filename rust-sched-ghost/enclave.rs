@@ -395,10 +395,12 @@ fn nr_cpu_ids() -> usize {
 /// deactivated (see [`crate::hotplug`]): either the teardown sees the CPU
 /// in an enclave and refuses, or this sees it inactive.
 fn cpu_usable(cpu: usize) -> bool {
+    let Ok(c) = u32::try_from(cpu) else {
+        return false;
+    };
     // SAFETY: `cpu_online`/`cpu_active` only test a bit of a CPU mask; `cpu`
     // is below `nr_cpu_ids`, checked by the callers.
-    u32::try_from(cpu)
-        .is_ok_and(|c| unsafe { bindings::ghost_cpu_online(c) && bindings::ghost_cpu_active(c) })
+    unsafe { bindings::ghost_cpu_online(c) && bindings::ghost_cpu_active(c) }
 }
 
 /// The registry, set up once by [`init`] and never freed.

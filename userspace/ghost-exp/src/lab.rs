@@ -9,13 +9,13 @@
 //! memory, which the test then checks.
 
 use crate::mapped::path;
-use crate::scheduling::{attach, cfs_hog, current_cpu, make_enclave, wait_for, Enclave, Txn};
+use crate::scheduling::{
+    attach, become_agent, cfs_hog, current_cpu, make_enclave, wait_for, Enclave, Txn,
+};
 use crate::suite::nr_cpu_ids;
 use crate::sys::{self, errno_name, Exit};
 use ghost_abi as abi;
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -46,26 +46,6 @@ struct Lab {
     task_msgs: [AtomicU32; 16],
     nice_seen: AtomicI32,
     latch_errno: AtomicI32,
-}
-
-/// `become agent <cpu>` with `e`'s queue, retrying while the CPU is busy;
-/// the agent's status-word index.
-fn become_agent(e: &Enclave, cpu: usize) -> Result<u32, i32> {
-    let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match (&e.ctl).write_all(cmd.as_bytes()) {
-            Ok(()) => break,
-            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(err) => return Err(err.raw_os_error().unwrap_or(-1)),
-        }
-    }
-    if current_cpu() != cpu as i32 {
-        return Err(-2);
-    }
-    Ok(e.sw_info(abi::GHOST_AGENT, cpu as u64)?.index)
 }
 
 /// The gtid of task `pid` (`/proc/<pid>/ghost/gtid`).

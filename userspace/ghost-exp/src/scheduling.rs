@@ -264,6 +264,26 @@ pub(crate) struct Txn {
     pub(crate) version: i32,
 }
 
+/// `become agent <cpu>` with `e`'s queue, retrying while the CPU is busy;
+/// the agent's status-word index.
+pub(crate) fn become_agent(e: &Enclave, cpu: usize) -> Result<u32, i32> {
+    let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match (&e.ctl).write_all(cmd.as_bytes()) {
+            Ok(()) => break,
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => return Err(err.raw_os_error().unwrap_or(-1)),
+        }
+    }
+    if current_cpu() != cpu as i32 {
+        return Err(-2);
+    }
+    Ok(e.sw_info(abi::GHOST_AGENT, cpu as u64)?.index)
+}
+
 /// The test agent: becomes the agent of `cpu` and runs a FIFO of runnable
 /// tasks, one at a time, until it is killed. Runs in its own process; the
 /// return value is its exit code.
@@ -275,28 +295,9 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared, takeover: bool) -> i32 {
             return 1;
         }
     };
-    let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
     // Taking over: the old agent may still be on its way out (EBUSY).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match (&e.ctl).write_all(cmd.as_bytes()) {
-            Ok(()) => break,
-            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(err) => {
-                sh.agent_error
-                    .store(err.raw_os_error().unwrap_or(-1), Ordering::SeqCst);
-                return 1;
-            }
-        }
-    }
-    if current_cpu() != cpu as i32 {
-        sh.agent_error.store(-2, Ordering::SeqCst);
-        return 1;
-    }
-    let me = match e.sw_info(abi::GHOST_AGENT, cpu as u64) {
-        Ok(i) => i,
+    let me = match become_agent(&e, cpu) {
+        Ok(index) => abi::GhostSwInfo { id: 0, index },
         Err(err) => {
             sh.agent_error.store(err, Ordering::SeqCst);
             return 1;
