@@ -231,9 +231,11 @@ pub fn run(
             }
             let g = GhostRq::of(cpu).ok_or(EINVAL)?;
             {
+                // The agent asks to be woken when its CPU idles; a latch a
+                // commit made meanwhile (even one a sync group holds) and
+                // its own run flags stay as they are.
                 let rq = RqGuard::lock(cpu).ok_or(EINVAL)?;
-                let latched = g.latched(&rq);
-                g.set_latched(&rq, latched, flags);
+                g.add_run_flags(&rq, flags);
             }
             block(g, Some(agent_barrier))
         }

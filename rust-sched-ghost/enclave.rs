@@ -26,12 +26,14 @@ use crate::cpu_data::CpuData;
 use crate::ghostfs::{capable, errno, parse_errno};
 use crate::gtask::GhostTask;
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
+use crate::members::{self, Members};
 use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
     parse_number, parse_u32, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
 };
 use crate::queue::Queue;
+use crate::rawlock::RawSpinLock;
 use crate::rq::{GhostRq, RqGuard, TaskRqGuard};
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
@@ -80,6 +82,8 @@ pub struct Enclave {
     def_q: AtomicPtr<Queue>,
     /// Tasks and agents whose ghost state points to this enclave.
     nr_tasks: AtomicUsize,
+    /// Their states, on a list (also the exiting tasks no pid lookup finds).
+    members: RawSpinLock<Members>,
     /// Set once `destroy` starts: nothing may join any more.
     dying: AtomicBool,
 }
@@ -211,11 +215,38 @@ impl Enclave {
         Ok(())
     }
 
+    /// Links `gt` as a member (see [`crate::members`]). Never sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `gt`, a state of this enclave, is not linked yet and stays at its
+    /// address until its drop, which unlinks it.
+    pub unsafe fn link_member(&self, gt: &GhostTask) {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.members.lock().link(gt) }
+    }
+
+    /// Unlinks `gt` (if linked). Never sleeps.
+    pub fn unlink_member(&self, gt: &GhostTask) {
+        self.members.lock().unlink(gt)
+    }
+
+    /// The member task with gtid `gtid`, even one no pid lookup finds any
+    /// more (exiting). Never sleeps; O(members).
+    pub fn find_member(&self, gtid: i64) -> Option<TaskHandle> {
+        self.members.lock().find(gtid)
+    }
+
+    /// The task `gtid` (`gtid` > 0): by pid, else among the members.
+    pub fn task_by_gtid(&self, gtid: i64) -> Option<TaskHandle> {
+        crate::task::by_gtid(gtid).or_else(|| self.find_member(gtid))
+    }
+
     /// The tasks (not agents) in this enclave, with a reference each.
     /// May sleep.
     pub fn tasks(&self) -> KVec<TaskHandle> {
         let mut out = KVec::new();
-        for t in crate::sched::ghost_threads() {
+        for t in members::snapshot(&self.members) {
             let g = TaskRqGuard::lock(t);
             let mine = GhostTask::of(&g, g.task())
                 .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), self));
@@ -275,6 +306,9 @@ impl Enclave {
             self.id,
             self.nr_tasks()
         );
+        for t in members::snapshot(&self.members) {
+            pr_err!("enclave_{}: left: pid {}\n", self.id, t.as_ptr().pid());
+        }
         core::mem::forget(self.clone());
     }
 }
@@ -484,6 +518,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<TunableFile<5>>(TUNABLES[5], perm(0o664), 0, key)?;
         dir.create_file::<TunableFile<6>>(TUNABLES[6], perm(0o664), 0, key)?;
         let cpu_data = CpuData::new(nr_cpu_ids())?;
+        let members = Members::new_locked()?;
         let size = i64::try_from(cpu_data.len()).map_err(|_| EINVAL)?;
         dir.create_file::<CpuDataFile>(kernel::c_str!("cpu_data"), perm(0o660), size, key)?;
         dir.create_file::<TasksFile>(kernel::c_str!("tasks"), perm(0o666), 0, key)?;
@@ -504,6 +539,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 queues <- kernel::new_mutex!(KVec::new()),
                 def_q: AtomicPtr::new(core::ptr::null_mut()),
                 nr_tasks: AtomicUsize::new(0),
+                members,
                 dying: AtomicBool::new(false),
             }),
             GFP_KERNEL,
@@ -561,6 +597,20 @@ fn destroy(file: &OpenFile, id: u64) -> Result {
 /// Whether `cpu` belongs to an enclave. May sleep.
 pub fn cpu_in_enclave(cpu: usize) -> bool {
     registry().is_ok_and(|r| r.lock().cpu_owner.get(cpu).is_some_and(|o| o.is_some()))
+}
+
+/// The enclaves with a `runnable_timeout` (the watchdog's). May sleep.
+pub fn watched() -> KVec<Arc<Enclave>> {
+    let mut out = KVec::new();
+    if let Ok(r) = registry() {
+        for e in r.lock().slots.iter().flatten() {
+            if e.runnable_timeout_ns() > 0 {
+                // Out of memory: the next check sees it.
+                let _ = out.push(e.clone(), GFP_KERNEL);
+            }
+        }
+    }
+    out
 }
 
 /// Takes the enclave `id` out of the registry: new lookups fail and its

@@ -17,7 +17,8 @@
 //!   scheduler expects them;
 //! - [`kernfs`]: a small safe wrapper over kernfs;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
-//! - [`enclave`]: enclaves and their ghostfs directories;
+//! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
+//!   list of an enclave's tasks and agents;
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
@@ -47,6 +48,7 @@ pub mod hooks;
 pub mod hotplug;
 pub mod ioctl;
 pub mod kernfs;
+pub mod members;
 pub mod mm;
 pub mod msg;
 pub mod parse;

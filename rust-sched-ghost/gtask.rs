@@ -16,11 +16,13 @@
 //!   zero before anything is freed.
 
 use crate::enclave::Enclave;
+use crate::members::Link;
 use crate::msg::Payload;
 use crate::off;
 use crate::queue::Queue;
 use crate::rq::{Rq, TaskPtr};
 use crate::sw::{Region, StatusWord, SwInfo, F_CANFREE, F_INUSE};
+use crate::task::TaskHandle;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
@@ -68,20 +70,34 @@ pub struct GhostTask {
     /// When the task last became runnable without a CPU (monotonic ns),
     /// 0 while it runs or sleeps: what the watchdog checks.
     runnable_since: Cell<i64>,
+    /// A reference on the task: a member's task stays valid while the
+    /// state exists, whatever path frees the state.
+    task: TaskHandle,
+    /// The place on the enclave's member list (linked from allocation to
+    /// drop).
+    link: Link,
+}
+
+impl Drop for GhostTask {
+    fn drop(&mut self) {
+        self.enclave().unlink_member(self);
+    }
 }
 
 // SAFETY: the cells are only touched under the task's rq lock (type
-// invariant), which serializes every CPU; the pointers are to memory that
-// outlives the state.
+// invariant), which serializes every CPU, and `link` under the enclave's
+// member lock; the pointers are to memory that outlives the state.
 unsafe impl Send for GhostTask {}
 // SAFETY: as above.
 unsafe impl Sync for GhostTask {}
 
 impl GhostTask {
-    /// New state for a task (`agent_cpu` `None`) or an agent of `e`, with a
-    /// fresh status word for gtid `gtid`. Process context (may sleep).
+    /// New state for `p`, a task (`agent_cpu` `None`) or an agent of `e`,
+    /// with a fresh status word for gtid `gtid`, linked as a member of `e`.
+    /// Process context (may sleep).
     pub fn new(
         e: &Enclave,
+        p: TaskPtr,
         gtid: i64,
         agent_cpu: Option<i32>,
         q: Option<&Queue>,
@@ -109,9 +125,16 @@ impl GhostTask {
             oncpu: Cell::new(false),
             counted: Cell::new(false),
             runnable_since: Cell::new(0),
+            task: TaskHandle::get(p),
+            link: Link::new(),
         };
         match KBox::new(gt, GFP_KERNEL) {
-            Ok(b) => Ok(b),
+            Ok(b) => {
+                // SAFETY: boxed, the state keeps its address until its drop,
+                // which unlinks it.
+                unsafe { e.link_member(&b) };
+                Ok(b)
+            }
             Err(e) => {
                 r.free(sw_info.index);
                 Err(e.into())
@@ -126,6 +149,16 @@ impl GhostTask {
         // is only freed with `p`'s rq lock held, which the caller holds for
         // `'a`.
         unsafe { g.as_ref() }
+    }
+
+    /// The task.
+    pub fn task(&self) -> TaskPtr {
+        self.task.as_ptr()
+    }
+
+    /// The place on the enclave's member list.
+    pub fn link(&self) -> &Link {
+        &self.link
     }
 
     /// The enclave.

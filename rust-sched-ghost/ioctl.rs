@@ -234,7 +234,7 @@ fn task_state<R>(
     gtid: i64,
     f: impl FnOnce(&crate::rq::Rq, &GhostTask) -> Result<R>,
 ) -> Result<R> {
-    let t = crate::task::by_gtid(gtid).ok_or(ENOENT)?;
+    let t = e.task_by_gtid(gtid).ok_or(ENOENT)?;
     let g = crate::rq::TaskRqGuard::lock(t);
     let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
     if gt.is_agent() || !core::ptr::eq(gt.enclave(), e) {

@@ -588,6 +588,12 @@ impl GhostRq {
         self.avail.replace(v) != v
     }
 
+    /// Adds `flags` to the run flags of the latch (or of the task running
+    /// from it); the latch itself, held or not, stays.
+    pub fn add_run_flags(&self, _rq: &Rq, flags: u32) {
+        self.run_flags.set(self.run_flags.get() | flags);
+    }
+
     /// The run flags of the last latch.
     pub fn run_flags(&self, _rq: &Rq) -> u32 {
         self.run_flags.get()

@@ -115,7 +115,7 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
 /// agent's claim on its CPU, which the caller releases. May sleep.
 pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>) -> Result {
     e.enter()?;
-    let gt = match GhostTask::new(e, p.gtid(), agent_cpu, q) {
+    let gt = match GhostTask::new(e, p, p.gtid(), agent_cpu, q) {
         Ok(gt) => gt,
         Err(err) => {
             e.leave();
@@ -158,58 +158,6 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
             }
         }
     }
-}
-
-/// Every thread with ghost state, with a reference each. May sleep.
-pub fn ghost_threads() -> KVec<TaskHandle> {
-    /// What the C iterator fills.
-    struct Collect {
-        seen: usize,
-        out: KVec<TaskHandle>,
-    }
-    /// Counts the threads.
-    ///
-    /// # Safety
-    ///
-    /// `ctx` is the `Collect` of this call.
-    unsafe extern "C" fn count(_t: *mut bindings::task_struct, ctx: *mut core::ffi::c_void) {
-        // SAFETY: `ctx` is the `Collect` below, exclusively ours.
-        let c = unsafe { &mut *ctx.cast::<Collect>() };
-        c.seen = c.seen.saturating_add(1);
-    }
-    /// Takes a reference on each thread, up to the capacity reserved.
-    ///
-    /// # Safety
-    ///
-    /// `ctx` is the `Collect` of this call; `t` a thread in the thread
-    /// list, under RCU.
-    unsafe extern "C" fn take(t: *mut bindings::task_struct, ctx: *mut core::ffi::c_void) {
-        // SAFETY: `ctx` is the `Collect` below, exclusively ours.
-        let c = unsafe { &mut *ctx.cast::<Collect>() };
-        if c.out.len() < c.out.capacity() {
-            // SAFETY: the iterator runs under RCU on threads in the thread
-            // list: alive for the call.
-            if let Some(p) = unsafe { TaskPtr::from_raw(t) } {
-                // Within capacity: no allocation in this atomic context.
-                let _ = c.out.push(TaskHandle::get(p), GFP_NOWAIT);
-            }
-        }
-    }
-    let mut c = Collect {
-        seen: 0,
-        out: KVec::new(),
-    };
-    // SAFETY: the callback only touches `c`; the iterator holds RCU.
-    unsafe { bindings::ghost_for_each_ghost_thread(Some(count), (&raw mut c).cast()) };
-    if c.out
-        .reserve(c.seen.saturating_add(16), GFP_KERNEL)
-        .is_err()
-    {
-        return KVec::new();
-    }
-    // SAFETY: as above.
-    unsafe { bindings::ghost_for_each_ghost_thread(Some(take), (&raw mut c).cast()) };
-    c.out
 }
 
 // ---------------------------------------------------------------------------
@@ -258,7 +206,7 @@ fn fork_join(p: TaskPtr) -> Result {
     let e = unsafe { &*e };
     // SAFETY: as above.
     let q = q.and_then(|q| unsafe { q.as_ref() });
-    let gt = match GhostTask::new(e, 0, None, q) {
+    let gt = match GhostTask::new(e, p, 0, None, q) {
         Ok(gt) => gt,
         Err(err) => {
             e.leave();

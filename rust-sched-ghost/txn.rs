@@ -206,7 +206,9 @@ fn commit(
             })
         }
         gtid if gtid > 0 => {
-            let t = crate::task::by_gtid(gtid).ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
+            let t = e
+                .task_by_gtid(gtid)
+                .ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
             let mut tg = TaskRqGuard::lock(t);
             let p = tg.task();
             {

@@ -26,7 +26,7 @@
 
 use crate::gtask::GhostTask;
 use crate::rq::TaskRqGuard;
-use crate::sched::{ghost_threads, now};
+use crate::sched::now;
 use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -120,24 +120,26 @@ struct Violation {
 unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     let t = now();
     let mut found: KVec<Violation> = KVec::new();
-    for task in ghost_threads() {
-        let g = TaskRqGuard::lock(task);
-        let p = g.task();
-        let v = GhostTask::of(&g, p).and_then(|gt| {
-            let since = gt.runnable_since();
-            let timeout = gt.enclave().runnable_timeout_ns();
+    for e in crate::enclave::watched() {
+        let timeout = e.runnable_timeout_ns();
+        for task in e.tasks() {
+            let g = TaskRqGuard::lock(task);
+            let p = g.task();
+            let since = GhostTask::of(&g, p).map_or(0, |gt| gt.runnable_since());
+            let pid = p.pid();
+            drop(g.unlock());
             let waited = t.saturating_sub(since);
-            (since != 0 && timeout > 0 && waited > timeout && !gt.is_agent()).then(|| Violation {
-                id: gt.enclave().id,
-                pid: p.pid(),
-                waited_ms: waited / 1_000_000,
-            })
-        });
-        drop(g.unlock());
-        if let Some(v) = v {
-            if !found.iter().any(|f| f.id == v.id) {
+            if since != 0 && waited > timeout {
                 // Out of memory: the next check finds it again.
-                let _ = found.push(v, GFP_KERNEL);
+                let _ = found.push(
+                    Violation {
+                        id: e.id,
+                        pid,
+                        waited_ms: waited / 1_000_000,
+                    },
+                    GFP_KERNEL,
+                );
+                break;
             }
         }
     }

@@ -177,20 +177,6 @@ int rust_helper_ghost_pin_to_cpu(struct task_struct *p, int cpu)
 	return set_cpus_allowed_ptr(p, cpumask_of(cpu));
 }
 
-/* Calls @fn on each thread whose ghost state is set, under RCU. */
-void rust_helper_ghost_for_each_ghost_thread(void (*fn)(struct task_struct *, void *),
-					     void *ctx)
-{
-	struct task_struct *g, *t;
-
-	rcu_read_lock();
-	for_each_process_thread(g, t) {
-		if (READ_ONCE(t->ghost))
-			fn(t, ctx);
-	}
-	rcu_read_unlock();
-}
-
 /* Runqueue accessors. */
 struct task_struct *rust_helper_ghost_rq_curr(struct rq *rq)
 {

@@ -48,6 +48,14 @@ struct Lab {
     latch_errno: AtomicI32,
 }
 
+/// With `GHOST_LAB_TRACE` set, prints a progress line (to find where a
+/// run stops).
+fn trace(what: &str) {
+    if std::env::var_os("GHOST_LAB_TRACE").is_some() {
+        eprintln!("lab[{}]: {what}", std::process::id());
+    }
+}
+
 /// The gtid of task `pid` (`/proc/<pid>/ghost/gtid`).
 fn gtid_of(pid: i32) -> i64 {
     std::fs::read_to_string(format!("/proc/{pid}/ghost/gtid"))
@@ -161,6 +169,28 @@ impl Known {
     }
 }
 
+/// Whether an outcome is a passing circumstance rather than what a step
+/// is about: a CFS task had the CPU for a moment (`CPU_UNAVAIL`), or a
+/// message (a CPU_TICK) moved the agent barrier between reading it and
+/// committing (`AGENT_STALE`).
+fn transient(state: i32) -> bool {
+    state == abi::GHOST_TXN_CPU_UNAVAIL || state == abi::GHOST_TXN_AGENT_STALE
+}
+
+/// Runs `f` (commits; returns their outcomes) until no outcome is
+/// [`transient`], at most 50 times, 5 ms apart; returns the first outcome.
+fn settle<const N: usize>(mut f: impl FnMut() -> [i32; N]) -> i32 {
+    let mut r = f();
+    for _ in 0..50 {
+        if !r.iter().any(|&s| transient(s)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        r = f();
+    }
+    r.first().copied().unwrap_or(0)
+}
+
 /// The lab's enclave id.
 fn lab_id(lab: &Lab) -> u64 {
     lab.id.load(Ordering::SeqCst)
@@ -222,7 +252,7 @@ fn lab_script(
 ) -> Result<(), i32> {
     let out = |i: usize, v: i32| lab.out[i].store(v, Ordering::SeqCst);
     let pid = |i: usize| lab.pids[i].load(Ordering::SeqCst);
-    // Both tasks are announced.
+    trace("Both tasks are announced.");
     let mut g = [0i64; 2];
     let ok = k.until(e, lab, 5000, |k| {
         for (i, gi) in g.iter_mut().enumerate() {
@@ -252,39 +282,57 @@ fn lab_script(
         }
     };
 
-    // A stale task barrier.
+    // No iteration yet: no commit ran the tasks (diagnostic, checked by
+    // the test).
+    out(17, lab.works[0].load(Ordering::SeqCst) as i32);
+    out(18, lab.works[1].load(Ordering::SeqCst) as i32);
+    trace("A stale task barrier.");
     out(0, one(c0, txn(g[0], k.barrier(g[0]).wrapping_sub(1), 0)));
 
-    // A sync group whose second member fails: nothing happens.
-    k.drain(e, lab);
-    e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
-    e.fill(c1, &txn(0x7fff_ffff_0000_0001, 0, 0));
-    out(1, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
-    out(2, e.txn_state(c0));
-    out(3, e.txn_state(c1));
+    trace("A sync group whose second member fails: nothing happens.");
+    let before = lab.works[0].load(Ordering::SeqCst);
+    // (Each sync group is tried again after a transient outcome.)
+    settle(|| {
+        k.drain(e, lab);
+        e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
+        e.fill(c1, &txn(0x7fff_ffff_0000_0001, 0, 0));
+        out(1, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
+        out(2, e.txn_state(c0));
+        out(3, e.txn_state(c1));
+        [e.txn_state(c0), e.txn_state(c1)]
+    });
     std::thread::sleep(Duration::from_millis(50));
-    out(4, lab.works[0].load(Ordering::SeqCst) as i32);
+    out(
+        4,
+        lab.works[0].load(Ordering::SeqCst).wrapping_sub(before) as i32,
+    );
 
-    // A sync group that commits: the task on c0, a ping of ourselves.
-    k.drain(e, lab);
-    e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
-    e.fill(c1, &txn(abi::GHOST_AGENT_GTID, 0, 0));
-    out(5, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
-    out(6, e.txn_state(c0));
-    out(7, e.txn_state(c1));
+    trace("A sync group that commits: the task on c0, a ping of ourselves.");
+    settle(|| {
+        k.drain(e, lab);
+        e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
+        e.fill(c1, &txn(abi::GHOST_AGENT_GTID, 0, 0));
+        out(5, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
+        out(6, e.txn_state(c0));
+        out(7, e.txn_state(c1));
+        [e.txn_state(c0), e.txn_state(c1)]
+    });
     wait_for(5000, || lab.works[0].load(Ordering::SeqCst) > 1000);
     out(8, lab.cpus[0].load(Ordering::SeqCst));
 
-    // A ping of an agent of another process.
+    trace("A ping of an agent of another process.");
     out(9, one(c0, txn(abi::GHOST_AGENT_GTID, 0, 0)));
 
     // Keeps task 0 running on c0: CFS preempts it now and then (the
-    // test's own processes), and only a commit brings it back.
+    // test's own processes), and only a commit brings it back (also from
+    // c1, where a commit of the step below may have put it).
     let keep_running = |k: &mut Known| {
         for _ in 0..50 {
             let moving = lab.works[0].load(Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(2));
-            if lab.works[0].load(Ordering::SeqCst) != moving {
+            if lab.works[0].load(Ordering::SeqCst) != moving
+                && lab.cpus[0].load(Ordering::SeqCst) == c0 as i32
+            {
                 return;
             }
             k.drain(e, lab);
@@ -292,7 +340,7 @@ fn lab_script(
         }
     };
 
-    // The task runs on c0: a commit for c1 finds it on a CPU.
+    trace("The task runs on c0: a commit for c1 finds it on a CPU.");
     let mut r = 0;
     for _ in 0..50 {
         keep_running(k);
@@ -304,7 +352,7 @@ fn lab_script(
     }
     out(10, r);
 
-    // The task sleeps: it is not runnable.
+    trace("The task sleeps: it is not runnable.");
     for _ in 0..20 {
         keep_running(k);
         let blocked = count(lab, abi::MSG_TASK_BLOCKED);
@@ -313,9 +361,15 @@ fn lab_script(
             break;
         }
     }
-    out(11, one(c0, txn(g[0], k.barrier(g[0]), 0)));
+    out(
+        11,
+        settle(|| {
+            k.drain(e, lab);
+            [one(c0, txn(g[0], k.barrier(g[0]), 0))]
+        }),
+    );
 
-    // A CFS task has c0.
+    trace("A CFS task has c0.");
     let hog = cfs_hog(c0, 400).map_err(|_| -11)?;
     r = 0;
     for _ in 0..40 {
@@ -329,7 +383,7 @@ fn lab_script(
     out(12, r);
     let _ = sys::wait_child(hog);
 
-    // The second task may only use c1 now.
+    trace("The second task may only use c1 now.");
     let aff = count(lab, abi::MSG_TASK_AFFINITY_CHANGED);
     set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
     k.until(e, lab, 2000, |_| {
@@ -338,7 +392,7 @@ fn lab_script(
     out(13, one(c0, txn(g[1], k.barrier(g[1]), 0)));
     set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
 
-    // Its nice value changes.
+    trace("Its nice value changes.");
     let prio = count(lab, abi::MSG_TASK_PRIORITY_CHANGED);
     // SAFETY: plain syscall on a task we started.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, pid(1) as u32, 3) };
@@ -347,7 +401,7 @@ fn lab_script(
     });
     out(14, lab.nice_seen.load(Ordering::SeqCst));
 
-    // Latched on c0 while the satellite agent keeps c0, it loses c0 to an
+    trace("Latched on c0 while the satellite agent keeps c0, it loses c0 to an");
     // affinity change: the latch fails.
     lab.sat_spin.store(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(50));
@@ -367,17 +421,22 @@ fn lab_script(
     lab.sat_spin.store(0, Ordering::SeqCst);
     set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
 
-    // c0 idles, and the agent wants to know when another class takes it.
-    // (No more ticks: the satellite's own `ghost_run` would replace the
-    // run flags of the commit.)
+    trace("c0 idles, and the agent wants to know when another class takes it.");
+    // (No more ticks: a tick would wake the satellite onto c0.)
     sys::write_once(&path(lab_id(lab), "deliver_ticks"), b"0").map_err(|x| -x)?;
     std::thread::sleep(Duration::from_millis(20));
     out(
         16,
-        one(c0, txn(abi::GHOST_IDLE_GTID, 0, abi::NEED_CPU_NOT_IDLE)),
+        settle(|| {
+            [one(
+                c0,
+                txn(abi::GHOST_IDLE_GTID, 0, abi::NEED_CPU_NOT_IDLE),
+            )]
+        }),
     );
     let hog = cfs_hog(c0, 20).map_err(|_| -12)?;
     let _ = sys::wait_child(hog);
+    trace("script done");
     Ok(())
 }
 
@@ -387,26 +446,24 @@ fn lab_script(
 /// and latch-failure edges, from a scripted agent.
 pub fn txn_outcomes_and_cpu_messages() -> Result<(), String> {
     let lab: &Lab = sys::shared_page()?;
-    let mut children = Vec::new();
-    let r = txn_outcomes(lab, &mut children);
+    let r = txn_outcomes(lab);
     // On failure too: no process of the test outlives it.
     lab.stop.store(1, Ordering::SeqCst);
-    reap(r.is_err(), &children);
+    reap(r.is_err());
     r
 }
 
-/// Kills (if `kill`) and reaps `pids`.
-fn reap(kill: bool, pids: &[i32]) {
-    for &p in pids {
-        if kill {
-            // SAFETY: plain syscall on our own child.
-            unsafe { libc::kill(p, libc::SIGKILL) };
-        }
-        let _ = sys::wait_child(p);
+/// After a failure: destroys the enclaves (a ghost task whose agent is
+/// gone waits for an agent, even to die), then kills and reaps the
+/// children.
+fn reap(failed: bool) {
+    if failed {
+        let _ = crate::suite::destroy_all_enclaves();
+        sys::kill_leftover_children();
     }
 }
 
-fn txn_outcomes(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String> {
+fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let ncpus = nr_cpu_ids()?;
     ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
@@ -425,25 +482,23 @@ fn txn_outcomes(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String
     }
     // The satellite first: the lab agent's queue becomes the default one.
     let sat = sys::fork_child(|| satellite(id, c0, lab))?;
-    children.push(sat);
     ensure!(
         wait_for(5000, || lab.sat_up.load(Ordering::SeqCst) != 0),
         "satellite agent did not come up"
     );
     let agent = sys::fork_child(|| lab_agent(id, c0, c1, lab))?;
-    children.push(agent);
     ensure!(
         wait_for(5000, || lab.step.load(Ordering::SeqCst) != 0
             || lab.error.load(Ordering::SeqCst) != 0),
         "lab agent did not come up ({})",
         lab.error.load(Ordering::SeqCst)
     );
+    trace("agents up");
     let mut spinners = Vec::new();
     for i in 0..2 {
         let p = sys::fork_child(move || spinner(id, lab, i))?;
         lab.pids[i].store(p, Ordering::SeqCst);
         spinners.push(p);
-        children.push(p);
     }
     ensure!(
         wait_for(60_000, || lab.step.load(Ordering::SeqCst) == 2),
@@ -470,6 +525,8 @@ fn txn_outcomes(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String
             "failing sync group, bad member",
         ),
         (4, 0, "iterations of the task of a failed group"),
+        (17, 0, "iterations of task 0 before any commit"),
+        (18, 0, "iterations of task 1 before any commit"),
         (5, 1, "sync group returns"),
         (6, abi::GHOST_TXN_COMPLETE, "sync group, task member"),
         (7, abi::GHOST_TXN_COMPLETE, "sync group, ping member"),
@@ -520,14 +577,14 @@ fn txn_outcomes(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String
     }
 
     // Destroy: both tasks back in CFS, still running.
+    trace("checked; destroying");
     sys::write_once(&path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;
-    children.clear();
     for a in [agent, sat] {
         let exit = sys::wait_child(a)?;
         ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
     }
-    children.extend(&spinners);
+    trace("agents gone");
     for (i, &p) in spinners.iter().enumerate() {
         ensure!(
             sys::sched_policy(p) == libc::SCHED_OTHER,
@@ -541,7 +598,6 @@ fn txn_outcomes(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String
         );
     }
     lab.stop.store(1, Ordering::SeqCst);
-    children.clear();
     for p in spinners {
         let exit = sys::wait_child(p)?;
         ensure!(exit == Exit::Code(0), "task ended {exit:?}");
@@ -662,14 +718,13 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
 /// task, the agent is killed, and the task runs in CFS.
 pub fn watchdog_destroys_stuck_enclave() -> Result<(), String> {
     let lab: &Lab = sys::shared_page()?;
-    let mut children = Vec::new();
-    let r = watchdog(lab, &mut children);
+    let r = watchdog(lab);
     lab.stop.store(1, Ordering::SeqCst);
-    reap(r.is_err(), &children);
+    reap(r.is_err());
     r
 }
 
-fn watchdog(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String> {
+fn watchdog(lab: &'static Lab) -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let ncpus = nr_cpu_ids()?;
     let c1 = ncpus - 1;
@@ -679,14 +734,12 @@ fn watchdog(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String> {
         .map_err(|e| format!("runnable_timeout: {}", errno_name(e)))?;
     // An agent that sleeps and never commits.
     let agent = sys::fork_child(|| satellite(id, c1, lab))?;
-    children.push(agent);
     ensure!(
         wait_for(5000, || lab.sat_up.load(Ordering::SeqCst) != 0),
         "agent did not come up"
     );
     let t0 = Instant::now();
     let task = sys::fork_child(|| spinner(id, lab, 0))?;
-    children.push(task);
     let dir = format!("{}/enclave_{id}", sys::GHOSTFS);
     ensure!(
         wait_for(10_000, || !std::path::Path::new(&dir).exists()),
@@ -697,7 +750,6 @@ fn watchdog(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String> {
         took >= Duration::from_millis(200),
         "destroyed after {took:?}, before the 200 ms timeout"
     );
-    children.retain(|&p| p != agent);
     let exit = sys::wait_child(agent)?;
     ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
     ensure!(
@@ -714,7 +766,6 @@ fn watchdog(lab: &'static Lab, children: &mut Vec<i32>) -> Result<(), String> {
     let line = format!("enclave violation: enclave_{id} failed to run pid {task} for over");
     ensure!(log.contains(&line), "no log line {line:?}");
     lab.stop.store(1, Ordering::SeqCst);
-    children.clear();
     let exit = sys::wait_child(task)?;
     ensure!(exit == Exit::Code(0), "task ended {exit:?}");
     Ok(())

@@ -124,6 +124,10 @@ pub const TESTS: &[Test] = &[
         run: scheduling::agent_takeover_and_errors,
     },
     Test {
+        name: "txn_outcomes_and_cpu_messages",
+        run: lab::txn_outcomes_and_cpu_messages,
+    },
+    Test {
         name: "ping_wakes_blocked_agent",
         run: lab::ping_wakes_blocked_agent,
     },
@@ -142,7 +146,7 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// Destroys every enclave; returns the names of those there were.
-fn destroy_all_enclaves() -> Result<Vec<String>, String> {
+pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
     let Ok(dir) = std::fs::read_dir(GHOSTFS) else {
         return Ok(Vec::new());
     };
@@ -178,6 +182,7 @@ pub fn run(filter: &str) -> bool {
         // Every test cleans up after itself: enclaves left behind would
         // hold CPUs and ids that later tests need.
         let left = destroy_all_enclaves();
+        sys::kill_leftover_children();
         let result = match (result, left) {
             (Ok(()), Ok(left)) if !left.is_empty() => {
                 Err(format!("left enclaves behind: {}", left.join(" ")))

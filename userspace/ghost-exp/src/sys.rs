@@ -221,7 +221,31 @@ pub fn fork_child(f: impl FnOnce() -> i32) -> Result<i32, String> {
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.push(pid);
+    }
     Ok(pid)
+}
+
+/// The children [`fork_child`] started and [`wait_child`] did not reap.
+static CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills and reaps every child a test left behind (a test that failed
+/// half-way); returns how many there were. Destroy the enclaves first: a
+/// ghost task without an agent does not even run to die.
+pub fn kill_leftover_children() -> usize {
+    let left = CHILDREN
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    for &pid in &left {
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for &pid in &left {
+        let _ = wait_child(pid);
+    }
+    left.len()
 }
 
 /// How a child ended.
@@ -239,6 +263,9 @@ pub fn wait_child(pid: i32) -> Result<Exit, String> {
     // SAFETY: waiting for our own child.
     if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
         return Err(format!("waitpid: {}", errno_name(errno())));
+    }
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|&p| p != pid);
     }
     if libc::WIFEXITED(status) {
         Ok(Exit::Code(libc::WEXITSTATUS(status)))
