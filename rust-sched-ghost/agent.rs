@@ -44,7 +44,7 @@ pub fn wake(cpu: i32) {
 }
 
 /// The irq_work handler: runs on the agent's CPU, in hard interrupt
-/// context, and wakes the agent if it sleeps.
+/// context, and wakes the agent if it sleeps and a wake is still wanted.
 ///
 /// # Safety
 ///
@@ -56,7 +56,11 @@ pub unsafe extern "C" fn wake_work(_w: *mut bindings::irq_work) {
     // An interrupt handler is an RCU read-side section: the agent's memory
     // (RCU-freed) stays valid even if it exits meanwhile.
     if let Some(a) = g.agent() {
-        if g.blocked_in_run().load(Ordering::SeqCst) {
+        // Only a wake still wanted: a commit since the `wake()` that queued
+        // this has seen its messages and cleared `should_wake`. Waking the
+        // agent anyway would preempt the task it just gave its CPU to, and
+        // that TASK_PREEMPT would wake it again, for ever.
+        if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
             // SAFETY: `a` is valid under RCU (see `GhostRq::agent`);
             // `wake_up_process` may be called from hard interrupts.
             unsafe { bindings::wake_up_process(a.as_raw()) };

@@ -19,6 +19,7 @@ mod lab;
 mod lifecycle;
 mod mapped;
 mod scheduling;
+mod simple;
 mod suite;
 mod sys;
 
@@ -27,8 +28,9 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!("usage: ghost-exp suite [FILTER]   run the in-VM tests whose name contains FILTER");
     eprintln!("       ghost-exp list             list the in-VM tests");
+    eprintln!("       ghost-exp simple --enclave <id|path> [--verify] [--scale N] [SCENARIO ...]");
     eprintln!(
-        "       ghost-exp lab-txn          the transaction/CPU-message lab test (not in the suite)"
+        "                                  ghOSt's simple_exp scenarios in a running enclave"
     );
     ExitCode::from(2)
 }
@@ -44,18 +46,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        // Out of the suite until its intermittent hang is understood (run
-        // alone after boot it passes; after other tests it has hung the VM).
-        Some("lab-txn") => match lab::txn_outcomes_and_cpu_messages() {
-            Ok(()) => {
-                println!("PASS txn_outcomes_and_cpu_messages");
-                ExitCode::SUCCESS
-            }
-            Err(why) => {
-                println!("FAIL txn_outcomes_and_cpu_messages: {why}");
-                ExitCode::FAILURE
-            }
-        },
+        Some("simple") => simple::main(&args[1..]),
         Some("list") => {
             for t in suite::TESTS {
                 println!("{}", t.name);

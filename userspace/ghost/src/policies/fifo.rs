@@ -9,10 +9,14 @@
 //! commit succeeds: a stale barrier means news about the task is in the
 //! queue, and the next round reads it first.
 //!
-//! A running task is not in any run queue. When its agent wakes up (for a
-//! message, a ping), the kernel preempts it and sends `TASK_PREEMPT`, so it
-//! goes to the back of the queue: tasks of a CPU take turns at every
-//! wakeup of its agent.
+//! A CPU's *current* task is the one its agent committed last, until a
+//! message says it left the CPU; while there is one, the agent commits
+//! nothing (it would replace the latch of a task that has not run yet,
+//! whose TASK_PREEMPT would wake the agent to do it again). A running task
+//! is not in any run queue. When its agent wakes up (for a message, a
+//! ping), the kernel preempts it and sends `TASK_PREEMPT`, so it goes to
+//! the back of the queue: tasks of a CPU take turns at every wakeup of its
+//! agent.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
@@ -27,6 +31,8 @@ use crate::txn::TxnResult;
 pub struct Fifo {
     /// Run queues by CPU: runnable tasks that are not running, oldest first.
     rq: BTreeMap<usize, VecDeque<i64>>,
+    /// The current task of each CPU (committed, not yet off the CPU).
+    current: BTreeMap<usize, i64>,
     /// Round-robin position for the next new task.
     next: usize,
 }
@@ -64,11 +70,18 @@ impl Fifo {
         ctx.wake(cpu);
     }
 
-    /// Takes a task off every run queue.
+    /// Takes a task off every run queue, and off the CPU it was current on.
     fn remove(&mut self, gtid: i64) {
         for q in self.rq.values_mut() {
             q.retain(|&g| g != gtid);
         }
+        self.current.retain(|_, &mut g| g != gtid);
+    }
+
+    /// A task left its CPU but stays runnable: back of its home's queue.
+    fn requeue(&mut self, ctx: &mut Ctx<'_>, task: &Task) {
+        self.remove(task.gtid);
+        self.enqueue(ctx, task.gtid, task.home);
     }
 }
 
@@ -92,11 +105,20 @@ impl Policy for Fifo {
         task: &Task,
         _: &abi::GhostMsgPayloadTaskPreempt,
     ) {
-        self.enqueue(ctx, task.gtid, task.home);
+        self.requeue(ctx, task);
     }
 
     fn task_yield(&mut self, ctx: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskYield) {
-        self.enqueue(ctx, task.gtid, task.home);
+        self.requeue(ctx, task);
+    }
+
+    fn task_latch_failure(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: &Task,
+        _: &abi::GhostMsgPayloadTaskLatchFailure,
+    ) {
+        self.requeue(ctx, task);
     }
 
     fn task_blocked(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskBlocked) {
@@ -118,19 +140,25 @@ impl Policy for Fifo {
 
     fn schedule(&mut self, ctx: &mut Ctx<'_>, plan: &mut Plan) {
         let cpu = ctx.cpu();
+        if self.current.contains_key(&cpu) {
+            return;
+        }
         if let Some(&gtid) = self.rq.get(&cpu).and_then(|q| q.front()) {
             plan.run(cpu, gtid);
         }
     }
 
-    fn committed(&mut self, ctx: &mut Ctx<'_>, _cpu: usize, gtid: i64, result: TxnResult) {
+    fn committed(&mut self, ctx: &mut Ctx<'_>, cpu: usize, gtid: i64, result: TxnResult) {
         match result {
-            // It runs now; or it is gone or blocked, as a message says or
-            // will say.
-            TxnResult::Complete
-            | TxnResult::TargetNotFound
-            | TxnResult::TargetNotRunnable
-            | TxnResult::InvalidTarget => self.remove(gtid),
+            // It runs now (or is about to).
+            TxnResult::Complete => {
+                self.remove(gtid);
+                self.current.insert(cpu, gtid);
+            }
+            // It is gone or blocked, as a message says or will say.
+            TxnResult::TargetNotFound | TxnResult::TargetNotRunnable | TxnResult::InvalidTarget => {
+                self.remove(gtid)
+            }
             // Its affinity excludes this CPU: try the next one.
             TxnResult::InvalidCpu => {
                 self.remove(gtid);
@@ -144,7 +172,13 @@ impl Policy for Fifo {
 
     fn dump(&self, out: &mut String) {
         for (cpu, q) in &self.rq {
-            let _ = writeln!(out, "cpu {cpu}: {} runnable {:?}", q.len(), q);
+            let _ = writeln!(
+                out,
+                "cpu {cpu}: current {:?}, {} runnable {:?}",
+                self.current.get(cpu),
+                q.len(),
+                q
+            );
         }
     }
 }

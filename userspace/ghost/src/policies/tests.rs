@@ -108,10 +108,16 @@ fn fifo_spreads_new_tasks_and_runs_them_in_order() {
     r.commit(1, 1, C, TxnResult::TargetStale);
     assert_eq!(r.plan(1), vec![(1, C)]);
     r.commit(1, 1, C, TxnResult::Complete);
-    assert_eq!(r.plan(1), vec![(1, A)]);
-    // C yields: behind A.
+    // C is current (latched or running): nothing else is committed, or it
+    // would replace C's latch before C ran.
+    assert_eq!(r.s.policy().run_queue(1), vec![A]);
+    assert_eq!(r.plan(1), vec![]);
+    r.feed(1, &[wakeup(3, D)]);
+    assert_eq!(r.plan(1), vec![]);
+    // C yields: behind A, and A runs.
     r.feed(1, &[yielded(3, C, 1)]);
     assert_eq!(r.s.policy().run_queue(1), vec![A, C]);
+    assert_eq!(r.plan(1), vec![(1, A)]);
 }
 
 #[test]
