@@ -15,6 +15,7 @@ macro_rules! ensure {
     };
 }
 
+mod agents;
 mod lab;
 mod lifecycle;
 mod mapped;

@@ -5,7 +5,7 @@
 //! others.
 
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{lab, lifecycle, mapped, scheduling};
+use crate::{agents, lab, lifecycle, mapped, scheduling};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -138,6 +138,26 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "cpu_hotplug_refused",
         run: lab::cpu_hotplug_refused,
+    },
+    Test {
+        name: "agent_fifo_runs_simple_exp",
+        run: agents::agent_fifo_runs_simple_exp,
+    },
+    Test {
+        name: "agent_fifo_central_runs_simple_exp",
+        run: agents::agent_fifo_central_runs_simple_exp,
+    },
+    Test {
+        name: "ghostctl_drives_live_enclave",
+        run: agents::ghostctl_drives_live_enclave,
+    },
+    Test {
+        name: "agent_upgrade_in_place",
+        run: agents::agent_upgrade_in_place,
+    },
+    Test {
+        name: "agent_ctrl_c_leaves_tasks_running",
+        run: agents::agent_ctrl_c_leaves_tasks_running,
     },
     Test {
         name: "create_destroy_cycles_memory",
