@@ -345,6 +345,8 @@ pub const DELIVER_TICKS: usize = 1;
 pub const DELIVER_CPU_AVAILABILITY: usize = 2;
 /// Index of `deliver_agent_runnability` in [`TUNABLES`].
 pub const DELIVER_AGENT_RUNNABILITY: usize = 3;
+/// Index of `live_dangerously` in [`TUNABLES`].
+pub const LIVE_DANGEROUSLY: usize = 6;
 
 /// The largest `runnable_timeout` (ms) whose nanoseconds fit a `ktime_t`.
 const MAX_RUNNABLE_TIMEOUT_MS: u64 = i64::MAX as u64 / 1_000_000;
@@ -665,6 +667,21 @@ fn enclave_of(key: usize) -> Result<Arc<Enclave>> {
     find(u64::try_from(key).map_err(|_| ENODEV)?).ok_or(ENODEV)
 }
 
+/// Every open of an enclave file: an agent thread gets `EDEADLK` unless
+/// the enclave is `live_dangerously` (ghOSt ABI >= 68). An agent is to
+/// open what it needs before it becomes one: an agent that sleeps in a
+/// file operation holds the CPU's scheduling hostage.
+fn may_open(file: &OpenFile) -> Result {
+    if crate::sched::current_agent().is_none() {
+        return Ok(());
+    }
+    if enclave_of(file.key())?.tunable(LIVE_DANGEROUSLY) {
+        Ok(())
+    } else {
+        Err(errno(bindings::EDEADLK))
+    }
+}
+
 /// `enclave_<id>/ctl`: read the id; write a command.
 struct CtlFile;
 
@@ -693,6 +710,10 @@ impl FileOps for CtlFile {
         let e = enclave_of(file.key())?;
         crate::ioctl::ctl_ioctl(&e, file, cmd, arg)
     }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
+    }
 }
 
 /// `enclave_<id>/abi_version`.
@@ -703,6 +724,10 @@ impl FileOps for AbiVersionFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
         writeln!(m, "{}", e.abi).map_err(|_| EINVAL)
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }
 
@@ -733,6 +758,10 @@ impl FileOps for StatusFile {
         }
         Ok(())
     }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
+    }
 }
 
 /// `enclave_<id>/<tunable>`: `0` or `1`; `I` indexes [`TUNABLES`].
@@ -751,6 +780,10 @@ impl<const I: usize> FileOps for TunableFile<I> {
         let e = enclave_of(file.key())?;
         e.tunables.get(I).ok_or(EINVAL)?.store(v, Ordering::Relaxed);
         Ok(input.len())
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }
 
@@ -775,6 +808,10 @@ impl FileOps for RunnableTimeoutFile {
             crate::watchdog::arm();
         }
         Ok(input.len())
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }
 
@@ -816,6 +853,10 @@ impl FileOps for CpuListFile {
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
         write_cpus(file, input, parse_cpulist)
     }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
+    }
 }
 
 /// `enclave_<id>/cpumask`: the enclave's CPUs as a hexadecimal mask.
@@ -829,6 +870,10 @@ impl FileOps for CpuMaskFile {
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
         write_cpus(file, input, parse_cpumask)
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }
 
@@ -854,6 +899,7 @@ impl FileOps for AgentOnlineFile {
     }
 
     fn open(file: &OpenFile) -> Result {
+        may_open(file)?;
         if !file.is_writer() {
             return Ok(());
         }
@@ -943,6 +989,10 @@ impl FileOps for SwRegionFile {
         let regions = e.sw_regions.lock();
         regions.iter().find(|r| r.id == id).ok_or(ENODEV)?.mmap(vma)
     }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
+    }
 }
 
 /// `enclave_<id>/cpu_data`: the transaction pages, mapped read-write.
@@ -952,6 +1002,10 @@ struct CpuDataFile;
 impl FileOps for CpuDataFile {
     fn mmap(file: &OpenFile, vma: &mut Vma) -> Result {
         enclave_of(file.key())?.cpu_data.mmap(vma)
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }
 
@@ -975,5 +1029,9 @@ impl FileOps for TasksFile {
         let task = crate::task::lookup(v)?;
         crate::sched::join(&e, &task)?;
         Ok(input.len())
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
     }
 }

@@ -191,11 +191,6 @@ fn settle<const N: usize>(mut f: impl FnMut() -> [i32; N]) -> i32 {
     r.first().copied().unwrap_or(0)
 }
 
-/// The lab's enclave id.
-fn lab_id(lab: &Lab) -> u64 {
-    lab.id.load(Ordering::SeqCst)
-}
-
 /// Message counts of the lab agent.
 fn count(lab: &Lab, ty: u16) -> u32 {
     lab.task_msgs[(ty - 64) as usize].load(Ordering::SeqCst)
@@ -211,6 +206,11 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
             return 1;
         }
     };
+    // What the agent writes later, opened before it is an agent.
+    let Ok(ticks) = crate::mapped::open_rw(&path(id, "deliver_ticks")) else {
+        lab.error.store(-4, Ordering::SeqCst);
+        return 1;
+    };
     let me = match become_agent(&e, c1) {
         Ok(me) => me,
         Err(err) => {
@@ -219,10 +219,18 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
         }
     };
     lab.step.store(1, Ordering::SeqCst);
+    // An agent thread may not open enclave files (not live_dangerously).
+    lab.out[19].store(
+        std::fs::File::open(path(id, "status"))
+            .err()
+            .and_then(|e| e.raw_os_error())
+            .unwrap_or(0),
+        Ordering::SeqCst,
+    );
     let mut k = Known {
         barriers: HashMap::new(),
     };
-    if let Err(err) = lab_script(&e, me, c0, c1, lab, &mut k) {
+    if let Err(err) = lab_script(&e, me, c0, c1, lab, &mut k, &ticks) {
         lab.error.store(err, Ordering::SeqCst);
     }
     lab.step.store(2, Ordering::SeqCst);
@@ -249,6 +257,7 @@ fn lab_script(
     c1: usize,
     lab: &Lab,
     k: &mut Known,
+    ticks: &std::fs::File,
 ) -> Result<(), i32> {
     let out = |i: usize, v: i32| lab.out[i].store(v, Ordering::SeqCst);
     let pid = |i: usize| lab.pids[i].load(Ordering::SeqCst);
@@ -423,7 +432,12 @@ fn lab_script(
 
     trace("c0 idles, and the agent wants to know when another class takes it.");
     // (No more ticks: a tick would wake the satellite onto c0.)
-    sys::write_once(&path(lab_id(lab), "deliver_ticks"), b"0").map_err(|x| -x)?;
+    {
+        use std::io::Write;
+        let mut t = ticks;
+        t.write_all(b"0")
+            .map_err(|x| -x.raw_os_error().unwrap_or(1))?;
+    }
     std::thread::sleep(Duration::from_millis(20));
     out(
         16,
@@ -527,6 +541,7 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
         (4, 0, "iterations of the task of a failed group"),
         (17, 0, "iterations of task 0 before any commit"),
         (18, 0, "iterations of task 1 before any commit"),
+        (19, libc::EDEADLK, "errno of an agent thread opening status"),
         (5, 1, "sync group returns"),
         (6, abi::GHOST_TXN_COMPLETE, "sync group, task member"),
         (7, abi::GHOST_TXN_COMPLETE, "sync group, ping member"),

@@ -614,7 +614,20 @@ pub fn agent_schedules_tasks() -> Result<(), String> {
 
 /// Spins on `cpu` as a CFS task for `ms` milliseconds (a child process).
 pub(crate) fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
+    hog(cpu, ms, false)
+}
+
+/// A child that spins on `cpu` for `ms` milliseconds, in CFS or (`rt`)
+/// as a `SCHED_FIFO` task of priority 1; exits 1 if it cannot.
+pub(crate) fn hog(cpu: usize, ms: u64, rt: bool) -> Result<i32, String> {
     sys::fork_child(move || {
+        if rt {
+            let p = libc::sched_param { sched_priority: 1 };
+            // SAFETY: plain syscall on ourselves with a valid parameter.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+                return 1;
+            }
+        }
         // SAFETY: a zeroed cpu_set_t with one bit set, for ourselves.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -631,7 +644,7 @@ pub(crate) fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
     })
 }
 
-/// CFS preempts a running ghost task (TASK_PREEMPT); a killed agent loses
+/// CFS and RT preempt a running ghost task (TASK_PREEMPT); a killed agent loses
 /// no task: the enclave waits, a new agent takes over (in-place upgrade:
 /// `ASSOC_QUEUE` of every live status word, then `discover tasks`) and runs
 /// the task again. The new agent first provokes error outcomes of
@@ -661,20 +674,23 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
 
     // A CFS task on the same CPU preempts the ghost task.
     let count = |t: u16| sh.msgs[(t - 64) as usize].load(Ordering::SeqCst);
-    let p0 = count(abi::MSG_TASK_PREEMPT);
-    let hog = cfs_hog(cpu, 300)?;
-    let hog_exit = sys::wait_child(hog)?;
-    ensure!(hog_exit == Exit::Code(0), "CFS hog ended {hog_exit:?}");
-    // The agent counts the message when it next runs.
-    ensure!(
-        wait_for(2000, || count(abi::MSG_TASK_PREEMPT) > p0),
-        "no TASK_PREEMPT when CFS took the CPU"
-    );
-    let at = sh.work.load(Ordering::SeqCst);
-    ensure!(
-        wait_for(5000, || sh.work.load(Ordering::SeqCst) > at + 1000),
-        "task did not resume after the CFS task left"
-    );
+    // So does an RT task.
+    for (rt, class) in [(false, "CFS"), (true, "RT")] {
+        let p0 = count(abi::MSG_TASK_PREEMPT);
+        let h = hog(cpu, 300, rt)?;
+        let hog_exit = sys::wait_child(h)?;
+        ensure!(hog_exit == Exit::Code(0), "{class} hog ended {hog_exit:?}");
+        // The agent counts the message when it next runs.
+        ensure!(
+            wait_for(2000, || count(abi::MSG_TASK_PREEMPT) > p0),
+            "no TASK_PREEMPT when {class} took the CPU"
+        );
+        let at = sh.work.load(Ordering::SeqCst);
+        ensure!(
+            wait_for(5000, || sh.work.load(Ordering::SeqCst) > at + 1000),
+            "task did not resume after the {class} task left"
+        );
+    }
 
     // The agent dies; the task stays in the enclave and, once it blocks,
     // waits for an agent.
