@@ -24,7 +24,7 @@
 
 use crate::cpu_data::CpuData;
 use crate::ghostfs::{capable, errno, parse_errno};
-use crate::gtask::GhostTask;
+use crate::gtask::{GhostTask, SW_MSG_GATED};
 use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::members::{self, Members};
 use crate::mm::Vma;
@@ -84,6 +84,9 @@ pub struct Enclave {
     nr_tasks: AtomicUsize,
     /// Their states, on a list (also the exiting tasks no pid lookup finds).
     members: RawSpinLock<Members>,
+    /// Words of departed tasks that the agent has not freed yet
+    /// (`MSG_GATED`): while 0, a join need not look for one.
+    gated: AtomicUsize,
     /// Set once `destroy` starts: nothing may join any more.
     dying: AtomicBool,
 }
@@ -173,13 +176,47 @@ impl Enclave {
         let regions = self.sw_regions.lock();
         let r = regions.iter().find(|r| r.id == info.id).ok_or(ENOENT)?;
         let w = r.region().word(info.index).ok_or(ENOENT)?;
-        if w.flags.load(Ordering::Acquire) & F_CANFREE == 0 {
+        let flags = w.flags.load(Ordering::Acquire);
+        if flags & F_CANFREE == 0 {
             return Err(EINVAL);
         }
+        let gtid = w.gtid.load(Ordering::Relaxed) as i64;
         if !r.free(info.index) {
             return Err(ENOENT);
         }
+        let gated = flags & SW_MSG_GATED != 0;
+        if gated {
+            self.gated.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(regions);
+        if gated {
+            // The task may have come back meanwhile: now the agent hears.
+            crate::sched::ungate(self, gtid);
+        }
         Ok(())
+    }
+
+    /// Counts a word that a departure gated (`MSG_GATED`).
+    pub fn note_gated(&self) {
+        self.gated.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A task `gtid` enters: if the word of its earlier stay is still
+    /// gated (the agent has not freed it), runs `gate`, which holds the
+    /// task's messages back until that word is freed. Atomic with
+    /// [`Self::free_sw`]: a word is either found here or ungated there.
+    /// May sleep.
+    pub fn gate_reentry(&self, gtid: i64, gate: impl FnOnce()) {
+        if self.gated.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let regions = self.sw_regions.lock();
+        let found = regions
+            .iter()
+            .any(|r| r.region().has_word(F_CANFREE | SW_MSG_GATED, gtid as u64));
+        if found {
+            gate();
+        }
     }
 
     /// Keeps `q` (made by this enclave's `ctl`) until the enclave goes.
@@ -542,6 +579,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 def_q: AtomicPtr::new(core::ptr::null_mut()),
                 nr_tasks: AtomicUsize::new(0),
                 members,
+                gated: AtomicUsize::new(0),
                 dying: AtomicBool::new(false),
             }),
             GFP_KERNEL,

@@ -76,6 +76,10 @@ pub struct GhostTask {
     /// The place on the enclave's member list (linked from allocation to
     /// drop).
     link: Link,
+    /// Its messages are held back: it re-entered before the agent freed
+    /// the word of its earlier stay (`MSG_GATED`); TASK_NEW goes out when
+    /// that word is freed.
+    gated: Cell<bool>,
 }
 
 impl Drop for GhostTask {
@@ -127,6 +131,7 @@ impl GhostTask {
             runnable_since: Cell::new(0),
             task: TaskHandle::get(p),
             link: Link::new(),
+            gated: Cell::new(false),
         };
         match KBox::new(gt, GFP_KERNEL) {
             Ok(b) => {
@@ -250,6 +255,16 @@ impl GhostTask {
         self.active.set(true);
     }
 
+    /// See the field.
+    pub fn gated(&self) -> bool {
+        self.gated.get()
+    }
+
+    /// Sets [`Self::gated`].
+    pub fn set_gated(&self, v: bool) {
+        self.gated.set(v);
+    }
+
     /// TASK_NEW still to be sent.
     pub fn new_pending(&self) -> bool {
         self.new_pending.get()
@@ -328,12 +343,13 @@ impl GhostTask {
     /// Produces a task message: bumps the task barrier (even when there is
     /// no queue: the message is then dropped), writes the message with the
     /// new barrier as its seqnum, and wakes the queue's agent. Agents never
-    /// get task messages.
+    /// get task messages; a gated task's are dropped (TASK_NEW tells all
+    /// once it is ungated).
     ///
     /// `_rq` is the task's runqueue, locked (`None` only where the task is
     /// not yet visible to anyone else).
     fn send<T>(&self, _rq: Option<&Rq>, ty: u32, payload: &Payload<T>) {
-        if self.is_agent() {
+        if self.is_agent() || self.gated() {
             return;
         }
         let Some(w) = self.sw() else {
@@ -461,6 +477,7 @@ impl GhostTask {
             was_current,
         );
         self.sw_flags(F_CANFREE | SW_MSG_GATED, SW_ONCPU | SW_RUNNABLE);
+        self.enclave().note_gated();
         self.send(Some(rq), uapi::MSG_TASK_DEPARTED, &m);
     }
     /// TASK_AFFINITY_CHANGED: the task's allowed CPUs changed.

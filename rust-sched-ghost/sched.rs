@@ -101,6 +101,14 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
         }
     }
     stage(e, p, None, e.default_queue())?;
+    // Back before the agent freed the word of its last stay: the agent
+    // hears nothing of this one until it does (ABI: MSG_GATED).
+    e.gate_reentry(p.gtid(), || {
+        let g = TaskRqGuard::lock(TaskHandle::get(p));
+        if let Some(gt) = GhostTask::of(&g, p) {
+            gt.set_gated(true);
+        }
+    });
     if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
         unstage(p);
         return Err(err);
@@ -554,6 +562,12 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     if g.latched(rq) == Some(p) {
         g.set_latched(rq, None, 0);
     }
+    if gt.gated() {
+        // No agent ever heard of this stay: nobody else frees its word.
+        gt.free_sw();
+        retire(gt);
+        return;
+    }
     let was_current = rq.curr() == p;
     if gt.new_pending() {
         gt.msg_new(Some(rq), p, false);
@@ -563,12 +577,34 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     retire(gt);
 }
 
+/// The agent freed the gated word of task `gtid`'s earlier stay in `e`: if
+/// the task is back in `e`, its messages flow again, starting with
+/// TASK_NEW (unless the switch that sends a deferred one is still to
+/// come). May sleep.
+pub fn ungate(e: &Enclave, gtid: i64) {
+    let Some(t) = e.task_by_gtid(gtid) else {
+        return;
+    };
+    let g = TaskRqGuard::lock(t);
+    let p = g.task();
+    let Some(gt) = GhostTask::of(&g, p) else {
+        return;
+    };
+    if !core::ptr::eq(gt.enclave(), e) || !gt.gated() {
+        return;
+    }
+    gt.set_gated(false);
+    if gt.active() && !gt.new_pending() {
+        gt.msg_new(Some(&g), p, p.queued());
+    }
+}
+
 /// `p` died (`task_dead`, after its last switch; no lock held).
 pub fn task_dead(p: TaskPtr) {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
     if let Some(gt) = gtask::uninstall(Some(&g), p) {
         drop(g);
-        if gt.queue().is_none() || gt.is_agent() {
+        if gt.queue().is_none() || gt.is_agent() || gt.gated() {
             // No agent was told: nobody else frees the word.
             gt.free_sw();
         }

@@ -147,6 +147,15 @@ impl Region {
         self.words.get(index as usize)
     }
 
+    /// Whether an allocated word has every flag of `flags` and gtid
+    /// `gtid`. Reads every word: for rare paths only.
+    pub fn has_word(&self, flags: u32, gtid: u64) -> bool {
+        self.words.iter().any(|w| {
+            let f = w.flags.load(Ordering::Acquire);
+            f & F_ALLOCATED != 0 && f & flags == flags && w.gtid.load(Ordering::Relaxed) == gtid
+        })
+    }
+
     /// Frees the allocated word at `index`. Returns `false` (and changes
     /// nothing) if the index is out of range or the word is not allocated.
     /// The caller owns the word (no one else frees it concurrently).

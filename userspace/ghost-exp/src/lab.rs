@@ -819,3 +819,99 @@ pub fn cpu_hotplug_refused() -> Result<(), String> {
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;
     Ok(())
 }
+
+/// A task that re-enters ghost before the agent freed the status word of
+/// its last stay (`MSG_GATED`) is not announced until that word is freed:
+/// then TASK_NEW comes, with a new word. The test reads the default queue
+/// itself (no agent needed) and moves a sleeping child in and out.
+pub fn departed_word_gates_reentry() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let cpu = nr_cpu_ids()? - 1;
+    let id = 45;
+    make_enclave(id, cpu)?;
+    let e = attach(id, cpu)?;
+    let child = sys::fork_child(|| {
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    })?;
+    let tasks = path(id, "tasks");
+    let join = || {
+        sys::write_once(&tasks, child.to_string().as_bytes())
+            .map_err(|x| format!("join: {}", errno_name(x)))
+    };
+    let depart = || {
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain syscall on our own child, with a valid parameter.
+        let r = unsafe { libc::sched_setscheduler(child, libc::SCHED_OTHER, &p) };
+        ensure!(r == 0, "depart: {}", errno_name(sys::errno()));
+        Ok(())
+    };
+    // The messages now in the queue: (type, sw index of a TASK_NEW).
+    let drain = || {
+        let mut got = Vec::new();
+        while let Some((ty, _, p)) = e.pop() {
+            let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
+            let idx = p
+                .get(off..off + 4)
+                .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+            got.push((ty, idx));
+        }
+        got
+    };
+    let free = |index: u32| {
+        let mut info = abi::GhostSwInfo { id: 0, index };
+        crate::mapped::ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
+            .map_err(|x| format!("SW_FREE {index}: {}", errno_name(x)))
+    };
+    join()?;
+    let first = drain();
+    ensure!(
+        first.len() == 1 && first[0].0 == abi::MSG_TASK_NEW,
+        "join: {first:?}"
+    );
+    let old = first[0].1;
+    depart()?;
+    let got = drain();
+    ensure!(
+        got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED],
+        "depart: {got:?}"
+    );
+    // Back before the agent freed `old`: nothing is said.
+    join()?;
+    let got = drain();
+    ensure!(got.is_empty(), "re-entry while gated announced: {got:?}");
+    ensure!(
+        sys::sched_policy(child) == abi::SCHED_GHOST,
+        "re-entered task policy {}",
+        sys::sched_policy(child)
+    );
+    // The agent frees `old`: now TASK_NEW, with a new word.
+    free(old)?;
+    let got = drain();
+    ensure!(
+        got.len() == 1 && got[0].0 == abi::MSG_TASK_NEW && got[0].1 != old,
+        "after SW_FREE of the gated word: {got:?} (old word {old})"
+    );
+    let new = got[0].1;
+    // An ungated stay departs as usual; once freed, a re-entry is
+    // announced at once.
+    depart()?;
+    free(new)?;
+    join()?;
+    let got = drain();
+    ensure!(
+        got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED, abi::MSG_TASK_NEW],
+        "depart, free, re-enter: {got:?}"
+    );
+    sys::write_once(&path(id, "ctl"), b"destroy")
+        .map_err(|x| format!("destroy: {}", errno_name(x)))?;
+    ensure!(
+        sys::sched_policy(child) == libc::SCHED_OTHER,
+        "policy after destroy: {}",
+        sys::sched_policy(child)
+    );
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    sys::wait_child(child)?;
+    Ok(())
+}

@@ -128,6 +128,10 @@ pub const TESTS: &[Test] = &[
         run: lab::txn_outcomes_and_cpu_messages,
     },
     Test {
+        name: "departed_word_gates_reentry",
+        run: lab::departed_word_gates_reentry,
+    },
+    Test {
         name: "ping_wakes_blocked_agent",
         run: lab::ping_wakes_blocked_agent,
     },

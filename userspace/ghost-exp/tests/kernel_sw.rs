@@ -116,3 +116,25 @@ fn concurrent_alloc_and_free_keep_available_true() {
         .count();
     assert_eq!(allocated, held.len());
 }
+
+#[test]
+fn has_word_finds_only_allocated_words_with_every_flag() {
+    let r = new_region(0);
+    let hint = AtomicU32::new(0);
+    let gated = 1 << 9;
+    let a = r.alloc(&hint).unwrap();
+    let b = r.alloc(&hint).unwrap();
+    r.word(a).unwrap().gtid.store(77, Ordering::Relaxed);
+    r.word(b).unwrap().gtid.store(78, Ordering::Relaxed);
+    assert!(!r.has_word(F_CANFREE | gated, 77));
+    r.word(a)
+        .unwrap()
+        .flags
+        .fetch_or(F_CANFREE | gated, Ordering::Relaxed);
+    assert!(r.has_word(F_CANFREE | gated, 77));
+    assert!(!r.has_word(F_CANFREE | gated, 78));
+    // Freed: gone, even though the gtid matched.
+    assert!(r.free(a));
+    assert!(!r.has_word(F_CANFREE | gated, 77));
+    assert!(!r.has_word(0, 77));
+}
