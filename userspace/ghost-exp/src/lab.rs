@@ -370,6 +370,9 @@ fn lab_script(
             break;
         }
     }
+    // A nap asked for but not taken (another task's TASK_BLOCKED ended the
+    // wait) would surprise a later step.
+    lab.nap[0].store(0, Ordering::SeqCst);
     out(
         11,
         settle(|| {
