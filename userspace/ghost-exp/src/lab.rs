@@ -849,15 +849,20 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         ensure!(r == 0, "depart: {}", errno_name(sys::errno()));
         Ok(())
     };
-    // The messages now in the queue: (type, sw index of a TASK_NEW).
-    let drain = || {
+    // The messages in the queue, (type, sw index of a TASK_NEW), once `n`
+    // have come (or 2 s passed); with `n` 0, those of the next 200 ms.
+    let drain = |n: usize| {
         let mut got = Vec::new();
-        while let Some((ty, _, p)) = e.pop() {
-            let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
-            let idx = p
-                .get(off..off + 4)
-                .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
-            got.push((ty, idx));
+        let end = Instant::now() + Duration::from_millis(if n == 0 { 200 } else { 2000 });
+        while Instant::now() < end && (n == 0 || got.len() < n) {
+            while let Some((ty, _, p)) = e.pop() {
+                let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
+                let idx = p
+                    .get(off..off + 4)
+                    .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+                got.push((ty, idx));
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
         got
     };
@@ -866,22 +871,31 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         crate::mapped::ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
             .map_err(|x| format!("SW_FREE {index}: {}", errno_name(x)))
     };
+    // Asleep first: a task that joins while running is announced only when
+    // it leaves its CPU.
+    ensure!(
+        wait_for(5000, || std::fs::read_to_string(format!(
+            "/proc/{child}/stat"
+        ))
+        .is_ok_and(|s| s.split(' ').nth(2) == Some("S"))),
+        "the child did not go to sleep"
+    );
     join()?;
-    let first = drain();
+    let first = drain(1);
     ensure!(
         first.len() == 1 && first[0].0 == abi::MSG_TASK_NEW,
         "join: {first:?}"
     );
     let old = first[0].1;
     depart()?;
-    let got = drain();
+    let got = drain(1);
     ensure!(
         got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED],
         "depart: {got:?}"
     );
     // Back before the agent freed `old`: nothing is said.
     join()?;
-    let got = drain();
+    let got = drain(0);
     ensure!(got.is_empty(), "re-entry while gated announced: {got:?}");
     ensure!(
         sys::sched_policy(child) == abi::SCHED_GHOST,
@@ -890,7 +904,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     );
     // The agent frees `old`: now TASK_NEW, with a new word.
     free(old)?;
-    let got = drain();
+    let got = drain(1);
     ensure!(
         got.len() == 1 && got[0].0 == abi::MSG_TASK_NEW && got[0].1 != old,
         "after SW_FREE of the gated word: {got:?} (old word {old})"
@@ -901,7 +915,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     depart()?;
     free(new)?;
     join()?;
-    let got = drain();
+    let got = drain(2);
     ensure!(
         got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED, abi::MSG_TASK_NEW],
         "depart, free, re-enter: {got:?}"
