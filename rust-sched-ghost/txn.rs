@@ -63,11 +63,23 @@ pub fn flags_valid(gtid: i64, run_flags: u32, commit_flags: u32) -> bool {
         && (run_flags & uapi::NEED_CPU_NOT_IDLE == 0 || gtid == i64::from(uapi::GHOST_IDLE_GTID))
 }
 
+/// How a latch takes effect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Now: the current task is told to leave the CPU.
+    Now,
+    /// `COMMIT_AT_SCHEDULE`: a ghost task running there keeps the CPU
+    /// until it schedules (blocks, yields, is preempted); the next pick
+    /// runs the latched task.
+    AtSchedule,
+    /// A sync group in progress: only at [`release`].
+    Held,
+}
+
 /// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
 /// latched task gets `TASK_PREEMPT(was_latched)`. Returns the new CPU
-/// sequence number. With `hold` (a sync group in progress) the latch takes
-/// effect only at [`release`].
-fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, hold: bool) -> u64 {
+/// sequence number.
+fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effect) -> u64 {
     if let Some(old) = g.latched(rq) {
         if Some(old) != p {
             if let Some(ot) = GhostTask::of(rq, old) {
@@ -78,12 +90,18 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, hold: bool) -
     }
     g.set_latched(rq, p, run_flags);
     let seq = g.next_cpu_seqnum(rq);
-    if hold {
-        g.set_held(rq, true);
-    } else {
-        take_effect(rq, g);
+    match effect {
+        Effect::Held => g.set_held(rq, true),
+        Effect::AtSchedule if ghost_task_running(rq) => {}
+        _ => take_effect(rq, g),
     }
     seq
+}
+
+/// Whether a ghost task (not the agent) runs on `rq`'s CPU.
+fn ghost_task_running(rq: &Rq) -> bool {
+    let curr = rq.curr();
+    curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent())
 }
 
 /// The latch of `rq` takes effect: the current task leaves the CPU unless
@@ -161,6 +179,11 @@ fn commit(
             return Err(stale_agent());
         }
     }
+    let effect = |hold: bool| match hold {
+        true => Effect::Held,
+        false if req.commit_flags & uapi::COMMIT_AT_SCHEDULE != 0 => Effect::AtSchedule,
+        false => Effect::Now,
+    };
     let bump = |g: &GhostRq| {
         if req.commit_flags & uapi::ELIDE_AGENT_BARRIER_INC == 0 {
             g.bump_agent_barrier();
@@ -182,7 +205,7 @@ fn commit(
             if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(&rq, g) {
                 return Err(stale_agent());
             }
-            let seq = latch(&rq, g, None, req.run_flags, hold);
+            let seq = latch(&rq, g, None, req.run_flags, effect(hold));
             bump(g);
             Ok(Committed {
                 cpu_seqnum: seq,
@@ -245,7 +268,7 @@ fn commit(
             if other_class_busy(rq) {
                 return Err(uapi::GHOST_TXN_CPU_UNAVAIL);
             }
-            let seq = latch(rq, g, Some(p), req.run_flags, hold);
+            let seq = latch(rq, g, Some(p), req.run_flags, effect(hold));
             bump(g);
             Ok(Committed {
                 cpu_seqnum: seq,
@@ -258,9 +281,7 @@ fn commit(
 
 /// Whether a ghost task runs on, or is latched to, `rq`'s CPU.
 fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
-    let curr = rq.curr();
-    g.latched(rq).is_some()
-        || (curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent()))
+    g.latched(rq).is_some() || ghost_task_running(rq)
 }
 
 /// Whether a task of another class (not the agent, not idle) has `rq`'s

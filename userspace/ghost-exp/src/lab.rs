@@ -207,10 +207,18 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
         }
     };
     // What the agent writes later, opened before it is an agent.
-    let Ok(ticks) = crate::mapped::open_rw(&path(id, "deliver_ticks")) else {
-        lab.error.store(-4, Ordering::SeqCst);
-        return 1;
-    };
+    let mut tunables = Vec::new();
+    for t in [
+        "deliver_ticks",
+        "deliver_cpu_availability",
+        "deliver_agent_runnability",
+    ] {
+        let Ok(f) = crate::mapped::open_rw(&path(id, t)) else {
+            lab.error.store(-4, Ordering::SeqCst);
+            return 1;
+        };
+        tunables.push(f);
+    }
     let me = match become_agent(&e, c1) {
         Ok(me) => me,
         Err(err) => {
@@ -230,7 +238,7 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
     let mut k = Known {
         barriers: HashMap::new(),
     };
-    if let Err(err) = lab_script(&e, me, c0, c1, lab, &mut k, &ticks) {
+    if let Err(err) = lab_script(&e, me, c0, c1, lab, &mut k, &tunables) {
         lab.error.store(err, Ordering::SeqCst);
     }
     lab.step.store(2, Ordering::SeqCst);
@@ -249,7 +257,10 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
 /// task running elsewhere; 11 a blocked task; 12 a CPU a CFS task has;
 /// 13 a CPU outside the task's affinity; 14 the nice value reported; 15
 /// the errno of a latch failure; 16 an idle commit asking for
-/// CPU_NOT_IDLE.
+/// CPU_NOT_IDLE; 17-18 iterations before any commit; 19 the errno of an
+/// agent thread's open; 20-23 a commit at schedule (outcome, iterations
+/// of its task while the CPU's task ran, whether that task kept running,
+/// whether the committed task then ran).
 fn lab_script(
     e: &Enclave,
     me: u32,
@@ -257,7 +268,7 @@ fn lab_script(
     c1: usize,
     lab: &Lab,
     k: &mut Known,
-    ticks: &std::fs::File,
+    tunables: &[std::fs::File],
 ) -> Result<(), i32> {
     let out = |i: usize, v: i32| lab.out[i].store(v, Ordering::SeqCst);
     let pid = |i: usize| lab.pids[i].load(Ordering::SeqCst);
@@ -435,12 +446,14 @@ fn lab_script(
 
     trace("c0 idles, and the agent wants to know when another class takes it.");
     // (No more ticks: a tick would wake the satellite onto c0.)
-    {
+    // `tunables`: deliver_ticks, deliver_cpu_availability,
+    // deliver_agent_runnability, opened before this thread was an agent.
+    let set = |i: usize, v: &[u8]| {
         use std::io::Write;
-        let mut t = ticks;
-        t.write_all(b"0")
-            .map_err(|x| -x.raw_os_error().unwrap_or(1))?;
-    }
+        let mut t = tunables.get(i).ok_or(-13)?;
+        t.write_all(v).map_err(|x| -x.raw_os_error().unwrap_or(1))
+    };
+    set(0, b"0")?;
     std::thread::sleep(Duration::from_millis(20));
     out(
         16,
@@ -453,6 +466,57 @@ fn lab_script(
     );
     let hog = cfs_hog(c0, 20).map_err(|_| -12)?;
     let _ = sys::wait_child(hog);
+
+    trace("A commit at schedule waits until the running task schedules.");
+    // Quiet: no CPU message wakes the satellite onto c0 (a schedule of c0),
+    // and the test's own process stays on c1. Anything else that takes c0
+    // for a moment is a schedule too, so up to 3 tries.
+    set(1, b"0")?;
+    set(2, b"0")?;
+    let w1 = lab.works[1].load(Ordering::SeqCst);
+    for _ in 0..3 {
+        // Task 0 runs on c0.
+        for _ in 0..300 {
+            let w = lab.works[0].load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            if lab.works[0].load(Ordering::SeqCst) > w
+                && lab.cpus[0].load(Ordering::SeqCst) == c0 as i32
+            {
+                break;
+            }
+            k.drain(e, lab);
+            one(c0, txn(g[0], k.barrier(g[0]), 0));
+        }
+        let w1 = lab.works[1].load(Ordering::SeqCst);
+        out(
+            20,
+            settle(|| {
+                k.drain(e, lab);
+                let mut t = txn(g[1], k.barrier(g[1]), 0);
+                t.commit_flags = abi::COMMIT_AT_SCHEDULE;
+                [one(c0, t)]
+            }),
+        );
+        let w0 = lab.works[0].load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        out(
+            21,
+            lab.works[1].load(Ordering::SeqCst).wrapping_sub(w1) as i32,
+        );
+        out(22, i32::from(lab.works[0].load(Ordering::SeqCst) > w0));
+        if lab.out[21].load(Ordering::SeqCst) == 0 {
+            break;
+        }
+    }
+    // Task 0 naps (it schedules): now task 1 runs.
+    lab.nap[0].store(1, Ordering::SeqCst);
+    out(
+        23,
+        i32::from(wait_for(2000, || {
+            lab.works[1].load(Ordering::SeqCst) > w1 + 100
+        })),
+    );
+    lab.nap[0].store(0, Ordering::SeqCst);
     trace("script done");
     Ok(())
 }
@@ -464,6 +528,8 @@ fn lab_script(
 pub fn txn_outcomes_and_cpu_messages() -> Result<(), String> {
     let lab: &Lab = sys::shared_page()?;
     let r = txn_outcomes(lab);
+    let all: Vec<usize> = (0..nr_cpu_ids().unwrap_or(1)).collect();
+    let _ = set_affinity(0, &all);
     // On failure too: no process of the test outlives it.
     lab.stop.store(1, Ordering::SeqCst);
     reap(r.is_err());
@@ -517,6 +583,9 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
         lab.pids[i].store(p, Ordering::SeqCst);
         spinners.push(p);
     }
+    // The test's own process stays off c0 (see the commit-at-schedule
+    // step); its children are forked already.
+    set_affinity(0, &[c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     ensure!(
         wait_for(60_000, || lab.step.load(Ordering::SeqCst) == 2),
         "lab script did not finish: outcomes {:x?}",
@@ -545,6 +614,18 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
         (17, 0, "iterations of task 0 before any commit"),
         (18, 0, "iterations of task 1 before any commit"),
         (19, libc::EDEADLK, "errno of an agent thread opening status"),
+        (20, abi::GHOST_TXN_COMPLETE, "commit at schedule"),
+        (
+            21,
+            0,
+            "iterations of a task committed at schedule while the CPU's task ran",
+        ),
+        (22, 1, "the running task kept its CPU (commit at schedule)"),
+        (
+            23,
+            1,
+            "the task committed at schedule ran once the CPU scheduled",
+        ),
         (5, 1, "sync group returns"),
         (6, abi::GHOST_TXN_COMPLETE, "sync group, task member"),
         (7, abi::GHOST_TXN_COMPLETE, "sync group, ping member"),
