@@ -470,11 +470,12 @@ fn lab_script(
     trace("A commit at schedule waits until the running task schedules.");
     // Quiet: no CPU message wakes the satellite onto c0 (a schedule of c0),
     // and the test's own process stays on c1. Anything else that takes c0
-    // for a moment is a schedule too, so up to 3 tries.
+    // for a moment (a kernel thread) is a schedule too, so a short window
+    // and up to 10 tries: a latch taking effect at once fails them all.
     set(1, b"0")?;
     set(2, b"0")?;
     let w1 = lab.works[1].load(Ordering::SeqCst);
-    for _ in 0..3 {
+    for _ in 0..10 {
         // Task 0 runs on c0.
         for _ in 0..300 {
             let w = lab.works[0].load(Ordering::SeqCst);
@@ -498,13 +499,13 @@ fn lab_script(
             }),
         );
         let w0 = lab.works[0].load(Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
         out(
             21,
             lab.works[1].load(Ordering::SeqCst).wrapping_sub(w1) as i32,
         );
         out(22, i32::from(lab.works[0].load(Ordering::SeqCst) > w0));
-        if lab.out[21].load(Ordering::SeqCst) == 0 {
+        if lab.out[21].load(Ordering::SeqCst) == 0 && lab.out[22].load(Ordering::SeqCst) == 1 {
             break;
         }
     }
