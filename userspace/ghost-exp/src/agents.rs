@@ -29,7 +29,7 @@ fn bin(name: &str) -> Result<PathBuf, String> {
 /// A child process whose output goes to a file; killed (after the
 /// enclaves are destroyed: its ghost threads could not die otherwise) and
 /// reaped if the test ends before it.
-struct Proc {
+pub(crate) struct Proc {
     child: Option<Child>,
     log: PathBuf,
     what: String,
@@ -37,7 +37,7 @@ struct Proc {
 
 impl Proc {
     /// Starts `name args...`.
-    fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
+    pub(crate) fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
         let what = format!("{name} {}", args.join(" "));
         static N: AtomicU32 = AtomicU32::new(0);
         let log = PathBuf::from(format!(
@@ -66,18 +66,18 @@ impl Proc {
     }
 
     /// What it printed so far.
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends `sig`.
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: plain syscall on our own child.
         unsafe { libc::kill(self.pid(), sig) };
     }
 
     /// Waits up to `secs` for it to end.
-    fn wait(&mut self, secs: u64) -> Result<Exit, String> {
+    pub(crate) fn wait(&mut self, secs: u64) -> Result<Exit, String> {
         let end = Instant::now() + Duration::from_secs(secs);
         let child = self.child.as_mut().ok_or("already reaped")?;
         loop {
@@ -105,7 +105,7 @@ impl Proc {
     }
 
     /// Waits up to `secs` for a clean exit (code 0).
-    fn finish(&mut self, secs: u64) -> Result<String, String> {
+    pub(crate) fn finish(&mut self, secs: u64) -> Result<String, String> {
         let exit = self.wait(secs)?;
         let out = self.output();
         ensure!(
@@ -141,7 +141,7 @@ fn run(name: &str, args: &[&str], secs: u64) -> Result<String, String> {
 }
 
 /// The id of the enclave whose agent is online, once there is one.
-fn online_enclave(secs: u64) -> Option<u64> {
+pub(crate) fn online_enclave(secs: u64) -> Option<u64> {
     let mut id = None;
     wait_for(secs * 1000, || {
         id = ghost::ghostfs::list().ok().and_then(|ids| {

@@ -16,6 +16,7 @@ macro_rules! ensure {
 }
 
 mod agents;
+mod faults;
 mod lab;
 mod lifecycle;
 mod mapped;

@@ -5,7 +5,7 @@
 //! others.
 
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{agents, lab, lifecycle, mapped, scheduling};
+use crate::{agents, faults, lab, lifecycle, mapped, scheduling};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -162,6 +162,14 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "agent_ctrl_c_leaves_tasks_running",
         run: agents::agent_ctrl_c_leaves_tasks_running,
+    },
+    Test {
+        name: "agent_kills_under_load",
+        run: faults::agent_kills_under_load,
+    },
+    Test {
+        name: "destroys_under_load",
+        run: faults::destroys_under_load,
     },
     Test {
         name: "create_destroy_cycles_memory",
