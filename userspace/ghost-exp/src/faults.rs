@@ -59,42 +59,69 @@ fn seed() -> u64 {
         })
 }
 
-/// The load: a process of `THREADS` threads that enter enclave `id` and
-/// each do rounds of spinning and sleeping, at least `ROUNDS` and until
-/// told to stop.
-fn load_main(id: u64, l: &'static Load) -> i32 {
+/// Runs `n` threads (64 KiB stacks) that each record their tid in
+/// `tids[i]` (if given), count themselves in `entered` (before joining: once in ghost a thread runs again only when
+/// the agent gets to it), join enclave `id` (counting `failed` if they
+/// cannot) and run `body(i)`; waits for them. The exit code of a load
+/// process: 0 if all `n` started and joined.
+fn ghost_threads(
+    id: u64,
+    n: usize,
+    tids: Option<&'static [AtomicU32]>,
+    entered: &'static AtomicU32,
+    failed: &'static AtomicU32,
+    body: impl Fn(usize) + Copy + Send + 'static,
+) -> i32 {
     let tasks = crate::mapped::path(id, "tasks");
-    let threads: Vec<_> = (0..THREADS)
-        .filter_map(|_| {
+    let threads: Vec<_> = (0..n)
+        .filter_map(|i| {
             let tasks = tasks.clone();
             std::thread::Builder::new()
                 .stack_size(64 << 10)
                 .spawn(move || {
+                    if let Some(t) = tids.and_then(|t| t.get(i)) {
+                        t.store(ghost::sys::gettid() as u32, Ordering::SeqCst);
+                    }
+                    entered.fetch_add(1, Ordering::SeqCst);
                     if sys::write_once(&tasks, b"0").is_err() {
-                        l.failed.fetch_add(1, Ordering::SeqCst);
+                        failed.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
-                    l.entered.fetch_add(1, Ordering::SeqCst);
-                    let mut mine = 0;
-                    while mine < ROUNDS || l.stop.load(Ordering::SeqCst) == 0 {
-                        mine += 1;
-                        let end = Instant::now() + Duration::from_millis(1);
-                        while Instant::now() < end {
-                            std::hint::spin_loop();
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                        l.rounds.fetch_add(1, Ordering::SeqCst);
-                    }
-                    l.done.fetch_add(1, Ordering::SeqCst);
+                    body(i);
                 })
                 .ok()
         })
         .collect();
-    let spawned = threads.len() as u32;
+    let spawned = threads.len();
     for t in threads {
         let _ = t.join();
     }
-    i32::from(spawned != THREADS || l.failed.load(Ordering::SeqCst) != 0)
+    i32::from(spawned != n || failed.load(Ordering::SeqCst) != 0)
+}
+
+/// The load: `THREADS` threads in enclave `id` that each do rounds of
+/// spinning and sleeping, at least `ROUNDS` and until told to stop.
+fn load_main(id: u64, l: &'static Load) -> i32 {
+    ghost_threads(
+        id,
+        THREADS as usize,
+        None,
+        &l.entered,
+        &l.failed,
+        move |_| {
+            let mut mine = 0;
+            while mine < ROUNDS || l.stop.load(Ordering::SeqCst) == 0 {
+                mine += 1;
+                let end = Instant::now() + Duration::from_millis(1);
+                while Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                l.rounds.fetch_add(1, Ordering::SeqCst);
+            }
+            l.done.fetch_add(1, Ordering::SeqCst);
+        },
+    )
 }
 
 /// `KILLS` agents SIGKILLed at random moments (10-60 ms after each comes
@@ -116,7 +143,7 @@ pub fn agent_kills_under_load() -> Result<(), String> {
         wait_for(30_000, || l.entered.load(Ordering::SeqCst)
             + l.failed.load(Ordering::SeqCst)
             >= THREADS),
-        "only {} of {THREADS} threads entered ghost",
+        "only {} of {THREADS} threads started",
         l.entered.load(Ordering::SeqCst)
     );
     ensure!(
@@ -196,32 +223,19 @@ pub fn destroys_under_load() -> Result<(), String> {
         let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu])?;
         let id = online_enclave(20).ok_or(format!("round {round}: no agent online"))?;
         let load = sys::fork_child(move || {
-            let tasks = crate::mapped::path(id, "tasks");
-            let threads: Vec<_> = (0..DESTROY_THREADS)
-                .filter_map(|i| {
-                    let tasks = tasks.clone();
-                    std::thread::Builder::new()
-                        .stack_size(64 << 10)
-                        .spawn(move || {
-                            sp.tids[i].store(ghost::sys::gettid() as u32, Ordering::SeqCst);
-                            // Counted before: once in ghost, the thread
-                            // runs again only when the agent gets to it.
-                            sp.entered.fetch_add(1, Ordering::SeqCst);
-                            if sys::write_once(&tasks, b"0").is_err() {
-                                sp.failed.fetch_add(1, Ordering::SeqCst);
-                                return;
-                            }
-                            while sp.stop.load(Ordering::SeqCst) == 0 {
-                                sp.work[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                        })
-                        .ok()
-                })
-                .collect();
-            for t in threads {
-                let _ = t.join();
-            }
-            0
+            let tids = Some(&sp.tids[..]);
+            ghost_threads(
+                id,
+                DESTROY_THREADS,
+                tids,
+                &sp.entered,
+                &sp.failed,
+                move |i| {
+                    while sp.stop.load(Ordering::SeqCst) == 0 {
+                        sp.work[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+            )
         })?;
         let all = DESTROY_THREADS as u32;
         ensure!(

@@ -38,8 +38,6 @@ struct Lab {
     sat_up: AtomicU32,
     sat_spin: AtomicU32,
     cpu_msgs: [AtomicU32; 8],
-    /// The enclave.
-    id: AtomicU64,
     /// The lab agent: task messages by type (`type - 64`); the nice value
     /// of the last TASK_PRIORITY_CHANGED; the errno of the last
     /// TASK_LATCH_FAILURE.
@@ -553,7 +551,6 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
     ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
     let (c0, c1) = (0, ncpus - 1);
     let id = 44;
-    lab.id.store(id, Ordering::SeqCst);
     make_enclave(id, c1)?;
     sys::write_once(&path(id, "cpulist"), format!("{c0},{c1}").as_bytes())
         .map_err(|e| format!("cpulist: {}", errno_name(e)))?;

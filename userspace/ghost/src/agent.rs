@@ -430,6 +430,28 @@ impl<P: Policy> Shared<P> {
         }
     }
 
+    /// The start of a round of an agent loop: reads the agent barrier
+    /// (first: a message after it makes a commit or yield quoting it
+    /// stale), every message, and the plan; sends the pings the policy
+    /// asked for. Returns the barrier.
+    fn start_round(
+        &self,
+        me: &StatusWord<'_>,
+        c: &mut Consumer<'_>,
+        cpu: usize,
+        plan: &mut Plan,
+        st: &mut Stats,
+    ) -> u32 {
+        let barrier = me.barrier();
+        let pings = {
+            let mut s = lock(&self.sched);
+            self.drain_and_schedule(&mut s, c, cpu, plan, st);
+            s.take_pings(cpu)
+        };
+        self.ping(&pings, st);
+        barrier
+    }
+
     /// The per-CPU agent loop.
     fn per_cpu_loop(&self, cpu: usize, me: StatusWord<'_>, st: &mut Stats) -> Result<()> {
         let q = self
@@ -438,13 +460,7 @@ impl<P: Policy> Shared<P> {
         let mut c = q.ring().consumer();
         let (mut plan, mut results) = (Plan::new(), Vec::with_capacity(1));
         while !self.stopping() {
-            let barrier = me.barrier();
-            let pings = {
-                let mut s = lock(&self.sched);
-                self.drain_and_schedule(&mut s, &mut c, cpu, &mut plan, st);
-                s.take_pings(cpu)
-            };
-            self.ping(&pings, st);
+            let barrier = self.start_round(&me, &mut c, cpu, &mut plan, st);
             let Some(e) = plan.entries().first().copied() else {
                 self.yield_cpu(cpu, barrier, 0, true, st)?;
                 continue;
@@ -470,13 +486,7 @@ impl<P: Policy> Shared<P> {
         let mut c = q.ring().consumer();
         let (mut plan, mut results) = (Plan::new(), Vec::new());
         while !self.stopping() {
-            let barrier = me.barrier();
-            let pings = {
-                let mut s = lock(&self.sched);
-                self.drain_and_schedule(&mut s, &mut c, cpu, &mut plan, st);
-                s.take_pings(cpu)
-            };
-            self.ping(&pings, st);
+            let barrier = self.start_round(&me, &mut c, cpu, &mut plan, st);
             if !plan.is_empty() {
                 self.commit(&plan, barrier, &mut results, st)?;
                 let (mut s, mut k, now) = (lock(&self.sched), self.kernel(), Instant::now());
