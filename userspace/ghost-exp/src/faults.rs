@@ -231,8 +231,14 @@ pub fn destroys_under_load() -> Result<(), String> {
                 &sp.entered,
                 &sp.failed,
                 move |i| {
+                    // Spin, yielding now and then: the FIFO agent runs a
+                    // task until it leaves its CPU, and a starved thread
+                    // preempted inside an RCU read-side section stalls RCU
+                    // (a known hazard, see scheduling.rst).
                     while sp.stop.load(Ordering::SeqCst) == 0 {
-                        sp.work[i].fetch_add(1, Ordering::Relaxed);
+                        if sp.work[i].fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
+                            std::thread::yield_now();
+                        }
                     }
                 },
             )
