@@ -754,8 +754,9 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
     );
     ensure!(probes[9] >= 1, "a ping did not move the agent barrier");
     ensure!(probes[10] == 1, "adopted {} tasks, want 1", probes[10]);
+    // The new agent counts the message when its loop reads it.
     ensure!(
-        count(abi::MSG_TASK_NEW) >= 1,
+        wait_for(2000, || count(abi::MSG_TASK_NEW) >= 1),
         "discover tasks sent no TASK_NEW"
     );
     let at = sh.work.load(Ordering::SeqCst);
