@@ -4,11 +4,24 @@
 //! printed (`GHOST_FAULT_SEED` replays it).
 
 use crate::agents::{online_enclave, Proc};
+use crate::figures;
 use crate::scheduling::wait_for;
-use crate::suite::nr_cpu_ids;
+use crate::suite::{nr_cpu_ids, Test};
 use crate::sys::{self, Exit};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The fault-injection tests, in the order they run.
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "agent_kills_under_load",
+        run: agent_kills_under_load,
+    },
+    Test {
+        name: "destroys_under_load",
+        run: destroys_under_load,
+    },
+];
 
 /// Agents killed.
 const KILLS: u32 = 100;
@@ -151,6 +164,7 @@ pub fn agent_kills_under_load() -> Result<(), String> {
         "{} threads could not enter ghost",
         l.failed.load(Ordering::SeqCst)
     );
+    figures::entered(THREADS.into());
     let mut kills = 0;
     for _ in 0..KILLS {
         std::thread::sleep(Duration::from_millis(rng.range(10, 60)));
@@ -161,6 +175,7 @@ pub fn agent_kills_under_load() -> Result<(), String> {
             "agent {kills} ended {exit:?}"
         );
         kills += 1;
+        figures::faults(1);
         agent = Proc::start("ghost-agent", &["fifo", "--enclave", &ids])?;
         ensure!(
             online_enclave(20) == Some(id),
@@ -179,6 +194,7 @@ pub fn agent_kills_under_load() -> Result<(), String> {
     );
     let exit = sys::wait_child(load)?;
     ensure!(exit == Exit::Code(0), "load ended {exit:?}");
+    figures::returned(THREADS.into());
     agent.signal(libc::SIGTERM);
     agent.finish(30)?;
     sys::write_once(&crate::mapped::path(id, "ctl"), b"destroy")
@@ -263,9 +279,11 @@ pub fn destroys_under_load() -> Result<(), String> {
             "round {round}: {} threads could not enter",
             sp.failed.load(Ordering::SeqCst)
         );
+        figures::entered(DESTROY_THREADS as u64);
         std::thread::sleep(Duration::from_millis(20));
         sys::write_once(&crate::mapped::path(id, "ctl"), b"destroy")
             .map_err(|x| format!("round {round}: destroy: {}", sys::errno_name(x)))?;
+        figures::faults(1);
         // Killed by the destroy, or (exit 1) it saw its enclave go first.
         let exit = agent.wait(20)?;
         ensure!(
@@ -287,6 +305,7 @@ pub fn destroys_under_load() -> Result<(), String> {
                 "round {round}: thread {tid} stopped after destroy"
             );
             returned += 1;
+            figures::returned(1);
         }
         sp.stop.store(1, Ordering::SeqCst);
         let exit = sys::wait_child(load)?;

@@ -16,7 +16,10 @@ macro_rules! ensure {
 }
 
 mod agents;
+mod conformance;
 mod faults;
+mod figures;
+mod fuzz;
 mod lab;
 mod lifecycle;
 mod mapped;
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
         }
         Some("simple") => simple::main(&args[1..]),
         Some("list") => {
-            for t in suite::TESTS {
+            for t in suite::all() {
                 println!("{}", t.name);
             }
             ExitCode::SUCCESS

@@ -4,8 +4,9 @@
 //! caught and reported as a failure too, so one broken test cannot hide the
 //! others.
 
+use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{agents, faults, lab, lifecycle, mapped, scheduling};
+use crate::{agents, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -164,14 +165,6 @@ pub const TESTS: &[Test] = &[
         run: agents::agent_ctrl_c_leaves_tasks_running,
     },
     Test {
-        name: "agent_kills_under_load",
-        run: faults::agent_kills_under_load,
-    },
-    Test {
-        name: "destroys_under_load",
-        run: faults::destroys_under_load,
-    },
-    Test {
         name: "create_destroy_cycles_memory",
         run: lifecycle::create_destroy_cycles_memory,
     },
@@ -194,15 +187,56 @@ pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
     Ok(left)
 }
 
+/// Every test, in the order they run: the core tests above, then the
+/// conformance suite, fault injection and the fuzzer, each module with its
+/// own list.
+pub fn all() -> impl Iterator<Item = &'static Test> {
+    TESTS
+        .iter()
+        .chain(conformance::TESTS)
+        .chain(faults::TESTS)
+        .chain(fuzz::TESTS)
+}
+
+/// The threads still in the ghost class (policy 18) once every enclave is
+/// gone, as `tid (comm)`. Destroy moves every task of an enclave to CFS, so
+/// any such thread is a task lost by the kernel.
+fn lost_ghost_tasks() -> Vec<String> {
+    let mut lost = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return lost;
+    };
+    for p in procs.flatten() {
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if sys::sched_policy(tid) == ghost_abi::SCHED_GHOST {
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                lost.push(format!("{tid} ({})", comm.trim()));
+            }
+        }
+    }
+    lost
+}
+
 /// Runs the tests whose name contains `filter` (or one of its comma-separated
 /// parts); true if all passed.
+///
+/// After each test every enclave is destroyed and the test's leftover
+/// children are killed; then no thread may be left in the ghost class. The
+/// figures the tests counted are printed as `FIGURES` lines for
+/// `scripts/test`'s reliability table.
 pub fn run(filter: &str) -> bool {
     let (mut passed, mut failed) = (0, 0);
-    for t in TESTS
-        .iter()
-        .filter(|t| filter.split(',').any(|f| t.name.contains(f)))
-    {
+    let first = Snapshot::now();
+    let mut lost_total = 0;
+    for t in all().filter(|t| filter.split(',').any(|f| t.name.contains(f))) {
         let start = Instant::now();
+        let before = Snapshot::now();
         let result = std::panic::catch_unwind(t.run).unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<String>()
@@ -215,13 +249,23 @@ pub fn run(filter: &str) -> bool {
         // hold CPUs and ids that later tests need.
         let left = destroy_all_enclaves();
         sys::kill_leftover_children();
+        let lost = lost_ghost_tasks();
+        lost_total += lost.len();
         let result = match (result, left) {
+            (Ok(()), _) if !lost.is_empty() => Err(format!(
+                "threads left in the ghost class with no enclave: {}",
+                lost.join(" ")
+            )),
             (Ok(()), Ok(left)) if !left.is_empty() => {
                 Err(format!("left enclaves behind: {}", left.join(" ")))
             }
             (Ok(()), Err(e)) => Err(e),
             (result, _) => result,
         };
+        let counted = Snapshot::now().since(before);
+        if counted != Snapshot::default() {
+            println!("FIGURES test={} {}", t.name, counted.line());
+        }
         match result {
             Ok(()) => {
                 passed += 1;
@@ -233,6 +277,10 @@ pub fn run(filter: &str) -> bool {
             }
         }
     }
+    println!(
+        "FIGURES total {} lost={lost_total}",
+        Snapshot::now().since(first).line()
+    );
     println!("suite: {passed} tests passed, {failed} tests failed");
     failed == 0 && passed > 0
 }
