@@ -16,6 +16,7 @@ macro_rules! ensure {
 }
 
 mod agents;
+mod capabilities;
 mod conformance;
 mod faults;
 mod figures;

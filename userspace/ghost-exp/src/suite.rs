@@ -6,7 +6,7 @@
 
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{agents, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling};
+use crate::{agents, capabilities, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -194,6 +194,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
     TESTS
         .iter()
         .chain(conformance::TESTS)
+        .chain(capabilities::TESTS)
         .chain(faults::TESTS)
         .chain(fuzz::TESTS)
 }
