@@ -247,14 +247,14 @@ pub fn destroys_under_load() -> Result<(), String> {
                 &sp.entered,
                 &sp.failed,
                 move |i| {
-                    // Spin, yielding now and then: the FIFO agent runs a
-                    // task until it leaves its CPU, and a starved thread
-                    // preempted inside an RCU read-side section stalls RCU
-                    // (a known hazard, see scheduling.rst).
+                    // Pure spinners: the FIFO agent runs one until it
+                    // leaves its CPU, so the others starve until the
+                    // destroy. (On a preemptible-RCU kernel a starved
+                    // thread preempted inside an RCU read-side section
+                    // stalled RCU; ghost now needs non-preemptible RCU, see
+                    // scheduling.rst.)
                     while sp.stop.load(Ordering::SeqCst) == 0 {
-                        if sp.work[i].fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
-                            std::thread::yield_now();
-                        }
+                        sp.work[i].fetch_add(1, Ordering::Relaxed);
                     }
                 },
             )

@@ -20,7 +20,6 @@ static ENTERED: AtomicU64 = AtomicU64::new(0);
 static RETURNED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts `n` operations tried.
-#[allow(dead_code)] // until the fuzzer counts its calls
 pub fn ops(n: u64) {
     OPS.fetch_add(n, Ordering::Relaxed);
 }

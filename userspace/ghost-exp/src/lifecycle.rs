@@ -378,6 +378,7 @@ pub fn create_destroy_cycles_memory() -> Result<(), String> {
         cycle(100 + i % 7, i, ncpus).map_err(|e| format!("cycle {i}: {e}"))?;
     }
     let secs = t.elapsed().as_secs_f64();
+    crate::figures::ops(WARMUP + CYCLES);
     settle()?;
     let end = meminfo(&keys)?;
     let n = std::fs::read_dir(GHOSTFS)

@@ -455,6 +455,7 @@ fn setscheduler_ghost_refused() -> Result<(), String> {
 /// that it fails with the paired errno.
 pub fn expect_errnos(path: &str, cases: &[(&[u8], i32)]) -> Result<(), String> {
     for (input, want) in cases {
+        crate::figures::ops(1);
         match sys::write_once(path, input) {
             Ok(n) => {
                 return Err(format!(
