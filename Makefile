@@ -2,6 +2,7 @@
 #
 #   make run         the demo: build everything, boot the VM, show ghost-rs at work
 #   make test        every test, host and in-VM; last line "N passed, N failed"
+#   make test-kasan  the in-VM suite on a KASAN kernel (its own tree, build/linux-kasan)
 #
 #   make setup       install the build dependencies (Debian 12, as root)
 #   make prepare     extract, patch and configure the kernel tree (build/linux)
@@ -15,7 +16,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test setup prepare kernel userspace vm clean check-host
+.PHONY: all run test test-kasan setup prepare kernel userspace vm clean check-host
 
 all: kernel userspace
 
@@ -37,6 +38,22 @@ run: kernel userspace
 
 test: kernel userspace
 	@scripts/test
+
+# The KASAN variant: configs/*.config + configs/kasan/*.config, extracted,
+# patched and built like build/linux but in build/linux-kasan; the in-VM suite
+# and the kernel log check (a KASAN report is a splat) on it, output in
+# build/vm-kasan/. Last line "N passed, N failed".
+test-kasan: setup userspace
+	@GHOST_KERNEL_VARIANT=kasan scripts/prepare-kernel $(if $(FRESH),--fresh)
+	@GHOST_KERNEL_VARIANT=kasan scripts/build-kernel
+	@GHOST_KERNEL_VARIANT=kasan scripts/vm-run test; rc=$$?; out=build/vm-kasan; \
+	p=$$(grep -c '^PASS ' $$out/guest.log 2>/dev/null); p=$${p:-0}; \
+	f=$$(grep -c '^FAIL ' $$out/guest.log 2>/dev/null); f=$${f:-0}; \
+	if [ $$rc != 0 ] && [ $$f = 0 ]; then echo "FAIL vm-run (the guest did not complete the suite)"; f=1; fi; \
+	if [ $$p = 0 ]; then echo "FAIL vm-suite (no in-VM test passed)"; f=$$((f + 1)); fi; \
+	if grep -q PASS $$out/kernel-log-result 2>/dev/null; then echo "PASS kernel-log-clean (KASAN)"; p=$$((p + 1)); \
+	else echo "FAIL kernel-log-clean (KASAN): see $$out/splats.txt"; f=$$((f + 1)); fi; \
+	echo "$$p passed, $$f failed"; [ $$f = 0 ]
 
 vm: kernel userspace
 	@scripts/vm-run shell

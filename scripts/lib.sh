@@ -5,7 +5,18 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${GHOST_BUILD_DIR:-$ROOT/build}
-KSRC=$BUILD/linux
+# GHOST_KERNEL_VARIANT=NAME (e.g. kasan): a second, separate kernel tree,
+# build/linux-NAME, configured with configs/*.config plus configs/NAME/*.config;
+# its build log and VM output get the same -NAME suffix. Unset: build/linux.
+VARIANT=${GHOST_KERNEL_VARIANT:-}
+SUFFIX=${VARIANT:+-$VARIANT}
+VARIANT_CONFIGS=()
+if [ -n "$VARIANT" ]; then
+	case "$VARIANT" in */* | .* | *[[:space:]]*) echo "bad GHOST_KERNEL_VARIANT '$VARIANT'" >&2; exit 1 ;; esac
+	VARIANT_CONFIGS=("$ROOT/configs/$VARIANT"/*.config)
+	[ -f "${VARIANT_CONFIGS[0]}" ] || { echo "GHOST_KERNEL_VARIANT=$VARIANT: no configs/$VARIANT/*.config" >&2; exit 1; }
+fi
+KSRC=$BUILD/linux$SUFFIX
 KSTATE=$KSRC/.ghost-rs
 JOBS=${JOBS:-3}
 export PATH="$HOME/.cargo/bin:$PATH"
