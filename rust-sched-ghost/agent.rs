@@ -108,6 +108,12 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
     if !g.claim_agent() {
         return Err(EBUSY);
     }
+    // Again, now that the claim stops `cpulist` from taking the CPU away
+    // (see `Registry::set_cpus`).
+    if !e.owns_cpu(cpu) {
+        g.release_agent();
+        return Err(ENODEV);
+    }
     if let Err(err) = stage(e, p, Some(cpu), Some(q)) {
         g.release_agent();
         return Err(err);

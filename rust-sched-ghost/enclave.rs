@@ -415,7 +415,13 @@ impl Registry {
 
     /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing.
     /// Returns the CPUs it did not have before.
-    fn set_cpus(&mut self, id: u64, want: &CpuSet) -> Result<CpuSet> {
+    ///
+    /// With `keep_agents`, a CPU that has an agent cannot leave (`EEXIST`):
+    /// its agent would go on running on a CPU the enclave no longer owns.
+    /// Destroy passes `false` (it kills the agents). `become agent` claims
+    /// the CPU and then checks the owner under this lock, so either it sees
+    /// the CPU gone or this sees the claim.
+    fn set_cpus(&mut self, id: u64, want: &CpuSet, keep_agents: bool) -> Result<CpuSet> {
         for cpu in want.iter() {
             match self.cpu_owner.get(cpu) {
                 None => return Err(EINVAL),
@@ -424,6 +430,22 @@ impl Registry {
             }
             if !cpu_usable(cpu) {
                 return Err(ENODEV);
+            }
+        }
+        if keep_agents {
+            let leaving = self
+                .cpu_owner
+                .iter()
+                .enumerate()
+                .filter(|(cpu, owner)| **owner == Some(id) && !want.contains(*cpu));
+            for (cpu, _) in leaving {
+                let claimed = i32::try_from(cpu)
+                    .ok()
+                    .and_then(GhostRq::of)
+                    .is_some_and(|g| g.agent_claimed());
+                if claimed {
+                    return Err(EEXIST);
+                }
             }
         }
         let mut added = CpuSet::new();
@@ -448,7 +470,7 @@ impl Registry {
             .find(|s| s.as_ref().is_some_and(|e| e.id == id))?;
         let enclave = slot.take()?;
         // An empty set cannot be refused.
-        let _ = self.set_cpus(id, &CpuSet::new());
+        let _ = self.set_cpus(id, &CpuSet::new(), false);
         if enclave.ephemeral_tgid.is_some() {
             NR_EPHEMERAL.fetch_sub(1, Ordering::Relaxed);
         }
@@ -864,7 +886,7 @@ fn write_cpus(
     }
     let want = parse(input, nr_cpu_ids()).map_err(parse_errno)?;
     let e = enclave_of(file.key())?;
-    let added = registry()?.lock().set_cpus(e.id, &want)?;
+    let added = registry()?.lock().set_cpus(e.id, &want, true)?;
     // A CPU that joins starts with a fresh transaction. The registry lock is
     // not needed: the CPU is the enclave's now.
     for cpu in added.iter() {

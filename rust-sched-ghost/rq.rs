@@ -485,6 +485,11 @@ impl GhostRq {
             .is_ok()
     }
 
+    /// Whether an agent claims the CPU (from `become agent` to its exit).
+    pub fn agent_claimed(&self) -> bool {
+        self.agent_claimed.load(Ordering::Acquire)
+    }
+
     /// Releases the claim of [`Self::claim_agent`].
     pub fn release_agent(&self) {
         self.agent_claimed.store(false, Ordering::Release);
