@@ -2,6 +2,8 @@
 #
 #   make run         the demo: build everything, boot the VM, show ghost-rs at work
 #   make test        every test, host and in-VM; last line "N passed, N failed"
+#   make fuzz        the random-operation fuzzer in the VM for SECONDS=N (default
+#                    60), with a random seed printed first (FUZZ_SEED=S replays)
 #
 #   make setup       install the build dependencies (Debian 12, as root)
 #   make prepare     extract, patch and configure the kernel tree (build/linux)
@@ -15,7 +17,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test setup prepare kernel userspace vm clean check-host
+.PHONY: all run test fuzz setup prepare kernel userspace vm clean check-host
 
 all: kernel userspace
 
@@ -37,6 +39,10 @@ run: kernel userspace
 
 test: kernel userspace
 	@scripts/test
+
+SECONDS ?= 60
+fuzz: kernel userspace
+	@FUZZ_SECONDS=$(SECONDS) scripts/vm-run fuzz
 
 vm: kernel userspace
 	@scripts/vm-run shell
