@@ -239,6 +239,12 @@ impl Rng {
     }
 }
 
+/// Runs the body of a forked child: a panic (a fuzzer bug) ends the child
+/// with exit code 99 instead of unwinding into the parent's code.
+fn child(f: impl FnOnce() -> i32) -> i32 {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99)
+}
+
 /// The seed of one process of one batch.
 fn sub_seed(seed: u64, batch: u64, role: u64) -> u64 {
     Rng::new(seed ^ batch.wrapping_mul(0x1000_0001) ^ role.wrapping_mul(0x7777_0000_0001)).next()
@@ -1290,8 +1296,8 @@ impl Arena {
             }
             3 | 4 => {
                 // Straddling into the PROT_NONE page.
-                let size = ((cmd >> 16) & 0x3fff) as usize;
-                let back = 1 + rng.below(size.max(1) as u64) as usize;
+                let size = (((cmd >> 16) & 0x3fff) as usize).clamp(1, 4096);
+                let back = 1 + rng.below(size as u64) as usize;
                 let at = base + 2 * 4096 - back;
                 for i in 0..back {
                     self.map.write(2 * 4096 - back + i, &[rng.next() as u8]);
@@ -2739,12 +2745,12 @@ fn batch(
             .map_err(|e| format!("stage {f}: {}", errno_name(e)))?;
     }
     let wseed = sub_seed(seed, b, 3);
-    let work = sys::fork_child(move || workload_main(sh, wseed))?;
-    let bys = sys::fork_child(move || bystander_main(sh))?;
+    let work = sys::fork_child(move || child(|| workload_main(sh, wseed)))?;
+    let bys = sys::fork_child(move || child(|| bystander_main(sh)))?;
     sh.bystander.store(bys, Ordering::SeqCst);
     let (aseed, fseed) = (sub_seed(seed, b, 1), sub_seed(seed, b, 2));
     let (na, nf) = (nops / 2, nops - nops / 2);
-    let agent = sys::fork_child(move || agent_main(sh, aseed, b, na, c1))?;
+    let agent = sys::fork_child(move || child(|| agent_main(sh, aseed, b, na, c1)))?;
     let up = crate::scheduling::wait_for(20_000, || {
         sh.agent_up.load(Ordering::SeqCst) != 0 || sh.agent_err.load(Ordering::SeqCst) != 0
     });
@@ -2759,7 +2765,7 @@ fn batch(
     if !joined {
         return Err("the workload's threads did not all enter the stage".into());
     }
-    let fuzzer = sys::fork_child(move || fuzzer_main(sh, fseed, b, nf, c1))?;
+    let fuzzer = sys::fork_child(move || child(|| fuzzer_main(sh, fseed, b, nf, c1)))?;
     // The batch: both fuzz processes finish their operations (bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -2796,7 +2802,7 @@ fn batch(
         }
         other => {
             return Err(fail(format!(
-                "the fuzzer ended {other:?} (a signal: a fuzzer bug, in userspace)"
+                "the fuzzer ended {other:?} (a signal or 99, a panic: a fuzzer bug, in userspace)"
             )))
         }
     }
