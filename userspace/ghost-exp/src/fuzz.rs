@@ -697,14 +697,61 @@ fn wait_for_exit(pid: i32, ms: u64) -> Result<Option<Exit>, String> {
 }
 
 /// Waits up to `ms` for child `pid`, else kills it; how it ended, and
-/// whether it had to be killed.
+/// whether it had to be killed. A child that does not die of `SIGKILL`
+/// within 10 s is stuck in the kernel: an error naming where.
 fn reap(pid: i32, ms: u64) -> Result<(Exit, bool), String> {
     if let Some(e) = wait_for_exit(pid, ms)? {
         return Ok((e, false));
     }
     // SAFETY: our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    Ok((sys::wait_child(pid)?, true))
+    match wait_for_exit(pid, 10_000)? {
+        Some(e) => Ok((e, true)),
+        None => Err(format!(
+            "process {pid} did not die of SIGKILL within 10 s: stuck in the kernel{}",
+            where_stuck(pid)
+        )),
+    }
+}
+
+/// Where the threads of process `pid` are in the kernel (state, wchan,
+/// stack), for a hang report.
+fn where_stuck(pid: i32) -> String {
+    let mut out = String::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        let state = read("status")
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or("")
+            .to_string();
+        out += &format!(
+            "\n      thread {}: {state}, wchan {}, stack:\n        {}",
+            t.file_name().to_string_lossy(),
+            read("wchan"),
+            read("stack").trim().replace('\n', "\n        ")
+        );
+    }
+    out
+}
+
+/// [`destroy_all_enclaves`] in a child, bounded: a destroy that does not
+/// return within 30 s is a hang.
+fn destroy_all_bounded() -> Result<(), String> {
+    let pid = sys::fork_child(|| child(|| i32::from(destroy_all_enclaves().is_err())))?;
+    match wait_for_exit(pid, 30_000)? {
+        Some(Exit::Code(0)) => Ok(()),
+        Some(e) => Err(format!("destroying the enclaves failed ({e:?})")),
+        None => Err(format!(
+            "destroying the enclaves did not return within 30 s{}",
+            where_stuck(pid)
+        )),
+    }
 }
 
 fn exists(id: u64) -> bool {
@@ -2734,7 +2781,7 @@ fn batch(
     let ncpus = nr_cpu_ids()?;
     let c1 = ncpus - 1;
     sh.reset();
-    destroy_all_enclaves()?;
+    destroy_all_bounded()?;
     create_enclave(&format!("create {STAGE} 91"))?;
     for (f, v) in [
         ("cpulist", c1.to_string()),
@@ -2743,6 +2790,9 @@ fn batch(
     ] {
         sys::write_once(&path(STAGE, f), v.as_bytes())
             .map_err(|e| format!("stage {f}: {}", errno_name(e)))?;
+    }
+    if std::env::var_os("GHOST_FUZZ_TRACE").is_some() {
+        println!("  batch {b} starts");
     }
     let wseed = sub_seed(seed, b, 3);
     let work = sys::fork_child(move || child(|| workload_main(sh, wseed)))?;
@@ -2782,9 +2832,9 @@ fn batch(
     }
     // Teardown: every enclave goes; every thread of the batch must be back
     // in CFS and running.
-    destroy_all_enclaves().map_err(|e| failure(sh, seed, b, e))?;
     let fail = |what: String| failure(sh, seed, b, what);
-    let (fexit, fkilled) = reap(fuzzer, 20_000)?;
+    destroy_all_bounded().map_err(&fail)?;
+    let (fexit, fkilled) = reap(fuzzer, 20_000).map_err(&fail)?;
     if fkilled {
         return Err(fail(
             "the fuzzer did not finish within 60 s + 20 s after the destroy (hung in the kernel?)"
@@ -2806,14 +2856,14 @@ fn batch(
             )))
         }
     }
-    let (aexit, akilled) = reap(agent, 20_000)?;
+    let (aexit, akilled) = reap(agent, 20_000).map_err(&fail)?;
     if akilled {
         return Err(fail(
             "the agent outlived its enclave's destroy by 20 s".into(),
         ));
     }
     // Enclaves made meanwhile by a late fuzzer.
-    destroy_all_enclaves().map_err(&fail)?;
+    destroy_all_bounded().map_err(&fail)?;
     match aexit {
         Exit::Signal(libc::SIGKILL) | Exit::Code(EXIT_REVOKED) => {}
         Exit::Code(EXIT_SIGBUS_LIVE) => {
@@ -2846,7 +2896,7 @@ fn batch(
     }
     sh.stop.store(1, Ordering::SeqCst);
     for (what, pid) in [("workload", work), ("bystander", bys)] {
-        let (exit, killed) = reap(pid, 20_000)?;
+        let (exit, killed) = reap(pid, 20_000).map_err(&fail)?;
         if killed || exit != Exit::Code(0) {
             return Err(fail(format!(
                 "the {what} ended {exit:?} (killed after 20 s: {killed})"
@@ -2943,7 +2993,7 @@ fn health(
     let runs = crate::scheduling::wait_for(5000, || counter.load(Ordering::SeqCst) > at + 2);
     // SAFETY: our own child.
     unsafe { libc::kill(child, libc::SIGKILL) };
-    let _ = reap(child, 5000)?;
+    let _ = reap(child, 5000).map_err(&fail)?;
     if joined.is_err() || !in_ghost {
         return Err(fail(format!(
             "health: a task could not enter a new enclave: {joined:?}"
