@@ -3136,10 +3136,8 @@ pub fn main(args: &[String]) -> ExitCode {
             _ => String::new(),
         }
     );
-    let r = run(seed, limits);
-    let _ = destroy_all_enclaves();
-    sys::kill_leftover_children();
-    match r {
+    // The verdict first: cleaning up after a kernel hang may hang too.
+    let code = match run(seed, limits) {
         Ok(s) => {
             println!("fuzz: PASS {s}");
             ExitCode::SUCCESS
@@ -3148,5 +3146,13 @@ pub fn main(args: &[String]) -> ExitCode {
             println!("fuzz: FAIL {e}");
             ExitCode::FAILURE
         }
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if let Err(e) = destroy_all_bounded() {
+        println!("fuzz: cleanup: {e}");
+        return ExitCode::FAILURE;
     }
+    sys::kill_leftover_children();
+    code
 }
