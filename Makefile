@@ -3,6 +3,8 @@
 #   make run         the demo: build everything, boot the VM, show ghost-rs at work
 #   make test        every test, host and in-VM; last line "N passed, N failed"
 #   make test-kasan  the in-VM suite on a KASAN kernel (its own tree, build/linux-kasan)
+#   make fuzz        the random-operation fuzzer in the VM for SECONDS=N (default
+#                    60), with a random seed printed first (FUZZ_SEED=S replays)
 #
 #   make setup       install the build dependencies (Debian 12, as root)
 #   make prepare     extract, patch and configure the kernel tree (build/linux)
@@ -16,7 +18,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test test-kasan setup prepare kernel userspace vm clean check-host
+.PHONY: all run test test-kasan fuzz setup prepare kernel userspace vm clean check-host
 
 all: kernel userspace
 
@@ -54,6 +56,10 @@ test-kasan: setup userspace
 	if grep -q PASS $$out/kernel-log-result 2>/dev/null; then echo "PASS kernel-log-clean (KASAN)"; p=$$((p + 1)); \
 	else echo "FAIL kernel-log-clean (KASAN): see $$out/splats.txt"; f=$$((f + 1)); fi; \
 	echo "$$p passed, $$f failed"; [ $$f = 0 ]
+
+SECONDS ?= 60
+fuzz: kernel userspace
+	@FUZZ_SECONDS=$(SECONDS) scripts/vm-run fuzz
 
 vm: kernel userspace
 	@scripts/vm-run shell

@@ -38,6 +38,8 @@ fn usage() -> ExitCode {
     eprintln!(
         "                                  ghOSt's simple_exp scenarios in a running enclave"
     );
+    eprintln!("       ghost-exp fuzz [--seed S] [--seconds N | --ops N]");
+    eprintln!("                                  the seeded random-operation fuzzer (in the VM)");
     ExitCode::from(2)
 }
 
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             }
         }
         Some("simple") => simple::main(&args[1..]),
+        Some("fuzz") => fuzz::main(&args[1..]),
         Some("list") => {
             for t in suite::all() {
                 println!("{}", t.name);
