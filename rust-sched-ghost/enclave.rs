@@ -45,7 +45,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, Mutex, SpinLock};
 
 /// One enclave.
 #[pin_data]
@@ -388,9 +388,13 @@ pub const LIVE_DANGEROUSLY: usize = 6;
 /// The largest `runnable_timeout` (ms) whose nanoseconds fit a `ktime_t`.
 const MAX_RUNNABLE_TIMEOUT_MS: u64 = i64::MAX as u64 / 1_000_000;
 
+/// Live enclaves at most (creating one more fails with `ENOSPC`).
+pub const MAX_ENCLAVES: usize = 1024;
+
 /// The registry of live enclaves.
 struct Registry {
-    /// Slots; a destroyed enclave's slot is reused.
+    /// [`MAX_ENCLAVES`] slots, allocated at boot (so that nothing allocates
+    /// under the registry's spinlock); a destroyed enclave's slot is reused.
     slots: KVec<Option<Arc<Enclave>>>,
     /// The enclave owning each CPU (`nr_cpu_ids` entries): a CPU belongs to
     /// at most one enclave.
@@ -498,8 +502,30 @@ fn cpu_usable(cpu: usize) -> bool {
     unsafe { bindings::ghost_cpu_online(c) && bindings::ghost_cpu_active(c) }
 }
 
-/// The registry, set up once by [`init`] and never freed.
-static REGISTRY: AtomicPtr<Mutex<Registry>> = AtomicPtr::new(core::ptr::null_mut());
+/// The registry and the lock that serializes enclave creation.
+///
+/// Why a spinlock: agents look their enclave up on every ctl call (commits
+/// included), and so does the watchdog. A sleeping lock here could be held
+/// by a ghost task that left its CPU inside the critical section (it slept
+/// in an allocation, or was preempted at a `cond_resched()`); such a task
+/// runs again only when its agent commits it, and an agent blocked on the
+/// lock never would: every enclave's agents, the watchdog and `destroy`
+/// would hang (found by the fuzzer). Under a spinlock a task cannot leave
+/// its CPU. Nothing under it sleeps or allocates with `GFP_KERNEL`.
+///
+/// Creating an enclave builds kernfs nodes, which sleeps: it runs under the
+/// `create` mutex instead (which only creators take) and takes the spinlock
+/// just to insert the finished enclave.
+#[pin_data]
+struct Registries {
+    #[pin]
+    data: SpinLock<Registry>,
+    #[pin]
+    create: Mutex<()>,
+}
+
+/// The registries, set up once by [`init`] and never freed.
+static REGISTRY: AtomicPtr<Registries> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets up the registry. Called once at boot, before ghostfs is registered.
 pub fn init() -> Result {
@@ -507,23 +533,35 @@ pub fn init() -> Result {
     for _ in 0..nr_cpu_ids() {
         cpu_owner.push(None, GFP_KERNEL)?;
     }
-    let registry = Registry {
-        slots: KVec::new(),
-        cpu_owner,
-    };
-    let reg = KBox::pin_init(kernel::new_mutex!(registry), GFP_KERNEL)?;
-    // SAFETY: the mutex is never moved out of its allocation: the box is
+    let mut slots = KVec::with_capacity(MAX_ENCLAVES, GFP_KERNEL)?;
+    for _ in 0..MAX_ENCLAVES {
+        slots.push(None, GFP_KERNEL)?;
+    }
+    let registry = Registry { slots, cpu_owner };
+    let reg = KBox::pin_init(
+        pin_init!(Registries {
+            data <- kernel::new_spinlock!(registry),
+            create <- kernel::new_mutex!(()),
+        }),
+        GFP_KERNEL,
+    )?;
+    // SAFETY: the locks are never moved out of their allocation: the box is
     // leaked below and only ever used through a shared reference.
     let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(reg) });
     REGISTRY.store(raw, Ordering::Release);
     Ok(())
 }
 
-fn registry() -> Result<&'static Mutex<Registry>> {
+fn registries() -> Result<&'static Registries> {
     let p = REGISTRY.load(Ordering::Acquire);
-    // SAFETY: a non-NULL `REGISTRY` points to the leaked, pinned mutex that
-    // `init` created; it lives forever.
+    // SAFETY: a non-NULL `REGISTRY` points to the leaked, pinned registries
+    // that `init` created; they live forever.
     unsafe { p.as_ref() }.ok_or(ENODEV)
+}
+
+/// The registry (a spinlock: nothing under it may sleep).
+fn registry() -> Result<&'static SpinLock<Registry>> {
+    Ok(&registries()?.data)
 }
 
 /// The enclave with this id, if it is alive.
@@ -552,9 +590,14 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
     let gid = gid.unwrap_or(0);
     let name = CString::try_from_fmt(core::format_args!("enclave_{}", id))?;
 
-    let mut reg = registry()?.lock();
-    if reg.find(id).is_some() {
+    // Creators are serialized; the id stays free until the insert below.
+    let _creating = registries()?.create.lock();
+    if find(id).is_some() {
         return Err(EEXIST);
+    }
+    // A free slot must exist (they are all allocated at boot).
+    if registry()?.lock().slots.iter().all(|s| s.is_some()) {
+        return Err(ENOSPC);
     }
     let perm = |mode| Perm { mode, uid: 0, gid };
     let dir = parent.create_dir(&name, perm(0o555))?;
@@ -615,15 +658,14 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
             return Err(err);
         }
     };
-    let stored = match reg.slots.iter_mut().find(|s| s.is_none()) {
+    // Only creators fill slots, and they are serialized: the free slot
+    // seen above is still free.
+    let stored = match registry()?.lock().slots.iter_mut().find(|s| s.is_none()) {
         Some(free) => {
             *free = Some(enclave);
             Ok(())
         }
-        None => reg
-            .slots
-            .push(Some(enclave), GFP_KERNEL)
-            .map_err(|_| ENOMEM),
+        None => Err(ENOSPC),
     };
     if let Err(err) = stored {
         dir.remove();
@@ -664,11 +706,21 @@ pub fn cpu_in_enclave(cpu: usize) -> bool {
 /// The enclaves with a `runnable_timeout` (the watchdog's). May sleep.
 pub fn watched() -> KVec<Arc<Enclave>> {
     let mut out = KVec::new();
-    if let Ok(r) = registry() {
-        for e in r.lock().slots.iter().flatten() {
-            if e.runnable_timeout_ns() > 0 {
-                // Out of memory: the next check sees it.
-                let _ = out.push(e.clone(), GFP_KERNEL);
+    let Ok(r) = registry() else {
+        return out;
+    };
+    // Room for every live enclave, allocated before the spinlock.
+    let live = r.lock().slots.iter().flatten().count();
+    if out.reserve(live, GFP_KERNEL).is_err() {
+        // Out of memory: the next check sees them.
+        return out;
+    }
+    for e in r.lock().slots.iter().flatten() {
+        if e.runnable_timeout_ns() > 0 {
+            // Enclaves created since the count may not fit: the next check
+            // sees them. Within capacity, `push` does not allocate.
+            if out.len() < out.capacity() {
+                let _ = out.push(e.clone(), GFP_ATOMIC);
             }
         }
     }
