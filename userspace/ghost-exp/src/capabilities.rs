@@ -1,7 +1,7 @@
 //! Conformance with ghOSt's `enclave_test` (SetCpus, MmapTxn,
 //! DestroyAndSetsched, the `deliver_*` tunables) and `capabilities_test`
 //! (what needs `CAP_SYS_NICE` / `CAP_SYS_ADMIN`, what an unprivileged user
-//! gets, BPF). `Documentation/ghost-rs/conformance-enclave.rst` maps each
+//! gets, BPF). `Documentation/ghost-rs/conformance.rst` maps each
 //! ghOSt test to the tests here and to older tests that already cover it.
 //!
 //! Enclave ids 80-91 are used here.
