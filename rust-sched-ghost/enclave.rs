@@ -73,7 +73,17 @@ pub struct Enclave {
     sw_dir: Node,
     /// The status-word regions, in creation order.
     #[pin]
+    ///
+    /// Agents take this lock on their hot path (`SW_FREE`), and ghost tasks
+    /// take it when they fork or join, so nothing under it may sleep: a
+    /// ghost task that left its CPU holding it would wait for an agent
+    /// blocked on it. The vector has room for [`MAX_SW_REGIONS`] from the
+    /// start (a push never allocates), regions are never removed, and the
+    /// sleeping parts of creating and mapping one run outside the lock.
     sw_regions: Mutex<KVec<SwRegion>>,
+    /// Serializes `create sw_region` (which sleeps, outside `sw_regions`).
+    #[pin]
+    sw_create: Mutex<()>,
     /// The queues created through `ctl`: the enclave keeps them (and their
     /// memory) until it is released, so that tasks may point to them.
     #[pin]
@@ -627,6 +637,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<CpuDataFile>(kernel::c_str!("cpu_data"), perm(0o660), size, key)?;
         dir.create_file::<TasksFile>(kernel::c_str!("tasks"), perm(0o666), 0, key)?;
         let sw_dir = dir.create_dir(kernel::c_str!("sw_regions"), perm(0o555))?;
+        let regions = KVec::with_capacity(MAX_SW_REGIONS, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Enclave {
                 id,
@@ -639,7 +650,8 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 ephemeral_tgid,
                 cpu_data,
                 sw_dir,
-                sw_regions <- kernel::new_mutex!(KVec::new()),
+                sw_regions <- kernel::new_mutex!(regions),
+                sw_create <- kernel::new_mutex!(()),
                 queues <- kernel::new_mutex!(KVec::new()),
                 def_q: AtomicPtr::new(core::ptr::null_mut()),
                 nr_tasks: AtomicUsize::new(0),
@@ -1051,12 +1063,16 @@ fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
     if !online {
         return Err(EINVAL);
     }
-    let mut regions = e.sw_regions.lock();
-    if regions.iter().any(|r| r.id == id) {
-        return Err(EEXIST);
-    }
-    if regions.len() >= MAX_SW_REGIONS {
-        return Err(ENOSPC);
+    // Creators are serialized: what is checked here still holds at the push.
+    let _creating = e.sw_create.lock();
+    {
+        let regions = e.sw_regions.lock();
+        if regions.iter().any(|r| r.id == id) {
+            return Err(EEXIST);
+        }
+        if regions.len() >= MAX_SW_REGIONS {
+            return Err(ENOSPC);
+        }
     }
     let name = CString::try_from_fmt(core::format_args!("{}{}", SW_PREFIX, id))?;
     let size = i64::try_from(crate::sw::REGION_SIZE).map_err(|_| EINVAL)?;
@@ -1068,8 +1084,9 @@ fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
     let file = e
         .sw_dir
         .create_file::<SwRegionFile>(&name, perm, size, key_of(e.id)?)?;
-    let added =
-        SwRegion::new(id, node).and_then(|r| regions.push(r, GFP_KERNEL).map_err(Error::from));
+    // Within the capacity reserved at creation: the push does not allocate.
+    let added = SwRegion::new(id, node)
+        .and_then(|r| e.sw_regions.lock().push(r, GFP_ATOMIC).map_err(Error::from));
     if let Err(err) = added {
         // Not activated: no callback can be running on it.
         file.remove();
@@ -1098,8 +1115,15 @@ impl FileOps for SwRegionFile {
             .and_then(parse_u32)
             .ok_or(ENODEV)?;
         let e = enclave_of(file.key())?;
-        let regions = e.sw_regions.lock();
-        regions.iter().find(|r| r.id == id).ok_or(ENODEV)?.mmap(vma)
+        let region: *const SwRegion = {
+            let regions = e.sw_regions.lock();
+            regions.iter().find(|r| r.id == id).ok_or(ENODEV)?
+        };
+        // SAFETY: regions are never removed from `e.sw_regions` and never
+        // move (the vector never grows past the capacity it was created
+        // with), and `e` is kept alive until the end of this call; mapping
+        // sleeps, so it runs outside the lock.
+        unsafe { &*region }.mmap(vma)
     }
 
     fn open(file: &OpenFile) -> Result {

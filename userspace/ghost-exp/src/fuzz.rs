@@ -743,7 +743,15 @@ fn where_stuck(pid: i32) -> String {
 /// [`destroy_all_enclaves`] in a child, bounded: a destroy that does not
 /// return within 30 s is a hang.
 fn destroy_all_bounded() -> Result<(), String> {
-    let pid = sys::fork_child(|| child(|| i32::from(destroy_all_enclaves().is_err())))?;
+    let pid = sys::fork_child(|| {
+        child(|| match destroy_all_enclaves() {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("fuzz: {e}");
+                1
+            }
+        })
+    })?;
     match wait_for_exit(pid, 30_000)? {
         Some(Exit::Code(0)) => Ok(()),
         Some(e) => Err(format!("destroying the enclaves failed ({e:?})")),

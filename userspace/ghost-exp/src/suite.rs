@@ -179,9 +179,13 @@ pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(id) = name.strip_prefix("enclave_") {
-            sys::write_once(&format!("{GHOSTFS}/{name}/ctl"), b"destroy")
-                .map_err(|e| format!("cleanup: destroy enclave_{id}: {}", errno_name(e)))?;
-            left.push(name);
+            match sys::write_once(&format!("{GHOSTFS}/{name}/ctl"), b"destroy") {
+                Ok(_) => left.push(name),
+                // Gone meanwhile (an ephemeral enclave whose owner exited,
+                // another destroyer): nothing left to do.
+                Err(e) if e == libc::ENOENT || e == libc::ENODEV => {}
+                Err(e) => return Err(format!("cleanup: destroy enclave_{id}: {}", errno_name(e))),
+            }
         }
     }
     Ok(left)
