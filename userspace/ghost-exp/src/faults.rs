@@ -21,6 +21,14 @@ pub const TESTS: &[Test] = &[
         name: "destroys_under_load",
         run: destroys_under_load,
     },
+    Test {
+        name: "churn_10000_threads",
+        run: churn_10000_threads,
+    },
+    Test {
+        name: "memory_pressure_with_agents",
+        run: memory_pressure_with_agents,
+    },
 ];
 
 /// Agents killed.
@@ -316,4 +324,967 @@ pub fn destroys_under_load() -> Result<(), String> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Tasks of the churn.
+const CHURN: usize = 10_000;
+/// Tasks of the churn alive at once, at most.
+const CHURN_ALIVE: u32 = 100;
+/// The churn's bound on time, in seconds.
+const CHURN_SECS: u64 = 120;
+
+/// The churn's progress, in a shared page.
+#[repr(C)]
+struct Churn {
+    /// Tasks of the churn alive (counted at their group's start).
+    alive: AtomicU32,
+    /// Tasks that entered by a write to `tasks`.
+    by_file: AtomicU32,
+    /// Tasks that entered as a thread cloned by a ghost thread.
+    by_clone: AtomicU32,
+    /// Tasks that entered as a process forked by a ghost thread.
+    by_fork: AtomicU32,
+    /// Writes to `tasks` refused.
+    enter_failed: AtomicU32,
+    /// Threads or processes that could not be created.
+    spawn_failed: AtomicU32,
+    /// Tasks that were not in ghost when they worked.
+    not_ghost: AtomicU32,
+    /// Tasks whose work is done (`bits` has one bit per task).
+    done: AtomicU32,
+    /// Stays that ended by an exit in ghost.
+    exited: AtomicU32,
+    /// Stays that ended by `sched_setscheduler(SCHED_OTHER)`, found
+    /// `SCHED_OTHER` afterwards.
+    departed: AtomicU32,
+    /// `sched_setscheduler(SCHED_OTHER)` failed, or left another policy.
+    depart_bad: AtomicU32,
+    /// Tasks that came back after they departed.
+    reentered: AtomicU32,
+    /// Forked tasks that did not exit 0, threads that panicked.
+    bad_end: AtomicU32,
+    bits: [AtomicU32; CHURN.div_ceil(32)],
+}
+
+/// A task's own random bits (the same whatever the timing).
+fn mix(seed: u64, i: usize) -> u64 {
+    let mut z = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Writes `0` to the `tasks` file `path` (no allocation: safe in a child
+/// forked from a threaded process).
+fn enter(path: &std::ffi::CStr) -> bool {
+    // SAFETY: plain syscalls on a valid path and our own descriptor.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// Moves the caller to `SCHED_OTHER`; true if it then is `SCHED_OTHER`.
+fn depart() -> bool {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on the caller.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &p) };
+    r == 0 && sys::sched_policy(0) == libc::SCHED_OTHER
+}
+
+/// Spins `us` microseconds.
+fn spin_us(us: u64) {
+    let end = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+impl Churn {
+    /// Task `i`'s work: it must be in ghost; spins 50-300 us, sleeps 1 ms
+    /// one time in four; then marks `i` done.
+    fn work(&self, i: usize, r: u64) {
+        if sys::sched_policy(0) != ghost_abi::SCHED_GHOST {
+            self.not_ghost.fetch_add(1, Ordering::SeqCst);
+        }
+        spin_us(50 + (r >> 8) % 250);
+        if (r >> 16) % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let bit = 1 << (i % 32);
+        if self.bits[i / 32].fetch_or(bit, Ordering::SeqCst) & bit == 0 {
+            self.done.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends the caller's stay: by departing (half the tasks), one in four
+    /// of those coming back (by `tasks`) for more work and leaving again;
+    /// else by the coming exit (counted here, before it).
+    fn leave(&self, tasks: &std::ffi::CStr, r: u64) {
+        if (r >> 24) % 2 == 0 {
+            self.exited.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        if !depart() {
+            self.depart_bad.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        self.departed.fetch_add(1, Ordering::SeqCst);
+        if (r >> 32) % 4 != 0 {
+            return;
+        }
+        if !enter(tasks) {
+            self.enter_failed.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        self.reentered.fetch_add(1, Ordering::SeqCst);
+        if sys::sched_policy(0) != ghost_abi::SCHED_GHOST {
+            self.not_ghost.fetch_add(1, Ordering::SeqCst);
+        }
+        spin_us(50 + (r >> 40) % 100);
+        if (r >> 48) % 2 == 0 {
+            self.exited.fetch_add(1, Ordering::SeqCst);
+        } else if depart() {
+            self.departed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.depart_bad.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A group of the churn: task `first` enters by `tasks`, then creates
+/// tasks `first+1 .. first+n` (in ghost by inheritance: threads it
+/// clones, and one in eight a process it forks), works, waits for them,
+/// and leaves. Each task counts itself out of `alive` at its end.
+fn churn_group(
+    c: &'static Churn,
+    tasks: &'static std::ffi::CStr,
+    seed: u64,
+    first: usize,
+    n: usize,
+) {
+    let gone = || {
+        c.alive.fetch_sub(1, Ordering::SeqCst);
+    };
+    if !enter(tasks) {
+        c.enter_failed.fetch_add(1, Ordering::SeqCst);
+        c.alive.fetch_sub(n as u32, Ordering::SeqCst);
+        return;
+    }
+    c.by_file.fetch_add(1, Ordering::SeqCst);
+    let mut threads = Vec::new();
+    let mut procs = Vec::new();
+    for i in first + 1..first + n {
+        let r = mix(seed, i);
+        if r % 8 == 0 {
+            // SAFETY: the child only makes syscalls and touches atomics
+            // (no allocation, no lock), then `_exit`s.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                c.by_fork.fetch_add(1, Ordering::SeqCst);
+                c.work(i, r);
+                c.leave(tasks, r);
+                // SAFETY: ends the child without running any destructor.
+                unsafe { libc::_exit(0) };
+            }
+            if pid < 0 {
+                c.spawn_failed.fetch_add(1, Ordering::SeqCst);
+                gone();
+            } else {
+                procs.push(pid);
+            }
+            continue;
+        }
+        let spawned = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                c.by_clone.fetch_add(1, Ordering::SeqCst);
+                c.work(i, r);
+                c.leave(tasks, r);
+                c.alive.fetch_sub(1, Ordering::SeqCst);
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(_) => {
+                c.spawn_failed.fetch_add(1, Ordering::SeqCst);
+                gone();
+            }
+        }
+    }
+    let r = mix(seed, first);
+    c.work(first, r);
+    for t in threads {
+        if t.join().is_err() {
+            c.bad_end.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for pid in procs {
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        let ok = unsafe { libc::waitpid(pid, &mut st, 0) } == pid
+            && libc::WIFEXITED(st)
+            && libc::WEXITSTATUS(st) == 0;
+        if !ok {
+            c.bad_end.fetch_add(1, Ordering::SeqCst);
+        }
+        gone();
+    }
+    c.leave(tasks, r);
+    gone();
+}
+
+/// The churn's process: starts groups of 1-5 tasks (`churn_group`) while
+/// fewer than `CHURN_ALIVE` tasks are alive, until `CHURN` tasks were
+/// started; waits for them. Exit code 0 if every group thread was
+/// created and ended normally.
+fn churn_main(id: u64, c: &'static Churn, seed: u64) -> i32 {
+    let tasks: &'static std::ffi::CStr = Box::leak(
+        std::ffi::CString::new(crate::mapped::path(id, "tasks"))
+            .expect("path without NUL")
+            .into_boxed_c_str(),
+    );
+    let mut rng = Rng(seed);
+    let mut groups: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut bad = 0;
+    let mut next = 0;
+    while next < CHURN {
+        let n = (rng.range(1, 6) as usize).min(CHURN - next);
+        while c.alive.load(Ordering::SeqCst) + n as u32 > CHURN_ALIVE {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let (ended, running): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.is_finished());
+        groups = running;
+        bad += ended.into_iter().filter_map(|g| g.join().err()).count();
+        c.alive.fetch_add(n as u32, Ordering::SeqCst);
+        let first = next;
+        match std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || churn_group(c, tasks, seed, first, n))
+        {
+            Ok(g) => groups.push(g),
+            Err(_) => {
+                c.spawn_failed.fetch_add(n as u32, Ordering::SeqCst);
+                c.alive.fetch_sub(n as u32, Ordering::SeqCst);
+            }
+        }
+        next += n;
+    }
+    for g in groups {
+        if g.join().is_err() {
+            bad += 1;
+        }
+    }
+    i32::from(bad != 0)
+}
+
+/// Whether child `pid` has ended (it stays to be reaped by
+/// `sys::wait_child`).
+fn ended(pid: i32) -> bool {
+    // SAFETY: `info` is a plain C struct waitid fills in; our own child.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() == pid
+    }
+}
+
+/// The count in row `name` of an agent's statistics table (0 if absent:
+/// the table lists nonzero counters only).
+fn stat(table: &str, name: &str) -> u64 {
+    table
+        .lines()
+        .find_map(|l| {
+            let l = l.trim_start();
+            let rest = l.strip_prefix(name)?;
+            rest.starts_with(' ').then(|| rest.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// Checks the statistics an agent printed at exit: every `TASK_NEW` is
+/// matched by a `TASK_DEAD` or a `TASK_DEPARTED`, no message was dropped;
+/// returns `(TASK_NEW, TASK_DEAD, TASK_DEPARTED)`.
+fn check_stats(out: &str) -> Result<(u64, u64, u64), String> {
+    let (new, dead, departed) = (
+        stat(out, "TASK_NEW"),
+        stat(out, "TASK_DEAD"),
+        stat(out, "TASK_DEPARTED"),
+    );
+    ensure!(
+        new == dead + departed,
+        "agent saw TASK_NEW {new} != TASK_DEAD {dead} + TASK_DEPARTED {departed}:\n{out}"
+    );
+    for row in ["messages dropped (queue full)", "corrupt queue content"] {
+        ensure!(stat(out, row) == 0, "agent counted {row}:\n{out}");
+    }
+    Ok((new, dead, departed))
+}
+
+/// `CHURN` tasks enter and leave ghost under `ghost-agent fifo`, at most
+/// `CHURN_ALIVE` at once: groups whose first thread enters by `tasks` and
+/// clones threads or forks processes (in ghost by inheritance); each task
+/// works a little and leaves by exiting or by `SCHED_OTHER`, some coming
+/// back by `tasks` and leaving again. Every task does its work, every
+/// departed task is `SCHED_OTHER`, every stay ends, the agent stays online
+/// and exits 0 on SIGTERM with `TASK_NEW = TASK_DEAD + TASK_DEPARTED`; all
+/// within `CHURN_SECS`.
+pub fn churn_10000_threads() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let cpu = (nr_cpu_ids()? - 1).to_string();
+    let seed = seed();
+    println!("  churn_10000_threads: seed {seed}");
+    let start = Instant::now();
+    let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu])?;
+    let id = online_enclave(20).ok_or("no agent online after 20 s")?;
+    let c: &'static Churn = sys::shared_page()?;
+    let load = sys::fork_child(move || churn_main(id, c, seed))?;
+    let n = |a: &AtomicU32| a.load(Ordering::SeqCst);
+    let bound = Duration::from_secs(CHURN_SECS);
+    // Progress every 10 s; a stall report (up to 3) when no task finished
+    // its work for 10 s.
+    let (mut last, mut since, mut seen, mut reports) = (Instant::now(), Instant::now(), 0, 0);
+    let finished = wait_for(
+        bound.saturating_sub(start.elapsed()).as_millis() as u64,
+        || {
+            if last.elapsed() > Duration::from_secs(10) {
+                last = Instant::now();
+                println!(
+                    "  churn: {:.1} s, {} done, {} alive",
+                    start.elapsed().as_secs_f64(),
+                    n(&c.done),
+                    n(&c.alive)
+                );
+            }
+            if n(&c.done) != seen {
+                (seen, since) = (n(&c.done), Instant::now());
+            } else if since.elapsed() > Duration::from_secs(10) && reports < 3 {
+                reports += 1;
+                since = Instant::now();
+                println!("  STALL: {}", stall_report(id, &agent));
+            }
+            ended(load)
+        },
+    );
+    let secs = start.elapsed().as_secs_f64();
+    let progress = format!(
+        "{} of {CHURN} done, {} alive, entered by tasks {} / clone {} / fork {}, \
+         {} exited, {} departed, {} re-entered (seed {seed}, {secs:.1} s)",
+        n(&c.done),
+        n(&c.alive),
+        n(&c.by_file),
+        n(&c.by_clone),
+        n(&c.by_fork),
+        n(&c.exited),
+        n(&c.departed),
+        n(&c.reentered)
+    );
+    ensure!(finished, "churn not over after {CHURN_SECS} s: {progress}");
+    let exit = sys::wait_child(load)?;
+    ensure!(
+        exit == Exit::Code(0),
+        "churn process ended {exit:?}: {progress}"
+    );
+    for (what, v) in [
+        ("writes to tasks refused", &c.enter_failed),
+        ("tasks not created", &c.spawn_failed),
+        ("tasks not in ghost at work", &c.not_ghost),
+        ("departures failed", &c.depart_bad),
+        ("bad ends (fork exit != 0, panic)", &c.bad_end),
+    ] {
+        ensure!(n(v) == 0, "{} {what}: {progress}", n(v));
+    }
+    let entered = n(&c.by_file) + n(&c.by_clone) + n(&c.by_fork);
+    ensure!(
+        entered as usize == CHURN && n(&c.done) as usize == CHURN,
+        "{entered} entered: {progress}"
+    );
+    let missing: Vec<usize> = (0..CHURN)
+        .filter(|&i| c.bits[i / 32].load(Ordering::SeqCst) & (1 << (i % 32)) == 0)
+        .take(10)
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "tasks {missing:?} did not work: {progress}"
+    );
+    let stays = entered + n(&c.reentered);
+    ensure!(
+        n(&c.exited) + n(&c.departed) == stays,
+        "{stays} stays, {} ended: {progress}",
+        n(&c.exited) + n(&c.departed)
+    );
+    ensure!(n(&c.alive) == 0, "alive count {}: {progress}", n(&c.alive));
+    figures::entered(stays.into());
+    figures::returned(stays.into());
+    figures::ops(u64::from(n(&c.by_file) + n(&c.reentered) + n(&c.departed)));
+    // The agent is still there, online, with no task left.
+    ensure!(
+        agent.wait(0).is_err(),
+        "the agent ended during the churn:\n{}",
+        agent.output()
+    );
+    ensure!(
+        std::fs::read_to_string(crate::mapped::path(id, "agent_online"))
+            .is_ok_and(|s| s.trim() == "1"),
+        "agent not online after the churn"
+    );
+    let left = std::fs::read_to_string(crate::mapped::path(id, "tasks")).unwrap_or_default();
+    ensure!(left.trim().is_empty(), "tasks left in the enclave: {left}");
+    agent.signal(libc::SIGTERM);
+    let out = agent.finish(30)?;
+    let (new, dead, departed) = check_stats(&out)?;
+    ensure!(
+        new >= CHURN as u64 && new <= u64::from(stays),
+        "agent saw {new} TASK_NEW for {CHURN} tasks and {} re-entries",
+        n(&c.reentered)
+    );
+    println!(
+        "  churn_10000_threads: {CHURN} tasks (by tasks {}, clone {}, fork {}), {} exited, {} departed, {} re-entered; \
+         agent: TASK_NEW {new} = TASK_DEAD {dead} + TASK_DEPARTED {departed}; {secs:.1} s (seed {seed})",
+        n(&c.by_file),
+        n(&c.by_clone),
+        n(&c.by_fork),
+        n(&c.exited),
+        n(&c.departed),
+        n(&c.reentered)
+    );
+    Ok(())
+}
+
+/// Ghost threads under memory pressure.
+const PRESSURE_THREADS: usize = 64;
+/// Rounds each of them does at least (and on until the pressure is over).
+const PRESSURE_ROUNDS: u32 = 20;
+/// Cycles of the hog: grow to most of `MemAvailable`, touch, free.
+const PRESSURE_CYCLES: u32 = 3;
+/// The memory-pressure test's bound on time, in seconds.
+const PRESSURE_SECS: u64 = 150;
+/// Enclave ids the creator cycles through.
+const PRESSURE_IDS: u64 = 240;
+
+/// The memory-pressure test's progress, in a shared page.
+#[repr(C)]
+struct Pressure {
+    entered: AtomicU32,
+    failed: AtomicU32,
+    done: AtomicU32,
+    rounds: AtomicU32,
+    not_ghost: AtomicU32,
+    /// Set once the hog is gone: threads end after their rounds.
+    stop: AtomicU32,
+    /// Hog cycles done, and the most it held (MiB).
+    hog_cycles: AtomicU32,
+    hog_peak_mib: AtomicU32,
+    /// Set when the hog starts to grow until the OOM killer takes it.
+    hog_oom: AtomicU32,
+    /// Enclave creations tried, done, and refused with ENOMEM.
+    creates: AtomicU32,
+    created: AtomicU32,
+    enomem: AtomicU32,
+    /// Other errors the enclave creator met: the first errno and step.
+    other_errno: AtomicU32,
+    other_step: AtomicU32,
+}
+
+/// `MemAvailable`, in KiB.
+fn mem_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A `/proc/vmstat` counter.
+fn vmstat(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Pins the caller to `cpu`.
+fn pin(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+    }
+}
+
+/// Writes the caller's `oom_score_adj`.
+fn set_oom_adj(v: &str) -> Result<(), String> {
+    sys::write_once("/proc/self/oom_score_adj", v.as_bytes())
+        .map(|_| ())
+        .map_err(|e| format!("oom_score_adj {v}: {}", sys::errno_name(e)))
+}
+
+/// `madvise` advice: fault every page in, writable (Linux 5.14).
+const MADV_POPULATE_WRITE: i32 = 23;
+
+/// Anonymous private memory, every page written; unmapped on drop.
+struct Touched(*mut libc::c_void, usize);
+
+impl Touched {
+    /// `len` bytes; `None` if the mapping is refused.
+    fn new(len: usize, salt: u8) -> Option<Touched> {
+        // SAFETY: a new private anonymous mapping; nothing is overwritten.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        // Faulted in by the kernel (much faster than a fault per page under
+        // TCG), then written to by hand, which also covers a kernel
+        // without MADV_POPULATE_WRITE.
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(p, len, MADV_POPULATE_WRITE) };
+        for off in (0..len).step_by(4096) {
+            // SAFETY: inside the mapping, which is writable.
+            unsafe { p.cast::<u8>().add(off).write_volatile(salt) };
+        }
+        Some(Touched(p, len))
+    }
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.0, self.1) };
+    }
+}
+
+/// The hog (CFS, on CPU `cpu`, `oom_score_adj` 1000): takes 60% of
+/// `MemAvailable` for good, then `PRESSURE_CYCLES` times grows to 90% of
+/// what is left available and frees that; then grows 16 MiB at a time until
+/// the OOM killer takes it. Exit 3 if it reached 8 GiB instead, 4 if its
+/// setup failed.
+fn hog_main(p: &'static Pressure, cpu: usize) -> i32 {
+    // The OOM killer picks the hog: its badness is its size plus all memory.
+    if set_oom_adj("1000").is_err() || !pin(cpu) {
+        return 4;
+    }
+    let mib = |frac: u64| (mem_available() * frac / 10) >> 10;
+    let base = mib(6);
+    let Some(_ballast) = Touched::new((base << 20) as usize, 1) else {
+        return 4;
+    };
+    for cycle in 0..PRESSURE_CYCLES {
+        let more = mib(9);
+        if Touched::new((more << 20) as usize, cycle as u8).is_some() {
+            p.hog_peak_mib
+                .fetch_max((base + more) as u32, Ordering::SeqCst);
+        }
+        p.hog_cycles.fetch_add(1, Ordering::SeqCst);
+    }
+    p.hog_oom.store(1, Ordering::SeqCst);
+    let mut held = Vec::new();
+    for chunk in 1..=512u32 {
+        if let Some(t) = Touched::new(16 << 20, chunk as u8) {
+            held.push(t);
+            p.hog_peak_mib
+                .fetch_max(base as u32 + chunk * 16, Ordering::SeqCst);
+        }
+    }
+    3
+}
+
+/// The enclave creator (on CPU `cpu`): until `stop`, creates an enclave,
+/// a status-word region and a queue's worth of setup, reads its status and
+/// destroys it. ENOMEM is counted; any other errno ends it with exit 1.
+fn creator_main(p: &'static Pressure, cpu: usize) -> i32 {
+    if !pin(cpu) {
+        return 4;
+    }
+    let mut k = 0u64;
+    let fail = |step: u32, e: i32| {
+        if e == libc::ENOMEM {
+            p.enomem.fetch_add(1, Ordering::SeqCst);
+            false
+        } else {
+            p.other_errno.store(e as u32, Ordering::SeqCst);
+            p.other_step.store(step, Ordering::SeqCst);
+            true
+        }
+    };
+    while p.stop.load(Ordering::SeqCst) == 0 {
+        let id = PRESSURE_IDS + k % 5;
+        k += 1;
+        p.creates.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = sys::write_once(
+            &format!("{}/ctl", sys::GHOSTFS),
+            format!("create {id} 91").as_bytes(),
+        ) {
+            if fail(1, e) {
+                return 1;
+            }
+            continue;
+        }
+        p.created.fetch_add(1, Ordering::SeqCst);
+        let ctl = crate::mapped::path(id, "ctl");
+        if let Err(e) = sys::write_once(&ctl, b"create sw_region 0 0") {
+            if fail(2, e) {
+                return 1;
+            }
+        }
+        if std::fs::read_to_string(crate::mapped::path(id, "status")).is_err() {
+            p.other_step.store(3, Ordering::SeqCst);
+            return 1;
+        }
+        if let Err(e) = sys::write_once(&ctl, b"destroy") {
+            fail(4, e);
+            return 1;
+        }
+        // Every destroy is a line in the kernel log: not too many.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    0
+}
+
+/// Memory pressure while an agent runs: `ghost-agent fifo` (and this
+/// process, and the ghost load: `oom_score_adj` -1000) schedules
+/// `PRESSURE_THREADS` threads that allocate and touch 64 KiB, spin and
+/// sleep each round; a hog in CFS takes 60% of `MemAvailable`, grows to 90%
+/// of the rest and frees that `PRESSURE_CYCLES` times, then grows until the
+/// OOM killer takes it;
+/// meanwhile enclaves are created and destroyed (ENOMEM allowed, no other
+/// error). The OOM killer takes the hog and nothing else; every ghost
+/// thread finishes; the agent is alive and exits 0 on SIGTERM with its
+/// messages accounted for. The agent itself is kept out of the OOM
+/// killer's reach: one it killed would be a SIGKILLed agent, whose tasks
+/// wait for the next agent (`agent_kills_under_load`).
+pub fn memory_pressure_with_agents() -> Result<(), String> {
+    sys::ensure_ghostfs()?;
+    let ncpus = nr_cpu_ids()?;
+    ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
+    let cpu = ncpus - 1;
+    let seed = seed();
+    let mut rng = Rng(seed);
+    println!("  memory_pressure_with_agents: seed {seed}");
+    let start = Instant::now();
+    let adj = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .map_err(|e| format!("oom_score_adj: {e}"))?;
+    set_oom_adj("-1000")?;
+    let result = pressure_run(cpu, seed, &mut rng, start);
+    let restored = set_oom_adj(adj.trim());
+    result.and(restored)
+}
+
+fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<(), String> {
+    let oom_before = vmstat("oom_kill");
+    let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu.to_string()])?;
+    let id = online_enclave(20).ok_or("no agent online after 20 s")?;
+    let p: &'static Pressure = sys::shared_page()?;
+    let n = |a: &AtomicU32| a.load(Ordering::SeqCst);
+    // Spin and sleep a seeded 200-800 us and 1-3 ms.
+    let (spin, nap) = (rng.range(200, 800), rng.range(1, 4));
+    let load = sys::fork_child(move || {
+        ghost_threads(
+            id,
+            PRESSURE_THREADS,
+            None,
+            &p.entered,
+            &p.failed,
+            move |_| {
+                if sys::sched_policy(0) != ghost_abi::SCHED_GHOST {
+                    p.not_ghost.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut mine = 0;
+                while mine < PRESSURE_ROUNDS || p.stop.load(Ordering::SeqCst) == 0 {
+                    mine += 1;
+                    // Fresh pages each round: faults, and reclaim under pressure.
+                    drop(Touched::new(64 << 10, mine as u8));
+                    spin_us(spin);
+                    std::thread::sleep(Duration::from_millis(nap));
+                    p.rounds.fetch_add(1, Ordering::SeqCst);
+                }
+                p.done.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+    })?;
+    let all = PRESSURE_THREADS as u32;
+    ensure!(
+        wait_for(30_000, || n(&p.entered) + n(&p.failed) >= all),
+        "only {} of {all} threads started",
+        n(&p.entered)
+    );
+    ensure!(
+        n(&p.failed) == 0,
+        "{} threads could not enter",
+        n(&p.failed)
+    );
+    figures::entered(PRESSURE_THREADS as u64);
+    let creator = sys::fork_child(move || creator_main(p, 0))?;
+    let hog = sys::fork_child(move || hog_main(p, 0))?;
+    let bound = Duration::from_secs(PRESSURE_SECS);
+    let hog_over = wait_for(
+        bound.saturating_sub(start.elapsed()).as_millis() as u64,
+        || ended(hog) || ended(creator),
+    );
+    let state = || {
+        format!(
+            "hog: {} cycles, peak {} MiB; {} of {all} threads done, {} rounds; \
+             {} enclaves created of {} tries, {} ENOMEM ({:.1} s, seed {seed})",
+            n(&p.hog_cycles),
+            n(&p.hog_peak_mib),
+            n(&p.done),
+            n(&p.rounds),
+            n(&p.created),
+            n(&p.creates),
+            n(&p.enomem),
+            start.elapsed().as_secs_f64()
+        )
+    };
+    ensure!(
+        hog_over,
+        "the hog still runs after {PRESSURE_SECS} s: {}",
+        state()
+    );
+    p.stop.store(1, Ordering::SeqCst);
+    let cexit = sys::wait_child(creator)?;
+    ensure!(
+        cexit == Exit::Code(0),
+        "enclave creator ended {cexit:?}: errno {} at step {}: {}",
+        sys::errno_name(n(&p.other_errno) as i32),
+        n(&p.other_step),
+        state()
+    );
+    let hexit = sys::wait_child(hog)?;
+    ensure!(
+        hexit == Exit::Signal(libc::SIGKILL) && n(&p.hog_oom) == 1,
+        "hog ended {hexit:?}, want killed by the OOM killer: {}",
+        state()
+    );
+    figures::faults(u64::from(n(&p.hog_cycles)) + 1);
+    figures::ops(u64::from(n(&p.creates)) * 4);
+    let kills = vmstat("oom_kill") - oom_before;
+    ensure!(kills == 1, "{kills} OOM kills, want 1 (the hog)");
+    // Only this test makes the OOM killer kill: its last report is ours.
+    let log = sys::kernel_log().unwrap_or_default();
+    let victim = log
+        .rfind("Killed process ")
+        .and_then(|at| log[at + 15..].split(' ').next())
+        .unwrap_or("none");
+    ensure!(
+        victim == hog.to_string(),
+        "the OOM killer's last victim is {victim}, not the hog ({hog})"
+    );
+    let rounds = n(&p.rounds);
+    ensure!(
+        wait_for(60_000, || n(&p.done) == all),
+        "{} of {all} threads finished after the hog: {}",
+        n(&p.done),
+        state()
+    );
+    let lexit = sys::wait_child(load)?;
+    ensure!(lexit == Exit::Code(0), "load ended {lexit:?}");
+    ensure!(
+        n(&p.not_ghost) == 0,
+        "{} threads not in ghost",
+        n(&p.not_ghost)
+    );
+    figures::returned(PRESSURE_THREADS as u64);
+    ensure!(
+        agent.wait(0).is_err(),
+        "the agent ended under memory pressure:\n{}",
+        agent.output()
+    );
+    agent.signal(libc::SIGTERM);
+    let out = agent.finish(30)?;
+    let (new_msgs, dead, _) = check_stats(&out)?;
+    ensure!(
+        new_msgs == all.into() && dead == all.into(),
+        "agent saw {new_msgs} TASK_NEW, {dead} TASK_DEAD for {all} threads"
+    );
+    let warn_alloc = log.matches("page allocation failure").count();
+    println!(
+        "  memory_pressure_with_agents: {} hog cycles (peak {} MiB) and an OOM kill of the hog; \
+         {all} ghost threads done ({rounds} rounds under pressure, {} in all); {} enclaves created \
+         of {} tries, {} ENOMEM, {warn_alloc} page allocation failure reports; {:.1} s (seed {seed})",
+        n(&p.hog_cycles),
+        n(&p.hog_peak_mib),
+        n(&p.rounds),
+        n(&p.created),
+        n(&p.creates),
+        n(&p.enomem),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The threads in the ghost class, for a stall report: a count by state
+/// (`R`, `S`, `D`, ...) and, for the first few, `tid (comm) state wchan`
+/// and the kernel stack of the running ones.
+fn ghost_states() -> String {
+    let mut by_state = std::collections::BTreeMap::<char, u32>::new();
+    let mut lines = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return "no /proc".into();
+    };
+    for p in procs.flatten() {
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if sys::sched_policy(tid) != ghost_abi::SCHED_GHOST {
+                continue;
+            }
+            let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+            let stat = rd("stat");
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].trim_start().chars().next())
+                .unwrap_or('?');
+            *by_state.entry(state).or_default() += 1;
+            if lines.len() < 12 {
+                let mut l = format!("{tid} ({}) {state} {}", rd("comm").trim(), rd("wchan"));
+                if state != 'S' && lines.len() < 4 {
+                    for f in rd("stack").lines().take(8) {
+                        l.push_str("\n      ");
+                        l.push_str(f);
+                    }
+                }
+                lines.push(l);
+            }
+        }
+    }
+    format!(
+        "ghost threads by state {by_state:?}:\n    {}",
+        lines.join("\n    ")
+    )
+}
+
+/// The threads of process `pid`: `tid (comm) state cpu wchan` and kernel
+/// stack.
+fn threads_of(pid: i32) -> String {
+    let mut out = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("no process {pid}");
+    };
+    for t in tasks.flatten() {
+        let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let rest: Vec<&str> = stat
+            .rfind(')')
+            .map(|i| stat[i + 1..].split_whitespace().collect())
+            .unwrap_or_default();
+        let tid = t.file_name().to_string_lossy().into_owned();
+        out.push_str(&format!(
+            "    {tid} ({}) {} cpu {} policy {} wchan {}\n",
+            rd("comm").trim(),
+            rest.first().unwrap_or(&"?"),
+            rest.get(36).unwrap_or(&"?"),
+            sys::sched_policy(tid.parse().unwrap_or(0)),
+            rd("wchan")
+        ));
+        for f in rd("stack").lines().take(12) {
+            out.push_str(&format!("        {f}\n"));
+        }
+    }
+    out
+}
+
+/// The ghost threads and agents that ran in the last 300 ms (`schedstat` run time
+/// grew): `tid (comm) +ns syscall` and their kernel stacks.
+fn ghost_running() -> String {
+    let list = || -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            for t in std::fs::read_dir(p.path().join("task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let tid: i32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
+                // Agents too (they have RESET_ON_FORK).
+                let policy = sys::sched_policy(tid) & !libc::SCHED_RESET_ON_FORK;
+                if tid == 0 || policy != ghost_abi::SCHED_GHOST {
+                    continue;
+                }
+                let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+                v.push((t.path().display().to_string(), ns));
+            }
+        }
+        v
+    };
+    let a = list();
+    std::thread::sleep(Duration::from_millis(300));
+    let b: std::collections::HashMap<String, u64> = list().into_iter().collect();
+    let mut out = String::new();
+    for (path, ns) in a {
+        let Some(&now) = b.get(&path) else { continue };
+        if now > ns {
+            let rd = |f: &str| std::fs::read_to_string(format!("{path}/{f}")).unwrap_or_default();
+            out.push_str(&format!(
+                "    {path} ({}) +{} ns syscall {}    stack {}\n",
+                rd("comm").trim(),
+                now - ns,
+                rd("syscall").trim(),
+                rd("stack").replace('\n', " | ")
+            ));
+        }
+    }
+    out
+}
+
+/// What a stalled enclave looks like: its status and tasks, the ghost
+/// threads by state, the agent's threads, what ran lately, and the agent's
+/// run queues (SIGUSR1).
+fn stall_report(id: u64, agent: &Proc) -> String {
+    let rd = |f: &str| std::fs::read_to_string(crate::mapped::path(id, f)).unwrap_or_default();
+    let mut r = format!(
+        "status: {}\n  tasks: {}\n  {}\n  agent threads:\n{}  ran in 300 ms:\n{}",
+        rd("status").replace('\n', " "),
+        rd("tasks").replace('\n', " "),
+        ghost_states(),
+        threads_of(agent_pid(&agent.output())),
+        ghost_running()
+    );
+    agent.signal(libc::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = agent.output();
+    if let Some(at) = out.rfind("--- enclave_") {
+        r.push_str(&format!("  agent:\n{}", &out[at..]));
+    }
+    r
+}
+
+/// The agent's pid, from the line it prints when it starts.
+fn agent_pid(out: &str) -> i32 {
+    out.split(", pid ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
