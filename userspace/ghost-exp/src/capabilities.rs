@@ -215,21 +215,6 @@ fn bpf_prog_load() -> i32 {
     }
 }
 
-/// Sets the CPUs `pid` may run on.
-fn set_affinity(pid: i32, cpus: &[usize]) -> Result<(), i32> {
-    // SAFETY: a zeroed cpu_set_t with the bits set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(pid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(sys::errno());
-        }
-    }
-    Ok(())
-}
-
 /// Drops `caps` from the calling thread's effective, permitted and
 /// inheritable sets (capset, `_LINUX_CAPABILITY_VERSION_3`).
 fn drop_caps(caps: &[u32]) -> bool {
@@ -1091,7 +1076,7 @@ fn drain_until(
 pub fn conf_deliver_tunables() -> Result<(), String> {
     let r = deliver_tunables();
     let all: Vec<usize> = (0..nr_cpu_ids().unwrap_or(1)).collect();
-    let _ = set_affinity(0, &all);
+    let _ = sys::set_affinity(0, &all);
     reap(r.is_err());
     r
 }
@@ -1121,7 +1106,7 @@ fn deliver_tunables() -> Result<(), String> {
     let agent = start_agent(id, &e, c1)?;
     let task = sleeper()?;
     // The test stays off c1 (the hog and the agent are pinned there).
-    set_affinity(0, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    sys::set_affinity(0, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     let ctl = &e.ctl;
     const TUNABLES: [&str; 3] = [
         "deliver_ticks",

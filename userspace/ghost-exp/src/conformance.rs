@@ -168,29 +168,6 @@ fn dword_at(p: &[u8], at: usize) -> u64 {
         .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
 }
 
-/// The gtid of task `pid` (`/proc/<pid>/ghost/gtid`), 0 if unknown.
-fn gtid_of(pid: i32) -> i64 {
-    std::fs::read_to_string(format!("/proc/{pid}/ghost/gtid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sets the allowed CPUs of `pid` (0: the caller).
-fn set_affinity(pid: i32, cpus: &[usize]) -> Result<(), i32> {
-    // SAFETY: a zeroed cpu_set_t with the bits set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(pid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(sys::errno());
-        }
-    }
-    Ok(())
-}
-
 /// The number of CPUs `pid` may use.
 fn affinity_count(pid: i32) -> i32 {
     // SAFETY: a zeroed cpu_set_t filled in by the kernel.
@@ -1012,10 +989,10 @@ fn conf_cpu_tick_on_off() -> Result<(), String> {
 fn conf_cpu_not_idle() -> Result<(), String> {
     let rig = rig(71)?;
     // The test's own process stays off c1 (it is a task of another class).
-    set_affinity(0, &[rig.c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    sys::set_affinity(0, &[rig.c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     let res = cpu_not_idle(&rig);
     let all: Vec<usize> = (0..=rig.c1).collect();
-    let _ = set_affinity(0, &all);
+    let _ = sys::set_affinity(0, &all);
     res?;
     rig.finish(&[])
 }
@@ -1026,7 +1003,7 @@ fn cpu_not_idle(rig: &RigUp) -> Result<(), String> {
     let count = || r.b_cpu_msgs[usize::from(abi::MSG_CPU_NOT_IDLE - 128)].load(SeqCst);
     let cfs = || -> Result<i64, String> {
         let h = hog(c1, 30, false)?;
-        let gtid = gtid_of(h);
+        let gtid = sys::gtid_of(h);
         let exit = sys::wait_child(h)?;
         ensure!(exit == Exit::Code(0), "CFS task ended {exit:?}");
         Ok(gtid)
@@ -1131,7 +1108,7 @@ fn conf_run_dead_task() -> Result<(), String> {
     let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
     figures::entered(1);
     ensure!(rig.progresses(0), "the task did not run");
-    let gtid = gtid_of(t);
+    let gtid = sys::gtid_of(t);
     ensure!(gtid > 0, "no gtid for the task");
     r.stop[0].store(1, SeqCst);
     ensure!(
@@ -1277,7 +1254,7 @@ fn conf_affinity_race() -> Result<(), String> {
     let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
     figures::entered(1);
     ensure!(rig.progresses(0), "the task did not run");
-    let gtid = gtid_of(t);
+    let gtid = sys::gtid_of(t);
     let aff = || rig.a_count(abi::MSG_TASK_AFFINITY_CHANGED);
 
     // Step by step, the commander not running the task by itself.
@@ -1285,7 +1262,7 @@ fn conf_affinity_race() -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(50));
     let a0 = aff();
     let old = rig.command(OP_BARRIER, 0, gtid, 0, 0)? as u32;
-    set_affinity(t, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    sys::set_affinity(t, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     ensure!(
         wait_for(2000, || aff() == a0 + 1),
         "no TASK_AFFINITY_CHANGED"
@@ -1311,7 +1288,7 @@ fn conf_affinity_race() -> Result<(), String> {
         ran == 0,
         "the task ran {ran} iterations with no CPU to run on"
     );
-    set_affinity(t, &[c0, c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    sys::set_affinity(t, &[c0, c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     ensure!(
         wait_for(2000, || aff() == a0 + 2),
         "no TASK_AFFINITY_CHANGED when c1 came back"
@@ -1329,12 +1306,12 @@ fn conf_affinity_race() -> Result<(), String> {
     let a1 = aff();
     const FLIPS: u32 = 300;
     let flipper = sys::fork_child(move || {
-        if set_affinity(0, &[c1]).is_err() {
+        if sys::set_affinity(0, &[c1]).is_err() {
             return 1;
         }
         for i in 0..FLIPS {
             let cpus: &[usize] = if i % 2 == 0 { &[c0] } else { &[c0, c1] };
-            if set_affinity(t, cpus).is_err() {
+            if sys::set_affinity(t, cpus).is_err() {
                 return 2;
             }
             r.steps.fetch_add(1, SeqCst);
@@ -1410,7 +1387,7 @@ fn conf_departed_race() -> Result<(), String> {
     let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
     figures::entered(1);
     ensure!(rig.progresses(0), "the task did not run");
-    let gtid = gtid_of(t);
+    let gtid = sys::gtid_of(t);
     let dep = || rig.a_count(abi::MSG_TASK_DEPARTED);
     let new = || rig.a_count(abi::MSG_TASK_NEW);
 
@@ -1458,7 +1435,7 @@ fn conf_departed_race() -> Result<(), String> {
     let (d1, n1) = (dep(), new());
     const TRIPS: u32 = 100;
     let mover = sys::fork_child(move || {
-        if set_affinity(0, &[c1]).is_err() {
+        if sys::set_affinity(0, &[c1]).is_err() {
             return 1;
         }
         for i in 0..TRIPS {

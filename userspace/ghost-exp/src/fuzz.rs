@@ -623,25 +623,8 @@ fn raw_ioctl(fd: i32, cmd: u64, arg: usize) -> Result<i64, i32> {
     }
 }
 
-fn gtid_of(tid: i32) -> i64 {
-    std::fs::read_to_string(format!("/proc/{tid}/ghost/gtid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn set_affinity(tid: i32, cpus: &[usize]) -> Result<i64, i32> {
-    // SAFETY: a zeroed cpu_set_t with bits set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(sys::errno());
-        }
-    }
-    Ok(0)
+    sys::set_affinity(tid, cpus).map(|()| 0)
 }
 
 fn set_policy(tid: i32, policy: i32) -> Result<i64, i32> {
@@ -1015,11 +998,11 @@ impl World {
     /// live one, ours, or garbage.
     fn task_gtid(&self, rng: &mut Rng) -> i64 {
         match rng.below(10) {
-            0..=4 if !self.tids.is_empty() => gtid_of(rng.pick(&self.tids)),
-            5 => gtid_of(self.bystander),
-            6 => gtid_of(ghost::sys::gettid()),
+            0..=4 if !self.tids.is_empty() => sys::gtid_of(rng.pick(&self.tids)),
+            5 => sys::gtid_of(self.bystander),
+            6 => sys::gtid_of(ghost::sys::gettid()),
             7 => rng.pick(&[0, -1, -2, -3, i64::MIN, i64::MAX]),
-            8 if !self.tids.is_empty() => gtid_of(rng.pick(&self.tids)) ^ (1 << rng.below(41)),
+            8 if !self.tids.is_empty() => sys::gtid_of(rng.pick(&self.tids)) ^ (1 << rng.below(41)),
             _ => rng.int(),
         }
     }
@@ -1087,8 +1070,8 @@ fn pick_task(rng: &mut Rng, w: &World, stage: bool) -> i64 {
         0..=3 if stage && !w.tids.is_empty() => i64::from(rng.pick(&w.tids)),
         4 | 5 => i64::from(w.bystander),
         6 if stage => 0,
-        7 if stage && !w.tids.is_empty() => gtid_of(rng.pick(&w.tids)),
-        8 => gtid_of(w.bystander),
+        7 if stage && !w.tids.is_empty() => sys::gtid_of(rng.pick(&w.tids)),
+        8 => sys::gtid_of(w.bystander),
         9 => 4_194_304 + rng.below(1 << 20) as i64,
         10 => (rng.below(1 << 22) as i64) << 41 | (1 + rng.below(1000) as i64),
         _ => i64::from(w.bystander),
@@ -2082,7 +2065,7 @@ fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, c1: usize) 
         files.push(("root ctl".into(), fd));
     }
     files.push(("cpu_data".into(), cdf));
-    let my_gtid = gtid_of(ghost::sys::gettid());
+    let my_gtid = sys::gtid_of(ghost::sys::gettid());
     // The helper: nudges the agent (a signal ends its wait) when it made no
     // progress for 30 ms, and scribbles on transactions on request.
     let _ = ghost::sys::install_wake_handler(libc::SIGUSR1);

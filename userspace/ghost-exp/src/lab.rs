@@ -54,29 +54,6 @@ fn trace(what: &str) {
     }
 }
 
-/// The gtid of task `pid` (`/proc/<pid>/ghost/gtid`).
-fn gtid_of(pid: i32) -> i64 {
-    std::fs::read_to_string(format!("/proc/{pid}/ghost/gtid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sets the allowed CPUs of `pid`.
-fn set_affinity(pid: i32, cpus: &[usize]) -> Result<(), i32> {
-    // SAFETY: a zeroed cpu_set_t with the bits set, for a task we started.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(pid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(sys::errno());
-        }
-    }
-    Ok(())
-}
-
 /// A spinning task: joins enclave `id`, then counts; naps on request.
 fn spinner(id: u64, lab: &Lab, k: usize) -> i32 {
     if sys::write_once(&path(id, "tasks"), b"0").is_err() {
@@ -275,7 +252,7 @@ fn lab_script(
     let ok = k.until(e, lab, 5000, |k| {
         for (i, gi) in g.iter_mut().enumerate() {
             if *gi == 0 && pid(i) != 0 {
-                *gi = gtid_of(pid(i));
+                *gi = sys::gtid_of(pid(i));
             }
         }
         g.iter().all(|gi| *gi != 0 && k.barriers.contains_key(gi))
@@ -406,12 +383,12 @@ fn lab_script(
 
     trace("The second task may only use c1 now.");
     let aff = count(lab, abi::MSG_TASK_AFFINITY_CHANGED);
-    set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
+    sys::set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
     k.until(e, lab, 2000, |_| {
         count(lab, abi::MSG_TASK_AFFINITY_CHANGED) > aff
     });
     out(13, one(c0, txn(g[1], k.barrier(g[1]), 0)));
-    set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
+    sys::set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
 
     trace("Its nice value changes.");
     let prio = count(lab, abi::MSG_TASK_PRIORITY_CHANGED);
@@ -434,13 +411,13 @@ fn lab_script(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
+    sys::set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
     k.until(e, lab, 2000, |_| {
         count(lab, abi::MSG_TASK_LATCH_FAILURE) > fail
     });
     out(15, lab.latch_errno.load(Ordering::SeqCst));
     lab.sat_spin.store(0, Ordering::SeqCst);
-    set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
+    sys::set_affinity(pid(1), &[c0, c1]).map_err(|x| -x)?;
 
     trace("c0 idles, and the agent wants to know when another class takes it.");
     // (No more ticks: a tick would wake the satellite onto c0.)
@@ -528,7 +505,7 @@ pub fn txn_outcomes_and_cpu_messages() -> Result<(), String> {
     let lab: &Lab = sys::shared_page()?;
     let r = txn_outcomes(lab);
     let all: Vec<usize> = (0..nr_cpu_ids().unwrap_or(1)).collect();
-    let _ = set_affinity(0, &all);
+    let _ = sys::set_affinity(0, &all);
     // On failure too: no process of the test outlives it.
     lab.stop.store(1, Ordering::SeqCst);
     reap(r.is_err());
@@ -583,7 +560,7 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
     }
     // The test's own process stays off c0 (see the commit-at-schedule
     // step); its children are forked already.
-    set_affinity(0, &[c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    sys::set_affinity(0, &[c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     ensure!(
         wait_for(60_000, || lab.step.load(Ordering::SeqCst) == 2),
         "lab script did not finish: outcomes {:x?}",

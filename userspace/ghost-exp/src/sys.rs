@@ -290,3 +290,26 @@ pub fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
         )
     })
 }
+
+/// The gtid of task `tid` (`/proc/<tid>/ghost/gtid`); 0 if it cannot be read.
+pub fn gtid_of(tid: i32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{tid}/ghost/gtid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sets the allowed CPUs of `tid` (0: the caller).
+pub fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), i32> {
+    // SAFETY: a zeroed cpu_set_t with the bits set, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
