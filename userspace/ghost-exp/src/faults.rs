@@ -330,8 +330,10 @@ pub fn destroys_under_load() -> Result<(), String> {
 const CHURN: usize = 10_000;
 /// Tasks of the churn alive at once, at most.
 const CHURN_ALIVE: u32 = 100;
-/// The churn's bound on time, in seconds.
-const CHURN_SECS: u64 = 120;
+/// The churn's bound on time, in seconds. Runs take 78-120 s under TCG, and
+/// the FIFO agent sometimes leaves its CPU idle for 10-15 s while tasks
+/// wait (an open issue, see scheduling.rst); 120 s failed one run in three.
+const CHURN_SECS: u64 = 300;
 
 /// The churn's progress, in a shared page.
 #[repr(C)]
