@@ -54,9 +54,7 @@ pub const TESTS: &[Test] = &[
 
 const PAGE: usize = 4096;
 const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
-/// `CAP_SYS_ADMIN` and `CAP_SYS_NICE` (linux/capability.h).
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_NICE: u32 = 23;
+use crate::sys::{CAP_SYS_ADMIN, CAP_SYS_NICE};
 /// A result slot no check wrote.
 const NOT_RUN: i32 = -999;
 
@@ -213,40 +211,6 @@ fn bpf_prog_load() -> i32 {
     } else {
         sys::errno()
     }
-}
-
-/// Drops `caps` from the calling thread's effective, permitted and
-/// inheritable sets (capset, `_LINUX_CAPABILITY_VERSION_3`).
-fn drop_caps(caps: &[u32]) -> bool {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut h = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget fills two data structs for version 3.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    for &c in caps {
-        let (i, bit) = ((c / 32) as usize, 1u32 << (c % 32));
-        d[i].effective &= !bit;
-        d[i].permitted &= !bit;
-        d[i].inheritable &= !bit;
-    }
-    // SAFETY: capset with the header and two data structs of version 3.
-    unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) == 0 }
 }
 
 /// Becomes uid 65534 with primary group `gid` and no other group.
@@ -1556,7 +1520,7 @@ fn capabilities(o: &'static Outcomes) -> Result<(), String> {
     // Root without CAP_SYS_NICE.
     let exit = run_child(
         o,
-        || drop_caps(&[CAP_SYS_NICE]),
+        || sys::drop_caps(&[CAP_SYS_NICE]).is_ok(),
         |o| {
             let Ok(ctl) = open_rw(&path(88, "ctl")) else {
                 return;
@@ -1611,7 +1575,7 @@ fn capabilities(o: &'static Outcomes) -> Result<(), String> {
     // keeps CAP_SYS_NICE); the enclave's destroy then kills it.
     o.reset();
     let admin = sys::fork_child(move || {
-        if !drop_caps(&[CAP_SYS_ADMIN]) {
+        if sys::drop_caps(&[CAP_SYS_ADMIN]).is_err() {
             return 100;
         }
         o.set(0, write_code(&format!("{GHOSTFS}/ctl"), "create 91 91"));

@@ -739,7 +739,7 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         let ctl2 = &ctl;
         let eperm = std::thread::scope(|s| {
             s.spawn(|| {
-                if drop_cap_sys_nice().is_err() {
+                if sys::drop_caps(&[sys::CAP_SYS_NICE]).is_err() {
                     return -2;
                 }
                 write_errno(ctl2, &cmd)
@@ -812,42 +812,6 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         libc::EBUSY
     );
     ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
-    Ok(())
-}
-
-/// Drops CAP_SYS_NICE from the calling thread's capability sets.
-fn drop_cap_sys_nice() -> Result<(), i32> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Default, Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut h = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget/capset with a v3 header and two data structs.
-    unsafe {
-        if libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()) != 0 {
-            return Err(sys::errno());
-        }
-        // CAP_SYS_NICE is capability 23.
-        let bit = 1u32 << 23;
-        d[0].effective &= !bit;
-        d[0].permitted &= !bit;
-        d[0].inheritable &= !bit;
-        if libc::syscall(libc::SYS_capset, &raw mut h, d.as_ptr()) != 0 {
-            return Err(sys::errno());
-        }
-    }
     Ok(())
 }
 

@@ -2248,21 +2248,7 @@ impl Agent {
 
     /// `COMMIT_TXN` or `SYNC_GROUP_TXN` with a mask of `cpus`.
     fn commit(&self, cpus: &[usize], sync: bool) -> Result<i64, i32> {
-        let mut mask = [0u8; 128];
-        for &c in cpus {
-            mask[c / 8] |= 1 << (c % 8);
-        }
-        let mut c = abi::GhostIocCommitTxn {
-            mask_ptr: mask.as_ptr() as u64,
-            mask_len: mask.len() as u32,
-            flags: 0,
-        };
-        let cmd = if sync {
-            abi::GHOST_IOC_SYNC_GROUP_TXN
-        } else {
-            abi::GHOST_IOC_COMMIT_TXN
-        };
-        ioctl(&self.ctl, cmd, (&raw mut c).cast()).map(i64::from)
+        crate::scheduling::commit_txns(&self.ctl, cpus, sync).map(i64::from)
     }
 
     /// Runs the next runnable task on the agent's CPU (the agent sleeps

@@ -227,21 +227,7 @@ impl Enclave {
     /// `COMMIT_TXN` (or, with `sync`, `SYNC_GROUP_TXN`) of the transactions
     /// of `cpus`: the ioctl's return value, or its errno.
     pub(crate) fn commit(&self, cpus: &[usize], sync: bool) -> Result<i32, i32> {
-        let mut mask = [0u8; 128];
-        for &cpu in cpus {
-            mask[cpu / 8] |= 1 << (cpu % 8);
-        }
-        let mut c = abi::GhostIocCommitTxn {
-            mask_ptr: mask.as_ptr() as u64,
-            mask_len: mask.len() as u32,
-            flags: 0,
-        };
-        let cmd = if sync {
-            abi::GHOST_IOC_SYNC_GROUP_TXN
-        } else {
-            abi::GHOST_IOC_COMMIT_TXN
-        };
-        ioctl(&self.ctl, cmd, (&raw mut c).cast())
+        commit_txns(&self.ctl, cpus, sync)
     }
 
     /// The state of `cpu`'s transaction.
@@ -780,4 +766,27 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
         "second agent ended {exit:?}"
     );
     Ok(())
+}
+
+/// `COMMIT_TXN` (or, with `sync`, `SYNC_GROUP_TXN`) on the enclave `ctl` of
+/// the transactions of `cpus` (below 1024): the ioctl's return value, or its
+/// errno.
+pub fn commit_txns(ctl: &std::fs::File, cpus: &[usize], sync: bool) -> Result<i32, i32> {
+    let mut mask = [0u8; 128];
+    for &cpu in cpus {
+        if let Some(byte) = mask.get_mut(cpu / 8) {
+            *byte |= 1 << (cpu % 8);
+        }
+    }
+    let mut c = abi::GhostIocCommitTxn {
+        mask_ptr: mask.as_ptr() as u64,
+        mask_len: mask.len() as u32,
+        flags: 0,
+    };
+    let cmd = if sync {
+        abi::GHOST_IOC_SYNC_GROUP_TXN
+    } else {
+        abi::GHOST_IOC_COMMIT_TXN
+    };
+    ioctl(ctl, cmd, (&raw mut c).cast())
 }

@@ -313,3 +313,48 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), i32> {
     }
     Ok(())
 }
+
+/// `CAP_SYS_ADMIN` and `CAP_SYS_NICE` (linux/capability.h).
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_SYS_NICE: u32 = 23;
+
+/// Drops the capabilities `caps` (numbers, e.g. [`CAP_SYS_NICE`]) from
+/// the calling thread's effective, permitted and inheritable sets (capget
+/// and capset, `_LINUX_CAPABILITY_VERSION_3`).
+pub fn drop_caps(caps: &[u32]) -> Result<(), i32> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget fills the header's two data structs (version 3).
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()) } != 0 {
+        return Err(errno());
+    }
+    for &c in caps {
+        let Some(data) = d.get_mut((c / 32) as usize) else {
+            return Err(libc::EINVAL);
+        };
+        let bit = 1u32 << (c % 32);
+        data.effective &= !bit;
+        data.permitted &= !bit;
+        data.inheritable &= !bit;
+    }
+    // SAFETY: capset with the header and the two data structs of version 3.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut h, d.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
