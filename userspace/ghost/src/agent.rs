@@ -923,13 +923,11 @@ fn free_agent_words(enclave: &Enclave, threads: &[AgentThread]) -> usize {
     let mut last_progress = Instant::now();
     while !left.is_empty() && last_progress.elapsed() < Duration::from_secs(5) {
         let before = left.len();
-        left.retain(|&info| {
-            let can_free = enclave
-                .sw()
-                .get(info)
-                .is_some_and(|w| w.can_free());
-            !(can_free && enclave.sw_free(info).is_ok())
-        });
+        // By ioctl only, never through the mapping: a destroy that races
+        // with the stop revokes the mapping (a read would be SIGBUS) and
+        // fails the ioctl (the word went with the enclave). EINVAL: not
+        // CANFREE yet (the thread is still leaving).
+        left.retain(|&info| matches!(enclave.sw_free(info), Err(sys::Errno(libc::EINVAL))));
         if left.len() < before {
             last_progress = Instant::now();
         } else {
