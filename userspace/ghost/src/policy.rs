@@ -218,6 +218,11 @@ impl Plan {
         &self.entries
     }
 
+    /// Whether the plan runs `gtid` on a CPU already.
+    pub fn runs(&self, gtid: i64) -> bool {
+        self.entries.iter().any(|e| e.gtid == gtid)
+    }
+
     /// Whether there is no decision.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

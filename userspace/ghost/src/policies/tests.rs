@@ -374,6 +374,85 @@ fn central_backs_off_busy_cpus() {
 }
 
 #[test]
+fn central_commits_a_task_only_where_its_affinity_allows() {
+    let slice = Duration::from_micros(50);
+    let mut r = Run::new(
+        FifoCentral::new(Some(slice)),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2, 3],
+        None,
+    );
+    r.k.allow(A, &[3]);
+    r.k.allow(B, &[0, 1, 2]);
+    // C and D: every CPU.
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    // Each free CPU takes the oldest task it may run.
+    assert_eq!(r.plan(0), vec![(1, B), (2, C), (3, A)]);
+    for (cpu, g) in [(1, B), (2, C), (3, A)] {
+        r.commit(0, cpu, g, TxnResult::Complete);
+    }
+    // D may only run on CPU 1: when the slices end, it takes CPU 1's, and
+    // the tasks of CPUs 2 and 3 keep theirs.
+    r.k.allow(D, &[1]);
+    r.feed(0, &[new(1, D, true)]);
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, D)]);
+    r.commit(0, 1, D, TxnResult::Complete);
+    // B (preempted) may not use CPU 3, which A leaves free: B takes CPU 2,
+    // whose slice is over, and A gets CPU 3 back.
+    r.feed(0, &[preempt(2, B, 1), yielded(2, A, 3)]);
+    assert_eq!(r.s.policy().run_queue(), vec![B, A]);
+    assert_eq!(r.plan(0), vec![(2, B), (3, A)]);
+    // With A gone, CPU 3 stays free rather than take B.
+    r.feed(0, &[dead(3, A, 3)]);
+    assert_eq!(r.plan(0), vec![(2, B)]);
+}
+
+#[test]
+fn central_follows_affinity_changes_and_waits_without_a_cpu() {
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2],
+        None,
+    );
+    // A allows only the global agent's CPU, which runs no task.
+    r.k.allow(A, &[0]);
+    r.k.allow(B, &[1, 2]);
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.policy().run_queue(), vec![B]);
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    assert!(!r.polls(0), "a waiting task waits for a message");
+    let dump = r.s.dump();
+    assert!(
+        dump.contains("waiting, no CPU of the enclave in their affinity: 1 {256}"),
+        "{dump}"
+    );
+    // B's affinity drops CPU 1 before its commit (which the barrier makes
+    // stale): it goes to CPU 2 instead.
+    r.k.allow(B, &[2]);
+    r.feed(0, &[affinity(2, B)]);
+    r.commit(0, 1, B, TxnResult::TargetStale);
+    assert_eq!(r.plan(0), vec![(2, B)]);
+    // A may use CPU 1 now; B leaves the enclave's CPUs and waits.
+    r.k.allow(A, &[0, 1]);
+    r.k.allow(B, &[5]);
+    r.feed(0, &[affinity(2, A), affinity(3, B)]);
+    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    // A task woken with no CPU it allows waits too.
+    r.commit(0, 1, A, TxnResult::Complete);
+    r.feed(0, &[blocked(3, A, 1)]);
+    r.k.allow(A, &[0]);
+    r.feed(0, &[affinity(4, A), wakeup(5, A)]);
+    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.plan(0), vec![]);
+    r.feed(0, &[departed(6, A, 1), dead(4, B, 1)]);
+    assert_eq!(r.s.policy().waiting(), vec![]);
+}
+
+#[test]
 fn central_skips_tasks_still_on_a_cpu() {
     let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
     let mut r = Run::new(
