@@ -255,13 +255,6 @@ impl Policy for Fifo {
                 q
             );
         }
-        if !self.waiting.is_empty() {
-            let _ = writeln!(
-                out,
-                "waiting, no CPU of the enclave in their affinity: {} {:?}",
-                self.waiting.len(),
-                self.waiting
-            );
-        }
+        super::dump_waiting(out, &self.waiting);
     }
 }

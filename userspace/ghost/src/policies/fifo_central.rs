@@ -252,14 +252,7 @@ impl Policy for FifoCentral {
 
     fn dump(&self, out: &mut String) {
         let _ = writeln!(out, "run queue: {} runnable {:?}", self.rq.len(), self.rq);
-        if !self.waiting.is_empty() {
-            let _ = writeln!(
-                out,
-                "waiting, no CPU of the enclave in their affinity: {} {:?}",
-                self.waiting.len(),
-                self.waiting
-            );
-        }
+        super::dump_waiting(out, &self.waiting);
         for (cpu, s) in &self.cpus {
             let _ = write!(out, "cpu {cpu}: ");
             match s.current {
