@@ -319,6 +319,19 @@ impl Enclave {
     /// task or agent points to the enclave. Process context (sleeps).
     fn shutdown(self: &Arc<Self>) {
         self.dying.store(true, Ordering::SeqCst);
+        // A task of this enclave that destroys it leaves first: once the
+        // agents are killed, nothing would run it again if it slept or were
+        // preempted below (an allocation, `msleep`), and it would wait for
+        // its own destroy for good.
+        if let Ok(me) = crate::task::TaskHandle::current() {
+            let g = TaskRqGuard::lock(me);
+            let mine = GhostTask::of(&g, g.task())
+                .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), &**self));
+            let me = g.unlock();
+            if mine {
+                crate::sched::leave_ghost(&me);
+            }
+        }
         // Agents first: once they are gone, nothing commits.
         for cpu in 0..crate::rq::nr_cpu_ids() as i32 {
             let agent = {

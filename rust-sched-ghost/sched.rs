@@ -462,6 +462,14 @@ fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
         crate::cpumsg::availability(rq, g, !other);
     }
     let flags = g.run_flags(rq);
+    if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held(rq) {
+        // The CPU goes idle: the agent asked to be back then. The ghost
+        // class's `pick_task` does this when its pick finds nothing, but
+        // the core's fast path (only CFS tasks runnable) picks CFS or idle
+        // without asking the ghost classes.
+        g.set_latched(rq, None, 0);
+        crate::agent::wake(rq.cpu());
+    }
     if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
         g.set_latched(rq, g.latched(rq), flags & !uapi::NEED_CPU_NOT_IDLE);
         crate::cpumsg::not_idle(rq, g, next);
