@@ -640,7 +640,12 @@ static struct enclave E = { .id = -1, .ctl_fd = -1, .dir_fd = -1, .online_fd = -
 static void cleanup_control(void)
 {
 	int id = S ? atomic_load(&S->enclave_id) : E.id;
+	struct sched_param sp = { 0 };
 
+	/* A workload thread failed: out of ghost first, then destroy (the
+	 * caller does not rely on how destroy treats its own caller). */
+	if (sched_getscheduler(0) == SCHED_GHOST)
+		sched_setscheduler(0, SCHED_OTHER, &sp);
 	if (id > 0) {
 		char path[96];
 
