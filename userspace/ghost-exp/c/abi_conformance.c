@@ -2993,7 +2993,8 @@ static void expect_bytes(const char *name, const char *want, const char *why)
 
 		o += (size_t)snprintf(g_mismatch + o, sizeof(g_mismatch) - o, "%s%s %s",
 				      o ? ", " : "bytes unlike ghOSt's: ", name, quoted(buf));
-		snprintf(g_mismatch + o, sizeof(g_mismatch) - o, " (ghOSt %s: %s)", why, quoted(want));
+		snprintf(g_mismatch + o, sizeof(g_mismatch) - o, " (ghOSt prints %s: %s)", why,
+			 quoted(want));
 	}
 }
 
