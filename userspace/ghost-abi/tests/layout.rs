@@ -147,7 +147,7 @@ fn layouts() -> Vec<Layout> {
         layout!(
             GhostMsgPayloadTaskLatchFailure,
             "ghost_msg_payload_task_latch_failure",
-            [gtid, err]
+            [gtid, errno]
         ),
         layout!(
             GhostMsgPayloadCpuTick,
@@ -171,14 +171,72 @@ fn layouts() -> Vec<Layout> {
         ),
         layout!(GhostMsgPayloadCpuBusy, "ghost_msg_payload_cpu_busy", [cpu]),
         layout!(
-            GhostMsgPayloadCpuAgentBlocked,
-            "ghost_msg_payload_cpu_agent_blocked",
+            GhostMsgPayloadAgentBlocked,
+            "ghost_msg_payload_agent_blocked",
             [cpu]
         ),
         layout!(
-            GhostMsgPayloadCpuAgentWakeup,
-            "ghost_msg_payload_cpu_agent_wakeup",
+            GhostMsgPayloadAgentWakeup,
+            "ghost_msg_payload_agent_wakeup",
             [cpu]
+        ),
+        layout!(
+            BpfGhostMsg,
+            "bpf_ghost_msg",
+            [
+                payload => "dead",
+                payload => "blocked",
+                payload => "wakeup",
+                payload => "newt",
+                payload => "preempt",
+                payload => "yield",
+                payload => "departed",
+                payload => "switchto",
+                payload => "affinity",
+                payload => "priority",
+                payload => "on_cpu",
+                payload => "latch_failure",
+                payload => "cpu_tick",
+                payload => "timer",
+                payload => "cpu_not_idle",
+                payload => "cpu_available",
+                payload => "cpu_busy",
+                payload => "agent_blocked",
+                payload => "agent_wakeup",
+                type_ => "type",
+                seqnum,
+                pref_cpu
+            ]
+        ),
+        layout!(
+            BpfGhostSched,
+            "bpf_ghost_sched",
+            [
+                agent_on_rq,
+                agent_runnable,
+                might_yield,
+                dont_idle,
+                must_resched,
+                next_gtid
+            ]
+        ),
+        layout!(
+            BpfGhostSelectRq,
+            "bpf_ghost_select_rq",
+            [
+                gtid,
+                task_cpu,
+                waker_cpu,
+                sd_flag,
+                wake_flags,
+                skip_ttwu_queue
+            ]
+        ),
+        layout!(BpfGhostHaltPoll, "bpf_ghost_halt_poll", [type_ => "type"]),
+        layout!(
+            BpfSyncCommitArgs,
+            "bpf_sync_commit_args",
+            [cpus, gtids, task_barriers, run_flags, commit_flags]
         ),
         layout!(
             GhostSwRegionHeader,
@@ -297,7 +355,6 @@ fn constants() -> Vec<(&'static str, i128)> {
         MSG_TASK_SWITCHTO,
         MSG_TASK_AFFINITY_CHANGED,
         MSG_TASK_ON_CPU,
-        MSG_TASK_LATCHED,
         MSG_TASK_PRIORITY_CHANGED,
         MSG_TASK_LATCH_FAILURE,
         MSG_CPU_TICK,
@@ -339,6 +396,21 @@ fn constants() -> Vec<(&'static str, i128)> {
         ALLOW_TASK_ONCPU,
         ELIDE_AGENT_BARRIER_INC,
         INC_AGENT_BARRIER_ON_FAILURE,
+        COMMIT_AT_FLAGS,
+        BPF_GHOST_MSG_NO_WAKEUP_PREF,
+        BPF_GHOST_MSG_SKIP_AGENT_WAKE,
+        BPF_SYNC_COMMIT_MAX_CPUS,
+        RESCHED_ANY_CLASS,
+        RESCHED_GHOST_CLASS,
+        RESCHED_IDLE_CLASS,
+        RESCHED_OTHER_CLASS,
+        SET_MUST_RESCHED,
+        WAKE_AGENT,
+        GHOST_RESCHED_CPU_MAX,
+        GHOST_GTID_LOOKUP,
+        GHOST_BASE_OP_FIRST => "_GHOST_BASE_OP_FIRST",
+        GHOST_BASE_GET_GTID,
+        GHOST_GTID_LOOKUP_TGID,
         RTLA_ON_PREEMPT,
         RTLA_ON_BLOCKED,
         RTLA_ON_YIELD,
@@ -347,7 +419,6 @@ fn constants() -> Vec<(&'static str, i128)> {
         NEED_CPU_NOT_IDLE,
         ELIDE_PREEMPT,
         SEND_TASK_ON_CPU,
-        SEND_TASK_LATCHED,
         DEFER_LATCHED_PREEMPTION_BY_AGENT,
         DO_NOT_PREEMPT,
         GHOST_ASSOC_SF_ALREADY,
@@ -549,10 +620,35 @@ fn parse_header(text: &str) -> HeaderItems {
     let text = strip_comments(text).replace("\\\n", " ");
     let mut items = HeaderItems::default();
     let mut code = String::new();
+    // Preprocessor conditionals: the first branch is read, the `#else`
+    // branches (the same names for another compiler or for the kernel) are
+    // skipped. `skip` counts the nesting depth inside a skipped branch.
+    let mut depth = 0usize;
+    let mut skip: Option<usize> = None;
     for line in text.lines() {
         let t = line.trim_start();
         if let Some(rest) = t.strip_prefix('#') {
             let rest = rest.trim_start();
+            if rest.starts_with("if") {
+                depth += 1;
+                continue;
+            }
+            if rest.starts_with("else") || rest.starts_with("elif") {
+                if skip.is_none() {
+                    skip = Some(depth);
+                }
+                continue;
+            }
+            if rest.starts_with("endif") {
+                if skip == Some(depth) {
+                    skip = None;
+                }
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            if skip.is_some() {
+                continue;
+            }
             if let Some(def) = rest.strip_prefix("define") {
                 let def = def.trim_start();
                 let name_len = def
@@ -570,14 +666,29 @@ fn parse_header(text: &str) -> HeaderItems {
             }
             continue;
         }
-        code.push_str(line);
-        code.push('\n');
+        if skip.is_none() {
+            code.push_str(line);
+            code.push('\n');
+        }
     }
 
     let toks = tokens(&code);
     let mut i = 0;
     while i < toks.len() {
         let kw = toks[i].as_str();
+        if kw == "enum" && i + 1 < toks.len() && toks[i + 1] == "{" {
+            // An anonymous enum: its enumerators are constants too.
+            i += 2;
+            let mut prev = "{".to_string();
+            while toks[i] != "}" {
+                if (prev == "{" || prev == ",") && is_ident(&toks[i]) {
+                    items.constants.insert(toks[i].clone());
+                }
+                prev = toks[i].clone();
+                i += 1;
+            }
+            continue;
+        }
         if (kw == "struct" || kw == "enum")
             && i + 2 < toks.len()
             && is_ident(&toks[i + 1])
@@ -627,7 +738,15 @@ fn parse_header(text: &str) -> HeaderItems {
                                 _ => {}
                             }
                         }
-                        let member = last.expect("member without a name");
+                        let Some(member) = last else {
+                            // An anonymous nested aggregate: its members
+                            // are the enclosing struct's (C11).
+                            if depth == 1 {
+                                members.append(&mut nested);
+                            }
+                            stmt.clear();
+                            continue;
+                        };
                         if depth == 1 {
                             if !nested.is_empty() {
                                 items.aggregates.insert(
@@ -768,7 +887,7 @@ fn sizes_match_ghost_abi_md() {
     assert_eq!(offset_of!(GhostMsgPayloadTaskOnCpu, cpu_seqnum), 16);
     assert_eq!(offset_of!(GhostMsgPayloadTaskOnCpu, cpu), 24);
     assert_eq!(size_of::<GhostMsgPayloadTaskLatchFailure>(), 16);
-    assert_eq!(offset_of!(GhostMsgPayloadTaskLatchFailure, err), 8);
+    assert_eq!(offset_of!(GhostMsgPayloadTaskLatchFailure, errno), 8);
     assert_eq!(size_of::<GhostMsgPayloadCpuTick>(), 8);
     assert_eq!(offset_of!(GhostMsgPayloadCpuTick, is_agent), 4);
     assert_eq!(size_of::<GhostMsgPayloadTimer>(), 24);
@@ -778,8 +897,8 @@ fn sizes_match_ghost_abi_md() {
     assert_eq!(offset_of!(GhostMsgPayloadCpuNotIdle, next_gtid), 8);
     assert_eq!(size_of::<GhostMsgPayloadCpuAvailable>(), 4);
     assert_eq!(size_of::<GhostMsgPayloadCpuBusy>(), 4);
-    assert_eq!(size_of::<GhostMsgPayloadCpuAgentBlocked>(), 4);
-    assert_eq!(size_of::<GhostMsgPayloadCpuAgentWakeup>(), 4);
+    assert_eq!(size_of::<GhostMsgPayloadAgentBlocked>(), 4);
+    assert_eq!(size_of::<GhostMsgPayloadAgentWakeup>(), 4);
 
     // ioctl arguments (section 3.2).
     assert_eq!(size_of::<GhostIocSwGetInfo>(), 24);

@@ -115,6 +115,9 @@ pub struct Report {
     pub adopted: usize,
     /// Orphaned status words (dead or departed tasks) freed at start.
     pub orphans_freed: usize,
+    /// Status words of this run's agents not freed at the end (the kernel
+    /// had not marked them `CANFREE`: a thread that did not end).
+    pub agent_words_left: usize,
     /// What each agent counted, by CPU.
     pub agents: Vec<(usize, Stats)>,
     /// What message dispatch counted.
@@ -522,7 +525,7 @@ impl<P: Policy> Shared<P> {
         &self,
         cpu: usize,
         role: Role,
-        ready: &mpsc::Sender<(usize, Result<i32>)>,
+        ready: &mpsc::Sender<(usize, Result<(i32, abi::GhostSwInfo)>)>,
         st: &mut Stats,
     ) -> Result<()> {
         let setup = (|| {
@@ -540,7 +543,7 @@ impl<P: Policy> Shared<P> {
         })();
         let info = match setup {
             Ok(i) => {
-                let _ = ready.send((cpu, Ok(sys::gettid())));
+                let _ = ready.send((cpu, Ok((sys::gettid(), i))));
                 i
             }
             Err(e) => {
@@ -570,6 +573,9 @@ impl<P: Policy> Shared<P> {
 struct AgentThread {
     cpu: usize,
     tid: i32,
+    /// The agent's status word, once it is an agent: the kernel marks it
+    /// `CANFREE` when the thread is gone, and this process frees it.
+    sw: Option<abi::GhostSwInfo>,
     done: Arc<AtomicBool>,
     handle: Option<JoinHandle<Stats>>,
 }
@@ -715,6 +721,7 @@ pub fn run<P: Policy + 'static>(
         threads.push(AgentThread {
             cpu,
             tid: 0,
+            sw: None,
             done,
             handle: Some(handle),
         });
@@ -747,6 +754,7 @@ pub fn run<P: Policy + 'static>(
         r => {
             shared.open_gate(Gate::Abort);
             stop_agents(&shared, &mut threads);
+            free_agent_words(&enclave, &threads);
             return r.map(|_| report);
         }
     };
@@ -782,6 +790,7 @@ pub fn run<P: Policy + 'static>(
     }
     let stats = stop_agents(&shared, &mut threads);
     drop(online);
+    report.agent_words_left = free_agent_words(&enclave, &threads);
     report.agents = stats;
     report.dispatch = lock(&shared.sched).stats.clone();
     report.failure = lock(&shared.failure).take();
@@ -832,7 +841,7 @@ fn check_config(enclave: &Enclave, cfg: &AgentConfig, cpus: &[usize]) -> Result<
 /// Waits until every agent thread became an agent (`Ok(true)`), a stop
 /// signal came (`Ok(false)`), one failed (its error), or `timeout` passed.
 fn wait_ready(
-    rx: &mpsc::Receiver<(usize, Result<i32>)>,
+    rx: &mpsc::Receiver<(usize, Result<(i32, abi::GhostSwInfo)>)>,
     threads: &mut [AgentThread],
     sigfd: &SignalFd,
     timeout: Duration,
@@ -846,9 +855,10 @@ fn wait_ready(
             }
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((cpu, Ok(tid))) => {
+            Ok((cpu, Ok((tid, sw)))) => {
                 if let Some(t) = threads.iter_mut().find(|t| t.cpu == cpu) {
                     t.tid = tid;
+                    t.sw = Some(sw);
                 }
                 left -= 1;
             }
@@ -900,6 +910,33 @@ fn adopt(enclave: &Enclave, q: &Queue) -> Result<(usize, usize, bool)> {
         }
     }
     Ok((adopted, freed, discover))
+}
+
+/// Frees the status words of the agent threads that ended (as ghOSt's
+/// library does): the kernel marks an agent's word `CANFREE` once the
+/// thread is really gone (a little after `join`), and leaves freeing it to
+/// the agent's process. Waits for that flag while words keep turning
+/// `CANFREE` (up to 5 s without one); returns how many words were left
+/// (they go with the enclave).
+fn free_agent_words(enclave: &Enclave, threads: &[AgentThread]) -> usize {
+    let mut left: Vec<abi::GhostSwInfo> = threads.iter().filter_map(|t| t.sw).collect();
+    let mut last_progress = Instant::now();
+    while !left.is_empty() && last_progress.elapsed() < Duration::from_secs(5) {
+        let before = left.len();
+        left.retain(|&info| {
+            let can_free = enclave
+                .sw()
+                .get(info)
+                .is_some_and(|w| w.can_free());
+            !(can_free && enclave.sw_free(info).is_ok())
+        });
+        if left.len() < before {
+            last_progress = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    left.len()
 }
 
 /// Stops the agent threads: sets the flag, sends [`WAKE_SIGNAL`] until

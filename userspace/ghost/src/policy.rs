@@ -298,9 +298,9 @@ pub trait Policy: Send {
     /// `MSG_CPU_BUSY`: a higher class took the CPU.
     fn cpu_busy(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuBusy) {}
     /// `MSG_CPU_AGENT_BLOCKED`: the CPU's agent blocked.
-    fn cpu_agent_blocked(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuAgentBlocked) {}
+    fn cpu_agent_blocked(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadAgentBlocked) {}
     /// `MSG_CPU_AGENT_WAKEUP`: the CPU's agent woke up.
-    fn cpu_agent_wakeup(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuAgentWakeup) {}
+    fn cpu_agent_wakeup(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadAgentWakeup) {}
 
     /// The pick step: fills `plan` with what to run. A per-CPU agent
     /// schedules only its own CPU ([`Ctx::cpu`]); the global agent of the
