@@ -103,6 +103,7 @@ struct agent_view {
 	atomic_ulong msgs;	/* messages consumed from its queue */
 	atomic_ulong task_new;	/* TASK_NEW seen on its queue */
 	atomic_ulong departed;	/* TASK_DEPARTED seen on its queue */
+	atomic_ulong rtla_yields, rtla_returns; /* boosted: RTLA_ON_IDLE yields */
 	/* Mailbox: a command the agent carries out when it next wakes. */
 	atomic_int cmd_seq, done_seq;
 	int cmd, cmd_arg;
@@ -2398,6 +2399,13 @@ static void wake_agent_loop(struct agent *a)
 			progress();
 		}
 		run_mailbox(a);
+		if (boosted(a)) {
+			/* Another class wants the CPU: back when it idles. */
+			atomic_fetch_add(&a->view->rtla_yields, 1);
+			local_yield(a, barrier, RTLA_ON_IDLE);
+			atomic_fetch_add(&a->view->rtla_returns, 1);
+			continue;
+		}
 		local_yield(a, barrier, 0);
 	}
 }
@@ -2482,6 +2490,91 @@ static void wait_command(int i, const char *what)
 		     errname(v->cmd_errno));
 }
 
+/* A CFS thread that spins on one CPU until told to block. */
+struct hog {
+	pthread_t thread;
+	int cpu;
+	int pipe[2];
+	atomic_int spinning, stop;
+};
+
+static void *hog_main(void *arg)
+{
+	struct hog *h = arg;
+	char c;
+
+	snprintf(t_who, sizeof(t_who), "hog");
+	pin_to(0, &h->cpu, 1, "the hog");
+	while (!atomic_load(&h->stop))
+		atomic_store(&h->spinning, 1);
+	while (read(h->pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* CPU `cpu`'s idle time in /proc/stat (USER_HZ ticks). */
+static unsigned long long cpu_idle_ticks(int cpu)
+{
+	char buf[8192], name[16];
+
+	read_all_at(AT_FDCWD, "/proc/stat", buf, sizeof(buf));
+	snprintf(name, sizeof(name), "cpu%d ", cpu);
+	char *l = strstr(buf, name);
+	unsigned long long user, nice, sys, idle;
+
+	if (!l || sscanf(l + strlen(name), "%llu %llu %llu %llu", &user, &nice, &sys, &idle) != 4)
+		fail("no line for cpu%d in /proc/stat", cpu);
+	return idle;
+}
+
+/*
+ * RTLA_ON_IDLE: agent 0, woken while a CFS thread has its CPU, sees
+ * BOOST_PRIO and yields with RTLA_ON_IDLE; once the thread blocks, the
+ * agent must be back before its CPU has been idle for 2 s.
+ */
+static void check_rtla_on_idle(void)
+{
+	struct agent_view *v = view_of(0);
+	struct hog h = { .cpu = g_cpus[0] };
+
+	if (pipe2(h.pipe, O_CLOEXEC) != 0 || pthread_create(&h.thread, NULL, hog_main, &h) != 0)
+		fail("starting the hog: %s", errname(errno));
+	WAIT_FOR(atomic_load(&h.spinning), "the hog to spin on CPU %d", h.cpu);
+	unsigned long y = atomic_load(&v->rtla_yields);
+
+	if (rpc(RPC_PING_AGENTS, 0, 0) != 0)
+		fail("RPC kPingAgents with the hog on CPU %d", h.cpu);
+	WAIT_FOR(atomic_load(&v->rtla_yields) > y && atomic_load(&v->in_yield) &&
+			 atomic_load(&v->rtla_yields) == atomic_load(&v->rtla_returns) + 1,
+		 "agent %d, woken while a CFS thread spins on its CPU, to see BOOST_PRIO and "
+		 "yield with RTLA_ON_IDLE",
+		 h.cpu);
+	unsigned long r = atomic_load(&v->rtla_returns);
+	unsigned long long idle0 = cpu_idle_ticks(h.cpu);
+
+	atomic_store(&h.stop, 1);
+	struct waiter w;
+
+	waiter_init(&w);
+	while (atomic_load(&v->rtla_returns) == r) {
+		unsigned long long idle = cpu_idle_ticks(h.cpu) - idle0;
+
+		if (idle > 200)
+			fail("agent %d yielded with RTLA_ON_IDLE while a CFS thread had its CPU; the "
+			     "thread blocked and CPU %d has been idle for %llu ticks since, without the "
+			     "agent coming back",
+			     h.cpu, h.cpu, idle);
+		waiter_tick(&w, "agent %d to come back from its RTLA_ON_IDLE yield", h.cpu);
+	}
+	info("RTLA_ON_IDLE: agent %d came back after its CPU was idle for %llu ticks", h.cpu,
+	     cpu_idle_ticks(h.cpu) - idle0);
+	if (write(h.pipe[1], "x", 1) != 1)
+		fail("write to the hog's pipe");
+	pthread_join(h.thread, NULL);
+	close(h.pipe[0]);
+	close(h.pipe[1]);
+}
+
 static void ping_and_rpc_wake_control(void)
 {
 	int ctl, dir;
@@ -2552,6 +2645,7 @@ static void ping_and_rpc_wake_control(void)
 	 * the agent process, as lib/base.cc's Notification and agent_test). */
 	if (rpc(RPC_PING_AGENTS, 0, 0) != 0)
 		fail("RPC kPingAgents");
+	check_rtla_on_idle();
 
 	/* 4. A ping from another process must fail. */
 	int wctl = openat(dir, "ctl", O_RDWR | O_CLOEXEC);
