@@ -146,7 +146,7 @@ struct shared {
 	int64_t task_gtid;
 	atomic_int nlog;
 	struct log_entry log[64];
-	atomic_ulong remote_commits, latched_preempts, affinity_moves;
+	atomic_ulong remote_commits, latched_preempts;
 	/* ping_and_rpc_wake: the probe thread the control moves in and out */
 	int64_t probe_gtid;
 	atomic_int probe_new_runnable;	/* TASK_NEW's runnable + 1 */
@@ -2846,40 +2846,6 @@ struct sched_attr_v0 {
 	uint64_t sched_period;
 };
 
-/* api_test's MessageAgent on the first CPU: runs its one task locally. */
-static void message_agent_loop(struct agent *a)
-{
-	struct one_task t = { 0 };
-
-	if (a->idx != 0) {
-		sleeper_loop(a);
-		return;
-	}
-	agent_thread_start(a);
-	for (;;) {
-		uint32_t barrier = agent_barrier(a);
-		struct message m;
-		int was_latched;
-
-		while (channel_peek(&a->chan, &m)) {
-			if (is_task_msg(m.hdr.type))
-				one_task_msg(&t, &m, &was_latched);
-			channel_consume(&a->chan, &m);
-			progress();
-		}
-		if (finished(a) && !t.live)
-			break;
-		if (!t.live || !t.runnable || boosted(a)) {
-			local_yield(a, barrier, boosted(a) ? RTLA_ON_IDLE : 0);
-		} else {
-			WAIT_FOR(!(sw_flags(t.sw) & GHOST_SW_TASK_ONCPU),
-				 "the task's ONCPU flag to clear before committing it");
-			txn_open(a->cpu, t.gtid, t.seqnum, barrier, 0, COMMIT_AT_TXN_COMMIT);
-			t.oncpu = txn_commit(a->cpu);
-		}
-	}
-}
-
 static int64_t one_task_rpc(int64_t req, int64_t a0, int64_t a1)
 {
 	if (req == RPC_COUNT_TASKS)
@@ -2970,17 +2936,19 @@ static void priority_changed_control(void)
 #define AFFINITY_ROUNDS 12
 
 /*
- * The first agent schedules the task alternately on the last CPU (a
- * remote commit, right after which it moves the task's affinity off that
- * CPU) and on its own CPU (a local commit). A task caught latched must come
- * back as TASK_PREEMPT (was_latched); in any case the agent must get a
- * message it handles, or the task is stranded.
+ * The one-task agent of the first CPU (the others only sleep): api_test's
+ * MessageAgent, which runs its task on its own CPU, or, with `affinity`,
+ * its SchedAffinityAgent on two CPUs: the task goes alternately to the last
+ * CPU (a remote commit, right after which the agent moves the task's
+ * affinity off that CPU) and to its own (a local commit). A task caught
+ * latched must come back as TASK_PREEMPT (was_latched); in any case the
+ * agent must get a message it handles, or the task is stranded.
  */
-static void affinity_agent_loop(struct agent *a)
+static void one_task_agent(struct agent *a, bool affinity)
 {
 	struct one_task t = { 0 };
 	int remote = g_cpus[g_ncpus - 1];
-	bool next_remote = true, moved = false;
+	bool next_remote = affinity && g_ncpus > 1, moved = false;
 
 	if (a->idx != 0) {
 		sleeper_loop(a);
@@ -2997,8 +2965,7 @@ static void affinity_agent_loop(struct agent *a)
 				one_task_msg(&t, &m, &was_latched);
 				if (was_latched > 0 && moved)
 					atomic_fetch_add(&S->latched_preempts, 1);
-				if (m.hdr.type != MSG_TASK_AFFINITY_CHANGED &&
-				    m.hdr.type != MSG_TASK_NEW)
+				if (m.hdr.type != MSG_TASK_AFFINITY_CHANGED)
 					moved = false;
 			}
 			channel_consume(&a->chan, &m);
@@ -3008,36 +2975,46 @@ static void affinity_agent_loop(struct agent *a)
 			break;
 		if (boosted(a)) {
 			local_yield(a, barrier, RTLA_ON_IDLE);
-		} else if (t.live && t.runnable && !t.oncpu) {
-			WAIT_FOR(!(sw_flags(t.sw) & GHOST_SW_TASK_ONCPU),
-				 "the task's ONCPU flag to clear before committing it");
-			int cpu = next_remote && g_ncpus > 1 ? remote : a->cpu;
-
-			txn_open(cpu, t.gtid, t.seqnum, barrier, 0, COMMIT_AT_TXN_COMMIT);
-			if (!txn_commit(cpu))
-				continue;
-			t.oncpu = true;
-			if (cpu != a->cpu) {
-				/* Latched on `cpu`: now take `cpu` out of its affinity. */
-				int keep = a->cpu;
-				cpu_set_t set;
-
-				atomic_fetch_add(&S->remote_commits, 1);
-				CPU_ZERO(&set);
-				CPU_SET(keep, &set);
-				if (sched_setaffinity(tid_of_gtid(t.gtid), sizeof(set), &set) != 0 &&
-				    errno != ESRCH)
-					fail("SchedSetAffinity(task, {%d}) after committing it on CPU %d: "
-					     "%s",
-					     keep, cpu, errname(errno));
-				atomic_fetch_add(&S->affinity_moves, 1);
-				moved = true;
-			}
-			next_remote = !next_remote;
-		} else {
-			local_yield(a, barrier, 0);
+			continue;
 		}
+		if (!t.live || !t.runnable || t.oncpu) {
+			local_yield(a, barrier, 0);
+			continue;
+		}
+		WAIT_FOR(!(sw_flags(t.sw) & GHOST_SW_TASK_ONCPU),
+			 "the task's ONCPU flag to clear before committing it");
+		int cpu = next_remote ? remote : a->cpu;
+
+		txn_open(cpu, t.gtid, t.seqnum, barrier, 0, COMMIT_AT_TXN_COMMIT);
+		if (!txn_commit(cpu))
+			continue;
+		t.oncpu = true;
+		if (cpu != a->cpu) {
+			/* Latched on `cpu`: now take `cpu` out of its affinity. */
+			cpu_set_t set;
+
+			atomic_fetch_add(&S->remote_commits, 1);
+			CPU_ZERO(&set);
+			CPU_SET(a->cpu, &set);
+			if (sched_setaffinity(tid_of_gtid(t.gtid), sizeof(set), &set) != 0 &&
+			    errno != ESRCH)
+				fail("SchedSetAffinity(task, {%d}) after committing it on CPU %d: %s",
+				     a->cpu, cpu, errname(errno));
+			moved = true;
+		}
+		if (affinity)
+			next_remote = !next_remote;
 	}
+}
+
+static void message_agent_loop(struct agent *a)
+{
+	one_task_agent(a, false);
+}
+
+static void affinity_agent_loop(struct agent *a)
+{
+	one_task_agent(a, true);
 }
 
 static void affinity_body(struct gthread *g)

@@ -11,33 +11,25 @@ use crate::suite::Test;
 use crate::sys::{self, Exit};
 use std::path::Path;
 
+/// `c_<scenario>` tests running `ghost-abi-conformance <scenario>`.
+macro_rules! c_tests {
+    ($($scenario:ident),* $(,)?) => {
+        &[$(Test {
+            name: concat!("c_", stringify!($scenario)),
+            run: || run(stringify!($scenario)),
+        }),*]
+    };
+}
+
 /// The `c_*` tests, in the order they run.
-pub const TESTS: &[Test] = &[
-    Test {
-        name: "c_enclave_files",
-        run: || run("enclave_files"),
-    },
-    Test {
-        name: "c_agent_start_stop",
-        run: || run("agent_start_stop"),
-    },
-    Test {
-        name: "c_schedule_tasks",
-        run: || run("schedule_tasks"),
-    },
-    Test {
-        name: "c_ping_and_rpc_wake",
-        run: || run("ping_and_rpc_wake"),
-    },
-    Test {
-        name: "c_priority_changed",
-        run: || run("priority_changed"),
-    },
-    Test {
-        name: "c_latched_affinity",
-        run: || run("latched_affinity"),
-    },
-];
+pub const TESTS: &[Test] = c_tests!(
+    enclave_files,
+    agent_start_stop,
+    schedule_tasks,
+    ping_and_rpc_wake,
+    priority_changed,
+    latched_affinity,
+);
 
 /// Seconds before a program that did not end itself is killed.
 const HANG_CAP_S: u64 = 900;
