@@ -282,7 +282,8 @@ waiter_tick(struct waiter *w, const char *fmt, ...)
 		if (++w->spins % 64)
 			return;
 	} else {
-		sleep_us(1000);
+		/* 1 ms at first, then 10 ms: less noise on the CPUs. */
+		sleep_us(++w->spins < 100 ? 1000 : 10000);
 	}
 	check_other_process();
 	if (g_is_control)
