@@ -924,7 +924,10 @@ fn free_agent_words(enclave: &Enclave, threads: &[AgentThread]) -> usize {
     while !left.is_empty() && last_progress.elapsed() < Duration::from_secs(5) {
         let before = left.len();
         left.retain(|&info| {
-            let can_free = enclave.sw().get(info).is_some_and(|w| w.can_free());
+            let can_free = enclave
+                .sw()
+                .get(info)
+                .is_some_and(|w| w.can_free());
             !(can_free && enclave.sw_free(info).is_ok())
         });
         if left.len() < before {
