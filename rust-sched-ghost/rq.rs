@@ -83,7 +83,8 @@ impl Rq {
         }
     }
 
-    /// Runnable tasks on this CPU, of every class (`rq->nr_running`).
+    /// Runnable tasks on this CPU, of every class (`rq->nr_running`, less
+    /// the sleeping CFS tasks whose dequeue EEVDF delays).
     pub fn nr_running(&self) -> u32 {
         // SAFETY: the rq is locked (type invariant).
         unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
@@ -378,7 +379,8 @@ impl TaskRqGuard {
 
     /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
     /// holds instead. The caller checked that the task is queued, not
-    /// running, and allowed on `cpu`.
+    /// running, and not migration-disabled; `cpu` need not be in its
+    /// affinity (placement is the agent's, as in ghOSt).
     pub fn move_to(&mut self, cpu: i32) {
         // SAFETY: the guard holds `pi_lock` and the task's rq lock, as
         // `move_queued_task` needs; it returns the new rq, locked, and the

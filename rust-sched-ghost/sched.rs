@@ -491,10 +491,11 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     crate::watchdog::tick();
 }
 
-/// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked): a latch
-/// on a CPU it may no longer use fails (TASK_LATCH_FAILURE, `EINVAL`); a
-/// running task is forced off its CPU (TASK_PREEMPT at the switch); then
-/// TASK_AFFINITY_CHANGED.
+/// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked):
+/// TASK_AFFINITY_CHANGED; then a latch on a CPU it may no longer use is
+/// dropped (TASK_PREEMPT with `was_latched`), and a running task is forced
+/// off its CPU (TASK_PREEMPT at the switch), as ghOSt's `set_next_task`
+/// does when the core changes a running task's attributes.
 pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;

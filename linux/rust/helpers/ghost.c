@@ -194,9 +194,14 @@ struct task_struct *rust_helper_ghost_rq_curr(struct rq *rq)
 	return rq->curr;
 }
 
+/*
+ * Runnable tasks of every class on @rq. A CFS task whose dequeue EEVDF
+ * delays (DELAY_DEQUEUE) stays counted in rq->nr_running while it sleeps;
+ * it is not runnable, so it is left out (as fair.c's cfs_h_nr_delayed()).
+ */
 unsigned int rust_helper_ghost_rq_nr_running(struct rq *rq)
 {
-	return rq->nr_running;
+	return rq->nr_running - (rq->cfs.h_nr_queued - rq->cfs.h_nr_runnable);
 }
 
 void rust_helper_ghost_add_nr_running(struct rq *rq, unsigned int n)

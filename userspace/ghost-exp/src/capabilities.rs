@@ -281,6 +281,10 @@ fn sleeping_agent(id: u64, ctl: &File, qfd: i32, cpu: usize, up: &AtomicI32) -> 
     up.store(1, Ordering::SeqCst);
     let barrier = sw.atomic(64 + 32 * info.response.index as usize);
     loop {
+        // A nap outside ghost_run each time it wakes: with
+        // deliver_agent_runnability, CPU_AGENT_BLOCKED and CPU_AGENT_WAKEUP
+        // (ghOSt sends them only for an agent that blocks outside RUN).
+        std::thread::sleep(std::time::Duration::from_millis(1));
         let b = barrier.load(Ordering::Acquire);
         // SAFETY: the ghost_run syscall with plain integer arguments.
         unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, b, 0u32, cpu as i32, 0) };
@@ -1031,7 +1035,8 @@ fn drain_until(
 /// ghOSt's tunables tests: each `deliver_*` file on and off, with an agent
 /// on CPU c1 whose queue the test reads. In each phase the CPU gets a CFS
 /// hog (ticks, CPU busy and available again) and a task joins and leaves
-/// (TASK_NEW wakes the agent: it wakes and blocks). A message type appears
+/// (TASK_NEW wakes the agent: it wakes, naps outside ghost_run and blocks
+/// in it again). A message type appears
 /// only while its tunable is 1: `deliver_ticks` → CPU_TICK,
 /// `deliver_cpu_availability` → CPU_BUSY and CPU_AVAILABLE,
 /// `deliver_agent_runnability` → CPU_AGENT_WAKEUP and CPU_AGENT_BLOCKED.

@@ -1200,12 +1200,13 @@ fn threads_of(pid: i32) -> String {
             .unwrap_or_default();
         let tid = t.file_name().to_string_lossy().into_owned();
         out.push_str(&format!(
-            "    {tid} ({}) {} cpu {} policy {} wchan {}\n",
+            "    {tid} ({}) {} cpu {} policy {} wchan {} schedstat {}\n",
             rd("comm").trim(),
             rest.first().unwrap_or(&"?"),
             rest.get(36).unwrap_or(&"?"),
             sys::sched_policy(tid.parse().unwrap_or(0)),
-            rd("wchan")
+            rd("wchan"),
+            rd("schedstat").trim()
         ));
         for f in rd("stack").lines().take(12) {
             out.push_str(&format!("        {f}\n"));
@@ -1214,8 +1215,8 @@ fn threads_of(pid: i32) -> String {
     out
 }
 
-/// The ghost threads and agents that ran in the last 300 ms (`schedstat` run time
-/// grew): `tid (comm) +ns syscall` and their kernel stacks.
+/// The threads that ran in the last 300 ms (`schedstat` run time grew),
+/// ghost or not: `tid (comm) +ns policy syscall` and their kernel stacks.
 fn ghost_running() -> String {
     let list = || -> Vec<(String, u64)> {
         let mut v = Vec::new();
@@ -1226,9 +1227,7 @@ fn ghost_running() -> String {
                 .flatten()
             {
                 let tid: i32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
-                // Agents too (they have RESET_ON_FORK).
-                let policy = sys::sched_policy(tid) & !libc::SCHED_RESET_ON_FORK;
-                if tid == 0 || policy != ghost_abi::SCHED_GHOST {
+                if tid == 0 {
                     continue;
                 }
                 let ns = std::fs::read_to_string(t.path().join("schedstat"))
@@ -1249,9 +1248,10 @@ fn ghost_running() -> String {
         if now > ns {
             let rd = |f: &str| std::fs::read_to_string(format!("{path}/{f}")).unwrap_or_default();
             out.push_str(&format!(
-                "    {path} ({}) +{} ns syscall {}    stack {}\n",
+                "    {path} ({}) +{} ns policy {} syscall {}    stack {}\n",
                 rd("comm").trim(),
                 now - ns,
+                rd("stat").rsplit(')').next().and_then(|r| r.split_whitespace().nth(38)).unwrap_or("?"),
                 rd("syscall").trim(),
                 rd("stack").replace('\n', " | ")
             ));

@@ -78,6 +78,12 @@ fn satellite(id: u64, cpu: usize, lab: &Lab) -> i32 {
     let Ok(me) = become_agent(&e, cpu) else {
         return 2;
     };
+    // Sleeping outside ghost_run: with deliver_agent_runnability (on from
+    // the start), CPU_AGENT_BLOCKED and CPU_AGENT_WAKEUP (ghOSt sends none
+    // for an agent that blocks in ghost_run).
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     lab.sat_up.store(1, Ordering::SeqCst);
     loop {
         let b = e.sw_barrier(me);

@@ -18,6 +18,11 @@
 //!    policy.
 //! 5. It opens `agent_online` for writing and lets the agents run.
 //!
+//! Task affinities are read by thread id (`sched_getaffinity`, see
+//! [`crate::policy`]): the agent process must live in the initial pid
+//! namespace, where a gtid's thread id is its own. Otherwise a warning in
+//! [`Report::warnings`] says so and every task counts as allowed anywhere.
+//!
 //! Agent loops. Per-CPU: read the agent barrier, drain the queue into the
 //! policy, ask it for a plan, commit the local transaction (the agent
 //! sleeps until woken) or yield with `ghost_run`. Centralized: the global
@@ -45,6 +50,7 @@ use ghost_abi as abi;
 use crate::cpus::CpuSet;
 use crate::enclave::{Enclave, Wait};
 use crate::error::{Error, Result};
+use crate::gtid::Layout;
 use crate::policy::{Plan, Policy};
 use crate::queue::{Consumer, Queue, RingError};
 use crate::scheduler::{Kernel, Model, Scheduler};
@@ -184,12 +190,17 @@ struct Shared<P> {
     failed: EventFd,
     failure: Mutex<Option<Error>>,
     become_timeout: Duration,
+    tids: Option<Layout>,
 }
 
-/// The [`Kernel`] of the scheduler core: the enclave's ioctls.
+/// The [`Kernel`] of the scheduler core: the enclave's ioctls, and task
+/// affinities.
 struct EnclaveKernel<'a> {
     enclave: &'a Enclave,
     queues: &'a [Option<Arc<Queue>>],
+    /// How a gtid names a thread, if it names threads as this process sees
+    /// them.
+    tids: Option<Layout>,
 }
 
 impl Kernel for EnclaveKernel<'_> {
@@ -210,6 +221,30 @@ impl Kernel for EnclaveKernel<'_> {
     fn sw_free(&mut self, sw: abi::GhostSwInfo) -> std::result::Result<(), Errno> {
         self.enclave.sw_free(sw)
     }
+
+    fn task_affinity(&mut self, gtid: i64) -> std::result::Result<CpuMask, Errno> {
+        let tid = self
+            .tids
+            .and_then(|l| l.tid(gtid))
+            .ok_or(Errno(libc::ESRCH))?;
+        sys::sched_getaffinity(tid)
+    }
+}
+
+/// How the runtime reads task affinities: the gtid layout, if gtids name
+/// threads as this process sees them. Otherwise `None`, and a warning says
+/// why (every task is then taken to allow every CPU).
+fn affinity_reader(warnings: &mut Vec<String>) -> Option<Layout> {
+    let why = match Layout::read() {
+        Ok(l) if l.names_own_threads() => return Some(l),
+        Ok(_) => "gtids do not name this process's threads (not in the initial pid namespace?)"
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    warnings.push(format!(
+        "task affinities cannot be read ({why}): every task was taken to allow every CPU"
+    ));
+    None
 }
 
 /// Locks `m`, even if a policy panicked while holding it.
@@ -288,6 +323,7 @@ impl<P: Policy> Shared<P> {
         EnclaveKernel {
             enclave: &self.enclave,
             queues: &self.queues,
+            tids: self.tids,
         }
     }
 
@@ -669,6 +705,7 @@ pub fn run<P: Policy + 'static>(
     enclave.set_default_queue(&default_q)?;
 
     // 3. Agent threads.
+    let tids = affinity_reader(&mut report.warnings);
     let sched = Scheduler::new(policy, &cfg.model, &cpus, Some(Arc::clone(enclave.sw())));
     let shared = Arc::new(Shared {
         enclave: Arc::clone(&enclave),
@@ -682,6 +719,7 @@ pub fn run<P: Policy + 'static>(
         failed: EventFd::new()?,
         failure: Mutex::new(None),
         become_timeout: cfg.become_timeout,
+        tids,
     });
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(cpus.len());
@@ -923,13 +961,11 @@ fn free_agent_words(enclave: &Enclave, threads: &[AgentThread]) -> usize {
     let mut last_progress = Instant::now();
     while !left.is_empty() && last_progress.elapsed() < Duration::from_secs(5) {
         let before = left.len();
-        left.retain(|&info| {
-            let can_free = enclave
-                .sw()
-                .get(info)
-                .is_some_and(|w| w.can_free());
-            !(can_free && enclave.sw_free(info).is_ok())
-        });
+        // By ioctl only, never through the mapping: a destroy that races
+        // with the stop revokes the mapping (a read would be SIGBUS) and
+        // fails the ioctl (the word went with the enclave). EINVAL: not
+        // CANFREE yet (the thread is still leaving).
+        left.retain(|&info| matches!(enclave.sw_free(info), Err(sys::Errno(libc::EINVAL))));
         if left.len() < before {
             last_progress = Instant::now();
         } else {

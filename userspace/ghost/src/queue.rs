@@ -659,6 +659,7 @@ pub(crate) mod testing {
         GhostMsgPayloadTaskYield { gtid, runtime, cpu_seqnum, agent_data, cpu, from_switchto }
         GhostMsgPayloadTaskDead { gtid, cpu }
         GhostMsgPayloadTaskDeparted { gtid, cpu_seqnum, cpu, from_switchto, was_current }
+        GhostMsgPayloadTaskAffinityChanged { gtid }
         GhostMsgPayloadCpuBusy { cpu }
         GhostMsgPayloadCpuAvailable { cpu }
     );
