@@ -489,6 +489,37 @@ pub(crate) fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits until `done()` holds, for as long as `progress()` keeps changing:
+/// fails (returns false) only when it has not changed for `stall_ms`, or
+/// after `cap_ms` in all (a cap that only catches a hang). A slow or busy
+/// machine makes progress slowly, not never.
+pub(crate) fn wait_while_progressing(
+    stall_ms: u64,
+    cap_ms: u64,
+    mut progress: impl FnMut() -> u64,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let start = Instant::now();
+    let mut last = progress();
+    let mut last_change = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        let now = progress();
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > Duration::from_millis(stall_ms)
+            || start.elapsed() > Duration::from_millis(cap_ms)
+        {
+            return done();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A task in an enclave runs only when its agent commits it, on the CPU the
 /// agent chose; the messages of its life reach the agent; destroying the
 /// enclave under load kills the agent and returns the task to CFS, where
