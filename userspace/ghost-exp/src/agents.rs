@@ -10,7 +10,7 @@
 use crate::scheduling::wait_for;
 use crate::suite::nr_cpu_ids;
 use crate::sys::{self, Exit};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +38,12 @@ pub(crate) struct Proc {
 impl Proc {
     /// Starts `name args...`.
     pub(crate) fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
+        Proc::start_exe(&bin(name)?, name, args)
+    }
+
+    /// Starts the program at `exe` (called `name` in messages and the log
+    /// file name) with `args`.
+    pub(crate) fn start_exe(exe: &Path, name: &str, args: &[&str]) -> Result<Proc, String> {
         let what = format!("{name} {}", args.join(" "));
         static N: AtomicU32 = AtomicU32::new(0);
         let log = PathBuf::from(format!(
@@ -47,7 +53,7 @@ impl Proc {
         ));
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("dup: {e}"))?;
-        let child = Command::new(bin(name)?)
+        let child = Command::new(exe)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)

@@ -17,6 +17,7 @@ macro_rules! ensure {
 
 mod agents;
 mod capabilities;
+mod cconf;
 mod conformance;
 mod faults;
 mod figures;

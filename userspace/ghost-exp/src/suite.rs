@@ -6,7 +6,9 @@
 
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{agents, capabilities, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling};
+use crate::{
+    agents, capabilities, cconf, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -198,6 +200,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
     TESTS
         .iter()
         .chain(conformance::TESTS)
+        .chain(cconf::TESTS)
         .chain(capabilities::TESTS)
         .chain(faults::TESTS)
         .chain(fuzz::TESTS)
