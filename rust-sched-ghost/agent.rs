@@ -16,6 +16,7 @@
 //! flag again), and it sets its task state before it looks at the flag (a
 //! wake after that makes it runnable again).
 
+use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
@@ -24,7 +25,6 @@ use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
-use crate::cpu_data::state;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;

@@ -27,8 +27,8 @@ use crate::sched_class::{
     set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
 };
 use kernel::bindings;
-use kernel::uapi;
 use kernel::prelude::*;
+use kernel::uapi;
 
 /// `ghost_sched_class`: tasks scheduled by agents, and the agents.
 pub struct GhostClass;
@@ -54,7 +54,10 @@ impl SchedClassOps for GhostClass {
                 // Woken from a block outside `ghost_run` (see
                 // `sched::cpu_switch`).
                 if let Some(g) = rq.ghost() {
-                    if !g.blocked_in_run().load(core::sync::atomic::Ordering::SeqCst) {
+                    if !g
+                        .blocked_in_run()
+                        .load(core::sync::atomic::Ordering::SeqCst)
+                    {
                         crate::cpumsg::agent_runnability(rq, g, false);
                     }
                 }

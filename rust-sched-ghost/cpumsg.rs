@@ -115,10 +115,7 @@ pub fn agent_runnability(rq: &Rq, g: &GhostRq, blocked: bool) {
         return;
     }
     let mut m = Payload::<uapi::ghost_msg_payload_agent_blocked>::new();
-    m.u32(
-        off!(ghost_msg_payload_agent_blocked, cpu),
-        rq.cpu() as u32,
-    );
+    m.u32(off!(ghost_msg_payload_agent_blocked, cpu), rq.cpu() as u32);
     let ty = if blocked {
         uapi::MSG_CPU_AGENT_BLOCKED
     } else {

@@ -30,8 +30,7 @@ use crate::members::{self, Members};
 use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_cpulist, parse_cpumask, parse_enclave_cmd, parse_int,
-    parse_signed, parse_u32, parse_unsigned, CpuSet, EnclaveCmd, KstrtoError, ParseError,
-    MAX_CPUS,
+    parse_signed, parse_u32, parse_unsigned, CpuSet, EnclaveCmd, KstrtoError, ParseError, MAX_CPUS,
 };
 use crate::queue::Queue;
 use crate::rawlock::RawSpinLock;

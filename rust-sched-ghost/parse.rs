@@ -172,7 +172,10 @@ fn kstrtoull(s: &[u8]) -> Result<u64, KstrtoError> {
             break;
         };
         n += 1;
-        match v.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(d)) {
+        match v
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(d))
+        {
             Some(nv) => v = nv,
             None => overflow = true,
         }
@@ -428,7 +431,7 @@ fn list_number(s: &[u8], nbits: usize) -> Result<(u64, &[u8]), ParseError> {
 }
 
 /// Parses a CPU list of CPUs below `nbits` (the number of CPU ids), with
-/// the grammar and errors of the kernel's `cpulist_parse()` (ghOSt's): 
+/// the grammar and errors of the kernel's `cpulist_parse()` (ghOSt's):
 /// regions separated by commas or white space (empty regions allowed; an
 /// empty list is no CPU), each `A`, `A-B`, `A-B:used/group` or `all`, `N`
 /// meaning the last CPU. `EINVAL` for anything malformed or a decreasing

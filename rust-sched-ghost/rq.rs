@@ -70,8 +70,11 @@ impl Rq {
     pub fn count_running(&self, more: bool) {
         if let Some(g) = self.ghost() {
             let n = g.nr_running.get();
-            g.nr_running
-                .set(if more { n.saturating_add(1) } else { n.saturating_sub(1) });
+            g.nr_running.set(if more {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            });
         }
         // SAFETY: the rq is locked (type invariant).
         unsafe {

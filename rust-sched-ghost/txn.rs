@@ -17,13 +17,13 @@
 //! `ALLOW_TASK_ONCPU`, allowed on the CPU), the agent barrier for a local
 //! commit, `DO_NOT_PREEMPT`, and other classes' claim on the CPU.
 
+use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::parse::CpuSet;
 use crate::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sched::now;
 use core::sync::atomic::Ordering;
-use crate::cpu_data::state;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 use kernel::uapi;
@@ -243,9 +243,7 @@ fn commit_checked(
     let mut tg: Option<TaskRqGuard> = None;
     let mut cg: Option<RqGuard> = None;
     if req.gtid > 0 {
-        let t = e
-            .task_by_gtid(req.gtid)
-            .ok_or(state::TARGET_NOT_FOUND)?;
+        let t = e.task_by_gtid(req.gtid).ok_or(state::TARGET_NOT_FOUND)?;
         let mut guard = TaskRqGuard::lock(t);
         let p = guard.task();
         if GhostTask::of(&guard, p).is_none() {

@@ -1057,7 +1057,9 @@ fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<
         || {
             [&p.hog_cycles, &p.hog_peak_mib, &p.rounds, &p.creates]
                 .iter()
-                .fold(0u64, |a, c| a.wrapping_mul(1_000_003).wrapping_add(u64::from(n(c))))
+                .fold(0u64, |a, c| {
+                    a.wrapping_mul(1_000_003).wrapping_add(u64::from(n(c)))
+                })
         },
         || ended(hog) || ended(creator),
     );
@@ -1264,7 +1266,11 @@ fn ghost_running() -> String {
                 "    {path} ({}) +{} ns policy {} syscall {}    stack {}\n",
                 rd("comm").trim(),
                 now - ns,
-                rd("stat").rsplit(')').next().and_then(|r| r.split_whitespace().nth(38)).unwrap_or("?"),
+                rd("stat")
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(38))
+                    .unwrap_or("?"),
                 rd("syscall").trim(),
                 rd("stack").replace('\n', " | ")
             ));

@@ -619,7 +619,11 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
         (7, abi::GHOST_TXN_COMPLETE, "sync group, ping member"),
         (8, c0 as i32, "CPU the group put the task on"),
         // An agent may ping any agent of its enclave (ghOSt: same enclave).
-        (9, abi::GHOST_TXN_COMPLETE, "ping of another process's agent"),
+        (
+            9,
+            abi::GHOST_TXN_COMPLETE,
+            "ping of another process's agent",
+        ),
         (10, abi::GHOST_TXN_TARGET_ONCPU, "task running elsewhere"),
         (11, abi::GHOST_TXN_TARGET_NOT_RUNNABLE, "blocked task"),
         (12, abi::GHOST_TXN_CPU_UNAVAIL, "CPU a CFS task has"),

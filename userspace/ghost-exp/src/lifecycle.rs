@@ -327,7 +327,10 @@ fn bad_input_errno(f: &str, what: &str) -> Option<i32> {
         ("tasks", "out of range") => Some(range),
         ("runnable_timeout", "embedded NUL") => None,
         (_, "embedded NUL" | "negative") if tunable => None,
-        ("cpulist" | "cpumask", "empty" | "newline" | "leading space" | "embedded NUL" | "two newlines") => None,
+        (
+            "cpulist" | "cpumask",
+            "empty" | "newline" | "leading space" | "embedded NUL" | "two newlines",
+        ) => None,
         ("cpulist", "two values") => None,
         ("cpumask", "two values") => Some(overflow),
         ("cpulist" | "cpumask", "out of range" | "300 bytes") => Some(overflow),

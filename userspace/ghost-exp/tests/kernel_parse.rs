@@ -262,7 +262,11 @@ fn cpulist_parse_and_format() {
             b"0x1",
         ],
     );
-    assert_err(|b| parse_cpulist(b, 8), ParseError::Range, &[&b"8"[..], b"0-8", b"7,9"]);
+    assert_err(
+        |b| parse_cpulist(b, 8),
+        ParseError::Range,
+        &[&b"8"[..], b"0-8", b"7,9"],
+    );
     assert_err(
         |b| parse_cpulist(b, 8),
         ParseError::Overflow,
