@@ -24,6 +24,7 @@ use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
+use crate::cpu_data::state;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;
@@ -78,42 +79,47 @@ pub fn kill(a: &TaskHandle, cpu: i32) {
 
 /// `become agent <cpu> <qfd>` on enclave `e`: the calling thread becomes
 /// the agent of `cpu`, with its CPU messages going to the queue `qfd` (-1:
-/// the default queue). `EPERM` without `CAP_SYS_NICE`; `ENODEV` if `cpu` is
-/// not the enclave's; `ENXIO` for no queue (or one of another enclave);
-/// `EBADF` for an fd that is not a queue; `EBUSY` if the CPU has an agent or
-/// the caller is already in ghost; `EXDEV` while the enclave is destroyed.
-/// May sleep.
+/// the default queue). The checks run in ghOSt's order, so a request wrong
+/// in several ways fails as it does there: `EPERM` without `CAP_SYS_NICE`;
+/// `EINVAL` for a CPU number past `nr_cpu_ids`; `EBADF` for an fd that is
+/// not a queue; `EBUSY` if the CPU has an agent; `ENODEV` if `cpu` is not
+/// the enclave's (or is offline); `ENXIO` for no queue (or one of another
+/// enclave); `EBUSY` if the caller is already in ghost; `EXDEV` while the
+/// enclave is destroyed. May sleep.
 pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
     if !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
-    let cpu = i32::try_from(cpu).map_err(|_| ENODEV)?;
-    if !e.owns_cpu(cpu) || !cpu_online(cpu) {
-        return Err(ENODEV);
+    if cpu >= crate::rq::nr_cpu_ids() {
+        return Err(EINVAL);
     }
-    // Every queue of `e` is kept by `e`, which the caller keeps alive.
-    let by_fd: Arc<Queue>;
-    let q: &Queue = if qfd == -1 {
-        e.default_queue().ok_or(ENXIO)?
+    let cpu = i32::try_from(cpu).map_err(|_| EINVAL)?;
+    let by_fd = if qfd == -1 {
+        None
     } else {
-        by_fd = Queue::from_fd(qfd)?;
-        &by_fd
+        Some(Queue::from_fd(qfd)?)
     };
-    if !e.owns_queue(q) {
-        return Err(ENXIO);
-    }
-    let me = TaskHandle::current()?;
-    let p = me.as_ptr();
-    let g = GhostRq::of(cpu).ok_or(ENODEV)?;
+    let g = GhostRq::of(cpu).ok_or(EINVAL)?;
     if !g.claim_agent() {
         return Err(EBUSY);
     }
-    // Again, now that the claim stops `cpulist` from taking the CPU away
-    // (see `Registry::set_cpus`).
-    if !e.owns_cpu(cpu) {
-        g.release_agent();
-        return Err(ENODEV);
-    }
+    // Checked under the claim, which stops `cpulist` from taking the CPU
+    // away (see `Registry::set_cpus`).
+    let q = match checked_queue(e, cpu, by_fd.as_deref()) {
+        Ok(q) => q,
+        Err(err) => {
+            g.release_agent();
+            return Err(err);
+        }
+    };
+    let me = match TaskHandle::current() {
+        Ok(me) => me,
+        Err(err) => {
+            g.release_agent();
+            return Err(err);
+        }
+    };
+    let p = me.as_ptr();
     if let Err(err) = stage(e, p, Some(cpu), Some(q)) {
         g.release_agent();
         return Err(err);
@@ -138,21 +144,37 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
     Ok(())
 }
 
+/// The queue of a new agent of `e`'s `cpu`: `by_fd`, or the enclave's
+/// default. `ENODEV` if `cpu` is not `e`'s or is offline; `ENXIO` for no
+/// queue or one of another enclave.
+fn checked_queue<'a>(e: &'a Enclave, cpu: i32, by_fd: Option<&'a Queue>) -> Result<&'a Queue> {
+    if !e.owns_cpu(cpu) || !cpu_online(cpu) {
+        return Err(ENODEV);
+    }
+    // Every queue of `e` is kept by `e`, which the caller keeps alive.
+    let q = match by_fd {
+        Some(q) => q,
+        None => e.default_queue().ok_or(ENXIO)?,
+    };
+    if !e.owns_queue(q) {
+        return Err(ENXIO);
+    }
+    Ok(q)
+}
+
 /// The agent `p` of `rq`'s CPU enters the class (`switched_to`).
 pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
     g.set_agent(rq, Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
     if g.avail(rq) {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
-    } else {
-        g.agent_sw_flags(uapi::GHOST_SW_BOOST_PRIO, 0);
     }
     g.should_wake().store(false, Ordering::SeqCst);
     g.set_latched(rq, None, 0);
     // A transaction left by an earlier agent cannot be committed by it.
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
-        if txn.cas_state(uapi::GHOST_TXN_READY as i32, uapi::GHOST_TXN_NO_AGENT) {
-            txn.complete(uapi::GHOST_TXN_NO_AGENT, 0, 0);
+        if txn.cas_state(state::READY, state::NO_AGENT) {
+            txn.complete(state::NO_AGENT, 0, 0);
         }
     }
 }
@@ -176,15 +198,20 @@ pub fn detach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
     g.reset_agent_barrier();
     g.blocked_in_run().store(false, Ordering::SeqCst);
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
-        if txn.cas_state(uapi::GHOST_TXN_READY as i32, uapi::GHOST_TXN_NO_AGENT) {
-            txn.complete(uapi::GHOST_TXN_NO_AGENT, 0, 0);
+        if txn.cas_state(state::READY, state::NO_AGENT) {
+            txn.complete(state::NO_AGENT, 0, 0);
         }
     }
 }
 
 /// The calling agent gives its CPU away until it is woken. With
 /// `barrier`, fails with `ESTALE` if the CPU's agent barrier moved past it
-/// (a message the agent has not seen). `EINTR` if a signal is pending.
+/// (a message the agent has not seen).
+///
+/// A pending signal also ends the wait, with success: the agent returns to
+/// user mode to handle it, as ghOSt's agents do (ghOSt picks an agent with a
+/// pending signal; its library accepts only `ESTALE` and `ENODEV` as errors
+/// of a local yield).
 pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
     if let Some(b) = barrier {
         g.should_wake().store(false, Ordering::SeqCst);
@@ -194,34 +221,37 @@ pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
     }
     g.blocked_in_run().store(true, Ordering::SeqCst);
     let me = TaskPtr::current();
-    let r = loop {
+    loop {
         // SAFETY: sets the calling task's state; process context.
         unsafe { bindings::ghost_set_current_interruptible() };
-        if g.should_wake().swap(false, Ordering::SeqCst) {
-            break Ok(());
-        }
-        if me.signal_pending() {
-            break Err(EINTR);
+        if g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending() {
+            break;
         }
         // SAFETY: process context, no lock held.
         unsafe { bindings::schedule() };
-    };
+    }
     // SAFETY: the calling task's state; process context.
     unsafe { bindings::ghost_set_current_running() };
     g.blocked_in_run().store(false, Ordering::SeqCst);
-    r
+    Ok(())
 }
 
-/// The calling thread's agent CPU and enclave; `EINVAL` if it is no agent.
-fn caller() -> Result<(i32, *const Enclave)> {
-    crate::sched::current_agent().ok_or(EINVAL)
-}
+/// Run flags `ghost_run` accepts (ghOSt: only `RTLA_ON_IDLE`).
+const RUN_SUPPORTED_FLAGS: u32 = uapi::RTLA_ON_IDLE;
 
-/// `ghost_run()` and `GHOST_IOC_RUN`: `gtid` 0 blocks the calling agent
-/// (a local yield; `run_cpu` must be its CPU, `run_flags` at most
-/// `RTLA_ON_IDLE`; `ESTALE` for a stale `agent_barrier`); `GHOST_AGENT_GTID`
-/// pings the agent of `run_cpu`, which must belong to the caller's process
-/// (`run_flags` 0). `EPERM` without `CAP_SYS_NICE`; `EINVAL` otherwise.
+/// `ghost_run()` and `GHOST_IOC_RUN`, with ghOSt's checks in ghOSt's order:
+/// `EPERM` without `CAP_SYS_NICE`; `EINVAL` for a `run_cpu` that is not an
+/// online CPU or for bad `run_flags` (only `RTLA_ON_IDLE`, and only with
+/// gtid 0).
+///
+/// - gtid 0 (`GHOST_NULL_GTID`): a local yield. The caller must be an
+///   agent and `run_cpu` its own CPU (`EINVAL`); it blocks until woken,
+///   `ESTALE` if `agent_barrier` is stale.
+/// - `GHOST_AGENT_GTID`: a ping of the agent of `run_cpu`, from any thread
+///   of that agent's process (agent or not: ghOSt's library stops its agents
+///   by pinging them from the main thread); `EINVAL` if the CPU has no
+///   agent or the agent is another process's.
+/// - Anything else: `EINVAL`.
 pub fn run(
     gtid: i64,
     agent_barrier: u32,
@@ -232,11 +262,17 @@ pub fn run(
     if !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
-    let (cpu, _e) = caller()?;
+    if !cpu_online(run_cpu) {
+        return Err(EINVAL);
+    }
+    let flags = u32::try_from(run_flags).map_err(|_| EINVAL)?;
+    if !crate::txn::run_flags_valid(gtid, flags, RUN_SUPPORTED_FLAGS) {
+        return Err(EINVAL);
+    }
     match gtid {
         0 => {
-            let flags = u32::try_from(run_flags).map_err(|_| EINVAL)?;
-            if run_cpu != cpu || flags & !uapi::RTLA_ON_IDLE != 0 {
+            let (cpu, _e) = crate::sched::current_agent().ok_or(EINVAL)?;
+            if run_cpu != cpu {
                 return Err(EINVAL);
             }
             let g = GhostRq::of(cpu).ok_or(EINVAL)?;
@@ -250,14 +286,10 @@ pub fn run(
             block(g, Some(agent_barrier))
         }
         g if g == i64::from(uapi::GHOST_AGENT_GTID) => {
-            if run_flags != 0 || !crate::rq::cpu_valid(run_cpu) {
-                return Err(EINVAL);
-            }
             let same_process = {
                 let _rq = RqGuard::lock(run_cpu).ok_or(EINVAL)?;
-                GhostRq::of(run_cpu)
-                    .and_then(|g| g.agent())
-                    .is_some_and(|a| a.tgid() == TaskPtr::current().tgid())
+                let agent = GhostRq::of(run_cpu).and_then(|g| g.agent()).ok_or(EINVAL)?;
+                agent.tgid() == TaskPtr::current().tgid()
             };
             if !same_process {
                 return Err(EINVAL);

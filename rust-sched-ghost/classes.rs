@@ -27,6 +27,7 @@ use crate::sched_class::{
     set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
 };
 use kernel::bindings;
+use kernel::uapi;
 use kernel::prelude::*;
 
 /// `ghost_sched_class`: tasks scheduled by agents, and the agents.
@@ -50,8 +51,12 @@ impl SchedClassOps for GhostClass {
                 rq.resched_curr();
             }
             if flags as u32 & bindings::ENQUEUE_WAKEUP != 0 {
+                // Woken from a block outside `ghost_run` (see
+                // `sched::cpu_switch`).
                 if let Some(g) = rq.ghost() {
-                    crate::cpumsg::agent_runnability(rq, g, false);
+                    if !g.blocked_in_run().load(core::sync::atomic::Ordering::SeqCst) {
+                        crate::cpumsg::agent_runnability(rq, g, false);
+                    }
                 }
             }
             return;
@@ -174,8 +179,20 @@ impl SchedClassOps for GhostAgentClass {
     fn pick_task(rq: &Rq) -> Option<TaskPtr> {
         // An agent that is runnable runs: it sleeps (in `ghost_run` or a
         // local commit) when it has nothing to do.
-        let agent = rq.ghost()?.agent()?;
-        (agent.queued() && agent.cpu() == rq.cpu()).then_some(agent)
+        let g = rq.ghost()?;
+        let agent = g.agent()?;
+        if !agent.queued() || agent.cpu() != rq.cpu() {
+            return None;
+        }
+        // Running ahead of tasks of other classes that want the CPU: the
+        // agent is told so (`BOOST_PRIO`), so that it gives the CPU back
+        // soon (a global agent moves to another CPU), as under ghOSt.
+        if rq.others_runnable() {
+            g.agent_sw_flags(uapi::GHOST_SW_BOOST_PRIO, 0);
+        } else {
+            g.agent_sw_flags(0, uapi::GHOST_SW_BOOST_PRIO);
+        }
+        Some(agent)
     }
 }
 

@@ -16,6 +16,47 @@ use kernel::uapi;
 const _: () = assert!(core::mem::size_of::<uapi::ghost_cpu_data>() == PAGE_SIZE);
 const _: () = assert!(core::mem::size_of::<uapi::ghost_txn>() == 64);
 
+/// The values of `ghost_txn.state` (`enum ghost_txn_state`, whose
+/// constants bindgen prefixes with the enum's name).
+pub mod state {
+    use kernel::uapi;
+
+    /// `GHOST_TXN_COMPLETE`.
+    pub const COMPLETE: i32 = uapi::ghost_txn_state_GHOST_TXN_COMPLETE;
+    /// `GHOST_TXN_ABORTED`.
+    pub const ABORTED: i32 = uapi::ghost_txn_state_GHOST_TXN_ABORTED;
+    /// `GHOST_TXN_TARGET_ONCPU`.
+    pub const TARGET_ONCPU: i32 = uapi::ghost_txn_state_GHOST_TXN_TARGET_ONCPU;
+    /// `GHOST_TXN_TARGET_STALE`.
+    pub const TARGET_STALE: i32 = uapi::ghost_txn_state_GHOST_TXN_TARGET_STALE;
+    /// `GHOST_TXN_TARGET_NOT_FOUND`.
+    pub const TARGET_NOT_FOUND: i32 = uapi::ghost_txn_state_GHOST_TXN_TARGET_NOT_FOUND;
+    /// `GHOST_TXN_TARGET_NOT_RUNNABLE`.
+    pub const TARGET_NOT_RUNNABLE: i32 = uapi::ghost_txn_state_GHOST_TXN_TARGET_NOT_RUNNABLE;
+    /// `GHOST_TXN_AGENT_STALE`.
+    pub const AGENT_STALE: i32 = uapi::ghost_txn_state_GHOST_TXN_AGENT_STALE;
+    /// `GHOST_TXN_CPU_OFFLINE`.
+    pub const CPU_OFFLINE: i32 = uapi::ghost_txn_state_GHOST_TXN_CPU_OFFLINE;
+    /// `GHOST_TXN_CPU_UNAVAIL`.
+    pub const CPU_UNAVAIL: i32 = uapi::ghost_txn_state_GHOST_TXN_CPU_UNAVAIL;
+    /// `GHOST_TXN_INVALID_FLAGS`.
+    pub const INVALID_FLAGS: i32 = uapi::ghost_txn_state_GHOST_TXN_INVALID_FLAGS;
+    /// `GHOST_TXN_INVALID_TARGET`.
+    pub const INVALID_TARGET: i32 = uapi::ghost_txn_state_GHOST_TXN_INVALID_TARGET;
+    /// `GHOST_TXN_NOT_PERMITTED`.
+    pub const NOT_PERMITTED: i32 = uapi::ghost_txn_state_GHOST_TXN_NOT_PERMITTED;
+    /// `GHOST_TXN_INVALID_CPU`.
+    pub const INVALID_CPU: i32 = uapi::ghost_txn_state_GHOST_TXN_INVALID_CPU;
+    /// `GHOST_TXN_NO_AGENT`.
+    pub const NO_AGENT: i32 = uapi::ghost_txn_state_GHOST_TXN_NO_AGENT;
+    /// `GHOST_TXN_UNSUPPORTED_VERSION`.
+    pub const UNSUPPORTED_VERSION: i32 = uapi::ghost_txn_state_GHOST_TXN_UNSUPPORTED_VERSION;
+    /// `GHOST_TXN_POISONED`.
+    pub const POISONED: i32 = uapi::ghost_txn_state_GHOST_TXN_POISONED;
+    /// `GHOST_TXN_READY`.
+    pub const READY: i32 = uapi::ghost_txn_state_GHOST_TXN_READY;
+}
+
 /// The transaction pages of one enclave.
 ///
 /// # Invariants
@@ -79,7 +120,7 @@ impl CpuData {
             f.store(uapi::GHOST_NO_SYNC_GROUP_OWNER, Ordering::Relaxed);
         }
         if let Some(f) = self.txn_i32(cpu, offset_of!(uapi::ghost_txn, state)) {
-            f.store(uapi::GHOST_TXN_COMPLETE, Ordering::Release);
+            f.store(state::COMPLETE, Ordering::Release);
         }
     }
 
@@ -119,6 +160,9 @@ pub struct Txn<'a> {
 pub struct TxnRequest {
     /// `version`.
     pub version: i32,
+    /// `cpu` (the kernel set it when the CPU joined; the agent may have
+    /// scribbled on it since).
+    pub cpu: i32,
     /// `gtid`.
     pub gtid: i64,
     /// `agent_barrier`.
@@ -139,7 +183,7 @@ impl Txn<'_> {
     /// The state.
     pub fn state(&self) -> i32 {
         self.i32_at(offset_of!(uapi::ghost_txn, state))
-            .map_or(uapi::GHOST_TXN_COMPLETE, |s| s.load(Ordering::Acquire))
+            .map_or(state::COMPLETE, |s| s.load(Ordering::Acquire))
     }
 
     /// Compare-and-swaps the state; `true` if it was `from`.
@@ -158,6 +202,7 @@ impl Txn<'_> {
         let flags = i(offset_of!(uapi::ghost_txn, run_flags)) as u32;
         TxnRequest {
             version: i(offset_of!(uapi::ghost_txn, version)),
+            cpu: i(offset_of!(uapi::ghost_txn, cpu)),
             gtid: self
                 .data
                 .txn_u64(self.cpu, offset_of!(uapi::ghost_txn, gtid))

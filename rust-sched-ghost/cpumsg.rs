@@ -12,8 +12,8 @@
 //! | `CPU_NOT_IDLE`       | the idle CPU switches to a non-ghost task     | `NEED_CPU_NOT_IDLE` commit  |
 //! | `CPU_AVAILABLE/BUSY` | a task switch changes whether a task of       | `deliver_cpu_availability`  |
 //! |                      | another class has the CPU                     |                             |
-//! | `CPU_AGENT_BLOCKED`  | the agent blocks (task switch away from it)   | `deliver_agent_runnability` |
-//! | `CPU_AGENT_WAKEUP`   | the agent is woken (its enqueue)              | `deliver_agent_runnability` |
+//! | `CPU_AGENT_BLOCKED`  | the agent blocks outside `ghost_run`          | `deliver_agent_runnability` |
+//! | `CPU_AGENT_WAKEUP`   | the agent is woken from such a block          | `deliver_agent_runnability` |
 //!
 //! All run under the CPU's runqueue lock: they only build a payload on the
 //! stack and copy it into a preallocated ring.
@@ -47,7 +47,9 @@ fn send<T>(rq: &Rq, g: &GhostRq, ty: u32, m: &Payload<T>, wake: bool) {
     };
     let seq = g.bump_agent_barrier();
     if q.produce(ty as u16, seq, m.bytes()) && wake {
-        if let Some(cpu) = q.wake_cpu() {
+        // The agent's own CPU if its queue wakes it (ghOSt's
+        // `agent_target_cpu`).
+        if let Some(cpu) = q.wake_target(rq.cpu()) {
             crate::agent::wake(cpu);
         }
     }
@@ -80,15 +82,15 @@ pub fn not_idle(rq: &Rq, g: &GhostRq, next: TaskPtr) {
 }
 
 /// The CPU became available to ghost (`avail`) or busy with another
-/// class: flips `CPU_AVAIL` (and `BOOST_PRIO`, its complement: the agent
-/// should make room) in the agent's status word, and sends `CPU_AVAILABLE`
-/// or `CPU_BUSY` when `deliver_cpu_availability`.
+/// class: flips `CPU_AVAIL` in the agent's status word, and sends
+/// `CPU_AVAILABLE` or `CPU_BUSY` when `deliver_cpu_availability`.
+/// (`BOOST_PRIO` is set when the agent is picked ahead of another class's
+/// task, see `classes.rs`.)
 pub fn availability(rq: &Rq, g: &GhostRq, avail: bool) {
-    let (avail_flag, boost) = (uapi::GHOST_SW_CPU_AVAIL, uapi::GHOST_SW_BOOST_PRIO);
     if avail {
-        g.agent_sw_flags(avail_flag, boost);
+        g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     } else {
-        g.agent_sw_flags(boost, avail_flag);
+        g.agent_sw_flags(0, uapi::GHOST_SW_CPU_AVAIL);
     }
     if !enabled(rq, g, crate::enclave::DELIVER_CPU_AVAILABILITY) {
         return;
@@ -112,9 +114,9 @@ pub fn agent_runnability(rq: &Rq, g: &GhostRq, blocked: bool) {
     if !enabled(rq, g, crate::enclave::DELIVER_AGENT_RUNNABILITY) {
         return;
     }
-    let mut m = Payload::<uapi::ghost_msg_payload_cpu_agent_blocked>::new();
+    let mut m = Payload::<uapi::ghost_msg_payload_agent_blocked>::new();
     m.u32(
-        off!(ghost_msg_payload_cpu_agent_blocked, cpu),
+        off!(ghost_msg_payload_agent_blocked, cpu),
         rq.cpu() as u32,
     );
     let ty = if blocked {

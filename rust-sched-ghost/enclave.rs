@@ -29,8 +29,9 @@ use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::members::{self, Members};
 use crate::mm::Vma;
 use crate::parse::{
-    format_cpulist, format_cpumask, parse_bool, parse_cpulist, parse_cpumask, parse_enclave_cmd,
-    parse_number, parse_u32, CpuSet, EnclaveCmd, ParseError, MAX_CPUS,
+    format_cpulist, format_cpumask, parse_cpulist, parse_cpumask, parse_enclave_cmd, parse_int,
+    parse_signed, parse_u32, parse_unsigned, CpuSet, EnclaveCmd, KstrtoError, ParseError,
+    MAX_CPUS,
 };
 use crate::queue::Queue;
 use crate::rawlock::RawSpinLock;
@@ -217,16 +218,22 @@ impl Enclave {
     /// [`Self::free_sw`]: a word is either found here or ungated there.
     /// May sleep.
     pub fn gate_reentry(&self, gtid: i64, gate: impl FnOnce()) {
-        if self.gated.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let regions = self.sw_regions.lock();
-        let found = regions
-            .iter()
-            .any(|r| r.region().has_word(F_CANFREE | SW_MSG_GATED, gtid as u64));
-        if found {
+        if self.departed_unfreed(gtid) {
             gate();
         }
+    }
+
+    /// Whether task `gtid` left this enclave and the agent has not freed
+    /// the word of that stay yet (its TASK_DEPARTED may still be unread).
+    /// May sleep.
+    pub fn departed_unfreed(&self, gtid: i64) -> bool {
+        if self.gated.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let regions = self.sw_regions.lock();
+        regions
+            .iter()
+            .any(|r| r.region().has_word(F_CANFREE | SW_MSG_GATED, gtid as u64))
     }
 
     /// Keeps `q` (made by this enclave's `ctl`) until the enclave goes.
@@ -436,16 +443,8 @@ impl Registry {
     /// the CPU and then checks the owner under this lock, so either it sees
     /// the CPU gone or this sees the claim.
     fn set_cpus(&mut self, id: u64, want: &CpuSet, keep_agents: bool) -> Result<CpuSet> {
-        for cpu in want.iter() {
-            match self.cpu_owner.get(cpu) {
-                None => return Err(EINVAL),
-                Some(Some(owner)) if *owner != id => return Err(EBUSY),
-                Some(_) => {}
-            }
-            if !cpu_usable(cpu) {
-                return Err(ENODEV);
-            }
-        }
+        // ghOSt's order of checks: leaving CPUs with an agent, then joining
+        // CPUs that are offline, then joining CPUs of another enclave.
         if keep_agents {
             let leaving = self
                 .cpu_owner
@@ -459,6 +458,21 @@ impl Registry {
                     .is_some_and(|g| g.agent_claimed());
                 if claimed {
                     return Err(EEXIST);
+                }
+            }
+        }
+        for cpu in want.iter() {
+            match self.cpu_owner.get(cpu) {
+                None => return Err(EINVAL),
+                Some(Some(owner)) if *owner == id => {}
+                Some(_) if !cpu_usable(cpu) => return Err(ENODEV),
+                Some(_) => {}
+            }
+        }
+        for cpu in want.iter() {
+            if let Some(Some(owner)) = self.cpu_owner.get(cpu) {
+                if *owner != id {
+                    return Err(EBUSY);
                 }
             }
         }
@@ -786,6 +800,14 @@ pub fn owner_exited(tgid: i32) {
     }
 }
 
+/// The errno of a `kstrto*`-style parse failure.
+fn kstrto_errno(e: KstrtoError) -> Error {
+    match e {
+        KstrtoError::Invalid => EINVAL,
+        KstrtoError::Range => ERANGE,
+    }
+}
+
 /// Looks up the enclave of a file key.
 fn enclave_of(key: usize) -> Result<Arc<Enclave>> {
     find(u64::try_from(key).map_err(|_| ENODEV)?).ok_or(ENODEV)
@@ -813,7 +835,8 @@ struct CtlFile;
 impl FileOps for CtlFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
-        writeln!(m, "{}", e.id).map_err(|_| EINVAL)
+        // No newline, as ghOSt prints it.
+        write!(m, "{}", e.id).map_err(|_| EINVAL)
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
@@ -896,11 +919,14 @@ impl<const I: usize> FileOps for TunableFile<I> {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
         let v = e.tunables.get(I).ok_or(EINVAL)?.load(Ordering::Relaxed);
-        writeln!(m, "{}", u8::from(v)).map_err(|_| EINVAL)
+        // `0` or `1`, no newline, as ghOSt prints it.
+        write!(m, "{}", u8::from(v)).map_err(|_| EINVAL)
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
-        let v = parse_bool(input).map_err(parse_errno)?;
+        // Any integer `kstrtoint` takes (`0x10`, `-1`, a trailing newline);
+        // nonzero is on (ghOSt). Anything else: `EINVAL`.
+        let v = parse_int(input).map_err(|_| EINVAL)? != 0;
         let e = enclave_of(file.key())?;
         e.tunables.get(I).ok_or(EINVAL)?.store(v, Ordering::Relaxed);
         Ok(input.len())
@@ -918,11 +944,14 @@ struct RunnableTimeoutFile;
 impl FileOps for RunnableTimeoutFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
-        writeln!(m, "{}", e.runnable_timeout_ms.load(Ordering::Relaxed)).map_err(|_| EINVAL)
+        // No newline, as ghOSt prints it.
+        write!(m, "{}", e.runnable_timeout_ms.load(Ordering::Relaxed)).map_err(|_| EINVAL)
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
-        let ms = parse_number(input).map_err(parse_errno)?;
+        // What `kstrtoul` takes (`0x` hexadecimal, leading-0 octal, one
+        // trailing newline); anything else, or a value too big, `EINVAL`.
+        let ms = parse_unsigned(input).map_err(|_| EINVAL)?;
         if ms > MAX_RUNNABLE_TIMEOUT_MS {
             return Err(EINVAL);
         }
@@ -1015,7 +1044,8 @@ const AGENT_ONLINE_WRITER: usize = 1;
 impl FileOps for AgentOnlineFile {
     fn show(key: usize, m: &mut SeqFile) -> Result {
         let e = enclave_of(key)?;
-        writeln!(m, "{}", u8::from(e.agent_online.load(Ordering::Acquire))).map_err(|_| EINVAL)
+        // No newline, as ghOSt prints it.
+        write!(m, "{}", u8::from(e.agent_online.load(Ordering::Acquire))).map_err(|_| EINVAL)
     }
 
     fn write(_file: &OpenFile, _input: &[u8]) -> Result<usize> {
@@ -1160,7 +1190,10 @@ impl FileOps for TasksFile {
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
-        let v = parse_number(input).map_err(parse_errno)?;
+        // What `kstrtoll` takes; `EINVAL` if it does not parse, `ERANGE` if
+        // it does not fit, `EINVAL` for a negative id.
+        let v = parse_signed(input).map_err(kstrto_errno)?;
+        let v = u64::try_from(v).map_err(|_| EINVAL)?;
         let e = enclave_of(file.key())?;
         let task = crate::task::lookup(v)?;
         crate::sched::join(&e, &task)?;

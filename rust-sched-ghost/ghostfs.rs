@@ -36,6 +36,8 @@ pub fn parse_errno(e: ParseError) -> Error {
     match e {
         ParseError::Invalid => EINVAL,
         ParseError::UnknownOption => ENOENT,
+        ParseError::Range => ERANGE,
+        ParseError::Overflow => errno(bindings::EOVERFLOW),
     }
 }
 

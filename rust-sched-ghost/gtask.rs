@@ -348,22 +348,29 @@ impl GhostTask {
     ///
     /// `_rq` is the task's runqueue, locked (`None` only where the task is
     /// not yet visible to anyone else).
-    fn send<T>(&self, _rq: Option<&Rq>, ty: u32, payload: &Payload<T>) {
+    ///
+    /// Returns whether the message went into a queue.
+    fn send<T>(&self, rq: Option<&Rq>, ty: u32, payload: &Payload<T>) -> bool {
         if self.is_agent() || self.gated() {
-            return;
+            return false;
         }
         let Some(w) = self.sw() else {
-            return;
+            return false;
         };
         let seq = w.barrier.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let Some(q) = self.queue() else {
-            return;
+            return false;
         };
-        if q.produce(ty as u16, seq, payload.bytes()) {
-            if let Some(cpu) = q.wake_cpu() {
-                crate::agent::wake(cpu);
-            }
+        if !q.produce(ty as u16, seq, payload.bytes()) {
+            return false;
         }
+        // The agent of the task's CPU if the queue wakes it, else the
+        // queue's first wakeup CPU (ghOSt's `task_target_cpu`).
+        let preferred = rq.map_or(-1, |rq| rq.cpu());
+        if let Some(cpu) = q.wake_target(preferred) {
+            crate::agent::wake(cpu);
+        }
+        true
     }
 
     /// `TASK_NEW`.
@@ -449,14 +456,15 @@ impl GhostTask {
         self.send(Some(rq), uapi::MSG_TASK_YIELD, &m);
     }
 
-    /// `TASK_DEAD`. Marks the word `CANFREE`; if the message could not go
-    /// out (no queue), frees the word, since no agent will.
-    pub fn msg_dead(&self, rq: &Rq) {
+    /// `TASK_DEAD`. Marks the word `CANFREE` (before the message is
+    /// visible). Returns whether the message went out: if not (no queue),
+    /// the caller frees the word, since no agent will.
+    pub fn msg_dead(&self, rq: &Rq) -> bool {
         let mut m = Payload::<uapi::ghost_msg_payload_task_dead>::new();
         m.u64(off!(ghost_msg_payload_task_dead, gtid), self.gtid() as u64)
             .u32(off!(ghost_msg_payload_task_dead, cpu), rq.cpu() as u32);
         self.sw_flags(F_CANFREE, SW_ONCPU | SW_RUNNABLE);
-        self.send(Some(rq), uapi::MSG_TASK_DEAD, &m);
+        self.send(Some(rq), uapi::MSG_TASK_DEAD, &m)
     }
 
     /// `TASK_DEPARTED`: the task left ghost. Marks the word
@@ -502,18 +510,6 @@ impl GhostTask {
             nice as u32,
         );
         self.send(Some(rq), uapi::MSG_TASK_PRIORITY_CHANGED, &m);
-    }
-
-    /// TASK_LATCH_FAILURE: the task latched by a commit cannot run where it
-    /// was latched (`errno`, positive).
-    pub fn msg_latch_failure(&self, rq: &Rq, errno: u32) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_latch_failure>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_latch_failure, gtid),
-            self.gtid() as u64,
-        )
-        .u32(off!(ghost_msg_payload_task_latch_failure, err), errno);
-        self.send(Some(rq), uapi::MSG_TASK_LATCH_FAILURE, &m);
     }
 
     /// `TASK_ON_CPU`.

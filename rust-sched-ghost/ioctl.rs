@@ -98,13 +98,19 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             Ok(0)
         }
         IOC_GET_CPU_TIME => {
+            // Any task by gtid (0: the caller), as ghOSt: the CPU time it
+            // has used, up to now if it is running.
             type T = uapi::ghost_ioc_get_cpu_time;
             let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-            let t = crate::task::by_gtid(a.i64(offset_of!(T, gtid))?).ok_or(ESRCH)?;
+            let gtid = a.i64(offset_of!(T, gtid))?;
+            let t = match gtid {
+                0 => crate::task::TaskHandle::current()?,
+                g => crate::task::by_gtid(g).ok_or(ESRCH)?,
+            };
             let at = arg.checked_add(offset_of!(T, runtime)).ok_or(EFAULT)?;
             UserSlice::new(at, 8)
                 .writer()
-                .write_slice(&t.as_ptr().runtime().to_ne_bytes())?;
+                .write_slice(&t.as_ptr().sched_runtime().to_ne_bytes())?;
             Ok(0)
         }
         IOC_COMMIT_TXN | IOC_SYNC_GROUP_TXN => {
@@ -165,40 +171,49 @@ impl<const N: usize> Args<N> {
     }
 }
 
-/// `GHOST_IOC_CONFIG_QUEUE_WAKEUP {qfd, w, ninfo, flags}`: which agent a
+/// `GHOST_IOC_CONFIG_QUEUE_WAKEUP {qfd, w, ninfo, flags}`: which agents a
 /// message on the queue wakes: `ninfo` 0 (none: the agent polls) to 2
-/// entries `{cpu, prio}`; the last one's CPU is woken. `EINVAL` for
-/// nonzero `flags` or `prio`, more than 2 entries, a CPU that is not the
-/// enclave's, or a queue of another enclave.
+/// entries `{cpu, prio}`. A task's message wakes the agent of the task's CPU
+/// if it is listed, else the first listed. The agent of the last listed CPU
+/// is woken now, in case the queue already holds messages. `EINVAL` for
+/// nonzero `flags`, more than 2 entries, a nonzero `prio`, a CPU that is not
+/// online, or a queue of another enclave; `EBADF` for an fd that is no
+/// queue; `EFAULT` for a bad `w`.
 fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
     type T = uapi::ghost_ioc_config_queue_wakeup;
     let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-    let q = Queue::from_fd(a.i32(offset_of!(T, qfd))?)?;
     let ninfo = a.i32(offset_of!(T, ninfo))?;
-    if a.i32(offset_of!(T, flags))? != 0 || !(0..=uapi::GHOST_MAX_WINFO as i32).contains(&ninfo) {
+    if !(0..=uapi::GHOST_MAX_WINFO as i32).contains(&ninfo) || a.i32(offset_of!(T, flags))? != 0 {
         return Err(EINVAL);
     }
+    let q = Queue::from_fd(a.i32(offset_of!(T, qfd))?)?;
     if !e.owns_queue(&q) {
         return Err(EINVAL);
     }
-    let mut wake = -1;
+    let mut cpus = [-1i32; crate::queue::MAX_WAKE];
     let w = a.i64(offset_of!(T, w))? as usize;
-    for i in 0..ninfo as usize {
+    for (i, slot) in cpus.iter_mut().enumerate().take(ninfo as usize) {
         let at = w.checked_add(i.saturating_mul(8)).ok_or(EFAULT)?;
         let info: Args<8> = Args::read(at)?;
         let (cpu, prio) = (info.i32(0)?, info.i32(4)?);
-        if prio != 0 || !e.owns_cpu(cpu) {
+        if prio != 0 || !crate::rq::cpu_online(cpu) {
             return Err(EINVAL);
         }
-        wake = cpu;
+        *slot = cpu;
     }
-    q.set_wake_cpu(wake);
+    let listed = cpus.get(..ninfo as usize).unwrap_or(&[]);
+    q.set_wake_cpus(listed);
+    if let Some(&last) = listed.last() {
+        crate::agent::wake(last);
+    }
     Ok(0)
 }
 
-/// `GHOST_IOC_SW_GET_INFO {src, sw_info out}`: where the status word of an
-/// agent (`GHOST_AGENT`, by CPU) or a task (`GHOST_TASK`, by gtid) of this
-/// enclave is. `ENOENT` if there is none; `EINVAL` for another source type.
+/// `GHOST_IOC_SW_GET_INFO {src, sw_info out}`: where a status word is.
+/// `GHOST_AGENT` (by CPU): `EINVAL` for a CPU that is not online or has no
+/// agent, `ENODEV` for a CPU of another enclave. `GHOST_TASK` (by gtid; 0 is
+/// the caller): a task or agent of this enclave, `ENOENT` if there is none.
+/// `EINVAL` for another source type.
 fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     type T = uapi::ghost_ioc_sw_get_info;
     let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
@@ -207,13 +222,19 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     let info = match ty {
         uapi::ghost_type_GHOST_AGENT => {
             let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
+            if !crate::rq::cpu_online(cpu) {
+                return Err(EINVAL);
+            }
+            if !e.owns_cpu(cpu) {
+                return Err(ENODEV);
+            }
             let rq = crate::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
             let agent = crate::rq::GhostRq::of(cpu)
                 .and_then(|g| g.agent())
-                .ok_or(ENOENT)?;
-            let gt = GhostTask::of(&rq, agent).ok_or(ENOENT)?;
+                .ok_or(EINVAL)?;
+            let gt = GhostTask::of(&rq, agent).ok_or(EINVAL)?;
             if !core::ptr::eq(gt.enclave(), e) {
-                return Err(ENOENT);
+                return Err(ENODEV);
             }
             gt.sw_info
         }
@@ -227,34 +248,47 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     Ok(0)
 }
 
-/// Runs `f` on the ghost state of the task `gtid` of `e`, with its rq
-/// locked. `ENOENT` if there is no such task in `e`.
+/// The task (or agent) `gtid` of `e` (0: the caller), by pid or among the
+/// members; `ENOENT` if there is none.
+fn task_of(e: &Enclave, gtid: i64) -> Result<crate::task::TaskHandle> {
+    if gtid == 0 {
+        return crate::task::TaskHandle::current();
+    }
+    e.task_by_gtid(gtid).ok_or(ENOENT)
+}
+
+/// Runs `f` on the ghost state of the task or agent `gtid` of `e` (0: the
+/// caller), with its rq locked. `ENOENT` if there is no such task in `e`.
 fn task_state<R>(
     e: &Enclave,
     gtid: i64,
     f: impl FnOnce(&crate::rq::Rq, &GhostTask) -> Result<R>,
 ) -> Result<R> {
-    let t = e.task_by_gtid(gtid).ok_or(ENOENT)?;
+    let t = task_of(e, gtid)?;
     let g = crate::rq::TaskRqGuard::lock(t);
     let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
-    if gt.is_agent() || !core::ptr::eq(gt.enclave(), e) {
+    if !core::ptr::eq(gt.enclave(), e) {
         return Err(ENOENT);
     }
     f(&g, gt)
 }
 
-/// `GHOST_IOC_ASSOC_QUEUE {fd, src, barrier, flags}`: the task `src` (a
-/// `GHOST_TASK`) sends its messages to queue `fd` from now on. `EINVAL`
-/// for another source type or nonzero flags; `EBADF` for an fd that is no
-/// queue; `ENOENT` for no such task; `ESTALE` if `barrier` is not the
-/// task's. Returns the status flags (`GHOST_ASSOC_SF_BRAND_NEW` if the
-/// agent has not been told about the task yet).
+/// `GHOST_IOC_ASSOC_QUEUE {fd, src, barrier, flags}`: the task or agent
+/// `src` (a `GHOST_TASK` source: a gtid) sends its messages to queue `fd`
+/// from now on; for an agent, those are its CPU's messages. `barrier` must
+/// be the task's barrier (an agent's: its CPU's agent barrier), else
+/// `ESTALE`: the caller has not seen every message. `EINVAL` for another
+/// source type or nonzero flags; `EBADF` for an fd that is no queue;
+/// `ENOENT` for no such task in this enclave. Returns the status flags:
+/// `GHOST_ASSOC_SF_ALREADY` if the queue was already the task's,
+/// `GHOST_ASSOC_SF_BRAND_NEW` if the agent has not been told about the task
+/// yet (its TASK_NEW is pending, or its messages are gated).
 fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     type T = uapi::ghost_ioc_assoc_queue;
     let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
     let ty = a.i32(offset_of!(T, src))? as u32;
     let gtid = a.i64(offset_of!(T, src) + offset_of!(uapi::ghost_msg_src, arg))?;
-    if ty != uapi::ghost_type_GHOST_TASK || a.i32(offset_of!(T, flags))? != 0 {
+    if a.i32(offset_of!(T, flags))? != 0 || ty != uapi::ghost_type_GHOST_TASK {
         return Err(EINVAL);
     }
     let q = Queue::from_fd(a.i32(offset_of!(T, fd))?)?;
@@ -263,14 +297,19 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     }
     let barrier = a.i32(offset_of!(T, barrier))? as u32;
     task_state(e, gtid, |_, gt| {
-        if gt.barrier() != barrier {
+        let current = match gt.agent_cpu {
+            // The agent's word mirrors its CPU's agent barrier.
+            Some(cpu) => crate::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
+            None => gt.barrier(),
+        };
+        if current != barrier {
             return Err(errno(bindings::ESTALE));
         }
         let mut status = 0;
         if gt.queue().is_some_and(|cur| core::ptr::eq(cur, &*q)) {
             status |= uapi::GHOST_ASSOC_SF_ALREADY;
         }
-        if gt.new_pending() {
+        if gt.new_pending() || gt.gated() {
             status |= uapi::GHOST_ASSOC_SF_BRAND_NEW;
         }
         // The enclave keeps the queue (it made it): a plain pointer will do.

@@ -26,6 +26,11 @@ pub enum ParseError {
     Invalid,
     /// A well-formed `create` with an option this kernel does not know (`ENOENT`).
     UnknownOption,
+    /// A CPU list naming a CPU at or beyond the number of CPU ids (`ERANGE`).
+    Range,
+    /// A number too big for its field, or a CPU mask with bits beyond the
+    /// number of CPU ids (`EOVERFLOW`).
+    Overflow,
 }
 
 /// A command written to the root `ctl` file.
@@ -126,18 +131,107 @@ pub fn parse_i32(s: &str) -> Option<i32> {
     }
 }
 
-/// Parses a whole file content as one unsigned number (e.g. `runnable_timeout`).
-pub fn parse_number(input: &[u8]) -> Result<u64, ParseError> {
-    parse_u64(line(input)?).ok_or(ParseError::Invalid)
+/// Why a `kstrto*`-style number did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KstrtoError {
+    /// Not a number (`EINVAL`).
+    Invalid,
+    /// A number that does not fit (`ERANGE`).
+    Range,
 }
 
-/// Parses a whole file content as `0` or `1` (the boolean tunables).
-pub fn parse_bool(input: &[u8]) -> Result<bool, ParseError> {
-    match line(input)? {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(ParseError::Invalid),
+/// The value of ASCII digit `c` in `radix`, if it is one.
+fn digit(c: u8, radix: u32) -> Option<u64> {
+    let v = match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => return None,
+    };
+    (u32::from(v) < radix).then_some(u64::from(v))
+}
+
+/// The kernel's `_kstrtoull(s, 0)`: `0x`/`0X` and a hex digit make it
+/// hexadecimal, a leading `0` octal, else decimal; at least one digit; one
+/// trailing newline and nothing else may follow. (ghostfs files are parsed
+/// the way ghOSt parses them: with `kstrto*` on the written bytes, which
+/// kernfs ends with a NUL, so a NUL ends the text.)
+fn kstrtoull(s: &[u8]) -> Result<u64, KstrtoError> {
+    let (radix, digits) = match s {
+        [b'0', x, h, ..] if (*x == b'x' || *x == b'X') && digit(*h, 16).is_some() => {
+            (16, s.get(2..).unwrap_or(&[]))
+        }
+        [b'0', ..] => (8, s),
+        _ => (10, s),
+    };
+    let mut v: u64 = 0;
+    let mut n = 0usize;
+    let mut overflow = false;
+    for &c in digits {
+        let Some(d) = digit(c, radix) else {
+            break;
+        };
+        n += 1;
+        match v.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(d)) {
+            Some(nv) => v = nv,
+            None => overflow = true,
+        }
     }
+    if overflow {
+        return Err(KstrtoError::Range);
+    }
+    if n == 0 {
+        return Err(KstrtoError::Invalid);
+    }
+    match digits.get(n..).unwrap_or(&[]) {
+        [] | [b'\n'] => Ok(v),
+        _ => Err(KstrtoError::Invalid),
+    }
+}
+
+/// The text of a ghostfs write up to its first NUL, if it is not too long.
+fn kstrto_text(input: &[u8]) -> Result<&[u8], KstrtoError> {
+    if input.len() > MAX_WRITE {
+        return Err(KstrtoError::Invalid);
+    }
+    Ok(match input.iter().position(|&b| b == 0) {
+        Some(end) => input.get(..end).unwrap_or(&[]),
+        None => input,
+    })
+}
+
+/// A whole file content as `kstrtoull(s, 0)`/`kstrtoul` (an optional `+`)
+/// takes it (e.g. `runnable_timeout`).
+pub fn parse_unsigned(input: &[u8]) -> Result<u64, KstrtoError> {
+    let s = kstrto_text(input)?;
+    kstrtoull(s.strip_prefix(b"+").unwrap_or(s))
+}
+
+/// A whole file content as `kstrtoll(s, 0)` takes it (an optional sign;
+/// e.g. `tasks`).
+pub fn parse_signed(input: &[u8]) -> Result<i64, KstrtoError> {
+    let s = kstrto_text(input)?;
+    match s.strip_prefix(b"-") {
+        Some(mag) => {
+            let m = kstrtoull(mag)?;
+            // -2^63 is the most negative value.
+            if m > 1u64 << 63 {
+                return Err(KstrtoError::Range);
+            }
+            Ok(0i64.wrapping_sub_unsigned(m))
+        }
+        None => {
+            let v = kstrtoull(s.strip_prefix(b"+").unwrap_or(s))?;
+            i64::try_from(v).map_err(|_| KstrtoError::Range)
+        }
+    }
+}
+
+/// A whole file content as `kstrtoint(s, 0)` takes it (the 0/1 tunables:
+/// ghOSt treats any nonzero value as on).
+pub fn parse_int(input: &[u8]) -> Result<i32, KstrtoError> {
+    let v = parse_signed(input)?;
+    i32::try_from(v).map_err(|_| KstrtoError::Range)
 }
 
 /// Parses a write to the root `ctl` file.
@@ -291,69 +385,173 @@ impl CpuSet {
 /// have been cut short: only shorter ones are accepted.
 pub const MAX_CPUS_WRITE: usize = 4095;
 
-/// Strips the one trailing newline; unlike [`line`], allows an empty value.
-fn value(input: &[u8]) -> Result<&str, ParseError> {
-    strip(input, MAX_CPUS_WRITE)
-}
-
-/// Parses a CPU list (`0-2,5`; empty: no CPU) of CPUs below `nbits`.
-pub fn parse_cpulist(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
-    let s = value(input)?;
-    let mut set = CpuSet::new();
-    if s.is_empty() {
-        return Ok(set);
-    }
-    for item in s.split(',') {
-        let (lo, hi) = match item.split_once('-') {
-            Some((a, b)) => (parse_u64(a), parse_u64(b)),
-            None => (parse_u64(item), parse_u64(item)),
-        };
-        let (lo, hi) = match (lo, hi) {
-            (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-            _ => return Err(ParseError::Invalid),
-        };
-        let hi = usize::try_from(hi).map_err(|_| ParseError::Invalid)?;
-        let lo = usize::try_from(lo).map_err(|_| ParseError::Invalid)?;
-        if hi >= nbits {
-            return Err(ParseError::Invalid);
-        }
-        for cpu in lo..=hi {
-            if !set.insert(cpu) {
-                return Err(ParseError::Invalid);
-            }
-        }
-    }
-    Ok(set)
-}
-
-/// Parses a hexadecimal CPU mask (`3`, `00000000,00000003`; commas between
-/// 32-bit groups as the kernel prints them) of CPUs below `nbits`.
-pub fn parse_cpumask(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
-    let s = value(input)?;
-    if s.is_empty() || s.starts_with(',') || s.ends_with(',') || s.contains(",,") {
+/// The text of a `cpulist`/`cpumask` write: up to the first newline (or
+/// NUL: kernfs ends the written bytes with one), as the kernel's bitmap
+/// parsers read it.
+fn bitmap_text(input: &[u8]) -> Result<&[u8], ParseError> {
+    if input.len() > MAX_CPUS_WRITE {
         return Err(ParseError::Invalid);
     }
+    let end = input
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .unwrap_or(input.len());
+    Ok(input.get(..end).unwrap_or(&[]))
+}
+
+/// Whether `c` separates regions of a bitmap text (the kernel's
+/// `__end_of_region`: white space or a comma).
+fn separator(c: u8) -> bool {
+    c == b',' || c.is_ascii_whitespace()
+}
+
+/// A decimal number of a CPU list at the start of `s` (`N`: the last bit,
+/// `nbits - 1`); the rest of `s`. The kernel's `bitmap_getnum`: no digit is
+/// `EINVAL`, a value beyond `u32` is `EOVERFLOW`.
+fn list_number(s: &[u8], nbits: usize) -> Result<(u64, &[u8]), ParseError> {
+    if let Some(rest) = s.strip_prefix(b"N") {
+        return Ok((nbits.saturating_sub(1) as u64, rest));
+    }
+    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 {
+        return Err(ParseError::Invalid);
+    }
+    let mut v: u64 = 0;
+    for &c in s.get(..n).unwrap_or(&[]) {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .filter(|&v| v <= u64::from(u32::MAX))
+            .ok_or(ParseError::Overflow)?;
+    }
+    Ok((v, s.get(n..).unwrap_or(&[])))
+}
+
+/// Parses a CPU list of CPUs below `nbits` (the number of CPU ids), with
+/// the grammar and errors of the kernel's `cpulist_parse()` (ghOSt's): 
+/// regions separated by commas or white space (empty regions allowed; an
+/// empty list is no CPU), each `A`, `A-B`, `A-B:used/group` or `all`, `N`
+/// meaning the last CPU. `EINVAL` for anything malformed or a decreasing
+/// range, `ERANGE` for a CPU at or beyond `nbits`, `EOVERFLOW` for a number
+/// beyond 32 bits.
+pub fn parse_cpulist(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
+    let mut s = bitmap_text(input)?;
     let mut set = CpuSet::new();
-    let mut bit = 0usize;
-    for c in s.bytes().rev() {
-        if c == b',' {
-            continue;
+    loop {
+        while s.first().is_some_and(|&c| separator(c)) {
+            s = s.get(1..).unwrap_or(&[]);
         }
-        let nibble = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return Err(ParseError::Invalid),
+        if s.is_empty() {
+            return Ok(set);
+        }
+        let (start, end, rest) = match s.get(..3) {
+            Some(w) if w.eq_ignore_ascii_case(b"all") => {
+                (0, nbits.saturating_sub(1) as u64, s.get(3..).unwrap_or(&[]))
+            }
+            _ => {
+                let (a, rest) = list_number(s, nbits)?;
+                match rest.first() {
+                    None => (a, a, rest),
+                    Some(&c) if separator(c) => (a, a, rest),
+                    Some(b'-') => {
+                        let (b, rest) = list_number(rest.get(1..).unwrap_or(&[]), nbits)?;
+                        (a, b, rest)
+                    }
+                    Some(_) => return Err(ParseError::Invalid),
+                }
+            }
         };
-        for i in 0..4 {
-            if nibble & (1 << i) != 0 {
-                let cpu = bit.checked_add(i).ok_or(ParseError::Invalid)?;
-                if cpu >= nbits || !set.insert(cpu) {
+        // An optional `:used/group` pattern.
+        let (used, group, rest) = match rest.first() {
+            None => (end - start.min(end) + 1, end - start.min(end) + 1, rest),
+            Some(&c) if separator(c) => (end - start.min(end) + 1, end - start.min(end) + 1, rest),
+            Some(b':') => {
+                let (used, rest) = list_number(rest.get(1..).unwrap_or(&[]), nbits)?;
+                if rest.first() != Some(&b'/') {
                     return Err(ParseError::Invalid);
+                }
+                let (group, rest) = list_number(rest.get(1..).unwrap_or(&[]), nbits)?;
+                (used, group, rest)
+            }
+            Some(_) => return Err(ParseError::Invalid),
+        };
+        // Whatever follows is the next region's business (the kernel checks
+        // and sets this region first).
+        if start > end || group == 0 || used > group {
+            return Err(ParseError::Invalid);
+        }
+        if end >= nbits as u64 {
+            return Err(ParseError::Range);
+        }
+        let mut base = start;
+        while base <= end {
+            let last = end.min(base.saturating_add(used).saturating_sub(1));
+            let mut cpu = base;
+            while cpu <= last && used > 0 {
+                if !set.insert(cpu as usize) {
+                    return Err(ParseError::Range);
+                }
+                cpu += 1;
+            }
+            base = base.saturating_add(group);
+        }
+        s = rest;
+    }
+}
+
+/// Parses a hexadecimal CPU mask of CPUs below `nbits` (the number of CPU
+/// ids), with the grammar and errors of the kernel's `cpumask_parse()`
+/// (ghOSt's): 32-bit groups of at most 8 hex digits, lowest last, separated
+/// by commas or white space (`3`, `00000000,00000003`); no group at all is
+/// no CPU. `EINVAL` for a non-hex character, `EOVERFLOW` for a group of more
+/// than 8 digits, more groups than `nbits` needs, or a bit at or beyond
+/// `nbits`.
+pub fn parse_cpumask(input: &[u8], nbits: usize) -> Result<CpuSet, ParseError> {
+    let text = bitmap_text(input)?;
+    let mut set = CpuSet::new();
+    let mut chunks_left = nbits.div_ceil(32);
+    let mut chunk = 0usize;
+    // Groups are read from the end of the text.
+    let mut end = text.len();
+    loop {
+        while end > 0 && text.get(end - 1).is_some_and(|&c| separator(c)) {
+            end -= 1;
+        }
+        if end == 0 {
+            break;
+        }
+        if chunks_left == 0 {
+            return Err(ParseError::Overflow);
+        }
+        chunks_left -= 1;
+        let mut v: u32 = 0;
+        let mut i = 0u32;
+        loop {
+            let c = text.get(end - 1).copied().unwrap_or(b'-');
+            let d = digit(c, 16).ok_or(ParseError::Invalid)?;
+            v |= (d as u32) << i;
+            end -= 1;
+            i += 4;
+            if end == 0 || text.get(end - 1).is_some_and(|&c| separator(c)) {
+                break;
+            }
+            if i == 32 {
+                // A ninth digit in a row.
+                return match text.get(end - 1).and_then(|&c| digit(c, 16)) {
+                    Some(_) => Err(ParseError::Overflow),
+                    None => Err(ParseError::Invalid),
+                };
+            }
+        }
+        for bit in 0..32usize {
+            if v & (1 << bit) != 0 {
+                let cpu = chunk * 32 + bit;
+                if cpu >= nbits || !set.insert(cpu) {
+                    return Err(ParseError::Overflow);
                 }
             }
         }
-        bit = bit.checked_add(4).ok_or(ParseError::Invalid)?;
+        chunk += 1;
     }
     Ok(set)
 }

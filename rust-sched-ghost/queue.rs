@@ -20,7 +20,7 @@ use crate::rawlock::RawSpinLock;
 use crate::ring::{map_bytes, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
 use crate::OpsTable;
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -37,9 +37,28 @@ pub struct Queue {
     pub enclave_id: u64,
     /// The kernel's private ring state; its lock serializes producers.
     producer: RawSpinLock<Producer>,
-    /// The CPU whose agent a message wakes (`CONFIG_QUEUE_WAKEUP`); -1 for
-    /// none (the agent polls).
-    wake_cpu: AtomicI32,
+    /// The CPUs whose agent a message may wake (`CONFIG_QUEUE_WAKEUP`, at
+    /// most [`MAX_WAKE`]), packed in one word so that readers see one
+    /// configuration: CPU `i` in bits `32*i..32*i+32`, -1 for none (no CPU
+    /// at all: the agent polls).
+    wake_cpus: AtomicU64,
+}
+
+/// The most wakeup CPUs a queue has (`GHOST_MAX_WINFO`).
+pub const MAX_WAKE: usize = kernel::uapi::GHOST_MAX_WINFO as usize;
+
+/// No wakeup CPU: both halves -1.
+const NO_WAKE: u64 = u64::MAX;
+
+/// Packs two CPU numbers (-1: none) into one word.
+fn pack_wake(cpus: [i32; MAX_WAKE]) -> u64 {
+    let [a, b] = cpus;
+    (u64::from(b as u32) << 32) | u64::from(a as u32)
+}
+
+/// The inverse of [`pack_wake`].
+fn unpack_wake(w: u64) -> [i32; MAX_WAKE] {
+    [w as u32 as i32, (w >> 32) as u32 as i32]
 }
 
 impl Queue {
@@ -55,7 +74,7 @@ impl Queue {
             nelems,
             enclave_id,
             producer: RawSpinLock::new(producer)?,
-            wake_cpu: AtomicI32::new(-1),
+            wake_cpus: AtomicU64::new(NO_WAKE),
         };
         q.header_word(0)
             .store(kernel::uapi::GHOST_QUEUE_VERSION, Ordering::Relaxed);
@@ -95,15 +114,24 @@ impl Queue {
             .is_ok()
     }
 
-    /// The CPU whose agent messages wake, if any.
-    pub fn wake_cpu(&self) -> Option<i32> {
-        let c = self.wake_cpu.load(Ordering::Acquire);
-        (c >= 0).then_some(c)
+    /// The CPU whose agent a message of a task on `preferred` wakes: that
+    /// CPU if the queue lists it, else the first CPU it lists (ghOSt's
+    /// `target_cpu`); `None` if it lists none.
+    pub fn wake_target(&self, preferred: i32) -> Option<i32> {
+        let cpus = unpack_wake(self.wake_cpus.load(Ordering::Acquire));
+        if cpus.contains(&preferred) && preferred >= 0 {
+            return Some(preferred);
+        }
+        cpus.first().copied().filter(|&c| c >= 0)
     }
 
-    /// Sets (or clears, with -1) the CPU whose agent messages wake.
-    pub fn set_wake_cpu(&self, cpu: i32) {
-        self.wake_cpu.store(cpu, Ordering::Release);
+    /// Sets the CPUs whose agents messages wake (empty: none).
+    pub fn set_wake_cpus(&self, cpus: &[i32]) {
+        let mut w = [-1i32; MAX_WAKE];
+        for (slot, &c) in w.iter_mut().zip(cpus) {
+            *slot = c;
+        }
+        self.wake_cpus.store(pack_wake(w), Ordering::Release);
     }
 
     /// The queue behind file descriptor `fd`, if it is a `[ghost_queue]`

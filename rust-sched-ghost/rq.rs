@@ -65,8 +65,14 @@ impl Rq {
         unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
     }
 
-    /// Counts one more (`true`) or one fewer runnable task on this CPU.
+    /// Counts one more (`true`) or one fewer runnable ghost task (or agent)
+    /// on this CPU, in `nr_running` and in ghOSt's own count.
     pub fn count_running(&self, more: bool) {
+        if let Some(g) = self.ghost() {
+            let n = g.nr_running.get();
+            g.nr_running
+                .set(if more { n.saturating_add(1) } else { n.saturating_sub(1) });
+        }
         // SAFETY: the rq is locked (type invariant).
         unsafe {
             if more {
@@ -75,6 +81,21 @@ impl Rq {
                 bindings::ghost_sub_nr_running(self.as_raw(), 1)
             }
         }
+    }
+
+    /// Runnable tasks on this CPU, of every class (`rq->nr_running`, less
+    /// the sleeping CFS tasks whose dequeue EEVDF delays).
+    pub fn nr_running(&self) -> u32 {
+        // SAFETY: the rq is locked (type invariant).
+        unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
+    }
+
+    /// Whether a task of another class than ghost (not idle) is runnable on
+    /// this CPU: the CPU is not available to ghost tasks (ghOSt's
+    /// `cpu_is_available`, negated).
+    pub fn others_runnable(&self) -> bool {
+        self.ghost()
+            .is_some_and(|g| self.nr_running() > g.nr_running.get())
     }
 
     /// Asks the current task of this CPU to reschedule (an IPI if remote).
@@ -242,6 +263,20 @@ impl TaskPtr {
         unsafe { bindings::ghost_task_runtime(self.as_raw()) }
     }
 
+    /// The CPU time the task has used, up to now if it is running. Takes
+    /// the task's rq lock: must not be called with an rq lock held.
+    pub fn sched_runtime(self) -> u64 {
+        // SAFETY: the task is alive (type invariant); no rq lock is held
+        // (the caller's duty).
+        unsafe { bindings::ghost_task_sched_runtime(self.as_raw()) }
+    }
+
+    /// Whether the task may not migrate now (`migrate_disable()`).
+    pub fn migration_disabled(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_migration_disabled(self.as_raw()) }
+    }
+
     /// Whether a signal is pending for the task.
     pub fn signal_pending(self) -> bool {
         // SAFETY: the task is alive (type invariant).
@@ -344,7 +379,8 @@ impl TaskRqGuard {
 
     /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
     /// holds instead. The caller checked that the task is queued, not
-    /// running, and allowed on `cpu`.
+    /// running, and not migration-disabled; `cpu` need not be in its
+    /// affinity (placement is the agent's, as in ghOSt).
     pub fn move_to(&mut self, cpu: i32) {
         // SAFETY: the guard holds `pi_lock` and the task's rq lock, as
         // `move_queued_task` needs; it returns the new rq, locked, and the
@@ -431,9 +467,11 @@ pub struct GhostRq {
     /// The latch belongs to a sync group still being committed: it is not
     /// picked until the group succeeds (or is dropped if it fails).
     held: Cell<bool>,
-    /// Whether the CPU was available to ghost (no other class's task) at
-    /// the last task switch; `CPU_AVAILABLE`/`CPU_BUSY` report changes.
+    /// Whether the CPU was available to ghost (no other class's task) when
+    /// last looked at; `CPU_AVAILABLE`/`CPU_BUSY` report changes.
     avail: Cell<bool>,
+    /// Ghost tasks and the agent counted in this CPU's `nr_running`.
+    nr_running: Cell<u32>,
 }
 
 // SAFETY: see the type invariant: cells are only touched under the CPU's rq
@@ -648,6 +686,7 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
                 must_resched: Cell::new(false),
                 held: Cell::new(false),
                 avail: Cell::new(true),
+                nr_running: Cell::new(0),
                 cpu_seqnum: Cell::new(0),
             },
             GFP_KERNEL,

@@ -22,7 +22,9 @@ use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
 use crate::queue::Queue;
 use crate::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sw::F_CANFREE;
 use crate::task::TaskHandle;
+use core::sync::atomic::Ordering;
 use kernel::bindings;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -78,7 +80,8 @@ pub fn set_policy(p: TaskPtr, policy: i32, flags: u64) -> Result {
 }
 
 /// A write of `tasks`: `t` joins `e`. Success if it already is in `e`
-/// (ghOSt's `EALREADY`); `EBUSY` if it is in another enclave or an agent;
+/// (ghOSt's `EALREADY`); `EPERM` if it is in another enclave or an agent
+/// (ghOSt: `SCHED_GHOST` again);
 /// `EPERM` for a kernel thread, or another process's thread without
 /// `CAP_SYS_NICE`; `EXDEV` while `e` is being destroyed; `ENOMEM` when no
 /// status word is free. May sleep.
@@ -96,7 +99,7 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
             return if !gt.is_agent() && core::ptr::eq(gt.enclave(), &**e) {
                 Ok(())
             } else {
-                Err(EBUSY)
+                Err(EPERM)
             };
         }
     }
@@ -255,8 +258,9 @@ pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) 
 
 /// `__sched_setscheduler()` of `p` to `policy`, when the old or the new
 /// policy is `SCHED_GHOST`. Entering is only done by ghOSt itself (ghostfs):
-/// userspace gets `EBADF`, or `EPERM` for a task already in ghost. Agents
-/// cannot leave (`EPERM`). Process context, no lock held.
+/// userspace gets `EBADF`. A ghost task may set `SCHED_GHOST` again (to
+/// change its nice value); an agent may not (`EPERM`), nor leave ghost.
+/// Process context, no lock held.
 ///
 /// # Safety
 ///
@@ -275,6 +279,11 @@ pub unsafe extern "C" fn ghost_setscheduler_check(
     let gt = GhostTask::of(&g, p);
     let r = if policy == SCHED_GHOST {
         match (user, gt) {
+            // An agent's scheduling is not the user's to change.
+            (true, Some(gt)) if gt.is_agent() => Err(EPERM),
+            // A ghost task staying in ghost: only its nice value can change
+            // (ghOSt accepts it and sends TASK_PRIORITY_CHANGED).
+            (true, Some(gt)) if gt.active() && p.policy() == SCHED_GHOST => Ok(()),
             (true, _) if p.policy() == SCHED_GHOST => Err(EPERM),
             (true, _) => Err(EBADF),
             // ghOSt's own call: the state is staged and not yet active.
@@ -332,6 +341,16 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
 ) {
     // SAFETY: `rq` is locked by the caller for this call.
     let rq = unsafe { Rq::from_raw(rq) };
+    if let Some(g) = rq.ghost() {
+        if g.agent().is_some() {
+            // The CPU is available to ghost while no task of another class
+            // wants it (ghOSt updates this at every pick).
+            let avail = !rq.others_runnable();
+            if g.set_avail(rq, avail) {
+                crate::cpumsg::availability(rq, g, avail);
+            }
+        }
+    }
     // SAFETY: `prev` is the current task: alive.
     let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
         return;
@@ -351,10 +370,10 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
     if !gt.oncpu() {
         return;
     }
-    if prev.dead() {
-        gt.msg_dead(rq);
-        gt.clear_oncpu();
-    } else if !prev.queued() {
+    // A task that exits blocks for good: TASK_BLOCKED now, TASK_DEAD from
+    // `task_dead` once it is off the CPU (ghOSt's order; agents check that
+    // a dead task was blocked).
+    if !prev.queued() {
         let seq = g.cpu_seqnum(rq);
         gt.msg_blocked(rq, prev, seq);
         gt.clear_oncpu();
@@ -429,7 +448,9 @@ pub unsafe extern "C" fn ghost_prepare_task_switch(
 /// task of another class.
 fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
     let agent = g.agent();
-    if agent == Some(prev) && !prev.queued() {
+    // The agent blocks outside `ghost_run` (ghOSt's agents stay runnable
+    // while blocked in `ghost_run`: no message for that).
+    if agent == Some(prev) && !prev.queued() && !g.blocked_in_run().load(Ordering::SeqCst) {
         crate::cpumsg::agent_runnability(rq, g, true);
     }
     if agent == Some(next) {
@@ -470,10 +491,11 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     crate::watchdog::tick();
 }
 
-/// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked): a latch
-/// on a CPU it may no longer use fails (TASK_LATCH_FAILURE, `EINVAL`); a
-/// running task is forced off its CPU (TASK_PREEMPT at the switch); then
-/// TASK_AFFINITY_CHANGED.
+/// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked):
+/// TASK_AFFINITY_CHANGED; then a latch on a CPU it may no longer use is
+/// dropped (TASK_PREEMPT with `was_latched`), and a running task is forced
+/// off its CPU (TASK_PREEMPT at the switch), as ghOSt's `set_next_task`
+/// does when the core changes a running task's attributes.
 pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;
@@ -481,12 +503,23 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     if gt.is_agent() || !gt.active() || gt.new_pending() {
         return;
     }
+    gt.msg_affinity_changed(rq);
     if g.latched(rq) == Some(p) && !p.allowed_on(rq.cpu()) {
-        g.set_latched(rq, None, 0);
-        gt.msg_latch_failure(rq, bindings::EINVAL);
+        // The task must move away from the CPU it was committed to: the
+        // latch is lost, and the agent hears it as a preemption of a latched
+        // task, as from ghOSt (which drops the latch when the task moves).
+        unlatch_preempted(rq, g, gt, p);
     }
     force_offcpu(rq, g, p);
-    gt.msg_affinity_changed(rq);
+}
+
+/// The latched task `p` of `rq` will not run there: the latch goes, and
+/// the agent gets `TASK_PREEMPT` with `was_latched` so it schedules `p`
+/// again.
+fn unlatch_preempted(rq: &Rq, g: &GhostRq, gt: &GhostTask, p: TaskPtr) {
+    g.set_latched(rq, None, 0);
+    let seq = g.next_cpu_seqnum(rq);
+    gt.msg_preempt(rq, p, seq, true);
 }
 
 /// `p`'s nice value changed (`prio_changed`, `rq` locked): a running task
@@ -560,7 +593,9 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
         return;
     }
     if g.latched(rq) == Some(p) {
-        g.set_latched(rq, None, 0);
+        // Committed but not running yet: a preemption first, then the
+        // departure (ghOSt's order).
+        unlatch_preempted(rq, g, &gt, p);
     }
     if gt.gated() {
         // No agent ever heard of this stay: nobody else frees its word.
@@ -599,15 +634,21 @@ pub fn ungate(e: &Enclave, gtid: i64) {
     }
 }
 
-/// `p` died (`task_dead`, after its last switch; no lock held).
+/// `p` died (`task_dead`, after its last switch; no lock held): a task
+/// sends `TASK_DEAD` (after the `TASK_BLOCKED` of its last switch); its word
+/// is `CANFREE`, and freed here only if no agent heard of the task. An
+/// agent's word is only marked `CANFREE`: its process frees it (ghOSt's
+/// library waits for that flag to know the agent thread is gone).
 pub fn task_dead(p: TaskPtr) {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
     if let Some(gt) = gtask::uninstall(Some(&g), p) {
-        drop(g);
-        if gt.queue().is_none() || gt.is_agent() || gt.gated() {
+        if gt.is_agent() {
+            gt.sw_flags(F_CANFREE, 0);
+        } else if gt.gated() || !gt.msg_dead(&g) {
             // No agent was told: nobody else frees the word.
             gt.free_sw();
         }
+        drop(g);
         retire(gt);
     }
 }

@@ -23,6 +23,7 @@ use crate::parse::CpuSet;
 use crate::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sched::now;
 use core::sync::atomic::Ordering;
+use crate::cpu_data::state;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 use kernel::uapi;
@@ -34,8 +35,8 @@ const COMMIT_FLAGS: u32 = uapi::COMMIT_AT_SCHEDULE
     | uapi::ELIDE_AGENT_BARRIER_INC
     | uapi::INC_AGENT_BARRIER_ON_FAILURE;
 
-/// Run flags this kernel knows.
-const RUN_FLAGS: u32 = uapi::RTLA_ON_PREEMPT
+/// Run flags a transaction may carry.
+const TXN_RUN_FLAGS: u32 = uapi::RTLA_ON_PREEMPT
     | uapi::RTLA_ON_BLOCKED
     | uapi::RTLA_ON_YIELD
     | uapi::RTLA_ON_IDLE
@@ -49,18 +50,25 @@ const RUN_FLAGS: u32 = uapi::RTLA_ON_PREEMPT
 /// Why a transaction failed: its final `state`.
 type Failed = i32;
 
-/// Checks the flags of a request (pure).
-pub fn flags_valid(gtid: i64, run_flags: u32, commit_flags: u32) -> bool {
+/// Checks run flags for target `gtid` (pure; ghOSt's `run_flags_valid`):
+/// only flags in `supported`; `RTLA_ON_IDLE` not with a special negative
+/// gtid; `NEED_CPU_NOT_IDLE` only with `GHOST_IDLE_GTID`; a ping
+/// (`GHOST_AGENT_GTID`) takes no flags.
+pub fn run_flags_valid(gtid: i64, run_flags: u32, supported: u32) -> bool {
+    run_flags & !supported == 0
+        && (run_flags & uapi::RTLA_ON_IDLE == 0 || gtid >= 0)
+        && (run_flags & uapi::NEED_CPU_NOT_IDLE == 0 || gtid == i64::from(uapi::GHOST_IDLE_GTID))
+        && (gtid != i64::from(uapi::GHOST_AGENT_GTID) || run_flags == 0)
+}
+
+/// Checks commit flags (pure; ghOSt's `commit_flags_valid`): known flags
+/// only, at most one `COMMIT_AT_*`, not both `ELIDE_AGENT_BARRIER_INC` and
+/// `INC_AGENT_BARRIER_ON_FAILURE`.
+pub fn commit_flags_valid(commit_flags: u32) -> bool {
     let at = commit_flags & (uapi::COMMIT_AT_SCHEDULE | uapi::COMMIT_AT_TXN_COMMIT);
     let barrier =
         commit_flags & (uapi::ELIDE_AGENT_BARRIER_INC | uapi::INC_AGENT_BARRIER_ON_FAILURE);
-    commit_flags & !COMMIT_FLAGS == 0
-        && run_flags & !RUN_FLAGS == 0
-        && at.count_ones() <= 1
-        && barrier.count_ones() <= 1
-        && (run_flags & uapi::RTLA_ON_IDLE == 0 || gtid >= 0)
-        && (gtid != i64::from(uapi::GHOST_AGENT_GTID) || run_flags == 0)
-        && (run_flags & uapi::NEED_CPU_NOT_IDLE == 0 || gtid == i64::from(uapi::GHOST_IDLE_GTID))
+    commit_flags & !COMMIT_FLAGS == 0 && at.count_ones() <= 1 && barrier.count_ones() <= 1
 }
 
 /// How a latch takes effect.
@@ -74,6 +82,9 @@ enum Effect {
     AtSchedule,
     /// A sync group in progress: only at [`release`].
     Held,
+    /// The task committed is the one running there (`ALLOW_TASK_ONCPU`): it
+    /// keeps the CPU, nothing is latched (ghOSt), no reschedule.
+    KeepRunning,
 }
 
 /// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
@@ -93,6 +104,10 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effec
     match effect {
         Effect::Held => g.set_held(rq, true),
         Effect::AtSchedule if ghost_task_running(rq) => {}
+        Effect::KeepRunning => {
+            g.set_latched(rq, None, run_flags);
+            g.set_must_resched(rq, false);
+        }
         _ => take_effect(rq, g),
     }
     seq
@@ -141,142 +156,231 @@ pub struct Committed {
     pub local_yield: bool,
 }
 
-/// Commits `cpu`'s transaction, already claimed, for the agent of
-/// `my_cpu`; `hold` for a member of a sync group (see [`latch`]).
+/// The thread that commits, as ghOSt's permission checks see it.
+#[derive(Clone, Copy)]
+struct Committer {
+    /// Its CPU, if it is an agent of the enclave whose transactions these
+    /// are: it may commit on every CPU of that enclave, and a commit on its
+    /// own CPU is a local one (it gives the CPU away).
+    agent_cpu: Option<i32>,
+    /// Its thread group: any thread of an agent's process may ping that
+    /// agent (`GHOST_AGENT_GTID`), agent or not.
+    tgid: i32,
+}
+
+impl Committer {
+    /// The calling thread, committing transactions of `e`. An agent of
+    /// another enclave is no agent here (ghOSt: the two CPUs must be in the
+    /// same enclave).
+    fn current(e: &Enclave) -> Committer {
+        let agent_cpu = crate::sched::current_agent()
+            .filter(|(_, enclave)| core::ptr::eq(*enclave, e))
+            .map(|(cpu, _)| cpu);
+        Committer {
+            agent_cpu,
+            tgid: TaskPtr::current().tgid(),
+        }
+    }
+
+    /// The CPU whose transaction is committed last and whose failure
+    /// poisons nothing: the agent's own, else the one the caller runs on.
+    fn home_cpu(&self) -> i32 {
+        self.agent_cpu.unwrap_or_else(crate::rq::this_cpu)
+    }
+}
+
+/// Commits `cpu`'s transaction, already claimed, for `who`; `hold` for a
+/// member of a sync group (see [`latch`]). The checks follow ghOSt ABI 91
+/// (`_ghost_commit_txn`), in its order, so that a transaction that fails for
+/// several reasons reports the same one.
 fn commit(
     e: &Enclave,
     cpu: i32,
-    my_cpu: i32,
+    who: Committer,
     hold: bool,
 ) -> core::result::Result<Committed, Failed> {
-    let txn = e.cpu_data().txn(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
+    let txn = e.cpu_data().txn(cpu).ok_or(state::INVALID_CPU)?;
     let req = txn.request();
-    let local = cpu == my_cpu;
     if req.version != uapi::GHOST_TXN_VERSION as i32 {
-        return Err(uapi::GHOST_TXN_UNSUPPORTED_VERSION);
+        return Err(state::UNSUPPORTED_VERSION);
     }
-    if !flags_valid(req.gtid, req.run_flags, req.commit_flags) {
-        return Err(uapi::GHOST_TXN_INVALID_FLAGS);
+    if req.cpu != cpu {
+        return Err(state::INVALID_CPU);
     }
+    if !run_flags_valid(req.gtid, req.run_flags, TXN_RUN_FLAGS) {
+        return Err(state::INVALID_FLAGS);
+    }
+    if !commit_flags_valid(req.commit_flags) {
+        return Err(state::INVALID_FLAGS);
+    }
+    let g = GhostRq::of(cpu).ok_or(state::INVALID_CPU)?;
+    // From here on, a failure bumps the agent barrier if the agent asked
+    // for it (ghOSt: every failure once the flags are known).
+    let r = commit_checked(e, cpu, g, &req, who, hold);
+    if r.is_err() && req.commit_flags & uapi::INC_AGENT_BARRIER_ON_FAILURE != 0 {
+        g.bump_agent_barrier();
+    }
+    r
+}
+
+/// [`commit`] once the transaction's version and flags are valid.
+fn commit_checked(
+    e: &Enclave,
+    cpu: i32,
+    g: &GhostRq,
+    req: &crate::cpu_data::TxnRequest,
+    who: Committer,
+    hold: bool,
+) -> core::result::Result<Committed, Failed> {
     if !cpu_online(cpu) {
-        return Err(uapi::GHOST_TXN_CPU_OFFLINE);
+        return Err(state::CPU_OFFLINE);
     }
-    let g = GhostRq::of(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
-    if g.agent().is_none() {
-        return Err(uapi::GHOST_TXN_NO_AGENT);
-    }
-    let stale_agent = || {
-        if req.commit_flags & uapi::INC_AGENT_BARRIER_ON_FAILURE != 0 {
-            g.bump_agent_barrier();
+    let ping = req.gtid == i64::from(uapi::GHOST_AGENT_GTID);
+    // A task to run, or the idle task; `None` for the other special gtids
+    // (0: nothing, "unschedule"; -1: ping the agent).
+    let mut next: Option<TaskPtr> = None;
+    let idle = req.gtid == i64::from(uapi::GHOST_IDLE_GTID);
+    let mut tg: Option<TaskRqGuard> = None;
+    let mut cg: Option<RqGuard> = None;
+    if req.gtid > 0 {
+        let t = e
+            .task_by_gtid(req.gtid)
+            .ok_or(state::TARGET_NOT_FOUND)?;
+        let mut guard = TaskRqGuard::lock(t);
+        let p = guard.task();
+        if GhostTask::of(&guard, p).is_none() {
+            // Found, but not in ghost. Dead (the agent has not seen
+            // TASK_DEAD yet), or departed with its TASK_DEPARTED possibly
+            // unread: a stale view. Else it is no ghost task at all.
+            let dead = p.dead();
+            drop(guard);
+            return Err(if dead || e.departed_unfreed(req.gtid) {
+                state::TARGET_STALE
+            } else {
+                state::INVALID_TARGET
+            });
         }
-        uapi::GHOST_TXN_AGENT_STALE
+        validate_task(e, &guard, p, req)?;
+        if req.commit_flags & uapi::ALLOW_TASK_ONCPU == 0 || p.cpu() != cpu {
+            // It must be off every CPU (an agent may have preempted it and
+            // it has not left yet).
+            if p.on_cpu() {
+                return Err(state::TARGET_ONCPU);
+            }
+        } else if guard.curr() == p && GhostRq::of(cpu).is_some_and(|g| g.must_resched(&guard)) {
+            // Running here, but on its way off (a failed sync group forced
+            // it): fail until it is off.
+            return Err(state::TARGET_STALE);
+        }
+        if p.cpu() != cpu {
+            // Placement is the agent's: the task moves to the CPU it runs
+            // on. As in ghOSt, the kernel does not check the task's
+            // affinity here: honouring it is the policy's job (it learns of
+            // changes from TASK_AFFINITY_CHANGED), and ghOSt's agent library
+            // treats INVALID_CPU as fatal. A task that may not migrate at
+            // all right now is only a stale view: the agent retries.
+            if p.migration_disabled() {
+                return Err(state::TARGET_STALE);
+            }
+            guard.move_to(cpu);
+        }
+        next = Some(p);
+        tg = Some(guard);
+    } else {
+        if req.gtid < i64::from(uapi::GHOST_IDLE_GTID) {
+            return Err(state::INVALID_TARGET);
+        }
+        cg = Some(RqGuard::lock(cpu).ok_or(state::INVALID_CPU)?);
+    }
+    // One of the two guards holds `cpu`'s runqueue lock.
+    let rq: &Rq = match (&tg, &cg) {
+        (Some(t), _) => t,
+        (None, Some(c)) => c,
+        (None, None) => return Err(state::INVALID_CPU),
     };
+    let Some(agent) = g.agent() else {
+        return Err(state::NO_AGENT);
+    };
+    let allowed = who.agent_cpu.is_some() || (ping && agent.tgid() == who.tgid);
+    if !allowed {
+        return Err(state::NOT_PERMITTED);
+    }
+    let runs_something = next.is_some() || idle;
+    if runs_something && req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(rq, g) {
+        return Err(state::AGENT_STALE);
+    }
+    if runs_something && other_class_busy(rq) {
+        return Err(state::CPU_UNAVAIL);
+    }
+    // A commit on the committing agent's own CPU (not a ping of itself)
+    // gives the CPU away: the agent must have seen every message first.
+    let local = who.agent_cpu == Some(cpu) && !ping;
     if local {
         // Wakes that come after this are for messages the agent has not
         // seen: they must wake it again (see `agent::block`).
         g.should_wake().store(false, Ordering::SeqCst);
         if g.agent_barrier() != req.agent_barrier {
-            return Err(stale_agent());
+            return Err(state::AGENT_STALE);
         }
     }
-    let effect = |hold: bool| match hold {
-        true => Effect::Held,
-        false if req.commit_flags & uapi::COMMIT_AT_SCHEDULE != 0 => Effect::AtSchedule,
-        false => Effect::Now,
-    };
-    let bump = |g: &GhostRq| {
+    let bump = || {
         if req.commit_flags & uapi::ELIDE_AGENT_BARRIER_INC == 0 {
             g.bump_agent_barrier();
         }
     };
-    match req.gtid {
-        0 => {
-            // Nothing: a local commit only gives the CPU away.
-            let rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
-            let seq = g.next_cpu_seqnum(&rq);
-            bump(g);
-            Ok(Committed {
-                cpu_seqnum: seq,
-                local_yield: local,
-            })
-        }
-        gtid if gtid == i64::from(uapi::GHOST_IDLE_GTID) => {
-            let rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
-            if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(&rq, g) {
-                return Err(stale_agent());
-            }
-            let seq = latch(&rq, g, None, req.run_flags, effect(hold));
-            bump(g);
-            Ok(Committed {
-                cpu_seqnum: seq,
-                local_yield: local,
-            })
-        }
-        gtid if gtid == i64::from(uapi::GHOST_AGENT_GTID) => {
-            // A ping: only of an agent of the caller's own process.
-            let same_process = {
-                let _rq = RqGuard::lock(cpu).ok_or(uapi::GHOST_TXN_INVALID_CPU)?;
-                g.agent()
-                    .is_some_and(|a| a.tgid() == TaskPtr::current().tgid())
-            };
-            if !same_process {
-                return Err(uapi::GHOST_TXN_NOT_PERMITTED);
-            }
-            crate::agent::wake(cpu);
-            Ok(Committed {
-                cpu_seqnum: 0,
-                local_yield: false,
-            })
-        }
-        gtid if gtid > 0 => {
-            let t = e
-                .task_by_gtid(gtid)
-                .ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
-            let mut tg = TaskRqGuard::lock(t);
-            let p = tg.task();
-            {
-                let gt = GhostTask::of(&tg, p).ok_or(uapi::GHOST_TXN_TARGET_NOT_FOUND)?;
-                if !core::ptr::eq(gt.enclave(), e) {
-                    return Err(uapi::GHOST_TXN_TARGET_NOT_FOUND);
-                }
-                if gt.is_agent() {
-                    return Err(uapi::GHOST_TXN_INVALID_TARGET);
-                }
-                if gt.barrier() != req.task_barrier || gt.new_pending() {
-                    return Err(uapi::GHOST_TXN_TARGET_STALE);
-                }
-            }
-            if !p.queued() {
-                return Err(uapi::GHOST_TXN_TARGET_NOT_RUNNABLE);
-            }
-            let running_here = p.cpu() == cpu && tg.curr() == p;
-            if p.on_cpu() && !running_here {
-                if req.commit_flags & uapi::ALLOW_TASK_ONCPU == 0 || p.cpu() != cpu {
-                    return Err(uapi::GHOST_TXN_TARGET_ONCPU);
-                }
-            }
-            if !p.allowed_on(cpu) {
-                return Err(uapi::GHOST_TXN_INVALID_CPU);
-            }
-            if p.cpu() != cpu {
-                tg.move_to(cpu);
-            }
-            let rq: &Rq = &tg;
-            if req.run_flags & uapi::DO_NOT_PREEMPT != 0 && ghost_busy(rq, g) {
-                return Err(stale_agent());
-            }
-            if other_class_busy(rq) {
-                return Err(uapi::GHOST_TXN_CPU_UNAVAIL);
-            }
-            let seq = latch(rq, g, Some(p), req.run_flags, effect(hold));
-            bump(g);
-            Ok(Committed {
-                cpu_seqnum: seq,
-                local_yield: local,
-            })
-        }
-        _ => Err(uapi::GHOST_TXN_INVALID_TARGET),
+    if ping {
+        // The agent runs (a ping of itself only bumps its barrier); a latch
+        // stays as it is.
+        bump();
+        crate::agent::wake(cpu);
+        return Ok(Committed {
+            cpu_seqnum: g.next_cpu_seqnum(rq),
+            local_yield: false,
+        });
     }
+    let effect = match hold {
+        _ if next.is_some_and(|p| rq.curr() == p) => Effect::KeepRunning,
+        true => Effect::Held,
+        false if req.commit_flags & uapi::COMMIT_AT_SCHEDULE != 0 => Effect::AtSchedule,
+        false => Effect::Now,
+    };
+    // gtid 0 latches nothing: the CPU's ghost task, if any, leaves it
+    // ("unschedule"); on the agent's own CPU it only gives the CPU away.
+    let seq = latch(rq, g, next, req.run_flags, effect);
+    bump();
+    Ok(Committed {
+        cpu_seqnum: seq,
+        local_yield: local,
+    })
+}
+
+/// ghOSt's `validate_next_task`: the target of a commit, locked and in
+/// ghost, must be a task of `e` (not an agent), not gated, with the
+/// barrier the agent saw, and runnable.
+fn validate_task(
+    e: &Enclave,
+    rq: &Rq,
+    p: TaskPtr,
+    req: &crate::cpu_data::TxnRequest,
+) -> core::result::Result<(), Failed> {
+    let Some(gt) = GhostTask::of(rq, p) else {
+        return Err(state::INVALID_TARGET);
+    };
+    if gt.is_agent() {
+        return Err(state::INVALID_TARGET);
+    }
+    if !core::ptr::eq(gt.enclave(), e) {
+        // ghOSt looks tasks up system-wide; a task of another enclave is
+        // none of this agent's business.
+        return Err(state::TARGET_NOT_FOUND);
+    }
+    if gt.gated() || gt.new_pending() || gt.barrier() != req.task_barrier {
+        return Err(state::TARGET_STALE);
+    }
+    if !p.queued() {
+        return Err(state::TARGET_NOT_RUNNABLE);
+    }
+    Ok(())
 }
 
 /// Whether a ghost task runs on, or is latched to, `rq`'s CPU.
@@ -292,39 +396,38 @@ fn other_class_busy(rq: &Rq) -> bool {
 }
 
 /// The CPUs of a commit call: the caller's mask, restricted to the
-/// enclave's CPUs, in commit order (the caller's own CPU last: it may give
-/// its CPU away).
+/// enclave's CPUs, in commit order (the committer's home CPU last: an agent
+/// may give its own CPU away).
 struct Mask {
     bits: [u8; MASK_BYTES],
     cpus: CpuSet,
-    my_cpu: i32,
+    who: Committer,
 }
 
-/// The largest mask a commit call takes (bytes).
+/// The largest mask a commit call reads (bytes); a longer one is cut, as
+/// ghOSt cuts it to the kernel's cpumask size (userspace passes a whole
+/// 128-byte `cpu_set_t`).
 const MASK_BYTES: usize = 1024;
 
 impl Mask {
-    /// Reads the `{mask, len, flags}` arguments of the caller, which must be
-    /// an agent of `e`. `EINVAL` for nonzero `flags`, a `len` beyond
-    /// [`MASK_BYTES`], or a caller that is not an agent of `e`; `EFAULT`
-    /// for a bad mask pointer.
+    /// Reads the `{mask, len, flags}` arguments of a commit call on `e`.
+    /// `EINVAL` for nonzero `flags`, `EFAULT` for a bad mask pointer. The
+    /// caller need not be an agent: a transaction it may not commit fails
+    /// on its own (`NOT_PERMITTED`).
     fn read(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<Mask> {
-        if flags != 0 || len as usize > MASK_BYTES {
+        if flags != 0 {
             return Err(EINVAL);
         }
-        let (my_cpu, my_enclave) = crate::sched::current_agent().ok_or(EINVAL)?;
-        if !core::ptr::eq(my_enclave, e) {
-            return Err(EINVAL);
-        }
+        let len = (len as usize).min(MASK_BYTES);
         let mut bits = [0u8; MASK_BYTES];
-        let dst = bits.get_mut(..len as usize).ok_or(EINVAL)?;
-        UserSlice::new(mask as usize, len as usize)
+        let dst = bits.get_mut(..len).ok_or(EINVAL)?;
+        UserSlice::new(mask as usize, len)
             .reader()
             .read_slice(dst)?;
         Ok(Mask {
             bits,
             cpus: e.cpus(),
-            my_cpu,
+            who: Committer::current(e),
         })
     }
 
@@ -334,13 +437,13 @@ impl Mask {
             let (byte, bit) = ((cpu / 8) as usize, cpu % 8);
             self.bits.get(byte).is_some_and(|b| b & (1 << bit) != 0)
         };
-        let my_cpu = self.my_cpu;
+        let home = self.who.home_cpu();
         let others = self
             .cpus
             .iter()
             .filter_map(|c| i32::try_from(c).ok())
-            .filter(move |&c| c != my_cpu);
-        let mine = self.cpus.contains(my_cpu as usize).then_some(my_cpu);
+            .filter(move |&c| c != home);
+        let mine = self.cpus.contains(home as usize).then_some(home);
         Iterator::chain(others, mine).filter(move |&c| in_mask(c))
     }
 }
@@ -348,36 +451,45 @@ impl Mask {
 /// The committing agent gave its own CPU away: it blocks until woken.
 fn yield_local(my_cpu: i32) -> Result {
     let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
-    // The barrier was checked at the commit; a signal ends the wait early
-    // and is no error of the commit.
-    let _ = crate::agent::block(g, None);
-    Ok(())
+    // The barrier was checked at the commit.
+    crate::agent::block(g, None)
 }
 
 /// `GHOST_IOC_COMMIT_TXN {mask, len, flags}`: commits every `READY`
 /// transaction of the enclave's CPUs in the mask, each on its own (see
-/// [`Mask::read`] for the errors). May block (the caller's own CPU):
-/// returns when the agent is woken.
+/// [`Mask::read`] for the errors), the caller's home CPU last. If an
+/// earlier one failed, the home CPU's transaction ends `POISONED` instead
+/// of being committed, so that the agent returns at once to react (ghOSt).
+/// May block (an agent's own CPU): returns when the agent is woken.
 pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
     let mask = Mask::read(e, mask, len, flags)?;
+    let home = mask.who.home_cpu();
     let mut local_yield = false;
+    let mut failed = 0u32;
     for cpu in mask.order() {
         let Some(txn) = e.cpu_data().txn(cpu) else {
             continue;
         };
-        if !txn.cas_state(uapi::GHOST_TXN_READY as i32, crate::rq::this_cpu()) {
+        if !txn.cas_state(state::READY, crate::rq::this_cpu()) {
             continue;
         }
-        match commit(e, cpu, mask.my_cpu, false) {
+        if cpu == home && failed > 0 {
+            txn.complete(state::POISONED, 0, now());
+            continue;
+        }
+        match commit(e, cpu, mask.who, false) {
             Ok(c) => {
                 local_yield |= c.local_yield;
-                txn.complete(uapi::GHOST_TXN_COMPLETE, c.cpu_seqnum, now());
+                txn.complete(state::COMPLETE, c.cpu_seqnum, now());
             }
-            Err(state) => txn.complete(state, 0, now()),
+            Err(state) => {
+                failed = failed.saturating_add(1);
+                txn.complete(state, 0, now());
+            }
         }
     }
-    if local_yield {
-        yield_local(mask.my_cpu)?;
+    if let (true, Some(cpu)) = (local_yield, mask.who.agent_cpu) {
+        yield_local(cpu)?;
     }
     Ok(0)
 }
@@ -391,10 +503,13 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
 /// commits them in order, each latch *held* (not picked, no IPI). If one
 /// fails, it ends with its own result, the held latches are dropped (their
 /// tasks stay runnable where they are, for the agent to decide again), and
-/// every other transaction of the group ends `POISONED`. If all commit, the
-/// latches take effect together, every transaction ends `COMPLETE` with
-/// `u.sync_group_owner` reset to -1, and if the caller's own CPU is in the
-/// group, the caller gives it away (blocks) as for a local commit.
+/// every other transaction of the group ends `POISONED`
+/// (`INC_AGENT_BARRIER_ON_FAILURE` bumps its CPU's agent barrier); the
+/// agent keeps ownership of the group's transactions
+/// (`u.sync_group_owner` stays). If all commit, the latches take effect
+/// together, every transaction ends `COMPLETE` with `u.sync_group_owner`
+/// reset to -1, and if the caller's own CPU is in the group, the caller
+/// gives it away (blocks) as for a local commit.
 pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
     let mask = Mask::read(e, mask, len, flags)?;
     let me = crate::rq::this_cpu();
@@ -403,7 +518,7 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
     let mut all_ready = true;
     for cpu in mask.order() {
         match e.cpu_data().txn(cpu) {
-            Some(txn) if txn.cas_state(uapi::GHOST_TXN_READY as i32, me) => {
+            Some(txn) if txn.cas_state(state::READY, me) => {
                 group.insert(cpu as usize);
             }
             _ => all_ready = false,
@@ -415,7 +530,7 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
     let mut local_yield = false;
     if all_ready {
         for cpu in members() {
-            match commit(e, cpu, mask.my_cpu, true) {
+            match commit(e, cpu, mask.who, true) {
                 Ok(c) => {
                     local_yield |= c.local_yield;
                     if let Some(t) = txn(cpu) {
@@ -440,7 +555,7 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
             _ if ok => {
                 release(cpu, true);
                 t.set_sync_group_owner(-1);
-                t.set_state(uapi::GHOST_TXN_COMPLETE);
+                t.set_state(state::COMPLETE);
             }
             Some((f, state)) if f == cpu => {
                 undo = false;
@@ -450,12 +565,21 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
                 if undo && all_ready {
                     release(cpu, false);
                 }
-                t.complete(uapi::GHOST_TXN_POISONED, 0, now());
+                if !undo || !all_ready {
+                    // Never committed: poisoned, and the agent asked for a
+                    // barrier bump on failure.
+                    if t.request().commit_flags & uapi::INC_AGENT_BARRIER_ON_FAILURE != 0 {
+                        if let Some(g) = GhostRq::of(cpu) {
+                            g.bump_agent_barrier();
+                        }
+                    }
+                }
+                t.complete(state::POISONED, 0, now());
             }
         }
     }
-    if ok && local_yield {
-        yield_local(mask.my_cpu)?;
+    if let (true, true, Some(cpu)) = (ok, local_yield, mask.who.agent_cpu) {
+        yield_local(cpu)?;
     }
     Ok(isize::from(ok))
 }

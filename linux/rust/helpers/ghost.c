@@ -151,6 +151,17 @@ u64 rust_helper_ghost_task_runtime(struct task_struct *p)
 	return p->se.sum_exec_runtime;
 }
 
+/* CPU time used by @p, up to now if it runs (takes @p's rq lock). */
+u64 rust_helper_ghost_task_sched_runtime(struct task_struct *p)
+{
+	return task_sched_runtime(p);
+}
+
+bool rust_helper_ghost_task_migration_disabled(struct task_struct *p)
+{
+	return is_migration_disabled(p);
+}
+
 bool rust_helper_ghost_task_signal_pending(struct task_struct *p)
 {
 	return signal_pending(p);
@@ -181,6 +192,16 @@ int rust_helper_ghost_pin_to_cpu(struct task_struct *p, int cpu)
 struct task_struct *rust_helper_ghost_rq_curr(struct rq *rq)
 {
 	return rq->curr;
+}
+
+/*
+ * Runnable tasks of every class on @rq. A CFS task whose dequeue EEVDF
+ * delays (DELAY_DEQUEUE) stays counted in rq->nr_running while it sleeps;
+ * it is not runnable, so it is left out (as fair.c's cfs_h_nr_delayed()).
+ */
+unsigned int rust_helper_ghost_rq_nr_running(struct rq *rq)
+{
+	return rq->nr_running - (rq->cfs.h_nr_queued - rq->cfs.h_nr_runnable);
 }
 
 void rust_helper_ghost_add_nr_running(struct rq *rq, unsigned int n)

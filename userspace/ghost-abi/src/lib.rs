@@ -190,11 +190,9 @@ pub const MSG_TASK_SWITCHTO: u16 = 71;
 pub const MSG_TASK_AFFINITY_CHANGED: u16 = 72;
 /// A task committed with [`SEND_TASK_ON_CPU`] got on its CPU ([`GhostMsgPayloadTaskOnCpu`]).
 pub const MSG_TASK_ON_CPU: u16 = 73;
-/// Name of [`MSG_TASK_ON_CPU`] before ABI 78.
-pub const MSG_TASK_LATCHED: u16 = MSG_TASK_ON_CPU;
 /// A task's nice value changed ([`GhostMsgPayloadTaskPriorityChanged`]).
 pub const MSG_TASK_PRIORITY_CHANGED: u16 = 74;
-/// A latched task could not be run ([`GhostMsgPayloadTaskLatchFailure`]).
+/// A task a BPF program latched could not be run ([`GhostMsgPayloadTaskLatchFailure`]; never sent by ghost-rs).
 pub const MSG_TASK_LATCH_FAILURE: u16 = 75;
 /// A timer tick on a CPU ([`GhostMsgPayloadCpuTick`]).
 pub const MSG_CPU_TICK: u16 = 128;
@@ -206,9 +204,9 @@ pub const MSG_CPU_NOT_IDLE: u16 = 130;
 pub const MSG_CPU_AVAILABLE: u16 = 131;
 /// A higher class took a CPU ([`GhostMsgPayloadCpuBusy`]).
 pub const MSG_CPU_BUSY: u16 = 132;
-/// A CPU's agent blocked in `ghost_run` ([`GhostMsgPayloadCpuAgentBlocked`]).
+/// A CPU's agent blocked in `ghost_run` ([`GhostMsgPayloadAgentBlocked`]).
 pub const MSG_CPU_AGENT_BLOCKED: u16 = 133;
-/// A CPU's agent was woken ([`GhostMsgPayloadCpuAgentWakeup`]).
+/// A CPU's agent was woken ([`GhostMsgPayloadAgentWakeup`]).
 pub const MSG_CPU_AGENT_WAKEUP: u16 = 134;
 
 // ---------------------------------------------------------------------------
@@ -385,8 +383,8 @@ pub struct GhostMsgPayloadTaskOnCpu {
 pub struct GhostMsgPayloadTaskLatchFailure {
     /// The task's gtid.
     pub gtid: u64,
-    /// Positive errno value (ghOSt calls this field `errno`).
-    pub err: i32,
+    /// Positive errno value.
+    pub errno: i32,
 }
 
 /// Payload of [`MSG_CPU_TICK`]. C `struct ghost_msg_payload_cpu_tick`, 8 bytes.
@@ -437,21 +435,175 @@ pub struct GhostMsgPayloadCpuBusy {
     pub cpu: i32,
 }
 
-/// Payload of [`MSG_CPU_AGENT_BLOCKED`]. C `struct ghost_msg_payload_cpu_agent_blocked`, 4 bytes.
+/// Payload of [`MSG_CPU_AGENT_BLOCKED`]. C `struct ghost_msg_payload_agent_blocked`, 4 bytes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GhostMsgPayloadCpuAgentBlocked {
+pub struct GhostMsgPayloadAgentBlocked {
     /// The CPU.
     pub cpu: i32,
 }
 
-/// Payload of [`MSG_CPU_AGENT_WAKEUP`]. C `struct ghost_msg_payload_cpu_agent_wakeup`, 4 bytes.
+/// Payload of [`MSG_CPU_AGENT_WAKEUP`]. C `struct ghost_msg_payload_agent_wakeup`, 4 bytes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GhostMsgPayloadCpuAgentWakeup {
+pub struct GhostMsgPayloadAgentWakeup {
     /// The CPU.
     pub cpu: i32,
 }
+
+// ---------------------------------------------------------------------------
+// BPF (not part of ghost-rs; ABI 91's layouts, for completeness).
+// ---------------------------------------------------------------------------
+
+/// The payload part of a [`BpfGhostMsg`] (an anonymous union in C).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union BpfGhostMsgPayload {
+    /// [`MSG_TASK_DEAD`].
+    pub dead: GhostMsgPayloadTaskDead,
+    /// [`MSG_TASK_BLOCKED`].
+    pub blocked: GhostMsgPayloadTaskBlocked,
+    /// [`MSG_TASK_WAKEUP`].
+    pub wakeup: GhostMsgPayloadTaskWakeup,
+    /// [`MSG_TASK_NEW`].
+    pub newt: GhostMsgPayloadTaskNew,
+    /// [`MSG_TASK_PREEMPT`].
+    pub preempt: GhostMsgPayloadTaskPreempt,
+    /// [`MSG_TASK_YIELD`].
+    pub yield_: GhostMsgPayloadTaskYield,
+    /// [`MSG_TASK_DEPARTED`].
+    pub departed: GhostMsgPayloadTaskDeparted,
+    /// [`MSG_TASK_SWITCHTO`].
+    pub switchto: GhostMsgPayloadTaskSwitchto,
+    /// [`MSG_TASK_AFFINITY_CHANGED`].
+    pub affinity: GhostMsgPayloadTaskAffinityChanged,
+    /// [`MSG_TASK_PRIORITY_CHANGED`].
+    pub priority: GhostMsgPayloadTaskPriorityChanged,
+    /// [`MSG_TASK_ON_CPU`].
+    pub on_cpu: GhostMsgPayloadTaskOnCpu,
+    /// [`MSG_TASK_LATCH_FAILURE`].
+    pub latch_failure: GhostMsgPayloadTaskLatchFailure,
+    /// [`MSG_CPU_TICK`].
+    pub cpu_tick: GhostMsgPayloadCpuTick,
+    /// [`MSG_CPU_TIMER_EXPIRED`].
+    pub timer: GhostMsgPayloadTimer,
+    /// [`MSG_CPU_NOT_IDLE`].
+    pub cpu_not_idle: GhostMsgPayloadCpuNotIdle,
+    /// [`MSG_CPU_AVAILABLE`].
+    pub cpu_available: GhostMsgPayloadCpuAvailable,
+    /// [`MSG_CPU_BUSY`].
+    pub cpu_busy: GhostMsgPayloadCpuBusy,
+    /// [`MSG_CPU_AGENT_BLOCKED`].
+    pub agent_blocked: GhostMsgPayloadAgentBlocked,
+    /// [`MSG_CPU_AGENT_WAKEUP`].
+    pub agent_wakeup: GhostMsgPayloadAgentWakeup,
+}
+
+/// What a BPF message program sees. C `struct bpf_ghost_msg`, 64 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BpfGhostMsg {
+    /// The payload, by message type.
+    pub payload: BpfGhostMsgPayload,
+    /// `MSG_*`.
+    pub type_: u16,
+    /// The message's seqnum.
+    pub seqnum: u32,
+    /// CPU whose agent to wake, or `BPF_GHOST_MSG_*`.
+    pub pref_cpu: i32,
+}
+
+/// [`BpfGhostMsg::pref_cpu`]: no preference.
+pub const BPF_GHOST_MSG_NO_WAKEUP_PREF: i32 = -1;
+/// [`BpfGhostMsg::pref_cpu`]: wake no agent.
+pub const BPF_GHOST_MSG_SKIP_AGENT_WAKE: i32 = -2;
+
+/// The context of a BPF pick-next-task program. C `struct bpf_ghost_sched`, 16 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BpfGhostSched {
+    /// There is an agent; it can run if poked.
+    pub agent_on_rq: u8,
+    /// There is an agent; it will run.
+    pub agent_runnable: u8,
+    /// Another class probably wants the CPU.
+    pub might_yield: u8,
+    /// Set to keep the CPU from idling.
+    pub dont_idle: u8,
+    /// Set to force prev off the CPU.
+    pub must_resched: u8,
+    /// What runs next unless the program acts.
+    pub next_gtid: u64,
+}
+
+/// The context of a BPF select_rq program. C `struct bpf_ghost_select_rq`, 32 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BpfGhostSelectRq {
+    /// The waking task.
+    pub gtid: u64,
+    /// Its CPU.
+    pub task_cpu: u32,
+    /// The waker's CPU.
+    pub waker_cpu: u32,
+    /// Scheduling-domain flag.
+    pub sd_flag: u32,
+    /// Wakeup flags.
+    pub wake_flags: u32,
+    /// Skip the remote wakeup queue.
+    pub skip_ttwu_queue: u8,
+}
+
+/// The context of a BPF halt-poll program. C `struct bpf_ghost_halt_poll`, 4 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BpfGhostHaltPoll {
+    /// The kind of halt poll.
+    pub type_: u32,
+}
+
+/// The most CPUs a BPF sync commit covers.
+pub const BPF_SYNC_COMMIT_MAX_CPUS: usize = 2;
+
+/// Arguments of a BPF sync commit. C `struct bpf_sync_commit_args`, 56 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BpfSyncCommitArgs {
+    /// The CPUs (-1: unused slot).
+    pub cpus: [i32; BPF_SYNC_COMMIT_MAX_CPUS],
+    /// The task of each CPU.
+    pub gtids: [u64; BPF_SYNC_COMMIT_MAX_CPUS],
+    /// Each task's barrier.
+    pub task_barriers: [u32; BPF_SYNC_COMMIT_MAX_CPUS],
+    /// Each commit's run flags.
+    pub run_flags: [i32; BPF_SYNC_COMMIT_MAX_CPUS],
+    /// Each commit's commit flags.
+    pub commit_flags: [i32; BPF_SYNC_COMMIT_MAX_CPUS],
+}
+
+/// Resched flag (BPF): whatever runs.
+pub const RESCHED_ANY_CLASS: i32 = 1 << 0;
+/// Resched flag (BPF): if a ghost task runs.
+pub const RESCHED_GHOST_CLASS: i32 = 1 << 1;
+/// Resched flag (BPF): if the idle task runs.
+pub const RESCHED_IDLE_CLASS: i32 = 1 << 2;
+/// Resched flag (BPF): if neither runs.
+pub const RESCHED_OTHER_CLASS: i32 = 1 << 3;
+/// Resched flag (BPF): also set must_resched.
+pub const SET_MUST_RESCHED: i32 = 1 << 4;
+/// Resched flag (BPF): also wake the agent.
+pub const WAKE_AGENT: i32 = 1 << 5;
+/// One past the last resched flag.
+pub const GHOST_RESCHED_CPU_MAX: i32 = 1 << 6;
+
+/// `enum ghost_ops` of the old ghOSt syscall: look a gtid up.
+pub const GHOST_GTID_LOOKUP: i32 = 0;
+/// `enum ghost_base_ops`: the first base operation.
+pub const GHOST_BASE_OP_FIRST: i32 = 65536;
+/// `enum ghost_base_ops`: the caller's gtid.
+pub const GHOST_BASE_GET_GTID: i32 = GHOST_BASE_OP_FIRST;
+/// `GHOST_GTID_LOOKUP` kind: the thread group leader.
+pub const GHOST_GTID_LOOKUP_TGID: i32 = 0;
 
 // ---------------------------------------------------------------------------
 // Status words.
@@ -646,6 +798,8 @@ pub const ALLOW_TASK_ONCPU: u8 = 1 << 2;
 pub const ELIDE_AGENT_BARRIER_INC: u8 = 1 << 3;
 /// Commit flag: increment the agent barrier also when the commit fails.
 pub const INC_AGENT_BARRIER_ON_FAILURE: u8 = 1 << 4;
+/// The `COMMIT_AT_*` flags (at most one may be set).
+pub const COMMIT_AT_FLAGS: u8 = COMMIT_AT_SCHEDULE | COMMIT_AT_TXN_COMMIT;
 
 /// Run flag: return to the local agent when the task is preempted.
 pub const RTLA_ON_PREEMPT: u16 = 1 << 0;
@@ -663,8 +817,6 @@ pub const NEED_CPU_NOT_IDLE: u16 = 1 << 7;
 pub const ELIDE_PREEMPT: u16 = 1 << 9;
 /// Run flag: send `MSG_TASK_ON_CPU` when the task gets on the CPU.
 pub const SEND_TASK_ON_CPU: u16 = 1 << 10;
-/// Name of [`SEND_TASK_ON_CPU`] before ABI 78.
-pub const SEND_TASK_LATCHED: u16 = SEND_TASK_ON_CPU;
 /// Run flag: a latched task preempted by the agent is preempted at the tick instead.
 pub const DEFER_LATCHED_PREEMPTION_BY_AGENT: u16 = 1 << 11;
 /// Run flag: fail if a ghost task is running or latched on the CPU.

@@ -317,6 +317,12 @@ fn run_on(cli: &Cli, dir: &EnclaveDir, created: bool) -> Result<Report> {
             report.adopted, report.orphans_freed
         );
     }
+    if report.agent_words_left > 0 {
+        eprintln!(
+            "ghost-agent: {} agent status words were not released by the kernel (agent threads that did not end); they go with the enclave",
+            report.agent_words_left
+        );
+    }
     Ok(report)
 }
 

@@ -281,6 +281,10 @@ fn sleeping_agent(id: u64, ctl: &File, qfd: i32, cpu: usize, up: &AtomicI32) -> 
     up.store(1, Ordering::SeqCst);
     let barrier = sw.atomic(64 + 32 * info.response.index as usize);
     loop {
+        // A nap outside ghost_run each time it wakes: with
+        // deliver_agent_runnability, CPU_AGENT_BLOCKED and CPU_AGENT_WAKEUP
+        // (ghOSt sends them only for an agent that blocks outside RUN).
+        std::thread::sleep(std::time::Duration::from_millis(1));
         let b = barrier.load(Ordering::Acquire);
         // SAFETY: the ghost_run syscall with plain integer arguments.
         unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, b, 0u32, cpu as i32, 0) };
@@ -1031,7 +1035,8 @@ fn drain_until(
 /// ghOSt's tunables tests: each `deliver_*` file on and off, with an agent
 /// on CPU c1 whose queue the test reads. In each phase the CPU gets a CFS
 /// hog (ticks, CPU busy and available again) and a task joins and leaves
-/// (TASK_NEW wakes the agent: it wakes and blocks). A message type appears
+/// (TASK_NEW wakes the agent: it wakes, naps outside ghost_run and blocks
+/// in it again). A message type appears
 /// only while its tunable is 1: `deliver_ticks` → CPU_TICK,
 /// `deliver_cpu_availability` → CPU_BUSY and CPU_AVAILABLE,
 /// `deliver_agent_runnability` → CPU_AGENT_WAKEUP and CPU_AGENT_BLOCKED.
@@ -1099,7 +1104,8 @@ fn deliver_tunables() -> Result<(), String> {
             let r = write_code(&path(id, t), if v { "1" } else { "0" });
             ensure!(r == 0, "{t}: {}", errno_name(r));
             let back = read(id, t)?;
-            ensure!(back == format!("{}\n", u8::from(v)), "{t} reads {back:?}");
+            // "0" or "1", no newline (ghOSt's format).
+            ensure!(back == u8::from(v).to_string(), "{t} reads {back:?}");
         }
         // What the last phase left in flight, then a clean count.
         std::thread::sleep(Duration::from_millis(50));
@@ -1504,7 +1510,7 @@ fn capabilities(o: &'static Outcomes) -> Result<(), String> {
         &mut wrong,
     );
     // What the group member was allowed to do took effect.
-    for (f, want) in [("deliver_ticks", "1\n"), ("runnable_timeout", "1000\n")] {
+    for (f, want) in [("deliver_ticks", "1"), ("runnable_timeout", "1000")] {
         let got = read(grouped, f)?;
         if got != want {
             wrong.push(format!("group member's write of {f}: reads {got:?}"));

@@ -49,6 +49,11 @@
 //! are printed on a failure.
 
 use crate::figures;
+/// The kernel crate's ghostfs parsers (pure code), to model what a write
+/// means to the kernel.
+#[path = "../../../rust-sched-ghost/parse.rs"]
+#[allow(dead_code)]
+mod kparse;
 use crate::mapped::{ioctl, path};
 use crate::suite::{create_enclave, destroy_all_enclaves, nr_cpu_ids, Test};
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
@@ -1078,14 +1083,11 @@ fn pick_task(rng: &mut Rng, w: &World, stage: bool) -> i64 {
     }
 }
 
-/// How the kernel parses a `tasks` write (`parse_number`): one trailing
-/// newline stripped, then decimal digits only.
+/// How the kernel parses a `tasks` write: the kernel crate's own parser
+/// (`kstrtoll` grammar: hexadecimal, octal, a sign, a NUL ends the text),
+/// then negative values are refused.
 fn kernel_number(data: &[u8]) -> Option<u64> {
-    let body = data.strip_suffix(b"\n").unwrap_or(data);
-    if body.is_empty() || body.len() > 20 || !body.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(body).ok()?.parse().ok()
+    u64::try_from(kparse::parse_signed(data).ok()?).ok()
 }
 
 /// Keeps a `tasks` write away from tasks that are not the fuzz's (the

@@ -576,7 +576,8 @@ fn enclave_create_destroy() -> Result<(), String> {
     }
     let read =
         |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{f}: {e}"));
-    ensure!(read("ctl")? == "1\n", "ctl reads {:?}", read("ctl")?);
+    // ghOSt prints the id with no newline.
+    ensure!(read("ctl")? == "1", "ctl reads {:?}", read("ctl")?);
     ensure!(
         read("abi_version")? == "91\n",
         "abi_version reads {:?}",
@@ -645,7 +646,7 @@ fn enclave_ctl_rejects_bad_input() -> Result<(), String> {
     let r = sys::write_once(&format!("{GHOSTFS}/enclave_3/status"), b"x");
     ensure!(r.is_err(), "writing status succeeded");
     let id = std::fs::read_to_string(&ctl).map_err(|e| e.to_string())?;
-    ensure!(id == "3\n", "ctl reads {id:?} after bad input");
+    ensure!(id == "3", "ctl reads {id:?} after bad input");
     destroy_enclave(3)?;
     Ok(())
 }
@@ -758,58 +759,67 @@ fn enclave_tunables() -> Result<(), String> {
         sys::write_once(&format!("{dir}/{f}"), v)
             .map_err(|e| format!("write {f}: {}", errno_name(e)))
     };
+    // ghOSt's tunables: `kstrtoint` input (any integer; nonzero is on),
+    // read back as "0" or "1" with no newline.
     let bad_bool: &[(&[u8], i32)] = &[
         (b"", libc::EINVAL),
-        (b"2\n", libc::EINVAL),
-        (b"-1\n", libc::EINVAL),
-        (b"01\n", libc::EINVAL),
         (b"yes\n", libc::EINVAL),
         (b"1 \n", libc::EINVAL),
+        (b" 1", libc::EINVAL),
         (b"1\n\n", libc::EINVAL),
+        (b"0x\n", libc::EINVAL),
+        (b"99999999999\n", libc::EINVAL),
     ];
     for t in TUNABLES {
-        ensure!(read(t)? == "0\n", "{t} starts at {:?}", read(t)?);
+        ensure!(read(t)? == "0", "{t} starts at {:?}", read(t)?);
         write(t, b"1\n")?;
-        ensure!(
-            read(t)? == "1\n",
-            "{t} reads {:?} after writing 1",
-            read(t)?
-        );
+        ensure!(read(t)? == "1", "{t} reads {:?} after writing 1", read(t)?);
         expect_errnos(&format!("{dir}/{t}"), bad_bool)?;
-        ensure!(
-            read(t)? == "1\n",
-            "{t} changed by bad input: {:?}",
-            read(t)?
-        );
+        ensure!(read(t)? == "1", "{t} changed by bad input: {:?}", read(t)?);
         write(t, b"0")?;
-        ensure!(
-            read(t)? == "0\n",
-            "{t} reads {:?} after writing 0",
-            read(t)?
-        );
+        ensure!(read(t)? == "0", "{t} reads {:?} after writing 0", read(t)?);
+        for on in [&b"2"[..], b"-1\n", b"0x10", b"01", b"+3"] {
+            write(t, b"0")?;
+            write(t, on)?;
+            ensure!(
+                read(t)? == "1",
+                "{t} reads {:?} after writing {:?}",
+                read(t)?,
+                String::from_utf8_lossy(on)
+            );
+        }
+        write(t, b"00")?;
+        ensure!(read(t)? == "0", "{t} reads {:?} after writing 00", read(t)?);
     }
     ensure!(
-        read("runnable_timeout")? == "0\n",
+        read("runnable_timeout")? == "0",
         "runnable_timeout starts at {:?}",
         read("runnable_timeout")?
     );
     write("runnable_timeout", b"1500\n")?;
     ensure!(
-        read("runnable_timeout")? == "1500\n",
+        read("runnable_timeout")? == "1500",
         "runnable_timeout reads {:?}",
         read("runnable_timeout")?
     );
+    // `kstrtoul` input: hexadecimal and octal are numbers too.
+    write("runnable_timeout", b"0x10\n")?;
+    ensure!(
+        read("runnable_timeout")? == "16",
+        "runnable_timeout reads {:?} after 0x10",
+        read("runnable_timeout")?
+    );
+    write("runnable_timeout", b"1500")?;
     let bad_ms: &[(&[u8], i32)] = &[
         (b"-1\n", libc::EINVAL),
         (b"1.5\n", libc::EINVAL),
-        (b"0x10\n", libc::EINVAL),
         (b"abc\n", libc::EINVAL),
         (b"9223372036855\n", libc::EINVAL),
         (b"99999999999999999999\n", libc::EINVAL),
     ];
     expect_errnos(&format!("{dir}/runnable_timeout"), bad_ms)?;
     ensure!(
-        read("runnable_timeout")? == "1500\n",
+        read("runnable_timeout")? == "1500",
         "runnable_timeout changed by bad input"
     );
     write("runnable_timeout", b"9223372036854")?;
@@ -882,21 +892,28 @@ fn enclave_cpus() -> Result<(), String> {
         read(10, "cpulist")?
     );
 
+    // The errnos of the kernel's cpulist_parse()/cpumask_parse(), as under
+    // ghOSt: ERANGE for a CPU beyond the CPU ids in a list, EOVERFLOW for a
+    // number or a mask too big, EINVAL for anything malformed.
     let bad: &[(&[u8], i32)] = &[
-        (b"2\n", libc::EINVAL),
-        (b"0-2\n", libc::EINVAL),
+        (b"2\n", libc::ERANGE),
+        (b"0-2\n", libc::ERANGE),
         (b"1-0\n", libc::EINVAL),
         (b"x\n", libc::EINVAL),
         (b"-1\n", libc::EINVAL),
-        (b"0 \n", libc::EINVAL),
-        (b"0,,1\n", libc::EINVAL),
+        (b"1x\n", libc::EINVAL),
+        (b"4294967296\n", libc::EOVERFLOW),
+        // Valid lists, but CPU 0 is enclave_10's.
+        (b"0 \n", libc::EBUSY),
+        (b"0,,1\n", libc::EBUSY),
     ];
     expect_errnos(&f(11, "cpulist"), bad)?;
     let bad: &[(&[u8], i32)] = &[
-        (b"4\n", libc::EINVAL),
+        (b"4\n", libc::EOVERFLOW),
+        (b"0,1\n", libc::EOVERFLOW),
+        (b"000000001\n", libc::EOVERFLOW),
         (b"g\n", libc::EINVAL),
         (b"0x1\n", libc::EINVAL),
-        (b"\n", libc::EINVAL),
     ];
     expect_errnos(&f(11, "cpumask"), bad)?;
     ensure!(
@@ -977,7 +994,7 @@ fn enclave_agent_online() -> Result<(), String> {
     };
     let mut watch = std::fs::File::open(&path).map_err(|e| e.to_string())?;
     ensure!(
-        reread(&mut watch)? == "0\n",
+        reread(&mut watch)? == "0",
         "agent_online starts at {:?}",
         reread(&mut watch)?
     );
@@ -996,7 +1013,7 @@ fn enclave_agent_online() -> Result<(), String> {
         .map_err(|e| format!("writable open: {e}"))?;
     ensure!(woke, "no POLLPRI when agent_online was opened for writing");
     ensure!(
-        reread(&mut watch)? == "1\n",
+        reread(&mut watch)? == "1",
         "agent_online while held: {:?}",
         reread(&mut watch)?
     );
@@ -1026,7 +1043,7 @@ fn enclave_agent_online() -> Result<(), String> {
         "no POLLPRI when the writer closed"
     );
     ensure!(
-        reread(&mut watch)? == "0\n",
+        reread(&mut watch)? == "0",
         "agent_online after close: {:?}",
         reread(&mut watch)?
     );
@@ -1039,7 +1056,7 @@ fn enclave_agent_online() -> Result<(), String> {
     let fresh = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     destroy_enclave(12)?;
     ensure!(
-        fresh == "0\n",
+        fresh == "0",
         "a new enclave_12 starts with agent_online {fresh:?}"
     );
     Ok(())

@@ -160,12 +160,46 @@ fn numbers() {
     assert_eq!(parse_i32("-2147483649"), None);
     assert_eq!(parse_i32("2147483647"), Some(i32::MAX));
     assert_eq!(parse_i32("-"), None);
-    assert_eq!(parse_bool(b"1\n"), Ok(true));
-    assert_eq!(parse_bool(b"0"), Ok(false));
-    assert_eq!(parse_bool(b"2"), Err(ParseError::Invalid));
-    assert_eq!(parse_bool(b"true"), Err(ParseError::Invalid));
-    assert_eq!(parse_number(b"1000\n"), Ok(1000));
-    assert_eq!(parse_number(b"-1"), Err(ParseError::Invalid));
+}
+
+/// The `kstrto*` grammar ghOSt's files use: base 0, an optional sign, one
+/// trailing newline, a NUL ends the text; `ERANGE` only for values that do
+/// not fit.
+#[test]
+fn kstrto_numbers() {
+    use KstrtoError::{Invalid, Range};
+    // Tunables (`kstrtoint`): any integer; nonzero is on.
+    assert_eq!(parse_int(b"1\n"), Ok(1));
+    assert_eq!(parse_int(b"0"), Ok(0));
+    assert_eq!(parse_int(b"2"), Ok(2));
+    assert_eq!(parse_int(b"-1"), Ok(-1));
+    assert_eq!(parse_int(b"+7"), Ok(7));
+    assert_eq!(parse_int(b"0x10"), Ok(16));
+    assert_eq!(parse_int(b"0X1f"), Ok(31));
+    assert_eq!(parse_int(b"010"), Ok(8));
+    assert_eq!(parse_int(b"08"), Err(Invalid));
+    assert_eq!(parse_int(b"0x"), Err(Invalid));
+    assert_eq!(parse_int(b"true"), Err(Invalid));
+    assert_eq!(parse_int(b""), Err(Invalid));
+    assert_eq!(parse_int(b"\n"), Err(Invalid));
+    assert_eq!(parse_int(b" 1"), Err(Invalid));
+    assert_eq!(parse_int(b"1 "), Err(Invalid));
+    assert_eq!(parse_int(b"1\n\n"), Err(Invalid));
+    assert_eq!(parse_int(b"1\0garbage"), Ok(1));
+    assert_eq!(parse_int(b"2147483648"), Err(Range));
+    assert_eq!(parse_int(b"-2147483648"), Ok(i32::MIN));
+    // `runnable_timeout` (`kstrtoul`): no minus sign.
+    assert_eq!(parse_unsigned(b"1000\n"), Ok(1000));
+    assert_eq!(parse_unsigned(b"+5"), Ok(5));
+    assert_eq!(parse_unsigned(b"-1"), Err(Invalid));
+    assert_eq!(parse_unsigned(b"18446744073709551615"), Ok(u64::MAX));
+    assert_eq!(parse_unsigned(b"18446744073709551616"), Err(Range));
+    // `tasks` (`kstrtoll`).
+    assert_eq!(parse_signed(b"-9223372036854775808"), Ok(i64::MIN));
+    assert_eq!(parse_signed(b"-9223372036854775809"), Err(Range));
+    assert_eq!(parse_signed(b"9223372036854775808"), Err(Range));
+    assert_eq!(parse_signed(b"0x7fffffffffffffff"), Ok(i64::MAX));
+    assert_eq!(parse_signed(&[b'1'; 300]), Err(Invalid));
 }
 
 fn set(cpus: &[usize]) -> CpuSet {
@@ -176,6 +210,23 @@ fn set(cpus: &[usize]) -> CpuSet {
     s
 }
 
+/// Asserts that `parse` rejects every input with `err`.
+fn assert_err<T: std::fmt::Debug>(
+    parse: impl Fn(&[u8]) -> Result<T, ParseError>,
+    err: ParseError,
+    inputs: &[&[u8]],
+) {
+    for b in inputs {
+        let r = parse(b);
+        assert!(
+            matches!(&r, Err(e) if *e == err),
+            "{:?}: {r:?}, want {err:?}",
+            String::from_utf8_lossy(b)
+        );
+    }
+}
+
+/// The grammar and errnos of the kernel's `cpulist_parse()`.
 #[test]
 fn cpulist_parse_and_format() {
     assert_eq!(parse_cpulist(b"0-2,5\n", 8), Ok(set(&[0, 1, 2, 5])));
@@ -183,22 +234,39 @@ fn cpulist_parse_and_format() {
     assert_eq!(parse_cpulist(b"\n", 8), Ok(CpuSet::new()));
     assert_eq!(parse_cpulist(b"", 8), Ok(CpuSet::new()));
     assert_eq!(parse_cpulist(b"1,1", 8), Ok(set(&[1])));
-    assert_invalid(
+    // Empty regions and white space separate like commas.
+    assert_eq!(parse_cpulist(b",0,,1 2\t3,", 8), Ok(set(&[0, 1, 2, 3])));
+    assert_eq!(parse_cpulist(b" 0 ", 8), Ok(set(&[0])));
+    // `all`, `N` (the last CPU), and `A-B:used/group` patterns.
+    assert_eq!(parse_cpulist(b"all", 4), Ok(set(&[0, 1, 2, 3])));
+    assert_eq!(parse_cpulist(b"ALL", 2), Ok(set(&[0, 1])));
+    assert_eq!(parse_cpulist(b"N", 4), Ok(set(&[3])));
+    assert_eq!(parse_cpulist(b"2-N", 4), Ok(set(&[2, 3])));
+    assert_eq!(parse_cpulist(b"0-7:2/4", 8), Ok(set(&[0, 1, 4, 5])));
+    assert_eq!(parse_cpulist(b"all:1/2", 4), Ok(set(&[0, 2])));
+    // Nothing after the newline counts.
+    assert_eq!(parse_cpulist(b"1\nxyz", 8), Ok(set(&[1])));
+    assert_err(
         |b| parse_cpulist(b, 8),
+        ParseError::Invalid,
         &[
-            &b"8"[..],
-            b"0-8",
-            b"2-1",
+            &b"2-1"[..],
             b"-1",
             b"1-",
             b"a",
-            b"0,,1",
-            b",0",
-            b"0 ",
-            b" 0",
-            b"0\n\n",
             b"1 -2",
+            b"1x",
+            b"0-7:2",
+            b"0-7:4/2",
+            b"0-7:2/0",
+            b"0x1",
         ],
+    );
+    assert_err(|b| parse_cpulist(b, 8), ParseError::Range, &[&b"8"[..], b"0-8", b"7,9"]);
+    assert_err(
+        |b| parse_cpulist(b, 8),
+        ParseError::Overflow,
+        &[&b"4294967296"[..], b"0-99999999999"],
     );
     let mut out = String::new();
     format_cpulist(&set(&[0, 1, 2, 5, 7, 8]), &mut out).unwrap();
@@ -208,24 +276,35 @@ fn cpulist_parse_and_format() {
     assert_eq!(out, "\n");
 }
 
+/// The grammar and errnos of the kernel's `cpumask_parse()`.
 #[test]
 fn cpumask_parse_and_format() {
     assert_eq!(parse_cpumask(b"3\n", 2), Ok(set(&[0, 1])));
     assert_eq!(parse_cpumask(b"0", 2), Ok(CpuSet::new()));
     assert_eq!(parse_cpumask(b"00000001,00000000", 64), Ok(set(&[32])));
     assert_eq!(parse_cpumask(b"A", 8), Ok(set(&[1, 3])));
-    assert_invalid(
+    // No group at all is no CPU; separators may repeat or surround groups.
+    assert_eq!(parse_cpumask(b"", 2), Ok(CpuSet::new()));
+    assert_eq!(parse_cpumask(b"\n", 2), Ok(CpuSet::new()));
+    assert_eq!(parse_cpumask(b" 3 ", 2), Ok(set(&[0, 1])));
+    assert_eq!(parse_cpumask(b"1,,0", 64), Ok(set(&[32])));
+    assert_eq!(parse_cpumask(b"3\nff", 2), Ok(set(&[0, 1])));
+    assert_err(
         |b| parse_cpumask(b, 2),
+        ParseError::Invalid,
+        &[&b"g"[..], b"0x3", b"-1"],
+    );
+    assert_err(
+        |b| parse_cpumask(b, 2),
+        ParseError::Overflow,
         &[
-            &b""[..],
-            b"\n",
-            b"4",
-            b"g",
-            b"0x3",
-            b",3",
-            b"3,",
-            b"1,,0",
-            b"3 ",
+            // A bit beyond the CPU ids.
+            &b"4"[..],
+            // More groups than the CPU ids need.
+            b"0,3",
+            b"0,1,2",
+            // A group of nine digits.
+            b"000000003",
         ],
     );
     let mut out = String::new();
@@ -265,5 +344,7 @@ fn cpu_values_shorter_than_a_page() {
     let page = vec![b'0'; 4096];
     assert_invalid(|b| parse_cpumask(b, MAX_CPUS), &[&page]);
     assert_invalid(|b| parse_cpulist(b, MAX_CPUS), &[&page]);
-    assert!(parse_cpumask(&page[..4095], MAX_CPUS).unwrap().is_empty());
+    let mut padded = vec![b' '; 4094];
+    padded.push(b'0');
+    assert!(parse_cpumask(&padded, MAX_CPUS).unwrap().is_empty());
 }

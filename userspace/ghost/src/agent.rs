@@ -18,6 +18,11 @@
 //!    policy.
 //! 5. It opens `agent_online` for writing and lets the agents run.
 //!
+//! Task affinities are read by thread id (`sched_getaffinity`, see
+//! [`crate::policy`]): the agent process must live in the initial pid
+//! namespace, where a gtid's thread id is its own. Otherwise a warning in
+//! [`Report::warnings`] says so and every task counts as allowed anywhere.
+//!
 //! Agent loops. Per-CPU: read the agent barrier, drain the queue into the
 //! policy, ask it for a plan, commit the local transaction (the agent
 //! sleeps until woken) or yield with `ghost_run`. Centralized: the global
@@ -45,6 +50,7 @@ use ghost_abi as abi;
 use crate::cpus::CpuSet;
 use crate::enclave::{Enclave, Wait};
 use crate::error::{Error, Result};
+use crate::gtid::Layout;
 use crate::policy::{Plan, Policy};
 use crate::queue::{Consumer, Queue, RingError};
 use crate::scheduler::{Kernel, Model, Scheduler};
@@ -115,6 +121,9 @@ pub struct Report {
     pub adopted: usize,
     /// Orphaned status words (dead or departed tasks) freed at start.
     pub orphans_freed: usize,
+    /// Status words of this run's agents not freed at the end (the kernel
+    /// had not marked them `CANFREE`: a thread that did not end).
+    pub agent_words_left: usize,
     /// What each agent counted, by CPU.
     pub agents: Vec<(usize, Stats)>,
     /// What message dispatch counted.
@@ -181,12 +190,17 @@ struct Shared<P> {
     failed: EventFd,
     failure: Mutex<Option<Error>>,
     become_timeout: Duration,
+    tids: Option<Layout>,
 }
 
-/// The [`Kernel`] of the scheduler core: the enclave's ioctls.
+/// The [`Kernel`] of the scheduler core: the enclave's ioctls, and task
+/// affinities.
 struct EnclaveKernel<'a> {
     enclave: &'a Enclave,
     queues: &'a [Option<Arc<Queue>>],
+    /// How a gtid names a thread, if it names threads as this process sees
+    /// them.
+    tids: Option<Layout>,
 }
 
 impl Kernel for EnclaveKernel<'_> {
@@ -207,6 +221,30 @@ impl Kernel for EnclaveKernel<'_> {
     fn sw_free(&mut self, sw: abi::GhostSwInfo) -> std::result::Result<(), Errno> {
         self.enclave.sw_free(sw)
     }
+
+    fn task_affinity(&mut self, gtid: i64) -> std::result::Result<CpuMask, Errno> {
+        let tid = self
+            .tids
+            .and_then(|l| l.tid(gtid))
+            .ok_or(Errno(libc::ESRCH))?;
+        sys::sched_getaffinity(tid)
+    }
+}
+
+/// How the runtime reads task affinities: the gtid layout, if gtids name
+/// threads as this process sees them. Otherwise `None`, and a warning says
+/// why (every task is then taken to allow every CPU).
+fn affinity_reader(warnings: &mut Vec<String>) -> Option<Layout> {
+    let why = match Layout::read() {
+        Ok(l) if l.names_own_threads() => return Some(l),
+        Ok(_) => "gtids do not name this process's threads (not in the initial pid namespace?)"
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    warnings.push(format!(
+        "task affinities cannot be read ({why}): every task was taken to allow every CPU"
+    ));
+    None
 }
 
 /// Locks `m`, even if a policy panicked while holding it.
@@ -285,6 +323,7 @@ impl<P: Policy> Shared<P> {
         EnclaveKernel {
             enclave: &self.enclave,
             queues: &self.queues,
+            tids: self.tids,
         }
     }
 
@@ -522,7 +561,7 @@ impl<P: Policy> Shared<P> {
         &self,
         cpu: usize,
         role: Role,
-        ready: &mpsc::Sender<(usize, Result<i32>)>,
+        ready: &mpsc::Sender<(usize, Result<(i32, abi::GhostSwInfo)>)>,
         st: &mut Stats,
     ) -> Result<()> {
         let setup = (|| {
@@ -540,7 +579,7 @@ impl<P: Policy> Shared<P> {
         })();
         let info = match setup {
             Ok(i) => {
-                let _ = ready.send((cpu, Ok(sys::gettid())));
+                let _ = ready.send((cpu, Ok((sys::gettid(), i))));
                 i
             }
             Err(e) => {
@@ -570,6 +609,9 @@ impl<P: Policy> Shared<P> {
 struct AgentThread {
     cpu: usize,
     tid: i32,
+    /// The agent's status word, once it is an agent: the kernel marks it
+    /// `CANFREE` when the thread is gone, and this process frees it.
+    sw: Option<abi::GhostSwInfo>,
     done: Arc<AtomicBool>,
     handle: Option<JoinHandle<Stats>>,
 }
@@ -663,6 +705,7 @@ pub fn run<P: Policy + 'static>(
     enclave.set_default_queue(&default_q)?;
 
     // 3. Agent threads.
+    let tids = affinity_reader(&mut report.warnings);
     let sched = Scheduler::new(policy, &cfg.model, &cpus, Some(Arc::clone(enclave.sw())));
     let shared = Arc::new(Shared {
         enclave: Arc::clone(&enclave),
@@ -676,6 +719,7 @@ pub fn run<P: Policy + 'static>(
         failed: EventFd::new()?,
         failure: Mutex::new(None),
         become_timeout: cfg.become_timeout,
+        tids,
     });
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(cpus.len());
@@ -715,6 +759,7 @@ pub fn run<P: Policy + 'static>(
         threads.push(AgentThread {
             cpu,
             tid: 0,
+            sw: None,
             done,
             handle: Some(handle),
         });
@@ -747,6 +792,7 @@ pub fn run<P: Policy + 'static>(
         r => {
             shared.open_gate(Gate::Abort);
             stop_agents(&shared, &mut threads);
+            free_agent_words(&enclave, &threads);
             return r.map(|_| report);
         }
     };
@@ -782,6 +828,7 @@ pub fn run<P: Policy + 'static>(
     }
     let stats = stop_agents(&shared, &mut threads);
     drop(online);
+    report.agent_words_left = free_agent_words(&enclave, &threads);
     report.agents = stats;
     report.dispatch = lock(&shared.sched).stats.clone();
     report.failure = lock(&shared.failure).take();
@@ -832,7 +879,7 @@ fn check_config(enclave: &Enclave, cfg: &AgentConfig, cpus: &[usize]) -> Result<
 /// Waits until every agent thread became an agent (`Ok(true)`), a stop
 /// signal came (`Ok(false)`), one failed (its error), or `timeout` passed.
 fn wait_ready(
-    rx: &mpsc::Receiver<(usize, Result<i32>)>,
+    rx: &mpsc::Receiver<(usize, Result<(i32, abi::GhostSwInfo)>)>,
     threads: &mut [AgentThread],
     sigfd: &SignalFd,
     timeout: Duration,
@@ -846,9 +893,10 @@ fn wait_ready(
             }
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((cpu, Ok(tid))) => {
+            Ok((cpu, Ok((tid, sw)))) => {
                 if let Some(t) = threads.iter_mut().find(|t| t.cpu == cpu) {
                     t.tid = tid;
+                    t.sw = Some(sw);
                 }
                 left -= 1;
             }
@@ -900,6 +948,31 @@ fn adopt(enclave: &Enclave, q: &Queue) -> Result<(usize, usize, bool)> {
         }
     }
     Ok((adopted, freed, discover))
+}
+
+/// Frees the status words of the agent threads that ended (as ghOSt's
+/// library does): the kernel marks an agent's word `CANFREE` once the
+/// thread is really gone (a little after `join`), and leaves freeing it to
+/// the agent's process. Waits for that flag while words keep turning
+/// `CANFREE` (up to 5 s without one); returns how many words were left
+/// (they go with the enclave).
+fn free_agent_words(enclave: &Enclave, threads: &[AgentThread]) -> usize {
+    let mut left: Vec<abi::GhostSwInfo> = threads.iter().filter_map(|t| t.sw).collect();
+    let mut last_progress = Instant::now();
+    while !left.is_empty() && last_progress.elapsed() < Duration::from_secs(5) {
+        let before = left.len();
+        // By ioctl only, never through the mapping: a destroy that races
+        // with the stop revokes the mapping (a read would be SIGBUS) and
+        // fails the ioctl (the word went with the enclave). EINVAL: not
+        // CANFREE yet (the thread is still leaving).
+        left.retain(|&info| matches!(enclave.sw_free(info), Err(sys::Errno(libc::EINVAL))));
+        if left.len() < before {
+            last_progress = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    left.len()
 }
 
 /// Stops the agent threads: sets the flag, sends [`WAKE_SIGNAL`] until

@@ -6,6 +6,7 @@
 //! - [`ghostfs`]: mounting `/sys/fs/ghost`, creating, listing, inspecting and
 //!   destroying enclaves, tunables, moving tasks in and out;
 //! - [`cpus`]: CPU sets and the cpulist syntax;
+//! - [`gtid`]: which thread a gtid names;
 //! - [`enclave`]: an enclave as an agent holds it: the `ctl` descriptor and
 //!   its ioctls and commands (`become agent`, `discover tasks`), the
 //!   `cpu_data` and status-word mappings, the `agent_online` claim;
@@ -28,6 +29,7 @@ pub mod cpus;
 pub mod enclave;
 pub mod error;
 pub mod ghostfs;
+pub mod gtid;
 pub mod policies;
 pub mod policy;
 pub mod queue;

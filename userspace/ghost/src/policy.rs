@@ -11,9 +11,17 @@
 //!
 //! The runtime does the bookkeeping every policy needs: it keeps each
 //! task's barrier (the `seqnum` of its last message, which a transaction
-//! must quote), its status word, frees the status word when the task dies
-//! or departs, and, in the per-CPU model, moves a task's messages to the
-//! queue of the CPU the policy chose for it ([`Ctx::set_home`]).
+//! must quote), its status word and its allowed CPUs ([`Task::allowed`]),
+//! frees the status word when the task dies or departs, and, in the per-CPU
+//! model, moves a task's messages to the queue of the CPU the policy chose
+//! for it ([`Ctx::set_home`]).
+//!
+//! Affinity is the policy's to honour: as in ghOSt, the kernel carries out
+//! a commit of a task to a CPU its affinity excludes, and the task runs
+//! there. The runtime reads a task's affinity (`sched_getaffinity` on the
+//! thread its gtid names) when the task is announced (`TASK_NEW`) and at
+//! every `TASK_AFFINITY_CHANGED`, before the policy's callback; the policy
+//! checks [`Task::allowed`] without a system call.
 //!
 //! Every callback runs with the runtime's scheduler lock held; it must not
 //! block. Callbacks see the CPU of the agent running them in [`Ctx::cpu`].
@@ -41,6 +49,9 @@ pub struct Task {
     pub home: Option<usize>,
     /// Per-CPU model: the CPU whose queue gets its messages now.
     pub(crate) queue: Option<usize>,
+    /// The CPUs its affinity allows, as last read (every CPU if it could
+    /// never be read).
+    pub(crate) affinity: CpuMask,
 }
 
 impl Task {
@@ -48,6 +59,20 @@ impl Task {
     /// model), if known.
     pub fn queue(&self) -> Option<usize> {
         self.queue
+    }
+
+    /// Whether the task's affinity allows `cpu`: the policy must not commit
+    /// it anywhere else (the kernel does not check).
+    pub fn allowed(&self, cpu: usize) -> bool {
+        self.affinity.contains(cpu)
+    }
+
+    /// The CPUs the task's affinity allows, as the runtime last read them
+    /// (`sched_getaffinity` at `TASK_NEW` and `TASK_AFFINITY_CHANGED`; a
+    /// failed read, the task being gone, keeps the set it had, or every
+    /// CPU).
+    pub fn affinity(&self) -> &CpuMask {
+        &self.affinity
     }
 }
 
@@ -90,6 +115,18 @@ impl Ctx<'_> {
     /// The task `gtid`, if the runtime knows it.
     pub fn task(&self, gtid: i64) -> Option<&Task> {
         self.tasks.get(&gtid)
+    }
+
+    /// Whether task `gtid` may run on `cpu` ([`Task::allowed`]); false for
+    /// a task the runtime does not know.
+    pub fn allowed(&self, gtid: i64, cpu: usize) -> bool {
+        self.tasks.get(&gtid).is_some_and(|t| t.allowed(cpu))
+    }
+
+    /// The CPUs of [`Ctx::cpus`] that `task` may run on, in order. None:
+    /// the task must wait (for an affinity change) wherever it is.
+    pub fn allowed_cpus<'t>(&'t self, task: &'t Task) -> impl Iterator<Item = usize> + 't {
+        self.cpus.iter().copied().filter(|&c| task.allowed(c))
     }
 
     /// The number of tasks the runtime knows.
@@ -181,6 +218,11 @@ impl Plan {
         &self.entries
     }
 
+    /// Whether the plan runs `gtid` on a CPU already.
+    pub fn runs(&self, gtid: i64) -> bool {
+        self.entries.iter().any(|e| e.gtid == gtid)
+    }
+
     /// Whether there is no decision.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -211,7 +253,7 @@ impl Plan {
 #[allow(unused_variables)]
 pub trait Policy: Send {
     /// `MSG_TASK_NEW`: a task entered the enclave (`msg.runnable`: whether
-    /// it can run now).
+    /// it can run now). `task` has its allowed CPUs ([`Task::allowed`]).
     fn task_new(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskNew) {}
     /// `MSG_TASK_WAKEUP`: the task became runnable.
     fn task_wakeup(
@@ -258,7 +300,10 @@ pub trait Policy: Send {
         msg: &abi::GhostMsgPayloadTaskSwitchto,
     ) {
     }
-    /// `MSG_TASK_AFFINITY_CHANGED`: the task's allowed CPUs changed.
+    /// `MSG_TASK_AFFINITY_CHANGED`: the task's allowed CPUs changed;
+    /// `task` has the new set ([`Task::allowed`]). A task queued for a CPU
+    /// it no longer allows must move. (The kernel forces a running task off
+    /// its CPU and sends `TASK_PREEMPT` after this message.)
     fn task_affinity_changed(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -298,14 +343,16 @@ pub trait Policy: Send {
     /// `MSG_CPU_BUSY`: a higher class took the CPU.
     fn cpu_busy(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuBusy) {}
     /// `MSG_CPU_AGENT_BLOCKED`: the CPU's agent blocked.
-    fn cpu_agent_blocked(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuAgentBlocked) {}
+    fn cpu_agent_blocked(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadAgentBlocked) {}
     /// `MSG_CPU_AGENT_WAKEUP`: the CPU's agent woke up.
-    fn cpu_agent_wakeup(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadCpuAgentWakeup) {}
+    fn cpu_agent_wakeup(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadAgentWakeup) {}
 
     /// The pick step: fills `plan` with what to run. A per-CPU agent
     /// schedules only its own CPU ([`Ctx::cpu`]); the global agent of the
     /// centralized model schedules any of [`Ctx::cpus`]. The runtime drops
     /// entries for other CPUs, a second entry for a CPU, and unknown tasks.
+    /// It does not check affinity: a task run on a CPU it does not allow
+    /// ([`Task::allowed`]) runs there.
     fn schedule(&mut self, ctx: &mut Ctx<'_>, plan: &mut Plan);
 
     /// The outcome of the transaction that ran `gtid` on `cpu`.

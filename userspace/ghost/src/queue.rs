@@ -370,8 +370,8 @@ payloads!(
     GhostMsgPayloadCpuNotIdle,
     GhostMsgPayloadCpuAvailable,
     GhostMsgPayloadCpuBusy,
-    GhostMsgPayloadCpuAgentBlocked,
-    GhostMsgPayloadCpuAgentWakeup
+    GhostMsgPayloadAgentBlocked,
+    GhostMsgPayloadAgentWakeup
 );
 
 /// Decodes a `T` from the start of `bytes`, `None` if it is too short.
@@ -424,9 +424,9 @@ pub enum Message {
     /// `MSG_CPU_BUSY`: a higher class took a CPU.
     CpuBusy(abi::GhostMsgPayloadCpuBusy),
     /// `MSG_CPU_AGENT_BLOCKED`: a CPU's agent blocked.
-    CpuAgentBlocked(abi::GhostMsgPayloadCpuAgentBlocked),
+    CpuAgentBlocked(abi::GhostMsgPayloadAgentBlocked),
     /// `MSG_CPU_AGENT_WAKEUP`: a CPU's agent woke up.
-    CpuAgentWakeup(abi::GhostMsgPayloadCpuAgentWakeup),
+    CpuAgentWakeup(abi::GhostMsgPayloadAgentWakeup),
     /// A type this library does not know.
     Unknown {
         /// The message type.
@@ -659,6 +659,7 @@ pub(crate) mod testing {
         GhostMsgPayloadTaskYield { gtid, runtime, cpu_seqnum, agent_data, cpu, from_switchto }
         GhostMsgPayloadTaskDead { gtid, cpu }
         GhostMsgPayloadTaskDeparted { gtid, cpu_seqnum, cpu, from_switchto, was_current }
+        GhostMsgPayloadTaskAffinityChanged { gtid }
         GhostMsgPayloadCpuBusy { cpu }
         GhostMsgPayloadCpuAvailable { cpu }
     );

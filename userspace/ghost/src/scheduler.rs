@@ -3,8 +3,8 @@
 //! commits.
 //!
 //! It touches the kernel only through the small [`Kernel`] trait (queue
-//! association, status-word frees), so that policies can be tested on the
-//! host against recorded message sequences.
+//! association, status-word frees, task affinities), so that policies can
+//! be tested on the host against recorded message sequences.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub trait Kernel {
     fn assoc_queue(&mut self, gtid: i64, cpu: usize, barrier: u32) -> Result<i32, Errno>;
     /// Frees a status word (`GHOST_IOC_SW_FREE`).
     fn sw_free(&mut self, sw: GhostSwInfo) -> Result<(), Errno>;
+    /// The CPUs task `gtid` may run on (`sched_getaffinity` on the thread
+    /// its gtid names); `ESRCH` if it is gone.
+    fn task_affinity(&mut self, gtid: i64) -> Result<CpuMask, Errno>;
 }
 
 /// How the agents of an enclave are organised.
@@ -164,22 +167,39 @@ impl<P: Policy> Scheduler<P> {
         // where the task's messages go now.
         let queue = self.per_cpu.then_some(cpu);
         let task = if let Message::TaskNew(m) = msg {
+            // Announced again (`discover tasks`): a failed read keeps what
+            // was known.
+            let known = self.tasks.get(&gtid).map(|t| t.affinity);
+            let affinity = self
+                .read_affinity(k, gtid)
+                .or(known)
+                .unwrap_or_else(CpuMask::full);
             let t = Task {
                 gtid,
                 seqnum,
                 sw: m.sw_info,
                 home: None,
                 queue,
+                affinity,
             };
             self.tasks.insert(gtid, t);
             t
         } else {
+            let affinity = match msg {
+                Message::TaskAffinityChanged(_) if self.tasks.contains_key(&gtid) => {
+                    self.read_affinity(k, gtid)
+                }
+                _ => None,
+            };
             let Some(t) = self.tasks.get_mut(&gtid) else {
                 self.stats.unknown_task += 1;
                 return;
             };
             t.seqnum = seqnum;
             t.queue = queue.or(t.queue);
+            if let Some(a) = affinity {
+                t.affinity = a;
+            }
             *t
         };
         self.call(cpu, now, |p, ctx| match msg {
@@ -209,6 +229,15 @@ impl<P: Policy> Scheduler<P> {
             // through now.
             self.route(k, gtid);
         }
+    }
+
+    /// Task `gtid`'s allowed CPUs as the kernel has them now; `None` (and
+    /// counted) if they cannot be read: the task is gone, its `TASK_DEAD`
+    /// on the way.
+    fn read_affinity(&mut self, k: &mut dyn Kernel, gtid: i64) -> Option<CpuMask> {
+        let r = k.task_affinity(gtid).ok();
+        self.stats.affinity_unread += u64::from(r.is_none());
+        r
     }
 
     /// Applies the homes the callbacks set, and moves those tasks' queues.
@@ -330,12 +359,22 @@ pub(crate) mod testing {
     use super::*;
 
     /// A [`Kernel`] that records what it was asked and answers from a
-    /// script (`stale`: gtids whose next association is refused).
+    /// script (`stale`: gtids whose next association is refused;
+    /// `affinity`: the allowed CPUs of tasks, `ESRCH` for the others).
     #[derive(Default)]
     pub struct Recorder {
         pub assoc: Vec<(i64, usize, u32)>,
         pub freed: Vec<GhostSwInfo>,
         pub stale: Vec<i64>,
+        pub affinity: HashMap<i64, Vec<usize>>,
+        pub affinity_reads: Vec<i64>,
+    }
+
+    impl Recorder {
+        /// Task `gtid` may run on `cpus` from now on.
+        pub fn allow(&mut self, gtid: i64, cpus: &[usize]) {
+            self.affinity.insert(gtid, cpus.to_vec());
+        }
     }
 
     impl Kernel for Recorder {
@@ -351,6 +390,16 @@ pub(crate) mod testing {
         fn sw_free(&mut self, sw: GhostSwInfo) -> Result<(), Errno> {
             self.freed.push(sw);
             Ok(())
+        }
+
+        fn task_affinity(&mut self, gtid: i64) -> Result<CpuMask, Errno> {
+            self.affinity_reads.push(gtid);
+            let cpus = self.affinity.get(&gtid).ok_or(Errno(libc::ESRCH))?;
+            let mut m = CpuMask::new();
+            for &c in cpus {
+                m.set(c);
+            }
+            Ok(m)
         }
     }
 
@@ -437,6 +486,13 @@ pub(crate) mod testing {
         rcv(seq, Message::TaskDeparted(m))
     }
 
+    /// `TASK_AFFINITY_CHANGED`.
+    pub fn affinity(seq: u32, gtid: i64) -> Received {
+        let gtid = gtid as u64;
+        let m = abi::GhostMsgPayloadTaskAffinityChanged { gtid };
+        rcv(seq, Message::TaskAffinityChanged(m))
+    }
+
     /// `CPU_BUSY` or `CPU_AVAILABLE` for `cpu`.
     pub fn cpu_busy(cpu: i32, busy: bool) -> Received {
         let msg = if busy {
@@ -459,6 +515,7 @@ pub(crate) mod testing {
             Message::TaskYield(m) => m.wire(),
             Message::TaskDead(m) => m.wire(),
             Message::TaskDeparted(m) => m.wire(),
+            Message::TaskAffinityChanged(m) => m.wire(),
             Message::CpuBusy(m) => m.wire(),
             Message::CpuAvailable(m) => m.wire(),
             other => unimplemented!("encode {other:?}"),
@@ -599,6 +656,45 @@ mod tests {
         let mut k = Recorder::default();
         s.deliver(&mut k, 0, &new(1, 10, true), now);
         assert!(k.assoc.is_empty());
+    }
+
+    #[test]
+    fn affinity_is_read_at_task_new_and_affinity_changes() {
+        let now = Instant::now();
+        let mut k = Recorder::default();
+        k.allow(10, &[2]);
+        let mut s = Scheduler::new(Probe::default(), &Model::PerCpu, &[1, 2, 3], None);
+        let allowed = |s: &Scheduler<Probe>, g| {
+            let t = s.task(g).unwrap();
+            [1, 2, 3].map(|c| t.allowed(c))
+        };
+        s.deliver(&mut k, 1, &new(1, 10, true), now);
+        assert_eq!(allowed(&s, 10), [false, true, false]);
+        // Only TASK_NEW and TASK_AFFINITY_CHANGED read it.
+        s.deliver(&mut k, 1, &wakeup(2, 10), now);
+        assert_eq!(k.affinity_reads, vec![10]);
+        k.allow(10, &[1, 3]);
+        assert_eq!(allowed(&s, 10), [false, true, false]);
+        s.deliver(&mut k, 1, &affinity(3, 10), now);
+        assert_eq!(allowed(&s, 10), [true, false, true]);
+        assert_eq!(
+            s.task(10).unwrap().affinity().iter().collect::<Vec<_>>(),
+            [1, 3]
+        );
+        // The task is gone (ESRCH): the set it had stays, through a change
+        // and a new announcement alike.
+        k.affinity.clear();
+        s.deliver(&mut k, 1, &affinity(4, 10), now);
+        s.deliver(&mut k, 1, &new(5, 10, true), now);
+        assert_eq!(allowed(&s, 10), [true, false, true]);
+        assert_eq!(s.stats.affinity_unread, 2);
+        // Never read: every CPU. Unknown tasks are not read at all.
+        s.deliver(&mut k, 1, &new(1, 11, true), now);
+        assert_eq!(allowed(&s, 11), [true, true, true]);
+        assert_eq!(s.task(11).unwrap().affinity(), &CpuMask::full());
+        s.deliver(&mut k, 1, &affinity(1, 12), now);
+        assert_eq!(k.affinity_reads, vec![10, 10, 10, 10, 11]);
+        assert_eq!(s.stats.unknown_task, 1);
     }
 
     #[test]

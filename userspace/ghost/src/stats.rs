@@ -47,6 +47,8 @@ pub struct Stats {
     pub sw_freed: u64,
     /// Status words that could not be freed.
     pub sw_free_failed: u64,
+    /// Task affinities that could not be read (the task was gone).
+    pub affinity_unread: u64,
     /// Time the agent's CPU had nothing to run (the agent blocked with an
     /// empty plan).
     pub idle: Duration,
@@ -115,6 +117,7 @@ impl Stats {
             (&mut self.assoc_failed, o.assoc_failed),
             (&mut self.sw_freed, o.sw_freed),
             (&mut self.sw_free_failed, o.sw_free_failed),
+            (&mut self.affinity_unread, o.affinity_unread),
         ];
         for (a, b) in pairs {
             *a += b;
@@ -123,7 +126,7 @@ impl Stats {
     }
 
     /// The counters other than messages and transactions, named.
-    fn others(&self) -> [(&'static str, u64); 16] {
+    fn others(&self) -> [(&'static str, u64); 17] {
         [
             ("malformed messages", self.malformed),
             ("messages of unknown tasks", self.unknown_task),
@@ -141,6 +144,7 @@ impl Stats {
             ("queue moves failed", self.assoc_failed),
             ("status words freed", self.sw_freed),
             ("status words not freed", self.sw_free_failed),
+            ("task affinities not read", self.affinity_unread),
         ]
     }
 }

@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 
 use crate::error::{errno_name, last_errno, Error, Result};
+use crate::txn::CpuMask;
 
 /// An errno returned by a system call on the scheduling path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +173,26 @@ pub fn sched_getscheduler(tid: i32) -> Result<i32> {
         return Err(Error::last(format!("sched_getscheduler({tid})")));
     }
     Ok(p)
+}
+
+/// The CPUs thread `tid` may run on (`sched_getaffinity`). A bare
+/// [`Errno`] (`ESRCH`: no such thread): the agent runtime calls it while it
+/// reads messages.
+pub fn sched_getaffinity(tid: i32) -> std::result::Result<CpuMask, Errno> {
+    // SAFETY: `cpu_set_t` is a plain bitmask; all zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a writable mask of the size passed.
+    if unsafe { libc::sched_getaffinity(tid, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Err(Errno::last());
+    }
+    let mut mask = CpuMask::new();
+    for cpu in 0..CpuMask::CPUS.min(libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu < CPU_SETSIZE`: the bit is inside `set`.
+        if unsafe { libc::CPU_ISSET(cpu, &set) } {
+            mask.set(cpu);
+        }
+    }
+    Ok(mask)
 }
 
 /// Sends `sig` to thread `tid` of this process (`tgkill`).
@@ -580,6 +601,15 @@ mod tests {
             poll(&[(ev.fd(), libc::POLLIN)], 0).unwrap(),
             vec![libc::POLLIN]
         );
+    }
+
+    #[test]
+    fn affinity_of_a_thread_and_of_none() {
+        let mine = sched_getaffinity(gettid()).unwrap();
+        assert!(mine.contains(current_cpu().unwrap()));
+        assert_eq!(sched_getaffinity(0), Ok(mine));
+        // Above any pid the kernel hands out.
+        assert_eq!(sched_getaffinity(i32::MAX), Err(Errno(libc::ESRCH)));
     }
 
     #[test]

@@ -376,7 +376,8 @@ impl<'a> Txn<'a> {
 }
 
 /// A CPU mask as the commit ioctls take it (a `cpu_set_t` of 1024 CPUs).
-#[derive(Clone, PartialEq, Eq)]
+/// Also a task's allowed CPUs ([`crate::policy::Task::allowed`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CpuMask {
     bits: [u8; Self::BYTES],
 }
@@ -391,6 +392,13 @@ impl CpuMask {
     pub const fn new() -> Self {
         Self {
             bits: [0; Self::BYTES],
+        }
+    }
+
+    /// Every CPU a mask can hold.
+    pub const fn full() -> Self {
+        Self {
+            bits: [u8::MAX; Self::BYTES],
         }
     }
 
@@ -622,6 +630,9 @@ mod tests {
         assert_eq!(m.arg().mask_len, 128);
         m.clear();
         assert!(m.is_empty());
+        let f = CpuMask::full();
+        assert!(f.contains(0) && f.contains(1023) && !f.contains(1024));
+        assert_eq!(f.iter().count(), CpuMask::CPUS);
     }
 
     #[test]

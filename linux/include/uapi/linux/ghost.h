@@ -13,12 +13,14 @@
  * Layout notes (x86_64, the only architecture ghOSt supports):
  *  - times are in nanoseconds; "gtid" is a ghost thread id (see GHOST_*_GTID);
  *  - boolean message fields are one byte holding 0 or 1;
- *  - pointer-valued ioctl fields are __u64 holding a user address;
+ *  - pointer-valued ioctl fields are pointers (x86_64 only: 8 bytes);
  *  - messages in the queue ring are only 4-byte aligned, so __u64 payload
  *    fields there must be read with unaligned loads.
  *
- * Only plain integer constants and _IO/_IOW/_IOWR ioctl numbers are defined
- * here, so that bindgen can evaluate every value.
+ * Every name of ghOSt's ABI 91 header is here, with the same meaning, so that
+ * a program written against ghOSt's header compiles against this one. Names
+ * this project adds: GHOST_SUPER_MAGIC, __NR_ghost_run and
+ * GHOST_NO_SYNC_GROUP_OWNER.
  */
 #ifndef _UAPI_LINUX_GHOST_H
 #define _UAPI_LINUX_GHOST_H
@@ -26,11 +28,20 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
+#ifdef __KERNEL__
+#include <linux/limits.h>
+#else
+#include <limits.h>
+#include <sched.h>
+#endif
+
 /* ABI version; /sys/fs/ghost/version lists it. */
 #define GHOST_VERSION		91
 
 /* Scheduling policy number of the ghost class (sched_setscheduler). */
+#ifndef SCHED_GHOST
 #define SCHED_GHOST		18
+#endif
 
 /* f_type of the ghostfs filesystem (mounted on /sys/fs/ghost). */
 #define GHOST_SUPER_MAGIC	0xBAD1DEA2
@@ -114,11 +125,19 @@ struct ghost_msg {
 	__u32 payload[0];	/* type-specific ghost_msg_payload_* */
 };
 
+/* A ring counter: written by one side, read by the other. */
+#ifdef __cplusplus
+#include <atomic>
+typedef std::atomic<__u32> _ghost_ring_index_t;
+#else
+typedef volatile __u32 _ghost_ring_index_t;
+#endif
+
 /* The ring at header.start. 12 bytes plus the message slots. */
 struct ghost_ring {
-	__u32 head;		/* producer (kernel) counter, in slots */
-	__u32 tail;		/* consumer (agent) counter, in slots */
-	__u32 overflow;		/* messages dropped because the ring was full */
+	_ghost_ring_index_t head;	/* producer (kernel) counter, in slots */
+	_ghost_ring_index_t tail;	/* consumer (agent) counter, in slots */
+	_ghost_ring_index_t overflow;	/* messages dropped: the ring was full */
 	struct ghost_msg msgs[0];	/* nelems slots */
 };
 
@@ -141,7 +160,6 @@ struct ghost_ring {
 #define MSG_TASK_SWITCHTO		71	/* ghost_msg_payload_task_switchto */
 #define MSG_TASK_AFFINITY_CHANGED	72	/* ..._task_affinity_changed */
 #define MSG_TASK_ON_CPU			73	/* ghost_msg_payload_task_on_cpu */
-#define MSG_TASK_LATCHED		73	/* name of MSG_TASK_ON_CPU before v78 */
 #define MSG_TASK_PRIORITY_CHANGED	74	/* ..._task_priority_changed */
 #define MSG_TASK_LATCH_FAILURE		75	/* ..._task_latch_failure */
 
@@ -150,8 +168,8 @@ struct ghost_ring {
 #define MSG_CPU_NOT_IDLE		130	/* ghost_msg_payload_cpu_not_idle */
 #define MSG_CPU_AVAILABLE		131	/* ghost_msg_payload_cpu_available */
 #define MSG_CPU_BUSY			132	/* ghost_msg_payload_cpu_busy */
-#define MSG_CPU_AGENT_BLOCKED		133	/* ..._cpu_agent_blocked */
-#define MSG_CPU_AGENT_WAKEUP		134	/* ..._cpu_agent_wakeup */
+#define MSG_CPU_AGENT_BLOCKED		133	/* ghost_msg_payload_agent_blocked */
+#define MSG_CPU_AGENT_WAKEUP		134	/* ghost_msg_payload_agent_wakeup */
 
 /*
  * Message payloads. "runtime" is the task's cumulative CPU time (ns);
@@ -256,13 +274,18 @@ struct ghost_msg_payload_task_on_cpu {
 };
 
 /*
- * MSG_TASK_LATCH_FAILURE: a latched task could not be run. 16 bytes.
- * (ghOSt names the second field "errno"; that name is a macro once <errno.h>
- * is included, so it is "err" here. Same offset and type.)
+ * MSG_TASK_LATCH_FAILURE: a task latched by a BPF program could not be run.
+ * 16 bytes. (ghost-rs has no BPF and never sends it.) The second field is
+ * "errno", as in ghOSt; a C program that included <errno.h> first, where
+ * errno is a macro, sees it as "err" (same offset and type).
  */
 struct ghost_msg_payload_task_latch_failure {
 	__u64 gtid;
+#if defined(__KERNEL__) || !defined(errno)
+	__s32 errno;		/* positive errno value */
+#else
 	__s32 err;		/* positive errno value */
+#endif
 };
 
 /* MSG_CPU_TICK: a timer tick on a CPU (deliver_ticks). 8 bytes. */
@@ -295,13 +318,112 @@ struct ghost_msg_payload_cpu_busy {
 };
 
 /* MSG_CPU_AGENT_BLOCKED: the CPU's agent blocked in ghost_run. 4 bytes. */
-struct ghost_msg_payload_cpu_agent_blocked {
+struct ghost_msg_payload_agent_blocked {
 	__s32 cpu;
 };
 
 /* MSG_CPU_AGENT_WAKEUP: the CPU's agent was woken. 4 bytes. */
-struct ghost_msg_payload_cpu_agent_wakeup {
+struct ghost_msg_payload_agent_wakeup {
 	__s32 cpu;
+};
+
+/*
+ * BPF (ghOSt's BPF program types are not part of ghost-rs; the layouts are
+ * ABI 91's, for programs that name them).
+ */
+
+/* What a BPF_GHOST_MSG_SEND program sees: a message about to be sent. */
+struct bpf_ghost_msg {
+	union {
+		struct ghost_msg_payload_task_dead		dead;
+		struct ghost_msg_payload_task_blocked		blocked;
+		struct ghost_msg_payload_task_wakeup		wakeup;
+		struct ghost_msg_payload_task_new		newt;
+		struct ghost_msg_payload_task_preempt		preempt;
+		struct ghost_msg_payload_task_yield		yield;
+		struct ghost_msg_payload_task_departed		departed;
+		struct ghost_msg_payload_task_switchto		switchto;
+		struct ghost_msg_payload_task_affinity_changed	affinity;
+		struct ghost_msg_payload_task_priority_changed	priority;
+		struct ghost_msg_payload_task_on_cpu		on_cpu;
+		struct ghost_msg_payload_task_latch_failure	latch_failure;
+		struct ghost_msg_payload_cpu_tick		cpu_tick;
+		struct ghost_msg_payload_timer			timer;
+		struct ghost_msg_payload_cpu_not_idle		cpu_not_idle;
+		struct ghost_msg_payload_cpu_available		cpu_available;
+		struct ghost_msg_payload_cpu_busy		cpu_busy;
+		struct ghost_msg_payload_agent_blocked		agent_blocked;
+		struct ghost_msg_payload_agent_wakeup		agent_wakeup;
+	};
+	__u16 type;		/* MSG_* */
+	__u32 seqnum;
+	__s32 pref_cpu;		/* CPU whose agent to wake, or BPF_GHOST_MSG_* */
+};
+
+/* bpf_ghost_msg.pref_cpu */
+#define BPF_GHOST_MSG_NO_WAKEUP_PREF	-1	/* the default */
+#define BPF_GHOST_MSG_SKIP_AGENT_WAKE	-2	/* wake no agent */
+
+/* The context of a BPF_GHOST_SCHED_PNT program. */
+struct bpf_ghost_sched {
+	__u8 agent_on_rq;	/* there is an agent; it can run if poked */
+	__u8 agent_runnable;	/* there is an agent; it will run */
+	__u8 might_yield;	/* another class probably wants the CPU */
+	__u8 dont_idle;		/* set to keep the CPU from idling */
+	__u8 must_resched;	/* set to force prev off the CPU */
+	__u64 next_gtid;	/* what runs next unless the program acts */
+};
+
+/* The context of a BPF select_rq program. */
+struct bpf_ghost_select_rq {
+	__u64 gtid;
+	__u32 task_cpu;
+	__u32 waker_cpu;
+	__u32 sd_flag;
+	__u32 wake_flags;
+	__u8 skip_ttwu_queue;
+};
+
+/* The context of a BPF halt-poll program. */
+struct bpf_ghost_halt_poll {
+	__u32 type;
+};
+
+/* The most CPUs a bpf_sync_commit covers. */
+#define BPF_SYNC_COMMIT_MAX_CPUS	2
+
+/* Arguments of bpf_sync_commit (-1 in cpus[] for an unused slot). */
+struct bpf_sync_commit_args {
+	__s32 cpus[BPF_SYNC_COMMIT_MAX_CPUS];
+	__u64 gtids[BPF_SYNC_COMMIT_MAX_CPUS];
+	__u32 task_barriers[BPF_SYNC_COMMIT_MAX_CPUS];
+	__s32 run_flags[BPF_SYNC_COMMIT_MAX_CPUS];
+	__s32 commit_flags[BPF_SYNC_COMMIT_MAX_CPUS];
+};
+
+/* Flags of bpf_ghost_resched_cpu2. */
+#define RESCHED_ANY_CLASS	(1 << 0)	/* whatever runs */
+#define RESCHED_GHOST_CLASS	(1 << 1)	/* if a ghost task runs */
+#define RESCHED_IDLE_CLASS	(1 << 2)	/* if the idle task runs */
+#define RESCHED_OTHER_CLASS	(1 << 3)	/* if neither ghost nor idle runs */
+#define SET_MUST_RESCHED	(1 << 4)	/* also set must_resched */
+#define WAKE_AGENT		(1 << 5)	/* also wake the agent */
+#define GHOST_RESCHED_CPU_MAX	(1 << 6)	/* one past the last flag */
+
+/* Operations of the ghOSt syscall of old ABIs (none in ghost-rs). */
+enum ghost_ops {
+	GHOST_GTID_LOOKUP,
+};
+
+/* "Base" operations of that syscall, immutable across ABIs. */
+enum ghost_base_ops {
+	_GHOST_BASE_OP_FIRST = 65536,
+	GHOST_BASE_GET_GTID = _GHOST_BASE_OP_FIRST,
+};
+
+/* GHOST_GTID_LOOKUP kinds. */
+enum {
+	GHOST_GTID_LOOKUP_TGID,		/* the thread group leader's pid */
 };
 
 /*
@@ -354,11 +476,46 @@ struct ghost_status_word {
  * GHOST_TXN_READY with release order, commits, and waits for state < 0.
  */
 
+/*
+ * ghost_txn.state. READY: opened by the agent. 0..nr_cpu_ids-1: claimed by
+ * that CPU. Negative: done, with one of the outcomes below.
+ */
+enum ghost_txn_state {
+	GHOST_TXN_COMPLETE = INT_MIN,	/* success */
+	GHOST_TXN_ABORTED,		/* the agent aborted it */
+	GHOST_TXN_TARGET_ONCPU,		/* the task is on a CPU */
+	GHOST_TXN_TARGET_STALE,		/* task barrier, dead or gated */
+	GHOST_TXN_TARGET_NOT_FOUND,	/* no such gtid */
+	GHOST_TXN_TARGET_NOT_RUNNABLE,	/* the task is not runnable */
+	GHOST_TXN_AGENT_STALE,		/* agent barrier, DO_NOT_PREEMPT */
+	GHOST_TXN_CPU_OFFLINE,		/* target CPU offline */
+	GHOST_TXN_CPU_UNAVAIL,		/* a higher class runs there */
+	GHOST_TXN_INVALID_FLAGS,	/* bad run or commit flags */
+	GHOST_TXN_INVALID_TARGET,	/* an agent, or not a ghost task */
+	GHOST_TXN_NOT_PERMITTED,	/* the caller may not commit it */
+	GHOST_TXN_INVALID_CPU,		/* bad target CPU */
+	GHOST_TXN_NO_AGENT,		/* the target CPU has no agent */
+	GHOST_TXN_UNSUPPORTED_VERSION,	/* bad txn version */
+	GHOST_TXN_POISONED,		/* its sync group failed */
+
+	GHOST_TXN_READY = INT_MAX,	/* opened, waiting for a commit */
+};
+
+/* The types of ghost_txn.state and ghost_txn.u.sync_group_owner (4 bytes). */
+#ifdef __cplusplus
+#include <atomic>
+typedef std::atomic<ghost_txn_state> _ghost_txn_state_t;
+typedef std::atomic<int32_t> _ghost_txn_owner_t;
+#else
+typedef __s32 _ghost_txn_state_t;
+typedef __s32 _ghost_txn_owner_t;
+#endif
+
 /* A scheduling transaction for one CPU. 64 bytes. */
 struct ghost_txn {
 	__s32 version;		/* GHOST_TXN_VERSION */
 	__s32 cpu;		/* target CPU (set by the kernel, read-only) */
-	__s32 state;		/* GHOST_TXN_*, or the claiming CPU; atomic */
+	_ghost_txn_state_t state;	/* GHOST_TXN_*, or the claiming CPU */
 	__u32 agent_barrier;	/* agent barrier the agent last saw */
 	__u32 task_barrier;	/* task status word barrier the agent last saw */
 	__u16 run_flags;	/* RTLA_ON_* and other run flags */
@@ -368,7 +525,7 @@ struct ghost_txn {
 	__s64 commit_time;	/* ns (ktime) when the commit succeeded or failed */
 	__u64 cpu_seqnum;	/* the CPU's sequence number at commit */
 	union {
-		__s32 sync_group_owner;	/* owning CPU, or GHOST_NO_SYNC_GROUP_OWNER */
+		_ghost_txn_owner_t sync_group_owner;	/* owner, or -1 */
 	} u;
 } __ghost_cacheline_aligned;
 
@@ -380,34 +537,15 @@ struct ghost_cpu_data {
 /* ghost_txn.u.sync_group_owner: not part of a sync group commit. */
 #define GHOST_NO_SYNC_GROUP_OWNER	(-1)
 
-/*
- * ghost_txn.state. READY: opened by the agent. 0..nr_cpu_ids-1: claimed by
- * that CPU. Negative: done, with the outcome INT_MIN + k below.
- */
-#define GHOST_TXN_READY			0x7fffffff		/* INT_MAX */
-#define GHOST_TXN_COMPLETE		(-2147483647 - 1)	/* INT_MIN: success */
-#define GHOST_TXN_ABORTED		(-2147483647 - 1 + 1)	/* agent aborted it */
-#define GHOST_TXN_TARGET_ONCPU		(-2147483647 - 1 + 2)	/* task on another CPU */
-#define GHOST_TXN_TARGET_STALE		(-2147483647 - 1 + 3)	/* task barrier, dead or gated */
-#define GHOST_TXN_TARGET_NOT_FOUND	(-2147483647 - 1 + 4)	/* no such gtid */
-#define GHOST_TXN_TARGET_NOT_RUNNABLE	(-2147483647 - 1 + 5)	/* task not runnable */
-#define GHOST_TXN_AGENT_STALE		(-2147483647 - 1 + 6)	/* agent barrier, DO_NOT_PREEMPT */
-#define GHOST_TXN_CPU_OFFLINE		(-2147483647 - 1 + 7)	/* target CPU offline */
-#define GHOST_TXN_CPU_UNAVAIL		(-2147483647 - 1 + 8)	/* a higher class runs */
-#define GHOST_TXN_INVALID_FLAGS		(-2147483647 - 1 + 9)	/* bad run/commit flags */
-#define GHOST_TXN_INVALID_TARGET	(-2147483647 - 1 + 10)	/* gtid is an agent */
-#define GHOST_TXN_NOT_PERMITTED		(-2147483647 - 1 + 11)	/* caller may not commit */
-#define GHOST_TXN_INVALID_CPU		(-2147483647 - 1 + 12)	/* bad target CPU */
-#define GHOST_TXN_NO_AGENT		(-2147483647 - 1 + 13)	/* target CPU has no agent */
-#define GHOST_TXN_UNSUPPORTED_VERSION	(-2147483647 - 1 + 14)	/* bad txn version */
-#define GHOST_TXN_POISONED		(-2147483647 - 1 + 15)	/* sync group failed */
-
 /* ghost_txn.commit_flags. 0 = greedy: may commit at any commit point. */
 #define COMMIT_AT_SCHEDULE		(1 << 0)	/* when the on-CPU task schedules */
 #define COMMIT_AT_TXN_COMMIT		(1 << 1)	/* during GHOST_IOC_COMMIT_TXN itself */
 #define ALLOW_TASK_ONCPU		(1 << 2)	/* target may still be on a CPU */
 #define ELIDE_AGENT_BARRIER_INC		(1 << 3)	/* do not bump the agent barrier */
 #define INC_AGENT_BARRIER_ON_FAILURE	(1 << 4)	/* bump it also on failure */
+
+/* The COMMIT_AT_* flags (at most one may be set). */
+#define COMMIT_AT_FLAGS			(COMMIT_AT_SCHEDULE | COMMIT_AT_TXN_COMMIT)
 
 /* ghost_txn.run_flags and ghost_ioc_run.run_flags. RTLA: return to local agent. */
 #define RTLA_ON_PREEMPT			(1 << 0)	/* when the task is preempted */
@@ -418,7 +556,6 @@ struct ghost_cpu_data {
 #define NEED_CPU_NOT_IDLE		(1 << 7)	/* MSG_CPU_NOT_IDLE (gtid IDLE only) */
 #define ELIDE_PREEMPT			(1 << 9)	/* no TASK_PREEMPT for the displaced task */
 #define SEND_TASK_ON_CPU		(1 << 10)	/* MSG_TASK_ON_CPU once it runs */
-#define SEND_TASK_LATCHED		(1 << 10)	/* name of SEND_TASK_ON_CPU before v78 */
 #define DEFER_LATCHED_PREEMPTION_BY_AGENT (1 << 11)	/* tick preempts, not the agent */
 #define DO_NOT_PREEMPT			(1 << 12)	/* fail if a ghost task runs or is latched */
 
@@ -471,7 +608,7 @@ struct ghost_ioc_set_default_queue {
 /* GHOST_IOC_CONFIG_QUEUE_WAKEUP: set a queue's wakeup CPUs. 24 bytes. */
 struct ghost_ioc_config_queue_wakeup {
 	__s32 qfd;		/* queue fd */
-	__u64 w;		/* user address of struct ghost_agent_wakeup[ninfo] */
+	struct ghost_agent_wakeup *w;	/* ninfo entries */
 	__s32 ninfo;		/* 0..GHOST_MAX_WINFO */
 	__s32 flags;		/* must be 0 */
 };
@@ -484,7 +621,11 @@ struct ghost_ioc_get_cpu_time {
 
 /* GHOST_IOC_COMMIT_TXN and GHOST_IOC_SYNC_GROUP_TXN: commit txns. 16 bytes. */
 struct ghost_ioc_commit_txn {
-	__u64 mask_ptr;		/* user address of a CPU bitmask (cpu_set_t) */
+#ifdef __KERNEL__
+	unsigned long *mask_ptr;	/* a CPU bitmask */
+#else
+	cpu_set_t *mask_ptr;	/* a CPU bitmask */
+#endif
 	__u32 mask_len;		/* bytes at mask_ptr */
 	__s32 flags;		/* must be 0 */
 };
@@ -493,8 +634,13 @@ struct ghost_ioc_commit_txn {
 struct ghost_ioc_timerfd_settime {
 	__s32 timerfd;		/* timerfd fd */
 	__s32 flags;		/* timerfd_settime() flags */
-	__u64 in_tmr;		/* user address of the new struct __kernel_itimerspec */
-	__u64 out_tmr;		/* user address of the old one, or 0 */
+#ifdef __KERNEL__
+	struct __kernel_itimerspec *in_tmr;	/* the new setting */
+	struct __kernel_itimerspec *out_tmr;	/* the old one, or NULL */
+#else
+	struct itimerspec *in_tmr;	/* the new setting */
+	struct itimerspec *out_tmr;	/* the old one, or NULL */
+#endif
 	struct timerfd_ghost timerfd_ghost;
 };
 

@@ -17,8 +17,18 @@
 //! ping), the kernel preempts it and sends `TASK_PREEMPT`, so it goes to
 //! the back of the queue: tasks of a CPU take turns at every wakeup of its
 //! agent.
+//!
+//! Affinity: a task's home is always a CPU it allows ([`Task::allowed`]),
+//! so a run queue holds only tasks its CPU may run. A task that becomes
+//! runnable away from an allowed home gets a new one, round-robin among
+//! the CPUs it allows. When a queued task's affinity drops its CPU
+//! (`TASK_AFFINITY_CHANGED`), it moves to the queue of an allowed CPU; a
+//! running one is forced off its CPU by the kernel and moves when its
+//! `TASK_PREEMPT` comes. A runnable task that allows none of the enclave's
+//! CPUs waits, in no run queue, until its affinity changes ([`Fifo::dump`]
+//! lists it).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
 
 use ghost_abi as abi;
@@ -29,11 +39,14 @@ use crate::txn::TxnResult;
 /// The per-CPU FIFO policy.
 #[derive(Debug, Default)]
 pub struct Fifo {
-    /// Run queues by CPU: runnable tasks that are not running, oldest first.
+    /// Run queues by CPU: runnable tasks that are not running and may run
+    /// there, oldest first.
     rq: BTreeMap<usize, VecDeque<i64>>,
     /// The current task of each CPU (committed, not yet off the CPU).
     current: BTreeMap<usize, i64>,
-    /// Round-robin position for the next new task.
+    /// Runnable tasks whose affinity allows none of the enclave's CPUs.
+    waiting: BTreeSet<i64>,
+    /// Round-robin position for the next home.
     next: usize,
 }
 
@@ -50,19 +63,47 @@ impl Fifo {
             .map_or_else(Vec::new, |q| q.iter().copied().collect())
     }
 
-    /// Gives `gtid` the next home CPU, round-robin.
-    fn rehome(&mut self, ctx: &mut Ctx<'_>, gtid: i64) -> Option<usize> {
+    /// The runnable tasks that wait for an affinity that allows one of the
+    /// enclave's CPUs.
+    pub fn waiting(&self) -> Vec<i64> {
+        self.waiting.iter().copied().collect()
+    }
+
+    /// Gives `task` the next home CPU, round-robin among the CPUs it
+    /// allows, `avoid` excepted. `None`: there is none (its home stays).
+    fn rehome(&mut self, ctx: &mut Ctx<'_>, task: &Task, avoid: Option<usize>) -> Option<usize> {
         let cpus = ctx.cpus();
-        let cpu = *cpus.get(self.next % cpus.len().max(1))?;
-        self.next = self.next.wrapping_add(1);
-        ctx.set_home(gtid, cpu);
+        let start = self.next % cpus.len().max(1);
+        let (i, cpu) = cpus
+            .iter()
+            .copied()
+            .enumerate()
+            .cycle()
+            .skip(start)
+            .take(cpus.len())
+            .find(|&(_, c)| task.allowed(c) && Some(c) != avoid)?;
+        self.next = i + 1;
+        ctx.set_home(task.gtid, cpu);
         Some(cpu)
     }
 
+    /// A task that can run: at the back of its home's queue if it allows
+    /// its home, else of a new home's; with no CPU it allows, it waits.
+    fn make_runnable(&mut self, ctx: &mut Ctx<'_>, task: &Task) {
+        let home = match task.home {
+            Some(h) if task.allowed(h) => Some(h),
+            _ => self.rehome(ctx, task, None),
+        };
+        self.enqueue(ctx, task.gtid, home);
+    }
+
     /// Puts a runnable task at the back of `cpu`'s queue and wakes that
-    /// CPU's agent.
+    /// CPU's agent; with no CPU, among the waiting.
     fn enqueue(&mut self, ctx: &mut Ctx<'_>, gtid: i64, cpu: Option<usize>) {
-        let Some(cpu) = cpu else { return };
+        let Some(cpu) = cpu else {
+            self.waiting.insert(gtid);
+            return;
+        };
         let q = self.rq.entry(cpu).or_default();
         if !q.contains(&gtid) {
             q.push_back(gtid);
@@ -70,18 +111,28 @@ impl Fifo {
         ctx.wake(cpu);
     }
 
-    /// Takes a task off every run queue, and off the CPU it was current on.
+    /// Takes a task off every run queue, off the CPU it was current on, and
+    /// out of the waiting.
     fn remove(&mut self, gtid: i64) {
         for q in self.rq.values_mut() {
             q.retain(|&g| g != gtid);
         }
         self.current.retain(|_, &mut g| g != gtid);
+        self.waiting.remove(&gtid);
     }
 
-    /// A task left its CPU but stays runnable: back of its home's queue.
+    /// A task left its CPU but stays runnable: back of a queue.
     fn requeue(&mut self, ctx: &mut Ctx<'_>, task: &Task) {
         self.remove(task.gtid);
-        self.enqueue(ctx, task.gtid, task.home);
+        self.make_runnable(ctx, task);
+    }
+
+    /// The CPU whose run queue holds `gtid`, if any.
+    fn queued_on(&self, gtid: i64) -> Option<usize> {
+        self.rq
+            .iter()
+            .find(|(_, q)| q.contains(&gtid))
+            .map(|(&c, _)| c)
     }
 }
 
@@ -89,14 +140,27 @@ impl Policy for Fifo {
     fn task_new(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskNew) {
         // Announced again after a takeover: start over.
         self.remove(task.gtid);
-        let home = self.rehome(ctx, task.gtid);
+        let home = self.rehome(ctx, task, None);
         if msg.runnable != 0 {
             self.enqueue(ctx, task.gtid, home);
         }
     }
 
     fn task_wakeup(&mut self, ctx: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskWakeup) {
-        self.enqueue(ctx, task.gtid, task.home);
+        self.make_runnable(ctx, task);
+    }
+
+    fn task_affinity_changed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: &Task,
+        _: &abi::GhostMsgPayloadTaskAffinityChanged,
+    ) {
+        // A running or blocked task moves when it next becomes runnable.
+        let misplaced = self.queued_on(task.gtid).is_some_and(|c| !task.allowed(c));
+        if misplaced || self.waiting.contains(&task.gtid) {
+            self.requeue(ctx, task);
+        }
     }
 
     fn task_preempt(
@@ -143,8 +207,14 @@ impl Policy for Fifo {
         if self.current.contains_key(&cpu) {
             return;
         }
-        if let Some(&gtid) = self.rq.get(&cpu).and_then(|q| q.front()) {
-            plan.run(cpu, gtid);
+        // The queue holds only tasks allowed here (the check costs a
+        // lookup); one that is not would move on.
+        while let Some(&gtid) = self.rq.get(&cpu).and_then(|q| q.front()) {
+            match ctx.task(gtid).copied() {
+                Some(t) if t.allowed(cpu) => return plan.run(cpu, gtid),
+                Some(t) => self.requeue(ctx, &t),
+                None => self.remove(gtid),
+            }
         }
     }
 
@@ -159,11 +229,16 @@ impl Policy for Fifo {
             TxnResult::TargetNotFound | TxnResult::TargetNotRunnable | TxnResult::InvalidTarget => {
                 self.remove(gtid)
             }
-            // Its affinity excludes this CPU: try the next one.
+            // An older kernel checked affinity at commit and says it
+            // excludes this CPU (the runtime's view is behind: the
+            // TASK_AFFINITY_CHANGED is on its way, or it could not be
+            // read): try another CPU the task allows.
             TxnResult::InvalidCpu => {
                 self.remove(gtid);
-                let home = self.rehome(ctx, gtid);
-                self.enqueue(ctx, gtid, home);
+                if let Some(task) = ctx.task(gtid).copied() {
+                    let home = self.rehome(ctx, &task, Some(cpu));
+                    self.enqueue(ctx, gtid, home);
+                }
             }
             // Stale barriers, a busy CPU: try again next round.
             _ => {}
@@ -180,5 +255,6 @@ impl Policy for Fifo {
                 q
             );
         }
+        super::dump_waiting(out, &self.waiting);
     }
 }

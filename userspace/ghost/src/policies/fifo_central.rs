@@ -9,8 +9,14 @@
 //! goes to the back of the queue. A CPU taken by a higher class (a failed
 //! commit with `CPU_UNAVAIL`, or `CPU_BUSY`) is left alone until
 //! `CPU_AVAILABLE` or for a short back-off.
+//!
+//! Affinity: a free CPU gets the oldest such task that allows it
+//! ([`Task::allowed`]), so a task waits for a CPU it allows while younger
+//! ones take the others. A runnable task that allows none of the CPUs the
+//! agent schedules waits outside the run queue until its affinity changes
+//! (`TASK_AFFINITY_CHANGED`); [`FifoCentral::dump`] lists it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -40,6 +46,8 @@ struct CpuState {
 pub struct FifoCentral {
     /// Runnable tasks that are not running, oldest first.
     rq: VecDeque<i64>,
+    /// Runnable tasks whose affinity allows none of the CPUs scheduled.
+    waiting: BTreeSet<i64>,
     cpus: BTreeMap<usize, CpuState>,
     slice: Option<Duration>,
 }
@@ -64,9 +72,21 @@ impl FifoCentral {
         self.cpus.get(&cpu).and_then(|s| s.current)
     }
 
-    fn enqueue(&mut self, gtid: i64) {
-        if !self.rq.contains(&gtid) {
-            self.rq.push_back(gtid);
+    /// The runnable tasks that wait for an affinity that allows one of the
+    /// CPUs scheduled.
+    pub fn waiting(&self) -> Vec<i64> {
+        self.waiting.iter().copied().collect()
+    }
+
+    /// A runnable task: at the back of the run queue, or among the waiting
+    /// if it allows none of the CPUs.
+    fn enqueue(&mut self, ctx: &Ctx<'_>, task: &Task) {
+        if ctx.allowed_cpus(task).next().is_none() {
+            self.rq.retain(|&g| g != task.gtid);
+            self.waiting.insert(task.gtid);
+        } else if !self.rq.contains(&task.gtid) {
+            self.waiting.remove(&task.gtid);
+            self.rq.push_back(task.gtid);
         }
     }
 
@@ -81,6 +101,7 @@ impl FifoCentral {
     fn forget(&mut self, gtid: i64) {
         self.off_cpu(gtid);
         self.rq.retain(|&g| g != gtid);
+        self.waiting.remove(&gtid);
     }
 
     fn set_busy(&mut self, cpu: i32, busy: bool) {
@@ -91,25 +112,43 @@ impl FifoCentral {
 }
 
 impl Policy for FifoCentral {
-    fn task_new(&mut self, _: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskNew) {
+    fn task_new(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskNew) {
         self.forget(task.gtid);
         if msg.runnable != 0 {
-            self.enqueue(task.gtid);
+            self.enqueue(ctx, task);
         }
     }
 
-    fn task_wakeup(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskWakeup) {
-        self.enqueue(task.gtid);
+    fn task_wakeup(&mut self, ctx: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskWakeup) {
+        self.enqueue(ctx, task);
     }
 
-    fn task_preempt(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskPreempt) {
+    fn task_preempt(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: &Task,
+        _: &abi::GhostMsgPayloadTaskPreempt,
+    ) {
         self.off_cpu(task.gtid);
-        self.enqueue(task.gtid);
+        self.enqueue(ctx, task);
     }
 
-    fn task_yield(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskYield) {
+    fn task_yield(&mut self, ctx: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskYield) {
         self.off_cpu(task.gtid);
-        self.enqueue(task.gtid);
+        self.enqueue(ctx, task);
+    }
+
+    fn task_affinity_changed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: &Task,
+        _: &abi::GhostMsgPayloadTaskAffinityChanged,
+    ) {
+        // A queued task keeps its place (each CPU takes the oldest task it
+        // may run); a running one comes back with its TASK_PREEMPT.
+        if self.rq.contains(&task.gtid) || self.waiting.contains(&task.gtid) {
+            self.enqueue(ctx, task);
+        }
     }
 
     fn task_blocked(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskBlocked) {
@@ -139,15 +178,13 @@ impl Policy for FifoCentral {
 
     fn schedule(&mut self, ctx: &mut Ctx<'_>, plan: &mut Plan) {
         let now = ctx.now();
-        let Self { rq, cpus, slice } = self;
-        // Candidates in FIFO order, skipping tasks still on a CPU.
-        let mut skipped = false;
-        let mut candidates = rq.iter().copied().filter(|&g| {
-            let on_cpu = ctx.status_word(g).is_some_and(|sw| sw.on_cpu());
-            skipped |= on_cpu;
-            !on_cpu
-        });
-        let (mut waiting_on_cpus, mut unfilled) = (false, false);
+        let Self {
+            rq, cpus, slice, ..
+        } = self;
+        let on_cpu = |g| ctx.status_word(g).is_some_and(|sw| sw.on_cpu());
+        // Whether a task was passed over because it is still on a CPU, a
+        // CPU found no task, a CPU will be free again by itself.
+        let (mut skipped, mut unfilled, mut waiting_on_cpus) = (false, false, false);
         for &cpu in ctx.cpus() {
             let s = cpus.entry(cpu).or_default();
             if s.busy || s.backoff.is_some_and(|t| t > now) {
@@ -163,14 +200,23 @@ impl Policy for FifoCentral {
                 waiting_on_cpus |= slice.is_some();
                 continue;
             }
-            let Some(gtid) = candidates.next() else {
-                unfilled = true;
-                break;
-            };
-            plan.run(cpu, gtid);
+            // The oldest task that may run here, not planned yet, and off
+            // every CPU.
+            let pick = rq
+                .iter()
+                .copied()
+                .filter(|&g| ctx.allowed(g, cpu) && !plan.runs(g))
+                .find(|&g| {
+                    let busy = on_cpu(g);
+                    skipped |= busy;
+                    !busy
+                });
+            match pick {
+                Some(gtid) => plan.run(cpu, gtid),
+                None => unfilled = true,
+            }
         }
-        let tasks_wait = candidates.next().is_some();
-        drop(candidates);
+        let tasks_wait = rq.iter().any(|&g| !plan.runs(g) && !on_cpu(g));
         // Nothing tells the agent when a slice or a back-off ends, or when a
         // task skipped above leaves its CPU: look again soon.
         if (tasks_wait && waiting_on_cpus) || (skipped && unfilled) {
@@ -193,7 +239,9 @@ impl Policy for FifoCentral {
             TxnResult::TargetNotFound | TxnResult::TargetNotRunnable | TxnResult::InvalidTarget => {
                 self.rq.retain(|&g| g != gtid);
             }
-            // Its affinity excludes this CPU: let the others go first.
+            // An older kernel checked affinity at commit and says it
+            // excludes this CPU (the runtime's view is behind): let the
+            // others go first.
             TxnResult::InvalidCpu => {
                 self.rq.retain(|&g| g != gtid);
                 self.rq.push_back(gtid);
@@ -204,6 +252,7 @@ impl Policy for FifoCentral {
 
     fn dump(&self, out: &mut String) {
         let _ = writeln!(out, "run queue: {} runnable {:?}", self.rq.len(), self.rq);
+        super::dump_waiting(out, &self.waiting);
         for (cpu, s) in &self.cpus {
             let _ = write!(out, "cpu {cpu}: ");
             match s.current {

@@ -140,21 +140,152 @@ fn fifo_forgets_blocked_dead_and_departed_tasks() {
 }
 
 #[test]
-fn fifo_starts_over_on_rediscovery_and_rehomes_on_affinity() {
-    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2], None);
+fn fifo_starts_over_on_rediscovery_and_moves_on_after_invalid_cpu() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2, 3], None);
+    r.k.allow(A, &[1, 3]);
+    r.k.allow(B, &[2]);
     r.feed(1, &[new(1, A, true)]);
     assert_eq!(r.s.policy().run_queue(1), vec![A]);
-    // `discover tasks` after a takeover: TASK_NEW again, new home.
+    // `discover tasks` after a takeover: TASK_NEW again, a new home among
+    // the CPUs A allows (not 2).
     r.feed(1, &[new(5, A, true)]);
     assert_eq!(r.s.policy().run_queue(1), vec![]);
-    assert_eq!(r.s.policy().run_queue(2), vec![A]);
+    assert_eq!(r.s.policy().run_queue(3), vec![A]);
     assert_eq!(r.s.task(A).unwrap().seqnum, 5);
-    // Not allowed on CPU 2: moved on, queue and all.
-    r.commit(2, 2, A, TxnResult::InvalidCpu);
+    // An older kernel refuses CPU 3 (INVALID_CPU): A moves on, queue and
+    // all, to the other CPU it allows.
+    r.commit(3, 3, A, TxnResult::InvalidCpu);
     assert_eq!(r.s.policy().run_queue(1), vec![A]);
-    assert_eq!(r.s.policy().run_queue(2), vec![]);
+    assert_eq!(r.s.policy().run_queue(3), vec![]);
     assert_eq!(r.s.task(A).unwrap().home, Some(1));
     assert_eq!(r.k.assoc.last(), Some(&(A, 1, 5)));
+    // Refused on the only CPU it allows: it waits for the affinity change
+    // that is on its way, and goes where that allows.
+    r.feed(1, &[new(1, B, true)]);
+    assert_eq!(r.s.policy().run_queue(2), vec![B]);
+    r.commit(2, 2, B, TxnResult::InvalidCpu);
+    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.plan(2), vec![]);
+    r.k.allow(B, &[3]);
+    r.feed(2, &[affinity(2, B)]);
+    assert_eq!(r.s.policy().waiting(), vec![]);
+    assert_eq!(r.s.policy().run_queue(3), vec![B]);
+}
+
+#[test]
+fn fifo_commits_a_task_only_where_its_affinity_allows() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2, 3], None);
+    r.k.allow(A, &[3]);
+    r.k.allow(B, &[1, 2]);
+    // C's affinity cannot be read (gone, or never readable): anywhere.
+    r.feed(1, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    // Round-robin homes, skipping CPUs a task does not allow.
+    assert_eq!(
+        [A, B, C].map(|g| r.s.task(g).unwrap().home),
+        [Some(3), Some(1), Some(2)]
+    );
+    assert_eq!(r.s.stats.affinity_unread, 1);
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    assert_eq!(r.plan(2), vec![(2, C)]);
+    assert_eq!(r.plan(3), vec![(3, A)]);
+    // A runs, is preempted, yields, blocks and wakes: always back on 3.
+    r.commit(3, 3, A, TxnResult::Complete);
+    r.feed(3, &[preempt(2, A, 3)]);
+    assert_eq!(r.s.policy().run_queue(3), vec![A]);
+    r.commit(3, 3, A, TxnResult::Complete);
+    r.feed(3, &[yielded(3, A, 3), blocked(4, A, 3), wakeup(5, A)]);
+    assert_eq!(r.s.policy().run_queue(3), vec![A]);
+    for cpu in [1, 2] {
+        assert!(!r.s.policy().run_queue(cpu).contains(&A));
+    }
+    // B's affinity changes while it is blocked: it stays put, and goes to
+    // a CPU it allows when it wakes (on its old home's queue).
+    r.feed(1, &[blocked(2, B, 1)]);
+    r.k.allow(B, &[3]);
+    r.feed(1, &[affinity(3, B)]);
+    assert_eq!(r.s.task(B).unwrap().home, Some(1));
+    r.feed(1, &[wakeup(4, B)]);
+    assert_eq!(r.s.task(B).unwrap().home, Some(3));
+    assert_eq!(r.s.policy().run_queue(1), vec![]);
+    assert_eq!(r.s.policy().run_queue(3), vec![A, B]);
+    assert_eq!(r.plan(1), vec![]);
+    assert_eq!(r.k.assoc.last(), Some(&(B, 3, 4)));
+}
+
+#[test]
+fn fifo_moves_a_queued_task_whose_affinity_drops_its_cpu() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2], None);
+    for g in [A, B, C] {
+        r.k.allow(g, &[1, 2]);
+    }
+    r.feed(1, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![A, C]);
+    assert_eq!(r.s.policy().run_queue(2), vec![B]);
+    r.s.take_pings(1);
+    // A may no longer use CPU 1: to CPU 2's queue (and its messages too).
+    r.k.allow(A, &[2]);
+    r.feed(1, &[affinity(2, A)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![C]);
+    assert_eq!(r.s.policy().run_queue(2), vec![B, A]);
+    assert_eq!(r.s.task(A).unwrap().home, Some(2));
+    assert_eq!(r.k.assoc.last(), Some(&(A, 2, 2)));
+    assert_eq!(r.s.take_pings(1).iter().collect::<Vec<_>>(), vec![2]);
+    // A change that keeps the CPU keeps the task's place.
+    r.k.allow(C, &[1]);
+    r.feed(1, &[affinity(2, C)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![C]);
+    // The current task: the kernel forces it off (TASK_PREEMPT after the
+    // change), and it goes where it is allowed then.
+    assert_eq!(r.plan(2), vec![(2, B)]);
+    r.commit(2, 2, B, TxnResult::Complete);
+    r.k.allow(B, &[1]);
+    r.feed(2, &[affinity(2, B)]);
+    assert_eq!(r.s.policy().run_queue(2), vec![A]);
+    r.feed(2, &[preempt(3, B, 2)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![C, B]);
+    assert_eq!(r.s.policy().run_queue(2), vec![A]);
+    assert_eq!(r.plan(2), vec![(2, A)]);
+}
+
+#[test]
+fn fifo_task_with_no_allowed_cpu_waits() {
+    let mut r = Run::new(Fifo::new(), Model::PerCpu, &[1, 2], None);
+    // A may only run on CPU 5, which is not the enclave's.
+    r.k.allow(A, &[5]);
+    r.k.allow(B, &[1, 2]);
+    r.feed(1, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.s.task(A).unwrap().home, None);
+    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.policy().run_queue(1), vec![B]);
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    assert_eq!(r.plan(2), vec![]);
+    let dump = r.s.dump();
+    assert!(
+        dump.contains("waiting, no CPU of the enclave in their affinity: 1 {256}"),
+        "{dump}"
+    );
+    // A queued task whose affinity leaves the enclave joins it; a blocked
+    // one that wakes with no CPU too.
+    r.k.allow(B, &[7]);
+    r.feed(1, &[affinity(2, B)]);
+    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.s.policy().run_queue(1), vec![]);
+    assert_eq!(r.plan(1), vec![]);
+    r.feed(1, &[blocked(3, B, 1)]);
+    assert_eq!(r.s.policy().waiting(), vec![A]);
+    r.feed(1, &[wakeup(4, B)]);
+    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    // An affinity that allows an enclave CPU again: off they go.
+    r.k.allow(A, &[2, 5]);
+    r.feed(1, &[affinity(2, A)]);
+    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.s.policy().run_queue(2), vec![A]);
+    assert_eq!(r.s.task(A).unwrap().home, Some(2));
+    assert_eq!(r.plan(2), vec![(2, A)]);
+    // A waiting task that dies is forgotten.
+    r.feed(1, &[dead(5, B, 1)]);
+    assert_eq!(r.s.policy().waiting(), vec![]);
+    assert!(!r.s.dump().contains("waiting"));
 }
 
 #[test]
@@ -240,6 +371,85 @@ fn central_backs_off_busy_cpus() {
     r.feed(0, &[cpu_busy(2, false)]);
     r.now += Duration::from_millis(2);
     assert_eq!(r.plan(0), vec![(1, A)]);
+}
+
+#[test]
+fn central_commits_a_task_only_where_its_affinity_allows() {
+    let slice = Duration::from_micros(50);
+    let mut r = Run::new(
+        FifoCentral::new(Some(slice)),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2, 3],
+        None,
+    );
+    r.k.allow(A, &[3]);
+    r.k.allow(B, &[0, 1, 2]);
+    // C and D: every CPU.
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    // Each free CPU takes the oldest task it may run.
+    assert_eq!(r.plan(0), vec![(1, B), (2, C), (3, A)]);
+    for (cpu, g) in [(1, B), (2, C), (3, A)] {
+        r.commit(0, cpu, g, TxnResult::Complete);
+    }
+    // D may only run on CPU 1: when the slices end, it takes CPU 1's, and
+    // the tasks of CPUs 2 and 3 keep theirs.
+    r.k.allow(D, &[1]);
+    r.feed(0, &[new(1, D, true)]);
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, D)]);
+    r.commit(0, 1, D, TxnResult::Complete);
+    // B (preempted) may not use CPU 3, which A leaves free: B takes CPU 2,
+    // whose slice is over, and A gets CPU 3 back.
+    r.feed(0, &[preempt(2, B, 1), yielded(2, A, 3)]);
+    assert_eq!(r.s.policy().run_queue(), vec![B, A]);
+    assert_eq!(r.plan(0), vec![(2, B), (3, A)]);
+    // With A gone, CPU 3 stays free rather than take B.
+    r.feed(0, &[dead(3, A, 3)]);
+    assert_eq!(r.plan(0), vec![(2, B)]);
+}
+
+#[test]
+fn central_follows_affinity_changes_and_waits_without_a_cpu() {
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2],
+        None,
+    );
+    // A allows only the global agent's CPU, which runs no task.
+    r.k.allow(A, &[0]);
+    r.k.allow(B, &[1, 2]);
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.policy().run_queue(), vec![B]);
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    assert!(!r.polls(0), "a waiting task waits for a message");
+    let dump = r.s.dump();
+    assert!(
+        dump.contains("waiting, no CPU of the enclave in their affinity: 1 {256}"),
+        "{dump}"
+    );
+    // B's affinity drops CPU 1 before its commit (which the barrier makes
+    // stale): it goes to CPU 2 instead.
+    r.k.allow(B, &[2]);
+    r.feed(0, &[affinity(2, B)]);
+    r.commit(0, 1, B, TxnResult::TargetStale);
+    assert_eq!(r.plan(0), vec![(2, B)]);
+    // A may use CPU 1 now; B leaves the enclave's CPUs and waits.
+    r.k.allow(A, &[0, 1]);
+    r.k.allow(B, &[5]);
+    r.feed(0, &[affinity(2, A), affinity(3, B)]);
+    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    // A task woken with no CPU it allows waits too.
+    r.commit(0, 1, A, TxnResult::Complete);
+    r.feed(0, &[blocked(3, A, 1)]);
+    r.k.allow(A, &[0]);
+    r.feed(0, &[affinity(4, A), wakeup(5, A)]);
+    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.plan(0), vec![]);
+    r.feed(0, &[departed(6, A, 1), dead(4, B, 1)]);
+    assert_eq!(r.s.policy().waiting(), vec![]);
 }
 
 #[test]
