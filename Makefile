@@ -11,6 +11,10 @@
 #   make kernel      build the kernel (incremental)
 #   make userspace   build the userspace workspace (release)
 #   make vm          an interactive shell in the VM, tools on PATH
+#   make kernel-deb  Debian packages of the kernel (bindeb-pkg); KCONFIG=FILE|lean,
+#                    LOCALMODCONFIG=1 (Documentation/ghost-rs/installing.rst)
+#   make userspace-deb  the Debian package of the userspace (agents, ghostctl,
+#                    ghost-exp, systemd units, man pages)
 #   make clean       remove build outputs (keeps the extracted tree; FRESH=1 for all)
 #
 # Everything is built under build/ (git-ignored).
@@ -18,7 +22,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test test-kasan fuzz setup prepare kernel userspace vm clean check-host
+.PHONY: all run test test-kasan fuzz setup prepare kernel userspace vm clean check-host \
+	kernel-deb userspace-deb
 
 all: kernel userspace
 
@@ -34,6 +39,12 @@ kernel: prepare
 userspace: setup
 	@echo "userspace: cargo build --release (userspace/)"
 	@cd userspace && PATH="$$HOME/.cargo/bin:$$PATH" $(CARGO) build --release --quiet
+
+kernel-deb: setup
+	@scripts/kernel-deb
+
+userspace-deb: userspace
+	@scripts/userspace-deb
 
 run: kernel userspace
 	@scripts/vm-run demo
