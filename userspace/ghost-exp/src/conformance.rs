@@ -625,12 +625,12 @@ impl RigUp {
     }
 
     /// Commits `gtid` with the freshest barrier until the outcome is not
-    /// `TARGET_STALE` (a message the commander had not read yet), at most
-    /// 50 times.
+    /// `TARGET_STALE` (a message the commander had not read yet) or
+    /// `CPU_UNAVAIL` (another class had c1 for a moment), at most 200 times.
     fn commit_settled(&self, gtid: i64) -> Result<i32, String> {
         let mut s = self.commit(gtid, 0, FRESH)?;
-        for _ in 0..50 {
-            if s != abi::GHOST_TXN_TARGET_STALE {
+        for _ in 0..200 {
+            if s != abi::GHOST_TXN_TARGET_STALE && s != abi::GHOST_TXN_CPU_UNAVAIL {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));

@@ -308,9 +308,12 @@ pub fn destroys_under_load() -> Result<(), String> {
                 sys::sched_policy(tid)
             );
             let w = sp.work[i].load(Ordering::Relaxed);
+            // A CFS thread runs within milliseconds; the cap only catches
+            // one that never runs again (a busy host can stop the VM's
+            // vCPUs for seconds).
             ensure!(
-                wait_for(5000, || sp.work[i].load(Ordering::Relaxed) > w),
-                "round {round}: thread {tid} stopped after destroy"
+                wait_for(60_000, || sp.work[i].load(Ordering::Relaxed) > w),
+                "round {round}: thread {tid} made no progress in 60 s after destroy"
             );
             returned += 1;
             figures::returned(1);
