@@ -6,7 +6,9 @@
 
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
-use crate::{agents, capabilities, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling};
+use crate::{
+    abi91, agents, capabilities, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -192,13 +194,14 @@ pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
 }
 
 /// Every test, in the order they run: the core tests above, then the
-/// conformance suite, fault injection and the fuzzer, each module with its
-/// own list.
+/// conformance suite, the ABI 91 semantics, fault injection and the fuzzer,
+/// each module with its own list.
 pub fn all() -> impl Iterator<Item = &'static Test> {
     TESTS
         .iter()
         .chain(conformance::TESTS)
         .chain(capabilities::TESTS)
+        .chain(abi91::TESTS)
         .chain(faults::TESTS)
         .chain(fuzz::TESTS)
 }
