@@ -27,8 +27,18 @@ use crate::sys::{self, errno_name, Exit};
 use ghost_abi as abi;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI32, AtomicU32};
 use std::time::Duration;
+
+/// Records a failure (a formatted reason) in `$wrong` unless `$cond` holds:
+/// for tests that check several things and report every failure at once.
+macro_rules! expect {
+    ($wrong:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            $wrong.push(format!($($fmt)+));
+        }
+    };
+}
 
 /// The tests, in the order they run.
 pub const TESTS: &[Test] = &[
@@ -136,7 +146,13 @@ pub(crate) fn command(op: u32, e: &Enclave, r: &Rig) -> i32 {
                 flags: 0,
             };
             let res = ioctl(&e.ctl, abi::GHOST_IOC_COMMIT_TXN, (&raw mut c).cast());
-            r.aux.store(final_state(e, cpu), SeqCst);
+            // Refused: the transaction was not even claimed.
+            let s = if res.is_ok() {
+                final_state(e, cpu)
+            } else {
+                e.txn_state(cpu)
+            };
+            r.aux.store(s, SeqCst);
             res.unwrap_or_else(|x| -x)
         }
         OP_SELF_INFO => {
@@ -162,10 +178,11 @@ fn txn(gtid: i64, commit_flags: u8, task_barrier: u32) -> Txn {
 
 /// The final state of `cpu`'s transaction (committed: negative), waiting
 /// while it is still `READY` or claimed (a kernel that commits a remote
-/// transaction later, as ghOSt does for greedy ones), at most 10 s.
+/// transaction later, as ghOSt does for greedy ones), at most 3 s (less
+/// than a rig command may take).
 fn final_state(e: &Enclave, cpu: usize) -> i32 {
     let mut s = e.txn_state(cpu);
-    for _ in 0..5000 {
+    for _ in 0..1500 {
         if s < 0 {
             break;
         }
@@ -216,6 +233,46 @@ fn commit_with(rig: &RigUp, gtid: i64, commit_flags: u8, mode: u32) -> Result<i3
     s
 }
 
+/// What the rig saw, for failure reports: the outcomes of the commander's
+/// automatic commits, the task messages it read, task 0's iterations and
+/// last CPU.
+fn rig_state(rig: &RigUp) -> String {
+    let msgs: Vec<String> = (64..80u16)
+        .filter(|&t| rig.a_count(t) != 0)
+        .map(|t| format!("{} x{}", msg_name(t), rig.a_count(t)))
+        .collect();
+    format!(
+        "auto commits: [{}]; messages: [{}]; task 0: {} iterations, last on CPU {}",
+        rig.unexpected_outcomes(&[]).join(", "),
+        msgs.join(", "),
+        rig.r.works[0].load(SeqCst),
+        rig.r.cpus[0].load(SeqCst)
+    )
+}
+
+/// The threads runnable (state R) on `cpu`, as `tid (comm)`.
+fn runnable_threads_on(cpu: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if runnable_on(tid, cpu) {
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                found.push(format!("{tid} ({})", comm.trim()));
+            }
+        }
+    }
+    found
+}
+
 /// Whether `pid`'s nice is `nice`, seen by `getpriority` and by
 /// `sched_getattr` (which also says `SCHED_GHOST`).
 fn check_nice(pid: i32, nice: i32, who: &str) -> Result<(), String> {
@@ -245,12 +302,38 @@ fn check_nice(pid: i32, nice: i32, who: &str) -> Result<(), String> {
 /// stays so until the agent frees it.
 fn exit_blocked_then_dead() -> Result<(), String> {
     let rig = rig(191)?;
+    off_c1(&rig, || blocked_then_dead(&rig))?;
+    rig.finish(&[])
+}
+
+/// Runs `f` with the calling thread (a CFS task, which would take `c1`
+/// from the ghost task now and then) kept on the rig's `c0`.
+fn off_c1<T>(rig: &RigUp, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    sys::set_affinity(0, &[rig.c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    let res = f();
+    let all: Vec<usize> = (0..=rig.c1).collect();
+    let _ = sys::set_affinity(0, &all);
+    res
+}
+
+/// Starts task 0 of the rig (a spinner that may run on every CPU).
+fn start_task(rig: &RigUp) -> Result<i32, String> {
+    let (id, r, c0) = (rig.id, rig.r, rig.c0);
+    let all: Vec<usize> = (0..=rig.c1).collect();
+    let t = sys::fork_child(move || {
+        let _ = sys::set_affinity(0, &all);
+        spinner(id, r, 0, c0)
+    })?;
+    figures::entered(1);
+    Ok(t)
+}
+
+fn blocked_then_dead(rig: &RigUp) -> Result<(), String> {
     let r = rig.r;
-    let (id, c0, c1) = (rig.id, rig.c0, rig.c1);
+    let (id, c1) = (rig.id, rig.c1);
     // Run the tasks, but leave the words of dead ones to the test.
     r.auto.store(1, SeqCst);
-    let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
-    figures::entered(1);
+    let t = start_task(rig)?;
     ensure!(rig.progresses(0), "the task did not run");
     let gtid = sys::gtid_of(t);
     ensure!(gtid > 0, "no gtid for the task");
@@ -266,9 +349,11 @@ fn exit_blocked_then_dead() -> Result<(), String> {
     ensure!(
         wait_for(10_000, || oncpu(obs.sw_word(index).1)
             && r.cpus[0].load(SeqCst) == c1 as i32),
-        "the task is not on CPU {c1}: word flags {:#x}, last CPU {}",
+        "the task is not on CPU {c1} (waited 10 s): word flags {:#x}; {}; runnable on CPU \
+         {c1}: {:?}",
         obs.sw_word(index).1,
-        r.cpus[0].load(SeqCst)
+        rig_state(rig),
+        runnable_threads_on(c1)
     );
     // It sees this only while it runs, and exits at once.
     r.stop[0].store(1, SeqCst);
@@ -280,10 +365,12 @@ fn exit_blocked_then_dead() -> Result<(), String> {
     let exit = sys::wait_child(t)?;
     ensure!(exit == Exit::Code(0), "task ended {exit:?}");
     figures::returned(1);
-    let n = (r.log_n.load(SeqCst) as usize).min(r.log.len());
-    let log: Vec<(u16, u32, u32)> = r.log[..n]
-        .iter()
-        .map(|e| {
+    // The ring's last messages, oldest first.
+    let logged = r.log_n.load(SeqCst) as usize;
+    let n = logged.min(r.log.len());
+    let log: Vec<(u16, u32, u32)> = (logged - n..logged)
+        .map(|i| {
+            let e = &r.log[i % r.log.len()];
             (
                 e[0].load(SeqCst) as u16,
                 e[1].load(SeqCst),
@@ -337,7 +424,7 @@ fn exit_blocked_then_dead() -> Result<(), String> {
     let flags = obs.sw_word(index).1;
     ensure!(flags == 0, "status word {flags:#x} after SW_FREE");
     drop(obs);
-    rig.finish(&[])
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -347,8 +434,8 @@ fn exit_blocked_then_dead() -> Result<(), String> {
 /// word (found earlier with `SW_GET_INFO(GHOST_AGENT)`) is marked
 /// `CANFREE` and stays allocated (`INUSE`, its gtid, the region's
 /// `available` count unchanged) until the process frees it with `SW_FREE`,
-/// which then succeeds; freeing it again fails. The CPU has no agent any
-/// more (`SW_GET_INFO(GHOST_AGENT)`: EINVAL).
+/// which then succeeds; freeing it again fails (EINVAL: not `CANFREE`).
+/// The CPU has no agent any more (`SW_GET_INFO(GHOST_AGENT)`: EINVAL).
 fn dead_agent_word_canfree() -> Result<(), String> {
     let rig = rig(192)?;
     let r = rig.r;
@@ -414,8 +501,13 @@ fn dead_agent_word_canfree() -> Result<(), String> {
         obs.sw_available(),
         available + 1
     );
+    // ghOSt: the word is no longer CANFREE.
     let again = rig.command(OP_SW_FREE_INDEX, 0, i64::from(index), 0, 0)?;
-    ensure!(again != 0, "a second SW_FREE of the same word succeeded");
+    ensure!(
+        again == libc::EINVAL,
+        "a second SW_FREE of the same word: {}, want EINVAL",
+        errno_name(again)
+    );
     drop(obs);
     rig.finish(&[])
 }
@@ -433,10 +525,8 @@ fn dead_agent_word_canfree() -> Result<(), String> {
 fn setattr_nice_in_ghost() -> Result<(), String> {
     let rig = rig(193)?;
     let r = rig.r;
-    let (id, c0) = (rig.id, rig.c0);
     r.auto.store(3, SeqCst);
-    let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
-    figures::entered(1);
+    let t = start_task(&rig)?;
     ensure!(rig.progresses(0), "the task did not run");
     let prio = || rig.a_count(abi::MSG_TASK_PRIORITY_CHANGED);
     // One message for one change, with the new nice.
@@ -607,22 +697,18 @@ fn numa_node0() -> Result<(), String> {
 ///   gtid 0) transaction of its ends `NOT_PERMITTED` and nothing runs.
 fn commit_semantics() -> Result<(), String> {
     let rig = rig(195)?;
-    // The test's own process is a CFS task: off c1, where it would preempt
-    // the ghost task.
-    sys::set_affinity(0, &[rig.c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
-    let res = commits(&rig);
-    let all: Vec<usize> = (0..=rig.c1).collect();
-    let _ = sys::set_affinity(0, &all);
-    let t = res?;
+    let t = off_c1(&rig, || commits(&rig))?;
     rig.r.auto.store(3, SeqCst);
     rig.finish(&[(0, t)])
 }
 
 fn commits(rig: &RigUp) -> Result<i32, String> {
     let r = rig.r;
-    let (id, c0, c1) = (rig.id, rig.c0, rig.c1);
+    let (id, c1) = (rig.id, rig.c1);
     let obs = observe(id)?;
     let at_commit = abi::COMMIT_AT_TXN_COMMIT;
+    // Every check runs; the failures are reported together.
+    let mut wrong = Vec::new();
 
     // Poisoning: the home CPU's transaction after a failed remote one.
     r.commit_flags.store(u32::from(at_commit), SeqCst);
@@ -631,14 +717,16 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
     let ok_home = rig.command(OP_COMMIT_WITH_HOME, c1, abi::GHOST_AGENT_GTID, 0, 0)?;
     let ok_remote = r.aux.load(SeqCst);
     r.commit_flags.store(0, SeqCst);
-    ensure!(
+    expect!(
+        wrong,
         remote == abi::GHOST_TXN_TARGET_NOT_FOUND && home == abi::GHOST_TXN_POISONED,
         "one COMMIT_TXN, remote txn of no task: remote {}, home {}; want TARGET_NOT_FOUND \
          and POISONED",
         state_name(remote),
         state_name(home)
     );
-    ensure!(
+    expect!(
+        wrong,
         ok_remote == abi::GHOST_TXN_COMPLETE && ok_home == abi::GHOST_TXN_COMPLETE,
         "one COMMIT_TXN, remote ping: remote {}, home {}; want COMPLETE for both",
         state_name(ok_remote),
@@ -654,43 +742,54 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
         .map_err(|x| format!("SW_GET_INFO(GHOST_AGENT, {c1}): {}", errno_name(x)))?
         .index;
     r.barrier.store(0, SeqCst);
-    let failed_commit = |flags: u8| -> Result<u32, String> {
+    let failed_commit = |flags: u8| -> Result<(i32, u32), String> {
         let before = obs.sw_barrier(agent_word);
         let s = commit_with(rig, NO_TASK, flags | at_commit, GIVEN)?;
-        let moved = obs.sw_barrier(agent_word).wrapping_sub(before);
-        ensure!(
-            s == abi::GHOST_TXN_TARGET_NOT_FOUND,
-            "commit of no task (flags {flags:#x}): {}",
-            state_name(s)
-        );
-        Ok(moved)
+        Ok((s, obs.sw_barrier(agent_word).wrapping_sub(before)))
     };
-    for i in 0..5 {
-        let moved = failed_commit(abi::INC_AGENT_BARRIER_ON_FAILURE)?;
-        ensure!(
-            moved >= 1,
-            "try {i}: a failed commit with INC_AGENT_BARRIER_ON_FAILURE left the agent \
-             barrier of CPU {c1}"
-        );
+    let mut with_flag = Vec::new();
+    for _ in 0..5 {
+        with_flag.push(failed_commit(abi::INC_AGENT_BARRIER_ON_FAILURE)?);
     }
-    let mut moves = Vec::new();
+    let mut without_flag = Vec::new();
     for _ in 0..10 {
-        let moved = failed_commit(0)?;
-        moves.push(moved);
+        let (s, moved) = failed_commit(0)?;
+        without_flag.push((s, moved));
         if moved == 0 {
             break;
         }
     }
-    ensure!(
-        moves.last() == Some(&0),
-        "a failed commit without INC_AGENT_BARRIER_ON_FAILURE moved the agent barrier of \
-         CPU {c1} every time, by {moves:?}"
+    let not_found = |v: &[(i32, u32)]| v.iter().all(|&(s, _)| s == abi::GHOST_TXN_TARGET_NOT_FOUND);
+    expect!(
+        wrong,
+        not_found(&with_flag) && not_found(&without_flag),
+        "commits of no task: {:?}, want TARGET_NOT_FOUND",
+        with_flag
+            .iter()
+            .chain(&without_flag)
+            .map(|&(s, _)| state_name(s))
+            .collect::<Vec<_>>()
+    );
+    expect!(
+        wrong,
+        with_flag.iter().all(|&(_, moved)| moved >= 1),
+        "failed commits with INC_AGENT_BARRIER_ON_FAILURE moved the agent barrier of CPU \
+         {c1} by {:?}, want at least 1 each",
+        with_flag.iter().map(|m| m.1).collect::<Vec<_>>()
+    );
+    expect!(
+        wrong,
+        without_flag.last().is_some_and(|m| m.1 == 0),
+        "failed commits without INC_AGENT_BARRIER_ON_FAILURE moved the agent barrier of \
+         CPU {c1} every time, by {:?}",
+        without_flag.iter().map(|m| m.1).collect::<Vec<_>>()
     );
 
     // A 4096-byte mask.
     let res = rig.command(OP_COMMIT_MASK_LEN, c1, 4096, 0, 0)?;
     let s = r.aux.load(SeqCst);
-    ensure!(
+    expect!(
+        wrong,
         res == 0 && s == abi::GHOST_TXN_COMPLETE,
         "COMMIT_TXN with mask_len 4096: {} (txn {}), want 0 and COMPLETE",
         if res < 0 {
@@ -702,14 +801,9 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
     );
     figures::ops(20);
 
-    // A task running on c1 (allowed everywhere: this thread is not).
+    // A task running on c1.
     r.auto.store(1, SeqCst);
-    let all: Vec<usize> = (0..=c1).collect();
-    let t = sys::fork_child(move || {
-        let _ = sys::set_affinity(0, &all);
-        spinner(id, r, 0, c0)
-    })?;
-    figures::entered(1);
+    let t = start_task(rig)?;
     ensure!(rig.progresses(0), "the task did not run");
     let gtid = sys::gtid_of(t);
     let word = obs
@@ -728,11 +822,6 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
         let p0 = preempts();
         let without = commit_with(rig, gtid, at_commit, FRESH)?;
         let with = commit_with(rig, gtid, abi::ALLOW_TASK_ONCPU | at_commit, FRESH)?;
-        ensure!(
-            with == abi::GHOST_TXN_COMPLETE || with == abi::GHOST_TXN_TARGET_STALE,
-            "commit of the task with ALLOW_TASK_ONCPU: {}, want COMPLETE",
-            state_name(with)
-        );
         let w = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(200));
         let ran = r.works[0].load(SeqCst) > w + 50;
@@ -743,16 +832,21 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
             state_name(with),
             preempts() - p0
         ));
+        if with != abi::GHOST_TXN_COMPLETE && with != abi::GHOST_TXN_TARGET_STALE {
+            // Not a passing circumstance: the commit itself is refused.
+            break;
+        }
         if without == abi::GHOST_TXN_TARGET_ONCPU && with == abi::GHOST_TXN_COMPLETE && quiet && ran
         {
             kept = true;
             break;
         }
     }
-    ensure!(
+    expect!(
+        wrong,
         kept,
         "the running task committed with ALLOW_TASK_ONCPU did not keep its CPU \
-         quietly; tries: {}",
+         quietly (want COMPLETE, no TASK_PREEMPT, still running); tries: {}",
         tries.join("; ")
     );
 
@@ -775,48 +869,62 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
     );
     let p0 = preempts();
     let s = commit_with(rig, 0, at_commit, FRESH)?;
-    ensure!(
+    expect!(
+        wrong,
         s == abi::GHOST_TXN_COMPLETE,
         "gtid 0 on CPU {c1}: {}, want COMPLETE",
         state_name(s)
     );
-    ensure!(
-        wait_for(10_000, || preempts() > p0),
-        "no TASK_PREEMPT for the task gtid 0 took off CPU {c1}"
+    let preempted = wait_for(10_000, || preempts() > p0);
+    expect!(
+        wrong,
+        preempted,
+        "no TASK_PREEMPT for the task gtid 0 was to take off CPU {c1} (waited 10 s)"
     );
     std::thread::sleep(Duration::from_millis(50));
     let w = r.works[0].load(SeqCst);
     std::thread::sleep(Duration::from_millis(300));
     let ran = r.works[0].load(SeqCst) - w;
-    ensure!(ran == 0, "the unscheduled task ran {ran} iterations");
     let flags = obs.sw_word(word).1;
-    ensure!(
-        flags & abi::GHOST_SW_TASK_RUNNABLE != 0 && flags & abi::GHOST_SW_TASK_ONCPU == 0,
-        "the unscheduled task's word {flags:#x}: want RUNNABLE, not ONCPU"
+    expect!(
+        wrong,
+        ran == 0
+            && flags & abi::GHOST_SW_TASK_RUNNABLE != 0
+            && flags & abi::GHOST_SW_TASK_ONCPU == 0,
+        "after gtid 0 on its CPU the task ran {ran} iterations in 300 ms, its word {flags:#x} \
+         (want none, RUNNABLE and not ONCPU)"
     );
 
     // A thread that is no agent (this one): the call returns 0, each
     // transaction ends NOT_PERMITTED, and the task stays off.
-    for (what, g) in [("the task", gtid), ("gtid 0", 0)] {
-        let barrier = obs.sw_word(word).0;
-        obs.fill(c1, &txn(g, at_commit, barrier));
-        let res = crate::scheduling::commit_txns(&obs.ctl, &[c1], false);
-        let s = final_state(&obs, c1);
-        figures::ops(1);
-        ensure!(
-            res == Ok(0) && s == abi::GHOST_TXN_NOT_PERMITTED,
-            "COMMIT_TXN of {what} by a non-agent: {res:?}, txn {}; want Ok(0) and \
-             NOT_PERMITTED",
-            state_name(s)
+    if ran == 0 {
+        for (what, g) in [("the task", gtid), ("gtid 0", 0)] {
+            let barrier = obs.sw_word(word).0;
+            obs.fill(c1, &txn(g, at_commit, barrier));
+            let res = crate::scheduling::commit_txns(&obs.ctl, &[c1], false);
+            let s = final_state(&obs, c1);
+            figures::ops(1);
+            expect!(
+                wrong,
+                res == Ok(0) && s == abi::GHOST_TXN_NOT_PERMITTED,
+                "COMMIT_TXN of {what} by a non-agent: {res:?}, txn {}; want Ok(0) and \
+                 NOT_PERMITTED",
+                state_name(s)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let ran = r.works[0].load(SeqCst) - w;
+        expect!(
+            wrong,
+            ran == 0,
+            "the task ran {ran} iterations after a non-agent's commits"
         );
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let ran = r.works[0].load(SeqCst) - w;
-    ensure!(
-        ran == 0,
-        "the task ran {ran} iterations after a non-agent's commits"
-    );
     drop(obs);
+    if !wrong.is_empty() {
+        // The task is the rig's to stop (the suite's cleanup kills it).
+        return Err(wrong.join("; "));
+    }
     Ok(t)
 }
 
@@ -829,10 +937,8 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
 fn tasks_join_eperm() -> Result<(), String> {
     let rig = rig(196)?;
     let r = rig.r;
-    let (id, c0) = (rig.id, rig.c0);
     r.auto.store(3, SeqCst);
-    let t = sys::fork_child(move || spinner(id, r, 0, c0))?;
-    figures::entered(1);
+    let t = start_task(&rig)?;
     ensure!(rig.progresses(0), "the task did not run");
     let other = 197;
     create_enclave(&format!("create {other} 91"))?;
@@ -1261,24 +1367,28 @@ fn cpulist_cases(a: u64, b: u64, nr: usize, c0: usize, c1: usize) -> Result<(), 
 #[repr(C)]
 struct Samples {
     up: AtomicI32,
-    /// What the test is doing (see [`agent_word_flags`]); the agent counts
-    /// by phase.
+    /// What the test is doing (see [`word_flags`]); the agent counts its
+    /// samples by phase.
     phase: AtomicU32,
+    /// 0: the agent sleeps 1 ms between samples; 1: it only yields
+    /// (`sched_yield`), but naps 1 ms every 200 samples (per-CPU kernel
+    /// threads that woke meanwhile get the CPU); 2: it only yields.
+    spin: AtomicU32,
     samples: [AtomicU32; 8],
     boost: [AtomicU32; 8],
     avail: [AtomicU32; 8],
     /// Samples with BOOST_PRIO clear and CPU_AVAIL set.
     free: [AtomicU32; 8],
-    /// The CFS task: running on its CPU; stop.
+    /// The CFS task: it ran on the agent's CPU; stop.
     hog_on: AtomicU32,
     hog_stop: AtomicU32,
-    hog_cpu: AtomicI64,
-    hog_spins: AtomicU64,
 }
 
-/// The agent of `cpu`: wakes every millisecond (a sleep outside
-/// `ghost_run`, so each wake is a pick of the agent) and samples the flags
-/// of its own status word, counting them by the test's phase.
+/// The agent of `cpu`: gives its CPU away, sleeping a millisecond outside
+/// `ghost_run` or (see `spin`) only yielding, and after each time it is
+/// picked again samples the flags of its own status word; a sample counts
+/// for the test's phase if the phase was the same before it gave the CPU
+/// away (so the pick happened during the phase).
 fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
     // (The test's affinity, inherited, excludes `cpu`.)
     let Ok(e) = sys::set_affinity(0, &[cpu])
@@ -1296,8 +1406,22 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
         }
     };
     sh.up.store(1, SeqCst);
+    let mut n = 0u32;
     loop {
         let phase = sh.phase.load(SeqCst) as usize;
+        while e.pop().is_some() {}
+        n = n.wrapping_add(1);
+        match sh.spin.load(SeqCst) {
+            2 => {
+                // SAFETY: plain syscall.
+                unsafe { libc::sched_yield() };
+            }
+            1 if n % 200 != 0 => {
+                // SAFETY: plain syscall.
+                unsafe { libc::sched_yield() };
+            }
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
         let f = e.sw_word(me).1;
         if sh.phase.load(SeqCst) as usize == phase && phase < sh.samples.len() {
             let boost = f & abi::GHOST_SW_BOOST_PRIO != 0;
@@ -1307,16 +1431,27 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
             sh.avail[phase].fetch_add(u32::from(avail), SeqCst);
             sh.free[phase].fetch_add(u32::from(!boost && avail), SeqCst);
         }
-        while e.pop().is_some() {}
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// The agent's status-word flags (ghOSt): with a CFS task runnable on the
-/// agent's CPU, every time the agent runs its word has `BOOST_PRIO` set
-/// ("yield soon") and `CPU_AVAIL` clear, and `CPU_AVAIL` stays clear while
-/// the CFS task has the CPU; with the CPU free of other classes the agent
-/// sees `BOOST_PRIO` clear and `CPU_AVAIL` set, before and again after.
+/// Whether `pid` is runnable (state R) on `cpu` (`/proc/<pid>/stat`).
+fn runnable_on(pid: i32, cpu: usize) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let f: Vec<&str> = s
+            .rsplit_once(')')
+            .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+        // Fields 3 (state) and 39 (processor).
+        f.first() == Some(&"R") && f.get(36) == Some(&cpu.to_string().as_str())
+    })
+}
+
+/// The agent's status-word flags (ghOSt): each time the agent is picked
+/// while a CFS task is runnable on its CPU, its word has `BOOST_PRIO` set
+/// ("yield soon") and `CPU_AVAIL` clear, whether the CFS task has had the
+/// CPU (the agent sleeps between picks) or not (the agent only yields, so
+/// the CFS task never runs); `CPU_AVAIL` stays clear while the CFS task
+/// has the CPU. With the CPU free of other classes the agent sees
+/// `BOOST_PRIO` clear and `CPU_AVAIL` set, before, between and after.
 fn agent_word_flags() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let nr = nr_cpu_ids()?;
@@ -1330,6 +1465,9 @@ fn agent_word_flags() -> Result<(), String> {
     res
 }
 
+/// [`agent_word_flags`] in phases: 1 the CPU free; 2 a CFS task spinning
+/// on it; 4 free again; 5 free, the agent spinning; 6 the agent spinning
+/// and a CFS task queued behind it (3 and 7: transitions, not checked).
 fn word_flags(c1: usize) -> Result<(), String> {
     let id = 203;
     make_enclave(id, c1)?;
@@ -1350,7 +1488,15 @@ fn word_flags(c1: usize) -> Result<(), String> {
         .map_err(|x| format!("SW_GET_INFO(GHOST_AGENT, {c1}): {}", errno_name(x)))?
         .index;
     let count = |a: &[AtomicU32; 8], p: usize| a[p].load(SeqCst);
-    // Until `n` samples of phase `p` saw the CPU free (or 20000 samples).
+    let summary = |p: usize| {
+        format!(
+            "{} samples, {} with BOOST_PRIO, {} with CPU_AVAIL",
+            count(&sh.samples, p),
+            count(&sh.boost, p),
+            count(&sh.avail, p)
+        )
+    };
+    // Phase `p` until 20 samples saw the CPU free (at most 20000 samples).
     let free_seen = |p: usize, what: &str| -> Result<(), String> {
         sh.phase.store(p as u32, SeqCst);
         let enough = || count(&sh.free, p) >= 20 || count(&sh.samples, p) >= 20_000;
@@ -1361,76 +1507,104 @@ fn word_flags(c1: usize) -> Result<(), String> {
         );
         ensure!(
             count(&sh.free, p) >= 20,
-            "{what}: {} of {} samples with BOOST_PRIO clear and CPU_AVAIL set ({} with \
-             BOOST_PRIO, {} with CPU_AVAIL)",
+            "{what}: {} samples with BOOST_PRIO clear and CPU_AVAIL set, want 20 ({}); \
+             runnable on CPU {c1}: {:?}",
             count(&sh.free, p),
-            count(&sh.samples, p),
-            count(&sh.boost, p),
-            count(&sh.avail, p)
+            summary(p),
+            runnable_threads_on(c1)
         );
         Ok(())
     };
-    free_seen(1, "the CPU free of other classes")?;
-    // A CFS task spins on c1.
-    let hog = sys::fork_child(move || {
-        if sys::set_affinity(0, &[c1]).is_err() {
-            return 1;
-        }
-        while sh.hog_stop.load(SeqCst) == 0 {
-            sh.hog_cpu.store(i64::from(current_cpu()), SeqCst);
-            sh.hog_on.store(1, SeqCst);
-            sh.hog_spins.fetch_add(1, SeqCst);
-        }
-        0
-    })?;
-    let hogged = (|| -> Result<(u32, u32), String> {
-        ensure!(
-            wait_for(10_000, || sh.hog_on.load(SeqCst) != 0),
-            "the CFS task did not run"
-        );
-        ensure!(
-            sh.hog_cpu.load(SeqCst) == c1 as i64,
-            "the CFS task runs on CPU {}",
-            sh.hog_cpu.load(SeqCst)
-        );
-        sh.phase.store(2, SeqCst);
-        // Meanwhile, from outside: CPU_AVAIL clear all along.
+    // Phase `p` until the agent took 50 samples; then each must have
+    // BOOST_PRIO and no CPU_AVAIL. Returns how often CPU_AVAIL was set in
+    // `looks` looks from here meanwhile.
+    let busy_seen = |p: usize, what: &str| -> Result<(u32, u32), String> {
+        sh.phase.store(p as u32, SeqCst);
         let (mut looks, mut avail) = (0u32, 0u32);
-        let enough = || count(&sh.samples, 2) >= 50;
-        let mut rounds = 0;
-        while !enough() && rounds < 30_000 {
+        while count(&sh.samples, p) < 50 && looks < 30_000 {
             looks += 1;
             avail += u32::from(obs.sw_word(word).1 & abi::GHOST_SW_CPU_AVAIL != 0);
             std::thread::sleep(Duration::from_millis(2));
-            rounds += 1;
         }
-        sh.phase.store(3, SeqCst);
+        sh.phase.store(p as u32 + 1, SeqCst);
+        let (n, boost, agent_avail) = (
+            count(&sh.samples, p),
+            count(&sh.boost, p),
+            count(&sh.avail, p),
+        );
         ensure!(
-            enough(),
-            "with the CFS task: the agent took {} samples in {rounds} rounds",
-            count(&sh.samples, 2)
+            n >= 50,
+            "{what}: the agent took {n} samples in {looks} looks (60 s)"
+        );
+        ensure!(
+            boost == n && agent_avail == 0,
+            "{what}: of {n} samples of the agent, {boost} with BOOST_PRIO (want all) and \
+             {agent_avail} with CPU_AVAIL (want none)"
         );
         Ok((looks, avail))
+    };
+    // A CFS task that spins on c1 until told to stop.
+    let start_hog = || {
+        sys::fork_child(move || {
+            if sys::set_affinity(0, &[c1]).is_err() {
+                return 1;
+            }
+            while sh.hog_stop.load(SeqCst) == 0 {
+                if current_cpu() == c1 as i32 {
+                    sh.hog_on.store(1, SeqCst);
+                }
+            }
+            0
+        })
+    };
+    let stop_hog = |hog: i32| -> Result<(), String> {
+        sh.hog_stop.store(1, SeqCst);
+        let exit = sys::wait_child(hog)?;
+        ensure!(exit == Exit::Code(0), "the CFS task ended {exit:?}");
+        sh.hog_stop.store(0, SeqCst);
+        sh.hog_on.store(0, SeqCst);
+        Ok(())
+    };
+
+    free_seen(1, "the CPU free of other classes")?;
+    let hog = start_hog()?;
+    let hogged = (|| {
+        ensure!(
+            wait_for(10_000, || sh.hog_on.load(SeqCst) != 0),
+            "the CFS task did not run on CPU {c1}"
+        );
+        busy_seen(2, "a CFS task spinning on the CPU")
     })();
-    sh.hog_stop.store(1, SeqCst);
-    let hog_exit = sys::wait_child(hog)?;
+    stop_hog(hog)?;
     let (looks, outside_avail) = hogged?;
-    ensure!(hog_exit == Exit::Code(0), "the CFS task ended {hog_exit:?}");
-    let (n, boost, avail) = (
-        count(&sh.samples, 2),
-        count(&sh.boost, 2),
-        count(&sh.avail, 2),
-    );
-    ensure!(
-        boost == n && avail == 0,
-        "with a CFS task runnable on CPU {c1}: of {n} agent samples, {boost} with BOOST_PRIO \
-         (want all) and {avail} with CPU_AVAIL (want none)"
-    );
     ensure!(
         outside_avail == 0,
         "CPU_AVAIL set in {outside_avail} of {looks} looks while the CFS task had CPU {c1}"
     );
     free_seen(4, "the CPU free again")?;
+    // The agent keeps its CPU: it only yields. A CFS task that wants the
+    // CPU never gets it, and the agent is told so.
+    sh.spin.store(1, SeqCst);
+    free_seen(5, "the agent spinning, the CPU free")?;
+    sh.spin.store(2, SeqCst);
+    let hog = start_hog()?;
+    let queued = (|| {
+        ensure!(
+            wait_for(10_000, || runnable_on(hog, c1)),
+            "the CFS task is not runnable on CPU {c1}: {:?}",
+            std::fs::read_to_string(format!("/proc/{hog}/stat"))
+        );
+        busy_seen(6, "the agent spinning, a CFS task queued behind it")?;
+        ensure!(
+            sh.hog_on.load(SeqCst) == 0,
+            "the CFS task ran on CPU {c1} while its agent spun"
+        );
+        Ok(())
+    })();
+    // The agent sleeps again, so that the CFS task runs (and stops).
+    sh.spin.store(0, SeqCst);
+    stop_hog(hog)?;
+    queued?;
     drop(obs);
     sys::write_once(&path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;
@@ -1454,6 +1628,8 @@ fn sw_info_and_cpu_time() -> Result<(), String> {
     let nr = nr_cpu_ids()?;
     ensure!(nr >= 2, "needs 2 CPUs, have {nr}");
     let (c0, c1) = (0, nr - 1);
+    // Every check runs; the failures are reported together.
+    let mut wrong = Vec::new();
     // An enclave of c1 without an agent.
     let id = 205;
     make_enclave(id, c1)?;
@@ -1463,18 +1639,21 @@ fn sw_info_and_cpu_time() -> Result<(), String> {
     drop(obs);
     sys::write_once(&path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;
-    ensure!(
+    expect!(
+        wrong,
         none.as_ref().err() == Some(&libc::EINVAL),
         "SW_GET_INFO(GHOST_AGENT) of an enclave CPU without an agent: {none:?}, want EINVAL"
     );
-    ensure!(
+    expect!(
+        wrong,
         elsewhere.as_ref().err() == Some(&libc::ENODEV),
         "SW_GET_INFO(GHOST_AGENT) of a CPU not in the enclave: {elsewhere:?}, want ENODEV"
     );
-
     let rig = rig(204)?;
-    let t = self_info(&rig)?;
-    rig.finish(&[(1, t)])
+    let t = self_info(&rig, &mut wrong)?;
+    rig.finish(&[(1, t)])?;
+    ensure!(wrong.is_empty(), "{}", wrong.join("; "));
+    Ok(())
 }
 
 /// What the task of [`self_info`] reports: `out[0]` its own word by gtid
@@ -1515,52 +1694,51 @@ fn info_task(id: u64, r: &Rig) -> i32 {
     0
 }
 
-fn self_info(rig: &RigUp) -> Result<i32, String> {
+fn self_info(rig: &RigUp, wrong: &mut Vec<String>) -> Result<i32, String> {
     let r = rig.r;
     let id = rig.id;
     let obs = observe(id)?;
     // The commander, an agent: its own word by gtid 0.
     let by_zero = rig.command(OP_SELF_INFO, 0, 0, 0, 0)?;
     let by_cpu = r.aux.load(SeqCst);
-    ensure!(
-        by_zero >= 0 && by_zero == by_cpu,
-        "an agent's SW_GET_INFO(GHOST_TASK, 0): {by_zero}, (GHOST_AGENT, its CPU): {by_cpu}; \
-         want the same word"
-    );
     let outside = obs
         .sw_info(abi::GHOST_AGENT, rig.c0 as u64)
         .map(|i| i.index as i32);
-    ensure!(
-        outside == Ok(by_zero),
-        "SW_GET_INFO(GHOST_AGENT, {}) from outside: {outside:?}, the agent's own: {by_zero}",
-        rig.c0
+    expect!(
+        wrong,
+        by_zero >= 0 && by_zero == by_cpu && outside == Ok(by_zero),
+        "an agent's SW_GET_INFO(GHOST_TASK, 0): {by_zero}, (GHOST_AGENT, its CPU): {by_cpu}, \
+         from outside: {outside:?}; want the same word"
     );
     // Not in the enclave: no word.
     let mine = obs.sw_info(abi::GHOST_TASK, 0);
-    ensure!(
+    expect!(
+        wrong,
         mine.as_ref().err() == Some(&libc::ENOENT),
         "SW_GET_INFO(GHOST_TASK, 0) of a thread outside the enclave: {mine:?}, want ENOENT"
     );
     // GET_CPU_TIME of this thread.
     let before = thread_cpu_ns();
-    let first = cpu_time(&obs.ctl, 0).map_err(|x| format!("GET_CPU_TIME(0): {}", errno_name(x)))?;
+    let first = cpu_time(&obs.ctl, 0);
     let after = thread_cpu_ns();
-    ensure!(
-        first > 0 && before <= first && first <= after,
-        "GET_CPU_TIME(0) {first} ns, the thread's CPU clock {before} before and {after} after"
+    expect!(
+        wrong,
+        first.is_ok_and(|t| t > 0 && before <= t && t <= after),
+        "GET_CPU_TIME(0): {first:?} ns, the thread's CPU clock {before} before and {after} after"
     );
     let spin_until = thread_cpu_ns() + 2_000_000;
     while thread_cpu_ns() < spin_until {
         std::hint::spin_loop();
     }
-    let second =
-        cpu_time(&obs.ctl, 0).map_err(|x| format!("GET_CPU_TIME(0): {}", errno_name(x)))?;
-    ensure!(
-        second >= first + 2_000_000,
-        "GET_CPU_TIME(0) {first} ns, then {second} ns after 2 ms of CPU"
+    let second = cpu_time(&obs.ctl, 0);
+    expect!(
+        wrong,
+        matches!((first, second), (Ok(a), Ok(b)) if b >= a + 2_000_000),
+        "GET_CPU_TIME(0) {first:?} ns, then {second:?} ns after 2 ms of CPU"
     );
     let bogus = cpu_time(&obs.ctl, NO_TASK);
-    ensure!(
+    expect!(
+        wrong,
         bogus == Err(libc::ESRCH),
         "GET_CPU_TIME of no task: {bogus:?}, want ESRCH"
     );
@@ -1582,22 +1760,27 @@ fn self_info(rig: &RigUp) -> Result<i32, String> {
     let word = obs
         .sw_info(abi::GHOST_TASK, gtid as u64)
         .map(|i| i.index as i32);
-    ensure!(
+    expect!(
+        wrong,
         o[0] >= 0 && o[0] == o[1] && Ok(o[0]) == word,
         "a ghost task's SW_GET_INFO(GHOST_TASK, 0): {}, by its gtid: {}, from outside: \
          {word:?}; want the same word",
         o[0],
         o[1]
     );
-    ensure!(
+    expect!(
+        wrong,
         o[2] == 1 && o[3] == 1,
         "a ghost task's GET_CPU_TIME(0): within its CPU clock {}, grew {}",
         o[2] == 1,
         o[3] == 1
     );
-    let theirs =
-        cpu_time(&obs.ctl, gtid).map_err(|x| format!("GET_CPU_TIME(task): {}", errno_name(x)))?;
-    ensure!(theirs >= 2_000_000, "GET_CPU_TIME of the task: {theirs} ns");
+    let theirs = cpu_time(&obs.ctl, gtid);
+    expect!(
+        wrong,
+        theirs.is_ok_and(|t| t >= 2_000_000),
+        "GET_CPU_TIME of the task: {theirs:?} ns, want 2 ms or more"
+    );
     drop(obs);
     Ok(t)
 }

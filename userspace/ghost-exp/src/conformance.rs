@@ -139,8 +139,10 @@ pub(crate) struct Rig {
     /// `setpriority` when this is set; the call's errno (0: success).
     pub(crate) renice_attr: AtomicU32,
     pub(crate) renice_result: AtomicI32,
-    /// The commander's log of the messages about task `log_gtid`: `log_n`
-    /// entries of `[type, seqnum, flags of its status word on receipt]`.
+    /// The commander's log of the messages about task `log_gtid`, a ring of
+    /// the last ones: `log_n` messages were logged, message `i` at
+    /// `log[i % 64]`, as `[type, seqnum, flags of its status word on
+    /// receipt]`.
     pub(crate) log_gtid: AtomicU64,
     pub(crate) log_n: AtomicU32,
     pub(crate) log: [[AtomicU32; 3]; 64],
@@ -287,12 +289,13 @@ impl Known {
                     _ => self.words.get(&gtid).copied(),
                 };
                 let flags = index.map_or(0, |i| e.sw_word(i).1);
-                let n = r.log_n.load(SeqCst) as usize;
-                if let Some(entry) = r.log.get(n) {
+                // The last `log.len()` messages.
+                let n = r.log_n.load(SeqCst);
+                if let Some(entry) = r.log.get(n as usize % r.log.len()) {
                     for (slot, v) in entry.iter().zip([u32::from(ty), seq, flags]) {
                         slot.store(v, SeqCst);
                     }
-                    r.log_n.store(n as u32 + 1, SeqCst);
+                    r.log_n.store(n.wrapping_add(1), SeqCst);
                 }
             }
             match ty {
@@ -690,7 +693,7 @@ impl RigUp {
     }
 
     /// Outcomes of the auto commits that are not in `allowed`, by name.
-    fn unexpected_outcomes(&self, allowed: &[i32]) -> Vec<String> {
+    pub(crate) fn unexpected_outcomes(&self, allowed: &[i32]) -> Vec<String> {
         (0..16)
             .filter_map(|i| {
                 let n = self.r.outcomes[i].load(SeqCst);
