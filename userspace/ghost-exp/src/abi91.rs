@@ -12,17 +12,17 @@
 //! thread of the same process) sleeps in `ghost_run`. The commands that
 //! only these tests need are carried out by [`command`].
 
-use crate::capabilities::{getattr, setattr, start_agent};
+use crate::capabilities::{getattr, setattr, start_agent, two_cpus};
 use crate::conformance::{
-    nice_of, rig, set_policy, spinner, state_name, write_errno, Rig, RigUp, FRESH, GIVEN, OP_PING,
-    OP_SW_FREE,
+    mismatches, nice_of, rig, set_policy, spinner, state_name, write_errno, Rig, RigUp, FRESH,
+    GIVEN, OP_PING,
 };
 use crate::figures;
 use crate::mapped::{create_queue, ioctl, open_rw, path};
 use crate::scheduling::{
     attach, current_cpu, make_enclave, observe, sw_get_info, wait_for, Enclave, Txn,
 };
-use crate::suite::{create_enclave, nr_cpu_ids, Test};
+use crate::suite::{create_enclave, Test};
 use crate::sys::{self, errno_name, Exit};
 use ghost_abi as abi;
 use std::os::fd::AsRawFd;
@@ -233,6 +233,66 @@ fn commit_with(rig: &RigUp, gtid: i64, commit_flags: u8, mode: u32) -> Result<i3
     s
 }
 
+/// One `write(2)` for each case `(enclave, file, value, errno wanted (0:
+/// success), what it is)`; a line for each that ended otherwise.
+fn write_cases(cases: &[(u64, &str, String, i32, &str)]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (id, file, value, want, what) in cases {
+        let got = sys::write_once(&path(*id, file), value.as_bytes()).map_or_else(|x| x, |_| 0);
+        figures::ops(1);
+        if got != *want {
+            wrong.push(format!(
+                "{what}: {value:?} to enclave_{id}/{file}: {}, want {}",
+                errno_name(got),
+                errno_name(*want)
+            ));
+        }
+    }
+    wrong
+}
+
+/// Destroys enclaves `ids`; each of `agents` (processes) must end killed
+/// by it.
+fn destroy_and_reap(ids: &[u64], agents: &[i32]) -> Result<(), String> {
+    let mut destroyed = Ok(());
+    for &id in ids {
+        if let Err(x) = sys::write_once(&path(id, "ctl"), b"destroy") {
+            destroyed = Err(format!("destroy enclave_{id}: {}", errno_name(x)));
+        }
+    }
+    for &pid in agents {
+        let exit = sys::wait_child(pid)?;
+        ensure!(
+            exit == Exit::Signal(libc::SIGKILL),
+            "agent {pid} ended {exit:?}"
+        );
+    }
+    destroyed
+}
+
+/// Waits (at most 10 s) until the child reporting in `flag` reached
+/// `step` or failed (a negative step).
+fn reached(flag: &AtomicI32, step: i32, what: &str) -> Result<(), String> {
+    let at = || flag.load(SeqCst);
+    ensure!(
+        wait_for(10_000, || at() == step || at() < 0),
+        "{what}: at step {} after 10 s, want {step}",
+        at()
+    );
+    ensure!(at() == step, "{what}: failed at step {}", at());
+    Ok(())
+}
+
+/// The rig's commander frees status word `index` (`SW_FREE`, 0), and the
+/// word is then free (flags 0).
+fn freed_by_agent(rig: &RigUp, obs: &Enclave, index: u32, what: &str) -> Result<(), String> {
+    let freed = rig.command(OP_SW_FREE_INDEX, 0, i64::from(index), 0, 0)?;
+    ensure!(freed == 0, "SW_FREE of {what}: {}", errno_name(freed));
+    let flags = obs.sw_word(index).1;
+    ensure!(flags == 0, "{what} after SW_FREE: flags {flags:#x}");
+    Ok(())
+}
+
 /// What the rig saw, for failure reports: the outcomes of the commander's
 /// automatic commits, the task messages it read, task 0's iterations and
 /// last CPU.
@@ -252,25 +312,7 @@ fn rig_state(rig: &RigUp) -> String {
 
 /// The threads runnable (state R) on `cpu`, as `tid (comm)`.
 fn runnable_threads_on(cpu: usize) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for p in procs.flatten() {
-        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if runnable_on(tid, cpu) {
-                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                found.push(format!("{tid} ({})", comm.trim()));
-            }
-        }
-    }
-    found
+    sys::threads_where(|tid| runnable_on(tid, cpu))
 }
 
 /// Whether `pid`'s nice is `nice`, seen by `getpriority` and by
@@ -415,14 +457,7 @@ fn blocked_then_dead(rig: &RigUp) -> Result<(), String> {
         flags & want == want && flags & live == 0 && g == gtid,
         "status word after TASK_DEAD: flags {flags:#x} gtid {g}, want CANFREE of {gtid}"
     );
-    let freed = rig.command(OP_SW_FREE, 0, gtid, 0, 0)?;
-    ensure!(
-        freed == 0,
-        "SW_FREE of the dead task: {}",
-        errno_name(freed)
-    );
-    let flags = obs.sw_word(index).1;
-    ensure!(flags == 0, "status word {flags:#x} after SW_FREE");
+    freed_by_agent(rig, &obs, index, "the dead task's word")?;
     drop(obs);
     Ok(())
 }
@@ -487,14 +522,7 @@ fn dead_agent_word_canfree() -> Result<(), String> {
         );
     }
     // The commander is a thread of the same process: still there.
-    let freed = rig.command(OP_SW_FREE_INDEX, 0, i64::from(index), 0, 0)?;
-    ensure!(
-        freed == 0,
-        "SW_FREE of the dead agent's word by its process: {}",
-        errno_name(freed)
-    );
-    let flags = obs.sw_word(index).1;
-    ensure!(flags == 0, "the word after SW_FREE: flags {flags:#x}");
+    freed_by_agent(&rig, &obs, index, "the dead agent's word")?;
     ensure!(
         obs.sw_available() == available + 1,
         "region available {} after SW_FREE, want {}",
@@ -529,25 +557,6 @@ fn setattr_nice_in_ghost() -> Result<(), String> {
     let t = start_task(&rig)?;
     ensure!(rig.progresses(0), "the task did not run");
     let prio = || rig.a_count(abi::MSG_TASK_PRIORITY_CHANGED);
-    // One message for one change, with the new nice.
-    let one_message = |p0: u32, nice: i32, how: &str| -> Result<(), String> {
-        ensure!(
-            wait_for(10_000, || prio() > p0),
-            "no TASK_PRIORITY_CHANGED after {how}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        ensure!(
-            prio() == p0 + 1,
-            "{} TASK_PRIORITY_CHANGED after {how}",
-            prio() - p0
-        );
-        let seen = r.nice_changed.load(SeqCst);
-        ensure!(
-            seen == nice,
-            "TASK_PRIORITY_CHANGED nice {seen} after {how}, want {nice}"
-        );
-        Ok(())
-    };
     for nice in [5, -4] {
         let p0 = prio();
         let x = setattr(t, abi::SCHED_GHOST, nice, 0);
@@ -557,7 +566,7 @@ fn setattr_nice_in_ghost() -> Result<(), String> {
             "sched_setattr(task, SCHED_GHOST, nice {nice}): {}",
             errno_name(x)
         );
-        one_message(p0, nice, &format!("sched_setattr nice {nice}"))?;
+        rig.one_priority_change(p0, nice, &format!("sched_setattr nice {nice}"))?;
         check_nice(t, nice, "the task")?;
         ensure!(rig.progresses(0), "the task stopped after nice {nice}");
     }
@@ -576,7 +585,7 @@ fn setattr_nice_in_ghost() -> Result<(), String> {
         "the task's own sched_setattr(0, SCHED_GHOST, nice 8): {}",
         errno_name(x)
     );
-    one_message(p0, 8, "the task's own sched_setattr nice 8")?;
+    rig.one_priority_change(p0, 8, "the task's own sched_setattr nice 8")?;
     check_nice(t, 8, "the task")?;
     // No new nice: success, no message.
     let p0 = prio();
@@ -972,31 +981,44 @@ fn tasks_probes(rig: &RigUp, other: u64, child: i32, t: i32) -> Result<(), Strin
     figures::entered(1);
     let agents = rig.agents;
     let sleeper = rig.r.b_tid.load(SeqCst);
-    let cases = [
-        (rig.id, child, "a task of another enclave", libc::EPERM),
-        (rig.id, agents, "an agent of this enclave", libc::EPERM),
+    let (me, eperm) = (rig.id, libc::EPERM);
+    let wrong = write_cases(&[
         (
-            rig.id,
-            sleeper,
-            "an agent thread of this enclave",
-            libc::EPERM,
+            me,
+            "tasks",
+            child.to_string(),
+            eperm,
+            "a task of another enclave",
         ),
-        (other, agents, "an agent of another enclave", libc::EPERM),
-        (rig.id, t, "a task already in this enclave", 0),
-    ];
-    let mut wrong = Vec::new();
-    for (enclave, pid, what, want) in cases {
-        let got = sys::write_once(&path(enclave, "tasks"), pid.to_string().as_bytes())
-            .map_or_else(|x| x, |_| 0);
-        figures::ops(1);
-        if got != want {
-            wrong.push(format!(
-                "{what} (pid {pid}) to enclave_{enclave}: {}, want {}",
-                errno_name(got),
-                errno_name(want)
-            ));
-        }
-    }
+        (
+            me,
+            "tasks",
+            agents.to_string(),
+            eperm,
+            "an agent of this enclave",
+        ),
+        (
+            me,
+            "tasks",
+            sleeper.to_string(),
+            eperm,
+            "an agent thread of this enclave",
+        ),
+        (
+            other,
+            "tasks",
+            agents.to_string(),
+            eperm,
+            "an agent of another enclave",
+        ),
+        (
+            me,
+            "tasks",
+            t.to_string(),
+            0,
+            "a task already in this enclave",
+        ),
+    ]);
     ensure!(wrong.is_empty(), "{}", wrong.join("; "));
     let listed = |e: u64| -> Result<Vec<i32>, String> {
         let s = std::fs::read_to_string(path(e, "tasks")).map_err(|x| x.to_string())?;
@@ -1052,9 +1074,7 @@ struct Probe {
 /// stays as it was (CFS, every CPU).
 fn become_agent_errno_order() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let nr = nr_cpu_ids()?;
-    ensure!(nr >= 2, "needs 2 CPUs, have {nr}");
-    let (c0, c1) = (0, nr - 1);
+    let (nr, c0, c1) = two_cpus()?;
     let (a, b) = (198, 199);
     make_enclave(a, c1)?;
     make_enclave(b, c0)?;
@@ -1064,43 +1084,25 @@ fn become_agent_errno_order() -> Result<(), String> {
     }
     let prober = sys::fork_child(move || probe_become_agent(a, b, nr, sh))?;
     let r = (|| -> Result<(Vec<i32>, i32, i32), String> {
-        ensure!(
-            wait_for(10_000, || sh.step.load(SeqCst) != 0),
-            "the prober did not finish its first checks"
-        );
-        ensure!(
-            sh.step.load(SeqCst) == 1,
-            "the prober failed at step {}",
-            sh.step.load(SeqCst)
-        );
+        reached(&sh.step, 1, "the prober's checks without agents")?;
         // Agents: A's on c1, B's on c0.
         let ea = attach(a, c1)?;
         let agent_a = start_agent(a, &ea, c1)?;
         let eb = attach(b, c0)?;
         let agent_b = start_agent(b, &eb, c0)?;
         sh.step.store(2, SeqCst);
-        ensure!(
-            wait_for(10_000, || sh.step.load(SeqCst) == 3),
-            "the prober did not finish its checks with agents"
-        );
+        reached(&sh.step, 3, "the prober's checks with agents")?;
         Ok((
             sh.out.iter().map(|o| o.load(SeqCst)).collect(),
             agent_a,
             agent_b,
         ))
     })();
-    for e in [a, b] {
-        let _ = sys::write_once(&path(e, "ctl"), b"destroy");
-    }
+    let agents = r.as_ref().map_or(vec![], |&(_, a, b)| vec![a, b]);
+    let reaped = destroy_and_reap(&[a, b], &agents);
     let exit = sys::wait_child(prober)?;
-    let (o, agent_a, agent_b) = r?;
-    for (who, pid) in [("A", agent_a), ("B", agent_b)] {
-        let e = sys::wait_child(pid)?;
-        ensure!(
-            e == Exit::Signal(libc::SIGKILL),
-            "agent of {who} ended {e:?}"
-        );
-    }
+    let (o, _, _) = r?;
+    reaped?;
     ensure!(exit == Exit::Code(0), "the prober ended {exit:?}");
     figures::ops(10);
     let eperm = libc::EPERM;
@@ -1134,11 +1136,7 @@ fn become_agent_errno_order() -> Result<(), String> {
         (10, libc::SCHED_OTHER, "policy after the refusals"),
         (11, nr as i32, "CPUs allowed after the refusals"),
     ];
-    let wrong: Vec<String> = want
-        .iter()
-        .filter(|(i, v, _)| o[*i] != *v)
-        .map(|(i, v, what)| format!("{what}: {}, want {}", o[*i], v))
-        .collect();
+    let wrong = mismatches(&o, &want);
     ensure!(wrong.is_empty(), "{}", wrong.join("; "));
     Ok(())
 }
@@ -1231,9 +1229,7 @@ impl Drop for Online {
 /// (EBUSY); each refused write changes nothing.
 fn cpulist_errno_order() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let nr = nr_cpu_ids()?;
-    ensure!(nr >= 2, "needs 2 CPUs, have {nr}");
-    let (c0, c1) = (0, nr - 1);
+    let (nr, c0, c1) = two_cpus()?;
     let (a, b) = (201, 202);
     make_enclave(a, c0)?;
     let e = attach(a, c0)?;
@@ -1242,13 +1238,8 @@ fn cpulist_errno_order() -> Result<(), String> {
     sys::write_once(&path(b, "cpulist"), format!("{c1}").as_bytes())
         .map_err(|x| format!("enclave_{b} cpulist {c1}: {}", errno_name(x)))?;
     let res = cpulist_cases(a, b, nr, c0, c1);
-    for id in [a, b] {
-        let _ = sys::write_once(&path(id, "ctl"), b"destroy");
-    }
-    let exit = sys::wait_child(agent)?;
-    res?;
-    ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
-    Ok(())
+    let reaped = destroy_and_reap(&[a, b], &[agent]);
+    res.and(reaped)
 }
 
 fn cpulist_cases(a: u64, b: u64, nr: usize, c0: usize, c1: usize) -> Result<(), String> {
@@ -1256,99 +1247,80 @@ fn cpulist_cases(a: u64, b: u64, nr: usize, c0: usize, c1: usize) -> Result<(), 
         std::fs::read_to_string(path(id, "cpulist"))
             .map_or_else(|x| x.to_string(), |s| s.trim().to_string())
     };
-    let (list_a, list_b) = (cpus(a), cpus(b));
-    let both = format!("{c0},{c1}");
-    let check = |cases: &[(u64, &str, i32, &str)]| -> Result<(), String> {
-        let mut wrong = Vec::new();
-        for &(id, list, want, what) in cases {
-            let got =
-                sys::write_once(&path(id, "cpulist"), list.as_bytes()).map_or_else(|x| x, |_| 0);
-            figures::ops(1);
-            if got != want {
-                wrong.push(format!(
-                    "{what}: enclave_{id} cpulist {list:?}: {}, want {}",
-                    errno_name(got),
-                    errno_name(want)
-                ));
-            }
-        }
-        ensure!(wrong.is_empty(), "{}", wrong.join("; "));
+    // Each case refused, and nothing changed.
+    let refused = |when: &str, cases: &[(u64, &str, String, i32, &str)]| {
+        let before = (cpus(a), cpus(b));
+        let wrong = write_cases(cases);
+        ensure!(wrong.is_empty(), "{when}: {}", wrong.join("; "));
+        let after = (cpus(a), cpus(b));
         ensure!(
-            cpus(a) == list_a && cpus(b) == list_b,
-            "cpulists after the refusals: {:?} and {:?}, were {list_a:?} and {list_b:?}",
-            cpus(a),
-            cpus(b)
+            after == before,
+            "{when}: cpulists after the refusals {after:?}, were {before:?}"
         );
         Ok(())
     };
-    let one = format!("{c1}");
-    let beyond = format!("{nr}");
-    check(&[
-        (
-            a,
-            &beyond,
-            libc::ERANGE,
-            "CPU nr_cpu_ids, the agent's CPU taken away",
-        ),
-        (
-            a,
-            &one,
-            libc::EEXIST,
-            "the agent's CPU taken away, another enclave's added",
-        ),
-        (a, "\n", libc::EEXIST, "the agent's CPU taken away"),
-        (a, &both, libc::EBUSY, "another enclave's CPU added"),
-    ])?;
+    let (one, both, c0s) = (format!("{c1}"), format!("{c0},{c1}"), format!("{c0}"));
+    let list = "cpulist";
+    refused(
+        &format!("CPU {c1} in enclave_{b}"),
+        &[
+            (
+                a,
+                list,
+                format!("{nr}"),
+                libc::ERANGE,
+                "CPU nr_cpu_ids, the agent's CPU taken away",
+            ),
+            (
+                a,
+                list,
+                one.clone(),
+                libc::EEXIST,
+                "the agent's CPU taken away, another enclave's added",
+            ),
+            (
+                a,
+                list,
+                "\n".into(),
+                libc::EEXIST,
+                "the agent's CPU taken away",
+            ),
+            (
+                a,
+                list,
+                both.clone(),
+                libc::EBUSY,
+                "another enclave's CPU added",
+            ),
+        ],
+    )?;
     // c1 free, then offline.
     sys::write_once(&path(b, "cpulist"), b"\n")
         .map_err(|x| format!("enclave_{b} cpulist empty: {}", errno_name(x)))?;
     let online = format!("/sys/devices/system/cpu/cpu{c1}/online");
     sys::write_once(&online, b"0").map_err(|x| format!("CPU {c1} offline: {}", errno_name(x)))?;
     let guard = Online(c1);
-    let list_b = cpus(b);
-    let c0s = format!("{c0}");
-    let res = (|| {
-        let mut wrong = Vec::new();
-        for (id, list, want, what) in [
+    let res = refused(
+        &format!("CPU {c1} offline"),
+        &[
             (
                 a,
-                one.as_str(),
+                list,
+                one.clone(),
                 libc::EEXIST,
                 "the agent's CPU taken away, an offline CPU added",
             ),
-            (a, both.as_str(), libc::ENODEV, "an offline CPU added"),
+            (a, list, both.clone(), libc::ENODEV, "an offline CPU added"),
             (
                 b,
-                both.as_str(),
+                list,
+                both,
                 libc::ENODEV,
                 "an offline CPU and another enclave's added",
             ),
-            (b, c0s.as_str(), libc::EBUSY, "another enclave's CPU added"),
-        ] {
-            let got =
-                sys::write_once(&path(id, "cpulist"), list.as_bytes()).map_or_else(|x| x, |_| 0);
-            figures::ops(1);
-            if got != want {
-                wrong.push(format!(
-                    "{what}: enclave_{id} cpulist {list:?}: {}, want {}",
-                    errno_name(got),
-                    errno_name(want)
-                ));
-            }
-        }
-        ensure!(
-            wrong.is_empty(),
-            "with CPU {c1} offline: {}",
-            wrong.join("; ")
-        );
-        ensure!(
-            cpus(a) == list_a && cpus(b) == list_b,
-            "cpulists after the refusals: {:?} and {:?}, were {list_a:?} and {list_b:?}",
-            cpus(a),
-            cpus(b)
-        );
-        Ok(())
-    })();
+            (b, list, c0s, libc::EBUSY, "another enclave's CPU added"),
+        ],
+    );
     drop(guard);
     ensure!(
         std::fs::read_to_string(&online).is_ok_and(|s| s.trim() == "1"),
@@ -1454,9 +1426,7 @@ fn runnable_on(pid: i32, cpu: usize) -> bool {
 /// `BOOST_PRIO` clear and `CPU_AVAIL` set, before, between and after.
 fn agent_word_flags() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let nr = nr_cpu_ids()?;
-    ensure!(nr >= 2, "needs 2 CPUs, have {nr}");
-    let (c0, c1) = (0, nr - 1);
+    let (nr, c0, c1) = two_cpus()?;
     // The test's own process stays off c1 (it is a task of another class).
     sys::set_affinity(0, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     let res = word_flags(c1);
@@ -1473,15 +1443,7 @@ fn word_flags(c1: usize) -> Result<(), String> {
     make_enclave(id, c1)?;
     let sh: &'static Samples = sys::shared_page()?;
     let agent = sys::fork_child(move || sampling_agent(id, c1, sh))?;
-    ensure!(
-        wait_for(10_000, || sh.up.load(SeqCst) != 0),
-        "the agent did not come up"
-    );
-    ensure!(
-        sh.up.load(SeqCst) == 1,
-        "the agent failed at {}",
-        sh.up.load(SeqCst)
-    );
+    reached(&sh.up, 1, "the sampling agent")?;
     let obs = observe(id)?;
     let word = obs
         .sw_info(abi::GHOST_AGENT, c1 as u64)
@@ -1606,11 +1568,7 @@ fn word_flags(c1: usize) -> Result<(), String> {
     stop_hog(hog)?;
     queued?;
     drop(obs);
-    sys::write_once(&path(id, "ctl"), b"destroy")
-        .map_err(|x| format!("destroy: {}", errno_name(x)))?;
-    let exit = sys::wait_child(agent)?;
-    ensure!(exit == Exit::Signal(libc::SIGKILL), "agent ended {exit:?}");
-    Ok(())
+    destroy_and_reap(&[id], &[agent])
 }
 
 // ---------------------------------------------------------------------------
@@ -1625,9 +1583,7 @@ fn word_flags(c1: usize) -> Result<(), String> {
 /// growing), for a ghost task too; of no task: ESRCH.
 fn sw_info_and_cpu_time() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let nr = nr_cpu_ids()?;
-    ensure!(nr >= 2, "needs 2 CPUs, have {nr}");
-    let (c0, c1) = (0, nr - 1);
+    let (_, c0, c1) = two_cpus()?;
     // Every check runs; the failures are reported together.
     let mut wrong = Vec::new();
     // An enclave of c1 without an agent.

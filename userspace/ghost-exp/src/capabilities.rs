@@ -68,7 +68,7 @@ fn reap(failed: bool) {
 }
 
 /// The two CPUs the tests use: 0 and the last one.
-fn two_cpus() -> Result<(usize, usize, usize), String> {
+pub(crate) fn two_cpus() -> Result<(usize, usize, usize), String> {
     let n = nr_cpu_ids()?;
     ensure!(n >= 2, "needs 2 CPUs, have {n}");
     ensure!(n <= 64, "the masks here hold 64 CPUs, have {n}");

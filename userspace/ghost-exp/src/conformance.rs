@@ -112,7 +112,7 @@ pub(crate) struct Rig {
     not_idle_cpu: AtomicI32,
     not_idle_next: AtomicU64,
     /// The nice of the last TASK_PRIORITY_CHANGED and of the last TASK_NEW.
-    pub(crate) nice_changed: AtomicI32,
+    nice_changed: AtomicI32,
     nice_new: AtomicI32,
     /// Outcomes of the commander's auto commits, by `state - INT_MIN`.
     outcomes: [AtomicU32; 16],
@@ -151,7 +151,7 @@ pub(crate) struct Rig {
 /// Commander commands (more in [`crate::abi91::command`], from 10 on).
 const OP_COMMIT: u32 = 1;
 pub(crate) const OP_PING: u32 = 2;
-pub(crate) const OP_SW_FREE: u32 = 3;
+const OP_SW_FREE: u32 = 3;
 const OP_DEFAULT_TO_B: u32 = 4;
 const OP_TIMERFD: u32 = 5;
 const OP_BARRIER: u32 = 6;
@@ -686,6 +686,29 @@ impl RigUp {
         self.r.a_msgs[usize::from(ty - 64)].load(SeqCst)
     }
 
+    /// After `how` changed a task's nice to `nice` (when the commander had
+    /// counted `p0` TASK_PRIORITY_CHANGED): exactly one more comes, with
+    /// that nice.
+    pub(crate) fn one_priority_change(&self, p0: u32, nice: i32, how: &str) -> Result<(), String> {
+        let prio = || self.a_count(abi::MSG_TASK_PRIORITY_CHANGED);
+        ensure!(
+            wait_for(10_000, || prio() > p0),
+            "no TASK_PRIORITY_CHANGED after {how}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        ensure!(
+            prio() == p0 + 1,
+            "{} TASK_PRIORITY_CHANGED after {how}",
+            prio() - p0
+        );
+        let seen = self.r.nice_changed.load(SeqCst);
+        ensure!(
+            seen == nice,
+            "TASK_PRIORITY_CHANGED nice {seen} after {how}, want {nice}"
+        );
+        Ok(())
+    }
+
     /// Task `k` makes progress (more than 200 iterations within 10 s).
     pub(crate) fn progresses(&self, k: usize) -> bool {
         let at = self.r.works[k].load(SeqCst);
@@ -726,6 +749,15 @@ impl RigUp {
         }
         Ok(())
     }
+}
+
+/// The outcomes `o` that differ from `want` (`(index, value, what it
+/// is)`), one line each.
+pub(crate) fn mismatches(o: &[i32], want: &[(usize, i32, &str)]) -> Vec<String> {
+    want.iter()
+        .filter(|(i, v, _)| o.get(*i) != Some(v))
+        .map(|(i, v, what)| format!("{what}: {:?}, want {v}", o.get(*i)))
+        .collect()
 }
 
 /// agent_test FailToBecomeAgent: `become agent` refused with the ABI's
@@ -844,11 +876,7 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         (9, libc::SCHED_OTHER, "policy of the refused thread"),
         (10, libc::EBUSY, "the agent again"),
     ];
-    let wrong: Vec<String> = want
-        .iter()
-        .filter(|(i, v, _)| o[*i] != *v)
-        .map(|(i, v, what)| format!("{what}: {}, want {}", o[*i], v))
-        .collect();
+    let wrong = mismatches(&o, &want);
     ensure!(wrong.is_empty(), "{}", wrong.join("; "));
     ensure!(
         second == Exit::Code(libc::EBUSY),
@@ -1539,21 +1567,7 @@ fn conf_priority_changed() -> Result<(), String> {
         let x = unsafe { libc::setpriority(libc::PRIO_PROCESS, t as u32, nice) };
         ensure!(x == 0, "setpriority {nice}: {}", errno_name(sys::errno()));
         figures::ops(1);
-        ensure!(
-            wait_for(2000, || prio() > p0),
-            "no TASK_PRIORITY_CHANGED for nice {nice}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        ensure!(
-            prio() == p0 + 1,
-            "{} TASK_PRIORITY_CHANGED for one change to {nice}",
-            prio() - p0
-        );
-        let seen = r.nice_changed.load(SeqCst);
-        ensure!(
-            seen == nice,
-            "TASK_PRIORITY_CHANGED nice {seen}, want {nice}"
-        );
+        rig.one_priority_change(p0, nice, &format!("setpriority {nice}"))?;
         ensure!(nice_of(t) == nice, "nice of the task {}", nice_of(t));
     }
     let p0 = prio();

@@ -210,25 +210,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
 /// gone, as `tid (comm)`. Destroy moves every task of an enclave to CFS, so
 /// any such thread is a task lost by the kernel.
 fn lost_ghost_tasks() -> Vec<String> {
-    let mut lost = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return lost;
-    };
-    for p in procs.flatten() {
-        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if sys::sched_policy(tid) == ghost_abi::SCHED_GHOST {
-                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                lost.push(format!("{tid} ({})", comm.trim()));
-            }
-        }
-    }
-    lost
+    sys::threads_where(|tid| sys::sched_policy(tid) == ghost_abi::SCHED_GHOST)
 }
 
 /// Runs the tests whose name contains `filter` (or one of its comma-separated
