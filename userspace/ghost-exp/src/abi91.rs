@@ -821,25 +821,28 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
         .index;
     let preempts = || rig.a_count(abi::MSG_TASK_PREEMPT);
 
-    // ALLOW_TASK_ONCPU on the task that runs there. A CFS task may take
-    // c1 meanwhile (a TASK_PREEMPT that is not the commit's): up to ten
-    // tries, each proving the task ran (TARGET_ONCPU without the flag).
+    // ALLOW_TASK_ONCPU on the task that runs there: no message about the
+    // task (its barrier stays), it stays ONCPU and keeps running. A CFS
+    // task may take c1 for a moment at any time (a TASK_PREEMPT that is
+    // not the commit's): up to 30 tries of 30 ms each, each proving first
+    // that the task was on the CPU (TARGET_ONCPU without the flag).
     let mut tries = Vec::new();
     let mut kept = false;
-    for _ in 0..10 {
+    for _ in 0..30 {
         ensure!(rig.progresses(0), "the task did not run again");
-        let p0 = preempts();
         let without = commit_with(rig, gtid, at_commit, FRESH)?;
+        let b0 = obs.sw_word(word).0;
         let with = commit_with(rig, gtid, abi::ALLOW_TASK_ONCPU | at_commit, FRESH)?;
         let w = r.works[0].load(SeqCst);
-        std::thread::sleep(Duration::from_millis(200));
-        let ran = r.works[0].load(SeqCst) > w + 50;
-        let quiet = preempts() == p0;
+        std::thread::sleep(Duration::from_millis(30));
+        let ran = r.works[0].load(SeqCst) > w;
+        let (b1, flags, _) = obs.sw_word(word);
+        let quiet = b1 == b0 && flags & abi::GHOST_SW_TASK_ONCPU != 0;
         tries.push(format!(
-            "{} then {}, {} TASK_PREEMPT, ran {ran}",
+            "{} then {}, {} messages, flags {flags:#x}, ran {ran}",
             state_name(without),
             state_name(with),
-            preempts() - p0
+            b1.wrapping_sub(b0)
         ));
         if with != abi::GHOST_TXN_COMPLETE && with != abi::GHOST_TXN_TARGET_STALE {
             // Not a passing circumstance: the commit itself is refused.
@@ -855,8 +858,10 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
         wrong,
         kept,
         "the running task committed with ALLOW_TASK_ONCPU did not keep its CPU \
-         quietly (want COMPLETE, no TASK_PREEMPT, still running); tries: {}",
-        tries.join("; ")
+         quietly (want COMPLETE, no message, still ONCPU and running); tries: {}; \
+         runnable on CPU {c1} now: {:?}",
+        tries.join("; "),
+        runnable_threads_on(c1)
     );
 
     // Unschedule: gtid 0 on c1, nothing running the task afterwards. It
