@@ -756,7 +756,12 @@ impl RigUp {
 pub(crate) fn mismatches(o: &[i32], want: &[(usize, i32, &str)]) -> Vec<String> {
     want.iter()
         .filter(|(i, v, _)| o.get(*i) != Some(v))
-        .map(|(i, v, what)| format!("{what}: {:?}, want {v}", o.get(*i)))
+        .map(|(i, v, what)| {
+            let got = o
+                .get(*i)
+                .map_or_else(|| "nothing".into(), |g| g.to_string());
+            format!("{what}: {got}, want {v}")
+        })
         .collect()
 }
 
