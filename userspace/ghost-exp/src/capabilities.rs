@@ -68,7 +68,7 @@ fn reap(failed: bool) {
 }
 
 /// The two CPUs the tests use: 0 and the last one.
-fn two_cpus() -> Result<(usize, usize, usize), String> {
+pub(crate) fn two_cpus() -> Result<(usize, usize, usize), String> {
     let n = nr_cpu_ids()?;
     ensure!(n >= 2, "needs 2 CPUs, have {n}");
     ensure!(n <= 64, "the masks here hold 64 CPUs, have {n}");
@@ -132,38 +132,51 @@ fn setscheduler(pid: i32, policy: i32, prio: i32) -> i32 {
 /// errno.
 fn setattr_ghost(pid: i32, fd: i32) -> i32 {
     figures::ops(1);
-    // struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes): size, policy,
-    // flags, nice, priority, runtime, deadline, period, util_min, util_max.
-    #[repr(C)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-        util_min: u32,
-        util_max: u32,
-    }
+    setattr(pid, abi::SCHED_GHOST, 0, fd as u64)
+}
+
+/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SchedAttr {
+    pub(crate) size: u32,
+    pub(crate) policy: u32,
+    pub(crate) flags: u64,
+    pub(crate) nice: i32,
+    pub(crate) priority: u32,
+    pub(crate) runtime: u64,
+    pub(crate) deadline: u64,
+    pub(crate) period: u64,
+    pub(crate) util_min: u32,
+    pub(crate) util_max: u32,
+}
+
+/// `sched_setattr(pid, {policy, nice, runtime}, 0)`: 0 or the errno.
+pub(crate) fn setattr(pid: i32, policy: i32, nice: i32, runtime: u64) -> i32 {
     let a = SchedAttr {
-        size: 56,
-        policy: abi::SCHED_GHOST as u32,
-        flags: 0,
-        nice: 0,
-        priority: 0,
-        runtime: fd as u64,
-        deadline: 0,
-        period: 0,
-        util_min: 0,
-        util_max: 0,
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy as u32,
+        nice,
+        runtime,
+        ..Default::default()
     };
     // SAFETY: sched_setattr with a valid, fully initialised attribute.
     if unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &a, 0) } == 0 {
         0
     } else {
         sys::errno()
+    }
+}
+
+/// `sched_getattr(pid)`: the attributes, or the errno.
+pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
+    let mut a = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: sched_getattr fills at most `size` bytes of `a`.
+    if unsafe { libc::syscall(libc::SYS_sched_getattr, pid, &raw mut a, size, 0) } == 0 {
+        Ok(a)
+    } else {
+        Err(sys::errno())
     }
 }
 
@@ -292,7 +305,7 @@ fn sleeping_agent(id: u64, ctl: &File, qfd: i32, cpu: usize, up: &AtomicI32) -> 
 }
 
 /// Starts [`sleeping_agent`] for `cpu` with `e`'s queue; returns its pid.
-fn start_agent(id: u64, e: &Enclave, cpu: usize) -> Result<i32, String> {
+pub(crate) fn start_agent(id: u64, e: &Enclave, cpu: usize) -> Result<i32, String> {
     let up: &AtomicI32 = sys::shared_page()?;
     let qfd = e.queue.as_raw_fd();
     let agent = sys::fork_child(|| sleeping_agent(id, &e.ctl, qfd, cpu, up))?;

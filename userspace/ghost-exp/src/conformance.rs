@@ -72,29 +72,29 @@ pub const TESTS: &[Test] = &[
 
 /// Shared by a test, its agents and its tasks (an anonymous shared page).
 #[repr(C)]
-struct Rig {
+pub(crate) struct Rig {
     /// Agents up: bit 0 the commander, bit 1 the sleeper; a setup error.
     up: AtomicU32,
     error: AtomicI32,
     /// The sleeper's thread id (for signals).
-    b_tid: AtomicI32,
+    pub(crate) b_tid: AtomicI32,
     /// A command to the commander: the test fills the arguments and bumps
     /// `seq`; the commander stores `result` (and `aux`) and sets `done`.
     seq: AtomicU32,
     done: AtomicU32,
     op: AtomicU32,
-    cpu: AtomicI32,
-    gtid: AtomicU64,
+    pub(crate) cpu: AtomicI32,
+    pub(crate) gtid: AtomicU64,
     run_flags: AtomicU32,
     /// Which task barrier a commit uses: [`FRESH`], [`FRESH_MINUS_1`] or
     /// [`GIVEN`] (`barrier`).
     mode: AtomicU32,
-    barrier: AtomicU32,
+    pub(crate) barrier: AtomicU32,
     result: AtomicI32,
-    aux: AtomicI32,
+    pub(crate) aux: AtomicI32,
     /// Commander: bit 0 runs the runnable tasks on `c1`; bit 1 frees the
     /// status words of dead and departed tasks.
-    auto: AtomicU32,
+    pub(crate) auto: AtomicU32,
     /// Task messages the commander saw (`type - 64`).
     a_msgs: [AtomicU32; 16],
     /// Task (`type - 64`) and CPU (`type - 128`) messages the sleeper saw.
@@ -117,34 +117,49 @@ struct Rig {
     /// Outcomes of the commander's auto commits, by `state - INT_MIN`.
     outcomes: [AtomicU32; 16],
     /// Operations the agents tried (commits, ioctls, `ghost_run`).
-    ops: AtomicU64,
+    pub(crate) ops: AtomicU64,
     /// Task k: iterations, last CPU, stop; iterations a ghost task ran on
     /// `c0` (counted while `watch` is set); a nice value to set itself
     /// (100 + nice; 0: none).
-    works: [AtomicU64; 2],
-    cpus: [AtomicI32; 2],
-    stop: [AtomicU32; 2],
+    pub(crate) works: [AtomicU64; 2],
+    pub(crate) cpus: [AtomicI32; 2],
+    pub(crate) stop: [AtomicU32; 2],
     watch: AtomicU32,
     wrong_cpu: AtomicU32,
-    renice: AtomicI32,
+    pub(crate) renice: AtomicI32,
     /// Steps done by a child that flips or moves a task (races).
     steps: AtomicU32,
     /// Outcomes of standalone probes (see each test).
-    out: [AtomicI32; 16],
+    pub(crate) out: [AtomicI32; 16],
+    /// Commit flags of the commander's `OP_COMMIT` (0 by default).
+    pub(crate) commit_flags: AtomicU32,
+    /// The sleeper returns (its thread exits) when it wakes with this set.
+    pub(crate) b_exit: AtomicU32,
+    /// Task k renices itself with `sched_setattr(SCHED_GHOST)` instead of
+    /// `setpriority` when this is set; the call's errno (0: success).
+    pub(crate) renice_attr: AtomicU32,
+    pub(crate) renice_result: AtomicI32,
+    /// The commander's log of the messages about task `log_gtid`, a ring of
+    /// the last ones: `log_n` messages were logged, message `i` at
+    /// `log[i % 64]`, as `[type, seqnum, flags of its status word on
+    /// receipt]`.
+    pub(crate) log_gtid: AtomicU64,
+    pub(crate) log_n: AtomicU32,
+    pub(crate) log: [[AtomicU32; 3]; 64],
 }
 
-/// Commander commands.
+/// Commander commands (more in [`crate::abi91::command`], from 10 on).
 const OP_COMMIT: u32 = 1;
-const OP_PING: u32 = 2;
+pub(crate) const OP_PING: u32 = 2;
 const OP_SW_FREE: u32 = 3;
 const OP_DEFAULT_TO_B: u32 = 4;
 const OP_TIMERFD: u32 = 5;
 const OP_BARRIER: u32 = 6;
 
 /// Task barriers of a commit.
-const FRESH: u32 = 0;
+pub(crate) const FRESH: u32 = 0;
 const FRESH_MINUS_1: u32 = 1;
-const GIVEN: u32 = 2;
+pub(crate) const GIVEN: u32 = 2;
 
 /// The sleeper's queue (a descriptor of the agent process, shared by its
 /// threads).
@@ -181,7 +196,7 @@ fn affinity_count(pid: i32) -> i32 {
 }
 
 /// `sched_setscheduler(pid, policy, 0)`: the errno on failure.
-fn set_policy(pid: i32, policy: i32) -> Result<(), i32> {
+pub(crate) fn set_policy(pid: i32, policy: i32) -> Result<(), i32> {
     let p = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain syscall with a valid parameter.
     if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
@@ -192,13 +207,13 @@ fn set_policy(pid: i32, policy: i32) -> Result<(), i32> {
 }
 
 /// The nice value of `pid`.
-fn nice_of(pid: i32) -> i32 {
+pub(crate) fn nice_of(pid: i32) -> i32 {
     // SAFETY: plain syscall.
     unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) }
 }
 
 /// Writes the command `cmd` to `f`: the errno, or 0.
-fn write_errno(mut f: &std::fs::File, cmd: &str) -> i32 {
+pub(crate) fn write_errno(mut f: &std::fs::File, cmd: &str) -> i32 {
     match f.write_all(cmd.as_bytes()) {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap_or(-1),
@@ -206,13 +221,14 @@ fn write_errno(mut f: &std::fs::File, cmd: &str) -> i32 {
 }
 
 /// A name for a transaction outcome, for messages.
-fn state_name(s: i32) -> String {
+pub(crate) fn state_name(s: i32) -> String {
     ghost::txn::TxnResult::from_state(s).map_or_else(|| format!("{s:#x}"), |r| r.name().into())
 }
 
 /// Joins enclave `id` (itself), then counts its iterations as task `k`;
-/// sets its own nice on request.
-fn spinner(id: u64, r: &Rig, k: usize, c0: usize) -> i32 {
+/// sets its own nice on request (with `setpriority`, or with
+/// `sched_setattr(SCHED_GHOST)` while `renice_attr` is set).
+pub(crate) fn spinner(id: u64, r: &Rig, k: usize, c0: usize) -> i32 {
     if sys::write_once(&path(id, "tasks"), b"0").is_err() {
         return 3;
     }
@@ -228,7 +244,10 @@ fn spinner(id: u64, r: &Rig, k: usize, c0: usize) -> i32 {
             r.wrong_cpu.fetch_add(1, SeqCst);
         }
         let n = r.renice.swap(0, SeqCst);
-        if n != 0 {
+        if n != 0 && r.renice_attr.load(SeqCst) != 0 {
+            let res = crate::capabilities::setattr(0, abi::SCHED_GHOST, n - 100, 0);
+            r.renice_result.store(res, SeqCst);
+        } else if n != 0 {
             // SAFETY: plain syscall on ourselves.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n - 100) };
         }
@@ -262,6 +281,23 @@ impl Known {
             }
             let gtid = dword_at(&p, 0) as i64;
             self.barriers.insert(gtid, seq);
+            if gtid == r.log_gtid.load(SeqCst) as i64 {
+                // The word's flags as the message arrives (TASK_NEW names it).
+                let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
+                let index = match ty {
+                    abi::MSG_TASK_NEW => Some(word_at(&p, off) as u32),
+                    _ => self.words.get(&gtid).copied(),
+                };
+                let flags = index.map_or(0, |i| e.sw_word(i).1);
+                // The last `log.len()` messages.
+                let n = r.log_n.load(SeqCst);
+                if let Some(entry) = r.log.get(n as usize % r.log.len()) {
+                    for (slot, v) in entry.iter().zip([u32::from(ty), seq, flags]) {
+                        slot.store(v, SeqCst);
+                    }
+                    r.log_n.store(n.wrapping_add(1), SeqCst);
+                }
+            }
             match ty {
                 abi::MSG_TASK_NEW => {
                     let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
@@ -309,8 +345,9 @@ impl Known {
         ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast()).map_or_else(|x| x, |_| 0)
     }
 
-    /// Commits `gtid` on `cpu` with `task_barrier`: the final state, or
-    /// the negated errno of the ioctl.
+    /// Commits `gtid` on `cpu` with `task_barrier` and `commit_flags`: the
+    /// final state, or the negated errno of the ioctl.
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
         e: &crate::scheduling::Enclave,
@@ -318,13 +355,14 @@ impl Known {
         gtid: i64,
         task_barrier: u32,
         run_flags: u16,
+        commit_flags: u8,
         r: &Rig,
     ) -> i32 {
         r.ops.fetch_add(1, SeqCst);
         let t = Txn {
             gtid,
             run_flags,
-            commit_flags: 0,
+            commit_flags,
             agent_barrier: 0,
             task_barrier,
             version: 0,
@@ -341,7 +379,7 @@ impl Known {
         let Some(gtid) = self.runq.front().copied() else {
             return;
         };
-        let s = self.commit(e, c1, gtid, self.barrier(gtid), 0, r);
+        let s = self.commit(e, c1, gtid, self.barrier(gtid), 0, 0, r);
         if let Some(o) = r.outcomes.get(s.wrapping_sub(i32::MIN) as usize) {
             o.fetch_add(1, SeqCst);
         }
@@ -367,7 +405,8 @@ impl Known {
                 };
                 r.aux.store(b as i32, SeqCst);
                 let flags = r.run_flags.load(SeqCst) as u16;
-                self.commit(e, cpu as usize, gtid, b, flags, r)
+                let commit_flags = r.commit_flags.load(SeqCst) as u8;
+                self.commit(e, cpu as usize, gtid, b, flags, commit_flags, r)
             }
             OP_PING => {
                 r.ops.fetch_add(1, SeqCst);
@@ -393,7 +432,7 @@ impl Known {
             }
             OP_TIMERFD => timerfd_settime(e, cpu, r),
             OP_BARRIER => self.barrier(gtid) as i32,
-            _ => -1,
+            op => crate::abi91::command(op, e, r),
         }
     }
 }
@@ -487,6 +526,10 @@ fn sleeper(id: u64, c1: usize, r: &Rig) {
     r.b_tid.store(unsafe { libc::gettid() }, SeqCst);
     r.up.fetch_or(2, SeqCst);
     loop {
+        if r.b_exit.load(SeqCst) != 0 {
+            // The thread exits; the process goes on.
+            return;
+        }
         let b = e.sw_barrier(me);
         while let Some((ty, _, p)) = e.pop() {
             if let Some(i) = task_slot(ty) {
@@ -562,16 +605,16 @@ fn commander(id: u64, c0: usize, c1: usize, r: &Rig) -> i32 {
 }
 
 /// A running rig.
-struct RigUp {
-    r: &'static Rig,
-    id: u64,
-    c0: usize,
-    c1: usize,
-    agents: i32,
+pub(crate) struct RigUp {
+    pub(crate) r: &'static Rig,
+    pub(crate) id: u64,
+    pub(crate) c0: usize,
+    pub(crate) c1: usize,
+    pub(crate) agents: i32,
 }
 
 /// Starts a rig on enclave `id`.
-fn rig(id: u64) -> Result<RigUp, String> {
+pub(crate) fn rig(id: u64) -> Result<RigUp, String> {
     sys::ensure_ghostfs()?;
     let ncpus = nr_cpu_ids()?;
     ensure!(ncpus >= 2, "needs 2 CPUs, have {ncpus}");
@@ -597,7 +640,7 @@ fn rig(id: u64) -> Result<RigUp, String> {
 
 impl RigUp {
     /// Sends a command to the commander and waits for its result.
-    fn command(
+    pub(crate) fn command(
         &self,
         op: u32,
         cpu: usize,
@@ -620,14 +663,14 @@ impl RigUp {
     }
 
     /// A commit by the commander on `c1` of `gtid` with a barrier of `mode`.
-    fn commit(&self, gtid: i64, run_flags: u16, mode: u32) -> Result<i32, String> {
+    pub(crate) fn commit(&self, gtid: i64, run_flags: u16, mode: u32) -> Result<i32, String> {
         self.command(OP_COMMIT, self.c1, gtid, run_flags, mode)
     }
 
     /// Commits `gtid` with the freshest barrier until the outcome is not
     /// `TARGET_STALE` (a message the commander had not read yet) or
     /// `CPU_UNAVAIL` (another class had c1 for a moment), at most 200 times.
-    fn commit_settled(&self, gtid: i64) -> Result<i32, String> {
+    pub(crate) fn commit_settled(&self, gtid: i64) -> Result<i32, String> {
         let mut s = self.commit(gtid, 0, FRESH)?;
         for _ in 0..200 {
             if s != abi::GHOST_TXN_TARGET_STALE && s != abi::GHOST_TXN_CPU_UNAVAIL {
@@ -654,18 +697,41 @@ impl RigUp {
         Ok(s)
     }
 
-    fn a_count(&self, ty: u16) -> u32 {
+    pub(crate) fn a_count(&self, ty: u16) -> u32 {
         self.r.a_msgs[usize::from(ty - 64)].load(SeqCst)
     }
 
+    /// After `how` changed a task's nice to `nice` (when the commander had
+    /// counted `p0` TASK_PRIORITY_CHANGED): exactly one more comes, with
+    /// that nice.
+    pub(crate) fn one_priority_change(&self, p0: u32, nice: i32, how: &str) -> Result<(), String> {
+        let prio = || self.a_count(abi::MSG_TASK_PRIORITY_CHANGED);
+        ensure!(
+            wait_for(10_000, || prio() > p0),
+            "no TASK_PRIORITY_CHANGED after {how}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        ensure!(
+            prio() == p0 + 1,
+            "{} TASK_PRIORITY_CHANGED after {how}",
+            prio() - p0
+        );
+        let seen = self.r.nice_changed.load(SeqCst);
+        ensure!(
+            seen == nice,
+            "TASK_PRIORITY_CHANGED nice {seen} after {how}, want {nice}"
+        );
+        Ok(())
+    }
+
     /// Task `k` makes progress (more than 200 iterations within 10 s).
-    fn progresses(&self, k: usize) -> bool {
+    pub(crate) fn progresses(&self, k: usize) -> bool {
         let at = self.r.works[k].load(SeqCst);
         wait_for(10_000, || self.r.works[k].load(SeqCst) > at + 200)
     }
 
     /// Outcomes of the auto commits that are not in `allowed`, by name.
-    fn unexpected_outcomes(&self, allowed: &[i32]) -> Vec<String> {
+    pub(crate) fn unexpected_outcomes(&self, allowed: &[i32]) -> Vec<String> {
         (0..16)
             .filter_map(|i| {
                 let n = self.r.outcomes[i].load(SeqCst);
@@ -677,7 +743,7 @@ impl RigUp {
 
     /// Destroys the enclave: the agents die (SIGKILL), the live `tasks` go
     /// back to CFS and keep running; then they stop and exit.
-    fn finish(self, tasks: &[(usize, i32)]) -> Result<(), String> {
+    pub(crate) fn finish(self, tasks: &[(usize, i32)]) -> Result<(), String> {
         let r = self.r;
         figures::ops(r.ops.swap(0, SeqCst));
         sys::write_once(&path(self.id, "ctl"), b"destroy")
@@ -698,6 +764,20 @@ impl RigUp {
         }
         Ok(())
     }
+}
+
+/// The outcomes `o` that differ from `want` (`(index, value, what it
+/// is)`), one line each.
+pub(crate) fn mismatches(o: &[i32], want: &[(usize, i32, &str)]) -> Vec<String> {
+    want.iter()
+        .filter(|(i, v, _)| o.get(*i) != Some(v))
+        .map(|(i, v, what)| {
+            let got = o
+                .get(*i)
+                .map_or_else(|| "nothing".into(), |g| g.to_string());
+            format!("{what}: {got}, want {v}")
+        })
+        .collect()
 }
 
 /// agent_test FailToBecomeAgent: `become agent` refused with the ABI's
@@ -816,11 +896,7 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         (9, libc::SCHED_OTHER, "policy of the refused thread"),
         (10, libc::EBUSY, "the agent again"),
     ];
-    let wrong: Vec<String> = want
-        .iter()
-        .filter(|(i, v, _)| o[*i] != *v)
-        .map(|(i, v, what)| format!("{what}: {}, want {}", o[*i], v))
-        .collect();
+    let wrong = mismatches(&o, &want);
     ensure!(wrong.is_empty(), "{}", wrong.join("; "));
     ensure!(
         second == Exit::Code(libc::EBUSY),
@@ -1511,21 +1587,7 @@ fn conf_priority_changed() -> Result<(), String> {
         let x = unsafe { libc::setpriority(libc::PRIO_PROCESS, t as u32, nice) };
         ensure!(x == 0, "setpriority {nice}: {}", errno_name(sys::errno()));
         figures::ops(1);
-        ensure!(
-            wait_for(2000, || prio() > p0),
-            "no TASK_PRIORITY_CHANGED for nice {nice}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        ensure!(
-            prio() == p0 + 1,
-            "{} TASK_PRIORITY_CHANGED for one change to {nice}",
-            prio() - p0
-        );
-        let seen = r.nice_changed.load(SeqCst);
-        ensure!(
-            seen == nice,
-            "TASK_PRIORITY_CHANGED nice {seen}, want {nice}"
-        );
+        rig.one_priority_change(p0, nice, &format!("setpriority {nice}"))?;
         ensure!(nice_of(t) == nice, "nice of the task {}", nice_of(t));
     }
     let p0 = prio();

@@ -1163,37 +1163,26 @@ fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<
 fn ghost_states() -> String {
     let mut by_state = std::collections::BTreeMap::<char, u32>::new();
     let mut lines = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return "no /proc".into();
-    };
-    for p in procs.flatten() {
-        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+    for (tid, dir) in sys::threads() {
+        if sys::sched_policy(tid) != ghost_abi::SCHED_GHOST {
             continue;
-        };
-        for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if sys::sched_policy(tid) != ghost_abi::SCHED_GHOST {
-                continue;
-            }
-            let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
-            let stat = rd("stat");
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next())
-                .unwrap_or('?');
-            *by_state.entry(state).or_default() += 1;
-            if lines.len() < 12 {
-                let mut l = format!("{tid} ({}) {state} {}", rd("comm").trim(), rd("wchan"));
-                if state != 'S' && lines.len() < 4 {
-                    for f in rd("stack").lines().take(8) {
-                        l.push_str("\n      ");
-                        l.push_str(f);
-                    }
+        }
+        let rd = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .unwrap_or('?');
+        *by_state.entry(state).or_default() += 1;
+        if lines.len() < 12 {
+            let mut l = format!("{tid} ({}) {state} {}", rd("comm").trim(), rd("wchan"));
+            if state != 'S' && lines.len() < 4 {
+                for f in rd("stack").lines().take(8) {
+                    l.push_str("\n      ");
+                    l.push_str(f);
                 }
-                lines.push(l);
             }
+            lines.push(l);
         }
     }
     format!(

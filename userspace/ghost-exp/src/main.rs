@@ -15,6 +15,7 @@ macro_rules! ensure {
     };
 }
 
+mod abi91;
 mod agents;
 mod capabilities;
 mod cconf;

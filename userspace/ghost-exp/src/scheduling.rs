@@ -69,6 +69,40 @@ pub(crate) fn make_enclave(id: u64, cpu: usize) -> Result<(), String> {
 /// made the default queue, and the mappings (queues are not inherited by
 /// children, so the agent process does this itself).
 pub(crate) fn attach(id: u64, cpu: usize) -> Result<Enclave, String> {
+    let e = observe(id)?;
+    let mut dq = abi::GhostIocSetDefaultQueue {
+        fd: e.queue.as_raw_fd(),
+    };
+    ioctl(
+        &e.ctl,
+        abi::GHOST_IOC_SET_DEFAULT_QUEUE,
+        (&raw mut dq).cast(),
+    )
+    .map_err(|x| format!("SET_DEFAULT_QUEUE: {}", errno_name(x)))?;
+    let mut w = [abi::GhostAgentWakeup {
+        cpu: cpu as i32,
+        prio: 0,
+    }];
+    let mut cw = abi::GhostIocConfigQueueWakeup {
+        qfd: e.queue.as_raw_fd(),
+        w: w.as_mut_ptr() as u64,
+        ninfo: 1,
+        flags: 0,
+    };
+    ioctl(
+        &e.ctl,
+        abi::GHOST_IOC_CONFIG_QUEUE_WAKEUP,
+        (&raw mut cw).cast(),
+    )
+    .map_err(|x| format!("CONFIG_QUEUE_WAKEUP: {}", errno_name(x)))?;
+    Ok(e)
+}
+
+/// Opens enclave `id` without taking part in it: its `ctl`, the
+/// transactions and status words mapped, and a queue of its own that is
+/// nobody's default and wakes nobody (an observer, or a thread that commits
+/// without being an agent, leaves the agents' message flow as it is).
+pub(crate) fn observe(id: u64) -> Result<Enclave, String> {
     let ctl = open_rw(&path(id, "ctl"))?;
     let nelems = 1024;
     let (queue, mapsize) = create_queue(&ctl, nelems as i32, -1, 0)
@@ -76,27 +110,6 @@ pub(crate) fn attach(id: u64, cpu: usize) -> Result<Enclave, String> {
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let ring = sys::mmap_fd(&queue, mapsize as usize, rw, libc::MAP_SHARED, 0)
         .map_err(|e| format!("mmap queue: {}", errno_name(e)))?;
-    let mut dq = abi::GhostIocSetDefaultQueue {
-        fd: queue.as_raw_fd(),
-    };
-    ioctl(&ctl, abi::GHOST_IOC_SET_DEFAULT_QUEUE, (&raw mut dq).cast())
-        .map_err(|e| format!("SET_DEFAULT_QUEUE: {}", errno_name(e)))?;
-    let mut w = [abi::GhostAgentWakeup {
-        cpu: cpu as i32,
-        prio: 0,
-    }];
-    let mut cw = abi::GhostIocConfigQueueWakeup {
-        qfd: queue.as_raw_fd(),
-        w: w.as_mut_ptr() as u64,
-        ninfo: 1,
-        flags: 0,
-    };
-    ioctl(
-        &ctl,
-        abi::GHOST_IOC_CONFIG_QUEUE_WAKEUP,
-        (&raw mut cw).cast(),
-    )
-    .map_err(|e| format!("CONFIG_QUEUE_WAKEUP: {}", errno_name(e)))?;
     let n = nr_cpu_ids()?;
     let cd = std::fs::OpenOptions::new()
         .read(true)
@@ -129,14 +142,25 @@ impl Enclave {
         Self::atomic_u32(&self.sw, 64 + 32 * index as usize).load(Ordering::Acquire)
     }
 
+    /// The status word `index` of region 0: `(barrier, flags, gtid)`.
+    pub(crate) fn sw_word(&self, index: u32) -> (u32, u32, i64) {
+        let at = 64 + 32 * index as usize;
+        (
+            self.sw_barrier(index),
+            Self::atomic_u32(&self.sw, at + 4).load(Ordering::Acquire),
+            self.sw.read::<i64>(at + 8),
+        )
+    }
+
+    /// The `available` count of region 0's header (words not allocated).
+    pub(crate) fn sw_available(&self) -> u32 {
+        Self::atomic_u32(&self.sw, offset_of!(abi::GhostSwRegionHeader, available))
+            .load(Ordering::Acquire)
+    }
+
     /// Where a status word is.
     pub(crate) fn sw_info(&self, type_: u32, arg: u64) -> Result<abi::GhostSwInfo, i32> {
-        let mut a = abi::GhostIocSwGetInfo {
-            request: abi::GhostMsgSrc { type_, arg },
-            response: abi::GhostSwInfo::default(),
-        };
-        ioctl(&self.ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut a).cast())?;
-        Ok(a.response)
+        sw_get_info(&self.ctl, type_, arg)
     }
 
     /// Pops the next message: `(type, seqnum, payload bytes)`.
@@ -238,6 +262,21 @@ impl Enclave {
         )
         .load(Ordering::Acquire) as i32
     }
+}
+
+/// `GHOST_IOC_SW_GET_INFO` of `{type_, arg}` on an enclave's `ctl`: where
+/// the status word is, or the errno.
+pub(crate) fn sw_get_info(
+    ctl: &std::fs::File,
+    type_: u32,
+    arg: u64,
+) -> Result<abi::GhostSwInfo, i32> {
+    let mut a = abi::GhostIocSwGetInfo {
+        request: abi::GhostMsgSrc { type_, arg },
+        response: abi::GhostSwInfo::default(),
+    };
+    ioctl(ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut a).cast())?;
+    Ok(a.response)
 }
 
 /// What to put in a transaction (see [`Enclave::fill`]).

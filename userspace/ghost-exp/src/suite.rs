@@ -7,7 +7,8 @@
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
 use crate::{
-    agents, capabilities, cconf, conformance, faults, fuzz, lab, lifecycle, mapped, scheduling,
+    abi91, agents, capabilities, cconf, conformance, faults, fuzz, lab, lifecycle, mapped,
+    scheduling,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
@@ -194,14 +195,15 @@ pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
 }
 
 /// Every test, in the order they run: the core tests above, then the
-/// conformance suite, fault injection and the fuzzer, each module with its
-/// own list.
+/// conformance suite, the ABI 91 semantics, fault injection and the fuzzer,
+/// each module with its own list.
 pub fn all() -> impl Iterator<Item = &'static Test> {
     TESTS
         .iter()
         .chain(conformance::TESTS)
         .chain(cconf::TESTS)
         .chain(capabilities::TESTS)
+        .chain(abi91::TESTS)
         .chain(faults::TESTS)
         .chain(fuzz::TESTS)
 }
@@ -210,25 +212,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
 /// gone, as `tid (comm)`. Destroy moves every task of an enclave to CFS, so
 /// any such thread is a task lost by the kernel.
 fn lost_ghost_tasks() -> Vec<String> {
-    let mut lost = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return lost;
-    };
-    for p in procs.flatten() {
-        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if sys::sched_policy(tid) == ghost_abi::SCHED_GHOST {
-                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                lost.push(format!("{tid} ({})", comm.trim()));
-            }
-        }
-    }
-    lost
+    sys::threads_where(|tid| sys::sched_policy(tid) == ghost_abi::SCHED_GHOST)
 }
 
 /// Runs the tests whose name contains `filter` (or one of its comma-separated

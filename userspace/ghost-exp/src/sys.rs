@@ -135,6 +135,39 @@ pub fn sched_policy(tid: i32) -> i32 {
     unsafe { libc::sched_getscheduler(tid) }
 }
 
+/// Every thread of the system: its tid and its `/proc/<pid>/task/<tid>`
+/// directory (none if `/proc` cannot be read).
+pub fn threads() -> Vec<(i32, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                found.push((tid, t.path()));
+            }
+        }
+    }
+    found
+}
+
+/// Every thread `tid` of the system for which `f(tid)` holds, as
+/// `tid (comm)`.
+pub fn threads_where(f: impl Fn(i32) -> bool) -> Vec<String> {
+    threads()
+        .into_iter()
+        .filter(|&(tid, _)| f(tid))
+        .map(|(tid, dir)| {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            format!("{tid} ({})", comm.trim())
+        })
+        .collect()
+}
+
 /// A memory mapping, unmapped on drop.
 pub struct Mapping {
     ptr: *mut u8,
