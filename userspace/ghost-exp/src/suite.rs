@@ -281,7 +281,7 @@ fn kernel_is_ghost() -> Result<(), String> {
     let release =
         std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| e.to_string())?;
     ensure!(
-        release.trim().ends_with("-ghost"),
+        release.trim().ends_with("-ghost-rs"),
         "kernel release {:?} is not a ghost-rs build",
         release.trim()
     );
