@@ -67,6 +67,14 @@ impl SchedClassOps for GhostClass {
         gt.sync_runtime(p);
         gt.set_waiting(sched::now());
         gt.sw_flags(SW_RUNNABLE, 0);
+        if let Some(g) = rq.ghost() {
+            crate::fallback::link(rq, g, gt);
+            // No agent will commit it: the fallback runs it (an idle CPU
+            // must pick again).
+            if crate::fallback::applies(g, gt) && rq.curr().is_idle() {
+                rq.resched_curr();
+            }
+        }
         let flags = flags as u32;
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
             // A fork child's first wakeup: its gtid exists now.
@@ -83,6 +91,9 @@ impl SchedClassOps for GhostClass {
         };
         if gt.set_counted(false) {
             rq.count_running(false);
+        }
+        if let Some(g) = rq.ghost() {
+            crate::fallback::unlink(rq, g, gt);
         }
         if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
             gt.sw_flags(0, SW_RUNNABLE);

@@ -41,7 +41,7 @@ use crate::task::TaskHandle;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -62,6 +62,9 @@ pub struct Enclave {
     tunables: [AtomicBool; TUNABLES.len()],
     /// `runnable_timeout` in milliseconds; 0 turns the watchdog off.
     runnable_timeout_ms: AtomicU64,
+    /// Whether the enclave is orphaned, since when, and for how long it may
+    /// stay so.
+    orphan: Orphan,
     /// Whether `agent_online` is open for writing (the agent says it is up).
     agent_online: AtomicBool,
     /// The thread group that created an `ephemeral` enclave: the enclave is
@@ -101,6 +104,18 @@ pub struct Enclave {
     dying: AtomicBool,
 }
 
+/// An enclave's orphaned state (see [`crate::fallback`]).
+struct Orphan {
+    /// `agentless_timeout` in milliseconds: how long the enclave may stay
+    /// orphaned before it is destroyed; 0: for ever.
+    timeout_ms: AtomicU64,
+    /// Since when (monotonic ns) the enclave is orphaned: an agent of it
+    /// died or left while it lives, and none attached since; 0 if not.
+    since: AtomicI64,
+    /// The `since` the watchdog last kicked the CPUs for.
+    kicked: AtomicI64,
+}
+
 /// The most queues an enclave may create.
 pub const MAX_QUEUES: usize = 4096;
 
@@ -134,6 +149,49 @@ impl Enclave {
     /// Tasks and agents in the enclave.
     pub fn nr_tasks(&self) -> usize {
         self.nr_tasks.load(Ordering::SeqCst)
+    }
+
+    /// Whether the enclave is orphaned (see [`Orphan`]).
+    pub fn orphaned(&self) -> bool {
+        self.orphan.since.load(Ordering::Acquire) != 0
+    }
+
+    /// Since when the enclave is orphaned (monotonic ns), if it is.
+    pub fn orphaned_since(&self) -> Option<i64> {
+        let t = self.orphan.since.load(Ordering::Acquire);
+        (t != 0).then_some(t)
+    }
+
+    /// An agent of the enclave died or left: unless the enclave is being
+    /// destroyed, it is orphaned from now on (if it was not already), and
+    /// the watchdog starts the fallback on every CPU. Any context.
+    pub fn agent_gone(&self, now: i64) {
+        if self.dying() {
+            return;
+        }
+        // `now` is never 0 after boot; keep the first orphaning's time.
+        let _ =
+            self.orphan
+                .since
+                .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire);
+        crate::watchdog::orphaned();
+    }
+
+    /// An agent attached: the enclave is no longer orphaned.
+    pub fn agent_attached(&self) {
+        self.orphan.since.store(0, Ordering::Release);
+    }
+
+    /// Whether the CPUs still have to be kicked for the orphaning at
+    /// `since` (true once per orphaning).
+    pub fn take_orphan_kick(&self, since: i64) -> bool {
+        self.orphan.kicked.swap(since, Ordering::AcqRel) != since
+    }
+
+    /// `agentless_timeout` in ns (0: never).
+    pub fn agentless_timeout_ns(&self) -> i64 {
+        // At most `MAX_RUNNABLE_TIMEOUT_MS`: the product fits.
+        (self.orphan.timeout_ms.load(Ordering::Relaxed) as i64).saturating_mul(1_000_000)
     }
 
     /// `runnable_timeout` in ns (0: no watchdog).
@@ -650,6 +708,12 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
             0,
             key,
         )?;
+        dir.create_file::<AgentlessTimeoutFile>(
+            kernel::c_str!("agentless_timeout"),
+            perm(0o664),
+            0,
+            key,
+        )?;
         dir.create_file::<TunableFile<0>>(TUNABLES[0], perm(0o664), 0, key)?;
         dir.create_file::<TunableFile<1>>(TUNABLES[1], perm(0o664), 0, key)?;
         dir.create_file::<TunableFile<2>>(TUNABLES[2], perm(0o664), 0, key)?;
@@ -672,6 +736,11 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 dir,
                 tunables: [const { AtomicBool::new(false) }; TUNABLES.len()],
                 runnable_timeout_ms: AtomicU64::new(0),
+                orphan: Orphan {
+                    timeout_ms: AtomicU64::new(DEFAULT_AGENTLESS_TIMEOUT_MS),
+                    since: AtomicI64::new(0),
+                    kicked: AtomicI64::new(0),
+                },
                 agent_online: AtomicBool::new(false),
                 ephemeral_tgid,
                 cpu_data,
@@ -741,7 +810,8 @@ pub fn cpu_in_enclave(cpu: usize) -> bool {
     registry().is_ok_and(|r| r.lock().cpu_owner.get(cpu).is_some_and(|o| o.is_some()))
 }
 
-/// The enclaves with a `runnable_timeout` (the watchdog's). May sleep.
+/// The enclaves the watchdog looks at: with a `runnable_timeout`, or
+/// orphaned. May sleep.
 pub fn watched() -> KVec<Arc<Enclave>> {
     let mut out = KVec::new();
     let Ok(r) = registry() else {
@@ -754,7 +824,7 @@ pub fn watched() -> KVec<Arc<Enclave>> {
         return out;
     }
     for e in r.lock().slots.iter().flatten() {
-        if e.runnable_timeout_ns() > 0 {
+        if e.runnable_timeout_ns() > 0 || e.orphaned() {
             // Enclaves created since the count may not fit: the next check
             // sees them. Within capacity, `push` does not allocate.
             if out.len() < out.capacity() {
@@ -972,6 +1042,39 @@ impl FileOps for RunnableTimeoutFile {
         if ms > 0 {
             crate::watchdog::arm();
         }
+        Ok(input.len())
+    }
+
+    fn open(file: &OpenFile) -> Result {
+        may_open(file)
+    }
+}
+
+/// The default `agentless_timeout` (ms): long enough for a restarted
+/// agent to come up on a busy machine, short enough that a crashed one
+/// does not leave its tasks in the fallback for long.
+pub const DEFAULT_AGENTLESS_TIMEOUT_MS: u64 = 60_000;
+
+/// `enclave_<id>/agentless_timeout`: milliseconds an orphaned enclave (its
+/// agents died or left, none attached since) lives on, its tasks run by
+/// the fallback, before it is destroyed; 0 = for ever. A ghost-rs file
+/// (ghOSt has no fallback); same grammar as `runnable_timeout`.
+struct AgentlessTimeoutFile;
+
+#[vtable]
+impl FileOps for AgentlessTimeoutFile {
+    fn show(key: usize, m: &mut SeqFile) -> Result {
+        let e = enclave_of(key)?;
+        write!(m, "{}", e.orphan.timeout_ms.load(Ordering::Relaxed)).map_err(|_| EINVAL)
+    }
+
+    fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
+        let ms = parse_unsigned(input).map_err(|_| EINVAL)?;
+        if ms > MAX_RUNNABLE_TIMEOUT_MS {
+            return Err(EINVAL);
+        }
+        let e = enclave_of(file.key())?;
+        e.orphan.timeout_ms.store(ms, Ordering::Relaxed);
         Ok(input.len())
     }
 

@@ -27,12 +27,18 @@
 //! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`;
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
 //!   ring producer);
-//! - [`parse`]: parsers for what userspace writes to ghostfs files.
+//! - [`parse`]: parsers for what userspace writes to ghostfs files;
+//! - [`fallback`]: the agentless fallback (an orphaned enclave's tasks run
+//!   until a new agent attaches).
 //!
 //! [`parse`], [`gtid`], [`sw`] and [`ring`] are pure code, also unit-tested
 //! on the host.
 //!
 //! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
+
+// `pin_init!` of the enclave (one macro step per field) needs more than the
+// default 128.
+#![recursion_limit = "256"]
 
 use kernel::prelude::*;
 
@@ -41,6 +47,7 @@ pub mod classes;
 pub mod cpu_data;
 pub mod cpumsg;
 pub mod enclave;
+pub mod fallback;
 pub mod ghostfs;
 pub mod gtask;
 pub mod gtid;

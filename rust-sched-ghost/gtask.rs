@@ -80,6 +80,9 @@ pub struct GhostTask {
     /// the word of its earlier stay (`MSG_GATED`); TASK_NEW goes out when
     /// that word is freed.
     gated: Cell<bool>,
+    /// Its place on its CPU's list of runnable ghost tasks (see
+    /// [`crate::fallback`]).
+    fb: crate::fallback::FbLink,
 }
 
 impl Drop for GhostTask {
@@ -132,6 +135,7 @@ impl GhostTask {
             task: TaskHandle::get(p),
             link: Link::new(),
             gated: Cell::new(false),
+            fb: crate::fallback::FbLink::new(),
         };
         match KBox::new(gt, GFP_KERNEL) {
             Ok(b) => {
@@ -164,6 +168,12 @@ impl GhostTask {
     /// The place on the enclave's member list.
     pub fn link(&self) -> &Link {
         &self.link
+    }
+
+    /// The place on its CPU's list of runnable ghost tasks (only
+    /// [`crate::fallback`] uses it).
+    pub fn fb_link(&self) -> &crate::fallback::FbLink {
+        &self.fb
     }
 
     /// The enclave.
@@ -544,7 +554,7 @@ pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox
 
 /// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
 /// owns `p` exclusively (a fork that failed).
-pub fn uninstall(_rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
+pub fn uninstall(rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
     let g = p.ghost_raw().cast::<GhostTask>();
     if g.is_null() {
         return None;
@@ -552,5 +562,14 @@ pub fn uninstall(_rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
     p.set_ghost_raw(core::ptr::null_mut());
     // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
     // cleared just above, so it is ours now.
-    Some(unsafe { KBox::from_raw(g) })
+    let gt = unsafe { KBox::from_raw(g) };
+    // Off its CPU's list before it can be freed (a task is linked only
+    // while queued on `rq`, which the caller holds; without a runqueue the
+    // task is not queued anywhere).
+    if let Some(rq) = rq {
+        if let Some(grq) = rq.ghost() {
+            crate::fallback::unlink(rq, grq, &gt);
+        }
+    }
+    Some(gt)
 }

@@ -475,6 +475,8 @@ pub struct GhostRq {
     avail: Cell<bool>,
     /// Ghost tasks and the agent counted in this CPU's `nr_running`.
     nr_running: Cell<u32>,
+    /// The runnable ghost tasks queued here (see [`crate::fallback`]).
+    fb: crate::fallback::FbList,
 }
 
 // SAFETY: see the type invariant: cells are only touched under the CPU's rq
@@ -614,6 +616,12 @@ impl GhostRq {
         self.held.set(false);
     }
 
+    /// The list of runnable ghost tasks queued here (only
+    /// [`crate::fallback`] uses it, with the rq lock held).
+    pub fn fb_list(&self) -> &crate::fallback::FbList {
+        &self.fb
+    }
+
     /// Whether the latch is held back by a sync group in progress.
     pub fn held(&self, _rq: &Rq) -> bool {
         self.held.get()
@@ -691,6 +699,7 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
                 avail: Cell::new(true),
                 nr_running: Cell::new(0),
                 cpu_seqnum: Cell::new(0),
+                fb: crate::fallback::FbList::new(),
             },
             GFP_KERNEL,
         )?;

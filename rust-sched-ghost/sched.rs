@@ -494,6 +494,10 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     if let Some(g) = rq.ghost() {
         if let Some(a) = g.agent() {
             crate::cpumsg::tick(rq, g, a == curr);
+        } else if curr.in_ghost_class() && crate::fallback::should_rotate(rq, g, curr) {
+            // The fallback's time slice: one tick, then the next task.
+            g.set_must_resched(rq, true);
+            rq.resched_curr();
         }
     }
     crate::watchdog::tick();
@@ -700,7 +704,8 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
         g.set_latched(rq, None, 0);
         crate::agent::wake(rq.cpu());
     }
-    None
+    // No agent here: the tasks of an enclave whose agents died run anyway.
+    crate::fallback::pick(rq, g)
 }
 
 /// `set_next_task`: `p` becomes the current task of `rq`.

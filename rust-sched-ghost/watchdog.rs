@@ -16,6 +16,16 @@
 //!
 //! and destroy that enclave.
 //!
+//! It also looks after orphaned enclaves (their agents died or left; see
+//! [`crate::fallback`]): once per orphaning it kicks every CPU, so that an
+//! idle CPU with tasks of the enclave queued picks them in the fallback,
+//! and an enclave orphaned for longer than its `agentless_timeout` is
+//! destroyed, with
+//!
+//! ```text
+//! ghost: enclave_<id> had no agent for over <ms>ms (agentless_timeout): destroyed
+//! ```
+//!
 //! Checks run every [`PERIOD_NS`] while some enclave ever set a timeout, so
 //! the watchdog fires between `runnable_timeout` and `runnable_timeout` +
 //! [`PERIOD_NS`] + a tick after the task became runnable. The scheduler
@@ -72,6 +82,15 @@ pub fn arm() {
     ARMED.store(true, Ordering::Release);
 }
 
+/// An enclave was orphaned: the checks start, and one runs now (any
+/// context, runqueue locks included).
+pub fn orphaned() {
+    arm();
+    // SAFETY: initialized by `init`; queueing a pending irq_work is a
+    // no-op; any context.
+    unsafe { bindings::irq_work_queue(WORKS.irq.get()) };
+}
+
 /// The scheduler tick (runqueue lock held): queues a check if one is due.
 pub fn tick() {
     if !ARMED.load(Ordering::Acquire) {
@@ -108,6 +127,7 @@ unsafe extern "C" fn kick(_w: *mut bindings::irq_work) {
 /// A violation found by a check.
 struct Violation {
     id: u64,
+    /// The task that waited too long; 0 for an enclave orphaned too long.
     pid: i32,
     waited_ms: i64,
 }
@@ -120,8 +140,29 @@ struct Violation {
 unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     let t = now();
     let mut found: KVec<Violation> = KVec::new();
+    let mut kick = false;
     for e in crate::enclave::watched() {
+        if let Some(since) = e.orphaned_since() {
+            kick |= e.take_orphan_kick(since);
+            let limit = e.agentless_timeout_ns();
+            let waited = t.saturating_sub(since);
+            if limit > 0 && waited > limit {
+                // Out of memory: the next check finds it again.
+                let _ = found.push(
+                    Violation {
+                        id: e.id,
+                        pid: 0,
+                        waited_ms: waited / 1_000_000,
+                    },
+                    GFP_KERNEL,
+                );
+                continue;
+            }
+        }
         let timeout = e.runnable_timeout_ns();
+        if timeout == 0 {
+            continue;
+        }
         for task in e.tasks() {
             let g = TaskRqGuard::lock(task);
             let p = g.task();
@@ -143,15 +184,33 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
             }
         }
     }
+    if kick {
+        // An idle CPU with tasks of a newly orphaned enclave queued picks
+        // again (in the fallback).
+        for cpu in 0..crate::rq::nr_cpu_ids() as i32 {
+            if crate::rq::cpu_online(cpu) {
+                // SAFETY: process context, no lock held; `cpu` is online.
+                unsafe { bindings::resched_cpu(cpu) };
+            }
+        }
+    }
     for v in &found {
         // Destroyed meanwhile: nothing to do.
         if let Some(e) = crate::enclave::take(v.id) {
-            pr_err!(
-                "enclave violation: enclave_{} failed to run pid {} for over {}ms\n",
-                v.id,
-                v.pid,
-                v.waited_ms
-            );
+            if v.pid == 0 {
+                pr_err!(
+                    "enclave_{} had no agent for over {}ms (agentless_timeout): destroyed\n",
+                    v.id,
+                    v.waited_ms
+                );
+            } else {
+                pr_err!(
+                    "enclave violation: enclave_{} failed to run pid {} for over {}ms\n",
+                    v.id,
+                    v.pid,
+                    v.waited_ms
+                );
+            }
             crate::enclave::destroy_taken(e);
         }
     }

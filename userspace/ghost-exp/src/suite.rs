@@ -526,6 +526,7 @@ fn enclave_create_destroy() -> Result<(), String> {
     let mut want: Vec<&str> = [
         "abi_version",
         "agent_online",
+        "agentless_timeout",
         "cpu_data",
         "cpulist",
         "cpumask",
@@ -554,10 +555,13 @@ fn enclave_create_destroy() -> Result<(), String> {
         let got = mode_of(&format!("{dir}{f}"))?;
         ensure!(got == mode, "enclave_1{f}: mode {got:o}, want {mode:o}");
     }
-    for f in TUNABLES
-        .iter()
-        .chain(&["runnable_timeout", "cpulist", "cpumask", "agent_online"])
-    {
+    for f in TUNABLES.iter().chain(&[
+        "runnable_timeout",
+        "agentless_timeout",
+        "cpulist",
+        "cpumask",
+        "agent_online",
+    ]) {
         let got = mode_of(&format!("{dir}/{f}"))?;
         ensure!(got == 0o664, "enclave_1/{f}: mode {got:o}, want 664");
     }
@@ -811,6 +815,29 @@ fn enclave_tunables() -> Result<(), String> {
     );
     write("runnable_timeout", b"9223372036854")?;
     write("runnable_timeout", b"0")?;
+    // ghost-rs's own file: the default, the grammar of runnable_timeout.
+    ensure!(
+        read("agentless_timeout")? == "60000",
+        "agentless_timeout starts at {:?}",
+        read("agentless_timeout")?
+    );
+    write("agentless_timeout", b"0x10\n")?;
+    ensure!(
+        read("agentless_timeout")? == "16",
+        "agentless_timeout reads {:?} after 0x10",
+        read("agentless_timeout")?
+    );
+    expect_errnos(&format!("{dir}/agentless_timeout"), bad_ms)?;
+    ensure!(
+        read("agentless_timeout")? == "16",
+        "agentless_timeout changed by bad input"
+    );
+    write("agentless_timeout", b"0")?;
+    ensure!(
+        read("agentless_timeout")? == "0",
+        "agentless_timeout reads {:?} after 0",
+        read("agentless_timeout")?
+    );
     destroy_enclave(6)?;
     Ok(())
 }

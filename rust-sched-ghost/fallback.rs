@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The agentless fallback: a dead agent never wedges the system.
+//!
+//! ghOSt runs a ghost task only when an agent commits it. When the agents
+//! of an enclave die (a crash, a kill) and no new agent has attached yet,
+//! its runnable tasks wait. A task that waits inside the kernel can hold
+//! what the next agent needs to start (a path lookup of the agent's own
+//! `execve` waiting in `d_alloc_parallel()` on a lookup the ghost task
+//! started, a `mmap_lock`, a pipe): the new agent never comes, and with it
+//! every other exec of the system. So, as long as an enclave is
+//! *orphaned* (an agent of it died or left while it lives, and none has
+//! attached since; see [`Enclave::orphaned`]), a CPU without an agent runs
+//! the runnable tasks of orphaned enclaves queued on it itself: round
+//! robin, one tick each. The tasks stay in their enclave (their messages
+//! still flow to its queues) for the next agent, which finds them as
+//! ghOSt's in-place upgrade does (status words, `discover tasks`). An
+//! enclave that was never given an agent is not orphaned: its tasks wait,
+//! as in ghOSt. `agentless_timeout` bounds how long an enclave may stay
+//! orphaned before it is destroyed (every task back to CFS).
+//!
+//! Each CPU keeps its runnable ghost tasks (not agents) on a list, in the
+//! order they became runnable there: a task is on the list of the CPU
+//! whose runqueue it is queued on, linked by the class's `enqueue_task` and
+//! unlinked by `dequeue_task` (migrations are a dequeue and an enqueue), or
+//! when its state is uninstalled. Everything here runs with that CPU's
+//! runqueue lock held, which the `&Rq` arguments prove.
+//!
+//! # Invariants
+//!
+//! - A [`GhostTask`] is on at most one list, the one of the runqueue it is
+//!   queued on, and `linked` says whether it is on one.
+//! - A linked [`GhostTask`] is alive: it is unlinked before its state is
+//!   freed ([`crate::gtask::uninstall`] unlinks it).
+//! - The `prev`/`next` pointers of linked tasks and the list's head and
+//!   tail are only read or written with that runqueue's lock held.
+
+use crate::gtask::GhostTask;
+use crate::rq::{GhostRq, Rq};
+use crate::sched_class::TaskPtr;
+use core::cell::Cell;
+use core::ptr;
+
+/// A task's place on its CPU's list of runnable ghost tasks.
+pub struct FbLink {
+    prev: Cell<*const GhostTask>,
+    next: Cell<*const GhostTask>,
+    linked: Cell<bool>,
+}
+
+impl FbLink {
+    /// Not on any list.
+    pub const fn new() -> Self {
+        FbLink {
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            linked: Cell::new(false),
+        }
+    }
+
+    /// Whether the task is on a list.
+    pub fn linked(&self) -> bool {
+        self.linked.get()
+    }
+}
+
+/// The head and tail of a CPU's list (in [`GhostRq`]).
+pub struct FbList {
+    head: Cell<*const GhostTask>,
+    tail: Cell<*const GhostTask>,
+}
+
+impl FbList {
+    /// An empty list.
+    pub const fn new() -> Self {
+        FbList {
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+        }
+    }
+}
+
+/// Links `gt` at the tail of `g`'s list (`rq` is `g`'s runqueue, locked).
+/// Agents are never linked; a linked task stays where it is.
+pub fn link(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+    let l = gt.fb_link();
+    if gt.is_agent() || l.linked() {
+        return;
+    }
+    let list = g.fb_list();
+    let tail = list.tail.get();
+    l.prev.set(tail);
+    l.next.set(ptr::null());
+    // SAFETY: a non-NULL tail is a linked task, alive (invariants); the
+    // runqueue lock, which the caller holds, protects its link.
+    match unsafe { tail.as_ref() } {
+        Some(t) => t.fb_link().next.set(gt),
+        None => list.head.set(gt),
+    }
+    list.tail.set(gt);
+    l.linked.set(true);
+}
+
+/// Unlinks `gt` from `g`'s list, if it is on it (`rq` is `g`'s runqueue,
+/// locked, and `gt`'s task is queued there or leaving it).
+pub fn unlink(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+    let l = gt.fb_link();
+    if !l.linked() {
+        return;
+    }
+    let list = g.fb_list();
+    let (prev, next) = (l.prev.get(), l.next.get());
+    // SAFETY: the neighbours of a linked task are linked tasks of the same
+    // list, alive (invariants); the caller holds the runqueue lock.
+    match unsafe { prev.as_ref() } {
+        Some(p) => p.fb_link().next.set(next),
+        None => list.head.set(next),
+    }
+    // SAFETY: as above.
+    match unsafe { next.as_ref() } {
+        Some(n) => n.fb_link().prev.set(prev),
+        None => list.tail.set(prev),
+    }
+    l.prev.set(ptr::null());
+    l.next.set(ptr::null());
+    l.linked.set(false);
+}
+
+/// Whether the fallback runs `gt` on a CPU whose state is `g`: the CPU has
+/// no agent and `gt`'s enclave is orphaned.
+pub fn applies(g: &GhostRq, gt: &GhostTask) -> bool {
+    g.agent().is_none() && !gt.is_agent() && gt.enclave().orphaned()
+}
+
+/// The first task on `g`'s list the fallback may run (see [`applies`]),
+/// other than `skip`.
+fn first_runnable<'a>(_rq: &'a Rq, g: &GhostRq, skip: Option<TaskPtr>) -> Option<&'a GhostTask> {
+    let mut at = g.fb_list().head.get();
+    // SAFETY: each pointer followed is a linked task of this list, alive
+    // while the caller holds the runqueue lock (invariants).
+    while let Some(t) = unsafe { at.as_ref() } {
+        if Some(t.task()) != skip && t.task().queued() && applies(g, t) {
+            return Some(t);
+        }
+        at = t.fb_link().next.get();
+    }
+    None
+}
+
+/// The ghost class's pick on a CPU without an agent: the task of an
+/// orphaned enclave that has waited longest here, moved to the tail (round
+/// robin). `None` when there is none (or the CPU has an agent).
+pub fn pick(rq: &Rq, g: &GhostRq) -> Option<TaskPtr> {
+    if g.agent().is_some() {
+        return None;
+    }
+    let t = first_runnable(rq, g, None)?;
+    unlink(rq, g, t);
+    link(rq, g, t);
+    Some(t.task())
+}
+
+/// The tick on a CPU without an agent: whether the running ghost task
+/// `curr` should make room for another task the fallback runs here.
+pub fn should_rotate(rq: &Rq, g: &GhostRq, curr: TaskPtr) -> bool {
+    g.agent().is_none() && first_runnable(rq, g, Some(curr)).is_some()
+}
