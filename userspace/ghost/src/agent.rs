@@ -283,6 +283,30 @@ impl<P: Policy> Shared<P> {
         cv.notify_all();
     }
 
+    /// Each CPU's transaction as the kernel left it (for the SIGUSR1 dump):
+    /// `cpu: state gtid cpu_seqnum` for the CPUs with a queue.
+    fn txn_dump(&self) -> String {
+        let cd = self.enclave.cpu_data();
+        let mut s = String::from("txns (cpu: state gtid cpu_seqnum):");
+        for cpu in (0..self.queues.len()).filter(|&c| self.queue(c).is_some()) {
+            if let Some(t) = cd.txn(cpu) {
+                let x = t.snapshot();
+                let state = match t.state() {
+                    crate::txn::TxnState::Ready => "READY".to_string(),
+                    crate::txn::TxnState::Claimed(by) => format!("CLAIMED({by})"),
+                    crate::txn::TxnState::Done(r) => r.to_string(),
+                };
+                s.push_str(&format!(
+                    " {cpu}: {state} {} {};",
+                    { x.gtid },
+                    t.cpu_seqnum()
+                ));
+            }
+        }
+        s.push('\n');
+        s
+    }
+
     /// The queue of `cpu`'s agent.
     fn queue(&self, cpu: usize) -> Option<&Arc<Queue>> {
         let at = match self.model {
@@ -820,7 +844,11 @@ pub fn run<P: Policy + 'static>(
         match sigfd.read() {
             Some(libc::SIGUSR1) => {
                 let dump = lock(&shared.sched).dump();
-                eprintln!("--- enclave_{} run queues ---\n{dump}", enclave.id());
+                eprintln!(
+                    "--- enclave_{} run queues ---\n{dump}{}",
+                    enclave.id(),
+                    shared.txn_dump()
+                );
             }
             Some(_) => break,
             None => {}

@@ -7,6 +7,7 @@
 //! be tested on the host against recorded message sequences.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -349,6 +350,28 @@ impl<P: Policy> Scheduler<P> {
     pub fn dump(&self) -> String {
         let mut s = format!("{} tasks\n", self.tasks.len());
         self.policy.dump(&mut s);
+        // What the kernel says of each task (its status word), to compare
+        // with the policy's view: `seq` is the last message's seqnum,
+        // `barrier` the word's; flags are GHOST_SW_* (0x1 INUSE, 0x2
+        // CANFREE, 0x4 ALLOCATED, 0x10000 TASK_ONCPU, 0x20000
+        // TASK_RUNNABLE).
+        if let Some(sw) = &self.sw {
+            let mut gtids: Vec<&i64> = self.tasks.keys().collect();
+            gtids.sort_unstable();
+            s.push_str("status words (gtid seq/barrier flags):");
+            for g in gtids {
+                let t = &self.tasks[g];
+                match sw.get(t.sw) {
+                    Some(w) => {
+                        let _ = write!(s, " {g} {}/{} {:#x};", t.seqnum, w.barrier(), w.flags());
+                    }
+                    None => {
+                        let _ = write!(s, " {g} {} unmapped;", t.seqnum);
+                    }
+                }
+            }
+            s.push('\n');
+        }
         s
     }
 }
