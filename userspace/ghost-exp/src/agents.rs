@@ -146,7 +146,14 @@ fn run(name: &str, args: &[&str], secs: u64) -> Result<String, String> {
     Proc::start(name, args)?.finish(secs)
 }
 
-/// The id of the enclave whose agent is online, once there is one.
+/// How long an agent may take to come online (`agent_online` reads 1), in
+/// seconds: a cap that only catches a hang. A started agent comes up in a
+/// second or two on an idle machine, but a busy TCG host has taken more
+/// than 60 s for the first start after boot.
+pub(crate) const AGENT_UP_S: u64 = 300;
+
+/// The id of the enclave whose agent is online, once there is one (waits
+/// up to `secs`).
 pub(crate) fn online_enclave(secs: u64) -> Option<u64> {
     let mut id = None;
     wait_for(secs * 1000, || {
@@ -167,9 +174,9 @@ pub(crate) fn online_enclave(secs: u64) -> Option<u64> {
 fn scenarios_under(agent_args: &[&str]) -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let mut agent = Proc::start("ghost-agent", agent_args)?;
-    let id = online_enclave(20).ok_or_else(|| {
+    let id = online_enclave(AGENT_UP_S).ok_or_else(|| {
         format!(
-            "no agent online after 20 s; ghost-agent printed:\n{}",
+            "no agent online after {AGENT_UP_S} s; ghost-agent printed:\n{}",
             tail(&agent.output())
         )
     })?;
@@ -229,8 +236,8 @@ pub fn ghostctl_drives_live_enclave() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let cpu = (nr_cpu_ids()? - 1).to_string();
     let _agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu])?;
-    let id = online_enclave(20)
-        .ok_or("no agent online after 20 s")?
+    let id = online_enclave(AGENT_UP_S)
+        .ok_or(format!("no agent online after {AGENT_UP_S} s"))?
         .to_string();
     let list = run("ghostctl", &["--json", "list"], 20)?;
     ensure!(list.contains("\"id\""), "ghostctl --json list: {list}");
@@ -289,8 +296,8 @@ pub fn agent_upgrade_in_place() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let cpu = (nr_cpu_ids()? - 1).to_string();
     let mut a = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu, "--keep-enclave"])?;
-    let id = online_enclave(20)
-        .ok_or("agent A not online after 20 s")?
+    let id = online_enclave(AGENT_UP_S)
+        .ok_or(format!("agent A not online after {AGENT_UP_S} s"))?
         .to_string();
     let mut b = Proc::start("ghost-agent", &["fifo", "--enclave", &id])?;
     std::thread::sleep(Duration::from_millis(300));
@@ -346,7 +353,7 @@ pub fn agent_ctrl_c_leaves_tasks_running() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let cpu = (nr_cpu_ids()? - 1).to_string();
     let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu])?;
-    let id = online_enclave(20).ok_or("no agent online after 20 s")?;
+    let id = online_enclave(AGENT_UP_S).ok_or(format!("no agent online after {AGENT_UP_S} s"))?;
     let work: &AtomicU64 = sys::shared_page()?;
     let task = sys::fork_child(move || {
         if sys::write_once(&crate::mapped::path(id, "tasks"), b"0").is_err() {
