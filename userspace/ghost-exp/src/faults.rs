@@ -151,19 +151,27 @@ fn load_main(id: u64, l: &'static Load) -> i32 {
     )
 }
 
+/// A `ghost-agent fifo` on the last CPU whose enclave outlives it
+/// (`--keep-enclave`, for the agents that take over), once it is online;
+/// and its enclave's id.
+fn kept_enclave_agent() -> Result<(Proc, u64), String> {
+    let cpu = (nr_cpu_ids()? - 1).to_string();
+    let agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu, "--keep-enclave"])?;
+    let id =
+        online_enclave(AGENT_UP_S).ok_or(format!("first agent not online after {AGENT_UP_S} s"))?;
+    Ok((agent, id))
+}
+
 /// `KILLS` agents SIGKILLed at random moments (10-60 ms after each comes
 /// up) while `THREADS` ghost threads work; each kill is followed by a new
 /// agent taking over (in-place upgrade). Every thread finishes all its
 /// rounds, and the load exits 0.
 pub fn agent_kills_under_load() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let cpu = (nr_cpu_ids()? - 1).to_string();
     let seed = seed();
     let mut rng = Rng(seed);
     let start = Instant::now();
-    let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu, "--keep-enclave"])?;
-    let id =
-        online_enclave(AGENT_UP_S).ok_or(format!("first agent not online after {AGENT_UP_S} s"))?;
+    let (mut agent, id) = kept_enclave_agent()?;
     let ids = id.to_string();
     let l: &'static Load = sys::shared_page()?;
     let load = sys::fork_child(move || load_main(id, l))?;
@@ -372,13 +380,10 @@ fn cfs_exec_runs(what: &str) -> Result<(), String> {
 /// and progressing. Bounded by lack of progress of the shells.
 pub fn agent_deaths_never_wedge() -> Result<(), String> {
     sys::ensure_ghostfs()?;
-    let cpu = (nr_cpu_ids()? - 1).to_string();
     let seed = seed();
     let mut rng = Rng(seed);
     let start = Instant::now();
-    let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu, "--keep-enclave"])?;
-    let id =
-        online_enclave(AGENT_UP_S).ok_or(format!("first agent not online after {AGENT_UP_S} s"))?;
+    let (mut agent, id) = kept_enclave_agent()?;
     let ids = id.to_string();
     let shells = Shells::start()?;
     for &pid in &shells.pids {
