@@ -867,8 +867,10 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
     // Unschedule: gtid 0 on c1, nothing running the task afterwards. It
     // runs there first (no CFS task took it off since it last ran).
     r.auto.store(0, SeqCst);
+    // Up to 500 tries (10 s: a cap for a busy host, where the task may
+    // need several commits before it is seen running).
     let mut running = false;
-    for _ in 0..20 {
+    for _ in 0..500 {
         let w = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(20));
         if obs.sw_word(word).1 & abi::GHOST_SW_TASK_ONCPU != 0 && r.works[0].load(SeqCst) > w {

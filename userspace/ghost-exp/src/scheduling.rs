@@ -704,7 +704,8 @@ pub(crate) fn hog(cpu: usize, ms: u64, rt: bool) -> Result<i32, String> {
 }
 
 /// CFS and RT preempt a running ghost task (TASK_PREEMPT); a killed agent loses
-/// no task: the enclave waits, a new agent takes over (in-place upgrade:
+/// no task: the enclave stays (its task runs in the kernel's agentless
+/// fallback meanwhile), a new agent takes over (in-place upgrade:
 /// `ASSOC_QUEUE` of every live status word, then `discover tasks`) and runs
 /// the task again. The new agent first provokes error outcomes of
 /// transactions and `ghost_run`.
@@ -751,8 +752,7 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
         );
     }
 
-    // The agent dies; the task stays in the enclave and, once it blocks,
-    // waits for an agent.
+    // The agent dies; the task stays in the enclave.
     sh.phase.store(1, Ordering::SeqCst);
     // SAFETY: killing our own child.
     unsafe { libc::kill(a, libc::SIGKILL) };
@@ -773,11 +773,14 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
         "status after the agent died: {:?}",
         std::fs::read_to_string(path(id, "status"))
     );
-    std::thread::sleep(Duration::from_millis(100));
-    let stuck = sh.work.load(Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(200));
-    let moved = sh.work.load(Ordering::SeqCst) - stuck;
-    ensure!(moved == 0, "task ran {moved} iterations without an agent");
+    // ghost-rs runs the tasks of an enclave whose agent died itself until
+    // a new agent attaches (the agentless fallback; ghOSt leaves them
+    // waiting: conformance.rst, kept differences).
+    let at = sh.work.load(Ordering::SeqCst);
+    ensure!(
+        wait_for(60_000, || sh.work.load(Ordering::SeqCst) > at + 1000),
+        "the task did not run in the agentless fallback (waited 60 s)"
+    );
 
     // A new agent takes over.
     for m in &sh.msgs {
