@@ -41,7 +41,9 @@ use crate::task::TaskHandle;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -109,11 +111,14 @@ struct Orphan {
     /// `agentless_timeout` in milliseconds: how long the enclave may stay
     /// orphaned before it is destroyed; 0: for ever.
     timeout_ms: AtomicU64,
-    /// Since when (monotonic ns) the enclave is orphaned: an agent of it
+    /// Since when (monotonic ns) the enclave is orphaned: its last agent
     /// died or left while it lives, and none attached since; 0 if not.
     since: AtomicI64,
     /// The `since` the watchdog last kicked the CPUs for.
     kicked: AtomicI64,
+    /// Agents attached now (each `agent_attached` until its
+    /// `agent_gone`).
+    agents: AtomicU32,
 }
 
 /// The most queues an enclave may create.
@@ -162,11 +167,19 @@ impl Enclave {
         (t != 0).then_some(t)
     }
 
-    /// An agent of the enclave died or left: unless the enclave is being
-    /// destroyed, it is orphaned from now on (if it was not already), and
-    /// the watchdog starts the fallback on every CPU. Any context.
+    /// An agent of the enclave died or left: if it was the last one and
+    /// the enclave is not being destroyed, the enclave is orphaned from now
+    /// on, and the watchdog starts the fallback on every CPU. Any context.
     pub fn agent_gone(&self, now: i64) {
-        if self.dying() {
+        let before = self
+            .orphan
+            .agents
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if self.dying() || before > 1 {
+            // Agents remain: they schedule the enclave's tasks.
             return;
         }
         // `now` is never 0 after boot; keep the first orphaning's time.
@@ -179,6 +192,7 @@ impl Enclave {
 
     /// An agent attached: the enclave is no longer orphaned.
     pub fn agent_attached(&self) {
+        self.orphan.agents.fetch_add(1, Ordering::AcqRel);
         self.orphan.since.store(0, Ordering::Release);
     }
 
@@ -740,6 +754,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                     timeout_ms: AtomicU64::new(DEFAULT_AGENTLESS_TIMEOUT_MS),
                     since: AtomicI64::new(0),
                     kicked: AtomicI64::new(0),
+                    agents: AtomicU32::new(0),
                 },
                 agent_online: AtomicBool::new(false),
                 ephemeral_tgid,

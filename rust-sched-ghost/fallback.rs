@@ -9,8 +9,8 @@
 //! `execve` waiting in `d_alloc_parallel()` on a lookup the ghost task
 //! started, a `mmap_lock`, a pipe): the new agent never comes, and with it
 //! every other exec of the system. So, as long as an enclave is
-//! *orphaned* (an agent of it died or left while it lives, and none has
-//! attached since; see [`Enclave::orphaned`]), a CPU without an agent runs
+//! *orphaned* (its last agent died or left while it lives, and none has
+//! attached since; see `Enclave::orphaned`), a CPU without an agent runs
 //! the runnable tasks of orphaned enclaves queued on it itself: round
 //! robin, one tick each. The tasks stay in their enclave (their messages
 //! still flow to its queues) for the next agent, which finds them as
