@@ -232,49 +232,13 @@ pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
         if g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending() {
             break;
         }
-        // SAFETY: process context, no lock held; the task state is set.
-        let left = unsafe { bindings::schedule_timeout(RECHECK_JIFFIES) };
-        if left == 0 && g.should_wake().load(Ordering::SeqCst) {
-            // A wake was asked for while the agent slept on: a lost
-            // wakeup, caught by the re-check (see `RECHECK_JIFFIES`).
-            note_lost_wake(me);
-        }
+        // SAFETY: process context, no lock held.
+        unsafe { bindings::schedule() };
     }
     // SAFETY: the calling task's state; process context.
     unsafe { bindings::ghost_set_current_running() };
     g.blocked_in_run().store(false, Ordering::SeqCst);
     Ok(())
-}
-
-/// How long a blocked agent sleeps before it checks again whether a wake
-/// was asked for (`should_wake`): 20 ms. A wake is an irq_work on the
-/// agent's CPU; if one is ever lost, the agent would sleep with messages in
-/// its queue until something else woke it, and the tasks it committed
-/// nothing for would wait (seen under fork/exec churn after agent restarts:
-/// the agent asleep in a local commit, its barrier moved, its CPU idle).
-/// The re-check bounds that to 20 ms; the agent is not woken otherwise
-/// (no wake asked for: it sleeps on).
-const RECHECK_JIFFIES: isize = {
-    let j = (bindings::CONFIG_HZ / 50) as isize;
-    if j > 0 {
-        j
-    } else {
-        1
-    }
-};
-
-/// Lost wakeups the re-check caught (see [`RECHECK_JIFFIES`]).
-static LOST_WAKES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Counts a lost wakeup of `agent`; the first one is logged.
-fn note_lost_wake(agent: TaskPtr) {
-    if LOST_WAKES.fetch_add(1, Ordering::Relaxed) == 0 {
-        pr_info!(
-            "a wake of agent {} was still pending after {} ms; the re-check woke it (logged once)\n",
-            agent.pid(),
-            RECHECK_JIFFIES * 1000 / bindings::CONFIG_HZ as isize
-        );
-    }
 }
 
 /// Run flags `ghost_run` accepts (ghOSt: only `RTLA_ON_IDLE`).
