@@ -77,9 +77,8 @@ impl SchedClassOps for GhostClass {
         }
         let flags = flags as u32;
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
-            // A fork child's first wakeup: its gtid exists now.
-            gt.set_gtid(p.gtid());
-            gt.msg_new(Some(rq), p, true);
+            // A fork child's first wakeup.
+            sched::announce_child(rq, p, gt, true);
         } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.active() && !gt.new_pending() {
             gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }

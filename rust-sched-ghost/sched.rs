@@ -176,8 +176,9 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
 
 /// `sched_fork()`: `p` is a new task, not yet visible to anyone. Clears the
 /// ghost state copied from the parent; a `SCHED_GHOST` child joins its
-/// parent's enclave and queue. Nonzero: the child must fall back to
-/// `SCHED_NORMAL`. Process context.
+/// parent's enclave, with its messages going to the enclave's default
+/// queue. Nonzero: the child must fall back to `SCHED_NORMAL`. Process
+/// context.
 ///
 /// # Safety
 ///
@@ -198,9 +199,10 @@ pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_in
     }
 }
 
-/// The ghost part of a fork: the child `p` joins the parent's enclave.
+/// The ghost part of a fork: the child `p` joins the parent's enclave. It
+/// is announced at its first wakeup ([`announce_child`]).
 fn fork_join(p: TaskPtr) -> Result {
-    let (e, q) = {
+    let e = {
         let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
         let gt = GhostTask::of(&g, g.task()).ok_or(EINVAL)?;
         if gt.is_agent() {
@@ -211,24 +213,20 @@ fn fork_join(p: TaskPtr) -> Result {
         // SAFETY: the parent, counted in the enclave, keeps it alive while
         // its rq lock is held; `enter` counts the child before unlocking.
         unsafe { (*e).enter()? };
-        (e, gt.queue().map(|q| q as *const crate::queue::Queue))
+        e
     };
     // SAFETY: the child is counted: the enclave (and its queues) live on.
     let e = unsafe { &*e };
-    // SAFETY: as above.
-    let q = q.and_then(|q| unsafe { q.as_ref() });
-    let gt = match GhostTask::new(e, p, 0, None, q) {
+    let gt = match GhostTask::new(e, p, 0, None, None) {
         Ok(gt) => gt,
         Err(err) => {
             e.leave();
             return Err(err);
         }
     };
-    // In the class from birth; TASK_NEW goes out at its first wakeup, when
-    // its gtid exists (fork assigns it after sched_fork()).
+    // In the class from birth; announced at its first wakeup.
     gt.set_active();
     gt.set_new_pending(true);
-    gt.publish_sw();
     match gtask::install(p, gt) {
         Ok(()) => Ok(()),
         Err(gt) => {
@@ -237,6 +235,27 @@ fn fork_join(p: TaskPtr) -> Result {
             Err(EBUSY)
         }
     }
+}
+
+/// Announces the fork child `p` (`rq` locked): at its first wakeup, or
+/// when it leaves ghost before that. Its gtid exists now (fork assigns it
+/// after `sched_fork()`), and only now is its status word published, with
+/// that gtid, as ghOSt publishes a forked task's word: an agent that adopts
+/// the enclave's tasks by their words never sees one without a gtid.
+///
+/// Its messages go to the enclave's default queue as it is now, not to its
+/// parent's queue (ghOSt's `_ghost_sched_fork` gives a child the default
+/// queue): the default queue is where an agent expects new tasks, and the
+/// first queue an upgrading agent sets up, before it adopts the enclave's
+/// tasks. A parent not yet adopted (still on the queue of a dead agent)
+/// would otherwise hand that queue to a child the adoption never saw: its
+/// `TASK_NEW` would go where nobody reads, the child would stay runnable
+/// and unknown to the agent for good, and a parent in `vfork()` with it.
+pub fn announce_child(rq: &Rq, p: TaskPtr, gt: &GhostTask, runnable: bool) {
+    gt.set_gtid(p.gtid());
+    gt.set_queue(gt.enclave().default_queue());
+    gt.publish_sw();
+    gt.msg_new(Some(rq), p, runnable);
 }
 
 /// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`.
@@ -616,7 +635,10 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
         return;
     }
     let was_current = rq.curr() == p;
-    if gt.new_pending() {
+    if gt.new_pending() && gt.gtid() == 0 {
+        // A fork child leaving before its first wakeup.
+        announce_child(rq, p, &gt, false);
+    } else if gt.new_pending() {
         gt.msg_new(Some(rq), p, false);
     }
     let seq = g.next_cpu_seqnum(rq);

@@ -372,8 +372,9 @@ fn cfs_exec_runs(what: &str) -> Result<(), String> {
 /// fork and exec `sleep` in an enclave run by `ghost-agent fifo`; its agent
 /// is SIGKILLed and a new one started, `RESTARTS` times: each new agent
 /// comes online (its own exec needs path lookups that a ghost task of the
-/// agentless enclave may be in the middle of) and an exec from CFS works
-/// while there is no agent.
+/// agentless enclave may be in the middle of), an exec from CFS works
+/// while there is no agent, and every shell progresses under each new agent
+/// (children forked during a takeover reach the new agent).
 /// Then the agent is killed with no restart: the fallback runs every shell
 /// (`agentless_timeout` 0: for ever), and once `agentless_timeout` is set
 /// to 1 ms the watchdog destroys the enclave; every shell is then in CFS
@@ -418,12 +419,17 @@ pub fn agent_deaths_never_wedge() -> Result<(), String> {
             agent.output(),
             ghost_states()
         );
-        // Whether the shells progress under each new agent is not asserted
-        // here: the agent-side stall after restarts (a task message the
-        // agent never gets, its CPU idle; scheduling.rst, "Open issue")
-        // can stop them until the next kill. What a dead agent must never
-        // do is asserted: every new agent comes online, `exec` works from
-        // CFS, and with no agent the kernel runs every shell.
+        // Every shell progresses under each new agent: a task the new
+        // agent never heard of (a fork child announced on a dead agent's
+        // queue) would stay runnable and stop its shell for good.
+        let from = shells.counts();
+        if !shells.each_progressed(&from) {
+            return Err(format!(
+                "under agent {round} (seed {seed}): {}\n  {}",
+                shells.stuck(&from),
+                stall_report(id, &agent)
+            ));
+        }
     }
     let restart_lines = shells.total();
     // No restart: the fallback runs the shells for as long as it may.
