@@ -1,26 +1,60 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! CPU hotplug: a CPU that belongs to an enclave cannot go offline.
+//! CPU hotplug: a CPU that belongs to an enclave, or has an agent, cannot
+//! go offline.
 //!
 //! An enclave's agents are pinned to their CPUs and its tasks are latched
-//! there; rather than tear that down under the agent's feet, the teardown
-//! callback of a dynamic hotplug state refuses with `EBUSY`, and the core
-//! rolls the CPU back online (as it does when the deadline scheduler
-//! refuses). So `echo 0 > /sys/devices/system/cpu/cpuN/online` fails with
-//! `EBUSY` while CPU N is an enclave's: remove it from the enclave's
-//! `cpulist` (or destroy the enclave) first.
+//! there; rather than tear that down under the agent's feet, the offline is
+//! refused with `EBUSY` and the core keeps the CPU online. So `echo 0 >
+//! /sys/devices/system/cpu/cpuN/online` fails with `EBUSY` while CPU N is
+//! an enclave's, or while an agent of CPU N has not left yet (a destroy
+//! frees the enclave's CPUs before its agents are gone): remove it from the
+//! enclave's `cpulist` (or destroy the enclave and let its agents leave)
+//! first.
 //!
-//! Nor can an offline CPU join an enclave: a `cpulist` write naming one
-//! gets `ENODEV`. The write checks that the CPU is *active* under the
-//! enclave registry's lock, and this callback takes that lock after the
-//! core deactivated the CPU (`CPUHP_AP_ACTIVE` is torn down before the
-//! dynamic states): a write that comes first is seen here, one that comes
-//! later sees the CPU inactive. So an enclave CPU is always online, and
-//! `GHOST_TXN_CPU_OFFLINE` (still checked by every commit) cannot happen.
+//! The refusal comes first, from `sched_cpu_deactivate()`, before the core
+//! deactivates the CPU: once inactive, the CPU pushes every task that
+//! schedules there to another CPU, breaking its affinity, and an agent
+//! pushed so would sit on a CPU where no agent class runs it, for good (its
+//! process unkillable, a destroy waiting for it). A dynamic hotplug state's
+//! teardown callback checks again, later: a `cpulist` write checks that
+//! the CPU is *active* under the enclave registry's lock, and this second
+//! check takes that lock after the core deactivated the CPU, so a write
+//! that slipped in between the first check and the deactivation is seen
+//! here (one that comes later sees the CPU inactive and gets `ENODEV`).
+//! So an enclave CPU is always online, and `GHOST_TXN_CPU_OFFLINE` (still
+//! checked by every commit) cannot happen.
 
 use kernel::bindings;
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
+
+/// Whether `cpu` may go offline: 0, or `-EBUSY` if it belongs to an
+/// enclave (logged) or an agent holds it (from `become agent` until the agent
+/// has left the class). Process context.
+fn may_go_offline(cpu: c_uint) -> c_int {
+    if crate::enclave::cpu_in_enclave(cpu as usize) {
+        pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
+        return -(bindings::EBUSY as c_int);
+    }
+    let claimed = i32::try_from(cpu)
+        .ok()
+        .and_then(crate::rq::GhostRq::of)
+        .is_some_and(|g| g.agent_claimed());
+    if claimed {
+        // Not logged: a destroy's agents leave soon, and a retrying writer
+        // would flood the log.
+        return -(bindings::EBUSY as c_int);
+    }
+    0
+}
+
+/// `sched_cpu_deactivate()` of `cpu`, before the CPU is deactivated (its
+/// hotplug thread: process context): nonzero keeps it online.
+#[no_mangle]
+pub extern "C" fn ghost_cpu_deactivate(cpu: c_uint) -> c_int {
+    may_go_offline(cpu)
+}
 
 /// The teardown callback (the `cpuhp` thread of `cpu`: process context).
 ///
@@ -28,11 +62,7 @@ use kernel::prelude::*;
 ///
 /// Called by the hotplug core.
 unsafe extern "C" fn offline(cpu: c_uint) -> c_int {
-    if crate::enclave::cpu_in_enclave(cpu as usize) {
-        pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
-        return -(bindings::EBUSY as c_int);
-    }
-    0
+    may_go_offline(cpu)
 }
 
 /// Registers the callback (boot).

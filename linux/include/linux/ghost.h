@@ -37,6 +37,8 @@ int ghost_proc_show_gtid(struct seq_file *m, struct pid_namespace *ns,
  *   rq->curr.
  * ghost_prepare_task_switch: rq locked, @prev is leaving for @next.
  * ghost_tick: sched_tick(), rq locked.
+ * ghost_cpu_deactivate: sched_cpu_deactivate() of @cpu, before the CPU is
+ *   deactivated (its hotplug thread); an errno keeps it online.
  */
 int ghost_sched_fork(struct task_struct *p);
 void ghost_sched_cancel_fork(struct task_struct *p);
@@ -45,6 +47,7 @@ void ghost_pnt_prologue(struct rq *rq, struct task_struct *prev);
 void ghost_prepare_task_switch(struct rq *rq, struct task_struct *prev,
 			       struct task_struct *next);
 void ghost_tick(struct rq *rq);
+int ghost_cpu_deactivate(unsigned int cpu);
 /* ghost_run(2): GHOST_IOC_RUN as a system call. */
 long ghost_run(s64 gtid, u32 agent_barrier, u32 task_barrier, int run_cpu,
 	       int run_flags);
