@@ -355,8 +355,7 @@ mod tests {
 
     #[test]
     fn remove_leaves_other_classes_alone() {
-        // SAFETY: no arguments.
-        let me = unsafe { libc::getpid() };
+        let me = nix::unistd::getpid().as_raw();
         let o = remove_tasks(&[me]);
         assert_eq!(
             o[0].result,

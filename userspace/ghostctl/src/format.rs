@@ -12,12 +12,12 @@ use ghost_abi::{
     GHOST_TXN_TARGET_ONCPU, GHOST_TXN_TARGET_STALE, GHOST_TXN_UNSUPPORTED_VERSION,
 };
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 use crate::model::{
     gtid_pid, CpuRow, EnclaveRow, Frame, Outcome, Rates, Region, Report, SwUse, TaskRow, Txn, Word,
     WordCounts,
 };
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 /// Renders rows as columns: each as wide as its widest cell, two blanks
 /// apart, no trailing blanks. The first row is the header.
@@ -588,7 +588,7 @@ struct TxnJson {
 impl From<&Txn> for TxnJson {
     fn from(t: &Txn) -> Self {
         TxnJson {
-            state: txn_state(t.state).into(),
+            state: txn_state(t.state),
             state_raw: t.state,
             gtid: t.gtid,
             target: txn_target(t.gtid),
