@@ -3,7 +3,7 @@
 //!
 //! [`Mapping`] maps a ghostfs file (or anonymous memory, in tests) with
 //! `nix`'s `mmap` and hands out bounds- and alignment-checked atomics and
-//! volatile reads of it; [`read_plain`] decodes a uapi payload copied out of
+//! volatile reads of it; `read_plain` decodes a uapi payload copied out of
 //! a queue's ring. Everything here treats the memory as untrusted: offsets
 //! and lengths are checked, every bit pattern of the types handed out is
 //! valid.
