@@ -156,8 +156,13 @@ pub struct Screen {
 }
 
 impl Screen {
-    /// Takes over stdout, which must be a terminal.
-    pub fn enter() -> io::Result<Self> {
+    /// Takes over stdout, which must be a terminal; `None` if the terminal
+    /// has no size to draw in (a pseudo-terminal nobody sized), where the
+    /// frames are better printed one after another.
+    pub fn enter() -> io::Result<Option<Self>> {
+        if terminal::size().map_or(true, |(cols, rows)| cols == 0 || rows == 0) {
+            return Ok(None);
+        }
         let keys = io::stdin().is_terminal() && terminal::enable_raw_mode().is_ok();
         let mut term = match Terminal::new(CrosstermBackend::new(io::stdout())) {
             Ok(t) => t,
@@ -168,10 +173,11 @@ impl Screen {
                 return Err(e);
             }
         };
-        // From here on `Drop` restores the terminal.
+        // From here on `Drop` restores the terminal. Clear what the screen
+        // showed: ratatui then only draws what changes between frames.
         let _ = term.hide_cursor();
-        let screen = Self { term, keys };
-        Ok(screen)
+        let _ = term.clear();
+        Ok(Some(Self { term, keys }))
     }
 
     /// Whether keys can be read.

@@ -2,8 +2,9 @@
 //! frames, or the enclave's end.
 //!
 //! On a terminal each frame replaces the last (drawn by `ratatui`, see
-//! [`term::Screen`]); into a pipe or file, frames follow one another,
-//! separated by a blank line, or one JSON object per line with `--json`.
+//! [`term::Screen`]); into a pipe or file (or a terminal of no size),
+//! frames follow one another, separated by a blank line, or one JSON
+//! object per line with `--json`.
 
 use std::io::Write;
 
@@ -21,7 +22,7 @@ pub fn run(e: &EnclaveDir, args: &WatchArgs, json: bool) -> Result<u8, Failure> 
     term::catch_stop_signals()?;
     // A terminal is restored when `screen` drops (also on error).
     let mut screen = if !json && term::stdout_is_tty() {
-        Some(Screen::enter().map_err(|e| ghost::sys::io_error("set up the terminal", &e))?)
+        Screen::enter().map_err(|e| ghost::sys::io_error("set up the terminal", &e))?
     } else {
         None
     };
