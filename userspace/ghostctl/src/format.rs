@@ -1104,4 +1104,26 @@ mod tests {
             assert!(j.contains(&part), "{part}\nnot in\n{j}");
         }
     }
+
+    #[test]
+    fn json_escapes_strings_and_nulls_non_finite_floats() {
+        let o = [Outcome {
+            target: "pid 9".into(),
+            key: 9,
+            result: Err("a\"b\\c\nd\te\u{1}f/é".into()),
+        }];
+        assert_eq!(
+            outcomes_json("pid", &o),
+            r#"{"results":[{"pid":9,"ok":false,"note":null,"error":"a\"b\\c\nd\te\u0001f/é"}]}"#
+        );
+        let (_, cur) = watch_frames();
+        let rates = Rates {
+            seconds: f64::NAN,
+            task_msgs: Some(f64::INFINITY),
+            ..Rates::default()
+        };
+        let j = frame_json(&cur, &rates);
+        assert!(j.contains(r#""interval_s":null"#), "{j}");
+        assert!(j.contains(r#""task_msgs_per_s":null"#), "{j}");
+    }
 }
