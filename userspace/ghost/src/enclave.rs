@@ -152,8 +152,7 @@ impl Enclave {
     /// their messages to `q`.
     pub fn set_default_queue(&self, q: &Queue) -> Result<()> {
         let mut arg = abi::GhostIocSetDefaultQueue { fd: q.raw_fd() };
-        // SAFETY: the command's argument type, live and writable.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_SET_DEFAULT_QUEUE, &mut arg) }
+        sys::ioctl_set_default_queue(self.ctl(), &mut arg)
             .map(|_| ())
             .map_err(|e| self.ioctl_error("GHOST_IOC_SET_DEFAULT_QUEUE", e))
     }
@@ -171,16 +170,7 @@ impl Enclave {
             slot.cpu =
                 i32::try_from(cpu).map_err(|_| self.ioctl_error(what, Errno(libc::EINVAL)))?;
         }
-        let mut arg = abi::GhostIocConfigQueueWakeup {
-            qfd: q.raw_fd(),
-            w: w.as_mut_ptr() as u64,
-            ninfo: cpus.len() as i32,
-            flags: 0,
-        };
-        // SAFETY: the command's argument type; `w` points to `ninfo` live
-        // `GhostAgentWakeup`s for the duration of the call.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_CONFIG_QUEUE_WAKEUP, &mut arg) }
-            .map(|_| ())
+        sys::ioctl_config_queue_wakeup(self.ctl(), q.raw_fd(), &w[..cpus.len()])
             .map_err(|e| self.ioctl_error(what, e))
     }
 
@@ -203,8 +193,7 @@ impl Enclave {
             barrier,
             flags: 0,
         };
-        // SAFETY: the command's argument type, live and writable.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_ASSOC_QUEUE, &mut arg) }
+        sys::ioctl_assoc_queue(self.ctl(), &mut arg)
     }
 
     /// `GHOST_IOC_SW_GET_INFO` for a task (`GHOST_TASK`, a gtid) or an
@@ -214,8 +203,7 @@ impl Enclave {
             request: abi::GhostMsgSrc { type_, arg },
             response: GhostSwInfo::default(),
         };
-        // SAFETY: the command's argument type, live and writable.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_SW_GET_INFO, &mut a) }?;
+        sys::ioctl_sw_get_info(self.ctl(), &mut a)?;
         Ok(a.response)
     }
 
@@ -236,15 +224,13 @@ impl Enclave {
     /// is not, `ENOENT` if there is none).
     pub fn sw_free(&self, info: GhostSwInfo) -> std::result::Result<(), Errno> {
         let mut a = info;
-        // SAFETY: the command's argument type, live and writable.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_SW_FREE, &mut a) }.map(|_| ())
+        sys::ioctl_sw_free(self.ctl(), &mut a).map(|_| ())
     }
 
     /// `GHOST_IOC_GET_CPU_TIME`: the CPU time of task `gtid`, ns.
     pub fn cpu_time(&self, gtid: i64) -> Result<u64> {
         let mut a = abi::GhostIocGetCpuTime { gtid, runtime: 0 };
-        // SAFETY: the command's argument type, live and writable.
-        unsafe { sys::ioctl(self.ctl(), abi::GHOST_IOC_GET_CPU_TIME, &mut a) }
+        sys::ioctl_get_cpu_time(self.ctl(), &mut a)
             .map_err(|e| self.ioctl_error(&format!("GHOST_IOC_GET_CPU_TIME (task {gtid})"), e))?;
         Ok(a.runtime)
     }

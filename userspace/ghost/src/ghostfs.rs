@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cpus::CpuSet;
-use crate::error::{last_errno, Error, Result};
+use crate::error::{Error, Result};
 
 /// Where ghostfs is mounted.
 pub const GHOSTFS: &str = "/sys/fs/ghost";
@@ -53,12 +53,8 @@ fn io_error(what: String, e: &std::io::Error) -> Error {
 
 /// Whether ghostfs is mounted at [`GHOSTFS`].
 pub fn is_mounted() -> bool {
-    let p = std::ffi::CString::new(GHOSTFS).unwrap_or_default();
-    // SAFETY: `statfs` is plain old data, valid when zeroed.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `p` is NUL-terminated and `st` is a valid out-pointer.
-    let r = unsafe { libc::statfs(p.as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == GHOSTFS_MAGIC
+    nix::sys::statfs::statfs(GHOSTFS)
+        .is_ok_and(|st| st.filesystem_type().0 == GHOSTFS_MAGIC as libc::__fsword_t)
 }
 
 /// Mounts ghostfs at [`GHOSTFS`] unless it already is (needs CAP_SYS_ADMIN).
@@ -66,28 +62,14 @@ pub fn ensure_mounted() -> Result<()> {
     if is_mounted() {
         return Ok(());
     }
-    let (src, tgt) = (
-        c"ghost",
-        std::ffi::CString::new(GHOSTFS).unwrap_or_default(),
-    );
-    // SAFETY: NUL-terminated strings; no data argument.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            tgt.as_ptr(),
-            src.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Error::sys(
-            format!("mount -t ghost ghost {GHOSTFS}"),
-            last_errno(),
-        ))
-    }
+    nix::mount::mount(
+        Some("ghost"),
+        GHOSTFS,
+        Some("ghost"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| Error::sys(format!("mount -t ghost ghost {GHOSTFS}"), e as i32))
 }
 
 /// The ids of the enclaves under [`GHOSTFS`], in increasing order.
@@ -351,27 +333,12 @@ impl EnclaveDir {
 /// `TASK_DEPARTED`; an agent itself gets EPERM. A task that is not a ghost
 /// task is set to `SCHED_OTHER` too (nothing changes for a CFS task).
 pub fn remove_task(pid: i32) -> Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid `sched_param` for the duration of the call.
-    let r = unsafe { libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Error::last(format!(
-            "sched_setscheduler({pid}, SCHED_OTHER)"
-        )))
-    }
+    crate::sys::sched_setscheduler_other(pid)
 }
 
 /// The scheduling policy of task `pid` (`SCHED_GHOST` is 18).
 pub fn sched_policy(pid: i32) -> Result<i32> {
-    // SAFETY: no pointers; the kernel validates `pid`.
-    let r = unsafe { libc::sched_getscheduler(pid) };
-    if r >= 0 {
-        Ok(r)
-    } else {
-        Err(Error::last(format!("sched_getscheduler({pid})")))
-    }
+    crate::sys::sched_getscheduler(pid)
 }
 
 /// Parses one decimal number per line (blank lines skipped).

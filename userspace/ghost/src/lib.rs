@@ -13,7 +13,10 @@
 //! - [`queue`]: message queues: creation, the ring consumer, typed messages;
 //! - [`sw`]: status-word regions and lookups;
 //! - [`txn`]: transactions in `cpu_data`, commits and sync groups;
-//! - [`sys`]: checked system-call wrappers (`ghost_run`, ioctl, mmap, ...);
+//! - [`sys`]: checked system-call wrappers (`ghost_run`, the typed ioctls,
+//!   signals, affinity), mostly through `nix`;
+//! - [`shm`]: memory shared with the kernel ([`shm::Mapping`]): with
+//!   [`sys`], the only modules with `unsafe`;
 //! - [`policy`]: the interface a scheduling policy implements;
 //! - [`scheduler`]: the kernel-free core that feeds messages to a policy;
 //! - [`agent`]: the agent runtime: one pinned agent thread per CPU, the
@@ -34,6 +37,7 @@ pub mod policies;
 pub mod policy;
 pub mod queue;
 pub mod scheduler;
+pub mod shm;
 pub mod stats;
 pub mod sw;
 pub mod sys;

@@ -18,14 +18,15 @@
 //! 32-bit reads and decoded with `read_unaligned`.
 
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ghost_abi as abi;
 use ghost_abi::{GhostMsg, GhostQueueHeader, GhostRing};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, Mapping};
+use crate::shm::{read_plain as read_payload, Mapping, Plain as Payload};
+use crate::sys;
 
 /// Bytes of one ring slot (`sizeof(struct ghost_msg)`).
 const SLOT: usize = size_of::<GhostMsg>();
@@ -58,11 +59,7 @@ impl Queue {
             flags: 0,
             mapsize: 0,
         };
-        // SAFETY: `arg` is the command's argument type, live and writable.
-        let fd = unsafe { sys::ioctl(ctl, abi::GHOST_IOC_CREATE_QUEUE, &mut arg) }
-            .map_err(|e| e.context(what()))?;
-        // SAFETY: the kernel returned a new descriptor, owned from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = sys::ioctl_create_queue(ctl, &mut arg).map_err(|e| e.context(what()))?;
         if arg.mapsize == 0 || arg.mapsize > MAX_MAPSIZE {
             return Err(Error::msg(
                 what(),
@@ -343,46 +340,6 @@ impl Consumer<'_> {
     pub fn nops(&self) -> u64 {
         self.nops
     }
-}
-
-/// A payload type of the ABI: plain integers only, so any bytes are a
-/// valid value.
-trait Payload: Copy {}
-
-macro_rules! payloads {
-    ($($t:ident),*) => {$( impl Payload for abi::$t {} )*};
-}
-payloads!(
-    GhostMsgPayloadTaskNew,
-    GhostMsgPayloadTaskPreempt,
-    GhostMsgPayloadTaskYield,
-    GhostMsgPayloadTaskBlocked,
-    GhostMsgPayloadTaskDead,
-    GhostMsgPayloadTaskDeparted,
-    GhostMsgPayloadTaskWakeup,
-    GhostMsgPayloadTaskSwitchto,
-    GhostMsgPayloadTaskAffinityChanged,
-    GhostMsgPayloadTaskPriorityChanged,
-    GhostMsgPayloadTaskOnCpu,
-    GhostMsgPayloadTaskLatchFailure,
-    GhostMsgPayloadCpuTick,
-    GhostMsgPayloadTimer,
-    GhostMsgPayloadCpuNotIdle,
-    GhostMsgPayloadCpuAvailable,
-    GhostMsgPayloadCpuBusy,
-    GhostMsgPayloadAgentBlocked,
-    GhostMsgPayloadAgentWakeup
-);
-
-/// Decodes a `T` from the start of `bytes`, `None` if it is too short.
-fn read_payload<T: Payload>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < size_of::<T>() {
-        return None;
-    }
-    // SAFETY: `bytes` holds at least `size_of::<T>()` bytes (checked);
-    // `T` is plain integers (`Payload`), valid for any bytes; the read
-    // does not assume alignment.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 /// A decoded message: every ABI 91 type with its payload (the uapi

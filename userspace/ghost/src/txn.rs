@@ -442,15 +442,6 @@ impl CpuMask {
                     .map(move |j| i * 8 + j)
             })
     }
-
-    /// The ioctl argument for this mask. It points into `self`.
-    fn arg(&self) -> abi::GhostIocCommitTxn {
-        abi::GhostIocCommitTxn {
-            mask_ptr: self.bits.as_ptr() as u64,
-            mask_len: Self::BYTES as u32,
-            flags: 0,
-        }
-    }
 }
 
 impl Default for CpuMask {
@@ -470,10 +461,7 @@ impl fmt::Debug for CpuMask {
 /// own CPU last. Each txn's outcome is in its `state`. A successful local
 /// commit returns once the calling agent is woken again.
 pub fn commit(ctl: BorrowedFd<'_>, mask: &CpuMask) -> std::result::Result<(), Errno> {
-    let mut arg = mask.arg();
-    // SAFETY: the command's argument type; `mask_ptr` points to the
-    // `BYTES` readable bytes of `mask`, alive for the call.
-    unsafe { sys::ioctl(ctl, abi::GHOST_IOC_COMMIT_TXN, &mut arg) }.map(|_| ())
+    sys::ioctl_commit(ctl, &mask.bits, false).map(|_| ())
 }
 
 /// `GHOST_IOC_SYNC_GROUP_TXN` on `ctl`: commits the txns of `mask` all or
@@ -481,9 +469,7 @@ pub fn commit(ctl: BorrowedFd<'_>, mask: &CpuMask) -> std::result::Result<(), Er
 /// (the failing txn has its code, the others `POISONED`). Afterwards call
 /// [`Txn::release_sync_group`] on each.
 pub fn sync_group(ctl: BorrowedFd<'_>, mask: &CpuMask) -> std::result::Result<bool, Errno> {
-    let mut arg = mask.arg();
-    // SAFETY: as in `commit`.
-    unsafe { sys::ioctl(ctl, abi::GHOST_IOC_SYNC_GROUP_TXN, &mut arg) }.map(|r| r == 1)
+    sys::ioctl_commit(ctl, &mask.bits, true).map(|r| r == 1)
 }
 
 #[cfg(test)]
@@ -627,7 +613,7 @@ mod tests {
         assert!(!m.set(1024));
         assert_eq!(m.iter().collect::<Vec<_>>(), vec![0, 9, 1023]);
         assert!(m.contains(9) && !m.contains(8));
-        assert_eq!(m.arg().mask_len, 128);
+        assert_eq!(m.bits.len(), 128);
         m.clear();
         assert!(m.is_empty());
         let f = CpuMask::full();

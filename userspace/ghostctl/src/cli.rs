@@ -151,41 +151,29 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 }
 
-/// Parses a duration: digits with an optional fraction and a unit (`ns`,
-/// `us`, `ms`, `s`, `m`); a plain number is in `default_unit_ns`.
+/// Parses a duration in humantime's syntax (`500ms`, `2s`, `1.5s`,
+/// `1m 30s`, ...); a plain number (digits with an optional fraction) is in
+/// `default_unit_ns`, which must be one of `ns`, `us`, `ms`, `s`, `m`.
 pub fn parse_duration(s: &str, default_unit_ns: u64) -> Result<Duration, String> {
-    let bad = || format!("`{s}` is not a duration (like 500ms, 2s or 1.5s)");
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let unit_ns: u128 = match unit {
-        "" => u128::from(default_unit_ns),
-        "ns" => 1,
-        "us" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        _ => return Err(bad()),
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 9 || num.ends_with('.') {
-        return Err(bad());
-    }
-    let int: u128 = int.parse().map_err(|_| bad())?;
-    let frac_num: u128 = if frac.is_empty() {
-        0
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let with_unit;
+    let text = if plain {
+        let unit = match default_unit_ns {
+            1 => "ns",
+            1_000 => "us",
+            1_000_000 => "ms",
+            1_000_000_000 => "s",
+            _ => "m",
+        };
+        with_unit = format!("{s}{unit}");
+        &with_unit
     } else {
-        frac.parse().map_err(|_| bad())?
+        s
     };
-    let scale = 10u128.pow(frac.len() as u32);
-    let ns = int
-        .checked_mul(unit_ns)
-        .and_then(|n| n.checked_add(frac_num * unit_ns / scale))
-        .filter(|&n| n <= u128::from(u64::MAX))
-        .ok_or_else(|| format!("`{s}` is too long"))?;
-    Ok(Duration::from_nanos(ns as u64))
+    humantime::parse_duration(text).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("`{s}` is too long"),
+        e => format!("`{s}` is not a duration (like 500ms, 2s or 1.5s): {e}"),
+    })
 }
 
 /// `--interval`: a duration from 10ms to 1 hour, default unit seconds.
@@ -404,6 +392,8 @@ mod tests {
         assert_eq!(d("50us"), Ok(Duration::from_micros(50)));
         assert_eq!(d("7ns"), Ok(Duration::from_nanos(7)));
         assert_eq!(d("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(d("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(d("1.5"), Ok(Duration::from_micros(1500)));
         for bad in [
             "",
             "s",
@@ -413,8 +403,7 @@ mod tests {
             "1.5.s",
             "-1s",
             "+1",
-            "1 s",
-            "1sec",
+            "1 parsec",
             "0x10",
             "1.0000000001s",
         ] {

@@ -14,6 +14,8 @@ use ghost::cpus::CpuSet;
 use ghost::ghostfs::EnclaveDir;
 use ghost::Error;
 use ghost_abi::{GhostStatusWord, GhostSwRegionHeader, GhostTxn, GHOST_SW_F_ALLOCATED};
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_gettime, ClockId};
 
 use crate::mapped::{Mapping, PAGE};
 use crate::model::{
@@ -204,15 +206,11 @@ pub fn task_rows(pids: &[i32], sw: &SwUse) -> Vec<TaskRow> {
 /// CLOCK_MONOTONIC in ns: the clock of `ktime_get()`, which stamps
 /// `commit_time`.
 pub fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec
+    // CLOCK_MONOTONIC always exists.
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).unwrap_or(TimeSpec::new(0, 0));
+    ts.tv_sec()
         .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec)
+        .saturating_add(ts.tv_nsec())
 }
 
 /// Builds the per-CPU rows: each CPU's transaction, the agent whose thread
@@ -444,8 +442,7 @@ mod tests {
 
     #[test]
     fn proc_of_this_process() {
-        // SAFETY: no arguments.
-        let pid = unsafe { libc::getpid() };
+        let pid = nix::unistd::getpid().as_raw();
         let p = proc_task(pid).expect("/proc/self/stat");
         assert!(!p.comm.is_empty());
         assert_eq!(proc_task(-1), None);

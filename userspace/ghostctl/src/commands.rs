@@ -8,7 +8,6 @@ use ghost_abi::SCHED_GHOST;
 
 use crate::cli::{exit, parse_tunable_value, Cli, Cmd, CreateArgs, TasksCmd};
 use crate::format;
-use crate::json::Json;
 use crate::model::{Outcome, GTID_SEQNUM_BITS};
 use crate::{collect, hold, watch};
 
@@ -113,7 +112,7 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
 }
 
 /// Prints `human` or `json` on stdout.
-fn emit(json: bool, human: String, j: Json) {
+fn emit(json: bool, human: String, j: String) {
     if json {
         println!("{j}");
     } else {
@@ -226,13 +225,22 @@ fn create(args: &CreateArgs, json: bool) -> Result<u8, Failure> {
             ""
         }
     );
-    let j = Json::obj([
-        ("id", e.id.into()),
-        ("path", e.path.display().to_string().into()),
-        ("cpus", cpus.as_str().into()),
-        ("ephemeral", args.ephemeral.into()),
-        ("gid", args.gid.into()),
-    ]);
+    #[derive(serde::Serialize)]
+    struct Created<'a> {
+        id: u64,
+        path: String,
+        cpus: &'a str,
+        ephemeral: bool,
+        gid: Option<u32>,
+    }
+    let j = serde_json::to_string(&Created {
+        id: e.id,
+        path: e.path.display().to_string(),
+        cpus: &cpus,
+        ephemeral: args.ephemeral,
+        gid: args.gid,
+    })
+    .unwrap_or_default();
     emit(json, human, j);
     if !args.ephemeral {
         return Ok(exit::OK);
@@ -347,8 +355,7 @@ mod tests {
 
     #[test]
     fn remove_leaves_other_classes_alone() {
-        // SAFETY: no arguments.
-        let me = unsafe { libc::getpid() };
+        let me = nix::unistd::getpid().as_raw();
         let o = remove_tasks(&[me]);
         assert_eq!(
             o[0].result,

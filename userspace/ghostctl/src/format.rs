@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use ghost::ghostfs::{Status, Tunable};
+use ghost::ghostfs::Tunable;
 use ghost_abi::{
     GHOST_AGENT_GTID, GHOST_IDLE_GTID, GHOST_NULL_GTID, GHOST_TXN_ABORTED, GHOST_TXN_AGENT_STALE,
     GHOST_TXN_COMPLETE, GHOST_TXN_CPU_OFFLINE, GHOST_TXN_CPU_UNAVAIL, GHOST_TXN_INVALID_CPU,
@@ -12,11 +12,12 @@ use ghost_abi::{
     GHOST_TXN_TARGET_ONCPU, GHOST_TXN_TARGET_STALE, GHOST_TXN_UNSUPPORTED_VERSION,
 };
 
-use crate::json::Json;
 use crate::model::{
     gtid_pid, CpuRow, EnclaveRow, Frame, Outcome, Rates, Region, Report, SwUse, TaskRow, Txn, Word,
     WordCounts,
 };
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 /// Renders rows as columns: each as wide as its widest cell, two blanks
 /// apart, no trailing blanks. The first row is the header.
@@ -105,25 +106,164 @@ pub fn txn_target(gtid: i64) -> String {
     }
 }
 
+// ---- `--json`: borrowed views of the model, serialised by serde ----
+//
+// Each `--json` output is one compact object on one line. Field order is
+// the declaration order below; maps keep the order of the model (`Pairs`).
+// A non-finite float prints as `null` (serde_json's rule).
+
+/// Compact JSON of `v`. Serialising these views cannot fail: every key
+/// is a string and every value a number, string, bool, null, array or
+/// object.
+fn to_json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"json: {e}\"}}"))
+}
+
+/// A JSON object from `(key, value)` pairs, in their order.
+struct Pairs<I>(I);
+
+impl<K, V, I> Serialize for Pairs<I>
+where
+    I: IntoIterator<Item = (K, V)> + Clone,
+    K: Serialize,
+    V: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone())
+    }
+}
+
+/// The tunables as a JSON object, name to value.
+fn tunables_obj(
+    tunables: &[(Tunable, u64)],
+) -> Pairs<impl Iterator<Item = (&'static str, u64)> + Clone + '_> {
+    Pairs(tunables.iter().map(|(t, v)| (t.name(), *v)))
+}
+
+#[derive(Serialize)]
+struct ListJson {
+    enclaves: Vec<EnclaveJson>,
+}
+
+#[derive(Serialize)]
+struct EnclaveJson {
+    id: u64,
+    cpus: String,
+    nr_cpus: usize,
+    agent_online: bool,
+    nr_tasks: u64,
+    ephemeral_tgid: Option<i32>,
+}
+
 /// `--json` of `list`.
-pub fn list_json(rows: &[EnclaveRow]) -> Json {
-    Json::obj([(
-        "enclaves",
-        Json::Arr(
-            rows.iter()
-                .map(|r| {
-                    Json::obj([
-                        ("id", r.id.into()),
-                        ("cpus", r.cpus.to_string().into()),
-                        ("nr_cpus", r.cpus.len().into()),
-                        ("agent_online", r.status.active.into()),
-                        ("nr_tasks", r.status.nr_tasks.into()),
-                        ("ephemeral_tgid", r.status.ephemeral.into()),
-                    ])
-                })
-                .collect(),
-        ),
-    )])
+pub fn list_json(rows: &[EnclaveRow]) -> String {
+    to_json(&ListJson {
+        enclaves: rows
+            .iter()
+            .map(|r| EnclaveJson {
+                id: r.id,
+                cpus: r.cpus.to_string(),
+                nr_cpus: r.cpus.len(),
+                agent_online: r.status.active,
+                nr_tasks: r.status.nr_tasks,
+                ephemeral_tgid: r.status.ephemeral,
+            })
+            .collect(),
+    })
+}
+
+/// `--json` of `get` (and of `set`, which prints the value set).
+pub fn tunables_json(id: u64, tunables: &[(Tunable, u64)]) -> String {
+    #[derive(Serialize)]
+    struct TunablesJson<T: Serialize> {
+        id: u64,
+        tunables: T,
+    }
+    to_json(&TunablesJson {
+        id,
+        tunables: tunables_obj(tunables),
+    })
+}
+
+/// The counts of some status words.
+#[derive(Serialize)]
+struct CountsJson {
+    allocated: u64,
+    agents: u64,
+    tasks: u64,
+    oncpu: u64,
+    runnable: u64,
+    canfree: u64,
+}
+
+impl From<&WordCounts> for CountsJson {
+    fn from(c: &WordCounts) -> Self {
+        CountsJson {
+            allocated: c.allocated,
+            agents: c.agents,
+            tasks: c.tasks,
+            oncpu: c.oncpu,
+            runnable: c.runnable,
+            canfree: c.canfree,
+        }
+    }
+}
+
+/// One status-word region, or why it could not be read.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RegionJson<'a> {
+    Ok {
+        id: u32,
+        numa_node: u32,
+        capacity: u32,
+        available: u32,
+        used: u32,
+        #[serde(flatten)]
+        counts: CountsJson,
+    },
+    Err {
+        id: u32,
+        error: &'a str,
+    },
+}
+
+impl<'a> RegionJson<'a> {
+    fn new(id: u32, region: &'a Result<Region, String>) -> Self {
+        match region {
+            Ok(r) => RegionJson::Ok {
+                id,
+                numa_node: r.numa_node,
+                capacity: r.capacity,
+                available: r.available,
+                used: r.used(),
+                counts: (&r.counts).into(),
+            },
+            Err(e) => RegionJson::Err { id, error: e },
+        }
+    }
+}
+
+/// The status-word regions, or why they could not be listed.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SwJson<'a> {
+    Ok { regions: Vec<RegionJson<'a>> },
+    Err { error: &'a str },
+}
+
+impl<'a> SwJson<'a> {
+    fn new(sw: &'a SwUse) -> Self {
+        match &sw.regions {
+            Ok(entries) => SwJson::Ok {
+                regions: entries
+                    .iter()
+                    .map(|e| RegionJson::new(e.id, &e.region))
+                    .collect(),
+            },
+            Err(e) => SwJson::Err { error: e },
+        }
+    }
 }
 
 /// `list`.
@@ -170,17 +310,6 @@ fn tunable_value(t: Tunable, v: u64) -> String {
         format!("{v} ms")
     }
 }
-
-/// The tunables as a JSON object, name to value.
-fn tunables_obj(tunables: &[(Tunable, u64)]) -> Json {
-    Json::obj(tunables.iter().map(|(t, v)| (t.name(), Json::from(*v))))
-}
-
-/// `--json` of `get` (and of `set`, which prints the value set).
-pub fn tunables_json(id: u64, tunables: &[(Tunable, u64)]) -> Json {
-    Json::obj([("id", id.into()), ("tunables", tunables_obj(tunables))])
-}
-
 /// `get`: one `name value` line per tunable.
 pub fn tunables_human(tunables: &[(Tunable, u64)]) -> String {
     let rows: Vec<Vec<String>> = tunables
@@ -190,56 +319,12 @@ pub fn tunables_human(tunables: &[(Tunable, u64)]) -> String {
     table(&rows)
 }
 
-/// The counts of some status words as JSON fields.
-fn counts_fields(c: &WordCounts) -> Vec<(&'static str, Json)> {
-    vec![
-        ("allocated", c.allocated.into()),
-        ("agents", c.agents.into()),
-        ("tasks", c.tasks.into()),
-        ("oncpu", c.oncpu.into()),
-        ("runnable", c.runnable.into()),
-        ("canfree", c.canfree.into()),
-    ]
-}
-
 /// The counts of some status words in words.
 fn counts_human(c: &WordCounts) -> String {
     format!(
         "{} agents, {} tasks ({} on a CPU, {} runnable, {} departed)",
         c.agents, c.tasks, c.oncpu, c.runnable, c.canfree
     )
-}
-
-fn region_json(id: u32, region: &Result<Region, String>) -> Json {
-    match region {
-        Ok(r) => {
-            let mut f = vec![
-                ("id", id.into()),
-                ("numa_node", r.numa_node.into()),
-                ("capacity", r.capacity.into()),
-                ("available", r.available.into()),
-                ("used", r.used().into()),
-            ];
-            f.extend(counts_fields(&r.counts));
-            Json::obj(f)
-        }
-        Err(e) => Json::obj([("id", id.into()), ("error", e.as_str().into())]),
-    }
-}
-
-fn sw_json(sw: &SwUse) -> Json {
-    match &sw.regions {
-        Ok(entries) => Json::obj([(
-            "regions",
-            Json::Arr(
-                entries
-                    .iter()
-                    .map(|e| region_json(e.id, &e.region))
-                    .collect(),
-            ),
-        )]),
-        Err(e) => Json::obj([("error", e.as_str().into())]),
-    }
 }
 
 fn sw_human(sw: &SwUse, out: &mut String) {
@@ -271,30 +356,38 @@ fn sw_human(sw: &SwUse, out: &mut String) {
 }
 
 /// `--json` of `status`.
-pub fn status_json(r: &Report) -> Json {
-    Json::obj([
-        ("id", r.id.into()),
-        ("path", r.path.as_str().into()),
-        ("group", r.group.into()),
-        ("version", r.status.version.into()),
-        ("cpus", r.cpus.to_string().into()),
-        ("nr_cpus", r.cpus.len().into()),
-        ("agent_online", r.agent_online.into()),
-        ("nr_tasks", r.status.nr_tasks.into()),
-        ("ephemeral_tgid", r.status.ephemeral.into()),
-        ("tasks", Json::arr(r.tasks.iter().copied())),
-        ("tunables", tunables_obj(&r.tunables)),
-        ("status_extra", extra_obj(&r.status)),
-        ("status_words", sw_json(&r.sw)),
-    ])
-}
-
-fn extra_obj(st: &Status) -> Json {
-    Json::obj(
-        st.extra
-            .iter()
-            .map(|(k, v)| (k.as_str(), Json::from(v.as_str()))),
-    )
+pub fn status_json(r: &Report) -> String {
+    #[derive(Serialize)]
+    struct StatusJson<'a, T: Serialize, X: Serialize> {
+        id: u64,
+        path: &'a str,
+        group: Option<u32>,
+        version: u32,
+        cpus: String,
+        nr_cpus: usize,
+        agent_online: bool,
+        nr_tasks: u64,
+        ephemeral_tgid: Option<i32>,
+        tasks: &'a [i32],
+        tunables: T,
+        status_extra: X,
+        status_words: SwJson<'a>,
+    }
+    to_json(&StatusJson {
+        id: r.id,
+        path: &r.path,
+        group: r.group,
+        version: r.status.version,
+        cpus: r.cpus.to_string(),
+        nr_cpus: r.cpus.len(),
+        agent_online: r.agent_online,
+        nr_tasks: r.status.nr_tasks,
+        ephemeral_tgid: r.status.ephemeral,
+        tasks: &r.tasks,
+        tunables: tunables_obj(&r.tunables),
+        status_extra: &r.status.extra,
+        status_words: SwJson::new(&r.sw),
+    })
 }
 
 /// How many pids `status` lists before it refers to `tasks list`.
@@ -355,29 +448,39 @@ pub fn status_human(r: &Report) -> String {
 }
 
 /// `--json` of `tasks list`.
-pub fn tasks_json(id: u64, rows: &[TaskRow]) -> Json {
-    Json::obj([
-        ("id", id.into()),
-        (
-            "tasks",
-            Json::Arr(
-                rows.iter()
-                    .map(|t| {
-                        Json::obj([
-                            ("pid", t.pid.into()),
-                            ("gtid", t.gtid.into()),
-                            ("comm", t.proc_.as_ref().map(|p| p.comm.as_str()).into()),
-                            ("cpu", t.proc_.as_ref().map(|p| p.cpu).into()),
-                            ("state", t.word.map(|w| w.state()).into()),
-                            ("flags", t.word.map(|w| w.flag_names()).into()),
-                            ("barrier", t.word.map(|w| w.barrier).into()),
-                            ("runtime_ns", t.word.map(|w| w.runtime).into()),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-    ])
+pub fn tasks_json(id: u64, rows: &[TaskRow]) -> String {
+    #[derive(Serialize)]
+    struct TaskJson<'a> {
+        pid: i32,
+        gtid: Option<u64>,
+        comm: Option<&'a str>,
+        cpu: Option<u32>,
+        state: Option<&'static str>,
+        flags: Option<String>,
+        barrier: Option<u32>,
+        runtime_ns: Option<u64>,
+    }
+    #[derive(Serialize)]
+    struct TasksJson<'a> {
+        id: u64,
+        tasks: Vec<TaskJson<'a>>,
+    }
+    to_json(&TasksJson {
+        id,
+        tasks: rows
+            .iter()
+            .map(|t| TaskJson {
+                pid: t.pid,
+                gtid: t.gtid,
+                comm: t.proc_.as_ref().map(|p| p.comm.as_str()),
+                cpu: t.proc_.as_ref().map(|p| p.cpu),
+                state: t.word.map(|w| w.state()),
+                flags: t.word.map(|w| w.flag_names()),
+                barrier: t.word.map(|w| w.barrier),
+                runtime_ns: t.word.map(|w| w.runtime),
+            })
+            .collect(),
+    })
 }
 
 /// `tasks list`; `sw_error` explains missing status words.
@@ -404,28 +507,35 @@ pub fn tasks_human(id: u64, rows: &[TaskRow], sw_error: Option<&str>) -> String 
     out
 }
 
-/// `--json` of the commands that act on several items.
-pub fn outcomes_json(key: &str, outcomes: &[Outcome]) -> Json {
-    Json::obj([(
-        "results",
-        Json::Arr(
-            outcomes
-                .iter()
-                .map(|o| {
-                    let (ok, note, error) = match &o.result {
-                        Ok(n) => (true, Some(n.as_str()).filter(|n| !n.is_empty()), None),
-                        Err(e) => (false, None, Some(e.as_str())),
-                    };
-                    Json::obj([
-                        (key, o.key.into()),
-                        ("ok", ok.into()),
-                        ("note", note.into()),
-                        ("error", error.into()),
-                    ])
-                })
-                .collect(),
-        ),
-    )])
+/// `--json` of the commands that act on several items: `key` names the
+/// field that identifies each (`pid`, `id`).
+pub fn outcomes_json(key: &str, outcomes: &[Outcome]) -> String {
+    /// One result; its first field is named by the command.
+    struct OutcomeJson<'a> {
+        key: &'a str,
+        o: &'a Outcome,
+    }
+    impl Serialize for OutcomeJson<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let (ok, note, error) = match &self.o.result {
+                Ok(n) => (true, Some(n.as_str()).filter(|n| !n.is_empty()), None),
+                Err(e) => (false, None, Some(e.as_str())),
+            };
+            let mut m = s.serialize_map(Some(4))?;
+            m.serialize_entry(self.key, &self.o.key)?;
+            m.serialize_entry("ok", &ok)?;
+            m.serialize_entry("note", &note)?;
+            m.serialize_entry("error", &error)?;
+            m.end()
+        }
+    }
+    #[derive(Serialize)]
+    struct Results<'a> {
+        results: Vec<OutcomeJson<'a>>,
+    }
+    to_json(&Results {
+        results: outcomes.iter().map(|o| OutcomeJson { key, o }).collect(),
+    })
 }
 
 /// The commands that act on several items: one line each for successes
@@ -442,90 +552,138 @@ pub fn outcomes_human(verb: &str, outcomes: &[Outcome]) -> (String, String) {
     (out, err)
 }
 
-fn word_json(w: &Word) -> Json {
-    Json::obj([
-        ("pid", w.pid().into()),
-        ("gtid", w.gtid.into()),
-        ("flags", w.flag_names().into()),
-        ("barrier", w.barrier.into()),
-    ])
+#[derive(Serialize)]
+struct WordJson {
+    pid: i32,
+    gtid: u64,
+    flags: String,
+    barrier: u32,
 }
 
-fn txn_json(t: &Txn) -> Json {
-    Json::obj([
-        ("state", txn_state(t.state).into()),
-        ("state_raw", t.state.into()),
-        ("gtid", t.gtid.into()),
-        ("target", txn_target(t.gtid).into()),
-        ("agent_barrier", t.agent_barrier.into()),
-        ("task_barrier", t.task_barrier.into()),
-        ("run_flags", t.run_flags.into()),
-        ("commit_flags", t.commit_flags.into()),
-        ("commit_time_ns", t.commit_time.into()),
-        ("cpu_seqnum", t.cpu_seqnum.into()),
-    ])
+impl From<&Word> for WordJson {
+    fn from(w: &Word) -> Self {
+        WordJson {
+            pid: w.pid(),
+            gtid: w.gtid,
+            flags: w.flag_names(),
+            barrier: w.barrier,
+        }
+    }
 }
 
-fn cpu_row_json(row: &CpuRow, rates: &Rates) -> Json {
-    Json::obj([
-        ("cpu", row.cpu.into()),
-        ("agent", row.agent.as_ref().map(word_json).into()),
-        (
-            "agent_wakeups_per_s",
-            rates.agent_wakeups.get(&row.cpu).copied().into(),
-        ),
-        ("txn", row.txn.as_ref().map(txn_json).into()),
-        (
-            "running",
-            Json::Arr(
-                row.running
-                    .iter()
-                    .map(|(w, comm)| {
-                        Json::obj([
-                            ("pid", w.pid().into()),
-                            ("gtid", w.gtid.into()),
-                            ("comm", comm.as_str().into()),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-    ])
+#[derive(Serialize)]
+struct TxnJson {
+    state: String,
+    state_raw: i32,
+    gtid: i64,
+    target: String,
+    agent_barrier: u32,
+    task_barrier: u32,
+    run_flags: u16,
+    commit_flags: u8,
+    commit_time_ns: i64,
+    cpu_seqnum: u64,
+}
+
+impl From<&Txn> for TxnJson {
+    fn from(t: &Txn) -> Self {
+        TxnJson {
+            state: txn_state(t.state),
+            state_raw: t.state,
+            gtid: t.gtid,
+            target: txn_target(t.gtid),
+            agent_barrier: t.agent_barrier,
+            task_barrier: t.task_barrier,
+            run_flags: t.run_flags,
+            commit_flags: t.commit_flags,
+            commit_time_ns: t.commit_time,
+            cpu_seqnum: t.cpu_seqnum,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RunningJson<'a> {
+    pid: i32,
+    gtid: u64,
+    comm: &'a str,
+}
+
+#[derive(Serialize)]
+struct CpuRowJson<'a> {
+    cpu: usize,
+    agent: Option<WordJson>,
+    agent_wakeups_per_s: Option<f64>,
+    txn: Option<TxnJson>,
+    running: Vec<RunningJson<'a>>,
+}
+
+impl<'a> CpuRowJson<'a> {
+    fn new(row: &'a CpuRow, rates: &Rates) -> Self {
+        CpuRowJson {
+            cpu: row.cpu,
+            agent: row.agent.as_ref().map(WordJson::from),
+            agent_wakeups_per_s: rates.agent_wakeups.get(&row.cpu).copied(),
+            txn: row.txn.as_ref().map(TxnJson::from),
+            running: row
+                .running
+                .iter()
+                .map(|(w, comm)| RunningJson {
+                    pid: w.pid(),
+                    gtid: w.gtid,
+                    comm,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A `status` counter: its value and its rate.
+#[derive(Serialize)]
+struct CounterJson {
+    value: u64,
+    per_s: Option<f64>,
 }
 
 /// One `watch` frame as one JSON object (printed one per line).
-pub fn frame_json(f: &Frame, rates: &Rates) -> Json {
-    Json::obj([
-        ("id", f.id.into()),
-        ("time_ns", f.now_ns.into()),
-        ("interval_s", rates.seconds.into()),
-        ("agent_online", f.status.active.into()),
-        ("nr_tasks", f.status.nr_tasks.into()),
-        ("cpus", f.cpus.to_string().into()),
-        (
-            "status_words",
-            f.counts
-                .as_ref()
-                .map(|c| Json::obj(counts_fields(c)))
-                .into(),
-        ),
-        ("status_words_error", f.sw_error.as_deref().into()),
-        ("task_msgs_per_s", rates.task_msgs.into()),
-        (
-            "counters",
-            Json::obj(rates.counters.iter().map(|(k, v, r)| {
-                (
-                    k.as_str(),
-                    Json::obj([("value", (*v).into()), ("per_s", (*r).into())]),
-                )
-            })),
-        ),
-        ("cpu_data_error", f.txn_error.as_deref().into()),
-        (
-            "per_cpu",
-            Json::Arr(f.rows.iter().map(|r| cpu_row_json(r, rates)).collect()),
-        ),
-    ])
+pub fn frame_json(f: &Frame, rates: &Rates) -> String {
+    #[derive(Serialize)]
+    struct FrameJson<'a, C: Serialize> {
+        id: u64,
+        time_ns: i64,
+        interval_s: f64,
+        agent_online: bool,
+        nr_tasks: u64,
+        cpus: String,
+        status_words: Option<CountsJson>,
+        status_words_error: Option<&'a str>,
+        task_msgs_per_s: Option<f64>,
+        counters: C,
+        cpu_data_error: Option<&'a str>,
+        per_cpu: Vec<CpuRowJson<'a>>,
+    }
+    to_json(&FrameJson {
+        id: f.id,
+        time_ns: f.now_ns,
+        interval_s: rates.seconds,
+        agent_online: f.status.active,
+        nr_tasks: f.status.nr_tasks,
+        cpus: f.cpus.to_string(),
+        status_words: f.counts.as_ref().map(CountsJson::from),
+        status_words_error: f.sw_error.as_deref(),
+        task_msgs_per_s: rates.task_msgs,
+        counters: Pairs(rates.counters.iter().map(|(k, v, r)| {
+            (
+                k.as_str(),
+                CounterJson {
+                    value: *v,
+                    per_s: *r,
+                },
+            )
+        })),
+        cpu_data_error: f.txn_error.as_deref(),
+        per_cpu: f.rows.iter().map(|r| CpuRowJson::new(r, rates)).collect(),
+    })
 }
 
 /// One `watch` frame for a terminal.
@@ -945,5 +1103,27 @@ mod tests {
         ] {
             assert!(j.contains(&part), "{part}\nnot in\n{j}");
         }
+    }
+
+    #[test]
+    fn json_escapes_strings_and_nulls_non_finite_floats() {
+        let o = [Outcome {
+            target: "pid 9".into(),
+            key: 9,
+            result: Err("a\"b\\c\nd\te\u{1}f/é".into()),
+        }];
+        assert_eq!(
+            outcomes_json("pid", &o),
+            r#"{"results":[{"pid":9,"ok":false,"note":null,"error":"a\"b\\c\nd\te\u0001f/é"}]}"#
+        );
+        let (_, cur) = watch_frames();
+        let rates = Rates {
+            seconds: f64::NAN,
+            task_msgs: Some(f64::INFINITY),
+            ..Rates::default()
+        };
+        let j = frame_json(&cur, &rates);
+        assert!(j.contains(r#""interval_s":null"#), "{j}");
+        assert!(j.contains(r#""task_msgs_per_s":null"#), "{j}");
     }
 }

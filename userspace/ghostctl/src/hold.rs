@@ -24,6 +24,8 @@ use ghost::ghostfs::EnclaveDir;
 use crate::cli::exit;
 use crate::commands::Failure;
 use crate::term::{self, Wake};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 /// How often the enclave's existence (or the command's exit) is checked.
 const POLL: Duration = Duration::from_millis(200);
@@ -100,9 +102,11 @@ fn run_command(e: &EnclaveDir, prog: &str, args: &[String]) -> Result<u8, Failur
         }
         if let Wake::Signal(stop) = term::wait(POLL, false) {
             if stop.by_process && pid > 0 {
-                // SAFETY: signals our own child, which has not been reaped
-                // (`try_wait` returned `None` above), so `pid` is still it.
-                unsafe { libc::kill(pid, stop.signal) };
+                // Our own child, not reaped (`try_wait` returned `None`
+                // above), so `pid` is still it.
+                if let Ok(sig) = Signal::try_from(stop.signal) {
+                    let _ = kill(Pid::from_raw(pid), sig);
+                }
             }
         }
     }
@@ -146,8 +150,7 @@ mod tests {
         // A SIGTERM sent to ghostctl goes on to the command.
         let killer = std::thread::spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
-            // SAFETY: signals this process, whose handler only stores atomics.
-            unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+            kill(nix::unistd::getpid(), Signal::SIGTERM).unwrap();
         });
         assert_eq!(hold(&e, &words(&["/bin/sleep", "10"])), Ok(128 + 15));
         killer.join().unwrap();

@@ -16,7 +16,6 @@ mod collect;
 mod commands;
 mod format;
 mod hold;
-mod json;
 mod mapped;
 mod model;
 mod term;

@@ -17,7 +17,7 @@
 
 use std::ffi::c_void;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -25,6 +25,8 @@ use std::sync::Once;
 
 use ghost::Error;
 use ghost_abi::{GhostStatusWord, GhostSwRegionHeader, GhostTxn};
+use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 /// The page size ghostfs lays `cpu_data` out in (one page per CPU).
 pub const PAGE: usize = 4096;
@@ -88,17 +90,18 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         // (registered after `mmap`, cleared before `munmap`). Replacing it
         // with anonymous read-only zero pages keeps the range mapped until
         // that `Mapping` unmaps it; nothing else refers to the old pages.
+        let (Some(at), Some(len)) = (NonZeroUsize::new(start), NonZeroUsize::new(len)) else {
+            break;
+        };
         let p = unsafe {
-            libc::mmap(
-                start as *mut c_void,
+            mmap_anonymous(
+                Some(at),
                 len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_PRIVATE | MapFlags::MAP_FIXED,
             )
         };
-        if p != libc::MAP_FAILED {
+        if p.is_ok() {
             slot.revoked.store(true, Ordering::Release);
             return;
         }
@@ -106,7 +109,7 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     }
     // SAFETY: resets SIGBUS to its default action; returning repeats the
     // faulting access, which then terminates the process as usual.
-    unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    let _ = unsafe { signal::signal(Signal::SIGBUS, SigHandler::SigDfl) };
 }
 
 /// Installs [`on_sigbus`] once.
@@ -114,14 +117,15 @@ fn install_guard() -> Result<(), Error> {
     static ONCE: Once = Once::new();
     static FAILED: AtomicBool = AtomicBool::new(false);
     ONCE.call_once(|| {
-        // SAFETY: `sigaction` is plain old data, valid when zeroed.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
-        sa.sa_flags = libc::SA_SIGINFO;
-        // SAFETY: `sa` is initialised (empty mask, a handler with the
-        // `SA_SIGINFO` signature); no old action is asked for.
-        let r = unsafe { libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) };
-        FAILED.store(r != 0, Ordering::Relaxed);
+        let sa = SigAction::new(
+            SigHandler::SigAction(on_sigbus),
+            SaFlags::SA_SIGINFO,
+            SigSet::empty(),
+        );
+        // SAFETY: `on_sigbus` only uses atomics and the `mmap`/`signal`
+        // system calls, which are async-signal-safe.
+        let r = unsafe { signal::sigaction(Signal::SIGBUS, &sa) };
+        FAILED.store(r.is_err(), Ordering::Relaxed);
     });
     if FAILED.load(Ordering::Relaxed) {
         return Err(Error::msg("sigaction(SIGBUS)", "cannot guard mappings"));
@@ -148,13 +152,13 @@ impl Mapping {
             )
         })?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let len = usize::try_from(size).unwrap_or(0);
-        if len == 0 {
+        let Some(nz_len) = usize::try_from(size).ok().and_then(NonZeroUsize::new) else {
             return Err(Error::msg(
                 format!("mmap {}", path.display()),
                 "the file has no size",
             ));
-        }
+        };
+        let len = nz_len.get();
         let slot = GUARDED
             .iter()
             .find(|s| {
@@ -171,25 +175,28 @@ impl Mapping {
         // SAFETY: a fresh read-only shared mapping of an open file; the
         // kernel picks the address. The descriptor may close afterwards.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
+            mmap(
+                None,
+                nz_len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                &file,
                 0,
             )
         };
-        let Some(ptr) = NonNull::new(p.cast::<u8>()).filter(|_| p != libc::MAP_FAILED) else {
-            let errno = ghost::error::last_errno();
-            slot.used.store(false, Ordering::Release);
-            return Err(Error::sys(
-                format!(
-                    "mmap {} (PROT_READ, MAP_SHARED, {len} bytes)",
-                    path.display()
-                ),
-                errno,
-            ));
+        let ptr = match p {
+            Ok(p) => p.cast::<u8>(),
+            Err(e) => {
+                let errno = e as i32;
+                slot.used.store(false, Ordering::Release);
+                return Err(Error::sys(
+                    format!(
+                        "mmap {} (PROT_READ, MAP_SHARED, {len} bytes)",
+                        path.display()
+                    ),
+                    errno,
+                ));
+            }
         };
         slot.revoked.store(false, Ordering::Relaxed);
         slot.len.store(len, Ordering::Release);
@@ -246,7 +253,7 @@ impl Drop for Mapping {
         self.slot.start.store(0, Ordering::Release);
         // SAFETY: `ptr..ptr + len` is our mapping (or the zero pages that
         // replaced it); nothing borrows it past `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
         self.slot.used.store(false, Ordering::Release);
     }
 }

@@ -1,9 +1,10 @@
 //! `ghostctl watch`: a frame every interval until q, Ctrl-C, `--count`
 //! frames, or the enclave's end.
 //!
-//! On a terminal each frame replaces the last (cursor home, clear); into a
-//! pipe or file, frames follow one another, separated by a blank line, or
-//! one JSON object per line with `--json`.
+//! On a terminal each frame replaces the last (drawn by `ratatui`, see
+//! [`term::Screen`]); into a pipe or file (or a terminal of no size),
+//! frames follow one another, separated by a blank line, or one JSON
+//! object per line with `--json`.
 
 use std::io::Write;
 
@@ -14,18 +15,18 @@ use crate::collect;
 use crate::commands::Failure;
 use crate::format::{frame_human, frame_json};
 use crate::model::{Frame, Rates};
-use crate::term::{self, RawTerminal, Wake};
-
-/// ANSI: cursor home, clear the screen.
-const CLEAR: &str = "\x1b[H\x1b[2J";
+use crate::term::{self, Screen, Wake};
 
 /// Runs `watch` on `e`; returns the exit code.
 pub fn run(e: &EnclaveDir, args: &WatchArgs, json: bool) -> Result<u8, Failure> {
     term::catch_stop_signals()?;
-    let tty = !json && term::is_tty(libc::STDOUT_FILENO);
-    // Keys only on a terminal; restored when `raw` drops (also on error).
-    let raw = if tty { RawTerminal::enter() } else { None };
-    let keys = raw.is_some();
+    // A terminal is restored when `screen` drops (also on error).
+    let mut screen = if !json && term::stdout_is_tty() {
+        Screen::enter().map_err(|e| ghost::sys::io_error("set up the terminal", &e))?
+    } else {
+        None
+    };
+    let keys = screen.as_ref().is_some_and(Screen::keys);
     let mut prev: Option<Frame> = None;
     let mut shown = 0u64;
     loop {
@@ -37,39 +38,37 @@ pub fn run(e: &EnclaveDir, args: &WatchArgs, json: bool) -> Result<u8, Failure> 
         }
         let frame = frame?;
         let rates = Rates::between(prev.as_ref(), &frame);
-        let text = if json {
-            format!("{}\n", frame_json(&frame, &rates))
-        } else if tty {
+        let written = if let Some(screen) = screen.as_mut() {
             let hint = if keys {
                 "q or Ctrl-C quits"
             } else {
                 "Ctrl-C quits"
             };
-            format!("{CLEAR}{}\n({hint})\n", frame_human(&frame, &rates))
+            screen.draw(&format!("{}\n({hint})", frame_human(&frame, &rates)))
         } else {
-            format!(
-                "{}{}",
-                if shown > 0 { "\n" } else { "" },
-                frame_human(&frame, &rates)
-            )
+            let text = if json {
+                format!("{}\n", frame_json(&frame, &rates))
+            } else {
+                format!(
+                    "{}{}",
+                    if shown > 0 { "\n" } else { "" },
+                    frame_human(&frame, &rates)
+                )
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
         };
-        let mut out = std::io::stdout().lock();
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
+        if written.is_err() {
             // The reader went away (a closed pipe): nothing more to show.
             return Ok(exit::OK);
         }
-        drop(out);
         shown += 1;
         if args.count.is_some_and(|n| shown >= n) {
             return Ok(exit::OK);
         }
         prev = Some(frame);
         match term::wait(args.interval, keys) {
-            Wake::Key(b'q' | b'Q') | Wake::Signal(_) => return Ok(exit::OK),
+            Wake::Quit | Wake::Signal(_) => return Ok(exit::OK),
             Wake::Timeout | Wake::Key(_) => {}
         }
     }
