@@ -29,7 +29,8 @@ pub struct Stats {
     pub sync_groups: u64,
     /// Sync-group commits that failed.
     pub sync_groups_failed: u64,
-    /// Plan entries dropped (CPU not the agent's, duplicate, unknown task).
+    /// Picks and homes refused (unknown task, task not queued or picked
+    /// already this round, CPU its affinity excludes or not scheduled).
     pub plan_rejected: u64,
     /// Pings sent to other agents.
     pub pings: u64,
