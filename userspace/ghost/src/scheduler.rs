@@ -63,12 +63,6 @@ use crate::txn::{CpuMask, TxnResult};
 /// (centralized model).
 const UNAVAIL_BACKOFF: Duration = Duration::from_millis(1);
 
-/// How long the global agent keeps looking for a picked-over task to
-/// finish its switch off a CPU. A task still on a CPU after that runs
-/// where the runtime did not put it (it was running when its agent was
-/// replaced); the message it sends when it leaves wakes the agent.
-const ON_CPU_POLL: Duration = Duration::from_millis(2);
-
 /// The kernel operations message dispatch needs.
 pub trait Kernel {
     /// Sends task `gtid`'s messages to the queue of `cpu`'s agent from now
@@ -204,8 +198,6 @@ pub struct Scheduler<P> {
     parked: BTreeSet<i64>,
     /// Tasks in the policy's run queues.
     queued: usize,
-    /// Since when picks have passed over tasks still on a CPU.
-    on_cpu_since: Option<Instant>,
     per_cpu: bool,
     sw: Option<Arc<SwTable>>,
     req: Requests,
@@ -231,7 +223,6 @@ impl<P: Policy> Scheduler<P> {
             on,
             parked: BTreeSet::new(),
             queued: 0,
-            on_cpu_since: None,
             per_cpu: *model == Model::PerCpu,
             sw,
             req: Requests::default(),
@@ -634,7 +625,7 @@ impl<P: Policy> Scheduler<P> {
             }
         }
         self.apply_homes(k);
-        if !self.per_cpu && self.should_poll(now, unfilled, frees_itself) {
+        if !self.per_cpu && self.should_poll(unfilled, frees_itself) {
             plan.poll();
         }
         let tasks = &self.tasks;
@@ -655,18 +646,11 @@ impl<P: Policy> Scheduler<P> {
     /// Whether the global agent must look again without a message: tasks
     /// wait while a CPU will be free by itself (a slice or a back-off
     /// ends), or a pick passed over a task still finishing its switch off
-    /// a CPU while a CPU found nothing (for [`ON_CPU_POLL`] at most).
-    fn should_poll(&mut self, now: Instant, unfilled: bool, frees_itself: bool) -> bool {
-        let skipped = self.req.skipped_on_cpu && unfilled;
-        let since = match (skipped, self.on_cpu_since) {
-            (false, _) => {
-                self.on_cpu_since = None;
-                now
-            }
-            (true, Some(t)) => t,
-            (true, None) => *self.on_cpu_since.insert(now),
-        };
-        if skipped && now.saturating_duration_since(since) < ON_CPU_POLL {
+    /// a CPU while a CPU found nothing (no message says when the switch is
+    /// over: a task that entered ghost while running leaves its CPU
+    /// without one).
+    fn should_poll(&mut self, unfilled: bool, frees_itself: bool) -> bool {
+        if self.req.skipped_on_cpu && unfilled {
             return true;
         }
         if !frees_itself || self.queued <= self.req.picked.len() {
@@ -1383,7 +1367,7 @@ mod tests {
     }
 
     #[test]
-    fn a_task_stuck_on_a_cpu_is_polled_for_only_briefly() {
+    fn a_task_finishing_its_switch_off_a_cpu_is_polled_for() {
         use crate::sw::testing::{region, set};
         let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
         let now = Instant::now();
@@ -1403,19 +1387,17 @@ mod tests {
             abi::GHOST_SW_F_INUSE | abi::GHOST_SW_TASK_ONCPU,
         );
         s.deliver(&mut k, 0, &new(1, 10, true), now);
-        // Still on a CPU (finishing a switch): look again soon...
+        // Still on a CPU (it entered ghost running): nothing tells the
+        // agent when it is off, so it looks again, however long it takes.
         let mut plan = Plan::new();
-        s.schedule(&mut k, 0, now, &mut plan);
-        assert!(plan.is_empty() && plan.polls());
-        s.schedule(&mut k, 0, now + ON_CPU_POLL / 2, &mut plan);
-        assert!(plan.polls());
-        // ... but not forever: a task that stays there runs where the
-        // runtime did not put it, and its next message wakes the agent.
-        s.schedule(&mut k, 0, now + ON_CPU_POLL, &mut plan);
-        assert!(plan.is_empty() && !plan.polls());
+        for later in [now, now + Duration::from_secs(1)] {
+            s.schedule(&mut k, 0, later, &mut plan);
+            assert!(plan.is_empty() && plan.polls());
+        }
         set(reg, 10, 10, 1, abi::GHOST_SW_F_INUSE);
-        s.schedule(&mut k, 0, now + ON_CPU_POLL, &mut plan);
+        s.schedule(&mut k, 0, now, &mut plan);
         assert_eq!(plan.entries().len(), 1);
+        assert!(!plan.polls());
     }
 
     #[test]
