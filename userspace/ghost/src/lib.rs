@@ -14,8 +14,11 @@
 //! - [`sw`]: status-word regions and lookups;
 //! - [`txn`]: transactions in `cpu_data`, commits and sync groups;
 //! - [`sys`]: checked system-call wrappers (`ghost_run`, ioctl, mmap, ...);
-//! - [`policy`]: the interface a scheduling policy implements;
-//! - [`scheduler`]: the kernel-free core that feeds messages to a policy;
+//! - [`policy`]: the interface a scheduling policy implements (run queues:
+//!   enqueue, dequeue, pick) and the guide to writing one;
+//! - [`scheduler`]: the kernel-free core of the runtime: what runs where
+//!   (task states, each CPU's current task, latches, re-announcements),
+//!   message dispatch, the pick step;
 //! - [`agent`]: the agent runtime: one pinned agent thread per CPU, the
 //!   message loop, shutdown and in-place upgrade;
 //! - [`policies`]: the bundled policies (per-CPU FIFO, centralized FIFO);

@@ -649,7 +649,7 @@ impl<P: Policy> Scheduler<P> {
     /// a CPU while a CPU found nothing (no message says when the switch is
     /// over: a task that entered ghost while running leaves its CPU
     /// without one).
-    fn should_poll(&mut self, unfilled: bool, frees_itself: bool) -> bool {
+    fn should_poll(&self, unfilled: bool, frees_itself: bool) -> bool {
         if self.req.skipped_on_cpu && unfilled {
             return true;
         }
