@@ -27,8 +27,12 @@
 //! policy, ask it for a plan, commit the local transaction (the agent
 //! sleeps until woken) or yield with `ghost_run`. Centralized: the global
 //! agent does the same for the other CPUs with remote commits (or one sync
-//! group), does not sleep while its policy asks to poll, and otherwise
-//! sleeps until a message comes; the other agents only yield.
+//! group); while the runtime has a reason to look again without a message
+//! (a time slice or a back-off ends while tasks wait, a task is finishing
+//! its switch off a CPU) it polls, calling `sched_yield` between rounds and
+//! giving its CPU to another class that wants it (`BOOST_PRIO`) until the
+//! CPU would go idle; otherwise it sleeps until a message comes. The other
+//! agents only yield.
 //!
 //! `SIGINT` and `SIGTERM` stop the agents: the main thread sets a flag and
 //! sends `SIGUSR2` (a no-op handler) to each agent until it has left
@@ -51,9 +55,9 @@ use crate::cpus::CpuSet;
 use crate::enclave::{Enclave, Wait};
 use crate::error::{Error, Result};
 use crate::gtid::Layout;
-use crate::policy::{Plan, Policy};
+use crate::policy::Policy;
 use crate::queue::{Consumer, Queue, RingError};
-use crate::scheduler::{Kernel, Model, Scheduler};
+use crate::scheduler::{Kernel, Model, Plan, Scheduler};
 use crate::stats::Stats;
 use crate::sw::StatusWord;
 use crate::sys::{self, Errno, EventFd, SignalFd};
@@ -562,7 +566,13 @@ impl<P: Policy> Shared<P> {
                     // next message or the CPU goes idle.
                     self.yield_cpu(cpu, barrier, abi::RTLA_ON_IDLE, false, st)?;
                 } else {
-                    std::hint::spin_loop();
+                    // Not a bare spin: the kernel sets BOOST_PRIO when it
+                    // picks the agent ahead of another class's task, and a
+                    // spinning agent is never picked again. `sched_yield`
+                    // goes through the pick, so a kthread that became
+                    // runnable here is seen in the next round.
+                    std::thread::yield_now();
+                    st.polls += 1;
                 }
             } else {
                 // Nothing to do until a message comes (the queue wakes us).

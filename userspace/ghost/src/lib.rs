@@ -17,8 +17,11 @@
 //!   signals, affinity), mostly through `nix`;
 //! - [`shm`]: memory shared with the kernel ([`shm::Mapping`]): with
 //!   [`sys`], the only modules with `unsafe`;
-//! - [`policy`]: the interface a scheduling policy implements;
-//! - [`scheduler`]: the kernel-free core that feeds messages to a policy;
+//! - [`policy`]: the interface a scheduling policy implements (run queues:
+//!   enqueue, dequeue, pick) and the guide to writing one;
+//! - [`scheduler`]: the kernel-free core of the runtime: what runs where
+//!   (task states, each CPU's current task, latches, re-announcements),
+//!   message dispatch, the pick step;
 //! - [`agent`]: the agent runtime: one pinned agent thread per CPU, the
 //!   message loop, shutdown and in-place upgrade;
 //! - [`policies`]: the bundled policies (per-CPU FIFO, centralized FIFO);

@@ -1,39 +1,87 @@
 //! The policy interface: what a scheduling policy implements, and what the
-//! agent runtime gives it.
+//! agent runtime gives it. This is the guide to writing a policy.
 //!
-//! A policy sees the kernel's messages one callback per message type
-//! (`task_new`, `task_wakeup`, ..., `cpu_tick`, ...), each with the task as
-//! the runtime tracks it ([`Task`]) and the message's payload (the uapi
-//! structure). It decides in one step, [`Policy::schedule`], by filling a
-//! [`Plan`]: which task to run on which CPU. The runtime turns the plan into
-//! transactions, commits them, and reports each outcome to
-//! [`Policy::committed`].
+//! # What the runtime does
 //!
-//! The runtime does the bookkeeping every policy needs: it keeps each
-//! task's barrier (the `seqnum` of its last message, which a transaction
-//! must quote), its status word and its allowed CPUs ([`Task::allowed`]),
-//! frees the status word when the task dies or departs, and, in the per-CPU
-//! model, moves a task's messages to the queue of the CPU the policy chose
-//! for it ([`Ctx::set_home`]).
+//! The runtime ([`crate::scheduler`], driven by [`crate::agent`]) reads the
+//! kernel's messages, keeps the state of every task and every CPU, and
+//! turns the policy's choices into transactions. It owns *what runs
+//! where*:
 //!
-//! Affinity is the policy's to honour: as in ghOSt, the kernel carries out
-//! a commit of a task to a CPU its affinity excludes, and the task runs
-//! there. The runtime reads a task's affinity (`sched_getaffinity` on the
-//! thread its gtid names) when the task is announced (`TASK_NEW`) and at
-//! every `TASK_AFFINITY_CHANGED`, before the policy's callback; the policy
-//! checks [`Task::allowed`] without a system call.
+//! - each task's state ([`TaskState`]): blocked, waiting for a CPU in the
+//!   policy's run queue, parked (runnable, but its affinity allows none of
+//!   the CPUs scheduled), or committed to a CPU;
+//! - each CPU's *current* task (the one committed last, latched or
+//!   running, until a message says it left) and when it got the CPU;
+//! - the barrier every transaction quotes (the `seqnum` of the task's last
+//!   message), the task's status word (freed when it dies or departs) and
+//!   its allowed CPUs (`sched_getaffinity` at `TASK_NEW` and every
+//!   `TASK_AFFINITY_CHANGED`);
+//! - in the per-CPU model, which agent's queue gets a task's messages (the
+//!   home the policy chose, [`Ctx::set_home`]).
 //!
-//! Every callback runs with the runtime's scheduler lock held; it must not
-//! block. Callbacks see the CPU of the agent running them in [`Ctx::cpu`].
+//! # What a policy does
+//!
+//! It keeps run queues. The runtime calls:
+//!
+//! - [`Policy::enqueue`] when a task starts waiting for a CPU (it is new
+//!   and runnable, woke up, was preempted, yielded, its latch was dropped
+//!   or replaced, it was announced again): exactly once per wait;
+//! - [`Policy::dequeue`] when it stops waiting (it got a CPU, blocked,
+//!   died, left, or lost every CPU it may use): exactly once per wait;
+//! - [`Policy::pick`] for each CPU it may fill: which queued task runs
+//!   there next, or none.
+//!
+//! A task stays queued until the commit that runs it completes (a stale
+//! barrier leaves it where it was: the next round reads the news first).
+//!
+//! The runtime asks [`Policy::pick`] only for a CPU that has no current
+//! task, so a commit never replaces the latch of a task that has not run
+//! yet; in the centralized model a CPU whose current task has run a whole
+//! [`Policy::slice`] is asked too (others waiting), and a CPU that another
+//! class holds is left alone. It refuses a pick of an unknown task, of one
+//! not queued, of one picked for another CPU this round, and of one whose
+//! affinity excludes the CPU (counted as "plan entries dropped").
+//!
+//! Everything else is optional: one callback per message type
+//! (`task_new`, `task_wakeup`, ..., `cpu_tick`, ...; called before the
+//! runtime's own enqueue/dequeue for that message), the outcome of each
+//! commit ([`Policy::committed`]) and a text view of the run queues
+//! ([`Policy::dump`]).
+//!
+//! # Rules
+//!
+//! Every callback runs with the runtime's scheduler lock held and on the
+//! critical path of scheduling: it must not block, sleep or do I/O, should
+//! allocate little and must not panic (treat a gtid or a CPU you do not
+//! know as something to ignore). Callbacks see the CPU of the agent
+//! running them in [`Ctx::cpu`]. The kernel does not check affinity at
+//! commit (as in ghOSt); the runtime refuses a pick its last reading of the
+//! task's affinity excludes, and parks a runnable task that may use none of
+//! the CPUs scheduled until its affinity changes.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ghost_abi as abi;
 use ghost_abi::GhostSwInfo;
 
 use crate::sw::{StatusWord, SwTable};
 use crate::txn::{CpuMask, TxnResult};
+
+/// Where a task is, as the runtime tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not runnable (blocked, or announced not runnable).
+    Blocked,
+    /// Runnable, waiting for a CPU: in the policy's run queue.
+    Queued,
+    /// Runnable, but its affinity allows none of the CPUs scheduled: held
+    /// by the runtime (not in any run queue) until it changes.
+    Parked,
+    /// Committed to this CPU (latched or running).
+    OnCpu(usize),
+}
 
 /// A task of the enclave, as the runtime tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +100,8 @@ pub struct Task {
     /// The CPUs its affinity allows, as last read (every CPU if it could
     /// never be read).
     pub(crate) affinity: CpuMask,
+    /// Where it is.
+    pub(crate) state: TaskState,
 }
 
 impl Task {
@@ -61,8 +111,7 @@ impl Task {
         self.queue
     }
 
-    /// Whether the task's affinity allows `cpu`: the policy must not commit
-    /// it anywhere else (the kernel does not check).
+    /// Whether the task's affinity allows `cpu`.
     pub fn allowed(&self, cpu: usize) -> bool {
         self.affinity.contains(cpu)
     }
@@ -70,19 +119,32 @@ impl Task {
     /// The CPUs the task's affinity allows, as the runtime last read them
     /// (`sched_getaffinity` at `TASK_NEW` and `TASK_AFFINITY_CHANGED`; a
     /// failed read, the task being gone, keeps the set it had, or every
-    /// CPU).
+    /// CPU; a CPU an older kernel refused with `INVALID_CPU` is taken out
+    /// until the next read).
     pub fn affinity(&self) -> &CpuMask {
         &self.affinity
     }
+
+    /// Where the task is.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
 }
 
-/// What a callback asked the runtime to do after it returns.
+/// What callbacks asked the runtime for, and what the current pick step
+/// saw.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    /// Tasks given a home CPU.
-    pub homes: Vec<(i64, usize)>,
+    /// Tasks given a new home (their queue may have to move).
+    pub homes: Vec<i64>,
+    /// Homes refused (not a CPU scheduled, unknown task).
+    pub homes_refused: u64,
     /// Agents to ping.
     pub pings: CpuMask,
+    /// Tasks picked this round.
+    pub picked: Vec<i64>,
+    /// A pick passed over a task still on a CPU.
+    pub skipped_on_cpu: bool,
 }
 
 /// What a policy callback can see and ask for.
@@ -90,7 +152,7 @@ pub struct Ctx<'a> {
     pub(crate) cpu: usize,
     pub(crate) now: Instant,
     pub(crate) cpus: &'a [usize],
-    pub(crate) tasks: &'a HashMap<i64, Task>,
+    pub(crate) tasks: &'a mut HashMap<i64, Task>,
     pub(crate) sw: Option<&'a SwTable>,
     pub(crate) req: &'a mut Requests,
 }
@@ -123,8 +185,8 @@ impl Ctx<'_> {
         self.tasks.get(&gtid).is_some_and(|t| t.allowed(cpu))
     }
 
-    /// The CPUs of [`Ctx::cpus`] that `task` may run on, in order. None:
-    /// the task must wait (for an affinity change) wherever it is.
+    /// The CPUs of [`Ctx::cpus`] that `task` may run on, in order (never
+    /// none for a task given to [`Policy::enqueue`]).
     pub fn allowed_cpus<'t>(&'t self, task: &'t Task) -> impl Iterator<Item = usize> + 't {
         self.cpus.iter().copied().filter(|&c| task.allowed(c))
     }
@@ -134,24 +196,49 @@ impl Ctx<'_> {
         self.tasks.len()
     }
 
-    /// The status word of task `gtid` (e.g. to check that it is off its
-    /// CPU before committing it elsewhere), if mapped.
+    /// Whether the runtime would take `gtid` as the pick for `cpu` now: a
+    /// queued task whose affinity allows `cpu`, not picked for another CPU
+    /// this round.
+    pub fn can_run(&self, gtid: i64, cpu: usize) -> bool {
+        self.tasks
+            .get(&gtid)
+            .is_some_and(|t| t.state == TaskState::Queued && t.allowed(cpu))
+            && !self.req.picked.contains(&gtid)
+    }
+
+    /// Whether task `gtid`'s status word says it is still on a CPU (it left
+    /// it a moment ago and the switch is not over: a commit elsewhere would
+    /// fail with `TARGET_ON_CPU`). A `true` tells the centralized runtime
+    /// to look again soon instead of waiting for a message.
+    pub fn still_on_cpu(&mut self, gtid: i64) -> bool {
+        let on = self.status_word(gtid).is_some_and(|sw| sw.on_cpu());
+        self.req.skipped_on_cpu |= on;
+        on
+    }
+
+    /// The status word of task `gtid`, if mapped.
     pub fn status_word(&self, gtid: i64) -> Option<StatusWord<'_>> {
         let t = self.tasks.get(&gtid)?;
         self.sw?.get(t.sw)
     }
 
-    /// Makes `cpu` the task's home. In the per-CPU model the runtime then
-    /// sends the task's messages to the queue of `cpu`'s agent
-    /// (`GHOST_IOC_ASSOC_QUEUE`, retried while the task's barrier moves).
-    /// `cpu` must be one of [`Ctx::cpus`].
+    /// Makes `cpu` the task's home ([`Task::home`] from now on). In the
+    /// per-CPU model the runtime then sends the task's messages to the
+    /// queue of `cpu`'s agent (`GHOST_IOC_ASSOC_QUEUE`, retried while the
+    /// task's barrier moves). `cpu` must be one of [`Ctx::cpus`].
     pub fn set_home(&mut self, gtid: i64, cpu: usize) {
-        self.req.homes.push((gtid, cpu));
+        match self.tasks.get_mut(&gtid) {
+            Some(t) if self.cpus.contains(&cpu) => {
+                t.home = Some(cpu);
+                self.req.homes.push(gtid);
+            }
+            _ => self.req.homes_refused += 1,
+        }
     }
 
     /// Pings the agent of `cpu` once the callbacks of this round are done,
-    /// so that it runs [`Policy::schedule`] (per-CPU model: after giving it
-    /// work). Pinging the calling agent's own CPU does nothing.
+    /// so that it picks (per-CPU model: after giving it work). Pinging the
+    /// calling agent's own CPU does nothing.
     pub fn wake(&mut self, cpu: usize) {
         if cpu != self.cpu {
             self.req.pings.set(cpu);
@@ -159,101 +246,54 @@ impl Ctx<'_> {
     }
 }
 
-/// One decision: run `gtid` on `cpu`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanEntry {
-    /// The CPU.
-    pub cpu: usize,
-    /// The task, or `GHOST_IDLE_GTID` to make the CPU idle.
-    pub gtid: i64,
-    /// Run flags (`RTLA_ON_*`, `SEND_TASK_ON_CPU`, ...).
-    pub run_flags: u16,
-    /// The task barrier the transaction quotes (set by the runtime).
-    pub task_barrier: u32,
-}
-
-/// The decisions of one [`Policy::schedule`] step.
-#[derive(Debug, Default)]
-pub struct Plan {
-    entries: Vec<PlanEntry>,
-    poll: bool,
-}
-
-impl Plan {
-    /// An empty plan.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Runs `gtid` on `cpu`. If `cpu` runs a ghost task, that task is
-    /// preempted (`TASK_PREEMPT`).
-    pub fn run(&mut self, cpu: usize, gtid: i64) {
-        self.run_with_flags(cpu, gtid, 0);
-    }
-
-    /// Runs `gtid` on `cpu` with `run_flags`.
-    pub fn run_with_flags(&mut self, cpu: usize, gtid: i64, run_flags: u16) {
-        self.entries.push(PlanEntry {
-            cpu,
-            gtid,
-            run_flags,
-            task_barrier: 0,
-        });
-    }
-
-    /// Makes `cpu` idle: its ghost task leaves it.
-    pub fn idle(&mut self, cpu: usize) {
-        self.run(cpu, abi::GHOST_IDLE_GTID);
-    }
-
-    /// Asks the runtime to call [`Policy::schedule`] again soon rather
-    /// than wait for the next message (e.g. to end a time slice). Only a
-    /// centralized agent polls; a per-CPU agent waits for a message.
-    pub fn poll(&mut self) {
-        self.poll = true;
-    }
-
-    /// The decisions.
-    pub fn entries(&self) -> &[PlanEntry] {
-        &self.entries
-    }
-
-    /// Whether the plan runs `gtid` on a CPU already.
-    pub fn runs(&self, gtid: i64) -> bool {
-        self.entries.iter().any(|e| e.gtid == gtid)
-    }
-
-    /// Whether there is no decision.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Whether [`Plan::poll`] was called.
-    pub fn polls(&self) -> bool {
-        self.poll
-    }
-
-    /// Empties the plan (keeping its memory).
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.poll = false;
-    }
-
-    pub(crate) fn entries_mut(&mut self) -> &mut Vec<PlanEntry> {
-        &mut self.entries
-    }
-}
-
-/// A scheduling policy. Every callback but [`Policy::schedule`] has a
-/// default that does nothing.
+/// A scheduling policy: run queues. See the [module documentation](self)
+/// for what the runtime does around it.
 ///
-/// `task_new` is called again for a task the policy already knows when the
-/// kernel announces it again (`discover tasks` after a takeover): forget
-/// what you knew of it and start over.
+/// Three methods are required: [`Policy::enqueue`], [`Policy::dequeue`]
+/// and [`Policy::pick`]. Every other one has a default.
 #[allow(unused_variables)]
 pub trait Policy: Send {
-    /// `MSG_TASK_NEW`: a task entered the enclave (`msg.runnable`: whether
-    /// it can run now). `task` has its allowed CPUs ([`Task::allowed`]).
+    /// `task` waits for a CPU: put it in a run queue. Its affinity allows
+    /// at least one of [`Ctx::cpus`]; in the per-CPU model, give it a home
+    /// it allows ([`Ctx::set_home`]) and queue it there (and
+    /// [`Ctx::wake`] that CPU's agent if it is not the caller's). Called
+    /// once per wait: the runtime never enqueues a queued task.
+    fn enqueue(&mut self, ctx: &mut Ctx<'_>, task: &Task);
+
+    /// `task` no longer waits (it got a CPU, blocked, died, left, lost
+    /// every CPU it may use, or is announced again): take it out of your
+    /// run queues. Called only for a task you were given by
+    /// [`Policy::enqueue`] and not dequeued since.
+    fn dequeue(&mut self, ctx: &mut Ctx<'_>, task: &Task);
+
+    /// The queued task `cpu` runs next, or `None` (the CPU stays as it
+    /// is). Leave the task in your run queue: the runtime dequeues it once
+    /// its commit completes. [`Ctx::can_run`] says what the runtime takes.
+    /// A per-CPU agent is asked for its own CPU ([`Ctx::cpu`]); the global
+    /// agent of the centralized model for each CPU it may fill, in order.
+    fn pick(&mut self, ctx: &mut Ctx<'_>, cpu: usize) -> Option<i64>;
+
+    /// A queued task's allowed CPUs changed and still include one of
+    /// [`Ctx::cpus`]: make sure it is queued where it may run. The default
+    /// dequeues and enqueues it (to the back).
+    fn affinity_changed(&mut self, ctx: &mut Ctx<'_>, task: &Task) {
+        self.dequeue(ctx, task);
+        self.enqueue(ctx, task);
+    }
+
+    /// The time slice (centralized model): once a CPU's current task has
+    /// run this long, [`Policy::pick`] is asked for that CPU again, and a
+    /// task it picks replaces the current one (which comes back through
+    /// [`Policy::enqueue`] when the kernel reports it preempted). `None`
+    /// (the default): a task runs until it leaves its CPU.
+    fn slice(&self) -> Option<Duration> {
+        None
+    }
+
+    /// `MSG_TASK_NEW`: a task entered the enclave, or was announced again
+    /// (`msg.runnable`: whether it can run now). `task` has its allowed CPUs
+    /// ([`Task::allowed`]). Called before the runtime enqueues a runnable
+    /// one: the place to give it a home ([`Ctx::set_home`]).
     fn task_new(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskNew) {}
     /// `MSG_TASK_WAKEUP`: the task became runnable.
     fn task_wakeup(
@@ -281,7 +321,8 @@ pub trait Policy: Send {
     }
     /// `MSG_TASK_YIELD`: the task yielded (it is still runnable).
     fn task_yield(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskYield) {}
-    /// `MSG_TASK_DEAD`: the task exited. The runtime forgets it afterwards.
+    /// `MSG_TASK_DEAD`: the task exited. The runtime dequeues it (if it
+    /// was queued) and forgets it afterwards.
     fn task_dead(&mut self, ctx: &mut Ctx<'_>, task: &Task, msg: &abi::GhostMsgPayloadTaskDead) {}
     /// `MSG_TASK_DEPARTED`: the task left ghost. The runtime forgets it
     /// afterwards.
@@ -301,9 +342,8 @@ pub trait Policy: Send {
     ) {
     }
     /// `MSG_TASK_AFFINITY_CHANGED`: the task's allowed CPUs changed;
-    /// `task` has the new set ([`Task::allowed`]). A task queued for a CPU
-    /// it no longer allows must move. (The kernel forces a running task off
-    /// its CPU and sends `TASK_PREEMPT` after this message.)
+    /// `task` has the new set ([`Task::allowed`]). The runtime then calls
+    /// [`Policy::affinity_changed`] for a queued task.
     fn task_affinity_changed(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -347,15 +387,10 @@ pub trait Policy: Send {
     /// `MSG_CPU_AGENT_WAKEUP`: the CPU's agent woke up.
     fn cpu_agent_wakeup(&mut self, ctx: &mut Ctx<'_>, msg: &abi::GhostMsgPayloadAgentWakeup) {}
 
-    /// The pick step: fills `plan` with what to run. A per-CPU agent
-    /// schedules only its own CPU ([`Ctx::cpu`]); the global agent of the
-    /// centralized model schedules any of [`Ctx::cpus`]. The runtime drops
-    /// entries for other CPUs, a second entry for a CPU, and unknown tasks.
-    /// It does not check affinity: a task run on a CPU it does not allow
-    /// ([`Task::allowed`]) runs there.
-    fn schedule(&mut self, ctx: &mut Ctx<'_>, plan: &mut Plan);
-
-    /// The outcome of the transaction that ran `gtid` on `cpu`.
+    /// The outcome of the transaction that ran `gtid` on `cpu`, after the
+    /// runtime acted on it (`Complete`: the task got the CPU and was
+    /// dequeued; `CpuUnavail`: the CPU is left alone for a moment; a task
+    /// gone or blocked is dequeued; anything else leaves it queued).
     fn committed(&mut self, ctx: &mut Ctx<'_>, cpu: usize, gtid: i64, result: TxnResult) {}
 
     /// A human-readable view of the run queues (printed on `SIGUSR1`).

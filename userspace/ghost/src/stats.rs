@@ -29,12 +29,16 @@ pub struct Stats {
     pub sync_groups: u64,
     /// Sync-group commits that failed.
     pub sync_groups_failed: u64,
-    /// Plan entries dropped (CPU not the agent's, duplicate, unknown task).
+    /// Picks and homes refused (unknown task, task not queued or picked
+    /// already this round, CPU its affinity excludes or not scheduled).
     pub plan_rejected: u64,
     /// Pings sent to other agents.
     pub pings: u64,
     /// `ghost_run` yields.
     pub yields: u64,
+    /// Rounds the global agent polled (nothing to commit, something to
+    /// look at again soon), each ending in `sched_yield`.
+    pub polls: u64,
     /// Yields refused with `ESTALE` (new messages came first).
     pub estale: u64,
     /// Tasks moved to another agent's queue.
@@ -111,6 +115,7 @@ impl Stats {
             (&mut self.plan_rejected, o.plan_rejected),
             (&mut self.pings, o.pings),
             (&mut self.yields, o.yields),
+            (&mut self.polls, o.polls),
             (&mut self.estale, o.estale),
             (&mut self.assoc, o.assoc),
             (&mut self.assoc_stale, o.assoc_stale),
@@ -126,7 +131,7 @@ impl Stats {
     }
 
     /// The counters other than messages and transactions, named.
-    fn others(&self) -> [(&'static str, u64); 17] {
+    fn others(&self) -> [(&'static str, u64); 18] {
         [
             ("malformed messages", self.malformed),
             ("messages of unknown tasks", self.unknown_task),
@@ -138,6 +143,7 @@ impl Stats {
             ("plan entries dropped", self.plan_rejected),
             ("pings", self.pings),
             ("yields", self.yields),
+            ("polling rounds", self.polls),
             ("yields refused (ESTALE)", self.estale),
             ("tasks moved to a CPU's queue", self.assoc),
             ("queue moves retried", self.assoc_stale),

@@ -9,11 +9,11 @@ use ghost_abi as abi;
 
 use super::fifo::Fifo;
 use super::fifo_central::FifoCentral;
-use crate::policy::{Plan, Policy};
+use crate::policy::Policy;
 use crate::queue::testing::{ring, Producer};
 use crate::queue::{Received, Ring};
 use crate::scheduler::testing::*;
-use crate::scheduler::{Model, Scheduler};
+use crate::scheduler::{Model, Plan, Scheduler};
 use crate::sw::testing::{region, set};
 use crate::sw::SwTable;
 use crate::txn::TxnResult;
@@ -164,11 +164,11 @@ fn fifo_starts_over_on_rediscovery_and_moves_on_after_invalid_cpu() {
     r.feed(1, &[new(1, B, true)]);
     assert_eq!(r.s.policy().run_queue(2), vec![B]);
     r.commit(2, 2, B, TxnResult::InvalidCpu);
-    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.s.waiting(), vec![B]);
     assert_eq!(r.plan(2), vec![]);
     r.k.allow(B, &[3]);
     r.feed(2, &[affinity(2, B)]);
-    assert_eq!(r.s.policy().waiting(), vec![]);
+    assert_eq!(r.s.waiting(), vec![]);
     assert_eq!(r.s.policy().run_queue(3), vec![B]);
 }
 
@@ -255,7 +255,7 @@ fn fifo_task_with_no_allowed_cpu_waits() {
     r.k.allow(B, &[1, 2]);
     r.feed(1, &[new(1, A, true), new(1, B, true)]);
     assert_eq!(r.s.task(A).unwrap().home, None);
-    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.waiting(), vec![A]);
     assert_eq!(r.s.policy().run_queue(1), vec![B]);
     assert_eq!(r.plan(1), vec![(1, B)]);
     assert_eq!(r.plan(2), vec![]);
@@ -268,23 +268,23 @@ fn fifo_task_with_no_allowed_cpu_waits() {
     // one that wakes with no CPU too.
     r.k.allow(B, &[7]);
     r.feed(1, &[affinity(2, B)]);
-    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.s.waiting(), vec![A, B]);
     assert_eq!(r.s.policy().run_queue(1), vec![]);
     assert_eq!(r.plan(1), vec![]);
     r.feed(1, &[blocked(3, B, 1)]);
-    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.waiting(), vec![A]);
     r.feed(1, &[wakeup(4, B)]);
-    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.s.waiting(), vec![A, B]);
     // An affinity that allows an enclave CPU again: off they go.
     r.k.allow(A, &[2, 5]);
     r.feed(1, &[affinity(2, A)]);
-    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.s.waiting(), vec![B]);
     assert_eq!(r.s.policy().run_queue(2), vec![A]);
     assert_eq!(r.s.task(A).unwrap().home, Some(2));
     assert_eq!(r.plan(2), vec![(2, A)]);
     // A waiting task that dies is forgotten.
     r.feed(1, &[dead(5, B, 1)]);
-    assert_eq!(r.s.policy().waiting(), vec![]);
+    assert_eq!(r.s.waiting(), vec![]);
     assert!(!r.s.dump().contains("waiting"));
 }
 
@@ -301,10 +301,7 @@ fn central_fills_free_cpus_and_never_its_own() {
     assert!(!r.polls(0), "no time slice: wait for a message");
     r.commit(0, 1, A, TxnResult::Complete);
     r.commit(0, 2, B, TxnResult::Complete);
-    assert_eq!(
-        (r.s.policy().current(1), r.s.policy().current(2)),
-        (Some(A), Some(B))
-    );
+    assert_eq!((r.s.current(1), r.s.current(2)), (Some(A), Some(B)));
     assert_eq!(r.plan(0), vec![]);
     // A blocks: CPU 1 is free for C.
     r.feed(0, &[blocked(2, A, 1)]);
@@ -340,7 +337,7 @@ fn central_preempts_after_the_time_slice() {
     assert_eq!(r.plan(0), vec![(1, B)]);
     r.commit(0, 1, B, TxnResult::Complete);
     r.feed(0, &[preempt(2, A, 1)]);
-    assert_eq!(r.s.policy().current(1), Some(B));
+    assert_eq!(r.s.current(1), Some(B));
     assert_eq!(r.s.policy().run_queue(), vec![A]);
     // Alone, a task is never preempted.
     r.feed(0, &[dead(2, A, 1)]);
@@ -420,7 +417,7 @@ fn central_follows_affinity_changes_and_waits_without_a_cpu() {
     r.k.allow(A, &[0]);
     r.k.allow(B, &[1, 2]);
     r.feed(0, &[new(1, A, true), new(1, B, true)]);
-    assert_eq!(r.s.policy().waiting(), vec![A]);
+    assert_eq!(r.s.waiting(), vec![A]);
     assert_eq!(r.s.policy().run_queue(), vec![B]);
     assert_eq!(r.plan(0), vec![(1, B)]);
     assert!(!r.polls(0), "a waiting task waits for a message");
@@ -439,17 +436,17 @@ fn central_follows_affinity_changes_and_waits_without_a_cpu() {
     r.k.allow(A, &[0, 1]);
     r.k.allow(B, &[5]);
     r.feed(0, &[affinity(2, A), affinity(3, B)]);
-    assert_eq!(r.s.policy().waiting(), vec![B]);
+    assert_eq!(r.s.waiting(), vec![B]);
     assert_eq!(r.plan(0), vec![(1, A)]);
     // A task woken with no CPU it allows waits too.
     r.commit(0, 1, A, TxnResult::Complete);
     r.feed(0, &[blocked(3, A, 1)]);
     r.k.allow(A, &[0]);
     r.feed(0, &[affinity(4, A), wakeup(5, A)]);
-    assert_eq!(r.s.policy().waiting(), vec![A, B]);
+    assert_eq!(r.s.waiting(), vec![A, B]);
     assert_eq!(r.plan(0), vec![]);
     r.feed(0, &[departed(6, A, 1), dead(4, B, 1)]);
-    assert_eq!(r.s.policy().waiting(), vec![]);
+    assert_eq!(r.s.waiting(), vec![]);
 }
 
 #[test]
@@ -478,4 +475,48 @@ fn central_skips_tasks_still_on_a_cpu() {
     assert!(r.polls(0));
     set(reg, A as u32, A, 1, abi::GHOST_SW_F_INUSE);
     assert_eq!(r.plan(0), vec![(1, A), (2, B)]);
+}
+
+#[test]
+fn central_runs_pinned_tasks_on_their_cpu_only() {
+    // Issue 19: a pipe across two CPUs under `fifo-central`, each end
+    // pinned. A task pinned to CPU 3 is never offered to CPU 2 (or 1), and
+    // runs as soon as CPU 3 is free; the agent never polls for nothing.
+    let mut r = Run::new(
+        FifoCentral::new(None),
+        Model::Centralized { global_cpu: 0 },
+        &[0, 1, 2, 3],
+        None,
+    );
+    r.k.allow(A, &[3]);
+    r.k.allow(B, &[2]);
+    r.k.allow(C, &[3]);
+    r.feed(0, &[new(1, C, true)]);
+    assert_eq!(r.plan(0), vec![(3, C)]);
+    r.commit(0, 3, C, TxnResult::Complete);
+    // A arrives first, B second: CPUs 1 and 2 are free, CPU 3 is C's. A
+    // waits for CPU 3 while B, behind it, takes CPU 2.
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.plan(0), vec![(2, B)]);
+    r.commit(0, 2, B, TxnResult::Complete);
+    assert_eq!(r.plan(0), vec![]);
+    assert!(!r.polls(0), "A waits for a message about CPU 3");
+    // Ping-pong: C blocks, A runs on 3; B blocks, A wakes B... many rounds,
+    // and every commit is one the kernel takes (no refused pairing).
+    for round in 0..50u32 {
+        let seq = 2 + 2 * round;
+        r.feed(0, &[blocked(seq, C, 3)]);
+        assert_eq!(r.plan(0), vec![(3, A)], "round {round}");
+        r.commit(0, 3, A, TxnResult::Complete);
+        r.feed(0, &[blocked(seq, B, 2), wakeup(seq + 1, C)]);
+        assert_eq!(r.plan(0), vec![], "round {round}: C waits for CPU 3");
+        r.feed(0, &[blocked(seq + 1, A, 3), wakeup(seq + 1, B)]);
+        assert_eq!(r.plan(0), vec![(2, B), (3, C)], "round {round}");
+        r.commit(0, 2, B, TxnResult::Complete);
+        r.commit(0, 3, C, TxnResult::Complete);
+        r.feed(0, &[wakeup(seq + 2, A)]);
+        assert_eq!(r.plan(0), vec![], "round {round}: A waits for CPU 3");
+    }
+    assert_eq!(r.s.stats.plan_rejected, 0);
+    assert_eq!(r.s.policy().run_queue(), vec![A]);
 }
