@@ -82,8 +82,14 @@ impl Proc {
         unsafe { libc::kill(self.pid(), sig) };
     }
 
-    /// Waits up to `secs` for it to end.
+    /// Waits for it to end: with `secs` 0, only whether it has; otherwise
+    /// for `secs`, at least the hang cap (an exit that takes a second on a
+    /// quiet machine can take minutes on a loaded one).
     pub(crate) fn wait(&mut self, secs: u64) -> Result<Exit, String> {
+        let secs = match secs {
+            0 => 0,
+            s => crate::scheduling::hang_cap(s * 1000) / 1000,
+        };
         let end = Instant::now() + Duration::from_secs(secs);
         let child = self.child.as_mut().ok_or("already reaped")?;
         loop {

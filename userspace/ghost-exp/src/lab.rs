@@ -132,9 +132,15 @@ impl Known {
         }
     }
 
-    /// Drains until `f` holds (up to `ms`).
+    /// Drains until `f` holds: up to `ms` if under a second (a retry
+    /// step), else up to the hang cap (`ms` is what a quiet machine needs).
     fn until(&mut self, e: &Enclave, lab: &Lab, ms: u64, mut f: impl FnMut(&Self) -> bool) -> bool {
-        let end = Instant::now() + Duration::from_millis(ms);
+        let cap = if ms < 1000 {
+            ms
+        } else {
+            crate::scheduling::hang_cap(ms)
+        };
+        let end = Instant::now() + Duration::from_millis(cap);
         loop {
             self.drain(e, lab);
             if f(self) {
@@ -925,10 +931,16 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         Ok(())
     };
     // The messages in the queue, (type, sw index of a TASK_NEW), once `n`
-    // have come (or 2 s passed); with `n` 0, those of the next 200 ms.
+    // have come (2 s on a quiet machine, the hang cap on a loaded one);
+    // with `n` 0, those of the next 200 ms.
     let drain = |n: usize| {
         let mut got = Vec::new();
-        let end = Instant::now() + Duration::from_millis(if n == 0 { 200 } else { 2000 });
+        let ms = if n == 0 {
+            200
+        } else {
+            crate::scheduling::hang_cap(2000)
+        };
+        let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end && (n == 0 || got.len() < n) {
             while let Some((ty, _, p)) = e.pop() {
                 let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
