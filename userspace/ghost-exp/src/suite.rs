@@ -7,7 +7,7 @@
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
 use crate::{
-    abi91, agents, capabilities, cconf, conformance, faults, fuzz, lab, lifecycle, mapped,
+    abi91, agents, capabilities, cconf, conformance, faults, faults2, fuzz, lab, lifecycle, mapped,
     scheduling,
 };
 use std::os::unix::fs::PermissionsExt;
@@ -205,6 +205,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(capabilities::TESTS)
         .chain(abi91::TESTS)
         .chain(faults::TESTS)
+        .chain(faults2::TESTS)
         .chain(fuzz::TESTS)
 }
 
