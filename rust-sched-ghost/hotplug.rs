@@ -17,13 +17,6 @@
 //! dynamic states): a write that comes first is seen here, one that comes
 //! later sees the CPU inactive. So an enclave CPU is always online, and
 //! `GHOST_TXN_CPU_OFFLINE` (still checked by every commit) cannot happen.
-//!
-//! Nor can a CPU go offline while an agent holds it (`agent_claimed`: from
-//! `become agent` until the agent has left the class), even once no enclave
-//! owns it: a destroy frees the enclave's CPUs before it kills the agents
-//! and waits for them to leave, and an agent whose CPU went offline
-//! meanwhile was moved to a CPU where no agent class runs it, never left,
-//! and stalled the destroy for good (`hotplug_during_destroys`).
 
 use kernel::bindings;
 use kernel::ffi::{c_int, c_uint};
@@ -37,14 +30,6 @@ use kernel::prelude::*;
 unsafe extern "C" fn offline(cpu: c_uint) -> c_int {
     if crate::enclave::cpu_in_enclave(cpu as usize) {
         pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
-        return -(bindings::EBUSY as c_int);
-    }
-    let claimed = i32::try_from(cpu)
-        .ok()
-        .and_then(crate::rq::GhostRq::of)
-        .is_some_and(|g| g.agent_claimed());
-    if claimed {
-        pr_info!("CPU {} has an agent (leaving): it stays online\n", cpu);
         return -(bindings::EBUSY as c_int);
     }
     0
