@@ -37,14 +37,17 @@ pub const TESTS: &[Test] = &[
         run: latched_exits_while_agent_killed,
     },
     Test {
-        name: "hotplug_during_destroys",
-        run: hotplug_during_destroys,
-    },
-    Test {
         name: "enclaves_1000_by_8_threads",
         run: enclaves_1000_by_8_threads,
     },
 ];
+
+/// The tests that run after every other (the fuzzer's too): a known kernel
+/// bug in one of them strands an agent on CPU 1 for good.
+pub const LAST: &[Test] = &[Test {
+    name: "hotplug_during_destroys",
+    run: hotplug_during_destroys,
+}];
 
 /// A cap on every wait of this file that only catches a hang (ms): each
 /// waits for something that takes milliseconds on a quiet machine.
@@ -719,6 +722,16 @@ fn plugger(cpu: usize, p: &'static Plug) -> i32 {
 /// hotplug writes succeed or get `EBUSY` (the CPU is an enclave's); the
 /// spinner is back in CFS after each destroy and runs; the CPU ends
 /// online.
+///
+/// KNOWN KERNEL BUG (issue 18, item 3; not fixed): an offline attempt of an
+/// enclave CPU that has an agent runs `sched_cpu_deactivate` (with its
+/// `balance_push`) before ghost's refusal at `CPUHP_AP_ONLINE_DYN`; an
+/// agent scheduled in that window is pushed to another CPU with its
+/// affinity broken ("process N (ghost-exp) no longer affine to cpu1"), the
+/// rollback does not bring it back, it never runs again, and the destroy
+/// gives up on it ("enclave_N: 1 tasks or agents did not leave"). The test
+/// then fails with `KERNEL BUG` and the kernel's lines (it runs last: the
+/// stranded agent holds CPU 1 for good).
 pub fn hotplug_during_destroys() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let n = nr_cpu_ids()?;
@@ -740,6 +753,13 @@ pub fn hotplug_during_destroys() -> Result<(), String> {
     })?;
     let plug = sys::fork_child(move || plugger(c1, p))?;
     let id = 63;
+    let stranded = || {
+        sys::kernel_log()
+            .unwrap_or_default()
+            .matches(&format!("enclave_{id}: "))
+            .count()
+    };
+    let stranded0 = stranded();
     let (mut with_cpu, mut without, mut agents) = (0, 0, 0);
     let result = (|| -> Result<(), String> {
         for round in 0..PLUG_ROUNDS {
@@ -788,6 +808,24 @@ pub fn hotplug_during_destroys() -> Result<(), String> {
             sys::write_once(&path(id, "ctl"), b"destroy")
                 .map_err(|x| format!("round {round}: destroy: {}", errno_name(x)))?;
             figures::faults(1);
+            if stranded() > stranded0 {
+                if let Some(a) = agent {
+                    sys::forget_child(a);
+                }
+                let log = sys::kernel_log().unwrap_or_default();
+                let lines: Vec<&str> = log
+                    .lines()
+                    .filter(|l| {
+                        l.contains(&format!("enclave_{id}: "))
+                            || l.contains(&format!("no longer affine to cpu{c1}"))
+                    })
+                    .collect();
+                return Err(format!(
+                    "round {round}: KERNEL BUG (issue 18 item 3, known): the destroy left a task behind, \
+                     an agent pushed off CPU {c1} by an offline attempt; kernel log:\n    {}",
+                    lines.join("\n    ")
+                ));
+            }
             if let Some(a) = agent {
                 // Killed by the destroy, or it failed to become the agent.
                 let exit = sys::wait_child(a)?;

@@ -207,6 +207,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(faults::TESTS)
         .chain(faults2::TESTS)
         .chain(fuzz::TESTS)
+        .chain(faults2::LAST)
 }
 
 /// The threads still in the ghost class (policy 18) once every enclave is

@@ -281,6 +281,14 @@ pub fn kill_leftover_children() -> usize {
     left.len()
 }
 
+/// Stops tracking child `pid` (one the kernel left stuck, which
+/// [`kill_leftover_children`] could not reap).
+pub fn forget_child(pid: i32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|&p| p != pid);
+    }
+}
+
 /// How a child ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
