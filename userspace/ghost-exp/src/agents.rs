@@ -340,10 +340,14 @@ pub fn agent_upgrade_in_place() -> Result<(), String> {
         passed == 2,
         "after the takeover {passed} of 2 passed:\n{out}"
     );
+    // B comes online once A is gone: within a second on a quiet machine,
+    // possibly after the scenarios (run by the fallback meanwhile) on a
+    // loaded one.
+    let online = crate::mapped::path(id.parse().unwrap_or(0), "agent_online");
     ensure!(
-        std::fs::read_to_string(crate::mapped::path(id.parse().unwrap_or(0), "agent_online"))
-            .is_ok_and(|s| s.trim() == "1"),
-        "agent B is not online: {}",
+        wait_for(AGENT_UP_S * 1000, || std::fs::read_to_string(&online)
+            .is_ok_and(|s| s.trim() == "1")),
+        "agent B is not online after {AGENT_UP_S} s: {}",
         tail(&b.output())
     );
     b.signal(libc::SIGTERM);

@@ -580,9 +580,27 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
     // The test's own process stays off c0 (see the commit-at-schedule
     // step); its children are forked already.
     sys::set_affinity(0, &[c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
+    // The script takes seconds on a quiet machine; on a loaded one each of
+    // its steps may wait up to the hang cap: fail only when neither its
+    // outcomes, its tasks nor its messages moved for 2 minutes.
+    let progress = || {
+        lab.out
+            .iter()
+            .map(|o| o.load(Ordering::SeqCst) as u32 as u64)
+            .chain(lab.works.iter().map(|w| w.load(Ordering::SeqCst)))
+            .chain(
+                lab.task_msgs
+                    .iter()
+                    .map(|m| u64::from(m.load(Ordering::SeqCst))),
+            )
+            .fold(0u64, |a, v| a.wrapping_mul(1_000_003).wrapping_add(v))
+    };
     ensure!(
-        wait_for(60_000, || lab.step.load(Ordering::SeqCst) == 2),
-        "lab script did not finish: outcomes {:x?}",
+        crate::scheduling::wait_while_progressing(120_000, 1_800_000, progress, || lab
+            .step
+            .load(Ordering::SeqCst)
+            == 2),
+        "lab script did not finish (no progress for 120 s, or 30 min in all): outcomes {:x?}",
         lab.out
             .iter()
             .map(|o| o.load(Ordering::SeqCst))
