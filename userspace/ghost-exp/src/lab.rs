@@ -589,7 +589,7 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
     sys::set_affinity(0, &[c1]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
     // The script takes seconds on a quiet machine; on a loaded one each of
     // its steps may wait up to the hang cap: fail only when neither its
-    // outcomes, its tasks nor its messages moved for 2 minutes.
+    // outcomes, its tasks nor its messages moved for longer than that.
     let progress = || {
         lab.out
             .iter()
@@ -603,11 +603,14 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
             .fold(0u64, |a, v| a.wrapping_mul(1_000_003).wrapping_add(v))
     };
     ensure!(
-        crate::scheduling::wait_while_progressing(120_000, 1_800_000, progress, || lab
-            .step
-            .load(Ordering::SeqCst)
-            == 2),
-        "lab script did not finish (no progress for 120 s, or 30 min in all): outcomes {:x?}",
+        crate::scheduling::wait_while_progressing(
+            crate::scheduling::HANG_FLOOR_MS + 60_000,
+            1_800_000,
+            progress,
+            || lab.step.load(Ordering::SeqCst) == 2
+        ),
+        "lab script did not finish (no progress for {} s, or 30 min in all): outcomes {:x?}",
+        (crate::scheduling::HANG_FLOOR_MS + 60_000) / 1000,
         lab.out
             .iter()
             .map(|o| o.load(Ordering::SeqCst))
