@@ -3,6 +3,9 @@
 #   make run         the demo: build everything, boot the VM, show ghost-rs at work
 #   make test        every test, host and in-VM; last line "N passed, N failed"
 #   make test-kasan  the in-VM suite on a KASAN kernel (its own tree, build/linux-kasan)
+#   make test-stress make test on a loaded machine (stress-ng --cpu N and a
+#                    second VM running the demo in a loop); reports the result
+#                    and the time (Documentation/ghost-rs/reliability.rst)
 #   make fuzz        the random-operation fuzzer in the VM for SECONDS=N (default
 #                    60), with a random seed printed first (FUZZ_SEED=S replays)
 #
@@ -22,7 +25,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test test-kasan fuzz setup prepare kernel userspace vm clean check-host \
+.PHONY: all run test test-stress test-kasan fuzz setup prepare kernel userspace vm clean check-host \
 	kernel-deb userspace-deb
 
 all: kernel userspace
@@ -51,6 +54,13 @@ run: kernel userspace
 
 test: kernel userspace
 	@scripts/test
+
+# make test while stress-ng --cpu N (installed by scripts/setup --optional)
+# and a second VM (scripts/vm-run demo in a loop, in build/stress) load the
+# machine; last line "test-stress: N passed, N failed in Xm YYs under load".
+test-stress: kernel userspace
+	@scripts/setup --optional
+	@scripts/test-stress
 
 # The KASAN variant: configs/*.config + configs/kasan/*.config, extracted,
 # patched and built like build/linux but in build/linux-kasan; the in-VM suite

@@ -82,8 +82,14 @@ impl Proc {
         unsafe { libc::kill(self.pid(), sig) };
     }
 
-    /// Waits up to `secs` for it to end.
+    /// Waits for it to end: with `secs` 0, only whether it has; otherwise
+    /// for `secs`, at least the hang cap (an exit that takes a second on a
+    /// quiet machine can take minutes on a loaded one).
     pub(crate) fn wait(&mut self, secs: u64) -> Result<Exit, String> {
+        let secs = match secs {
+            0 => 0,
+            s => crate::scheduling::hang_cap(s * 1000) / 1000,
+        };
         let end = Instant::now() + Duration::from_secs(secs);
         let child = self.child.as_mut().ok_or("already reaped")?;
         loop {
@@ -334,10 +340,14 @@ pub fn agent_upgrade_in_place() -> Result<(), String> {
         passed == 2,
         "after the takeover {passed} of 2 passed:\n{out}"
     );
+    // B comes online once A is gone: within a second on a quiet machine,
+    // possibly after the scenarios (run by the fallback meanwhile) on a
+    // loaded one.
+    let online = crate::mapped::path(id.parse().unwrap_or(0), "agent_online");
     ensure!(
-        std::fs::read_to_string(crate::mapped::path(id.parse().unwrap_or(0), "agent_online"))
-            .is_ok_and(|s| s.trim() == "1"),
-        "agent B is not online: {}",
+        wait_for(AGENT_UP_S * 1000, || std::fs::read_to_string(&online)
+            .is_ok_and(|s| s.trim() == "1")),
+        "agent B is not online after {AGENT_UP_S} s: {}",
         tail(&b.output())
     );
     b.signal(libc::SIGTERM);

@@ -2082,7 +2082,7 @@ fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, c1: usize) 
     }
     // Become the agent of `c1` (bounded retries while the CPU is busy).
     let cmd = format!("become agent {c1} {}", qf.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_millis(crate::scheduling::hang_cap(5000));
     loop {
         match write_fd(ctl.as_raw_fd(), cmd.as_bytes(), None) {
             Ok(_) => break,
@@ -2795,8 +2795,9 @@ fn batch(
         return Err("the workload's threads did not all enter the stage".into());
     }
     let fuzzer = sys::fork_child(move || child(|| fuzzer_main(sh, fseed, b, nf, c1)))?;
-    // The batch: both fuzz processes finish their operations (bounded).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The batch: both fuzz processes finish their operations (seconds on a
+    // quiet machine; bounded by the hang cap).
+    let deadline = Instant::now() + Duration::from_millis(crate::scheduling::hang_cap(60_000));
     while Instant::now() < deadline {
         let f_end = ended(fuzzer);
         let a_end = sh.agent_done.load(Ordering::SeqCst) != 0 || ended(agent);
@@ -2816,7 +2817,7 @@ fn batch(
     let (fexit, fkilled) = reap(fuzzer, 20_000).map_err(&fail)?;
     if fkilled {
         return Err(fail(
-            "the fuzzer did not finish within 60 s + 20 s after the destroy (hung in the kernel?)"
+            "the fuzzer did not finish within the hang cap + 20 s after the destroy (hung in the kernel?)"
                 .into(),
         ));
     }

@@ -21,6 +21,7 @@ mod capabilities;
 mod cconf;
 mod conformance;
 mod faults;
+mod faults2;
 mod figures;
 mod fuzz;
 mod lab;

@@ -293,7 +293,8 @@ pub(crate) struct Txn {
 /// the agent's status-word index.
 pub(crate) fn become_agent(e: &Enclave, cpu: usize) -> Result<u32, i32> {
     let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The old agent of the CPU may still be on its way out: a hang cap.
+    let deadline = Instant::now() + Duration::from_millis(HANG_FLOOR_MS);
     loop {
         match (&e.ctl).write_all(cmd.as_bytes()) {
             Ok(()) => break,
@@ -516,16 +517,53 @@ pub(crate) fn current_cpu() -> i32 {
     unsafe { libc::sched_getcpu() }
 }
 
-/// Waits up to `ms` for `f` to hold.
+/// The least a wait for something that should happen gives it before the
+/// test fails (ms): a cap that only catches a hang. On a quiet machine
+/// what the suite waits for takes milliseconds to seconds; on a loaded one
+/// (other VMs, a kernel build, `make test-stress`) TCG can stop the VM's
+/// vCPUs for many seconds at a time.
+pub(crate) const HANG_FLOOR_MS: u64 = 300_000;
+
+/// How long a wait nominally of `ms` may last before it fails: `ms`, but at
+/// least [`HANG_FLOOR_MS`].
+pub(crate) fn hang_cap(ms: u64) -> u64 {
+    ms.max(HANG_FLOOR_MS)
+}
+
+/// Waits for `f` to hold. `ms` is how long it should take at most on a
+/// quiet machine; the wait gives up only after [`hang_cap`]`(ms)` (a hang),
+/// printing where it waited and the ghost threads' states and kernel
+/// stacks (the caller's failure message says what it waited for).
+/// Not for waits whose expected outcome is that `f` never holds.
+#[track_caller]
 pub(crate) fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_millis(ms);
+    let at = std::panic::Location::caller();
+    let cap = hang_cap(ms);
+    let start = Instant::now();
+    let end = start + Duration::from_millis(cap);
+    let mut late = false;
     while Instant::now() < end {
         if f() {
+            if late {
+                println!(
+                    "  (slow: the wait at {at} took {:.1} s, nominally {ms} ms)",
+                    start.elapsed().as_secs_f64()
+                );
+            }
             return true;
         }
+        late = start.elapsed() > Duration::from_millis(ms.max(1000) * 2);
         std::thread::sleep(Duration::from_millis(2));
     }
-    f()
+    let held = f();
+    if !held {
+        println!(
+            "  TIMEOUT: the wait at {at} gave up after {} s (nominally {ms} ms); {}",
+            cap / 1000,
+            crate::faults::ghost_states()
+        );
+    }
+    held
 }
 
 /// Waits until `done()` holds, for as long as `progress()` keeps changing:

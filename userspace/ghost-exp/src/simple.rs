@@ -21,9 +21,12 @@
 //! counter). ghOSt also checks the policy is SCHED_GHOST; with `--verify` each
 //! thread checks that right after entering, and after the scenario the
 //! enclave's `tasks` must list none of its threads, the work counters must
-//! match and `status` must parse. Every wait is bounded ([`DEADLINE`], plus
-//! [`GRACE`] for `tasks`): a stuck scheduler gives a FAIL line naming how
-//! many threads finished, and the stuck threads are left detached.
+//! match and `status` must parse. Every wait is bounded by lack of progress
+//! ([`STALL`]: no thread entered or finished for that long) or by a cap that
+//! only catches a hang ([`CAP`], and [`GRACE`] for `tasks`), never by how
+//! long a scenario takes on a busy machine: a stuck scheduler gives a FAIL
+//! line naming how many threads finished, and the stuck threads are left
+//! detached.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -37,10 +40,15 @@ use ghost::ghostfs::{self, EnclaveDir};
 use ghost::sys::Errno;
 use ghost_abi::SCHED_GHOST;
 
-/// The bound on each scenario, from the first spawn to the last exit.
-const DEADLINE: Duration = Duration::from_secs(60);
-/// How long an exited thread may stay listed in `tasks` (`--verify`).
-const GRACE: Duration = Duration::from_secs(2);
+/// A scenario fails when no thread entered or finished, and the threads'
+/// work counter did not move, for this long...
+const STALL: Duration = Duration::from_secs(60);
+/// ... or when it is not over after this long: a cap that only catches a
+/// hang (a scenario takes seconds on a quiet machine).
+const CAP: Duration = Duration::from_secs(900);
+/// How long an exited thread may stay listed in `tasks` (`--verify`): a
+/// hang cap too (it is gone within milliseconds on a quiet machine).
+const GRACE: Duration = Duration::from_secs(60);
 /// How often the main thread polls.
 const POLL: Duration = Duration::from_millis(2);
 /// The sleeps and spins of the scenarios.
@@ -344,14 +352,24 @@ fn spin_yield(sh: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits for `f` until `deadline`; whether it held.
-fn wait_until(deadline: Instant, mut f: impl FnMut() -> bool) -> bool {
+/// Waits for `f` while `progress` changes: whether it held before
+/// `progress` stood still for [`STALL`] or [`CAP`] passed since `start`.
+fn wait_until(
+    start: Instant,
+    mut progress: impl FnMut() -> u64,
+    mut f: impl FnMut() -> bool,
+) -> bool {
+    let (mut last, mut since) = (progress(), Instant::now());
     loop {
         if f() {
             return true;
         }
-        if Instant::now() >= deadline {
-            return false;
+        let now = progress();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        if since.elapsed() >= STALL || start.elapsed() >= CAP {
+            return f();
         }
         thread::sleep(POLL);
     }
@@ -365,7 +383,6 @@ fn gone(tid: i32) -> bool {
 /// Runs scenario `sc` with `n` threads in `dir`; the time to the last exit.
 fn run(sc: &Scenario, dir: &EnclaveDir, n: usize, verify: bool) -> Result<Duration, String> {
     let start = Instant::now();
-    let deadline = start + DEADLINE;
     let sh = Arc::new(Shared {
         tasks: dir.file("tasks"),
         verify,
@@ -390,7 +407,8 @@ fn run(sc: &Scenario, dir: &EnclaveDir, n: usize, verify: bool) -> Result<Durati
     let spawned = handles.len();
     if sc.remote_depart {
         let settled = || sh.entered.load(SeqCst) + sh.entry_failed.load(SeqCst) >= spawned;
-        if wait_until(deadline, settled) {
+        let entered = || (sh.entered.load(SeqCst) + sh.entry_failed.load(SeqCst)) as u64;
+        if wait_until(start, entered, settled) {
             for tid in sh.tids() {
                 match ghostfs::remove_task(tid) {
                     // Exited early: it has recorded why.
@@ -417,10 +435,18 @@ fn run(sc: &Scenario, dir: &EnclaveDir, n: usize, verify: bool) -> Result<Durati
             .filter(|(h, t)| h.is_finished() && gone(*t))
             .count()
     };
-    if !wait_until(deadline, || finished() == spawned) {
+    let progress = || {
+        (finished() as u64)
+            .wrapping_mul(1_000_003)
+            .wrapping_add(sh.work.load(SeqCst))
+            .wrapping_add(sh.spins.load(SeqCst))
+    };
+    if !wait_until(start, progress, || finished() == spawned) {
         let mut why = format!(
-            "timed out after {} s: {} of {n} threads finished",
-            DEADLINE.as_secs(),
+            "timed out: no progress for {} s (or {} s in all), after {:.1} s: {} of {n} threads finished",
+            STALL.as_secs(),
+            CAP.as_secs(),
+            start.elapsed().as_secs_f64(),
             finished()
         );
         if verify {

@@ -7,7 +7,7 @@
 use crate::figures::Snapshot;
 use crate::sys::{self, errno_name, Exit, GHOSTFS};
 use crate::{
-    abi91, agents, capabilities, cconf, conformance, faults, fuzz, lab, lifecycle, mapped,
+    abi91, agents, capabilities, cconf, conformance, faults, faults2, fuzz, lab, lifecycle, mapped,
     scheduling,
 };
 use std::os::unix::fs::PermissionsExt;
@@ -205,7 +205,9 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(capabilities::TESTS)
         .chain(abi91::TESTS)
         .chain(faults::TESTS)
+        .chain(faults2::TESTS)
         .chain(fuzz::TESTS)
+        .chain(faults2::LAST)
 }
 
 /// The threads still in the ghost class (policy 18) once every enclave is

@@ -281,6 +281,14 @@ pub fn kill_leftover_children() -> usize {
     left.len()
 }
 
+/// Stops tracking child `pid` (one the kernel left stuck, which
+/// [`kill_leftover_children`] could not reap).
+pub fn forget_child(pid: i32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|&p| p != pid);
+    }
+}
+
 /// How a child ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -290,12 +298,32 @@ pub enum Exit {
     Signal(i32),
 }
 
-/// Waits for child `pid`.
+/// How long [`wait_child`] waits (ms): a cap that only catches a hang
+/// (every caller waits for a child that has been told to end, or whose
+/// work is over).
+const CHILD_CAP_MS: u64 = 900_000;
+
+/// Waits for child `pid` (up to [`CHILD_CAP_MS`]; then the error shows its
+/// threads' states and kernel stacks).
 pub fn wait_child(pid: i32) -> Result<Exit, String> {
     let mut status = 0;
-    // SAFETY: waiting for our own child.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(format!("waitpid: {}", errno_name(errno())));
+    let start = std::time::Instant::now();
+    loop {
+        // SAFETY: waiting for our own child.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            r if r == pid => break,
+            0 if start.elapsed() < std::time::Duration::from_millis(CHILD_CAP_MS) => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            0 => {
+                return Err(format!(
+                    "child {pid} did not end within {} s (a hang); its threads:\n{}",
+                    CHILD_CAP_MS / 1000,
+                    crate::faults::threads_of(pid)
+                ))
+            }
+            _ => return Err(format!("waitpid: {}", errno_name(errno()))),
+        }
     }
     if let Ok(mut c) = CHILDREN.lock() {
         c.retain(|&p| p != pid);
