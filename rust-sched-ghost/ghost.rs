@@ -24,7 +24,8 @@
 //!   layout and allocator);
 //! - [`gtid`], [`task`]: global task ids and task lookup;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
-//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`;
+//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
+//!   arguments copied whole as the uapi structs ([`uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
 //!   ring producer);
 //! - [`parse`]: parsers for what userspace writes to ghostfs files;
@@ -70,6 +71,7 @@ pub mod sw;
 pub mod swregion;
 pub mod task;
 pub mod txn;
+pub mod uarg;
 pub mod watchdog;
 
 /// An immutable C operations table (a `struct file_operations` and the
