@@ -19,6 +19,7 @@
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
 //!   list of an enclave's tasks and agents;
+//! - [`waitq`]: a wait queue any context may wake (`destroy` waits on one);
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
@@ -72,6 +73,7 @@ pub mod swregion;
 pub mod task;
 pub mod txn;
 pub mod uarg;
+pub mod waitq;
 pub mod watchdog;
 
 /// An immutable C operations table (a `struct file_operations` and the
