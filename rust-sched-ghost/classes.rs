@@ -80,7 +80,7 @@ impl SchedClassOps for GhostClass {
             // A fork child's first wakeup: its gtid exists now.
             gt.set_gtid(p.gtid());
             gt.msg_new(Some(rq), p, true);
-        } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.active() && !gt.new_pending() {
+        } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.announced() {
             gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }
     }

@@ -19,6 +19,8 @@
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
 //!   list of an enclave's tasks and agents;
+//! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
+//!   stay's state machine in [`gstate`];
 //! - [`waitq`]: a wait queue any context may wake (`destroy` waits on one);
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
@@ -33,8 +35,8 @@
 //! - [`fallback`]: the agentless fallback (an orphaned enclave's tasks run
 //!   until a new agent attaches).
 //!
-//! [`parse`], [`gtid`], [`sw`] and [`ring`] are pure code, also unit-tested
-//! on the host.
+//! [`parse`], [`gtid`], [`sw`], [`ring`] and [`gstate`] are pure code, also
+//! unit-tested on the host.
 //!
 //! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
 
@@ -51,6 +53,7 @@ pub mod cpumsg;
 pub mod enclave;
 pub mod fallback;
 pub mod ghostfs;
+pub mod gstate;
 pub mod gtask;
 pub mod gtid;
 pub mod hooks;
