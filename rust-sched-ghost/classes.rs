@@ -79,7 +79,7 @@ impl SchedClassOps for GhostClass {
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
             // A fork child's first wakeup.
             sched::announce_child(rq, p, gt, true);
-        } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.active() && !gt.new_pending() {
+        } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.announced() {
             gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }
     }

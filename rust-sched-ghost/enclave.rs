@@ -38,6 +38,7 @@ use crate::rq::{GhostRq, RqGuard, TaskRqGuard};
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
 use crate::task::TaskHandle;
+use crate::waitq::AnyCtxWaitQueue;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
 use core::ptr::NonNull;
@@ -77,15 +78,16 @@ pub struct Enclave {
     /// The `sw_regions` directory.
     sw_dir: Node,
     /// The status-word regions, in creation order.
-    #[pin]
     ///
     /// Agents take this lock on their hot path (`SW_FREE`), and ghost tasks
     /// take it when they fork or join, so nothing under it may sleep: a
     /// ghost task that left its CPU holding it would wait for an agent
-    /// blocked on it. The vector has room for [`MAX_SW_REGIONS`] from the
-    /// start (a push never allocates), regions are never removed, and the
-    /// sleeping parts of creating and mapping one run outside the lock.
-    sw_regions: Mutex<KVec<SwRegion>>,
+    /// blocked on it. Hence a raw spinlock (interrupts off while held; a
+    /// task cannot leave its CPU in it). The vector has room for
+    /// [`MAX_SW_REGIONS`] from the start (a push never allocates), regions
+    /// are never removed, and the sleeping parts of creating and mapping one
+    /// run outside the lock.
+    sw_regions: RawSpinLock<KVec<SwRegion>>,
     /// Serializes `create sw_region` (which sleeps, outside `sw_regions`).
     #[pin]
     sw_create: Mutex<()>,
@@ -104,6 +106,9 @@ pub struct Enclave {
     gated: AtomicUsize,
     /// Set once `destroy` starts: nothing may join any more.
     dying: AtomicBool,
+    /// Members linked after `dying` was set (a fork that counted itself
+    /// before): `destroy` moves them out in another round.
+    late_links: AtomicUsize,
 }
 
 /// An enclave's orphaned state (see [`crate::fallback`]).
@@ -147,8 +152,13 @@ impl Enclave {
 
     /// Uncounts a task. After this the caller must not touch the enclave
     /// unless it holds a reference.
+    ///
+    /// The last one out wakes `destroy` (any context: the wakeup is
+    /// deferred), without touching the enclave after the decrement.
     pub fn leave(&self) {
-        self.nr_tasks.fetch_sub(1, Ordering::SeqCst);
+        if self.nr_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
+            LEFT.wake();
+        }
     }
 
     /// Tasks and agents in the enclave.
@@ -240,7 +250,7 @@ impl Enclave {
     }
 
     /// Allocates a status word from the first region with room. `ENOMEM`
-    /// if every region is full (or there is none). May sleep.
+    /// if every region is full (or there is none). Never sleeps.
     pub fn alloc_sw(&self) -> Result<(NonNull<Region>, SwInfo)> {
         let regions = self.sw_regions.lock();
         for r in regions.iter() {
@@ -296,7 +306,7 @@ impl Enclave {
 
     /// Whether task `gtid` left this enclave and the agent has not freed
     /// the word of that stay yet (its TASK_DEPARTED may still be unread).
-    /// May sleep.
+    /// Never sleeps.
     pub fn departed_unfreed(&self, gtid: i64) -> bool {
         if self.gated.load(Ordering::SeqCst) == 0 {
             return false;
@@ -348,7 +358,13 @@ impl Enclave {
     /// address until its drop, which unlinks it.
     pub unsafe fn link_member(&self, gt: &GhostTask) {
         // SAFETY: the caller's guarantee.
-        unsafe { self.members.lock().link(gt) }
+        unsafe { self.members.lock().link(gt) };
+        // `destroy` sets `dying` before it lists the members (under the
+        // members lock): a member it did not list sees `dying` here.
+        if self.dying() {
+            self.late_links.fetch_add(1, Ordering::SeqCst);
+            LEFT.wake();
+        }
     }
 
     /// Unlinks `gt` (if linked). Never sleeps.
@@ -392,15 +408,21 @@ impl Enclave {
         self.dying.store(true, Ordering::SeqCst);
         // A task of this enclave that destroys it leaves first: once the
         // agents are killed, nothing would run it again if it slept or were
-        // preempted below (an allocation, `msleep`), and it would wait for
-        // its own destroy for good.
+        // preempted below (an allocation, the wait), and it would wait for
+        // its own destroy for good. So does an agent of it (the last thread
+        // of an ephemeral enclave's owner may be one): it cannot wait for
+        // its own exit; it is killed all the same, as every agent is.
         if let Ok(me) = crate::task::TaskHandle::current() {
             let g = TaskRqGuard::lock(me);
             let mine = GhostTask::of(&g, g.task())
-                .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), &**self));
+                .filter(|gt| core::ptr::eq(gt.enclave(), &**self))
+                .map(|gt| gt.agent_cpu);
             let me = g.unlock();
-            if mine {
+            if let Some(agent_cpu) = mine {
                 crate::sched::leave_ghost(&me);
+                if let Some(cpu) = agent_cpu {
+                    crate::agent::kill(&me, cpu);
+                }
             }
         }
         // Agents first: once they are gone, nothing commits.
@@ -424,35 +446,68 @@ impl Enclave {
             }
         }
         // Then tasks; a task forking meanwhile adds a child that the next
-        // round moves.
-        for round in 0..SHUTDOWN_ROUNDS {
+        // round moves. Each round waits until the last task is out (`leave`
+        // wakes `LEFT`) or a late member needs moving (`link_member` does).
+        // Without either for `SHUTDOWN_RECHECK_MS` (a task that could not
+        // be moved yet, e.g. one still being forked), the round repeats.
+        // Nothing is ever leaked: a task pointing to the enclave keeps
+        // `destroy` waiting, and one that does so for long is reported.
+        let mut stalled_ms: u32 = 0;
+        let mut reported = false;
+        loop {
+            let links = self.late_links.load(Ordering::SeqCst);
+            let before = self.nr_tasks();
             for t in self.tasks() {
                 crate::sched::leave_ghost(&t);
             }
-            if self.nr_tasks() == 0 {
+            let woken = LEFT.wait_until(SHUTDOWN_RECHECK_MS, || {
+                self.nr_tasks() == 0 || self.late_links.load(Ordering::SeqCst) != links
+            });
+            let left = self.nr_tasks();
+            if left == 0 {
+                if reported {
+                    pr_info!("enclave_{}: the last task left\n", self.id);
+                }
                 return;
             }
-            if round > 0 {
-                // SAFETY: sleeps; process context.
-                unsafe { bindings::msleep(1) };
+            if woken || left < before {
+                stalled_ms = 0;
+                continue;
+            }
+            stalled_ms = stalled_ms.saturating_add(SHUTDOWN_RECHECK_MS);
+            if stalled_ms >= SHUTDOWN_REPORT_MS && !reported {
+                reported = true;
+                pr_warn!(
+                    "enclave_{}: destroy still waits for {} tasks or agents to leave\n",
+                    self.id,
+                    left
+                );
+                for t in members::snapshot(&self.members) {
+                    pr_warn!("enclave_{}: left: pid {}\n", self.id, t.as_ptr().pid());
+                }
             }
         }
-        // Something refuses to leave: keep the enclave's memory for good
-        // rather than let a task point to freed memory.
-        pr_err!(
-            "enclave_{}: {} tasks or agents did not leave; its memory is kept\n",
-            self.id,
-            self.nr_tasks()
-        );
-        for t in members::snapshot(&self.members) {
-            pr_err!("enclave_{}: left: pid {}\n", self.id, t.as_ptr().pid());
-        }
-        core::mem::forget(self.clone());
     }
 }
 
-/// How many times `destroy` moves tasks out and checks (about 1 ms apart).
-const SHUTDOWN_ROUNDS: u32 = 10_000;
+/// Wakes a `destroy` waiting for its enclave's tasks to leave.
+static LEFT: AnyCtxWaitQueue = AnyCtxWaitQueue::uninit();
+
+/// `LEFT`'s irq_work handler.
+///
+/// # Safety
+///
+/// Called by the irq_work core (hard interrupt, no runqueue lock).
+unsafe extern "C" fn left_wake(_w: *mut bindings::irq_work) {
+    LEFT.wake_now();
+}
+
+/// How long a `destroy` round waits for news before it moves the tasks
+/// out again (ms).
+const SHUTDOWN_RECHECK_MS: u32 = 100;
+
+/// After how long without progress a `destroy` reports who is left (ms).
+const SHUTDOWN_REPORT_MS: u32 = 10_000;
 
 /// The most status-word regions (2 MiB each) an enclave may have.
 pub const MAX_SW_REGIONS: usize = 64;
@@ -637,6 +692,9 @@ static REGISTRY: AtomicPtr<Registries> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets up the registry. Called once at boot, before ghostfs is registered.
 pub fn init() -> Result {
+    // SAFETY: boot, once, before any enclave exists; `left_wake` wakes
+    // `LEFT`.
+    unsafe { LEFT.init(kernel::c_str!("ghost_destroy"), left_wake) };
     let mut cpu_owner = KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?;
     for _ in 0..nr_cpu_ids() {
         cpu_owner.push(None, GFP_KERNEL)?;
@@ -741,7 +799,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         dir.create_file::<CpuDataFile>(kernel::c_str!("cpu_data"), perm(0o660), size, key)?;
         dir.create_file::<TasksFile>(kernel::c_str!("tasks"), perm(0o666), 0, key)?;
         let sw_dir = dir.create_dir(kernel::c_str!("sw_regions"), perm(0o555))?;
-        let regions = KVec::with_capacity(MAX_SW_REGIONS, GFP_KERNEL)?;
+        let sw_regions = RawSpinLock::new(KVec::with_capacity(MAX_SW_REGIONS, GFP_KERNEL)?)?;
         Arc::pin_init(
             pin_init!(Enclave {
                 id,
@@ -760,7 +818,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 ephemeral_tgid,
                 cpu_data,
                 sw_dir,
-                sw_regions <- kernel::new_mutex!(regions),
+                sw_regions,
                 sw_create <- kernel::new_mutex!(()),
                 queues <- kernel::new_mutex!(KVec::new()),
                 def_q: AtomicPtr::new(core::ptr::null_mut()),
@@ -768,6 +826,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
                 members,
                 gated: AtomicUsize::new(0),
                 dying: AtomicBool::new(false),
+                late_links: AtomicUsize::new(0),
             }),
             GFP_KERNEL,
         )

@@ -19,20 +19,24 @@
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
 //!   list of an enclave's tasks and agents;
+//! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
+//!   stay's state machine in [`gstate`];
+//! - [`waitq`]: a wait queue any context may wake (`destroy` waits on one);
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
 //! - [`gtid`], [`task`]: global task ids and task lookup;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
-//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`;
+//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
+//!   arguments copied whole as the uapi structs ([`uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
 //!   ring producer);
 //! - [`parse`]: parsers for what userspace writes to ghostfs files;
 //! - [`fallback`]: the agentless fallback (an orphaned enclave's tasks run
 //!   until a new agent attaches).
 //!
-//! [`parse`], [`gtid`], [`sw`] and [`ring`] are pure code, also unit-tested
-//! on the host.
+//! [`parse`], [`gtid`], [`sw`], [`ring`] and [`gstate`] are pure code, also
+//! unit-tested on the host.
 //!
 //! The interface is ghOSt ABI [`GHOST_VERSION`] (`include/uapi/linux/ghost.h`).
 
@@ -49,6 +53,7 @@ pub mod cpumsg;
 pub mod enclave;
 pub mod fallback;
 pub mod ghostfs;
+pub mod gstate;
 pub mod gtask;
 pub mod gtid;
 pub mod hooks;
@@ -70,6 +75,8 @@ pub mod sw;
 pub mod swregion;
 pub mod task;
 pub mod txn;
+pub mod uarg;
+pub mod waitq;
 pub mod watchdog;
 
 /// An immutable C operations table (a `struct file_operations` and the

@@ -16,6 +16,7 @@
 //!   zero before anything is freed.
 
 use crate::enclave::Enclave;
+use crate::gstate::{Event, TaskState};
 use crate::members::Link;
 use crate::msg::Payload;
 use crate::off;
@@ -47,6 +48,8 @@ pub const SW_MSG_GATED: u32 = uapi::GHOST_SW_TASK_MSG_GATED;
 ///   `region`.
 /// - `dst_q` is NULL or a queue of `enclave` (which holds a reference).
 /// - The cells are only accessed with the task's rq lock held.
+/// - `state` changes only through [`TaskState::step`] (see
+///   [`crate::gstate`]).
 pub struct GhostTask {
     enclave: NonNull<Enclave>,
     region: NonNull<Region>,
@@ -57,16 +60,9 @@ pub struct GhostTask {
     /// For an agent: its CPU.
     pub agent_cpu: Option<i32>,
     dst_q: Cell<*const Queue>,
-    /// `switched_to` has run: the task is in the class.
-    active: Cell<bool>,
-    /// TASK_NEW is still to be sent (the task was running when it joined).
-    new_pending: Cell<bool>,
-    /// The task called `sched_yield()`; TASK_YIELD goes out off the CPU.
-    yield_pending: Cell<bool>,
-    /// ONCPU is set in the status word.
-    oncpu: Cell<bool>,
-    /// Counted in the rq's `nr_running` by our enqueue.
-    counted: Cell<bool>,
+    /// Where the task is in its stay: in the class or not yet, announced to
+    /// the agent or not yet, gated, on a CPU, yielding, counted.
+    state: Cell<TaskState>,
     /// When the task last became runnable without a CPU (monotonic ns),
     /// 0 while it runs or sleeps: what the watchdog checks.
     runnable_since: Cell<i64>,
@@ -76,10 +72,6 @@ pub struct GhostTask {
     /// The place on the enclave's member list (linked from allocation to
     /// drop).
     link: Link,
-    /// Its messages are held back: it re-entered before the agent freed
-    /// the word of its earlier stay (`MSG_GATED`); TASK_NEW goes out when
-    /// that word is freed.
-    gated: Cell<bool>,
     /// Its place on its CPU's list of runnable ghost tasks (see
     /// [`crate::fallback`]).
     fb: crate::fallback::FbLink,
@@ -126,15 +118,10 @@ impl GhostTask {
             gtid: Cell::new(gtid),
             agent_cpu,
             dst_q: Cell::new(q.map_or(core::ptr::null(), |q| q as *const Queue)),
-            active: Cell::new(false),
-            new_pending: Cell::new(false),
-            yield_pending: Cell::new(false),
-            oncpu: Cell::new(false),
-            counted: Cell::new(false),
+            state: Cell::new(TaskState::new()),
             runnable_since: Cell::new(0),
             task: TaskHandle::get(p),
             link: Link::new(),
-            gated: Cell::new(false),
             fb: crate::fallback::FbLink::new(),
         };
         match KBox::new(gt, GFP_KERNEL) {
@@ -255,34 +242,58 @@ impl GhostTask {
             .set(q.map_or(core::ptr::null(), |q| q as *const Queue));
     }
 
+    /// The state of the task's stay (see [`crate::gstate`]).
+    pub fn state(&self) -> TaskState {
+        self.state.get()
+    }
+
+    /// Applies `ev` to the state; whether it changed.
+    fn step(&self, ev: Event) -> bool {
+        let (next, changed) = self.state.get().step(ev);
+        self.state.set(next);
+        changed
+    }
+
     /// Whether the task is in the class (`switched_to` ran).
     pub fn active(&self) -> bool {
-        self.active.get()
+        self.state.get().active()
     }
 
-    /// Marks the task in the class.
-    pub fn set_active(&self) {
-        self.active.set(true);
+    /// The task enters the class (`switched_to`); `running`: a task (not an
+    /// agent) that is its CPU's current task, whose TASK_NEW waits for the
+    /// switch. Nothing changes for a task already in the class.
+    pub fn enter(&self, running: bool) {
+        self.step(Event::Enter { running });
     }
 
-    /// See the field.
+    /// A fork child joined: in the class from birth, TASK_NEW at its first
+    /// wakeup.
+    pub fn fork_joined(&self) {
+        self.step(Event::ForkJoin);
+    }
+
+    /// Whether the task is in the class and the agent was told about it
+    /// (TASK_NEW went out): its events are messages.
+    pub fn announced(&self) -> bool {
+        self.state.get().announced()
+    }
+
+    /// Whether its messages are held back: it re-entered before the agent
+    /// freed the word of its earlier stay (`MSG_GATED`); TASK_NEW goes out
+    /// when that word is freed.
     pub fn gated(&self) -> bool {
-        self.gated.get()
+        self.state.get().gated
     }
 
     /// Sets [`Self::gated`].
     pub fn set_gated(&self, v: bool) {
-        self.gated.set(v);
+        self.step(Event::Gate(v));
     }
 
-    /// TASK_NEW still to be sent.
+    /// TASK_NEW still to be sent (the task was running when it joined, or
+    /// is a fork child before its first wakeup).
     pub fn new_pending(&self) -> bool {
-        self.new_pending.get()
-    }
-
-    /// Sets [`Self::new_pending`].
-    pub fn set_new_pending(&self, v: bool) {
-        self.new_pending.set(v);
+        self.state.get().new_pending()
     }
 
     /// See the field: when the task started to wait for a CPU, or 0.
@@ -302,24 +313,24 @@ impl GhostTask {
         self.runnable_since.set(0);
     }
 
-    /// Takes the yield request.
+    /// Takes the yield request (whether there was one).
     pub fn take_yield(&self) -> bool {
-        self.yield_pending.replace(false)
+        self.step(Event::TakeYield)
     }
 
-    /// The task called `sched_yield()`.
+    /// The task called `sched_yield()`; TASK_YIELD goes out off the CPU.
     pub fn set_yield(&self) {
-        self.yield_pending.set(true);
+        self.step(Event::Yield);
     }
 
     /// Whether a yield is pending.
     pub fn yield_pending(&self) -> bool {
-        self.yield_pending.get()
+        self.state.get().yield_pending
     }
 
     /// Whether ONCPU is set.
     pub fn oncpu(&self) -> bool {
-        self.oncpu.get()
+        self.state.get().oncpu()
     }
 
     /// The task goes on a CPU: `switch_time` first, then ONCPU.
@@ -327,20 +338,20 @@ impl GhostTask {
         if let Some(w) = self.sw() {
             w.switch_time.store(now, Ordering::Relaxed);
         }
-        self.oncpu.set(true);
+        self.step(Event::OnCpu);
         self.sw_flags(SW_ONCPU, 0);
     }
 
     /// The task is off its CPU (after its state message went out).
     pub fn clear_oncpu(&self) {
-        self.oncpu.set(false);
+        self.step(Event::OffCpu);
         self.sw_flags(0, SW_ONCPU);
     }
 
-    /// Counts or uncounts the task in `nr_running`; `false` if it already
-    /// was in that state.
+    /// Counts or uncounts the task in `nr_running` (by our enqueue);
+    /// `false` if it already was in that state.
     pub fn set_counted(&self, v: bool) -> bool {
-        self.counted.replace(v) != v
+        self.step(Event::Count(v))
     }
 
     /// Copies the runtime of `p` to the status word.
@@ -385,7 +396,7 @@ impl GhostTask {
 
     /// `TASK_NEW`.
     pub fn msg_new(&self, rq: Option<&Rq>, p: TaskPtr, runnable: bool) {
-        self.new_pending.set(false);
+        self.step(Event::Announce);
         let mut m = Payload::<uapi::ghost_msg_payload_task_new>::new();
         m.u64(off!(ghost_msg_payload_task_new, gtid), self.gtid() as u64)
             .u64(

@@ -12,10 +12,10 @@ use crate::gtask::GhostTask;
 use crate::kernfs::OpenFile;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
+use crate::uarg;
 use core::mem::{offset_of, size_of};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::uaccess::UserSlice;
 use kernel::uapi;
 
 /// `_IOC(dir, 'g', nr, size)`.
@@ -81,8 +81,8 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
         IOC_NULL => Ok(0),
         IOC_CREATE_QUEUE => create_queue(e, arg),
         IOC_SET_DEFAULT_QUEUE => {
-            let a: Args<4> = Args::read(arg)?;
-            let q = Queue::from_fd(a.i32(0)?)?;
+            let a: uapi::ghost_ioc_set_default_queue = uarg::read(arg)?;
+            let q = Queue::from_fd(a.fd)?;
             e.set_default_queue(&q)?;
             Ok(0)
         }
@@ -90,10 +90,10 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
         IOC_ASSOC_QUEUE => assoc_queue(e, arg),
         IOC_SW_GET_INFO => sw_get_info(e, arg),
         IOC_SW_FREE => {
-            let a: Args<8> = Args::read(arg)?;
+            let a: uapi::ghost_sw_info = uarg::read(arg)?;
             e.free_sw(SwInfo {
-                id: a.i32(0)? as u32,
-                index: a.i32(4)? as u32,
+                id: a.id,
+                index: a.index,
             })?;
             Ok(0)
         }
@@ -101,73 +101,37 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             // Any task by gtid (0: the caller), as ghOSt: the CPU time it
             // has used, up to now if it is running.
             type T = uapi::ghost_ioc_get_cpu_time;
-            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-            let gtid = a.i64(offset_of!(T, gtid))?;
-            let t = match gtid {
+            let a: T = uarg::read(arg)?;
+            let t = match a.gtid {
                 0 => crate::task::TaskHandle::current()?,
                 g => crate::task::by_gtid(g).ok_or(ESRCH)?,
             };
-            let at = arg.checked_add(offset_of!(T, runtime)).ok_or(EFAULT)?;
-            UserSlice::new(at, 8)
-                .writer()
-                .write_slice(&t.as_ptr().sched_runtime().to_ne_bytes())?;
+            let runtime: u64 = t.as_ptr().sched_runtime();
+            uarg::write_field(arg, offset_of!(T, runtime), &runtime)?;
             Ok(0)
         }
         IOC_COMMIT_TXN | IOC_SYNC_GROUP_TXN => {
-            type T = uapi::ghost_ioc_commit_txn;
-            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+            let a: uapi::ghost_ioc_commit_txn = uarg::read(arg)?;
             let commit = if cmd == IOC_COMMIT_TXN {
                 crate::txn::commit_ioctl
             } else {
                 crate::txn::sync_group_ioctl
             };
-            commit(
-                e,
-                a.i64(offset_of!(T, mask_ptr))? as u64,
-                a.i32(offset_of!(T, mask_len))? as u32,
-                a.i32(offset_of!(T, flags))?,
-            )
+            commit(e, a.mask_ptr as usize as u64, a.mask_len, a.flags)
         }
         IOC_RUN => {
-            type T = uapi::ghost_ioc_run;
-            let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
+            let a: uapi::ghost_ioc_run = uarg::read(arg)?;
             crate::agent::run(
-                a.i64(offset_of!(T, gtid))?,
-                a.i32(offset_of!(T, agent_barrier))? as u32,
-                a.i32(offset_of!(T, task_barrier))? as u32,
-                a.i32(offset_of!(T, run_cpu))?,
-                a.i32(offset_of!(T, run_flags))?,
+                a.gtid,
+                a.agent_barrier,
+                a.task_barrier,
+                a.run_cpu,
+                a.run_flags,
             )?;
             Ok(0)
         }
         IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
         _ => Err(ENOTTY),
-    }
-}
-
-/// An ioctl's argument struct, copied in once.
-struct Args<const N: usize>([u8; N]);
-
-impl<const N: usize> Args<N> {
-    /// Copies `N` bytes from the user address `arg`.
-    fn read(arg: usize) -> Result<Self> {
-        let mut b = [0u8; N];
-        UserSlice::new(arg, N).reader().read_slice(&mut b)?;
-        Ok(Args(b))
-    }
-
-    /// The `s32`/`u32` at byte `off`.
-    fn i32(&self, off: usize) -> Result<i32> {
-        i32_at(&self.0, off)
-    }
-
-    /// The `s64`/`u64` at byte `off`.
-    fn i64(&self, off: usize) -> Result<i64> {
-        let b = self
-            .0
-            .get(off..off.checked_add(8).ok_or(EINVAL)?)
-            .ok_or(EINVAL)?;
-        Ok(i64::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
     }
 }
 
@@ -180,28 +144,24 @@ impl<const N: usize> Args<N> {
 /// online, or a queue of another enclave; `EBADF` for an fd that is no
 /// queue; `EFAULT` for a bad `w`.
 fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
-    type T = uapi::ghost_ioc_config_queue_wakeup;
-    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-    let ninfo = a.i32(offset_of!(T, ninfo))?;
-    if !(0..=uapi::GHOST_MAX_WINFO as i32).contains(&ninfo) || a.i32(offset_of!(T, flags))? != 0 {
+    let a: uapi::ghost_ioc_config_queue_wakeup = uarg::read(arg)?;
+    let ninfo = usize::try_from(a.ninfo).map_err(|_| EINVAL)?;
+    if ninfo > uapi::GHOST_MAX_WINFO as usize || a.flags != 0 {
         return Err(EINVAL);
     }
-    let q = Queue::from_fd(a.i32(offset_of!(T, qfd))?)?;
+    let q = Queue::from_fd(a.qfd)?;
     if !e.owns_queue(&q) {
         return Err(EINVAL);
     }
     let mut cpus = [-1i32; crate::queue::MAX_WAKE];
-    let w = a.i64(offset_of!(T, w))? as usize;
-    for (i, slot) in cpus.iter_mut().enumerate().take(ninfo as usize) {
-        let at = w.checked_add(i.saturating_mul(8)).ok_or(EFAULT)?;
-        let info: Args<8> = Args::read(at)?;
-        let (cpu, prio) = (info.i32(0)?, info.i32(4)?);
-        if prio != 0 || !crate::rq::cpu_online(cpu) {
+    uarg::read_each(a.w as usize, ninfo, |i, info: uapi::ghost_agent_wakeup| {
+        if info.prio != 0 || !crate::rq::cpu_online(info.cpu) {
             return Err(EINVAL);
         }
-        *slot = cpu;
-    }
-    let listed = cpus.get(..ninfo as usize).unwrap_or(&[]);
+        *cpus.get_mut(i).ok_or(EINVAL)? = info.cpu;
+        Ok(())
+    })?;
+    let listed = cpus.get(..ninfo).unwrap_or(&[]);
     q.set_wake_cpus(listed);
     if let Some(&last) = listed.last() {
         crate::agent::wake(last);
@@ -216,10 +176,9 @@ fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
 /// `EINVAL` for another source type.
 fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     type T = uapi::ghost_ioc_sw_get_info;
-    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-    let ty = a.i32(offset_of!(T, request))? as u32;
-    let src = a.i64(offset_of!(T, request) + offset_of!(uapi::ghost_msg_src, arg))?;
-    let info = match ty {
+    let a: T = uarg::read(arg)?;
+    let src = a.request.arg as i64;
+    let info = match a.request.type_ {
         uapi::ghost_type_GHOST_AGENT => {
             let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
             if !crate::rq::cpu_online(cpu) {
@@ -241,10 +200,11 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
         uapi::ghost_type_GHOST_TASK => task_state(e, src, |_, gt| Ok(gt.sw_info))?,
         _ => return Err(EINVAL),
     };
-    // `struct ghost_sw_info {u32 id; u32 index}` on little-endian x86_64.
-    let out = ((u64::from(info.index) << 32) | u64::from(info.id)).to_le_bytes();
-    let at = arg.checked_add(offset_of!(T, response)).ok_or(EFAULT)?;
-    UserSlice::new(at, 8).writer().write_slice(&out)?;
+    let out = uarg::User(uapi::ghost_sw_info {
+        id: info.id,
+        index: info.index,
+    });
+    uarg::write_field(arg, offset_of!(T, response), &out)?;
     Ok(0)
 }
 
@@ -284,18 +244,16 @@ fn task_state<R>(
 /// `GHOST_ASSOC_SF_BRAND_NEW` if the agent has not been told about the task
 /// yet (its TASK_NEW is pending, or its messages are gated).
 fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
-    type T = uapi::ghost_ioc_assoc_queue;
-    let a: Args<{ size_of::<T>() }> = Args::read(arg)?;
-    let ty = a.i32(offset_of!(T, src))? as u32;
-    let gtid = a.i64(offset_of!(T, src) + offset_of!(uapi::ghost_msg_src, arg))?;
-    if a.i32(offset_of!(T, flags))? != 0 || ty != uapi::ghost_type_GHOST_TASK {
+    let a: uapi::ghost_ioc_assoc_queue = uarg::read(arg)?;
+    let gtid = a.src.arg as i64;
+    if a.flags != 0 || a.src.type_ != uapi::ghost_type_GHOST_TASK {
         return Err(EINVAL);
     }
-    let q = Queue::from_fd(a.i32(offset_of!(T, fd))?)?;
+    let q = Queue::from_fd(a.fd)?;
     if !e.owns_queue(&q) {
         return Err(EINVAL);
     }
-    let barrier = a.i32(offset_of!(T, barrier))? as u32;
+    let barrier = a.barrier;
     task_state(e, gtid, |_, gt| {
         let current = match gt.agent_cpu {
             // The agent's word mirrors its CPU's agent barrier.
@@ -318,28 +276,15 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     })
 }
 
-/// Reads the `i32` at byte `off` of `buf`.
-fn i32_at(buf: &[u8], off: usize) -> Result<i32> {
-    let b = buf
-        .get(off..off.checked_add(4).ok_or(EINVAL)?)
-        .ok_or(EINVAL)?;
-    Ok(i32::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
-}
-
 /// `GHOST_IOC_CREATE_QUEUE`: `{int elems, node, flags; u64 mapsize}`.
 /// `elems` must be a power of two up to 65536, `node` -1 or an online
 /// NUMA node, `flags` 0 (`EINVAL` otherwise). Writes `mapsize` back and
 /// returns the queue's file descriptor.
 fn create_queue(e: &Enclave, arg: usize) -> Result<isize> {
-    type Args = uapi::ghost_ioc_create_queue;
-    let mut buf = [0u8; size_of::<Args>()];
-    UserSlice::new(arg, buf.len())
-        .reader()
-        .read_slice(&mut buf)?;
-    let elems = i32_at(&buf, offset_of!(Args, elems))?;
-    let node = i32_at(&buf, offset_of!(Args, node))?;
-    let flags = i32_at(&buf, offset_of!(Args, flags))?;
-    let elems = u32::try_from(elems).map_err(|_| EINVAL)?;
+    type T = uapi::ghost_ioc_create_queue;
+    let a: T = uarg::read(arg)?;
+    let (node, flags) = (a.node, a.flags);
+    let elems = u32::try_from(a.elems).map_err(|_| EINVAL)?;
     // SAFETY: only tests a bit of the online-node mask, range-checked.
     if flags != 0 || (node != -1 && !unsafe { bindings::ghost_node_online(node) }) {
         return Err(EINVAL);
@@ -349,10 +294,7 @@ fn create_queue(e: &Enclave, arg: usize) -> Result<isize> {
     let mapsize = u64::try_from(q.map_size()).map_err(|_| EINVAL)?;
     // Report the size before the fd exists: once it does, userspace may
     // close it from another thread, and a failed copy could not undo it.
-    let at = arg.checked_add(offset_of!(Args, mapsize)).ok_or(EFAULT)?;
-    UserSlice::new(at, 8)
-        .writer()
-        .write_slice(&mapsize.to_ne_bytes())?;
+    uarg::write_field(arg, offset_of!(T, mapsize), &mapsize)?;
     let fd = Queue::into_fd(q)?;
     Ok(fd as isize)
 }

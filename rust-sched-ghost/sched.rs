@@ -164,7 +164,7 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
         let g = TaskRqGuard::lock(t);
         let p = g.task();
         if let Some(gt) = GhostTask::of(&g, p) {
-            if gt.active() && !gt.new_pending() {
+            if gt.announced() {
                 gt.msg_new(Some(&g), p, p.queued());
             }
         }
@@ -225,8 +225,7 @@ fn fork_join(p: TaskPtr) -> Result {
         }
     };
     // In the class from birth; announced at its first wakeup.
-    gt.set_active();
-    gt.set_new_pending(true);
+    gt.fork_joined();
     match gtask::install(p, gt) {
         Ok(()) => Ok(()),
         Err(gt) => {
@@ -531,7 +530,7 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;
     };
-    if gt.is_agent() || !gt.active() || gt.new_pending() {
+    if gt.is_agent() || !gt.announced() {
         return;
     }
     gt.msg_affinity_changed(rq);
@@ -560,7 +559,7 @@ pub fn priority_changed(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;
     };
-    if gt.is_agent() || !gt.active() || gt.new_pending() {
+    if gt.is_agent() || !gt.announced() {
         return;
     }
     force_offcpu(rq, g, p);
@@ -585,7 +584,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
         // Back from a priority boost: nothing changed for the agent.
         return;
     }
-    gt.set_active();
+    gt.enter(!gt.is_agent() && rq.curr() == p);
     gt.publish_sw();
     if gt.is_agent() {
         crate::agent::attach(rq, g, p, gt);
@@ -596,7 +595,6 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
     }
     if rq.curr() == p {
         // Running: off the CPU first; TASK_NEW goes out at the switch.
-        gt.set_new_pending(true);
         gt.set_oncpu(now());
         g.set_must_resched(rq, true);
         rq.resched_curr();
@@ -663,7 +661,7 @@ pub fn ungate(e: &Enclave, gtid: i64) {
         return;
     }
     gt.set_gated(false);
-    if gt.active() && !gt.new_pending() {
+    if gt.announced() {
         gt.msg_new(Some(&g), p, p.queued());
     }
 }
@@ -748,7 +746,7 @@ pub fn set_next_task(rq: &Rq, p: TaskPtr) {
             let seq = g.cpu_seqnum(rq);
             gt.msg_on_cpu(rq, now(), seq);
         }
-    } else if !gt.oncpu() && gt.active() && !gt.new_pending() {
+    } else if !gt.oncpu() && gt.announced() {
         gt.set_oncpu(now());
     }
 }
