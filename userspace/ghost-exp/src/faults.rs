@@ -162,6 +162,35 @@ pub(crate) fn kept_enclave_agent() -> Result<(Proc, u64), String> {
     Ok((agent, id))
 }
 
+/// SIGKILLs the agent of the kept enclave `id` (its exit awaited for up
+/// to `cap_s`), runs `between` while the enclave has no agent, then starts
+/// `ghost-agent fifo --enclave id` in its place and waits until it is
+/// online. `what` names the round in the errors.
+pub(crate) fn kill_and_restart(
+    agent: &mut Proc,
+    id: u64,
+    what: &str,
+    cap_s: u64,
+    between: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    agent.signal(libc::SIGKILL);
+    let exit = agent.wait(cap_s)?;
+    ensure!(
+        exit == Exit::Signal(libc::SIGKILL),
+        "{what}: the killed agent ended {exit:?}"
+    );
+    figures::faults(1);
+    between()?;
+    *agent = Proc::start("ghost-agent", &["fifo", "--enclave", &id.to_string()])?;
+    ensure!(
+        online_enclave(AGENT_UP_S) == Some(id),
+        "{what}: the new agent did not come online within {AGENT_UP_S} s:\n{}\n  {}",
+        agent.output(),
+        ghost_states()
+    );
+    Ok(())
+}
+
 /// `KILLS` agents SIGKILLed at random moments (10-60 ms after each comes
 /// up) while `THREADS` ghost threads work; each kill is followed by a new
 /// agent taking over (in-place upgrade). Every thread finishes all its
@@ -172,7 +201,6 @@ pub fn agent_kills_under_load() -> Result<(), String> {
     let mut rng = Rng(seed);
     let start = Instant::now();
     let (mut agent, id) = kept_enclave_agent()?;
-    let ids = id.to_string();
     let l: &'static Load = sys::shared_page()?;
     let load = sys::fork_child(move || load_main(id, l))?;
     ensure!(
@@ -191,21 +219,14 @@ pub fn agent_kills_under_load() -> Result<(), String> {
     let mut kills = 0;
     for _ in 0..KILLS {
         std::thread::sleep(Duration::from_millis(rng.range(10, 60)));
-        agent.signal(libc::SIGKILL);
-        let exit = agent.wait(20)?;
-        ensure!(
-            exit == Exit::Signal(libc::SIGKILL),
-            "agent {kills} ended {exit:?}"
-        );
         kills += 1;
-        figures::faults(1);
-        agent = Proc::start("ghost-agent", &["fifo", "--enclave", &ids])?;
-        ensure!(
-            online_enclave(AGENT_UP_S) == Some(id),
-            "agent {} did not take over within {AGENT_UP_S} s (seed {seed}):\n{}",
-            kills + 1,
-            agent.output()
-        );
+        kill_and_restart(
+            &mut agent,
+            id,
+            &format!("kill {kills} (seed {seed})"),
+            20,
+            || Ok(()),
+        )?;
     }
     l.stop.store(1, Ordering::SeqCst);
     let rounds = || l.rounds.load(Ordering::SeqCst);
@@ -385,7 +406,6 @@ pub fn agent_deaths_never_wedge() -> Result<(), String> {
     let mut rng = Rng(seed);
     let start = Instant::now();
     let (mut agent, id) = kept_enclave_agent()?;
-    let ids = id.to_string();
     let shells = Shells::start()?;
     for &pid in &shells.pids {
         sys::write_once(
@@ -404,21 +424,13 @@ pub fn agent_deaths_never_wedge() -> Result<(), String> {
     );
     for round in 1..=RESTARTS {
         std::thread::sleep(Duration::from_millis(rng.range(50, 500)));
-        agent.signal(libc::SIGKILL);
-        let exit = agent.wait(WEDGE_CAP_MS / 1000)?;
-        ensure!(
-            exit == Exit::Signal(libc::SIGKILL),
-            "agent {round} ended {exit:?}"
-        );
-        figures::faults(1);
-        cfs_exec_runs(&format!("after kill {round}"))?;
-        agent = Proc::start("ghost-agent", &["fifo", "--enclave", &ids])?;
-        ensure!(
-            online_enclave(AGENT_UP_S) == Some(id),
-            "restart {round}: the new agent did not come online within {AGENT_UP_S} s (seed {seed}):\n{}\n  {}",
-            agent.output(),
-            ghost_states()
-        );
+        kill_and_restart(
+            &mut agent,
+            id,
+            &format!("restart {round} (seed {seed})"),
+            WEDGE_CAP_MS / 1000,
+            || cfs_exec_runs(&format!("after kill {round}")),
+        )?;
         // Every shell progresses under each new agent: a task the new
         // agent never heard of (a fork child announced on a dead agent's
         // queue) would stay runnable and stop its shell for good.

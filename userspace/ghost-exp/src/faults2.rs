@@ -10,8 +10,7 @@
 //! splat (`scripts/vm-run` checks the kernel log). Waits are bounded by a
 //! cap that only catches a hang ([`HANG_MS`]) and say what they waited for.
 
-use crate::agents::{online_enclave, Proc, AGENT_UP_S};
-use crate::faults::{ghost_states, ghost_threads, kept_enclave_agent, seed, Rng};
+use crate::faults::{ghost_states, ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng};
 use crate::figures;
 use crate::mapped::{open_rw, path};
 use crate::scheduling::{attach, become_agent, make_enclave, observe, wait_for, Txn};
@@ -580,7 +579,6 @@ pub fn latched_exits_while_agent_killed() -> Result<(), String> {
     let mut rng = Rng(seed);
     let start = Instant::now();
     let (mut agent, id) = kept_enclave_agent()?;
-    let ids = id.to_string();
     let l: &'static Latch = sys::shared_page()?;
     let load = sys::fork_child(move || latch_load(id, l, seed))?;
     let n = |a: &AtomicU32| a.load(SeqCst);
@@ -611,24 +609,17 @@ pub fn latched_exits_while_agent_killed() -> Result<(), String> {
     born("under the first agent")?;
     for round in 1..=LATCH_KILLS {
         std::thread::sleep(Duration::from_micros(rng.range(0, 30_000)));
-        agent.signal(libc::SIGKILL);
-        let exit = agent.wait(HANG_MS / 1000)?;
-        ensure!(
-            exit == Exit::Signal(libc::SIGKILL),
-            "agent {round} ended {exit:?}"
-        );
-        figures::faults(1);
-        agent = Proc::start("ghost-agent", &["fifo", "--enclave", &ids])?;
-        ensure!(
-            online_enclave(AGENT_UP_S) == Some(id),
-            "restart {round}: the new agent did not come online within {AGENT_UP_S} s (seed {seed}):\n{}\n  {}",
-            agent.output(),
-            ghost_states()
-        );
+        kill_and_restart(
+            &mut agent,
+            id,
+            &format!("restart {round} (seed {seed})"),
+            HANG_MS / 1000,
+            || Ok(()),
+        )?;
+        // Children forked during the takeover reach the new agent too.
+        born(&format!("under agent {round}"))?;
     }
-    // Progress under the restarted agents is not asserted (the agent-side
-    // stall after restarts, scheduling.rst "Open issue"); with no agent the
-    // kernel's fallback must run the load.
+    // With no agent, the kernel's fallback must run the load.
     agent.signal(libc::SIGKILL);
     agent.wait(HANG_MS / 1000)?;
     born("with no agent (fallback)")?;
