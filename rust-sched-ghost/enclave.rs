@@ -405,7 +405,15 @@ impl Enclave {
     /// killed, every task goes back to `SCHED_NORMAL`; returns once no
     /// task or agent points to the enclave. Process context (sleeps).
     fn shutdown(self: &Arc<Self>) {
-        self.dying.store(true, Ordering::SeqCst);
+        {
+            // Under the creators' lock: a `create sw_region` in progress
+            // has activated its file before the directory is removed, and
+            // a later one sees `dying` and creates none (a file created in
+            // the directory while it is removed would be freed before its
+            // creator activates it).
+            let _creating = self.sw_create.lock();
+            self.dying.store(true, Ordering::SeqCst);
+        }
         // A task of this enclave that destroys it leaves first: once the
         // agents are killed, nothing would run it again if it slept or were
         // preempted below (an allocation, the wait), and it would wait for
@@ -1283,7 +1291,12 @@ fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
         return Err(EINVAL);
     }
     // Creators are serialized: what is checked here still holds at the push.
+    // A destroy marks the enclave dying under the same lock before it
+    // removes the directory (see `shutdown`).
     let _creating = e.sw_create.lock();
+    if e.dying() {
+        return Err(ENODEV);
+    }
     {
         let regions = e.sw_regions.lock();
         if regions.iter().any(|r| r.id == id) {
