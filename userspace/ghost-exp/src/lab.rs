@@ -328,7 +328,14 @@ fn lab_script(
         out(7, e.txn_state(c1));
         [e.txn_state(c0), e.txn_state(c1)]
     });
-    wait_for(5000, || lab.works[0].load(Ordering::SeqCst) > 1000);
+    // A pause, not a check (nothing asserts that task 0 ran): up to 5 s
+    // for it to work a while on c0, as before the waits got their hang
+    // cap. It often does not run in that time (seen: not in 300 s either,
+    // scheduling.rst "Open issue"), and step 8 records where it last ran.
+    let pause = Instant::now() + Duration::from_millis(5000);
+    while lab.works[0].load(Ordering::SeqCst) <= 1000 && Instant::now() < pause {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     out(8, lab.cpus[0].load(Ordering::SeqCst));
 
     trace("A ping of an agent of another process.");
