@@ -422,7 +422,15 @@ fn non_agent_probes(id: u64, c1: usize, sh: &'static Nr) -> i32 {
         std::thread::yield_now();
     }
     let _ = agent.join();
-    set(10, ghost_run(abi::GHOST_AGENT_GTID, 0, c1 as i32));
+    // A joined thread has not yet made its last switch, where its agency
+    // ends (its exit wakes the joiner before that): pings may still find
+    // it for a moment. Once gone, the agent stays gone: EINVAL.
+    let last = std::cell::Cell::new(0);
+    wait_for(HANG_MS, || {
+        last.set(ghost_run(abi::GHOST_AGENT_GTID, 0, c1 as i32));
+        last.get() == libc::EINVAL
+    });
+    set(10, last.get());
     sh.done.store(1, SeqCst);
     0
 }
