@@ -86,13 +86,13 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         if start == 0 || addr < start || addr - start >= len {
             continue;
         }
+        let (Some(at), Some(len)) = (NonZeroUsize::new(start), NonZeroUsize::new(len)) else {
+            break;
+        };
         // SAFETY: `start..start + len` is a mapping a live `Mapping` owns
         // (registered after `mmap`, cleared before `munmap`). Replacing it
         // with anonymous read-only zero pages keeps the range mapped until
         // that `Mapping` unmaps it; nothing else refers to the old pages.
-        let (Some(at), Some(len)) = (NonZeroUsize::new(start), NonZeroUsize::new(len)) else {
-            break;
-        };
         let p = unsafe {
             mmap_anonymous(
                 Some(at),
