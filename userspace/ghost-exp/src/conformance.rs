@@ -1577,6 +1577,8 @@ fn conf_priority_changed() -> Result<(), String> {
         wait_for(5000, || rig.a_count(abi::MSG_TASK_NEW) == 1),
         "no TASK_NEW"
     );
+    // The commander counts a message before it records its payload.
+    wait_for(5000, || r.nice_new.load(SeqCst) == 7);
     let n = r.nice_new.load(SeqCst);
     ensure!(n == 7, "TASK_NEW nice {n}, want 7");
     ensure!(rig.progresses(0), "the task did not run");
