@@ -67,6 +67,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Checks a `ghost-bench micro` JSON file: it parses, has no error, and
+    /// holds every figure its CPU count allows (`make test`'s smoke check;
+    /// no timing is judged). Prints `PASS bench-smoke` or `FAIL
+    /// bench-smoke: why`.
+    Check {
+        /// The JSON file.
+        json: PathBuf,
+    },
     /// Builds results.json, the plots and the table from the output
     /// directories of scripts/bench (one per mode).
     Report {
@@ -140,6 +148,16 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Exec { enclave, cmd } => exec(&enclave, &cmd),
+        Cmd::Check { json } => match micro::check(&json) {
+            Ok(n) => {
+                println!("PASS bench-smoke ({n} figures)");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("FAIL bench-smoke: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Report { out, dirs } => match report::report(&dirs, &out) {
             Ok(table) => {
                 print!("{table}");

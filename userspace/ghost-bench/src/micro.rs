@@ -247,7 +247,8 @@ pub struct MicroOut {
     pub metrics: Vec<MetricOut>,
     /// What was not measured, and why.
     pub skipped: Vec<String>,
-    /// Failed commits (counted, retried), per configuration.
+    /// Failed commits (counted, retried), per configuration, and per
+    /// configuration and outcome (`local-agent TARGET_STALE`).
     pub commit_failures: BTreeMap<String, u64>,
     /// Configurations that failed, with the error.
     pub errors: Vec<String>,
@@ -258,6 +259,8 @@ pub struct MicroOut {
 struct ChildOut {
     samples: BTreeMap<String, Vec<f64>>,
     commit_failures: u64,
+    #[serde(default)]
+    failure_kinds: BTreeMap<String, u64>,
     error: Option<String>,
 }
 
@@ -326,7 +329,10 @@ pub fn run(opts: &Options) -> MicroOut {
             if let Some(e) = r.error {
                 errors.push(format!("round {} {name}: {e}", round + 1));
             }
-            *failures.entry(name).or_default() += r.commit_failures;
+            *failures.entry(name.clone()).or_default() += r.commit_failures;
+            for (k, v) in r.failure_kinds {
+                *failures.entry(format!("{name} {k}")).or_default() += v;
+            }
             for (k, v) in r.samples {
                 all.entry(k).or_default().push(v);
             }
@@ -381,6 +387,56 @@ pub fn run(opts: &Options) -> MicroOut {
         commit_failures: failures,
         errors,
     }
+}
+
+/// The figures a run on `cpus` CPUs must have.
+fn required(cpus: usize) -> Vec<&'static str> {
+    let mut r = vec![
+        "msg_local",
+        "msg_local_wakeup",
+        "local_schedule",
+        "ghost_run_estale",
+        "ghost_run_ping_self",
+        "null_ioctl",
+        "syscall_getppid",
+        "cfs_switch_1cpu",
+    ];
+    if cpus >= 3 {
+        r.extend([
+            "cfs_switch_2cpu",
+            "msg_global",
+            "remote_schedule_agent",
+            "remote_schedule_target",
+            "group_commit_1_agent",
+            "group_commit_1_target",
+        ]);
+    }
+    r
+}
+
+/// Checks a `ghost-bench micro` output file (see `ghost-bench check`):
+/// the number of figures, or what is wrong.
+pub fn check(path: &std::path::Path) -> Result<usize, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    check_text(&text)
+}
+
+fn check_text(text: &str) -> Result<usize, String> {
+    let m: MicroOut = serde_json::from_str(text).map_err(|e| format!("does not parse: {e}"))?;
+    if let Some(e) = m.errors.first() {
+        return Err(format!("the run had errors: {e}"));
+    }
+    for name in required(m.cpus) {
+        let Some(x) = m.metrics.iter().find(|x| x.name == name) else {
+            return Err(format!("no figure {name} ({} CPUs)", m.cpus));
+        };
+        let s = &x.summary;
+        if s.n == 0 || s.n != x.samples.len() || !(s.median > 0.0 && s.median <= s.p99) {
+            return Err(format!("figure {name} is inconsistent: {s:?}"));
+        }
+    }
+    Ok(m.metrics.len())
 }
 
 /// N of a `group_commit_N_*` name (0 for others), to sort by.
@@ -577,6 +633,7 @@ struct Shared {
     t_commit_end: AtomicU64,
     commits: AtomicU64,
     commit_failures: AtomicU64,
+    failure_kinds: Mutex<BTreeMap<String, u64>>,
     /// The local agent measured the system calls.
     syscalls_done: AtomicBool,
     error: Mutex<Option<String>>,
@@ -601,6 +658,7 @@ impl Shared {
             t_commit_end: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             commit_failures: AtomicU64::new(0),
+            failure_kinds: Mutex::new(BTreeMap::new()),
             syscalls_done: AtomicBool::new(false),
             error: Mutex::new(None),
             samples: Mutex::new(BTreeMap::new()),
@@ -610,6 +668,15 @@ impl Shared {
     fn fail(&self, e: String) {
         if let Ok(mut g) = self.error.lock() {
             g.get_or_insert(e);
+        }
+    }
+
+    /// Counts a failed commit and its outcome.
+    fn commit_failed(&self, r: Option<TxnResult>) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        let k = r.map_or("PENDING".to_string(), |r| r.to_string());
+        if let Ok(mut g) = self.failure_kinds.lock() {
+            *g.entry(k).or_default() += 1;
         }
     }
 
@@ -839,11 +906,7 @@ fn local_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, iters: usize) {
                 runnable.retain(|x| x.j != t.j);
                 sh.commits.fetch_add(1, Ordering::AcqRel);
             }
-            // The barrier moved: read the messages and try again.
-            Some(TxnResult::AgentStale) => {}
-            _ => {
-                sh.commit_failures.fetch_add(1, Ordering::Relaxed);
-            }
+            r => sh.commit_failed(r),
         }
     }
 }
@@ -903,19 +966,21 @@ fn global_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, task_cpus: &[us
         sh.t_commit_end.store(now(), Ordering::Release);
         let mut all_ok = true;
         runnable.retain(|t| {
-            let ok = task_cpus
+            let r = task_cpus
                 .get(t.j)
                 .filter(|&&c| mask.contains(c))
                 .and_then(|&c| cd.txn(c))
-                .and_then(|x| x.finish(100_000))
-                == Some(TxnResult::Complete);
+                .and_then(|x| x.finish(100_000));
+            let ok = r == Some(TxnResult::Complete);
+            if !ok {
+                sh.commit_failed(r);
+            }
             all_ok &= ok;
             !ok
         });
         if all_ok {
             sh.commits.fetch_add(1, Ordering::AcqRel);
         } else {
-            sh.commit_failures.fetch_add(1, Ordering::Relaxed);
             retry = true;
         }
     }
@@ -937,7 +1002,7 @@ fn wait_until(sh: &Shared, what: &str, mut f: impl FnMut() -> bool) -> Result<()
             ));
         }
         spins += 1;
-        if spins < 1000 {
+        if spins < 100 {
             std::hint::spin_loop();
         } else {
             std::thread::sleep(Duration::from_micros(20));
@@ -1011,6 +1076,9 @@ fn child_run(
         });
         trace(&format!("driver done: {r:?}"));
         res.commit_failures = sh.commit_failures.load(Ordering::Relaxed);
+        if let Ok(g) = sh.failure_kinds.lock() {
+            res.failure_kinds = g.clone();
+        }
         if let Ok(mut g) = sh.samples.lock() {
             res.samples.append(&mut g);
         }
@@ -1105,6 +1173,40 @@ mod tests {
         assert_eq!(metric_info("local_schedule").1, Some(888.0));
         assert_eq!(group_n("group_commit_32_agent"), 32);
         assert_eq!(group_n("msg_local"), 0);
+    }
+
+    #[test]
+    fn check_wants_every_figure() {
+        let metric = |name: &str| MetricOut {
+            name: name.into(),
+            desc: String::new(),
+            unit: "ns".into(),
+            paper_ns: None,
+            summary: stats::summarize(&[1.0, 2.0]).unwrap(),
+            round_medians: vec![1.0],
+            samples: vec![1.0, 2.0],
+        };
+        let mut m = MicroOut {
+            mode: "t".into(),
+            kernel: String::new(),
+            cpus: 2,
+            rounds: 1,
+            iters: 2,
+            metrics: required(2).into_iter().map(metric).collect(),
+            skipped: vec![],
+            commit_failures: BTreeMap::new(),
+            errors: vec![],
+        };
+        let ok = serde_json::to_string(&m).unwrap();
+        assert_eq!(check_text(&ok), Ok(required(2).len()));
+        m.cpus = 4;
+        let e = check_text(&serde_json::to_string(&m).unwrap()).unwrap_err();
+        assert!(e.contains("cfs_switch_2cpu"), "{e}");
+        m.cpus = 2;
+        m.errors.push("round 1 local-agent: hang".into());
+        let e = check_text(&serde_json::to_string(&m).unwrap()).unwrap_err();
+        assert!(e.contains("hang"), "{e}");
+        assert!(check_text("{").unwrap_err().contains("does not parse"));
     }
 
     #[test]
