@@ -6,6 +6,10 @@
 #   make test-stress make test on a loaded machine (stress-ng --cpu N and a
 #                    second VM running the demo in a loop); reports the result
 #                    and the time (Documentation/ghost-rs/reliability.rst)
+#   make bench       the benchmarks: the ghOSt paper's microbenchmarks and
+#                    third-party workloads, ghost against CFS in the same boot,
+#                    two TCG modes; build/bench/results.json, plots, a table
+#                    (QUICK=1: a short run; Documentation/ghost-rs/benchmarks.rst)
 #   make fuzz        the random-operation fuzzer in the VM for SECONDS=N (default
 #                    60), with a random seed printed first (FUZZ_SEED=S replays)
 #
@@ -25,7 +29,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test test-stress test-kasan fuzz setup prepare kernel userspace vm clean check-host \
+.PHONY: all run test test-stress test-kasan fuzz bench setup prepare kernel userspace vm clean check-host \
 	kernel-deb userspace-deb
 
 all: kernel userspace
@@ -81,6 +85,9 @@ test-kasan: setup userspace
 SECONDS ?= 60
 fuzz: kernel userspace
 	@FUZZ_SECONDS=$(SECONDS) scripts/vm-run fuzz
+
+bench: kernel userspace
+	@QUICK=$(QUICK) scripts/bench
 
 vm: kernel userspace
 	@scripts/vm-run shell

@@ -1,0 +1,361 @@
+//! `ghost-bench report`: `results.json`, the plots and the table, from the
+//! mode directories `scripts/bench` filled (each: `mode.txt`, a one-line
+//! description of the VM mode; `micro.json`, from `ghost-bench micro`;
+//! `workloads.tsv` and `raw/`, from the third-party workloads).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::micro::MicroOut;
+use crate::stats;
+use crate::svg;
+use crate::workloads::{self, Run};
+
+/// The CFS reference of the micro table's ratio column.
+const CFS_REF: &str = "cfs_switch_1cpu";
+
+/// The paper's CFS context switch, ns (Table 3).
+const PAPER_CFS: f64 = 599.0;
+
+/// The table of `ghost-bench micro`'s figures.
+pub fn micro_table(m: &MicroOut) -> String {
+    let mut s = String::new();
+    let cfs = m
+        .metrics
+        .iter()
+        .find(|x| x.name == CFS_REF)
+        .map(|x| x.summary.median);
+    let _ = writeln!(
+        s,
+        "  {:<26} {:>10} {:>10} {:>8} {:>9} {:>11}",
+        "microbenchmark (ns)", "median", "p99", "n", "x CFS", "paper(xCFS)"
+    );
+    for x in &m.metrics {
+        let ratio = cfs.map_or("-".into(), |c| format!("{:.2}", x.summary.median / c));
+        let paper = x
+            .paper_ns
+            .map_or("-".into(), |p| format!("{p:.0}({:.2})", p / PAPER_CFS));
+        let _ = writeln!(
+            s,
+            "  {:<26} {:>10.0} {:>10.0} {:>8} {:>9} {:>11}",
+            x.name, x.summary.median, x.summary.p99, x.summary.n, ratio, paper
+        );
+    }
+    for k in &m.skipped {
+        let _ = writeln!(s, "  skipped: {k}");
+    }
+    for (k, v) in &m.commit_failures {
+        if *v > 0 {
+            let _ = writeln!(s, "  {k}: {v} failed commits (retried)");
+        }
+    }
+    for e in &m.errors {
+        let _ = writeln!(s, "  error: {e}");
+    }
+    s
+}
+
+/// The figures of one workload metric under one configuration.
+#[derive(Default)]
+struct Cell {
+    values: Vec<f64>,
+    statuses: BTreeMap<String, usize>,
+}
+
+/// Builds everything from `dirs` into `out`; returns the table.
+pub fn report(dirs: &[PathBuf], out: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
+    let mut table = String::new();
+    let mut modes = Vec::new();
+    for dir in dirs {
+        let mode = dir
+            .file_name()
+            .map_or("mode".into(), |n| n.to_string_lossy().into_owned());
+        let desc = std::fs::read_to_string(dir.join("mode.txt"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let _ = writeln!(table, "\n== {mode}: {desc} ==");
+        let mut m = json!({ "mode": mode, "description": desc });
+        // The microbenchmarks.
+        match std::fs::read_to_string(dir.join("micro.json")) {
+            Ok(t) => match serde_json::from_str::<MicroOut>(&t) {
+                Ok(micro) => {
+                    table.push_str(&micro_table(&micro));
+                    let rows: Vec<svg::BoxRow> = micro
+                        .metrics
+                        .iter()
+                        .map(|x| svg::BoxRow {
+                            label: x.name.clone(),
+                            samples: x.samples.clone(),
+                        })
+                        .collect();
+                    let plot = svg::boxplot(
+                        &format!(
+                            "ghost-rs microbenchmarks, {mode} ({desc}): p1-p25-median-p75-p99"
+                        ),
+                        "ns",
+                        &rows,
+                    );
+                    write_file(&out.join(format!("micro-{mode}.svg")), &plot)?;
+                    let cfs = micro
+                        .metrics
+                        .iter()
+                        .find(|x| x.name == CFS_REF)
+                        .map(|x| x.summary.median);
+                    let ratios: BTreeMap<String, f64> = micro
+                        .metrics
+                        .iter()
+                        .filter_map(|x| Some((x.name.clone(), x.summary.median / cfs?)))
+                        .collect();
+                    m["micro"] = serde_json::to_value(&micro).map_err(|e| e.to_string())?;
+                    m["micro_ratio_to_cfs_switch"] = json!(ratios);
+                }
+                Err(e) => {
+                    let _ = writeln!(table, "  micro.json does not parse: {e}");
+                    m["micro_error"] = json!(format!("micro.json does not parse: {e}"));
+                }
+            },
+            Err(_) => {
+                let _ = writeln!(table, "  no micro.json (ghost-bench micro did not finish)");
+                m["micro_error"] = json!("no micro.json");
+            }
+        }
+        // The workloads.
+        let runs = std::fs::read_to_string(dir.join("workloads.tsv"))
+            .map(|t| workloads::parse_tsv(&t))
+            .unwrap_or_default();
+        let (wl_json, wl_table, groups) = workload_section(dir, &runs);
+        table.push_str(&wl_table);
+        if !groups.is_empty() {
+            let plot = svg::bars(
+                &format!(
+                    "Third-party workloads, {mode}: median / median under CFS (lower is better)"
+                ),
+                "x CFS",
+                &groups,
+            );
+            write_file(&out.join(format!("workloads-{mode}.svg")), &plot)?;
+        }
+        m["workloads"] = wl_json;
+        modes.push(m);
+    }
+    let results = json!({
+        "about": "make bench: ghost-rs against CFS in the same boot (Documentation/ghost-rs/benchmarks.rst). Times in ns unless a unit says otherwise; ratios are medians over the CFS median of the same boot.",
+        "modes": modes,
+    });
+    let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    write_file(&out.join("results.json"), &(text + "\n"))?;
+    Ok(table)
+}
+
+fn write_file(p: &Path, s: &str) -> Result<(), String> {
+    std::fs::write(p, s).map_err(|e| format!("write {}: {e}", p.display()))
+}
+
+/// The workloads of one mode: JSON, table and plot groups.
+fn workload_section(dir: &Path, runs: &[Run]) -> (Value, String, Vec<svg::BarGroup>) {
+    let mut configs: Vec<String> = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    // workload -> config -> statuses; (workload, metric) -> config -> cell.
+    let mut status: BTreeMap<(String, String), BTreeMap<String, usize>> = BTreeMap::new();
+    let mut cells: BTreeMap<(String, String), BTreeMap<String, Cell>> = BTreeMap::new();
+    let mut metrics_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in runs {
+        if !configs.contains(&r.config) {
+            configs.push(r.config.clone());
+        }
+        if !order.contains(&r.workload) {
+            order.push(r.workload.clone());
+        }
+        let mut st = r.status.clone();
+        let mut figs = Vec::new();
+        if st == "ok" {
+            figs = workloads::figures(&r.workload, &workloads::read_output(dir, r));
+            if figs.is_empty() {
+                st = "no-figure".into();
+            }
+        }
+        *status
+            .entry((r.workload.clone(), r.config.clone()))
+            .or_default()
+            .entry(st.clone())
+            .or_default() += 1;
+        for (metric, v) in figs {
+            let ms = metrics_of.entry(r.workload.clone()).or_default();
+            if !ms.contains(&metric) {
+                ms.push(metric.clone());
+            }
+            cells
+                .entry((r.workload.clone(), metric))
+                .or_default()
+                .entry(r.config.clone())
+                .or_default()
+                .values
+                .push(v);
+        }
+    }
+    for ((w, c), s) in &status {
+        for ms in metrics_of.get(w).into_iter().flatten() {
+            let cell = cells
+                .entry((w.clone(), ms.clone()))
+                .or_default()
+                .entry(c.clone())
+                .or_default();
+            cell.statuses = s.clone();
+        }
+    }
+    let mut t = String::new();
+    let mut js = Vec::new();
+    let mut groups = Vec::new();
+    if runs.is_empty() {
+        let _ = writeln!(t, "  (no third-party workload ran)");
+        return (json!([]), t, groups);
+    }
+    let _ = write!(t, "\n  {:<28} {:>10}", "workload / metric", "unit");
+    for c in &configs {
+        let _ = write!(t, " {:>22}", c);
+    }
+    t.push('\n');
+    for w in &order {
+        let Some(ms) = metrics_of.get(w) else {
+            // No run of this workload gave a figure: say why.
+            let _ = write!(t, "  {:<28} {:>10}", w, "");
+            for c in &configs {
+                let s = status
+                    .get(&(w.clone(), c.clone()))
+                    .map(status_text)
+                    .unwrap_or_default();
+                let _ = write!(t, " {:>22}", s);
+            }
+            t.push('\n');
+            js.push(json!({ "workload": w, "status": status
+                .iter()
+                .filter(|((ww, _), _)| ww == w)
+                .map(|((_, c), s)| (c.clone(), json!(s)))
+                .collect::<BTreeMap<_, _>>() }));
+            continue;
+        };
+        for metric in ms {
+            let row = &cells[&(w.clone(), metric.clone())];
+            let cfs_med = row.get("cfs").and_then(|c| stats::median(&c.values));
+            let _ = write!(
+                t,
+                "  {:<28} {:>10}",
+                format!("{w} {metric}"),
+                workloads::unit(metric)
+            );
+            let mut cj = BTreeMap::new();
+            let mut bars = Vec::new();
+            for c in &configs {
+                let cell = row.get(c);
+                let sum = cell.and_then(|x| stats::summarize(&x.values));
+                let ratio = match (sum, cfs_med) {
+                    (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
+                    _ => None,
+                };
+                let stat = cell.map(|x| status_text(&x.statuses)).unwrap_or_default();
+                let text = match (sum, ratio) {
+                    (Some(s), Some(r)) if c != "cfs" => format!("{} ({r:.2}x)", fmt_v(s.median)),
+                    (Some(s), _) => fmt_v(s.median),
+                    (None, _) => stat.clone(),
+                };
+                let _ = write!(t, " {:>22}", text);
+                if c != "cfs" {
+                    bars.push((c.clone(), ratio));
+                }
+                cj.insert(
+                    c.clone(),
+                    json!({
+                        "rounds": cell.map(|x| x.values.clone()).unwrap_or_default(),
+                        "median": sum.map(|s| s.median),
+                        "p99": sum.map(|s| s.p99),
+                        "max": sum.map(|s| s.max),
+                        "ratio_to_cfs": ratio,
+                        "runs": cell.map(|x| x.statuses.clone()).unwrap_or_default(),
+                    }),
+                );
+            }
+            t.push('\n');
+            if !bars.is_empty() {
+                groups.push(svg::BarGroup {
+                    label: format!("{w} {metric}"),
+                    bars,
+                });
+            }
+            js.push(json!({
+                "workload": w,
+                "metric": metric,
+                "unit": workloads::unit(metric),
+                "configs": cj,
+            }));
+        }
+    }
+    let mut notes = String::new();
+    for ((w, c), s) in &status {
+        if s.keys().any(|k| k != "ok") {
+            let _ = writeln!(notes, "  {w} under {c}: {}", status_text(s));
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(t, "  runs that gave no figure:\n{notes}");
+    }
+    (json!(js), t, groups)
+}
+
+/// `5 ok`, `3 ok, 2 timeout`.
+fn status_text(s: &BTreeMap<String, usize>) -> String {
+    s.iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_v(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_from_a_mode_directory() {
+        let base = std::env::temp_dir().join(format!("ghost-bench-report-{}", std::process::id()));
+        let dir = base.join("icount");
+        std::fs::create_dir_all(dir.join("raw")).unwrap();
+        std::fs::write(dir.join("mode.txt"), "TCG -icount\n").unwrap();
+        let mut tsv = String::new();
+        for (c, us) in [("cfs", "10.0"), ("fifo", "25.0")] {
+            for r in 1..=2 {
+                let f = format!("raw/{c}-perf-pipe-{r}.txt");
+                std::fs::write(dir.join(&f), format!("  {us} usecs/op\n")).unwrap();
+                tsv.push_str(&format!("{c}\tperf-pipe\t{r}\tok\t{f}\t1.0\n"));
+            }
+        }
+        tsv.push_str("fifo-central\tperf-pipe\t1\ttimeout\traw/none.txt\t20\n");
+        tsv.push_str("cfs\tcyclictest\t1\tskipped\traw/none.txt\t0\n");
+        std::fs::write(dir.join("workloads.tsv"), tsv).unwrap();
+        let out = base.join("out");
+        let t = report(std::slice::from_ref(&dir), &out).unwrap();
+        assert!(t.contains("(2.50x)"), "{t}");
+        assert!(t.contains("1 timeout"), "{t}");
+        assert!(t.contains("no micro.json"), "{t}");
+        assert!(t.contains("cyclictest"), "{t}");
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        let w = &r["modes"][0]["workloads"][0];
+        assert_eq!(w["configs"]["fifo"]["ratio_to_cfs"], json!(2.5));
+        assert!(out.join("workloads-icount.svg").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
