@@ -6,24 +6,27 @@
 //! the errno order of `tasks`, `become agent` and `cpulist`, the agent's
 //! status-word flags, and `SW_GET_INFO`/`GET_CPU_TIME` with gtid 0.
 //!
-//! Most tests use the conformance rig ([`crate::conformance::rig`]): an
+//! Most tests use the conformance rig ([`crate::harness::rig`]): an
 //! agent process whose commander thread (agent of `c0`) carries out the
 //! test's commands and runs tasks on `c1`, whose agent (the sleeper, a
 //! thread of the same process) sleeps in `ghost_run`. The commands that
 //! only these tests need are carried out by [`command`].
 
-use crate::capabilities::{getattr, setattr, start_agent, two_cpus};
-use crate::conformance::{
+use crate::harness::figures;
+use crate::harness::start_agent;
+use crate::harness::sys::{self, errno_name, Exit};
+use crate::harness::{attach, current_cpu, make_enclave, observe, sw_get_info, wait_for, Enclave};
+use crate::harness::{create_enclave, Test};
+use crate::harness::{create_queue, ioctl, open_rw, path};
+use crate::harness::{
+    final_state, txn, OP_COMMIT_MASK_LEN, OP_COMMIT_WITH_HOME, OP_SELF_INFO, OP_SETSCHED_SELF,
+    OP_SW_FREE_INDEX,
+};
+use crate::harness::{getattr, setattr, two_cpus};
+use crate::harness::{
     mismatches, nice_of, rig, set_policy, spinner, state_name, write_errno, Rig, RigUp, FRESH,
     GIVEN, OP_PING,
 };
-use crate::figures;
-use crate::mapped::{create_queue, ioctl, open_rw, path};
-use crate::scheduling::{
-    attach, current_cpu, make_enclave, observe, sw_get_info, wait_for, Enclave, Txn,
-};
-use crate::suite::{create_enclave, Test};
-use crate::sys::{self, errno_name, Exit};
 use ghost_abi as abi;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::SeqCst;
@@ -84,119 +87,8 @@ pub const TESTS: &[Test] = &[
     },
 ];
 
-/// Commander commands of these tests (see [`command`]).
-const OP_SW_FREE_INDEX: u32 = 10;
-const OP_SETSCHED_SELF: u32 = 11;
-const OP_COMMIT_WITH_HOME: u32 = 12;
-const OP_COMMIT_MASK_LEN: u32 = 13;
-const OP_SELF_INFO: u32 = 14;
-
 /// A gtid no task has.
 const NO_TASK: i64 = 0x7fff_ffff_0000_0001;
-
-/// Carries out commander command `op` (the rig's commander, an agent, runs
-/// this in its loop), with the rig's `cpu` and `gtid` as arguments; the
-/// result goes to `result` (the return value) and `aux`:
-///
-/// - `OP_SW_FREE_INDEX`: `SW_FREE` of word `gtid` of region 0: 0 or the
-///   errno.
-/// - `OP_SETSCHED_SELF`: `sched_setattr(0, SCHED_GHOST, nice gtid)` (the
-///   errno, 0 for success) and, in `aux`, `sched_setscheduler(0,
-///   SCHED_GHOST)`.
-/// - `OP_COMMIT_WITH_HOME`: one `COMMIT_TXN` of two transactions: the
-///   commander's own CPU pings itself, `cpu` runs `gtid` (with the rig's
-///   `commit_flags`); the home state, and the state of `cpu` in `aux` (or
-///   the negated errno of the call).
-/// - `OP_COMMIT_MASK_LEN`: a ping of `cpu`'s agent committed with a
-///   4096-byte mask buffer and `mask_len` `gtid`: the call's return value
-///   (or its negated errno), and the transaction's state in `aux`.
-/// - `OP_SELF_INFO`: the index of `SW_GET_INFO(GHOST_TASK, 0)`, and of
-///   `SW_GET_INFO(GHOST_AGENT, its CPU)` in `aux` (negated errnos on
-///   failure).
-pub(crate) fn command(op: u32, e: &Enclave, r: &Rig) -> i32 {
-    let cpu = r.cpu.load(SeqCst) as usize;
-    let arg = r.gtid.load(SeqCst) as i64;
-    r.ops.fetch_add(1, SeqCst);
-    let index = |x: Result<abi::GhostSwInfo, i32>| x.map_or_else(|x| -x, |i| i.index as i32);
-    match op {
-        OP_SW_FREE_INDEX => sw_free(&e.ctl, arg as u32),
-        OP_SETSCHED_SELF => {
-            r.aux
-                .store(set_policy(0, abi::SCHED_GHOST).err().unwrap_or(0), SeqCst);
-            setattr(0, abi::SCHED_GHOST, arg as i32, 0)
-        }
-        OP_COMMIT_WITH_HOME => {
-            let home = current_cpu() as usize;
-            e.fill(home, &txn(abi::GHOST_AGENT_GTID, 0, 0));
-            let flags = r.commit_flags.load(SeqCst) as u8;
-            e.fill(cpu, &txn(arg, flags, 0));
-            if let Err(x) = e.commit(&[home, cpu], false) {
-                return -x;
-            }
-            r.aux.store(final_state(e, cpu), SeqCst);
-            final_state(e, home)
-        }
-        OP_COMMIT_MASK_LEN => {
-            e.fill(cpu, &txn(abi::GHOST_AGENT_GTID, 0, 0));
-            let mut mask = vec![0u8; 4096];
-            mask[cpu / 8] |= 1 << (cpu % 8);
-            let mut c = abi::GhostIocCommitTxn {
-                mask_ptr: mask.as_ptr() as u64,
-                mask_len: arg as u32,
-                flags: 0,
-            };
-            let res = ioctl(&e.ctl, abi::GHOST_IOC_COMMIT_TXN, (&raw mut c).cast());
-            // Refused: the transaction was not even claimed.
-            let s = if res.is_ok() {
-                final_state(e, cpu)
-            } else {
-                e.txn_state(cpu)
-            };
-            r.aux.store(s, SeqCst);
-            res.unwrap_or_else(|x| -x)
-        }
-        OP_SELF_INFO => {
-            let mine = e.sw_info(abi::GHOST_AGENT, current_cpu() as u64);
-            r.aux.store(index(mine), SeqCst);
-            index(e.sw_info(abi::GHOST_TASK, 0))
-        }
-        _ => -1,
-    }
-}
-
-/// A transaction for `gtid` with `commit_flags` and `task_barrier`.
-fn txn(gtid: i64, commit_flags: u8, task_barrier: u32) -> Txn {
-    Txn {
-        gtid,
-        run_flags: 0,
-        commit_flags,
-        agent_barrier: 0,
-        task_barrier,
-        version: 0,
-    }
-}
-
-/// The final state of `cpu`'s transaction (committed: negative), waiting
-/// while it is still `READY` or claimed (a kernel that commits a remote
-/// transaction later, as ghOSt does for greedy ones), at most 3 s (less
-/// than a rig command may take).
-fn final_state(e: &Enclave, cpu: usize) -> i32 {
-    let mut s = e.txn_state(cpu);
-    for _ in 0..1500 {
-        if s < 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-        s = e.txn_state(cpu);
-    }
-    s
-}
-
-/// `GHOST_IOC_SW_FREE` of word `index` of region 0: 0 or the errno.
-fn sw_free(ctl: &std::fs::File, index: u32) -> i32 {
-    let mut info = abi::GhostSwInfo { id: 0, index };
-    ioctl(ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast()).map_or_else(|x| x, |_| 0)
-}
 
 /// `GHOST_IOC_GET_CPU_TIME` of `gtid` (0: the caller): ns, or the errno.
 fn cpu_time(ctl: &std::fs::File, gtid: i64) -> Result<u64, i32> {
@@ -917,7 +809,7 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
         for (what, g) in [("the task", gtid), ("gtid 0", 0)] {
             let barrier = obs.sw_word(word).0;
             obs.fill(c1, &txn(g, at_commit, barrier));
-            let res = crate::scheduling::commit_txns(&obs.ctl, &[c1], false);
+            let res = crate::harness::commit_txns(&obs.ctl, &[c1], false);
             let s = final_state(&obs, c1);
             figures::ops(1);
             expect!(
@@ -1377,7 +1269,7 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
         sh.up.store(-1, SeqCst);
         return 1;
     };
-    let me = match crate::scheduling::become_agent(&e, cpu) {
+    let me = match crate::harness::become_agent(&e, cpu) {
         Ok(me) => me,
         Err(x) => {
             sh.up.store(-1000 - x, SeqCst);

@@ -7,171 +7,19 @@
 //! Each runs as a child process with its output in a file under `/tmp`;
 //! every wait is bounded.
 
-use crate::scheduling::wait_for;
-use crate::suite::nr_cpu_ids;
-use crate::sys::{self, Exit};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use crate::harness::nr_cpu_ids;
+use crate::harness::sys::{self, Exit};
+use crate::harness::wait_for;
+use crate::harness::{online_enclave, tail, Proc, AGENT_UP_S};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Thread counts of the scenarios are divided by this (TCG is slow).
 const SCALE: &str = "20";
 
-/// A bundled binary: the one next to `ghost-exp`.
-fn bin(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let p = me.with_file_name(name);
-    ensure!(p.exists(), "{} not found (make userspace)", p.display());
-    Ok(p)
-}
-
-/// A child process whose output goes to a file; killed (after the
-/// enclaves are destroyed: its ghost threads could not die otherwise) and
-/// reaped if the test ends before it.
-pub(crate) struct Proc {
-    child: Option<Child>,
-    log: PathBuf,
-    what: String,
-}
-
-impl Proc {
-    /// Starts `name args...`.
-    pub(crate) fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
-        Proc::start_exe(&bin(name)?, name, args)
-    }
-
-    /// Starts the program at `exe` (called `name` in messages and the log
-    /// file name) with `args`.
-    pub(crate) fn start_exe(exe: &Path, name: &str, args: &[&str]) -> Result<Proc, String> {
-        let what = format!("{name} {}", args.join(" "));
-        static N: AtomicU32 = AtomicU32::new(0);
-        let log = PathBuf::from(format!(
-            "/tmp/ghost-test-{}-{}-{name}.log",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("dup: {e}"))?;
-        let child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("{what}: {e}"))?;
-        Ok(Proc {
-            child: Some(child),
-            log,
-            what,
-        })
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    /// What it printed so far.
-    pub(crate) fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends `sig`.
-    pub(crate) fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Waits for it to end: with `secs` 0, only whether it has; otherwise
-    /// for `secs`, at least the hang cap (an exit that takes a second on a
-    /// quiet machine can take minutes on a loaded one).
-    pub(crate) fn wait(&mut self, secs: u64) -> Result<Exit, String> {
-        let secs = match secs {
-            0 => 0,
-            s => crate::scheduling::hang_cap(s * 1000) / 1000,
-        };
-        let end = Instant::now() + Duration::from_secs(secs);
-        let child = self.child.as_mut().ok_or("already reaped")?;
-        loop {
-            match child.try_wait() {
-                Ok(Some(st)) => {
-                    self.child = None;
-                    use std::os::unix::process::ExitStatusExt;
-                    return Ok(match (st.code(), st.signal()) {
-                        (Some(c), _) => Exit::Code(c),
-                        (_, Some(s)) => Exit::Signal(s),
-                        _ => Exit::Code(-1),
-                    });
-                }
-                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
-                Ok(None) => {
-                    return Err(format!(
-                        "`{}` still running after {secs} s; it printed:\n{}",
-                        self.what,
-                        tail(&self.output())
-                    ))
-                }
-                Err(e) => return Err(format!("wait {}: {e}", self.what)),
-            }
-        }
-    }
-
-    /// Waits up to `secs` for a clean exit (code 0).
-    pub(crate) fn finish(&mut self, secs: u64) -> Result<String, String> {
-        let exit = self.wait(secs)?;
-        let out = self.output();
-        ensure!(
-            exit == Exit::Code(0),
-            "`{}` ended {exit:?}; it printed:\n{}",
-            self.what,
-            tail(&out)
-        );
-        Ok(out)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = crate::suite::destroy_all_enclaves();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// The last lines of `s`.
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
 /// Runs `name args...` to completion (bounded), returns its output.
 fn run(name: &str, args: &[&str], secs: u64) -> Result<String, String> {
     Proc::start(name, args)?.finish(secs)
-}
-
-/// How long an agent may take to come online (`agent_online` reads 1), in
-/// seconds: a cap that only catches a hang. A started agent comes up in a
-/// second or two on an idle machine, but a busy TCG host has taken more
-/// than 60 s for the first start after boot.
-pub(crate) const AGENT_UP_S: u64 = 300;
-
-/// The id of the enclave whose agent is online, once there is one (waits
-/// up to `secs`).
-pub(crate) fn online_enclave(secs: u64) -> Option<u64> {
-    let mut id = None;
-    wait_for(secs * 1000, || {
-        id = ghost::ghostfs::list().ok().and_then(|ids| {
-            ids.into_iter().find(|i| {
-                std::fs::read_to_string(crate::mapped::path(*i, "agent_online"))
-                    .is_ok_and(|s| s.trim() == "1")
-            })
-        });
-        id.is_some()
-    });
-    id
 }
 
 /// Runs the six scenarios under `agent` and stops it with SIGINT: every
@@ -208,7 +56,7 @@ fn scenarios_under(agent_args: &[&str]) -> Result<(), String> {
         tail(&stats)
     );
     ensure!(
-        !std::path::Path::new(&crate::mapped::path(id, "ctl")).exists(),
+        !std::path::Path::new(&crate::harness::path(id, "ctl")).exists(),
         "enclave_{id} still there after the agent that created it stopped"
     );
     Ok(())
@@ -343,7 +191,7 @@ pub fn agent_upgrade_in_place() -> Result<(), String> {
     // B comes online once A is gone: within a second on a quiet machine,
     // possibly after the scenarios (run by the fallback meanwhile) on a
     // loaded one.
-    let online = crate::mapped::path(id.parse().unwrap_or(0), "agent_online");
+    let online = crate::harness::path(id.parse().unwrap_or(0), "agent_online");
     ensure!(
         wait_for(AGENT_UP_S * 1000, || std::fs::read_to_string(&online)
             .is_ok_and(|s| s.trim() == "1")),
@@ -366,7 +214,7 @@ pub fn agent_ctrl_c_leaves_tasks_running() -> Result<(), String> {
     let id = online_enclave(AGENT_UP_S).ok_or(format!("no agent online after {AGENT_UP_S} s"))?;
     let work: &AtomicU64 = sys::shared_page()?;
     let task = sys::fork_child(move || {
-        if sys::write_once(&crate::mapped::path(id, "tasks"), b"0").is_err() {
+        if sys::write_once(&crate::harness::path(id, "tasks"), b"0").is_err() {
             return 3;
         }
         loop {

@@ -6,11 +6,13 @@
 //!
 //! Enclave ids 80-91 are used here.
 
-use crate::figures;
-use crate::mapped::{create_queue, ioctl, open_ro, open_rw, path};
-use crate::scheduling::{attach, cfs_hog, make_enclave, wait_for, Enclave};
-use crate::suite::{create_enclave, destroy_enclave, nr_cpu_ids, Test};
-use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::figures;
+use crate::harness::sys::setattr;
+use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::two_cpus;
+use crate::harness::{attach, cfs_hog, make_enclave, start_agent, wait_for, Enclave};
+use crate::harness::{create_enclave, destroy_enclave, nr_cpu_ids, Test};
+use crate::harness::{create_queue, ioctl, open_ro, open_rw, path};
 use ghost_abi as abi;
 use std::collections::HashMap;
 use std::fs::File;
@@ -54,7 +56,7 @@ pub const TESTS: &[Test] = &[
 
 const PAGE: usize = 4096;
 const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
-use crate::sys::{CAP_SYS_ADMIN, CAP_SYS_NICE};
+use crate::harness::sys::{CAP_SYS_ADMIN, CAP_SYS_NICE};
 /// A result slot no check wrote.
 const NOT_RUN: i32 = -999;
 
@@ -62,17 +64,9 @@ const NOT_RUN: i32 = -999;
 /// does not even run to die), then kills and reaps the children.
 fn reap(failed: bool) {
     if failed {
-        let _ = crate::suite::destroy_all_enclaves();
+        let _ = crate::harness::destroy_all_enclaves();
         sys::kill_leftover_children();
     }
-}
-
-/// The two CPUs the tests use: 0 and the last one.
-pub(crate) fn two_cpus() -> Result<(usize, usize, usize), String> {
-    let n = nr_cpu_ids()?;
-    ensure!(n >= 2, "needs 2 CPUs, have {n}");
-    ensure!(n <= 64, "the masks here hold 64 CPUs, have {n}");
-    Ok((n, 0, n - 1))
 }
 
 /// 0 for `Ok`, else the errno (-1 if there is none).
@@ -133,51 +127,6 @@ fn setscheduler(pid: i32, policy: i32, prio: i32) -> i32 {
 fn setattr_ghost(pid: i32, fd: i32) -> i32 {
     figures::ops(1);
     setattr(pid, abi::SCHED_GHOST, 0, fd as u64)
-}
-
-/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1, 56 bytes).
-#[repr(C)]
-#[derive(Debug, Default)]
-pub(crate) struct SchedAttr {
-    pub(crate) size: u32,
-    pub(crate) policy: u32,
-    pub(crate) flags: u64,
-    pub(crate) nice: i32,
-    pub(crate) priority: u32,
-    pub(crate) runtime: u64,
-    pub(crate) deadline: u64,
-    pub(crate) period: u64,
-    pub(crate) util_min: u32,
-    pub(crate) util_max: u32,
-}
-
-/// `sched_setattr(pid, {policy, nice, runtime}, 0)`: 0 or the errno.
-pub(crate) fn setattr(pid: i32, policy: i32, nice: i32, runtime: u64) -> i32 {
-    let a = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: policy as u32,
-        nice,
-        runtime,
-        ..Default::default()
-    };
-    // SAFETY: sched_setattr with a valid, fully initialised attribute.
-    if unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &a, 0) } == 0 {
-        0
-    } else {
-        sys::errno()
-    }
-}
-
-/// `sched_getattr(pid)`: the attributes, or the errno.
-pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
-    let mut a = SchedAttr::default();
-    let size = std::mem::size_of::<SchedAttr>() as u32;
-    // SAFETY: sched_getattr fills at most `size` bytes of `a`.
-    if unsafe { libc::syscall(libc::SYS_sched_getattr, pid, &raw mut a, size, 0) } == 0 {
-        Ok(a)
-    } else {
-        Err(sys::errno())
-    }
 }
 
 /// `ghost_run(GHOST_AGENT_GTID, 0, 0, cpu, 0)` (a ping): 0 or the errno.
@@ -259,68 +208,6 @@ fn kill(pid: i32) -> Result<Exit, String> {
     // SAFETY: plain syscall on our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     sys::wait_child(pid)
-}
-
-/// The agent of `cpu` in enclave `id`, in a child process: it becomes the
-/// agent with the queue `qfd` (the parent's, inherited across fork; the
-/// parent reads it) and then only sleeps in `ghost_run`, woken by what
-/// concerns it, until it is killed. Sets `up` to 1 once it is the agent, or
-/// to a negative step on failure.
-fn sleeping_agent(id: u64, ctl: &File, qfd: i32, cpu: usize, up: &AtomicI32) -> i32 {
-    let fail = |step: i32| {
-        up.store(step, Ordering::SeqCst);
-        1
-    };
-    // Opened first: an agent thread may not open enclave files.
-    let Ok(swf) = File::open(path(id, "sw_regions/sw_0")) else {
-        return fail(-1);
-    };
-    let Ok(sw) = sys::mmap_fd(&swf, 2 << 20, libc::PROT_READ, libc::MAP_SHARED, 0) else {
-        return fail(-2);
-    };
-    if let Err(e) = (&*ctl).write_all(format!("become agent {cpu} {qfd}").as_bytes()) {
-        return fail(-1000 - e.raw_os_error().unwrap_or(0));
-    }
-    let mut info = abi::GhostIocSwGetInfo {
-        request: abi::GhostMsgSrc {
-            type_: abi::GHOST_AGENT,
-            arg: cpu as u64,
-        },
-        response: abi::GhostSwInfo::default(),
-    };
-    if ioctl(ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut info).cast()).is_err() {
-        return fail(-3);
-    }
-    up.store(1, Ordering::SeqCst);
-    let barrier = sw.atomic(64 + 32 * info.response.index as usize);
-    loop {
-        // A nap outside ghost_run each time it wakes: with
-        // deliver_agent_runnability, CPU_AGENT_BLOCKED and CPU_AGENT_WAKEUP
-        // (ghOSt sends them only for an agent that blocks outside RUN).
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let b = barrier.load(Ordering::Acquire);
-        // SAFETY: the ghost_run syscall with plain integer arguments.
-        unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, b, 0u32, cpu as i32, 0) };
-    }
-}
-
-/// Starts [`sleeping_agent`] for `cpu` with `e`'s queue; returns its pid.
-pub(crate) fn start_agent(id: u64, e: &Enclave, cpu: usize) -> Result<i32, String> {
-    let up: &AtomicI32 = sys::shared_page()?;
-    let qfd = e.queue.as_raw_fd();
-    let agent = sys::fork_child(|| sleeping_agent(id, &e.ctl, qfd, cpu, up))?;
-    ensure!(
-        wait_for(5000, || up.load(Ordering::SeqCst) != 0),
-        "the agent of CPU {cpu} did not come up"
-    );
-    let step = up.load(Ordering::SeqCst);
-    ensure!(step == 1, "the agent of CPU {cpu} failed at step {step}");
-    let policy = sys::sched_policy(agent);
-    ensure!(
-        policy == abi::SCHED_GHOST | libc::SCHED_RESET_ON_FORK,
-        "agent policy {policy:#x}"
-    );
-    Ok(agent)
 }
 
 /// In a child: `become agent <cpu> -1` on enclave `id`'s ctl. Returns the
@@ -939,8 +826,8 @@ fn destroy_join_race(w: &'static Workers) -> Result<(), String> {
         let writer = std::thread::spawn(move || {
             let mut results = Vec::new();
             let mut joined = [false; 3];
-            let end = std::time::Instant::now()
-                + Duration::from_millis(crate::scheduling::hang_cap(5000));
+            let end =
+                std::time::Instant::now() + Duration::from_millis(crate::harness::hang_cap(5000));
             let mut gone = [false; 3];
             while !gone.iter().all(|g| *g) && std::time::Instant::now() < end {
                 for (k, p) in pids2.iter().enumerate() {
@@ -1035,7 +922,7 @@ fn drain_until(
     f: impl Fn(&Counts) -> bool,
 ) -> Result<Option<u32>, String> {
     // `ms` is what a quiet machine needs; a loaded one gets the hang cap.
-    let end = std::time::Instant::now() + Duration::from_millis(crate::scheduling::hang_cap(ms));
+    let end = std::time::Instant::now() + Duration::from_millis(crate::harness::hang_cap(ms));
     let mut word = None;
     loop {
         if let Some(w) = drain(e, cpu, counts)? {

@@ -6,9 +6,9 @@
 //! failure and bounds its own waits by lack of progress (120 s), so the cap
 //! here only catches a program that cannot end itself.
 
-use crate::agents::Proc;
-use crate::suite::Test;
-use crate::sys::{self, Exit};
+use crate::harness::sys::{self, Exit};
+use crate::harness::Proc;
+use crate::harness::Test;
 use std::path::Path;
 
 /// `c_<scenario>` tests running `ghost-abi-conformance <scenario>`.

@@ -5,11 +5,13 @@
 //! every task back in CFS and running. Seeded and bounded; the seed is
 //! printed (`GHOST_FAULT_SEED` replays it).
 
-use crate::agents::{online_enclave, Proc, AGENT_UP_S};
-use crate::figures;
-use crate::scheduling::wait_for;
-use crate::suite::{nr_cpu_ids, Test};
-use crate::sys::{self, Exit};
+use crate::harness::figures;
+use crate::harness::sys::{self, Exit};
+use crate::harness::sys::{ghost_states, threads_of};
+use crate::harness::wait_for;
+use crate::harness::{ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng};
+use crate::harness::{nr_cpu_ids, Test};
+use crate::harness::{online_enclave, Proc, AGENT_UP_S};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,76 +58,6 @@ struct Load {
     stop: AtomicU32,
 }
 
-/// A small seeded generator (xorshift64*).
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `lo..hi` (`hi > lo`).
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
-/// The seed: `GHOST_FAULT_SEED`, else the clock.
-pub(crate) fn seed() -> u64 {
-    std::env::var("GHOST_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        })
-}
-
-/// Runs `n` threads (64 KiB stacks) that each record their tid in
-/// `tids[i]` (if given), count themselves in `entered` (before joining: once in ghost a thread runs again only when
-/// the agent gets to it), join enclave `id` (counting `failed` if they
-/// cannot) and run `body(i)`; waits for them. The exit code of a load
-/// process: 0 if all `n` started and joined.
-pub(crate) fn ghost_threads(
-    id: u64,
-    n: usize,
-    tids: Option<&'static [AtomicU32]>,
-    entered: &'static AtomicU32,
-    failed: &'static AtomicU32,
-    body: impl Fn(usize) + Copy + Send + 'static,
-) -> i32 {
-    let tasks = crate::mapped::path(id, "tasks");
-    let threads: Vec<_> = (0..n)
-        .filter_map(|i| {
-            let tasks = tasks.clone();
-            std::thread::Builder::new()
-                .stack_size(64 << 10)
-                .spawn(move || {
-                    if let Some(t) = tids.and_then(|t| t.get(i)) {
-                        t.store(ghost::sys::gettid() as u32, Ordering::SeqCst);
-                    }
-                    entered.fetch_add(1, Ordering::SeqCst);
-                    if sys::write_once(&tasks, b"0").is_err() {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                        return;
-                    }
-                    body(i);
-                })
-                .ok()
-        })
-        .collect();
-    let spawned = threads.len();
-    for t in threads {
-        let _ = t.join();
-    }
-    i32::from(spawned != n || failed.load(Ordering::SeqCst) != 0)
-}
-
 /// The load: `THREADS` threads in enclave `id` that each do rounds of
 /// spinning and sleeping, at least `ROUNDS` and until told to stop.
 fn load_main(id: u64, l: &'static Load) -> i32 {
@@ -149,46 +81,6 @@ fn load_main(id: u64, l: &'static Load) -> i32 {
             l.done.fetch_add(1, Ordering::SeqCst);
         },
     )
-}
-
-/// A `ghost-agent fifo` on the last CPU whose enclave outlives it
-/// (`--keep-enclave`, for the agents that take over), once it is online;
-/// and its enclave's id.
-pub(crate) fn kept_enclave_agent() -> Result<(Proc, u64), String> {
-    let cpu = (nr_cpu_ids()? - 1).to_string();
-    let agent = Proc::start("ghost-agent", &["fifo", "--cpus", &cpu, "--keep-enclave"])?;
-    let id =
-        online_enclave(AGENT_UP_S).ok_or(format!("first agent not online after {AGENT_UP_S} s"))?;
-    Ok((agent, id))
-}
-
-/// SIGKILLs the agent of the kept enclave `id` (its exit awaited for up
-/// to `cap_s`), runs `between` while the enclave has no agent, then starts
-/// `ghost-agent fifo --enclave id` in its place and waits until it is
-/// online. `what` names the round in the errors.
-pub(crate) fn kill_and_restart(
-    agent: &mut Proc,
-    id: u64,
-    what: &str,
-    cap_s: u64,
-    between: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
-    agent.signal(libc::SIGKILL);
-    let exit = agent.wait(cap_s)?;
-    ensure!(
-        exit == Exit::Signal(libc::SIGKILL),
-        "{what}: the killed agent ended {exit:?}"
-    );
-    figures::faults(1);
-    between()?;
-    *agent = Proc::start("ghost-agent", &["fifo", "--enclave", &id.to_string()])?;
-    ensure!(
-        online_enclave(AGENT_UP_S) == Some(id),
-        "{what}: the new agent did not come online within {AGENT_UP_S} s:\n{}\n  {}",
-        agent.output(),
-        ghost_states()
-    );
-    Ok(())
 }
 
 /// `KILLS` agents SIGKILLed at random moments (10-60 ms after each comes
@@ -241,7 +133,7 @@ pub fn agent_kills_under_load() -> Result<(), String> {
     figures::returned(THREADS.into());
     agent.signal(libc::SIGTERM);
     agent.finish(30)?;
-    sys::write_once(&crate::mapped::path(id, "ctl"), b"destroy")
+    sys::write_once(&crate::harness::path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", sys::errno_name(x)))?;
     println!(
         "  agent_kills_under_load: {kills} agents killed, {THREADS} threads all done ({} rounds), {:.1} s (seed {seed})",
@@ -305,7 +197,7 @@ impl Shells {
     /// Waits until every shell appended at least one more byte than in
     /// `from`, bounded by lack of progress of the whole workload.
     fn each_progressed(&self, from: &[u64]) -> bool {
-        crate::scheduling::wait_while_progressing(
+        crate::harness::wait_while_progressing(
             WEDGE_STALL_MS,
             WEDGE_CAP_MS,
             || self.total(),
@@ -360,7 +252,7 @@ impl Shells {
 
 impl Drop for Shells {
     fn drop(&mut self) {
-        let _ = crate::suite::destroy_all_enclaves();
+        let _ = crate::harness::destroy_all_enclaves();
         for &pid in &self.pids {
             // SAFETY: plain syscalls on our own children.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -409,7 +301,7 @@ pub fn agent_deaths_never_wedge() -> Result<(), String> {
     let shells = Shells::start()?;
     for &pid in &shells.pids {
         sys::write_once(
-            &crate::mapped::path(id, "tasks"),
+            &crate::harness::path(id, "tasks"),
             pid.to_string().as_bytes(),
         )
         .map_err(|x| format!("shell {pid} into enclave_{id}: {}", sys::errno_name(x)))?;
@@ -445,7 +337,7 @@ pub fn agent_deaths_never_wedge() -> Result<(), String> {
     }
     let restart_lines = shells.total();
     // No restart: the fallback runs the shells for as long as it may.
-    let timeout = crate::mapped::path(id, "agentless_timeout");
+    let timeout = crate::harness::path(id, "agentless_timeout");
     sys::write_once(&timeout, b"0")
         .map_err(|x| format!("agentless_timeout 0: {}", sys::errno_name(x)))?;
     agent.signal(libc::SIGKILL);
@@ -568,7 +460,7 @@ pub fn destroys_under_load() -> Result<(), String> {
         );
         figures::entered(DESTROY_THREADS as u64);
         std::thread::sleep(Duration::from_millis(20));
-        sys::write_once(&crate::mapped::path(id, "ctl"), b"destroy")
+        sys::write_once(&crate::harness::path(id, "ctl"), b"destroy")
             .map_err(|x| format!("round {round}: destroy: {}", sys::errno_name(x)))?;
         figures::faults(1);
         // Killed by the destroy, or (exit 1) it saw its enclave go first.
@@ -832,7 +724,7 @@ fn churn_group(
 /// created and ended normally.
 fn churn_main(id: u64, c: &'static Churn, seed: u64) -> i32 {
     let tasks: &'static std::ffi::CStr = Box::leak(
-        std::ffi::CString::new(crate::mapped::path(id, "tasks"))
+        std::ffi::CString::new(crate::harness::path(id, "tasks"))
             .expect("path without NUL")
             .into_boxed_c_str(),
     );
@@ -940,7 +832,7 @@ pub fn churn_10000_threads() -> Result<(), String> {
     // Progress every 10 s; a stall report (up to 3) when no task finished
     // its work for 10 s.
     let (mut last, mut since, mut seen, mut reports) = (Instant::now(), Instant::now(), 0, 0);
-    let finished = crate::scheduling::wait_while_progressing(
+    let finished = crate::harness::wait_while_progressing(
         CHURN_STALL_SECS * 1000,
         CHURN_CAP_SECS * 1000,
         || u64::from(n(&c.done)),
@@ -1026,11 +918,11 @@ pub fn churn_10000_threads() -> Result<(), String> {
         agent.output()
     );
     ensure!(
-        std::fs::read_to_string(crate::mapped::path(id, "agent_online"))
+        std::fs::read_to_string(crate::harness::path(id, "agent_online"))
             .is_ok_and(|s| s.trim() == "1"),
         "agent not online after the churn"
     );
-    let left = std::fs::read_to_string(crate::mapped::path(id, "tasks")).unwrap_or_default();
+    let left = std::fs::read_to_string(crate::harness::path(id, "tasks")).unwrap_or_default();
     ensure!(left.trim().is_empty(), "tasks left in the enclave: {left}");
     agent.signal(libc::SIGTERM);
     let out = agent.finish(30)?;
@@ -1246,13 +1138,13 @@ fn creator_main(p: &'static Pressure, cpu: usize) -> i32 {
             continue;
         }
         p.created.fetch_add(1, Ordering::SeqCst);
-        let ctl = crate::mapped::path(id, "ctl");
+        let ctl = crate::harness::path(id, "ctl");
         if let Err(e) = sys::write_once(&ctl, b"create sw_region 0 0") {
             if fail(2, e) {
                 return 1;
             }
         }
-        if std::fs::read_to_string(crate::mapped::path(id, "status")).is_err() {
+        if std::fs::read_to_string(crate::harness::path(id, "status")).is_err() {
             p.other_step.store(3, Ordering::SeqCst);
             return 1;
         }
@@ -1344,7 +1236,7 @@ fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<
     // However slowly the hog grows (reclaim under TCG on a busy machine
     // takes minutes), it grows: fail only when nothing moves for
     // PRESSURE_STALL_SECS (the hog, the ghost threads, the creator).
-    let hog_over = crate::scheduling::wait_while_progressing(
+    let hog_over = crate::harness::wait_while_progressing(
         PRESSURE_STALL_SECS * 1000,
         PRESSURE_CAP_SECS * 1000,
         || {
@@ -1447,89 +1339,6 @@ fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<
     Ok(())
 }
 
-/// The threads in the ghost class, for a stall report: a count by state
-/// (`R`, `S`, `D`, ...) and, for the first few, `tid (comm) state wchan`
-/// and the kernel stack of the running ones.
-pub(crate) fn ghost_states() -> String {
-    let mut by_state = std::collections::BTreeMap::<char, u32>::new();
-    let mut lines = Vec::new();
-    // Runnable and uninterruptible threads first: they tell a stall.
-    let mut threads = sys::threads();
-    threads.sort_by_cached_key(|(tid, dir)| {
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        let sleeping = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next())
-            == Some('S');
-        (sleeping, *tid)
-    });
-    for (tid, dir) in threads {
-        if sys::sched_policy(tid) != ghost_abi::SCHED_GHOST {
-            continue;
-        }
-        let rd = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-        let stat = rd("stat");
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next())
-            .unwrap_or('?');
-        *by_state.entry(state).or_default() += 1;
-        if lines.len() < 12 {
-            let cpu = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().nth(36))
-                .unwrap_or("?");
-            let mut l = format!(
-                "{tid} ({}) {state} cpu {cpu} {}",
-                rd("comm").trim(),
-                rd("wchan")
-            );
-            if state != 'S' && lines.len() < 4 {
-                for f in rd("stack").lines().take(8) {
-                    l.push_str("\n      ");
-                    l.push_str(f);
-                }
-            }
-            lines.push(l);
-        }
-    }
-    format!(
-        "ghost threads by state {by_state:?}:\n    {}",
-        lines.join("\n    ")
-    )
-}
-
-/// The threads of process `pid`: `tid (comm) state cpu wchan` and kernel
-/// stack.
-pub(crate) fn threads_of(pid: i32) -> String {
-    let mut out = String::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return format!("no process {pid}");
-    };
-    for t in tasks.flatten() {
-        let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
-        let stat = rd("stat");
-        let rest: Vec<&str> = stat
-            .rfind(')')
-            .map(|i| stat[i + 1..].split_whitespace().collect())
-            .unwrap_or_default();
-        let tid = t.file_name().to_string_lossy().into_owned();
-        out.push_str(&format!(
-            "    {tid} ({}) {} cpu {} policy {} wchan {} schedstat {}\n",
-            rd("comm").trim(),
-            rest.first().unwrap_or(&"?"),
-            rest.get(36).unwrap_or(&"?"),
-            sys::sched_policy(tid.parse().unwrap_or(0)),
-            rd("wchan"),
-            rd("schedstat").trim()
-        ));
-        for f in rd("stack").lines().take(12) {
-            out.push_str(&format!("        {f}\n"));
-        }
-    }
-    out
-}
-
 /// The threads that ran in the last 300 ms (`schedstat` run time grew),
 /// ghost or not: `tid (comm) +ns policy syscall` and their kernel stacks.
 fn ghost_running() -> String {
@@ -1583,7 +1392,7 @@ fn ghost_running() -> String {
 /// threads by state, the agent's threads, what ran lately, and the agent's
 /// run queues (SIGUSR1).
 fn stall_report(id: u64, agent: &Proc) -> String {
-    let rd = |f: &str| std::fs::read_to_string(crate::mapped::path(id, f)).unwrap_or_default();
+    let rd = |f: &str| std::fs::read_to_string(crate::harness::path(id, f)).unwrap_or_default();
     let mut r = format!(
         "status: {}\n  tasks: {}\n  {}\n  agent threads:\n{}  ran in 300 ms:\n{}",
         rd("status").replace('\n', " "),

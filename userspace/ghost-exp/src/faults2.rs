@@ -10,12 +10,14 @@
 //! splat (`scripts/vm-run` checks the kernel log). Waits are bounded by a
 //! cap that only catches a hang ([`HANG_MS`]) and say what they waited for.
 
-use crate::faults::{ghost_states, ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng};
-use crate::figures;
-use crate::mapped::{open_rw, path};
-use crate::scheduling::{attach, become_agent, make_enclave, observe, wait_for, Txn};
-use crate::suite::{nr_cpu_ids, Test};
-use crate::sys::{self, errno_name, Exit};
+use crate::harness::figures;
+use crate::harness::sys::{self, errno_name, Exit};
+use crate::harness::{attach, become_agent, make_enclave, observe, wait_for, Txn};
+use crate::harness::{
+    ghost_states, ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng,
+};
+use crate::harness::{nr_cpu_ids, Test};
+use crate::harness::{open_rw, path};
 use ghost_abi as abi;
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -50,7 +52,7 @@ pub const LAST: &[Test] = &[Test {
 
 /// A cap on every wait of this file that only catches a hang (ms): each
 /// waits for something that takes milliseconds on a quiet machine.
-const HANG_MS: u64 = crate::scheduling::HANG_FLOOR_MS;
+const HANG_MS: u64 = crate::harness::HANG_FLOOR_MS;
 
 /// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
 fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
@@ -762,7 +764,7 @@ pub fn hotplug_during_destroys() -> Result<(), String> {
     let (mut with_cpu, mut without, mut agents) = (0, 0, 0);
     let result = (|| -> Result<(), String> {
         for round in 0..PLUG_ROUNDS {
-            crate::suite::create_enclave(&format!("create {id} 91"))?;
+            crate::harness::create_enclave(&format!("create {id} 91"))?;
             sys::write_once(&path(id, "ctl"), b"create sw_region 0 0")
                 .map_err(|e| format!("round {round}: sw_region: {}", errno_name(e)))?;
             // ENODEV while the CPU is offline: tried again for a while, so

@@ -48,15 +48,15 @@
 //! replayed. The last operations of both (a shared ring, [`RING`] entries)
 //! are printed on a failure.
 
-use crate::figures;
+use crate::harness::figures;
 /// The kernel crate's ghostfs parsers (pure code), to model what a write
 /// means to the kernel.
 #[path = "../../../rust-sched-ghost/parse.rs"]
 #[allow(dead_code)]
 mod kparse;
-use crate::mapped::{ioctl, path};
-use crate::suite::{create_enclave, destroy_all_enclaves, nr_cpu_ids, Test};
-use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::{create_enclave, destroy_all_enclaves, nr_cpu_ids, Test};
+use crate::harness::{ioctl, path};
 use ghost_abi as abi;
 use std::collections::HashSet;
 use std::fs::File;
@@ -1997,7 +1997,7 @@ fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, c1: usize) 
     let Ok(ctl) = open(&path(STAGE, "ctl"), libc::O_RDWR) else {
         return err(-1);
     };
-    let Ok((qf, size)) = crate::mapped::create_queue(&ctl, 256, -1, 0) else {
+    let Ok((qf, size)) = crate::harness::create_queue(&ctl, 256, -1, 0) else {
         return err(-2);
     };
     let Ok(qmap) = Map::new(qf.as_raw_fd(), size as usize, rw, libc::MAP_SHARED, 0) else {
@@ -2082,7 +2082,7 @@ fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, c1: usize) 
     }
     // Become the agent of `c1` (bounded retries while the CPU is busy).
     let cmd = format!("become agent {c1} {}", qf.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_millis(crate::scheduling::hang_cap(5000));
+    let deadline = Instant::now() + Duration::from_millis(crate::harness::hang_cap(5000));
     loop {
         match write_fd(ctl.as_raw_fd(), cmd.as_bytes(), None) {
             Ok(_) => break,
@@ -2250,7 +2250,7 @@ impl Agent {
 
     /// `COMMIT_TXN` or `SYNC_GROUP_TXN` with a mask of `cpus`.
     fn commit(&self, cpus: &[usize], sync: bool) -> Result<i64, i32> {
-        crate::scheduling::commit_txns(&self.ctl, cpus, sync).map(i64::from)
+        crate::harness::commit_txns(&self.ctl, cpus, sync).map(i64::from)
     }
 
     /// Runs the next runnable task on the agent's CPU (the agent sleeps
@@ -2780,14 +2780,14 @@ fn batch(
     let (aseed, fseed) = (sub_seed(seed, b, 1), sub_seed(seed, b, 2));
     let (na, nf) = (nops / 2, nops - nops / 2);
     let agent = sys::fork_child(move || child(|| agent_main(sh, aseed, b, na, c1)))?;
-    let up = crate::scheduling::wait_for(20_000, || {
+    let up = crate::harness::wait_for(20_000, || {
         sh.agent_up.load(Ordering::SeqCst) != 0 || sh.agent_err.load(Ordering::SeqCst) != 0
     });
     let aerr = sh.agent_err.load(Ordering::SeqCst);
     if !up || aerr != 0 {
         return Err(format!("the stage's agent did not come up (error {aerr})"));
     }
-    let joined = crate::scheduling::wait_for(20_000, || {
+    let joined = crate::harness::wait_for(20_000, || {
         sh.tids.iter().all(|t| t.load(Ordering::SeqCst) != 0)
             && sh.in_ghost.iter().all(|g| g.load(Ordering::SeqCst) != 0)
     });
@@ -2797,7 +2797,7 @@ fn batch(
     let fuzzer = sys::fork_child(move || child(|| fuzzer_main(sh, fseed, b, nf, c1)))?;
     // The batch: both fuzz processes finish their operations (seconds on a
     // quiet machine; bounded by the hang cap).
-    let deadline = Instant::now() + Duration::from_millis(crate::scheduling::hang_cap(60_000));
+    let deadline = Instant::now() + Duration::from_millis(crate::harness::hang_cap(60_000));
     while Instant::now() < deadline {
         let f_end = ended(fuzzer);
         let a_end = sh.agent_done.load(Ordering::SeqCst) != 0 || ended(agent);
@@ -2862,14 +2862,14 @@ fn batch(
             )));
         }
         let w = sh.work[i].load(Ordering::SeqCst);
-        if !crate::scheduling::wait_for(5000, || sh.work[i].load(Ordering::SeqCst) > w) {
+        if !crate::harness::wait_for(5000, || sh.work[i].load(Ordering::SeqCst) > w) {
             return Err(fail(format!(
                 "workload thread {tid} (policy {pol}) stopped: not running after the destroy"
             )));
         }
     }
     let bw = sh.bystander_work.load(Ordering::SeqCst);
-    if !crate::scheduling::wait_for(5000, || sh.bystander_work.load(Ordering::SeqCst) > bw) {
+    if !crate::harness::wait_for(5000, || sh.bystander_work.load(Ordering::SeqCst) > bw) {
         return Err(fail(
             "the bystander stopped: not running after the destroy".into(),
         ));
@@ -2970,7 +2970,7 @@ fn health(
     let destroyed = sys::write_once(&path(HEALTH, "ctl"), b"destroy");
     let back = sys::sched_policy(child);
     let at = counter.load(Ordering::SeqCst);
-    let runs = crate::scheduling::wait_for(5000, || counter.load(Ordering::SeqCst) > at + 2);
+    let runs = crate::harness::wait_for(5000, || counter.load(Ordering::SeqCst) > at + 2);
     // SAFETY: our own child.
     unsafe { libc::kill(child, libc::SIGKILL) };
     let _ = reap(child, 5000).map_err(&fail)?;

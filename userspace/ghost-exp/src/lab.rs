@@ -8,12 +8,12 @@
 //! script against two spinning tasks and records each outcome in shared
 //! memory, which the test then checks.
 
-use crate::mapped::path;
-use crate::scheduling::{
+use crate::harness::nr_cpu_ids;
+use crate::harness::path;
+use crate::harness::sys::{self, errno_name, Exit};
+use crate::harness::{
     attach, become_agent, cfs_hog, current_cpu, make_enclave, wait_for, Enclave, Txn,
 };
-use crate::suite::nr_cpu_ids;
-use crate::sys::{self, errno_name, Exit};
 use ghost_abi as abi;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -138,7 +138,7 @@ impl Known {
         let cap = if ms < 1000 {
             ms
         } else {
-            crate::scheduling::hang_cap(ms)
+            crate::harness::hang_cap(ms)
         };
         let end = Instant::now() + Duration::from_millis(cap);
         loop {
@@ -203,7 +203,7 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
         "deliver_cpu_availability",
         "deliver_agent_runnability",
     ] {
-        let Ok(f) = crate::mapped::open_rw(&path(id, t)) else {
+        let Ok(f) = crate::harness::open_rw(&path(id, t)) else {
             lab.error.store(-4, Ordering::SeqCst);
             return 1;
         };
@@ -550,7 +550,7 @@ pub fn txn_outcomes_and_cpu_messages() -> Result<(), String> {
 /// children.
 fn reap(failed: bool) {
     if failed {
-        let _ = crate::suite::destroy_all_enclaves();
+        let _ = crate::harness::destroy_all_enclaves();
         sys::kill_leftover_children();
     }
 }
@@ -610,14 +610,14 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
             .fold(0u64, |a, v| a.wrapping_mul(1_000_003).wrapping_add(v))
     };
     ensure!(
-        crate::scheduling::wait_while_progressing(
-            crate::scheduling::HANG_FLOOR_MS + 60_000,
+        crate::harness::wait_while_progressing(
+            crate::harness::HANG_FLOOR_MS + 60_000,
             1_800_000,
             progress,
             || lab.step.load(Ordering::SeqCst) == 2
         ),
         "lab script did not finish (no progress for {} s, or 30 min in all): outcomes {:x?}",
-        (crate::scheduling::HANG_FLOOR_MS + 60_000) / 1000,
+        (crate::harness::HANG_FLOOR_MS + 60_000) / 1000,
         lab.out
             .iter()
             .map(|o| o.load(Ordering::SeqCst))
@@ -973,7 +973,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         let ms = if n == 0 {
             200
         } else {
-            crate::scheduling::hang_cap(2000)
+            crate::harness::hang_cap(2000)
         };
         let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end && (n == 0 || got.len() < n) {
@@ -990,7 +990,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     };
     let free = |index: u32| {
         let mut info = abi::GhostSwInfo { id: 0, index };
-        crate::mapped::ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
+        crate::harness::ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
             .map_err(|x| format!("SW_FREE {index}: {}", errno_name(x)))
     };
     // Asleep first: a task that joins while running is announced only when

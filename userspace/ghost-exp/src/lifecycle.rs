@@ -2,8 +2,8 @@
 //! ephemeral enclaves, bad input on every writable file, and create/destroy
 //! cycles that must give all memory back.
 
-use crate::suite::{create_enclave, destroy_enclave, expect_errnos, nr_cpu_ids, TUNABLES};
-use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::{create_enclave, destroy_enclave, expect_errnos, nr_cpu_ids, TUNABLES};
 use std::io::{Read, Write};
 
 const SEQNUM_BITS: u32 = 41;
@@ -80,7 +80,7 @@ pub fn gtid_assigned_at_fork() -> Result<(), String> {
         );
         seen.push(cg);
     }
-    let mode = crate::suite::mode_of("/proc/self/ghost/gtid")?;
+    let mode = crate::harness::mode_of("/proc/self/ghost/gtid")?;
     ensure!(mode == 0o444, "gtid mode {mode:o}");
     Ok(())
 }
@@ -89,7 +89,7 @@ pub fn tasks_file() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     create_enclave("create 35 91")?;
     let tasks = path(35, "tasks");
-    let mode = crate::suite::mode_of(&tasks)?;
+    let mode = crate::harness::mode_of(&tasks)?;
     ensure!(mode == 0o666, "tasks mode {mode:o}");
     ensure!(
         read(&tasks)?.is_empty(),
@@ -409,7 +409,7 @@ pub fn create_destroy_cycles_memory() -> Result<(), String> {
         cycle(100 + i % 7, i, ncpus).map_err(|e| format!("cycle {i}: {e}"))?;
     }
     let secs = t.elapsed().as_secs_f64();
-    crate::figures::ops(WARMUP + CYCLES);
+    crate::harness::figures::ops(WARMUP + CYCLES);
     settle()?;
     let end = meminfo(&keys)?;
     let n = std::fs::read_dir(GHOSTFS)

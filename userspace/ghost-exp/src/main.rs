@@ -22,15 +22,14 @@ mod cconf;
 mod conformance;
 mod faults;
 mod faults2;
-mod figures;
 mod fuzz;
+mod harness;
 mod lab;
 mod lifecycle;
 mod mapped;
 mod scheduling;
 mod simple;
 mod suite;
-mod sys;
 
 use std::process::ExitCode;
 

@@ -1,8 +1,9 @@
 //! In-VM tests of the memory ghostfs shares with agents: `cpu_data` (the
 //! transaction pages) and the status-word regions `sw_regions/sw_<id>`.
 
-use crate::suite::{create_enclave, destroy_enclave, mode_of, nr_cpu_ids};
-use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::sys::{self, errno_name, Exit};
+use crate::harness::{create_enclave, destroy_enclave, mode_of, nr_cpu_ids};
+use crate::harness::{create_queue, ioctl, open_ro, open_rw, path};
 use ghost_abi::{GhostStatusWord, GhostSwRegionHeader, GhostTxn};
 use std::io::{Read, Write};
 use std::mem::{offset_of, size_of};
@@ -11,22 +12,6 @@ use std::os::unix::fs::MetadataExt;
 const PAGE: usize = 4096;
 const REGION: usize = 2 << 20;
 const CAPACITY: u32 = 65534;
-
-pub fn path(id: u64, f: &str) -> String {
-    format!("{GHOSTFS}/enclave_{id}/{f}")
-}
-
-pub fn open_rw(p: &str) -> Result<std::fs::File, String> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(p)
-        .map_err(|e| format!("{p}: {e}"))
-}
-
-pub fn open_ro(p: &str) -> Result<std::fs::File, String> {
-    std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))
-}
 
 /// An `mmap` that must fail: what it is, length, protection, flags,
 /// offset, and the errnos it may fail with.
@@ -333,42 +318,6 @@ fn map_then_destroy(id: u64, file: &str, len: usize, prot: i32) -> Result<Exit, 
     mapped.map_err(|e| format!("child did not map {file}: {e} (it ended {exit:?})"))?;
     destroyed?;
     Ok(exit)
-}
-
-/// `ioctl(fd, cmd, arg)`: the result or the errno.
-pub fn ioctl(fd: &impl std::os::fd::AsRawFd, cmd: u64, arg: *mut libc::c_void) -> Result<i32, i32> {
-    // SAFETY: the kernel validates `arg` for the command (the tests pass
-    // bad pointers on purpose; the kernel must refuse them).
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(r)
-    }
-}
-
-/// `GHOST_IOC_CREATE_QUEUE` with `elems`, `node`, `flags`; returns the
-/// queue file and the `mapsize` the kernel reported.
-pub fn create_queue(
-    ctl: &std::fs::File,
-    elems: i32,
-    node: i32,
-    flags: i32,
-) -> Result<(std::fs::File, u64), i32> {
-    use std::os::fd::FromRawFd;
-    let mut args = ghost_abi::GhostIocCreateQueue {
-        elems,
-        node,
-        flags,
-        mapsize: 0,
-    };
-    let fd = ioctl(
-        ctl,
-        ghost_abi::GHOST_IOC_CREATE_QUEUE,
-        (&raw mut args).cast(),
-    )?;
-    // SAFETY: the kernel returned a new descriptor, owned here.
-    Ok((unsafe { std::fs::File::from_raw_fd(fd) }, args.mapsize))
 }
 
 pub fn ctl_ioctls_and_queues() -> Result<(), String> {

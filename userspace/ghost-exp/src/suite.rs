@@ -4,22 +4,18 @@
 //! caught and reported as a failure too, so one broken test cannot hide the
 //! others.
 
-use crate::figures::Snapshot;
-use crate::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::figures::Snapshot;
+use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::{
+    create_enclave, ctl_path, destroy_all_enclaves, destroy_enclave, expect_errnos, mode_of, Test,
+    TUNABLES,
+};
 use crate::{
     abi91, agents, capabilities, cconf, conformance, faults, faults2, fuzz, lab, lifecycle, mapped,
     scheduling,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
-
-/// One integration test.
-pub struct Test {
-    /// Unique name, printed on the result line.
-    pub name: &'static str,
-    /// The test body.
-    pub run: fn() -> Result<(), String>,
-}
 
 /// Every test, in the order they run.
 pub const TESTS: &[Test] = &[
@@ -172,27 +168,6 @@ pub const TESTS: &[Test] = &[
         run: lifecycle::create_destroy_cycles_memory,
     },
 ];
-
-/// Destroys every enclave; returns the names of those there were.
-pub(crate) fn destroy_all_enclaves() -> Result<Vec<String>, String> {
-    let Ok(dir) = std::fs::read_dir(GHOSTFS) else {
-        return Ok(Vec::new());
-    };
-    let mut left = Vec::new();
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(id) = name.strip_prefix("enclave_") {
-            match sys::write_once(&format!("{GHOSTFS}/{name}/ctl"), b"destroy") {
-                Ok(_) => left.push(name),
-                // Gone meanwhile (an ephemeral enclave whose owner exited,
-                // another destroyer): nothing left to do.
-                Err(e) if e == libc::ENOENT || e == libc::ENODEV => {}
-                Err(e) => return Err(format!("cleanup: destroy enclave_{id}: {}", errno_name(e))),
-            }
-        }
-    }
-    Ok(left)
-}
 
 /// Every test, in the order they run: the core tests above, then the
 /// conformance suite, the ABI 91 semantics, fault injection and the fuzzer,
@@ -442,77 +417,6 @@ fn setscheduler_ghost_refused() -> Result<(), String> {
     let after = sys::sched_policy(0);
     ensure!(after == before, "policy changed from {before} to {after}");
     Ok(())
-}
-
-/// Writes each input of `cases` to `path` (one `write(2)` each) and checks
-/// that it fails with the paired errno.
-pub fn expect_errnos(path: &str, cases: &[(&[u8], i32)]) -> Result<(), String> {
-    for (input, want) in cases {
-        crate::figures::ops(1);
-        match sys::write_once(path, input) {
-            Ok(n) => {
-                return Err(format!(
-                    "write {:?} succeeded ({n} bytes)",
-                    String::from_utf8_lossy(input)
-                ))
-            }
-            Err(e) if e == *want => {}
-            Err(e) => {
-                return Err(format!(
-                    "write {:?}: {}, want {}",
-                    String::from_utf8_lossy(input),
-                    errno_name(e),
-                    errno_name(*want)
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The 0/1 tunables of an enclave.
-pub const TUNABLES: [&str; 7] = [
-    "commit_at_tick",
-    "deliver_ticks",
-    "deliver_cpu_availability",
-    "deliver_agent_runnability",
-    "wake_on_waker_cpu",
-    "switchto_disabled",
-    "live_dangerously",
-];
-
-fn ctl_path(id: u64) -> String {
-    format!("{GHOSTFS}/enclave_{id}/ctl")
-}
-
-pub fn create_enclave(cmd: &str) -> Result<(), String> {
-    sys::write_once(&format!("{GHOSTFS}/ctl"), cmd.as_bytes())
-        .map(|_| ())
-        .map_err(|e| format!("write {cmd:?} to the root ctl: {}", errno_name(e)))
-}
-
-pub fn destroy_enclave(id: u64) -> Result<(), String> {
-    sys::write_once(&ctl_path(id), b"destroy\n")
-        .map(|_| ())
-        .map_err(|e| format!("destroy enclave_{id}: {}", errno_name(e)))
-}
-
-/// `nr_cpu_ids`: one more than the highest possible CPU.
-pub fn nr_cpu_ids() -> Result<usize, String> {
-    let p = "/sys/devices/system/cpu/possible";
-    let s = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
-    let last = s.trim().rsplit([',', '-']).next().unwrap_or("");
-    last.parse::<usize>()
-        .map(|n| n + 1)
-        .map_err(|e| format!("{p}: {s:?}: {e}"))
-}
-
-pub fn mode_of(path: &str) -> Result<u32, String> {
-    Ok(std::fs::metadata(path)
-        .map_err(|e| format!("{path}: {e}"))?
-        .permissions()
-        .mode()
-        & 0o7777)
 }
 
 fn enclave_create_destroy() -> Result<(), String> {

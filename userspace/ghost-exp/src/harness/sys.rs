@@ -319,7 +319,7 @@ pub fn wait_child(pid: i32) -> Result<Exit, String> {
                 return Err(format!(
                     "child {pid} did not end within {} s (a hang); its threads:\n{}",
                     CHILD_CAP_MS / 1000,
-                    crate::faults::threads_of(pid)
+                    threads_of(pid)
                 ))
             }
             _ => return Err(format!("waitpid: {}", errno_name(errno()))),
@@ -418,4 +418,149 @@ pub fn drop_caps(caps: &[u32]) -> Result<(), i32> {
         return Err(errno());
     }
     Ok(())
+}
+
+/// The threads in the ghost class, for a stall report: a count by state
+/// (`R`, `S`, `D`, ...) and, for the first few, `tid (comm) state wchan`
+/// and the kernel stack of the running ones.
+pub(crate) fn ghost_states() -> String {
+    let mut by_state = std::collections::BTreeMap::<char, u32>::new();
+    let mut lines = Vec::new();
+    // Runnable and uninterruptible threads first: they tell a stall.
+    let mut threads = threads();
+    threads.sort_by_cached_key(|(tid, dir)| {
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let sleeping = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            == Some('S');
+        (sleeping, *tid)
+    });
+    for (tid, dir) in threads {
+        if sched_policy(tid) != ghost_abi::SCHED_GHOST {
+            continue;
+        }
+        let rd = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .unwrap_or('?');
+        *by_state.entry(state).or_default() += 1;
+        if lines.len() < 12 {
+            let cpu = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(36))
+                .unwrap_or("?");
+            let mut l = format!(
+                "{tid} ({}) {state} cpu {cpu} {}",
+                rd("comm").trim(),
+                rd("wchan")
+            );
+            if state != 'S' && lines.len() < 4 {
+                for f in rd("stack").lines().take(8) {
+                    l.push_str("\n      ");
+                    l.push_str(f);
+                }
+            }
+            lines.push(l);
+        }
+    }
+    format!(
+        "ghost threads by state {by_state:?}:\n    {}",
+        lines.join("\n    ")
+    )
+}
+
+/// The threads of process `pid`: `tid (comm) state cpu wchan` and kernel
+/// stack.
+pub(crate) fn threads_of(pid: i32) -> String {
+    let mut out = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("no process {pid}");
+    };
+    for t in tasks.flatten() {
+        let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let rest: Vec<&str> = stat
+            .rfind(')')
+            .map(|i| stat[i + 1..].split_whitespace().collect())
+            .unwrap_or_default();
+        let tid = t.file_name().to_string_lossy().into_owned();
+        out.push_str(&format!(
+            "    {tid} ({}) {} cpu {} policy {} wchan {} schedstat {}\n",
+            rd("comm").trim(),
+            rest.first().unwrap_or(&"?"),
+            rest.get(36).unwrap_or(&"?"),
+            sched_policy(tid.parse().unwrap_or(0)),
+            rd("wchan"),
+            rd("schedstat").trim()
+        ));
+        for f in rd("stack").lines().take(12) {
+            out.push_str(&format!("        {f}\n"));
+        }
+    }
+    out
+}
+
+/// `sched_setscheduler(pid, policy, 0)`: the errno on failure.
+pub(crate) fn set_policy(pid: i32, policy: i32) -> Result<(), i32> {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The nice value of `pid`.
+pub(crate) fn nice_of(pid: i32) -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) }
+}
+
+/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SchedAttr {
+    pub(crate) size: u32,
+    pub(crate) policy: u32,
+    pub(crate) flags: u64,
+    pub(crate) nice: i32,
+    pub(crate) priority: u32,
+    pub(crate) runtime: u64,
+    pub(crate) deadline: u64,
+    pub(crate) period: u64,
+    pub(crate) util_min: u32,
+    pub(crate) util_max: u32,
+}
+
+/// `sched_setattr(pid, {policy, nice, runtime}, 0)`: 0 or the errno.
+pub(crate) fn setattr(pid: i32, policy: i32, nice: i32, runtime: u64) -> i32 {
+    let a = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy as u32,
+        nice,
+        runtime,
+        ..Default::default()
+    };
+    // SAFETY: sched_setattr with a valid, fully initialised attribute.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &a, 0) } == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `sched_getattr(pid)`: the attributes, or the errno.
+pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
+    let mut a = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: sched_getattr fills at most `size` bytes of `a`.
+    if unsafe { libc::syscall(libc::SYS_sched_getattr, pid, &raw mut a, size, 0) } == 0 {
+        Ok(a)
+    } else {
+        Err(errno())
+    }
 }
