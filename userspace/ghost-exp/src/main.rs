@@ -15,21 +15,11 @@ macro_rules! ensure {
     };
 }
 
-mod abi91;
-mod agents;
-mod capabilities;
-mod cconf;
-mod conformance;
-mod faults;
-mod faults2;
 mod fuzz;
 mod harness;
-mod lab;
-mod lifecycle;
-mod mapped;
-mod scheduling;
 mod simple;
 mod suite;
+mod tests;
 
 use std::process::ExitCode;
 
