@@ -3,7 +3,7 @@
 //! The file is pure `core` code, so the very same source the kernel compiles
 //! is compiled here and exercised without a kernel.
 
-#[path = "../../../rust-sched-ghost/parse.rs"]
+#[path = "../../parse.rs"]
 #[allow(dead_code)]
 mod parse;
 

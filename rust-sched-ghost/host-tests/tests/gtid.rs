@@ -1,6 +1,6 @@
 //! Host tests of the kernel crate's gtid code (`rust-sched-ghost/gtid.rs`).
 
-#[path = "../../../rust-sched-ghost/gtid.rs"]
+#[path = "../../gtid.rs"]
 mod gtid;
 
 use gtid::*;

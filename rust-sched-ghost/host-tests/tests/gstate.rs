@@ -2,7 +2,7 @@
 //! (`rust-sched-ghost/gstate.rs`): the full transition table, and the
 //! equivalence with the six boolean cells it replaced.
 
-#[path = "../../../rust-sched-ghost/gstate.rs"]
+#[path = "../../gstate.rs"]
 mod gstate;
 
 use gstate::{Cpu, Event, Stage, TaskState};

@@ -2,7 +2,7 @@
 //! (`rust-sched-ghost/ring.rs`) against a consumer written from the ABI's
 //! description (acquire `head`, read, release `tail`; NOPs consumed alike).
 
-#[path = "../../../rust-sched-ghost/ring.rs"]
+#[path = "../../ring.rs"]
 #[allow(dead_code)]
 mod ring;
 

@@ -1,7 +1,7 @@
 //! Host tests of the kernel crate's status-word allocator
 //! (`rust-sched-ghost/sw.rs`), on a region in ordinary memory.
 
-#[path = "../../../rust-sched-ghost/sw.rs"]
+#[path = "../../sw.rs"]
 #[allow(dead_code)]
 mod sw;
 
