@@ -564,3 +564,34 @@ pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
         Err(errno())
     }
 }
+
+/// `kill(pid, sig)`: 0, or -1 with the errno set.
+pub fn kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::kill(pid, sig) }
+}
+
+/// `sched_yield()`.
+pub fn sched_yield() {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_yield() };
+}
+
+/// `pause()`: sleeps until a signal arrives (the callers are killed).
+pub fn pause() {
+    // SAFETY: plain syscall.
+    unsafe { libc::pause() };
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::gettid() }
+}
+
+/// `setpriority(PRIO_PROCESS, pid, nice)` (`pid` 0: the caller): 0, or -1
+/// with the errno set.
+pub fn setpriority(pid: i32, nice: i32) -> i32 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as u32, nice) }
+}

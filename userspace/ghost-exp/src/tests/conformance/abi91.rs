@@ -858,8 +858,7 @@ fn tasks_join_eperm() -> Result<(), String> {
     })?;
     let res = tasks_probes(&rig, other, child, t);
     let gone = sys::write_once(&path(other, "ctl"), b"destroy");
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(child, libc::SIGKILL) };
+    sys::kill(child, libc::SIGKILL);
     sys::wait_child(child)?;
     res?;
     gone.map_err(|x| format!("destroy enclave_{other}: {}", errno_name(x)))?;
@@ -1284,12 +1283,10 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
         n = n.wrapping_add(1);
         match sh.spin.load(SeqCst) {
             2 => {
-                // SAFETY: plain syscall.
-                unsafe { libc::sched_yield() };
+                sys::sched_yield();
             }
             1 if n % 200 != 0 => {
-                // SAFETY: plain syscall.
-                unsafe { libc::sched_yield() };
+                sys::sched_yield();
             }
             _ => std::thread::sleep(Duration::from_millis(1)),
         }
@@ -1521,8 +1518,7 @@ fn info_task(id: u64, r: &Rig) -> i32 {
     if sys::write_once(&path(id, "tasks"), b"0").is_err() {
         return 3;
     }
-    // SAFETY: plain syscall.
-    let gtid = sys::gtid_of(unsafe { libc::gettid() });
+    let gtid = sys::gtid_of(sys::gettid());
     let index = |x: Result<abi::GhostSwInfo, i32>| x.map_or_else(|x| -x, |i| i.index as i32);
     r.out[0].store(index(sw_get_info(&ctl, abi::GHOST_TASK, 0)), SeqCst);
     r.out[1].store(

@@ -159,8 +159,7 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         out(10, write_errno(&ctl, &cmd));
         r.up.store(1, SeqCst);
         loop {
-            // SAFETY: plain syscall; the test's destroy kills us.
-            unsafe { libc::pause() };
+            sys::pause();
         }
     })?;
     ensure!(
@@ -288,8 +287,7 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
         policy == libc::SCHED_OTHER,
         "task policy after destroy: {policy}"
     );
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(task, libc::SIGKILL) };
+    sys::kill(task, libc::SIGKILL);
     sys::wait_child(task)?;
     figures::returned(1);
     Ok(())
@@ -540,8 +538,7 @@ fn conf_setscheduler_ghost_ebadf() -> Result<(), String> {
         ensure!(p == libc::SCHED_OTHER, "task policy {p} after destroy");
         figures::returned(1);
     }
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(child, libc::SIGKILL) };
+    sys::kill(child, libc::SIGKILL);
     sys::wait_child(child)?;
     res
 }
@@ -871,8 +868,7 @@ fn conf_priority_changed() -> Result<(), String> {
     let (id, c0) = (rig.id, rig.c0);
     r.auto.store(3, SeqCst);
     let t = sys::fork_child(move || {
-        // SAFETY: plain syscall on ourselves.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 7) };
+        sys::setpriority(0, 7);
         spinner(id, r, 0, c0)
     })?;
     figures::entered(1);
@@ -888,16 +884,14 @@ fn conf_priority_changed() -> Result<(), String> {
     let prio = || rig.a_count(abi::MSG_TASK_PRIORITY_CHANGED);
     for nice in [12, 0, -5, 19, -20, 3] {
         let p0 = prio();
-        // SAFETY: plain syscall on our own child.
-        let x = unsafe { libc::setpriority(libc::PRIO_PROCESS, t as u32, nice) };
+        let x = sys::setpriority(t, nice);
         ensure!(x == 0, "setpriority {nice}: {}", errno_name(sys::errno()));
         figures::ops(1);
         rig.one_priority_change(p0, nice, &format!("setpriority {nice}"))?;
         ensure!(nice_of(t) == nice, "nice of the task {}", nice_of(t));
     }
     let p0 = prio();
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, t as u32, 3) };
+    sys::setpriority(t, 3);
     std::thread::sleep(Duration::from_millis(200));
     ensure!(prio() == p0, "setting the same nice again sent a message");
     r.renice.store(100 + 9, SeqCst);

@@ -205,8 +205,7 @@ fn sleeper() -> Result<i32, String> {
 
 /// Kills and reaps `pid`.
 fn kill(pid: i32) -> Result<Exit, String> {
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sys::kill(pid, libc::SIGKILL);
     sys::wait_child(pid)
 }
 
@@ -1506,8 +1505,7 @@ fn capabilities(o: &'static Outcomes) -> Result<(), String> {
         }
         o.up.store(1, Ordering::SeqCst);
         loop {
-            // SAFETY: plain syscall; the enclave's destroy kills us.
-            unsafe { libc::pause() };
+            sys::pause();
         }
     })?;
     ensure!(

@@ -254,8 +254,7 @@ impl Drop for Shells {
     fn drop(&mut self) {
         let _ = crate::harness::destroy_all_enclaves();
         for &pid in &self.pids {
-            // SAFETY: plain syscalls on our own children.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            sys::kill(pid, libc::SIGKILL);
             let _ = sys::wait_child(pid);
         }
         for f in &self.files {

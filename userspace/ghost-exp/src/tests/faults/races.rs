@@ -95,8 +95,7 @@ fn grows(work: &AtomicU64, by: u64, what: &str) -> Result<(), String> {
 
 /// SIGKILLs our child `pid` and reaps it; how it ended.
 fn kill_child(pid: i32) -> Result<Exit, String> {
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sys::kill(pid, libc::SIGKILL);
     sys::wait_child(pid)
 }
 

@@ -24,8 +24,7 @@ fn gtid_at(p: &str) -> Result<i64, String> {
 }
 
 fn gettid() -> i64 {
-    // SAFETY: plain syscall.
-    i64::from(unsafe { libc::gettid() })
+    i64::from(sys::gettid())
 }
 
 pub fn gtid_assigned_at_fork() -> Result<(), String> {

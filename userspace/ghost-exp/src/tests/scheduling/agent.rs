@@ -238,8 +238,7 @@ fn workload_main(id: u64, sh: &Shared) -> i32 {
                 if n % 64 == 0 {
                     std::thread::sleep(Duration::from_micros(200));
                 } else if n % 64 == 32 {
-                    // SAFETY: plain syscall.
-                    unsafe { libc::sched_yield() };
+                    sys::sched_yield();
                 }
             }
             _ => return 0,
@@ -410,8 +409,7 @@ pub fn agent_takeover_and_errors() -> Result<(), String> {
 
     // The agent dies; the task stays in the enclave.
     sh.phase.store(1, Ordering::SeqCst);
-    // SAFETY: killing our own child.
-    unsafe { libc::kill(a, libc::SIGKILL) };
+    sys::kill(a, libc::SIGKILL);
     let exit = sys::wait_child(a)?;
     ensure!(
         exit == Exit::Signal(libc::SIGKILL),

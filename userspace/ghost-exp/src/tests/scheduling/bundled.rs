@@ -138,8 +138,7 @@ pub fn ghostctl_drives_live_enclave() -> Result<(), String> {
         ghost::ghostfs::list().is_ok_and(|l| l.is_empty()),
         "enclaves left after ghostctl destroy"
     );
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sys::kill(pid, libc::SIGKILL);
     sys::wait_child(pid)?;
     Ok(())
 }
@@ -242,8 +241,7 @@ pub fn agent_ctrl_c_leaves_tasks_running() -> Result<(), String> {
         ran(1000),
         "the task stopped running after Ctrl-C of the agent"
     );
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(task, libc::SIGKILL) };
+    sys::kill(task, libc::SIGKILL);
     sys::wait_child(task)?;
     Ok(())
 }

@@ -421,8 +421,7 @@ fn lab_script(
 
     trace("Its nice value changes.");
     let prio = count(lab, abi::MSG_TASK_PRIORITY_CHANGED);
-    // SAFETY: plain syscall on a task we started.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid(1) as u32, 3) };
+    sys::setpriority(pid(1), 3);
     k.until(e, lab, 2000, |_| {
         count(lab, abi::MSG_TASK_PRIORITY_CHANGED) > prio
     });
@@ -821,8 +820,7 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
         drop(sleeper);
         // Until the test's destroy kills the process.
         loop {
-            // SAFETY: plain syscall.
-            unsafe { libc::pause() };
+            sys::pause();
         }
     })?;
     ensure!(
@@ -1049,8 +1047,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         "policy after destroy: {}",
         sys::sched_policy(child)
     );
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(child, libc::SIGKILL) };
+    sys::kill(child, libc::SIGKILL);
     sys::wait_child(child)?;
     Ok(())
 }
