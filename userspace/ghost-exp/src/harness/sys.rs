@@ -1,5 +1,6 @@
 //! Thin, checked wrappers over the system calls the tests use.
 
+use ghost_abi as abi;
 use std::ffi::CString;
 use std::io;
 
@@ -36,7 +37,7 @@ pub fn shared_page<T>() -> Result<&'static T, String> {
     }
 }
 
-fn cstr(s: &str) -> CString {
+pub(crate) fn cstr(s: &str) -> CString {
     CString::new(s).expect("path without NUL")
 }
 
@@ -301,7 +302,7 @@ pub enum Exit {
 /// How long [`wait_child`] waits (ms): a cap that only catches a hang
 /// (every caller waits for a child that has been told to end, or whose
 /// work is over).
-const CHILD_CAP_MS: u64 = 900_000;
+pub(crate) const CHILD_CAP_MS: u64 = 900_000;
 
 /// Waits for child `pid` (up to [`CHILD_CAP_MS`]; then the error shows its
 /// threads' states and kernel stacks).
@@ -594,4 +595,288 @@ pub fn gettid() -> i32 {
 pub fn setpriority(pid: i32, nice: i32) -> i32 {
     // SAFETY: plain syscall with integer arguments.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as u32, nice) }
+}
+
+/// The CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), ns.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is writable; a valid clock id.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The number of CPUs `pid` may use.
+pub(crate) fn affinity_count(pid: i32) -> i32 {
+    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) != 0 {
+            return -1;
+        }
+        libc::CPU_COUNT(&set)
+    }
+}
+
+/// `sched_setscheduler(pid, policy, prio)`: 0 or the errno.
+pub(crate) fn setscheduler(pid: i32, policy: i32, prio: i32) -> i32 {
+    super::figures::ops(1);
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `ghost_run(GHOST_AGENT_GTID, 0, 0, cpu, 0)` (a ping): 0 or the errno.
+pub(crate) fn ghost_run_ping(cpu: usize) -> i32 {
+    super::figures::ops(1);
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            abi::NR_GHOST_RUN,
+            abi::GHOST_AGENT_GTID,
+            0u32,
+            0u32,
+            cpu as i32,
+            0,
+        )
+    };
+    if r == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `bpf(BPF_PROG_LOAD)` of a program type the kernel does not have (ghOSt's
+/// ghost program types are not part of ghost-rs): 0 or the errno.
+pub(crate) fn bpf_prog_load() -> i32 {
+    super::figures::ops(1);
+    // union bpf_attr, BPF_PROG_LOAD part: prog_type first; the rest zero.
+    let mut attr = [0u32; 32];
+    attr[0] = 0x7fff;
+    // SAFETY: a zeroed attribute buffer of the stated size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5, // BPF_PROG_LOAD
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if r >= 0 {
+        // SAFETY: a descriptor the call returned, closed once.
+        unsafe { libc::close(r as i32) };
+        0
+    } else {
+        errno()
+    }
+}
+
+/// Becomes uid 65534 with primary group `gid` and no other group.
+pub(crate) fn become_nobody(gid: u32) -> bool {
+    // SAFETY: plain syscalls in a child process.
+    unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(65534) == 0
+    }
+}
+
+/// Writes `0` to the `tasks` file `path` (no allocation: safe in a child
+/// forked from a threaded process).
+pub(crate) fn enter(path: &std::ffi::CStr) -> bool {
+    // SAFETY: plain syscalls on a valid path and our own descriptor.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// Whether child `pid` has ended (it stays to be reaped by
+/// `wait_child`).
+pub(crate) fn ended(pid: i32) -> bool {
+    // SAFETY: `info` is a plain C struct waitid fills in; our own child.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() == pid
+    }
+}
+
+/// Pins the caller to `cpu`.
+pub(crate) fn pin(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+    }
+}
+
+/// `madvise` advice: fault every page in, writable (Linux 5.14).
+pub(crate) const MADV_POPULATE_WRITE: i32 = 23;
+
+/// Anonymous private memory, every page written; unmapped on drop.
+pub(crate) struct Touched(*mut libc::c_void, usize);
+
+impl Touched {
+    /// `len` bytes; `None` if the mapping is refused.
+    pub(crate) fn new(len: usize, salt: u8) -> Option<Touched> {
+        // SAFETY: a new private anonymous mapping; nothing is overwritten.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        // Faulted in by the kernel (much faster than a fault per page under
+        // TCG), then written to by hand, which also covers a kernel
+        // without MADV_POPULATE_WRITE.
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(p, len, MADV_POPULATE_WRITE) };
+        for off in (0..len).step_by(4096) {
+            // SAFETY: inside the mapping, which is writable.
+            unsafe { p.cast::<u8>().add(off).write_volatile(salt) };
+        }
+        Some(Touched(p, len))
+    }
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.0, self.1) };
+    }
+}
+
+/// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
+pub(crate) fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, gtid, barrier, 0u32, cpu, 0) };
+    if r < 0 {
+        errno()
+    } else {
+        0
+    }
+}
+
+/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
+pub(crate) fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        return Err(format!("poll: {}", errno_name(errno())));
+    }
+    Ok(r > 0 && pfd.revents & libc::POLLPRI != 0)
+}
+
+/// `tgkill(pid, tid, sig)`: 0, or -1 with the errno set.
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> i64 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) }
+}
+
+/// The raw `ghost_run(gtid, agent_barrier, task_barrier, run_cpu,
+/// run_flags)` syscall: its return value (-1 with the errno set on failure).
+pub fn ghost_run_raw(
+    gtid: i64,
+    agent_barrier: u32,
+    task_barrier: u32,
+    cpu: i32,
+    run_flags: i32,
+) -> i64 {
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    unsafe {
+        libc::syscall(
+            abi::NR_GHOST_RUN,
+            gtid,
+            agent_barrier,
+            task_barrier,
+            cpu,
+            run_flags,
+        )
+    }
+}
+
+/// `sched_setattr(pid, attr, 0)` with the 48-byte first version of the
+/// attribute struct (`SCHED_ATTR_SIZE_VER0`), `policy` and `runtime` set:
+/// 0 or the errno.
+pub fn setattr_ver0(pid: i32, policy: i32, runtime: u64) -> i32 {
+    #[repr(C)]
+    #[derive(Default)]
+    struct SchedAttrVer0 {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let mut a = SchedAttrVer0 {
+        size: std::mem::size_of::<SchedAttrVer0>() as u32,
+        policy: policy as u32,
+        runtime,
+        ..Default::default()
+    };
+    // SAFETY: sched_setattr with a valid VER0 (48-byte) attribute struct.
+    let x = unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &raw mut a, 0) };
+    if x == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `write(fd, data)` on a raw descriptor: the bytes written, or -1 with the
+/// errno set.
+pub fn write_raw(fd: i32, data: &[u8]) -> isize {
+    // SAFETY: `data` is a valid buffer of `data.len()` bytes.
+    unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
+}
+
+/// `fcntl(fd, F_GETFD)`: the descriptor flags, or -1.
+pub fn fd_flags(fd: i32) -> i32 {
+    // SAFETY: F_GETFD takes no pointer.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) }
+}
+
+/// Reaps child `pid` (`waitpid(pid, 0)`): true if it exited with code 0.
+pub fn reaped_exit0(pid: i32) -> bool {
+    let mut st = 0;
+    // SAFETY: `st` is writable.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
 }

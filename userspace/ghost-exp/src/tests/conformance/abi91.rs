@@ -14,6 +14,7 @@
 
 use crate::harness::figures;
 use crate::harness::start_agent;
+use crate::harness::sys::thread_cpu_ns;
 use crate::harness::sys::{self, errno_name, Exit};
 use crate::harness::{attach, current_cpu, make_enclave, observe, sw_get_info, wait_for, Enclave};
 use crate::harness::{create_enclave, Test};
@@ -95,17 +96,6 @@ fn cpu_time(ctl: &std::fs::File, gtid: i64) -> Result<u64, i32> {
     let mut a = abi::GhostIocGetCpuTime { gtid, runtime: 0 };
     ioctl(ctl, abi::GHOST_IOC_GET_CPU_TIME, (&raw mut a).cast())?;
     Ok(a.runtime)
-}
-
-/// The CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), ns.
-fn thread_cpu_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is writable; a valid clock id.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// A message type's name, for failure reports.
@@ -1091,15 +1081,7 @@ fn probe_become_agent(a: u64, b: u64, nr: usize, sh: &Probe) -> i32 {
     out(8, try_(c0, qa));
     out(9, try_(c1, qb));
     out(10, sys::sched_policy(0));
-    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
-    let allowed = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) != 0 {
-            -1
-        } else {
-            libc::CPU_COUNT(&set)
-        }
-    };
+    let allowed = sys::affinity_count(0);
     out(11, allowed);
     sh.step.store(3, SeqCst);
     0

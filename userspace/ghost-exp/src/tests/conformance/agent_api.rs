@@ -13,6 +13,7 @@
 //! ever commits to `c1`, so a ghost task never has a reason to run on `c0`.
 
 use crate::harness::figures;
+use crate::harness::sys::affinity_count;
 use crate::harness::sys::set_policy;
 use crate::harness::sys::{self, errno_name, Exit};
 use crate::harness::{attach, become_agent, hog, make_enclave, wait_for};
@@ -70,18 +71,6 @@ pub const TESTS: &[Test] = &[
         run: conf_priority_changed,
     },
 ];
-
-/// The number of CPUs `pid` may use.
-fn affinity_count(pid: i32) -> i32 {
-    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) != 0 {
-            return -1;
-        }
-        libc::CPU_COUNT(&set)
-    }
-}
 
 /// agent_test FailToBecomeAgent: `become agent` refused with the ABI's
 /// errno for a CPU outside the enclave (ENODEV), no default queue (ENXIO),
@@ -261,15 +250,7 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
     );
     // A signal: ghost_run returns 0 (the handler runs), never EINTR.
     let w = wakes();
-    // SAFETY: a signal to a thread of our own child.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_tgkill,
-            rig.agents,
-            r.b_tid.load(SeqCst),
-            libc::SIGUSR1,
-        )
-    };
+    let sent = sys::tgkill(rig.agents, r.b_tid.load(SeqCst), libc::SIGUSR1);
     ensure!(sent == 0, "tgkill: {}", errno_name(sys::errno()));
     ensure!(
         wait_for(2000, || wakes() > w),
@@ -550,27 +531,7 @@ fn setsched_probes(id: u64, child: i32, ctl: &std::fs::File) -> Result<(), Strin
         r == Err(libc::EBADF),
         "sched_setscheduler(child, SCHED_GHOST): {r:?}, want EBADF"
     );
-    #[repr(C)]
-    #[derive(Default)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-    let mut a = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: abi::SCHED_GHOST as u32,
-        runtime: ctl.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: sched_setattr with a valid VER0 (48-byte) attribute struct.
-    let x = unsafe { libc::syscall(libc::SYS_sched_setattr, child, &raw mut a, 0) };
-    let e = if x == 0 { 0 } else { sys::errno() };
+    let e = sys::setattr_ver0(child, abi::SCHED_GHOST, ctl.as_raw_fd() as u64);
     ensure!(
         e == libc::EBADF,
         "sched_setattr(child, SCHED_GHOST, runtime = ctl fd): {}, want EBADF",

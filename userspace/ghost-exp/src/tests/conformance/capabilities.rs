@@ -9,6 +9,7 @@
 use crate::harness::figures;
 use crate::harness::sys::setattr;
 use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
+use crate::harness::sys::{become_nobody, bpf_prog_load, ghost_run_ping, setscheduler};
 use crate::harness::two_cpus;
 use crate::harness::{attach, cfs_hog, make_enclave, start_agent, wait_for, Enclave};
 use crate::harness::{create_enclave, destroy_enclave, nr_cpu_ids, Test};
@@ -107,82 +108,12 @@ fn write_fd(mut f: &File, v: &str) -> i32 {
     code(f.write(v.as_bytes()))
 }
 
-/// `sched_setscheduler(pid, policy, prio)`: 0 or the errno.
-fn setscheduler(pid: i32, policy: i32, prio: i32) -> i32 {
-    figures::ops(1);
-    let p = libc::sched_param {
-        sched_priority: prio,
-    };
-    // SAFETY: plain syscall with a valid parameter.
-    if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
-        0
-    } else {
-        sys::errno()
-    }
-}
-
 /// `sched_setattr(pid, policy 18, sched_runtime = fd)`: how ghOSt before
 /// ABI 64 entered the class (the ctl fd in `sched_runtime`). 0 or the
 /// errno.
 fn setattr_ghost(pid: i32, fd: i32) -> i32 {
     figures::ops(1);
     setattr(pid, abi::SCHED_GHOST, 0, fd as u64)
-}
-
-/// `ghost_run(GHOST_AGENT_GTID, 0, 0, cpu, 0)` (a ping): 0 or the errno.
-fn ghost_run_ping(cpu: usize) -> i32 {
-    figures::ops(1);
-    // SAFETY: the ghost_run syscall with plain integer arguments.
-    let r = unsafe {
-        libc::syscall(
-            abi::NR_GHOST_RUN,
-            abi::GHOST_AGENT_GTID,
-            0u32,
-            0u32,
-            cpu as i32,
-            0,
-        )
-    };
-    if r == 0 {
-        0
-    } else {
-        sys::errno()
-    }
-}
-
-/// `bpf(BPF_PROG_LOAD)` of a program type the kernel does not have (ghOSt's
-/// ghost program types are not part of ghost-rs): 0 or the errno.
-fn bpf_prog_load() -> i32 {
-    figures::ops(1);
-    // union bpf_attr, BPF_PROG_LOAD part: prog_type first; the rest zero.
-    let mut attr = [0u32; 32];
-    attr[0] = 0x7fff;
-    // SAFETY: a zeroed attribute buffer of the stated size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            5, // BPF_PROG_LOAD
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
-    if r >= 0 {
-        // SAFETY: a descriptor the call returned, closed once.
-        unsafe { libc::close(r as i32) };
-        0
-    } else {
-        sys::errno()
-    }
-}
-
-/// Becomes uid 65534 with primary group `gid` and no other group.
-fn become_nobody(gid: u32) -> bool {
-    // SAFETY: plain syscalls in a child process.
-    unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0
-            && libc::setgid(gid) == 0
-            && libc::setuid(65534) == 0
-    }
 }
 
 /// Waits until `pid` sleeps (state `S` in `/proc/<pid>/stat`).
@@ -753,8 +684,7 @@ fn destroy_then_setsched(w: &'static Workers) -> Result<(), String> {
     let p = ctl.as_raw_fd();
     let child = sys::fork_child(move || {
         let cmd = format!("become agent {c1} -1");
-        // SAFETY: writing to an inherited descriptor.
-        let r = unsafe { libc::write(p, cmd.as_ptr().cast(), cmd.len()) };
+        let r = sys::write_raw(p, cmd.as_bytes());
         if r < 0 {
             sys::errno()
         } else {

@@ -7,6 +7,7 @@
 
 use crate::harness::figures;
 use crate::harness::sys::{self, Exit};
+use crate::harness::sys::{ended, enter, pin, Touched};
 use crate::harness::sys::{ghost_states, threads_of};
 use crate::harness::wait_for;
 use crate::harness::{ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng};
@@ -553,27 +554,9 @@ fn mix(seed: u64, i: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Writes `0` to the `tasks` file `path` (no allocation: safe in a child
-/// forked from a threaded process).
-fn enter(path: &std::ffi::CStr) -> bool {
-    // SAFETY: plain syscalls on a valid path and our own descriptor.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return false;
-        }
-        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-        libc::close(fd);
-        ok
-    }
-}
-
 /// Moves the caller to `SCHED_OTHER`; true if it then is `SCHED_OTHER`.
 fn depart() -> bool {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on the caller.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &p) };
-    r == 0 && sys::sched_policy(0) == libc::SCHED_OTHER
+    sys::set_policy(0, libc::SCHED_OTHER).is_ok() && sys::sched_policy(0) == libc::SCHED_OTHER
 }
 
 /// Spins `us` microseconds.
@@ -703,11 +686,7 @@ fn churn_group(
         }
     }
     for pid in procs {
-        let mut st = 0;
-        // SAFETY: waiting for our own child.
-        let ok = unsafe { libc::waitpid(pid, &mut st, 0) } == pid
-            && libc::WIFEXITED(st)
-            && libc::WEXITSTATUS(st) == 0;
+        let ok = sys::reaped_exit0(pid);
         if !ok {
             c.bad_end.fetch_add(1, Ordering::SeqCst);
         }
@@ -759,22 +738,6 @@ fn churn_main(id: u64, c: &'static Churn, seed: u64) -> i32 {
         }
     }
     i32::from(bad != 0)
-}
-
-/// Whether child `pid` has ended (it stays to be reaped by
-/// `sys::wait_child`).
-fn ended(pid: i32) -> bool {
-    // SAFETY: `info` is a plain C struct waitid fills in; our own child.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        ) == 0
-            && info.si_pid() == pid
-    }
 }
 
 /// The count in row `name` of an agent's statistics table (0 if absent:
@@ -1010,64 +973,11 @@ fn vmstat(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pins the caller to `cpu`.
-fn pin(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
-    }
-}
-
 /// Writes the caller's `oom_score_adj`.
 fn set_oom_adj(v: &str) -> Result<(), String> {
     sys::write_once("/proc/self/oom_score_adj", v.as_bytes())
         .map(|_| ())
         .map_err(|e| format!("oom_score_adj {v}: {}", sys::errno_name(e)))
-}
-
-/// `madvise` advice: fault every page in, writable (Linux 5.14).
-const MADV_POPULATE_WRITE: i32 = 23;
-
-/// Anonymous private memory, every page written; unmapped on drop.
-struct Touched(*mut libc::c_void, usize);
-
-impl Touched {
-    /// `len` bytes; `None` if the mapping is refused.
-    fn new(len: usize, salt: u8) -> Option<Touched> {
-        // SAFETY: a new private anonymous mapping; nothing is overwritten.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // Faulted in by the kernel (much faster than a fault per page under
-        // TCG), then written to by hand, which also covers a kernel
-        // without MADV_POPULATE_WRITE.
-        // SAFETY: advice on our own mapping.
-        unsafe { libc::madvise(p, len, MADV_POPULATE_WRITE) };
-        for off in (0..len).step_by(4096) {
-            // SAFETY: inside the mapping, which is writable.
-            unsafe { p.cast::<u8>().add(off).write_volatile(salt) };
-        }
-        Some(Touched(p, len))
-    }
-}
-
-impl Drop for Touched {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping once.
-        unsafe { libc::munmap(self.0, self.1) };
-    }
 }
 
 /// The hog (CFS, on CPU `cpu`, `oom_score_adj` 1000): takes 60% of

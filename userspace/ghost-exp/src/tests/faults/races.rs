@@ -11,6 +11,7 @@
 //! cap that only catches a hang ([`HANG_MS`]) and say what they waited for.
 
 use crate::harness::figures;
+use crate::harness::sys::ghost_run;
 use crate::harness::sys::{self, errno_name, Exit};
 use crate::harness::{attach, become_agent, make_enclave, observe, wait_for, Txn};
 use crate::harness::{
@@ -53,17 +54,6 @@ pub const LAST: &[Test] = &[Test {
 /// A cap on every wait of this file that only catches a hang (ms): each
 /// waits for something that takes milliseconds on a quiet machine.
 const HANG_MS: u64 = crate::harness::HANG_FLOOR_MS;
-
-/// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
-fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
-    // SAFETY: the ghost_run syscall with plain integer arguments.
-    let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, gtid, barrier, 0u32, cpu, 0) };
-    if r < 0 {
-        sys::errno()
-    } else {
-        0
-    }
-}
 
 /// A spinning task of enclave `id`: joins it, then counts in `work` until
 /// `stop`; exit 0 (3 if it could not join).
@@ -563,10 +553,7 @@ fn latch_load(id: u64, l: &'static Latch, seed: u64) -> i32 {
                 continue;
             }
             l.born.fetch_add(1, SeqCst);
-            let mut st = 0;
-            // SAFETY: reaps our own child.
-            let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-            if r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+            if sys::reaped_exit0(pid) {
                 l.reaped.fetch_add(1, SeqCst);
             } else {
                 l.bad.fetch_add(1, SeqCst);

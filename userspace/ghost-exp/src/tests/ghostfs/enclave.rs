@@ -2,6 +2,7 @@
 //! files across destroy, unprivileged users, the tunables, `cpulist` and
 //! `cpumask`, `agent_online`.
 
+use crate::harness::sys::poll_pri;
 use crate::harness::sys::{self, errno_name, Exit, GHOSTFS};
 use crate::harness::{create_enclave, ctl_path, destroy_enclave, expect_errnos, mode_of, TUNABLES};
 
@@ -171,12 +172,7 @@ pub(crate) fn enclave_open_files_survive_destroy() -> Result<(), String> {
 /// Runs `f` in a child process with uid 65534 and group `gid`; returns its exit code.
 fn as_nobody(gid: u32, f: fn() -> i32) -> Result<i32, String> {
     let child = sys::fork_child(|| {
-        // SAFETY: plain syscalls in the child.
-        let dropped = unsafe {
-            libc::setgroups(0, std::ptr::null()) == 0
-                && libc::setgid(gid) == 0
-                && libc::setuid(65534) == 0
-        };
+        let dropped = sys::become_nobody(gid);
         if dropped {
             f()
         } else {
@@ -457,22 +453,6 @@ pub(crate) fn enclave_cpus() -> Result<(), String> {
     }
     destroy_enclave(11)?;
     Ok(())
-}
-
-/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
-fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
-    use std::os::fd::AsRawFd;
-    let mut pfd = libc::pollfd {
-        fd: f.as_raw_fd(),
-        events: libc::POLLPRI,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r < 0 {
-        return Err(format!("poll: {}", errno_name(sys::errno())));
-    }
-    Ok(r > 0 && pfd.revents & libc::POLLPRI != 0)
 }
 
 /// Reads `f` from the start (which also acknowledges a kernfs notification).

@@ -349,8 +349,7 @@ pub fn ctl_ioctls_and_queues() -> Result<(), String> {
         link.to_string_lossy() == "anon_inode:[ghost_queue]",
         "queue fd is {link:?}"
     );
-    // SAFETY: F_GETFD on a descriptor we own.
-    let fdflags = unsafe { libc::fcntl(q.as_raw_fd(), libc::F_GETFD) };
+    let fdflags = sys::fd_flags(q.as_raw_fd());
     ensure!(fdflags & libc::FD_CLOEXEC != 0, "queue fd is not O_CLOEXEC");
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let m = sys::mmap_fd(&q, 4096, rw, libc::MAP_SHARED, 0)

@@ -157,11 +157,9 @@ pub(crate) fn setscheduler_ghost_refused() -> Result<(), String> {
     // Entering SCHED_GHOST (18) through sched_setscheduler is refused with an
     // errno, and the caller stays where it was.
     let before = sys::sched_policy(0);
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on the calling thread.
-    let r = unsafe { libc::sched_setscheduler(0, ghost_abi::SCHED_GHOST, &param) };
-    ensure!(r == -1, "sched_setscheduler(SCHED_GHOST) succeeded");
-    let e = sys::errno();
+    let r = sys::set_policy(0, ghost_abi::SCHED_GHOST);
+    ensure!(r.is_err(), "sched_setscheduler(SCHED_GHOST) succeeded");
+    let e = r.err().unwrap_or(0);
     ensure!(
         e == libc::EBADF,
         "sched_setscheduler(SCHED_GHOST): {}, want EBADF",

@@ -176,17 +176,7 @@ fn probe(e: &Enclave, cpu: usize, me: u32, sh: &Shared) {
     set(5, e.commit_raw(0, 0, 0, 0, 0, 0));
     set(6, e.block(b().wrapping_sub(1), cpu).err().unwrap_or(0));
     let b = b();
-    // SAFETY: the ghost_run syscall with plain integer arguments.
-    let ping = unsafe {
-        libc::syscall(
-            abi::NR_GHOST_RUN,
-            abi::GHOST_AGENT_GTID,
-            0u32,
-            0u32,
-            cpu as i32,
-            0,
-        )
-    };
+    let ping = sys::ghost_run_raw(abi::GHOST_AGENT_GTID, 0, 0, cpu as i32, 0);
     set(7, ping as i32);
     set(8, e.block(b, cpu).err().unwrap_or(0));
     set(9, e.sw_barrier(me).wrapping_sub(b) as i32);

@@ -798,17 +798,7 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
             // Let the sleeper block, then wake it.
             std::thread::sleep(Duration::from_millis(50));
             let before = sh.wakes.load(Ordering::SeqCst);
-            // SAFETY: the ghost_run syscall with plain integer arguments.
-            let r = unsafe {
-                libc::syscall(
-                    abi::NR_GHOST_RUN,
-                    abi::GHOST_AGENT_GTID,
-                    0u32,
-                    0u32,
-                    c1 as i32,
-                    0,
-                )
-            };
+            let r = sys::ghost_run_raw(abi::GHOST_AGENT_GTID, 0, 0, c1 as i32, 0);
             sh.ping_result.store(r as i32, Ordering::SeqCst);
             let woke = wait_for(2000, || sh.wakes.load(Ordering::SeqCst) > before);
             if r != 0 || !woke {
@@ -957,10 +947,8 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
             .map_err(|x| format!("join: {}", errno_name(x)))
     };
     let depart = || {
-        let p = libc::sched_param { sched_priority: 0 };
-        // SAFETY: plain syscall on our own child, with a valid parameter.
-        let r = unsafe { libc::sched_setscheduler(child, libc::SCHED_OTHER, &p) };
-        ensure!(r == 0, "depart: {}", errno_name(sys::errno()));
+        let r = sys::set_policy(child, libc::SCHED_OTHER);
+        ensure!(r.is_ok(), "depart: {}", errno_name(r.err().unwrap_or(0)));
         Ok(())
     };
     // The messages in the queue, (type, sw index of a TASK_NEW), once `n`
