@@ -696,7 +696,7 @@ pub(crate) fn mismatches(o: &[i32], want: &[(usize, i32, &str)]) -> Vec<String> 
         .collect()
 }
 
-/// Commander commands of these tests (see [`command`]).
+/// Commander commands of the ABI 91 tests (see [`command`]).
 pub(crate) const OP_SW_FREE_INDEX: u32 = 10;
 
 pub(crate) const OP_SETSCHED_SELF: u32 = 11;

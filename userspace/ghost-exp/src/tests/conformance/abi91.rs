@@ -10,7 +10,7 @@
 //! agent process whose commander thread (agent of `c0`) carries out the
 //! test's commands and runs tasks on `c1`, whose agent (the sleeper, a
 //! thread of the same process) sleeps in `ghost_run`. The commands that
-//! only these tests need are carried out by [`command`].
+//! only these tests need are carried out by `crate::harness::rig::command`.
 
 use crate::harness::figures;
 use crate::harness::start_agent;
