@@ -1,7 +1,7 @@
 //! Builds `c/abi_conformance.c`, the C program of the `c_*` in-VM tests
-//! (see `src/cconf.rs`), against the uapi header of this repository only:
-//! `-I linux/include/uapi` provides `<linux/ghost.h>`; everything else comes
-//! from libc. The binary lands in `OUT_DIR` and its path is compiled into
+//! (see `src/tests/conformance/c_program.rs`), against the uapi header of
+//! this repository only: `-I linux/include/uapi` provides `<linux/ghost.h>`;
+//! everything else comes from libc. The binary lands in `OUT_DIR` and its path is compiled into
 //! `ghost-exp` as `GHOST_ABI_CONFORMANCE_BIN` (the VM sees the host's
 //! filesystem at the same paths).
 

@@ -15,22 +15,11 @@ macro_rules! ensure {
     };
 }
 
-mod abi91;
-mod agents;
-mod capabilities;
-mod cconf;
-mod conformance;
-mod faults;
-mod faults2;
-mod figures;
 mod fuzz;
-mod lab;
-mod lifecycle;
-mod mapped;
-mod scheduling;
+mod harness;
 mod simple;
 mod suite;
-mod sys;
+mod tests;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,882 @@
+//! Thin, checked wrappers over the system calls the tests use.
+
+use ghost_abi as abi;
+use std::ffi::CString;
+use std::io;
+
+/// Where ghostfs is mounted.
+pub const GHOSTFS: &str = "/sys/fs/ghost";
+
+/// The errno of the last failed call.
+pub fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The symbolic name of an errno, for messages.
+pub use ghost::error::errno_name;
+
+/// A zeroed shared `T` (atomics only) that survives fork: an anonymous
+/// `MAP_SHARED` page, never unmapped (the suite's process is short-lived).
+pub fn shared_page<T>() -> Result<&'static T, String> {
+    assert!(std::mem::size_of::<T>() <= 4096);
+    // SAFETY: a fresh anonymous shared mapping, never unmapped; zeroed
+    // memory is a valid `T` (the callers' types hold atomics only).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", errno_name(errno())));
+        }
+        Ok(&*p.cast::<T>())
+    }
+}
+
+pub(crate) fn cstr(s: &str) -> CString {
+    CString::new(s).expect("path without NUL")
+}
+
+/// `mount -t ghost ghost <target>`.
+pub fn mount_ghostfs(target: &str) -> Result<(), i32> {
+    let (src, tgt, fstype) = (cstr("ghost"), cstr(target), cstr("ghost"));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `umount <target>`.
+pub fn umount(target: &str) -> Result<(), i32> {
+    let tgt = cstr(target);
+    // SAFETY: valid NUL-terminated string.
+    if unsafe { libc::umount(tgt.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The filesystem magic of the filesystem holding `path`.
+pub fn fs_magic(path: &str) -> Result<u64, i32> {
+    let p = cstr(path);
+    // SAFETY: `st` is a plain C struct that statfs fills in.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
+        Ok(st.f_type as u64)
+    } else {
+        Err(errno())
+    }
+}
+
+/// Makes sure ghostfs is mounted at [`GHOSTFS`].
+pub fn ensure_ghostfs() -> Result<(), String> {
+    if fs_magic(GHOSTFS) == Ok(u64::from(ghost_abi::GHOST_SUPER_MAGIC)) {
+        return Ok(());
+    }
+    mount_ghostfs(GHOSTFS).map_err(|e| format!("mount -t ghost ghost {GHOSTFS}: {}", errno_name(e)))
+}
+
+/// Writes `data` with one `write(2)` to `path`; returns the errno on failure.
+pub fn write_once(path: &str, data: &[u8]) -> Result<usize, i32> {
+    let p = cstr(path);
+    // SAFETY: valid path.
+    let fd = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` is open; `data` is valid for its length.
+    let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    let e = errno();
+    // SAFETY: `fd` is open and owned here.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The kernel log, read with `klogctl(SYSLOG_ACTION_READ_ALL)`.
+pub fn kernel_log() -> Result<String, i32> {
+    // SAFETY: SYSLOG_ACTION_SIZE_BUFFER takes no buffer.
+    let size = unsafe { libc::klogctl(10, std::ptr::null_mut(), 0) };
+    if size < 0 {
+        return Err(errno());
+    }
+    let mut buf = vec![0u8; size as usize];
+    // SAFETY: `buf` is valid for `size` bytes.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), size) };
+    if n < 0 {
+        return Err(errno());
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The scheduling policy of thread `tid` (0: the caller).
+pub fn sched_policy(tid: i32) -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_getscheduler(tid) }
+}
+
+/// Every thread of the system: its tid and its `/proc/<pid>/task/<tid>`
+/// directory (none if `/proc` cannot be read).
+pub fn threads() -> Vec<(i32, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                found.push((tid, t.path()));
+            }
+        }
+    }
+    found
+}
+
+/// Every thread `tid` of the system for which `f(tid)` holds, as
+/// `tid (comm)`.
+pub fn threads_where(f: impl Fn(i32) -> bool) -> Vec<String> {
+    threads()
+        .into_iter()
+        .filter(|&(tid, _)| f(tid))
+        .map(|(tid, dir)| {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            format!("{tid} ({})", comm.trim())
+        })
+        .collect()
+}
+
+/// A memory mapping, unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// Reads the `T` at byte `off` (volatile: the kernel writes concurrently).
+    pub fn read<T: Copy>(&self, off: usize) -> T {
+        assert!(
+            off + std::mem::size_of::<T>() <= self.len,
+            "read past the mapping"
+        );
+        // SAFETY: in bounds (checked); the mapping is readable.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<T>()) }
+    }
+
+    /// Writes the `T` at byte `off`.
+    pub fn write<T: Copy>(&self, off: usize, v: T) {
+        assert!(
+            off + std::mem::size_of::<T>() <= self.len,
+            "write past the mapping"
+        );
+        // SAFETY: in bounds (checked); the caller mapped it writable.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<T>(), v) }
+    }
+
+    /// The `u32` at byte `off` as an atomic (shared with the kernel).
+    pub fn atomic(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(
+            off % 4 == 0 && off + 4 <= self.len,
+            "atomic outside the mapping"
+        );
+        // SAFETY: in bounds and 4-aligned (checked; mappings are page
+        // aligned); the memory lives as long as `self`.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr.add(off).cast()) }
+    }
+
+    /// `mprotect` of the whole mapping.
+    pub fn protect(&self, prot: i32) -> Result<(), i32> {
+        // SAFETY: the range is our own mapping.
+        if unsafe { libc::mprotect(self.ptr.cast(), self.len, prot) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `mmap(NULL, len, prot, flags, fd, off)`.
+pub fn mmap_fd(
+    fd: &impl std::os::fd::AsRawFd,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    off: i64,
+) -> Result<Mapping, i32> {
+    // SAFETY: a new mapping chosen by the kernel; nothing is overwritten.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), off) };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+}
+
+/// Forks; the child runs `f` and exits with its return value. Returns the
+/// child's pid. The caller must be single-threaded.
+pub fn fork_child(f: impl FnOnce() -> i32) -> Result<i32, String> {
+    // SAFETY: the suite is single-threaded; the child exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(errno())));
+    }
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.push(pid);
+    }
+    Ok(pid)
+}
+
+/// The children [`fork_child`] started and [`wait_child`] did not reap.
+static CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills and reaps every child a test left behind (a test that failed
+/// half-way); returns how many there were. Destroy the enclaves first: a
+/// ghost task without an agent does not even run to die.
+pub fn kill_leftover_children() -> usize {
+    let left = CHILDREN
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    for &pid in &left {
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for &pid in &left {
+        let _ = wait_child(pid);
+    }
+    left.len()
+}
+
+/// Stops tracking child `pid` (one the kernel left stuck, which
+/// [`kill_leftover_children`] could not reap).
+pub fn forget_child(pid: i32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|&p| p != pid);
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by a signal.
+    Signal(i32),
+}
+
+/// How long [`wait_child`] waits (ms): a cap that only catches a hang
+/// (every caller waits for a child that has been told to end, or whose
+/// work is over).
+pub(crate) const CHILD_CAP_MS: u64 = 900_000;
+
+/// Waits for child `pid` (up to [`CHILD_CAP_MS`]; then the error shows its
+/// threads' states and kernel stacks).
+pub fn wait_child(pid: i32) -> Result<Exit, String> {
+    let mut status = 0;
+    let start = std::time::Instant::now();
+    loop {
+        // SAFETY: waiting for our own child.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            r if r == pid => break,
+            0 if start.elapsed() < std::time::Duration::from_millis(CHILD_CAP_MS) => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            0 => {
+                return Err(format!(
+                    "child {pid} did not end within {} s (a hang); its threads:\n{}",
+                    CHILD_CAP_MS / 1000,
+                    threads_of(pid)
+                ))
+            }
+            _ => return Err(format!("waitpid: {}", errno_name(errno()))),
+        }
+    }
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|&p| p != pid);
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Exit::Code(libc::WEXITSTATUS(status)))
+    } else {
+        Ok(Exit::Signal(libc::WTERMSIG(status)))
+    }
+}
+
+/// A pipe: `(read end, write end)`.
+pub fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", errno_name(errno())));
+    }
+    // SAFETY: both descriptors are new and owned here.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// The gtid of task `tid` (`/proc/<tid>/ghost/gtid`); 0 if it cannot be read.
+pub fn gtid_of(tid: i32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{tid}/ghost/gtid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sets the allowed CPUs of `tid` (0: the caller).
+pub fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), i32> {
+    // SAFETY: a zeroed cpu_set_t with the bits set, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// `CAP_SYS_ADMIN` and `CAP_SYS_NICE` (linux/capability.h).
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_SYS_NICE: u32 = 23;
+
+/// Drops the capabilities `caps` (numbers, e.g. [`CAP_SYS_NICE`]) from
+/// the calling thread's effective, permitted and inheritable sets (capget
+/// and capset, `_LINUX_CAPABILITY_VERSION_3`).
+pub fn drop_caps(caps: &[u32]) -> Result<(), i32> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget fills the header's two data structs (version 3).
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()) } != 0 {
+        return Err(errno());
+    }
+    for &c in caps {
+        let Some(data) = d.get_mut((c / 32) as usize) else {
+            return Err(libc::EINVAL);
+        };
+        let bit = 1u32 << (c % 32);
+        data.effective &= !bit;
+        data.permitted &= !bit;
+        data.inheritable &= !bit;
+    }
+    // SAFETY: capset with the header and the two data structs of version 3.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut h, d.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// The threads in the ghost class, for a stall report: a count by state
+/// (`R`, `S`, `D`, ...) and, for the first few, `tid (comm) state wchan`
+/// and the kernel stack of the running ones.
+pub(crate) fn ghost_states() -> String {
+    let mut by_state = std::collections::BTreeMap::<char, u32>::new();
+    let mut lines = Vec::new();
+    // Runnable and uninterruptible threads first: they tell a stall.
+    let mut threads = threads();
+    threads.sort_by_cached_key(|(tid, dir)| {
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let sleeping = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            == Some('S');
+        (sleeping, *tid)
+    });
+    for (tid, dir) in threads {
+        if sched_policy(tid) != ghost_abi::SCHED_GHOST {
+            continue;
+        }
+        let rd = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .unwrap_or('?');
+        *by_state.entry(state).or_default() += 1;
+        if lines.len() < 12 {
+            let cpu = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(36))
+                .unwrap_or("?");
+            let mut l = format!(
+                "{tid} ({}) {state} cpu {cpu} {}",
+                rd("comm").trim(),
+                rd("wchan")
+            );
+            if state != 'S' && lines.len() < 4 {
+                for f in rd("stack").lines().take(8) {
+                    l.push_str("\n      ");
+                    l.push_str(f);
+                }
+            }
+            lines.push(l);
+        }
+    }
+    format!(
+        "ghost threads by state {by_state:?}:\n    {}",
+        lines.join("\n    ")
+    )
+}
+
+/// The threads of process `pid`: `tid (comm) state cpu wchan` and kernel
+/// stack.
+pub(crate) fn threads_of(pid: i32) -> String {
+    let mut out = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("no process {pid}");
+    };
+    for t in tasks.flatten() {
+        let rd = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        let stat = rd("stat");
+        let rest: Vec<&str> = stat
+            .rfind(')')
+            .map(|i| stat[i + 1..].split_whitespace().collect())
+            .unwrap_or_default();
+        let tid = t.file_name().to_string_lossy().into_owned();
+        out.push_str(&format!(
+            "    {tid} ({}) {} cpu {} policy {} wchan {} schedstat {}\n",
+            rd("comm").trim(),
+            rest.first().unwrap_or(&"?"),
+            rest.get(36).unwrap_or(&"?"),
+            sched_policy(tid.parse().unwrap_or(0)),
+            rd("wchan"),
+            rd("schedstat").trim()
+        ));
+        for f in rd("stack").lines().take(12) {
+            out.push_str(&format!("        {f}\n"));
+        }
+    }
+    out
+}
+
+/// `sched_setscheduler(pid, policy, 0)`: the errno on failure.
+pub(crate) fn set_policy(pid: i32, policy: i32) -> Result<(), i32> {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The nice value of `pid`.
+pub(crate) fn nice_of(pid: i32) -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) }
+}
+
+/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SchedAttr {
+    pub(crate) size: u32,
+    pub(crate) policy: u32,
+    pub(crate) flags: u64,
+    pub(crate) nice: i32,
+    pub(crate) priority: u32,
+    pub(crate) runtime: u64,
+    pub(crate) deadline: u64,
+    pub(crate) period: u64,
+    pub(crate) util_min: u32,
+    pub(crate) util_max: u32,
+}
+
+/// `sched_setattr(pid, {policy, nice, runtime}, 0)`: 0 or the errno.
+pub(crate) fn setattr(pid: i32, policy: i32, nice: i32, runtime: u64) -> i32 {
+    let a = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy as u32,
+        nice,
+        runtime,
+        ..Default::default()
+    };
+    // SAFETY: sched_setattr with a valid, fully initialised attribute.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &a, 0) } == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `sched_getattr(pid)`: the attributes, or the errno.
+pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
+    let mut a = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: sched_getattr fills at most `size` bytes of `a`.
+    if unsafe { libc::syscall(libc::SYS_sched_getattr, pid, &raw mut a, size, 0) } == 0 {
+        Ok(a)
+    } else {
+        Err(errno())
+    }
+}
+
+/// `kill(pid, sig)`: 0, or -1 with the errno set.
+pub fn kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::kill(pid, sig) }
+}
+
+/// `sched_yield()`.
+pub fn sched_yield() {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_yield() };
+}
+
+/// `pause()`: sleeps until a signal arrives (the callers are killed).
+pub fn pause() {
+    // SAFETY: plain syscall.
+    unsafe { libc::pause() };
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::gettid() }
+}
+
+/// `setpriority(PRIO_PROCESS, pid, nice)` (`pid` 0: the caller): 0, or -1
+/// with the errno set.
+pub fn setpriority(pid: i32, nice: i32) -> i32 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as u32, nice) }
+}
+
+/// The CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), ns.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is writable; a valid clock id.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The number of CPUs `pid` may use.
+pub(crate) fn affinity_count(pid: i32) -> i32 {
+    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) != 0 {
+            return -1;
+        }
+        libc::CPU_COUNT(&set)
+    }
+}
+
+/// `sched_setscheduler(pid, policy, prio)`: 0 or the errno.
+pub(crate) fn setscheduler(pid: i32, policy: i32, prio: i32) -> i32 {
+    super::figures::ops(1);
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, policy, &p) } == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `ghost_run(GHOST_AGENT_GTID, 0, 0, cpu, 0)` (a ping): 0 or the errno.
+pub(crate) fn ghost_run_ping(cpu: usize) -> i32 {
+    super::figures::ops(1);
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            abi::NR_GHOST_RUN,
+            abi::GHOST_AGENT_GTID,
+            0u32,
+            0u32,
+            cpu as i32,
+            0,
+        )
+    };
+    if r == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `bpf(BPF_PROG_LOAD)` of a program type the kernel does not have (ghOSt's
+/// ghost program types are not part of ghost-rs): 0 or the errno.
+pub(crate) fn bpf_prog_load() -> i32 {
+    super::figures::ops(1);
+    // union bpf_attr, BPF_PROG_LOAD part: prog_type first; the rest zero.
+    let mut attr = [0u32; 32];
+    attr[0] = 0x7fff;
+    // SAFETY: a zeroed attribute buffer of the stated size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5, // BPF_PROG_LOAD
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if r >= 0 {
+        // SAFETY: a descriptor the call returned, closed once.
+        unsafe { libc::close(r as i32) };
+        0
+    } else {
+        errno()
+    }
+}
+
+/// Becomes uid 65534 with primary group `gid` and no other group.
+pub(crate) fn become_nobody(gid: u32) -> bool {
+    // SAFETY: plain syscalls in a child process.
+    unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(65534) == 0
+    }
+}
+
+/// Writes `0` to the `tasks` file `path` (no allocation: safe in a child
+/// forked from a threaded process).
+pub(crate) fn enter(path: &std::ffi::CStr) -> bool {
+    // SAFETY: plain syscalls on a valid path and our own descriptor.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// Whether child `pid` has ended (it stays to be reaped by
+/// `wait_child`).
+pub(crate) fn ended(pid: i32) -> bool {
+    // SAFETY: `info` is a plain C struct waitid fills in; our own child.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() == pid
+    }
+}
+
+/// Pins the caller to `cpu`.
+pub(crate) fn pin(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+    }
+}
+
+/// `madvise` advice: fault every page in, writable (Linux 5.14).
+pub(crate) const MADV_POPULATE_WRITE: i32 = 23;
+
+/// Anonymous private memory, every page written; unmapped on drop.
+pub(crate) struct Touched(*mut libc::c_void, usize);
+
+impl Touched {
+    /// `len` bytes; `None` if the mapping is refused.
+    pub(crate) fn new(len: usize, salt: u8) -> Option<Touched> {
+        // SAFETY: a new private anonymous mapping; nothing is overwritten.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        // Faulted in by the kernel (much faster than a fault per page under
+        // TCG), then written to by hand, which also covers a kernel
+        // without MADV_POPULATE_WRITE.
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(p, len, MADV_POPULATE_WRITE) };
+        for off in (0..len).step_by(4096) {
+            // SAFETY: inside the mapping, which is writable.
+            unsafe { p.cast::<u8>().add(off).write_volatile(salt) };
+        }
+        Some(Touched(p, len))
+    }
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        unsafe { libc::munmap(self.0, self.1) };
+    }
+}
+
+/// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
+pub(crate) fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, gtid, barrier, 0u32, cpu, 0) };
+    if r < 0 {
+        errno()
+    } else {
+        0
+    }
+}
+
+/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
+pub(crate) fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        return Err(format!("poll: {}", errno_name(errno())));
+    }
+    Ok(r > 0 && pfd.revents & libc::POLLPRI != 0)
+}
+
+/// `tgkill(pid, tid, sig)`: 0, or -1 with the errno set.
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> i64 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) }
+}
+
+/// The raw `ghost_run(gtid, agent_barrier, task_barrier, run_cpu,
+/// run_flags)` syscall: its return value (-1 with the errno set on failure).
+pub fn ghost_run_raw(
+    gtid: i64,
+    agent_barrier: u32,
+    task_barrier: u32,
+    cpu: i32,
+    run_flags: i32,
+) -> i64 {
+    // SAFETY: the ghost_run syscall with plain integer arguments.
+    unsafe {
+        libc::syscall(
+            abi::NR_GHOST_RUN,
+            gtid,
+            agent_barrier,
+            task_barrier,
+            cpu,
+            run_flags,
+        )
+    }
+}
+
+/// `sched_setattr(pid, attr, 0)` with the 48-byte first version of the
+/// attribute struct (`SCHED_ATTR_SIZE_VER0`), `policy` and `runtime` set:
+/// 0 or the errno.
+pub fn setattr_ver0(pid: i32, policy: i32, runtime: u64) -> i32 {
+    #[repr(C)]
+    #[derive(Default)]
+    struct SchedAttrVer0 {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let mut a = SchedAttrVer0 {
+        size: std::mem::size_of::<SchedAttrVer0>() as u32,
+        policy: policy as u32,
+        runtime,
+        ..Default::default()
+    };
+    // SAFETY: sched_setattr with a valid VER0 (48-byte) attribute struct.
+    let x = unsafe { libc::syscall(libc::SYS_sched_setattr, pid, &raw mut a, 0) };
+    if x == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+/// `write(fd, data)` on a raw descriptor: the bytes written, or -1 with the
+/// errno set.
+pub fn write_raw(fd: i32, data: &[u8]) -> isize {
+    // SAFETY: `data` is a valid buffer of `data.len()` bytes.
+    unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
+}
+
+/// `fcntl(fd, F_GETFD)`: the descriptor flags, or -1.
+pub fn fd_flags(fd: i32) -> i32 {
+    // SAFETY: F_GETFD takes no pointer.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) }
+}
+
+/// Reaps child `pid` (`waitpid(pid, 0)`): true if it exited with code 0.
+pub fn reaped_exit0(pid: i32) -> bool {
+    let mut st = 0;
+    // SAFETY: `st` is writable.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
+}

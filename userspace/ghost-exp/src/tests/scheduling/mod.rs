@@ -1,0 +1,7 @@
+//! Scheduling: real tasks scheduled by agents: the raw-ABI agent of the
+//! tests (`agent`), transaction outcomes and CPU messages (`lab`), and the
+//! bundled binaries (`bundled`: `ghost-agent`, `ghostctl`, upgrades).
+
+pub(crate) mod agent;
+pub(crate) mod bundled;
+pub(crate) mod lab;
