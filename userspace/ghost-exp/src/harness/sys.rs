@@ -473,6 +473,32 @@ pub(crate) fn ghost_states() -> String {
     )
 }
 
+/// The user + system time of the thread whose `/proc` directory is `dir`,
+/// in clock ticks (USER_HZ, 100 per second); 0 if unreadable. (Not
+/// `schedstat`: our kernels have no `CONFIG_SCHED_INFO`.)
+pub(crate) fn stat_cpu_ticks(dir: &std::path::Path) -> u64 {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+    stat.rfind(')').map_or(0, |i| {
+        stat[i + 1..]
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|x| x.parse::<u64>().ok())
+            .sum()
+    })
+}
+
+/// The user + system time of every thread of process `pid`, in clock
+/// ticks.
+pub(crate) fn proc_cpu_ticks(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|t| stat_cpu_ticks(&t.path()))
+        .sum()
+}
+
 /// The threads of process `pid`: `tid (comm) state cpu wchan` and kernel
 /// stack.
 pub(crate) fn threads_of(pid: i32) -> String {
@@ -489,13 +515,13 @@ pub(crate) fn threads_of(pid: i32) -> String {
             .unwrap_or_default();
         let tid = t.file_name().to_string_lossy().into_owned();
         out.push_str(&format!(
-            "    {tid} ({}) {} cpu {} policy {} wchan {} schedstat {}\n",
+            "    {tid} ({}) {} cpu {} policy {} wchan {} cpu time {} ticks\n",
             rd("comm").trim(),
             rest.first().unwrap_or(&"?"),
             rest.get(36).unwrap_or(&"?"),
             sched_policy(tid.parse().unwrap_or(0)),
             rd("wchan"),
-            rd("schedstat").trim()
+            stat_cpu_ticks(&t.path())
         ));
         for f in rd("stack").lines().take(12) {
             out.push_str(&format!("        {f}\n"));

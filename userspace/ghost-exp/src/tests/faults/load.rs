@@ -8,7 +8,7 @@
 use crate::harness::figures;
 use crate::harness::sys::{self, Exit};
 use crate::harness::sys::{ended, enter, pin, Touched};
-use crate::harness::sys::{ghost_states, threads_of};
+use crate::harness::sys::{ghost_states, proc_cpu_ticks, stat_cpu_ticks, threads_of};
 use crate::harness::wait_for;
 use crate::harness::{ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng};
 use crate::harness::{nr_cpu_ids, Test};
@@ -504,11 +504,16 @@ pub fn destroys_under_load() -> Result<(), String> {
 const CHURN: usize = 10_000;
 /// Tasks of the churn alive at once, at most.
 const CHURN_ALIVE: u32 = 100;
-/// The churn fails when no task finished its work for this long (s): the
-/// FIFO agent sometimes leaves its CPU idle for 10-15 s while tasks wait
-/// (an open issue, see scheduling.rst), and a loaded host stops the VM for
-/// seconds at a time...
+/// The churn fails when no task finished its work for this long (s): a
+/// loaded host stops the VM for seconds at a time...
 const CHURN_STALL_SECS: u64 = 120;
+/// ... or when no task finished while the agent used this much CPU time
+/// (s, its threads' user + system time): a bound of the agent's own
+/// progress, not of wall time, so a loaded host cannot trip it. A healthy
+/// agent spends well under a second of CPU per finished task; one that
+/// spins (e.g. quoting a stale barrier: ESTALE, AGENT_STALE in a loop, the
+/// churn stall of scheduling.rst) reaches it in about as long of CPU.
+const CHURN_AGENT_SPIN_SECS: u64 = 10;
 /// ... or when it is not over after this long: a cap that only catches a
 /// hang (runs take 78-120 s under TCG on a quiet machine).
 const CHURN_CAP_SECS: u64 = 1800;
@@ -792,8 +797,11 @@ pub fn churn_10000_threads() -> Result<(), String> {
     let load = sys::fork_child(move || churn_main(id, c, seed))?;
     let n = |a: &AtomicU32| a.load(Ordering::SeqCst);
     // Progress every 10 s; a stall report (up to 3) when no task finished
-    // its work for 10 s.
+    // its work for 10 s; the end of the wait when no task finished while
+    // the agent spent CHURN_AGENT_SPIN_SECS of CPU.
     let (mut last, mut since, mut seen, mut reports) = (Instant::now(), Instant::now(), 0, 0);
+    let agent_cpu = || proc_cpu_ticks(agent_pid(&agent.output()));
+    let (mut cpu_at_progress, mut spun) = (agent_cpu(), None);
     let finished = crate::harness::wait_while_progressing(
         CHURN_STALL_SECS * 1000,
         CHURN_CAP_SECS * 1000,
@@ -809,7 +817,10 @@ pub fn churn_10000_threads() -> Result<(), String> {
                 );
             }
             if n(&c.done) != seen {
-                (seen, since) = (n(&c.done), Instant::now());
+                (seen, since, cpu_at_progress) = (n(&c.done), Instant::now(), agent_cpu());
+            } else if agent_cpu().saturating_sub(cpu_at_progress) >= CHURN_AGENT_SPIN_SECS * 100 {
+                spun = Some(stall_report(id, &agent));
+                return true;
             } else if since.elapsed() > Duration::from_secs(10) && reports < 3 {
                 reports += 1;
                 since = Instant::now();
@@ -831,6 +842,11 @@ pub fn churn_10000_threads() -> Result<(), String> {
         n(&c.departed),
         n(&c.reentered)
     );
+    if let Some(report) = spun {
+        return Err(format!(
+            "the agent used {CHURN_AGENT_SPIN_SECS} s of CPU while no task finished: {progress}\n  {report}"
+        ));
+    }
     ensure!(
         finished,
         "churn not over: no task finished for {CHURN_STALL_SECS} s (or {CHURN_CAP_SECS} s in all): {progress}\n  {}",
@@ -1248,7 +1264,7 @@ fn pressure_run(cpu: usize, seed: u64, rng: &mut Rng, start: Instant) -> Result<
     Ok(())
 }
 
-/// The threads that ran in the last 300 ms (`schedstat` run time grew),
+/// The threads that ran in the last 300 ms (user + system time grew),
 /// ghost or not: `tid (comm) +ns policy syscall` and their kernel stacks.
 fn ghost_running() -> String {
     let list = || -> Vec<(String, u64)> {
@@ -1263,10 +1279,7 @@ fn ghost_running() -> String {
                 if tid == 0 {
                     continue;
                 }
-                let ns = std::fs::read_to_string(t.path().join("schedstat"))
-                    .ok()
-                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                    .unwrap_or(0);
+                let ns = stat_cpu_ticks(&t.path()) * 10_000_000;
                 v.push((t.path().display().to_string(), ns));
             }
         }
