@@ -23,22 +23,23 @@
 //! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
 use crate::cpu_data::CpuData;
-use crate::ghostfs::{capable, errno, parse_errno};
+use crate::ghostfs::parse_errno;
 use crate::gtask::{GhostTask, SW_MSG_GATED};
-use crate::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::members::{self, Members};
-use crate::mm::Vma;
 use crate::parse::{
     format_cpulist, format_cpumask, parse_cpulist, parse_cpumask, parse_enclave_cmd, parse_int,
     parse_signed, parse_u32, parse_unsigned, CpuSet, EnclaveCmd, KstrtoError, ParseError, MAX_CPUS,
 };
 use crate::queue::Queue;
-use crate::rawlock::RawSpinLock;
-use crate::rq::{GhostRq, RqGuard, TaskRqGuard};
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
-use crate::task::TaskHandle;
-use crate::waitq::AnyCtxWaitQueue;
+use crate::sys::cred::{capable, errno};
+use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
+use crate::sys::mm::Vma;
+use crate::sys::rawlock::RawSpinLock;
+use crate::sys::rq::{GhostRq, RqGuard, TaskRqGuard};
+use crate::sys::task::TaskHandle;
+use crate::sys::waitq::AnyCtxWaitQueue;
 use crate::GHOST_VERSION;
 use core::fmt::Write;
 use core::ptr::NonNull;
@@ -380,7 +381,7 @@ impl Enclave {
 
     /// The task `gtid` (`gtid` > 0): by pid, else among the members.
     pub fn task_by_gtid(&self, gtid: i64) -> Option<TaskHandle> {
-        crate::task::by_gtid(gtid).or_else(|| self.find_member(gtid))
+        crate::sys::task::by_gtid(gtid).or_else(|| self.find_member(gtid))
     }
 
     /// The tasks (not agents) in this enclave, with a reference each.
@@ -420,7 +421,7 @@ impl Enclave {
         // its own destroy for good. So does an agent of it (the last thread
         // of an ephemeral enclave's owner may be one): it cannot wait for
         // its own exit; it is killed all the same, as every agent is.
-        if let Ok(me) = crate::task::TaskHandle::current() {
+        if let Ok(me) = crate::sys::task::TaskHandle::current() {
             let g = TaskRqGuard::lock(me);
             let mine = GhostTask::of(&g, g.task())
                 .filter(|gt| core::ptr::eq(gt.enclave(), &**self))
@@ -434,7 +435,7 @@ impl Enclave {
             }
         }
         // Agents first: once they are gone, nothing commits.
-        for cpu in 0..crate::rq::nr_cpu_ids() as i32 {
+        for cpu in 0..crate::sys::rq::nr_cpu_ids() as i32 {
             let agent = {
                 let Some(rq) = RqGuard::lock(cpu) else {
                     continue;
@@ -757,7 +758,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
         return Err(EPERM);
     }
     let ephemeral_tgid = match ephemeral {
-        true => Some(crate::task::TaskHandle::current()?.tgid()),
+        true => Some(crate::sys::task::TaskHandle::current()?.tgid()),
         false => None,
     };
     let key = key_of(id)?;
@@ -1397,7 +1398,7 @@ impl FileOps for TasksFile {
         let v = parse_signed(input).map_err(kstrto_errno)?;
         let v = u64::try_from(v).map_err(|_| EINVAL)?;
         let e = enclave_of(file.key())?;
-        let task = crate::task::lookup(v)?;
+        let task = crate::sys::task::lookup(v)?;
         crate::sched::join(&e, &task)?;
         Ok(input.len())
     }

@@ -9,23 +9,22 @@
 //!
 //! Layout of the crate:
 //!
-//! - [`sched_class`]: the operation-table abstraction (a `#[vtable]` trait and
-//!   the adapter that turns an implementation into a `struct sched_class`);
+//! - [`sys`]: the thin safe wrappers over the C kernel (runqueues, tasks,
+//!   kernfs, mappable memory, locks, wait queues, the `sched_class` adapter):
+//!   with the C entry points, the only home of `unsafe`;
 //! - [`classes`]: `ghost_sched_class` (below fair) and
 //!   `ghost_agent_sched_class` (above deadline, below stop);
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
-//! - [`kernfs`]: a small safe wrapper over kernfs;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
 //!   list of an enclave's tasks and agents;
 //! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
 //!   stay's state machine in [`gstate`];
-//! - [`waitq`]: a wait queue any context may wake (`destroy` waits on one);
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
-//!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
+//!   status words), on [`sys::mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
-//! - [`gtid`], [`task`]: global task ids and task lookup;
+//! - [`gtid`]: global task ids;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
 //! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
 //!   arguments copied whole as the uapi structs ([`uarg`]);
@@ -59,24 +58,18 @@ pub mod gtid;
 pub mod hooks;
 pub mod hotplug;
 pub mod ioctl;
-pub mod kernfs;
 pub mod members;
-pub mod mm;
 pub mod msg;
 pub mod parse;
 pub mod queue;
-pub mod rawlock;
 pub mod ring;
-pub mod rq;
 pub mod sched;
-pub mod sched_class;
 pub mod selftest;
 pub mod sw;
 pub mod swregion;
-pub mod task;
+pub mod sys;
 pub mod txn;
 pub mod uarg;
-pub mod waitq;
 pub mod watchdog;
 
 /// An immutable C operations table (a `struct file_operations` and the
@@ -122,7 +115,7 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
-        rq::init(agent::wake_work)?;
+        sys::rq::init(agent::wake_work)?;
         watchdog::init();
         hooks::init()?;
         hotplug::init()?;

@@ -20,8 +20,9 @@
 //! directories are described in [`crate::enclave`].
 
 use crate::enclave;
-use crate::kernfs::{FileOps, Node, OpenFile, Perm, Root, SeqFile};
 use crate::parse::{parse_root_cmd, ParseError, RootCmd};
+use crate::sys::cred::errno;
+use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, Root, SeqFile};
 use crate::{OpsTable, GHOST_VERSION};
 use core::fmt::Write;
 use core::ptr::{addr_of_mut, null_mut, NonNull};
@@ -74,20 +75,6 @@ impl FileOps for RootCtlFile {
         }
         Ok(input.len())
     }
-}
-
-/// An errno the `kernel` crate has no constant for (e.g. `EOPNOTSUPP`).
-pub fn errno(e: u32) -> Error {
-    Error::from_errno(c_int::try_from(e).map_or(-(bindings::EINVAL as c_int), |e| -e))
-}
-
-/// Whether the current task has `cap` in the initial user namespace.
-pub fn capable(cap: u32) -> bool {
-    let Ok(cap) = c_int::try_from(cap) else {
-        return false;
-    };
-    // SAFETY: `capable` only reads the current task's credentials.
-    unsafe { bindings::capable(cap) }
 }
 
 /// The directory under `/sys/fs` that ghostfs is mounted on.

@@ -4,8 +4,8 @@
 //! the `kernel.pid_max_max` sysctl that tells userspace the gtid layout.
 
 use crate::enclave;
-use crate::kernfs::SeqFile;
-use crate::task;
+use crate::sys::kernfs::SeqFile;
+use crate::sys::task;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
 use kernel::bindings;

@@ -7,11 +7,11 @@
 //! `TIMERFD_SETTIME`.
 
 use crate::enclave::Enclave;
-use crate::ghostfs::errno;
 use crate::gtask::GhostTask;
-use crate::kernfs::OpenFile;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
+use crate::sys::cred::errno;
+use crate::sys::kernfs::OpenFile;
 use crate::uarg;
 use core::mem::{offset_of, size_of};
 use kernel::bindings;
@@ -103,8 +103,8 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             type T = uapi::ghost_ioc_get_cpu_time;
             let a: T = uarg::read(arg)?;
             let t = match a.gtid {
-                0 => crate::task::TaskHandle::current()?,
-                g => crate::task::by_gtid(g).ok_or(ESRCH)?,
+                0 => crate::sys::task::TaskHandle::current()?,
+                g => crate::sys::task::by_gtid(g).ok_or(ESRCH)?,
             };
             let runtime: u64 = t.as_ptr().sched_runtime();
             uarg::write_field(arg, offset_of!(T, runtime), &runtime)?;
@@ -155,7 +155,7 @@ fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
     }
     let mut cpus = [-1i32; crate::queue::MAX_WAKE];
     uarg::read_each(a.w as usize, ninfo, |i, info: uapi::ghost_agent_wakeup| {
-        if info.prio != 0 || !crate::rq::cpu_online(info.cpu) {
+        if info.prio != 0 || !crate::sys::rq::cpu_online(info.cpu) {
             return Err(EINVAL);
         }
         *cpus.get_mut(i).ok_or(EINVAL)? = info.cpu;
@@ -181,14 +181,14 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     let info = match a.request.type_ {
         uapi::ghost_type_GHOST_AGENT => {
             let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
-            if !crate::rq::cpu_online(cpu) {
+            if !crate::sys::rq::cpu_online(cpu) {
                 return Err(EINVAL);
             }
             if !e.owns_cpu(cpu) {
                 return Err(ENODEV);
             }
-            let rq = crate::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
-            let agent = crate::rq::GhostRq::of(cpu)
+            let rq = crate::sys::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
+            let agent = crate::sys::rq::GhostRq::of(cpu)
                 .and_then(|g| g.agent())
                 .ok_or(EINVAL)?;
             let gt = GhostTask::of(&rq, agent).ok_or(EINVAL)?;
@@ -210,9 +210,9 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
 
 /// The task (or agent) `gtid` of `e` (0: the caller), by pid or among the
 /// members; `ENOENT` if there is none.
-fn task_of(e: &Enclave, gtid: i64) -> Result<crate::task::TaskHandle> {
+fn task_of(e: &Enclave, gtid: i64) -> Result<crate::sys::task::TaskHandle> {
     if gtid == 0 {
-        return crate::task::TaskHandle::current();
+        return crate::sys::task::TaskHandle::current();
     }
     e.task_by_gtid(gtid).ok_or(ENOENT)
 }
@@ -222,10 +222,10 @@ fn task_of(e: &Enclave, gtid: i64) -> Result<crate::task::TaskHandle> {
 fn task_state<R>(
     e: &Enclave,
     gtid: i64,
-    f: impl FnOnce(&crate::rq::Rq, &GhostTask) -> Result<R>,
+    f: impl FnOnce(&crate::sys::rq::Rq, &GhostTask) -> Result<R>,
 ) -> Result<R> {
     let t = task_of(e, gtid)?;
-    let g = crate::rq::TaskRqGuard::lock(t);
+    let g = crate::sys::rq::TaskRqGuard::lock(t);
     let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
     if !core::ptr::eq(gt.enclave(), e) {
         return Err(ENOENT);
@@ -257,7 +257,7 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     task_state(e, gtid, |_, gt| {
         let current = match gt.agent_cpu {
             // The agent's word mirrors its CPU's agent barrier.
-            Some(cpu) => crate::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
+            Some(cpu) => crate::sys::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
             None => gt.barrier(),
         };
         if current != barrier {

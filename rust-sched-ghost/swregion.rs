@@ -4,8 +4,8 @@
 //! agents map read-only as `sw_regions/sw_<id>` ([`crate::sw`] has the
 //! layout and the allocator).
 
-use crate::mm::{UserBuf, Vma};
 use crate::sw::{Region, SwInfo, REGION_SIZE};
+use crate::sys::mm::{UserBuf, Vma};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::AtomicU32;
 use kernel::prelude::*;

@@ -16,7 +16,7 @@
 //! that a file's callbacks run only while the node is active: once
 //! [`Node::remove`] returns, no callback of that node runs again.
 
-use crate::mm::Vma;
+use crate::sys::mm::Vma;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::bindings;

@@ -316,7 +316,7 @@ impl RqGuard {
     /// Locks the runqueue of `cpu`; `None` for a CPU id out of range.
     /// Must not be called with another rq lock held.
     pub fn lock(cpu: i32) -> Option<RqGuard> {
-        if !crate::rq::cpu_valid(cpu) {
+        if !crate::sys::rq::cpu_valid(cpu) {
             return None;
         }
         // SAFETY: `cpu` is a valid CPU id: its rq exists for good.
@@ -346,14 +346,14 @@ impl Drop for RqGuard {
 /// A task's `pi_lock` and the lock of its runqueue, held (`task_rq_lock`),
 /// with a reference on the task.
 pub struct TaskRqGuard {
-    task: crate::task::TaskHandle,
+    task: crate::sys::task::TaskHandle,
     rq: *mut bindings::rq,
     rf: bindings::rq_flags,
 }
 
 impl TaskRqGuard {
     /// Locks `task`'s runqueue. Must not be called with an rq lock held.
-    pub fn lock(task: crate::task::TaskHandle) -> TaskRqGuard {
+    pub fn lock(task: crate::sys::task::TaskHandle) -> TaskRqGuard {
         // SAFETY: all-zero `rq_flags` is a valid initial value (C declares
         // it uninitialized on the stack).
         let mut rf: bindings::rq_flags = unsafe { core::mem::zeroed() };
@@ -369,7 +369,7 @@ impl TaskRqGuard {
     }
 
     /// Unlocks, giving back the reference on the task.
-    pub fn unlock(self) -> crate::task::TaskHandle {
+    pub fn unlock(self) -> crate::sys::task::TaskHandle {
         let mut this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks
         // held; `this` is never used or dropped again, so the handle is

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin safe wrappers over the C kernel: the only place of the crate, with
+//! the C entry points, where `unsafe` code and raw `bindings::` calls live.
+//!
+//! Each module wraps one kernel facility and states the invariants its safe
+//! interface relies on:
+//!
+//! - [`rq`]: runqueues, their locks, and `task_struct` pointers;
+//! - [`task`]: task handles that keep a task alive, and lookup by gtid;
+//! - [`kernfs`]: kernfs nodes, files and their operations;
+//! - [`mm`]: kernel memory that userspace maps;
+//! - [`rawlock`]: a raw spinlock usable with interrupts off;
+//! - [`waitq`]: a wait queue any context may wake;
+//! - [`sched_class`]: the `struct sched_class` operations-table adapter;
+//! - [`cred`]: errnos and capability checks.
+
+pub mod cred;
+pub mod kernfs;
+pub mod mm;
+pub mod rawlock;
+pub mod rq;
+pub mod sched_class;
+pub mod task;
+pub mod waitq;
