@@ -21,7 +21,8 @@ use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
-use crate::sys::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr};
+use crate::sys::cpu::{cpu_online, this_cpu};
+use crate::sys::rq::{GhostRq, Rq, RqGuard, TaskPtr};
 use crate::sys::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
@@ -90,7 +91,7 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
     if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
-    if cpu >= crate::sys::rq::nr_cpu_ids() {
+    if cpu >= crate::sys::cpu::nr_cpu_ids() {
         return Err(EINVAL);
     }
     let cpu = i32::try_from(cpu).map_err(|_| EINVAL)?;

@@ -22,7 +22,7 @@
 
 use crate::gtask::{GhostTask, SW_RUNNABLE};
 use crate::sched;
-use crate::sys::rq::this_cpu;
+use crate::sys::cpu::this_cpu;
 use crate::sys::sched_class::{
     set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
 };

@@ -33,6 +33,7 @@ use crate::parse::{
 use crate::queue::Queue;
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
+use crate::sys::cpu::{cpu_active, cpu_online, node_online};
 use crate::sys::cred::{capable, errno};
 use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::sys::mm::Vma;
@@ -435,7 +436,7 @@ impl Enclave {
             }
         }
         // Agents first: once they are gone, nothing commits.
-        for cpu in 0..crate::sys::rq::nr_cpu_ids() as i32 {
+        for cpu in 0..crate::sys::cpu::nr_cpu_ids() as i32 {
             let agent = {
                 let Some(rq) = RqGuard::lock(cpu) else {
                     continue;
@@ -656,8 +657,7 @@ impl Registry {
 
 /// The number of CPU ids (`nr_cpu_ids`), capped at what a [`CpuSet`] holds.
 fn nr_cpu_ids() -> usize {
-    // SAFETY: `nr_cpu_ids` is set during early boot and read-only afterwards.
-    let n = unsafe { bindings::nr_cpu_ids };
+    let n = crate::sys::cpu::nr_cpu_ids();
     usize::try_from(n).map_or(MAX_CPUS, |n| n.min(MAX_CPUS))
 }
 
@@ -666,12 +666,7 @@ fn nr_cpu_ids() -> usize {
 /// deactivated (see [`crate::hotplug`]): either the teardown sees the CPU
 /// in an enclave and refuses, or this sees it inactive.
 fn cpu_usable(cpu: usize) -> bool {
-    let Ok(c) = u32::try_from(cpu) else {
-        return false;
-    };
-    // SAFETY: `cpu_online`/`cpu_active` only test a bit of a CPU mask; `cpu`
-    // is below `nr_cpu_ids`, checked by the callers.
-    unsafe { bindings::ghost_cpu_online(c) && bindings::ghost_cpu_active(c) }
+    i32::try_from(cpu).is_ok_and(|c| cpu_online(c) && cpu_active(c))
 }
 
 /// The registry and the lock that serializes enclave creation.
@@ -1284,10 +1279,7 @@ impl FileOps for AgentOnlineFile {
 /// node `node`. `EEXIST` if the id is taken, `EINVAL` for a node that does
 /// not exist or is offline, `ENOSPC` beyond [`MAX_SW_REGIONS`].
 fn create_sw_region(e: &Enclave, id: u32, node: u32) -> Result {
-    let online = i32::try_from(node).is_ok_and(|n| {
-        // SAFETY: only tests a bit of the online-node mask, range-checked.
-        unsafe { bindings::ghost_node_online(n) }
-    });
+    let online = i32::try_from(node).is_ok_and(node_online);
     if !online {
         return Err(EINVAL);
     }

@@ -155,7 +155,7 @@ fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
     }
     let mut cpus = [-1i32; crate::queue::MAX_WAKE];
     uarg::read_each(a.w as usize, ninfo, |i, info: uapi::ghost_agent_wakeup| {
-        if info.prio != 0 || !crate::sys::rq::cpu_online(info.cpu) {
+        if info.prio != 0 || !crate::sys::cpu::cpu_online(info.cpu) {
             return Err(EINVAL);
         }
         *cpus.get_mut(i).ok_or(EINVAL)? = info.cpu;
@@ -181,7 +181,7 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     let info = match a.request.type_ {
         uapi::ghost_type_GHOST_AGENT => {
             let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
-            if !crate::sys::rq::cpu_online(cpu) {
+            if !crate::sys::cpu::cpu_online(cpu) {
                 return Err(EINVAL);
             }
             if !e.owns_cpu(cpu) {
@@ -285,8 +285,7 @@ fn create_queue(e: &Enclave, arg: usize) -> Result<isize> {
     let a: T = uarg::read(arg)?;
     let (node, flags) = (a.node, a.flags);
     let elems = u32::try_from(a.elems).map_err(|_| EINVAL)?;
-    // SAFETY: only tests a bit of the online-node mask, range-checked.
-    if flags != 0 || (node != -1 && !unsafe { bindings::ghost_node_online(node) }) {
+    if flags != 0 || (node != -1 && !crate::sys::cpu::node_online(node)) {
         return Err(EINVAL);
     }
     let q = Queue::new(elems, node, e.id)?;

@@ -187,8 +187,8 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     if kick {
         // An idle CPU with tasks of a newly orphaned enclave queued picks
         // again (in the fallback).
-        for cpu in 0..crate::sys::rq::nr_cpu_ids() as i32 {
-            if crate::sys::rq::cpu_online(cpu) {
+        for cpu in 0..crate::sys::cpu::nr_cpu_ids() as i32 {
+            if crate::sys::cpu::cpu_online(cpu) {
                 // SAFETY: process context, no lock held; `cpu` is online.
                 unsafe { bindings::resched_cpu(cpu) };
             }

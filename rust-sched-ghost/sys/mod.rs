@@ -13,8 +13,10 @@
 //! - [`rawlock`]: a raw spinlock usable with interrupts off;
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
-//! - [`cred`]: errnos and capability checks.
+//! - [`cred`]: errnos and capability checks;
+//! - [`cpu`]: CPU and NUMA topology, CPU hotplug callbacks.
 
+pub mod cpu;
 pub mod cred;
 pub mod kernfs;
 pub mod mm;
