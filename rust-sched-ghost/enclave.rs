@@ -34,7 +34,7 @@ use crate::queue::Queue;
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
 use crate::sys::cpu::{cpu_active, cpu_online, node_online};
-use crate::sys::cred::{capable, errno};
+use crate::sys::cred::{capable, errno, CAP_SYS_ADMIN, EDEADLK};
 use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::sys::mm::Vma;
 use crate::sys::rawlock::RawSpinLock;
@@ -147,7 +147,7 @@ impl Enclave {
         self.nr_tasks.fetch_add(1, Ordering::SeqCst);
         if self.dying() {
             self.leave();
-            return Err(errno(bindings::EXDEV));
+            return Err(EXDEV);
         }
         Ok(())
     }
@@ -749,7 +749,7 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
     if abi != GHOST_VERSION {
         return Err(ESRCH);
     }
-    if !capable(bindings::CAP_SYS_ADMIN) {
+    if !capable(CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
     let ephemeral_tgid = match ephemeral {
@@ -865,12 +865,12 @@ pub fn create(parent: Node, id: u64, abi: u32, gid: Option<u32>, ephemeral: bool
 
 /// Destroys the enclave `id` from a callback of `file` (its `ctl`).
 fn destroy(file: &OpenFile, id: u64) -> Result {
-    if !capable(bindings::CAP_SYS_ADMIN) {
+    if !capable(CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
     // An agent would wait for its own death.
     if crate::sched::current_agent().is_some() {
-        return Err(errno(bindings::EDEADLK));
+        return Err(errno(EDEADLK));
     }
     // Out of the registry, new lookups fail and its CPUs are free again.
     let enclave = registry()?.lock().take(id).ok_or(ENODEV)?;
@@ -984,7 +984,7 @@ fn may_open(file: &OpenFile) -> Result {
     if enclave_of(file.key())?.tunable(LIVE_DANGEROUSLY) {
         Ok(())
     } else {
-        Err(errno(bindings::EDEADLK))
+        Err(errno(EDEADLK))
     }
 }
 
@@ -1167,7 +1167,7 @@ fn write_cpus(
     input: &[u8],
     parse: fn(&[u8], usize) -> Result<CpuSet, ParseError>,
 ) -> Result<usize> {
-    if !capable(bindings::CAP_SYS_ADMIN) {
+    if !capable(CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
     let want = parse(input, nr_cpu_ids()).map_err(parse_errno)?;

@@ -21,7 +21,7 @@
 
 use crate::enclave;
 use crate::parse::{parse_root_cmd, ParseError, RootCmd};
-use crate::sys::cred::errno;
+use crate::sys::cred::{errno, EOVERFLOW};
 use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, Root, SeqFile};
 use crate::{OpsTable, GHOST_VERSION};
 use core::fmt::Write;
@@ -38,7 +38,7 @@ pub fn parse_errno(e: ParseError) -> Error {
         ParseError::Invalid => EINVAL,
         ParseError::UnknownOption => ENOENT,
         ParseError::Range => ERANGE,
-        ParseError::Overflow => errno(bindings::EOVERFLOW),
+        ParseError::Overflow => errno(EOVERFLOW),
     }
 }
 

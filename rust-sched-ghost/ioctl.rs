@@ -10,11 +10,10 @@ use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
-use crate::sys::cred::errno;
+use crate::sys::cred::{errno, EOPNOTSUPP, ESTALE};
 use crate::sys::kernfs::OpenFile;
 use crate::uarg;
 use core::mem::{offset_of, size_of};
-use kernel::bindings;
 use kernel::prelude::*;
 use kernel::uapi;
 
@@ -130,7 +129,7 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             )?;
             Ok(0)
         }
-        IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
+        IOC_TIMERFD_SETTIME => Err(errno(EOPNOTSUPP)),
         _ => Err(ENOTTY),
     }
 }
@@ -261,7 +260,7 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
             None => gt.barrier(),
         };
         if current != barrier {
-            return Err(errno(bindings::ESTALE));
+            return Err(errno(ESTALE));
         }
         let mut status = 0;
         if gt.queue().is_some_and(|cur| core::ptr::eq(cur, &*q)) {

@@ -2,10 +2,28 @@
 
 //! Errors and credentials: errnos the `kernel` crate has no constant for, and
 //! capability checks of the current task.
+//!
+//! Callers name the errnos and capabilities below (`errno(EDEADLK)`,
+//! `capable(CAP_SYS_ADMIN)`) rather than `bindings::`; errnos the `kernel`
+//! crate has are used from `kernel::error::code`.
 
 use kernel::bindings;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
+
+/// `EDEADLK`: an agent would wait for itself.
+pub const EDEADLK: u32 = bindings::EDEADLK;
+/// `EOVERFLOW`: a value too large for its field.
+pub const EOVERFLOW: u32 = bindings::EOVERFLOW;
+/// `ESTALE`: a barrier the caller passed is out of date.
+pub const ESTALE: u32 = bindings::ESTALE;
+/// `EOPNOTSUPP`: an operation ghost-rs does not implement.
+pub const EOPNOTSUPP: u32 = bindings::EOPNOTSUPP;
+
+/// `CAP_SYS_ADMIN`.
+pub const CAP_SYS_ADMIN: u32 = bindings::CAP_SYS_ADMIN;
+/// `CAP_SYS_NICE`.
+pub const CAP_SYS_NICE: u32 = bindings::CAP_SYS_NICE;
 
 /// An errno the `kernel` crate has no constant for (e.g. `EOPNOTSUPP`).
 pub fn errno(e: u32) -> Error {
