@@ -1015,7 +1015,7 @@ impl FileOps for CtlFile {
 
     fn ioctl(file: &OpenFile, cmd: u32, arg: usize) -> Result<isize> {
         let e = enclave_of(file.key())?;
-        crate::ioctl::ctl_ioctl(&e, file, cmd, arg)
+        crate::ghostfs::ioctl::ctl_ioctl(&e, file, cmd, arg)
     }
 
     fn open(file: &OpenFile) -> Result {

@@ -26,8 +26,8 @@
 //!   layout and allocator);
 //! - [`gtid`]: global task ids;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
-//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
-//!   arguments copied whole as the uapi structs ([`uarg`]);
+//! - [`ghostfs::ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`,
+//!   their arguments copied whole as the uapi structs ([`ghostfs::uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
 //!   ring producer);
 //! - [`parse`]: parsers for what userspace writes to ghostfs files;
@@ -57,7 +57,6 @@ pub mod gtask;
 pub mod gtid;
 pub mod hooks;
 pub mod hotplug;
-pub mod ioctl;
 pub mod members;
 pub mod msg;
 pub mod parse;
@@ -69,34 +68,10 @@ pub mod sw;
 pub mod swregion;
 pub mod sys;
 pub mod txn;
-pub mod uarg;
 pub mod watchdog;
 
-/// An immutable C operations table (a `struct file_operations` and the
-/// like) in a `static`, so C can be handed a pointer to it.
-#[repr(transparent)]
-pub struct OpsTable<T>(T);
-
-// SAFETY: `OpsTable::new`'s contract: the table holds only function
-// pointers and pointers to immutable statics, and nobody writes it.
-unsafe impl<T> Sync for OpsTable<T> {}
-
-impl<T> OpsTable<T> {
-    /// Wraps `table`.
-    ///
-    /// # Safety
-    ///
-    /// `table` must hold only function pointers and pointers to immutable
-    /// statics, and must not be written through the pointer C gets.
-    pub const unsafe fn new(table: T) -> Self {
-        OpsTable(table)
-    }
-
-    /// The table.
-    pub const fn get(&self) -> &T {
-        &self.0
-    }
-}
+/// [`sys::OpsTable`], where the crate's modules have always named it.
+pub use sys::OpsTable;
 
 /// The ghOSt ABI version this kernel implements.
 pub const GHOST_VERSION: u32 = kernel::uapi::GHOST_VERSION;

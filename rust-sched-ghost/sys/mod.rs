@@ -14,7 +14,8 @@
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
 //! - [`cred`]: errnos and capability checks;
-//! - [`cpu`]: CPU and NUMA topology, CPU hotplug callbacks.
+//! - [`cpu`]: CPU and NUMA topology, CPU hotplug callbacks;
+//! - [`uapi`]: which uapi structs may be copied from and to user memory.
 
 pub mod cpu;
 pub mod cred;
@@ -24,4 +25,31 @@ pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
 pub mod task;
+pub mod uapi;
 pub mod waitq;
+
+/// An immutable C operations table (a `struct file_operations` and the
+/// like) in a `static`, so C can be handed a pointer to it.
+#[repr(transparent)]
+pub struct OpsTable<T>(T);
+
+// SAFETY: `OpsTable::new`'s contract: the table holds only function
+// pointers and pointers to immutable statics, and nobody writes it.
+unsafe impl<T> Sync for OpsTable<T> {}
+
+impl<T> OpsTable<T> {
+    /// Wraps `table`.
+    ///
+    /// # Safety
+    ///
+    /// `table` must hold only function pointers and pointers to immutable
+    /// statics, and must not be written through the pointer C gets.
+    pub const unsafe fn new(table: T) -> Self {
+        OpsTable(table)
+    }
+
+    /// The table.
+    pub const fn get(&self) -> &T {
+        &self.0
+    }
+}

@@ -6,13 +6,13 @@
 //! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
 //! `TIMERFD_SETTIME`.
 
+use super::uarg;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
 use crate::sys::cred::{errno, EOPNOTSUPP, ESTALE};
 use crate::sys::kernfs::OpenFile;
-use crate::uarg;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
 use kernel::uapi;
