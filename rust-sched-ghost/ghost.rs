@@ -17,8 +17,10 @@
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
-//! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
-//!   list of an enclave's tasks and agents;
+//! - [`registry`]: the live enclaves by id, and which CPUs each owns;
+//!   [`enclave`]: the enclave object (its ghostfs directory is
+//!   [`ghostfs::dir`]); [`members`]: the list of an enclave's tasks and
+//!   agents;
 //! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
 //!   stay's state machine in [`gstate`];
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
@@ -61,6 +63,7 @@ pub mod members;
 pub mod msg;
 pub mod parse;
 pub mod queue;
+pub mod registry;
 pub mod ring;
 pub mod sched;
 pub mod selftest;

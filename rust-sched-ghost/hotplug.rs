@@ -25,7 +25,7 @@
 //! So an enclave CPU is always online, and `GHOST_TXN_CPU_OFFLINE` (still
 //! checked by every commit) cannot happen.
 
-//! Calls: [`crate::enclave`] (whether a CPU is an enclave's), [`crate::sys::rq`]
+//! Calls: [`crate::registry`] (whether a CPU is an enclave's), [`crate::sys::rq`]
 //! (whether an agent holds it), [`crate::sys::cpu`] (the hotplug state).
 
 use crate::sys::cpu::OfflineCheck;
@@ -36,7 +36,7 @@ use kernel::prelude::*;
 /// (logged) or an agent holds it (from `become agent` until the agent has
 /// left the class). Process context.
 pub fn may_go_offline(cpu: u32) -> Result {
-    if crate::enclave::cpu_in_enclave(cpu as usize) {
+    if crate::registry::cpu_in_enclave(cpu as usize) {
         pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
         return Err(EBUSY);
     }

@@ -17,28 +17,38 @@
 //! Errors of the root `ctl`: `EINVAL` for anything that does not parse,
 //! `ENOENT` for an unknown `create` option, `ESRCH` for an ABI other than 91,
 //! `EPERM` without `CAP_SYS_ADMIN`, `EEXIST` for an id in use. Enclave
-//! directories are described in [`crate::enclave`].
+//! directories are described in [`dir`]; each file type of theirs has its
+//! module ([`ctl`] with [`ioctl`] and its arguments [`uarg`], [`info`],
+//! [`tunables`], [`timeouts`], [`cpus`], [`agent_online`], [`sw_regions`],
+//! [`cpu_data`], [`tasks`]).
+//!
+//! Owns: the filesystem type, the root files, and every enclave file's
+//! behaviour. Calls: [`crate::registry`] (set up at boot; enclave lookup,
+//! creation and destruction), [`crate::enclave`], [`crate::watchdog`],
+//! [`crate::parse`], the scheduling core for the commands and ioctls
+//! ([`crate::agent`], [`crate::sched`], [`crate::txn`], [`crate::queue`],
+//! [`crate::gtask`]), and [`crate::sys`]. Nothing below calls it.
 
+pub mod agent_online;
+pub mod common;
+pub mod cpu_data;
+pub mod cpus;
+pub mod ctl;
+pub mod dir;
+pub mod info;
 pub mod ioctl;
+pub mod sw_regions;
+pub mod tasks;
+pub mod timeouts;
+pub mod tunables;
 pub mod uarg;
 
-use crate::enclave;
-use crate::parse::{parse_root_cmd, ParseError, RootCmd};
-use crate::sys::cred::{errno, EOVERFLOW};
+use crate::parse::{parse_root_cmd, RootCmd};
 use crate::sys::kernfs::{FileOps, FsType, OpenFile, Perm, Root, SeqFile};
-use crate::GHOST_VERSION;
+use common::parse_errno;
 use core::fmt::Write;
 use kernel::prelude::*;
-
-/// The errno for a parse failure.
-pub fn parse_errno(e: ParseError) -> Error {
-    match e {
-        ParseError::Invalid => EINVAL,
-        ParseError::UnknownOption => ENOENT,
-        ParseError::Range => ERANGE,
-        ParseError::Overflow => errno(EOVERFLOW),
-    }
-}
+use kernel::uapi::GHOST_VERSION;
 
 /// `/sys/fs/ghost/version`.
 struct VersionFile;
@@ -65,7 +75,7 @@ impl FileOps for RootCtlFile {
                 ephemeral,
             } => {
                 let root = GHOSTFS_TYPE.root_dir().ok_or(ENODEV)?;
-                enclave::create(root, id, abi, gid, ephemeral)?;
+                dir::create(root, id, abi, gid, ephemeral)?;
             }
         }
         Ok(input.len())
@@ -84,7 +94,7 @@ static GHOSTFS_TYPE: FsType = FsType::new(
 /// Builds the hierarchy, creates `/sys/fs/ghost`, and registers the
 /// filesystem type. Runs once at boot.
 pub fn init() -> Result {
-    enclave::init()?;
+    crate::registry::init()?;
     let root = Root::new()?;
     let top = root.node();
     top.create_file::<VersionFile>(kernel::c_str!("version"), Perm::root(0o444), 0, 0)?;

@@ -15,12 +15,14 @@
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
 //! - [`cred`]: errnos and capability checks;
 //! - [`cpu`]: CPU and NUMA topology, CPU hotplug callbacks;
-//! - [`uapi`]: which uapi structs may be copied from and to user memory.
+//! - [`uapi`]: which uapi structs may be copied from and to user memory;
+//! - [`once`]: a value built once at boot and kept for good.
 
 pub mod cpu;
 pub mod cred;
 pub mod kernfs;
 pub mod mm;
+pub mod once;
 pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
