@@ -30,15 +30,14 @@ use crate::parse::CpuSet;
 use crate::queue::Queue;
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
+use crate::sys::keep::KeepList;
 use crate::sys::kernfs::Node;
 use crate::sys::rawlock::RawSpinLock;
 use crate::sys::rq::{GhostRq, RqGuard, TaskRqGuard};
 use crate::sys::task::TaskHandle;
 use crate::sys::waitq::AnyCtxWaitQueue;
 use core::ptr::NonNull;
-use core::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -119,11 +118,11 @@ pub struct Enclave {
     #[pin]
     sw_create: Mutex<()>,
     /// The queues created through `ctl`: the enclave keeps them (and their
-    /// memory) until it is released, so that tasks may point to them.
+    /// memory) until it is released, so that tasks may point to them. The
+    /// one chosen is the default queue, where new tasks send their
+    /// messages.
     #[pin]
-    queues: Mutex<KVec<Arc<Queue>>>,
-    /// The queue new tasks send their messages to (one of `queues`).
-    def_q: AtomicPtr<Queue>,
+    queues: KeepList<Queue>,
     /// Tasks and agents whose ghost state points to this enclave.
     nr_tasks: AtomicUsize,
     /// Their states, on a list (also the exiting tasks no pid lookup finds).
@@ -188,8 +187,7 @@ impl Enclave {
                 sw_dir: init.sw_dir,
                 sw_regions,
                 sw_create <- kernel::new_mutex!(()),
-                queues <- kernel::new_mutex!(KVec::new()),
-                def_q: AtomicPtr::new(core::ptr::null_mut()),
+                queues <- KeepList::new(),
                 nr_tasks: AtomicUsize::new(0),
                 members,
                 gated: AtomicUsize::new(0),
@@ -507,12 +505,7 @@ impl Enclave {
     /// Keeps `q` (made by this enclave's `ctl`) until the enclave goes.
     /// `ENOSPC` beyond [`MAX_QUEUES`]. May sleep.
     pub fn add_queue(&self, q: Arc<Queue>) -> Result {
-        let mut queues = self.queues.lock();
-        if queues.len() >= MAX_QUEUES {
-            return Err(ENOSPC);
-        }
-        queues.push(q, GFP_KERNEL)?;
-        Ok(())
+        self.queues.add(q, MAX_QUEUES)
     }
 
     /// Whether `q` is one of this enclave's queues.
@@ -522,19 +515,17 @@ impl Enclave {
 
     /// The default queue: where new tasks send their messages.
     pub fn default_queue(&self) -> Option<&Queue> {
-        // SAFETY: NULL or a queue in `self.queues`, kept until `self` goes.
-        unsafe { self.def_q.load(Ordering::Acquire).as_ref() }
+        self.queues.chosen()
     }
 
-    /// `SET_DEFAULT_QUEUE`; `EINVAL` for a queue of another enclave.
+    /// `SET_DEFAULT_QUEUE`; `EINVAL` for a queue of another enclave. May
+    /// sleep.
     pub fn set_default_queue(&self, q: &Queue) -> Result {
         if !self.owns_queue(q) {
             return Err(EINVAL);
         }
-        // Kept by `self.queues` (every queue of this enclave is).
-        self.def_q
-            .store(core::ptr::from_ref(q).cast_mut(), Ordering::Release);
-        Ok(())
+        // Every queue of this enclave is on `self.queues`.
+        self.queues.choose(q)
     }
 
     /// Links `gt` as a member (see [`crate::members`]). Never sleeps.

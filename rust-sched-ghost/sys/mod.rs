@@ -16,16 +16,20 @@
 //! - [`cred`]: errnos and capability checks;
 //! - [`cpu`]: CPU and NUMA topology, CPU hotplug callbacks;
 //! - [`uapi`]: which uapi structs may be copied from and to user memory;
-//! - [`once`]: a value built once at boot and kept for good.
+//! - [`once`]: a value built once at boot and kept for good;
+//! - [`keep`]: objects kept as long as their owner, one chosen, read lock-free;
+//! - [`shared`]: typed views of memory userspace maps.
 
 pub mod cpu;
 pub mod cred;
+pub mod keep;
 pub mod kernfs;
 pub mod mm;
 pub mod once;
 pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
+pub mod shared;
 pub mod task;
 pub mod uapi;
 pub mod waitq;
