@@ -5,6 +5,11 @@
 //! Every ioctl needs the file open for writing (`EACCES` otherwise); an
 //! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
 //! `TIMERFD_SETTIME`.
+//!
+//! Owns: the ioctl numbers and each ioctl's checks and argument handling.
+//! Calls: [`super::uarg`] (arguments in and out), [`crate::enclave`] (the
+//! queues, status words, CPUs), the scheduling core ([`crate::agent`],
+//! [`crate::txn`], [`crate::gtask`], [`crate::queue`]) and [`crate::sys`].
 
 use super::uarg;
 use crate::enclave::Enclave;

@@ -12,6 +12,9 @@
 //! - [`FsType`]: a filesystem type every mount of which shows one hierarchy,
 //!   and its mount point under `/sys/fs`.
 //!
+//! Calls: [`crate::sys::mm`] (the mapping of an `mmap`), [`crate::sys`]'s
+//! `OpsTable`, and C.
+//!
 //! All `unsafe` code of ghostfs lives here. A file carries an integer *key*
 //! (in `kn->priv`) rather than a pointer: callbacks look their object up by
 //! key, so no node can outlive the memory it refers to. kernfs guarantees
