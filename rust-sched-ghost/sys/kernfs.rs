@@ -354,6 +354,11 @@ pub trait FileOps {
 struct FileAdapter<T: FileOps>(PhantomData<T>);
 
 impl<T: FileOps> FileAdapter<T> {
+    /// `seq_show`: [`FileOps::show`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with the live seq_file of a read of a file of `T`.
     unsafe extern "C" fn seq_show(sf: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
         // SAFETY: kernfs' seq_file has the live open file of this read in
         // `private`, whose node is active during the callback; `OpenFile` is
@@ -368,6 +373,12 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `write`: [`FileOps::write`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T` and its kernel copy of
+    /// the written bytes.
     unsafe extern "C" fn write(
         of: *mut bindings::kernfs_open_file,
         buf: *mut c_char,
@@ -387,6 +398,11 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `open`: [`FileOps::open`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`.
     unsafe extern "C" fn open(of: *mut bindings::kernfs_open_file) -> c_int {
         // SAFETY: kernfs calls this with a live `of` whose node is active.
         match T::open(unsafe { &*of.cast::<OpenFile>() }) {
@@ -395,11 +411,22 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `release`: [`FileOps::release`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`, once per open.
     unsafe extern "C" fn release(of: *mut bindings::kernfs_open_file) {
         // SAFETY: kernfs calls this with a live `of`, once per open.
         T::release(unsafe { &*of.cast::<OpenFile>() })
     }
 
+    /// `mmap`: [`FileOps::mmap`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T` and the mapping being
+    /// set up, under `mmap_lock`.
     unsafe extern "C" fn mmap(
         of: *mut bindings::kernfs_open_file,
         vma: *mut bindings::vm_area_struct,
@@ -414,6 +441,11 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `ioctl`: [`FileOps::ioctl`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`.
     unsafe extern "C" fn ioctl(
         of: *mut bindings::kernfs_open_file,
         cmd: kernel::ffi::c_uint,
