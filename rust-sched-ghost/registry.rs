@@ -269,16 +269,20 @@ impl Creating {
         let ephemeral = enclave.ephemeral_tgid().is_some();
         // Only creators fill slots, and they are serialized: the free slot
         // seen by `begin_create` is still free.
-        match self
-            .registries
-            .data
-            .lock()
-            .slots
-            .iter_mut()
-            .find(|s| s.is_none())
-        {
-            Some(free) => *free = Some(enclave),
-            None => return Err(ENOSPC),
+        let refused = {
+            let mut reg = self.registries.data.lock();
+            match reg.slots.iter_mut().find(|s| s.is_none()) {
+                Some(free) => {
+                    *free = Some(enclave);
+                    None
+                }
+                None => Some(enclave),
+            }
+        };
+        if let Some(enclave) = refused {
+            // Freed outside the spinlock (freeing its memory may sleep).
+            drop(enclave);
+            return Err(ENOSPC);
         }
         if ephemeral {
             NR_EPHEMERAL.fetch_add(1, Ordering::Relaxed);
