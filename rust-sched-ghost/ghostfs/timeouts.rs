@@ -15,6 +15,17 @@ use crate::sys::kernfs::{FileOps, OpenFile, SeqFile};
 use core::fmt::Write;
 use kernel::prelude::*;
 
+/// A timeout write: what `kstrtoul` takes (`0x` hexadecimal, leading-0
+/// octal, one trailing newline); anything else, or a value above
+/// [`MAX_RUNNABLE_TIMEOUT_MS`], `EINVAL`.
+fn parse_timeout_ms(input: &[u8]) -> Result<u64> {
+    let ms = parse_unsigned(input).map_err(|_| EINVAL)?;
+    if ms > MAX_RUNNABLE_TIMEOUT_MS {
+        return Err(EINVAL);
+    }
+    Ok(ms)
+}
+
 /// `enclave_<id>/runnable_timeout`: milliseconds; 0 = watchdog off.
 pub struct RunnableTimeoutFile;
 
@@ -27,12 +38,7 @@ impl FileOps for RunnableTimeoutFile {
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
-        // What `kstrtoul` takes (`0x` hexadecimal, leading-0 octal, one
-        // trailing newline); anything else, or a value too big, `EINVAL`.
-        let ms = parse_unsigned(input).map_err(|_| EINVAL)?;
-        if ms > MAX_RUNNABLE_TIMEOUT_MS {
-            return Err(EINVAL);
-        }
+        let ms = parse_timeout_ms(input)?;
         let e = enclave_of(file.key())?;
         e.set_runnable_timeout_ms(ms);
         if ms > 0 {
@@ -60,10 +66,7 @@ impl FileOps for AgentlessTimeoutFile {
     }
 
     fn write(file: &OpenFile, input: &[u8]) -> Result<usize> {
-        let ms = parse_unsigned(input).map_err(|_| EINVAL)?;
-        if ms > MAX_RUNNABLE_TIMEOUT_MS {
-            return Err(EINVAL);
-        }
+        let ms = parse_timeout_ms(input)?;
         let e = enclave_of(file.key())?;
         e.set_agentless_timeout_ms(ms);
         Ok(input.len())
