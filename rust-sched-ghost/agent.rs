@@ -20,9 +20,10 @@ use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
-use crate::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr};
 use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
-use crate::task::TaskHandle;
+use crate::sys::cpu::{cpu_online, this_cpu};
+use crate::sys::rq::{GhostRq, Rq, RqGuard, TaskPtr};
+use crate::sys::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -87,10 +88,10 @@ pub fn kill(a: &TaskHandle, cpu: i32) {
 /// enclave); `EBUSY` if the caller is already in ghost; `EXDEV` while the
 /// enclave is destroyed. May sleep.
 pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
-    if !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
+    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
-    if cpu >= crate::rq::nr_cpu_ids() {
+    if cpu >= crate::sys::cpu::nr_cpu_ids() {
         return Err(EINVAL);
     }
     let cpu = i32::try_from(cpu).map_err(|_| EINVAL)?;
@@ -221,7 +222,7 @@ pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
     if let Some(b) = barrier {
         g.should_wake().store(false, Ordering::SeqCst);
         if g.agent_barrier() != b {
-            return Err(crate::ghostfs::errno(bindings::ESTALE));
+            return Err(crate::sys::cred::errno(bindings::ESTALE));
         }
     }
     g.blocked_in_run().store(true, Ordering::SeqCst);
@@ -264,7 +265,7 @@ pub fn run(
     run_cpu: i32,
     run_flags: i32,
 ) -> Result {
-    if !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
+    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
     if !cpu_online(run_cpu) {

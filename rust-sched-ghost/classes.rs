@@ -21,9 +21,9 @@
 //! and messages) and [`crate::agent`] (agents).
 
 use crate::gtask::{GhostTask, SW_RUNNABLE};
-use crate::rq::this_cpu;
 use crate::sched;
-use crate::sched_class::{
+use crate::sys::cpu::this_cpu;
+use crate::sys::sched_class::{
     set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
 };
 use kernel::bindings;

@@ -7,7 +7,7 @@
 //! byte it reads from them as untrusted. Writes go through atomics: an agent
 //! may be reading the same words.
 
-use crate::mm::{UserBuf, Vma, NUMA_NO_NODE, PAGE_SIZE};
+use crate::sys::mm::{UserBuf, Vma, NUMA_NO_NODE, PAGE_SIZE};
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use kernel::prelude::*;

@@ -22,7 +22,7 @@ use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::msg::Payload;
 use crate::off;
-use crate::rq::{GhostRq, Rq, TaskPtr};
+use crate::sys::rq::{GhostRq, Rq, TaskPtr};
 use kernel::uapi;
 
 /// The enclave of `rq`'s agent, if the CPU has one.

@@ -36,8 +36,8 @@
 //!   tail are only read or written with that runqueue's lock held.
 
 use crate::gtask::GhostTask;
-use crate::rq::{GhostRq, Rq};
-use crate::sched_class::TaskPtr;
+use crate::sys::rq::{GhostRq, Rq};
+use crate::sys::sched_class::TaskPtr;
 use core::cell::Cell;
 use core::ptr;
 

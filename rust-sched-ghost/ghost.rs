@@ -9,26 +9,27 @@
 //!
 //! Layout of the crate:
 //!
-//! - [`sched_class`]: the operation-table abstraction (a `#[vtable]` trait and
-//!   the adapter that turns an implementation into a `struct sched_class`);
+//! - [`sys`]: the thin safe wrappers over the C kernel (runqueues, tasks,
+//!   kernfs, mappable memory, locks, wait queues, the `sched_class` adapter):
+//!   with the C entry points, the only home of `unsafe`;
 //! - [`classes`]: `ghost_sched_class` (below fair) and
 //!   `ghost_agent_sched_class` (above deadline, below stop);
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
-//! - [`kernfs`]: a small safe wrapper over kernfs;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
-//! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
-//!   list of an enclave's tasks and agents;
+//! - [`registry`]: the live enclaves by id, and which CPUs each owns;
+//!   [`enclave`]: the enclave object (its ghostfs directory is
+//!   [`ghostfs::dir`]); [`members`]: the list of an enclave's tasks and
+//!   agents;
 //! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
 //!   stay's state machine in [`gstate`];
-//! - [`waitq`]: a wait queue any context may wake (`destroy` waits on one);
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
-//!   status words), on [`mm`] (mappable buffers) and [`sw`] (the status-word
+//!   status words), on [`sys::mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
-//! - [`gtid`], [`task`]: global task ids and task lookup;
+//! - [`gtid`]: global task ids;
 //! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
-//! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
-//!   arguments copied whole as the uapi structs ([`uarg`]);
+//! - [`ghostfs::ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`,
+//!   their arguments copied whole as the uapi structs ([`ghostfs::uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
 //!   ring producer);
 //! - [`parse`]: parsers for what userspace writes to ghostfs files;
@@ -58,52 +59,22 @@ pub mod gtask;
 pub mod gtid;
 pub mod hooks;
 pub mod hotplug;
-pub mod ioctl;
-pub mod kernfs;
 pub mod members;
-pub mod mm;
 pub mod msg;
 pub mod parse;
 pub mod queue;
-pub mod rawlock;
+pub mod registry;
 pub mod ring;
-pub mod rq;
 pub mod sched;
-pub mod sched_class;
 pub mod selftest;
 pub mod sw;
 pub mod swregion;
-pub mod task;
+pub mod sys;
 pub mod txn;
-pub mod uarg;
-pub mod waitq;
 pub mod watchdog;
 
-/// An immutable C operations table (a `struct file_operations` and the
-/// like) in a `static`, so C can be handed a pointer to it.
-#[repr(transparent)]
-pub struct OpsTable<T>(T);
-
-// SAFETY: `OpsTable::new`'s contract: the table holds only function
-// pointers and pointers to immutable statics, and nobody writes it.
-unsafe impl<T> Sync for OpsTable<T> {}
-
-impl<T> OpsTable<T> {
-    /// Wraps `table`.
-    ///
-    /// # Safety
-    ///
-    /// `table` must hold only function pointers and pointers to immutable
-    /// statics, and must not be written through the pointer C gets.
-    pub const unsafe fn new(table: T) -> Self {
-        OpsTable(table)
-    }
-
-    /// The table.
-    pub const fn get(&self) -> &T {
-        &self.0
-    }
-}
+/// [`sys::OpsTable`], where the crate's modules have always named it.
+pub use sys::OpsTable;
 
 /// The ghOSt ABI version this kernel implements.
 pub const GHOST_VERSION: u32 = kernel::uapi::GHOST_VERSION;
@@ -122,7 +93,7 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
-        rq::init(agent::wake_work)?;
+        sys::rq::init(agent::wake_work)?;
         watchdog::init();
         hooks::init()?;
         hotplug::init()?;

@@ -3,9 +3,9 @@
 //! Entry points the core kernel calls (declared in `<linux/ghost.h>`), and
 //! the `kernel.pid_max_max` sysctl that tells userspace the gtid layout.
 
-use crate::enclave;
-use crate::kernfs::SeqFile;
-use crate::task;
+use crate::registry;
+use crate::sys::kernfs::SeqFile;
+use crate::sys::task;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
 use kernel::bindings;
@@ -23,7 +23,7 @@ pub extern "C" fn ghost_alloc_gtid(pid: bindings::pid_t) -> i64 {
 /// the ephemeral enclaves it created. Process context; may sleep.
 #[no_mangle]
 pub extern "C" fn ghost_group_exit(tgid: bindings::pid_t) {
-    enclave::owner_exited(tgid);
+    registry::owner_exited(tgid);
 }
 
 /// `/proc/<pid>/ghost/gtid`: the task's gtid, in decimal.

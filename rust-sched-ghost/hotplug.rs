@@ -25,62 +25,55 @@
 //! So an enclave CPU is always online, and `GHOST_TXN_CPU_OFFLINE` (still
 //! checked by every commit) cannot happen.
 
-use kernel::bindings;
+//! Calls: [`crate::registry`] (whether a CPU is an enclave's), [`crate::sys::rq`]
+//! (whether an agent holds it), [`crate::sys::cpu`] (the hotplug state).
+
+use crate::sys::cpu::OfflineCheck;
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
 
-/// Whether `cpu` may go offline: 0, or `-EBUSY` if it belongs to an
-/// enclave (logged) or an agent holds it (from `become agent` until the agent
-/// has left the class). Process context.
-fn may_go_offline(cpu: c_uint) -> c_int {
-    if crate::enclave::cpu_in_enclave(cpu as usize) {
+/// Whether `cpu` may go offline: `EBUSY` if it belongs to an enclave
+/// (logged) or an agent holds it (from `become agent` until the agent has
+/// left the class). Process context.
+pub fn may_go_offline(cpu: u32) -> Result {
+    if crate::registry::cpu_in_enclave(cpu as usize) {
         pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
-        return -(bindings::EBUSY as c_int);
+        return Err(EBUSY);
     }
     let claimed = i32::try_from(cpu)
         .ok()
-        .and_then(crate::rq::GhostRq::of)
+        .and_then(crate::sys::rq::GhostRq::of)
         .is_some_and(|g| g.agent_claimed());
     if claimed {
         // Not logged: a destroy's agents leave soon, and a retrying writer
         // would flood the log.
-        return -(bindings::EBUSY as c_int);
+        return Err(EBUSY);
     }
-    0
+    Ok(())
 }
 
 /// `sched_cpu_deactivate()` of `cpu`, before the CPU is deactivated (its
 /// hotplug thread: process context): nonzero keeps it online.
 #[no_mangle]
 pub extern "C" fn ghost_cpu_deactivate(cpu: c_uint) -> c_int {
-    may_go_offline(cpu)
-}
-
-/// The teardown callback (the `cpuhp` thread of `cpu`: process context).
-///
-/// # Safety
-///
-/// Called by the hotplug core.
-unsafe extern "C" fn offline(cpu: c_uint) -> c_int {
-    may_go_offline(cpu)
-}
-
-/// Registers the callback (boot).
-pub fn init() -> Result {
-    // SAFETY: a static name and a callback that lives for good; no startup
-    // callback, not invoked now (no CPU belongs to an enclave yet).
-    let r = unsafe {
-        bindings::__cpuhp_setup_state(
-            bindings::cpuhp_state_CPUHP_AP_ONLINE_DYN,
-            kernel::c_str!("sched/ghost:online").as_char_ptr(),
-            false,
-            None,
-            Some(offline),
-            false,
-        )
-    };
-    if r < 0 {
-        return Err(Error::from_errno(r));
+    match may_go_offline(cpu) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
-    Ok(())
+}
+
+/// The teardown check of the hotplug state (the `cpuhp` thread of the CPU:
+/// process context).
+struct Teardown;
+
+impl OfflineCheck for Teardown {
+    fn may_go_offline(cpu: u32) -> Result {
+        may_go_offline(cpu)
+    }
+}
+
+/// Registers the teardown check (boot). Not invoked now: no CPU belongs to
+/// an enclave yet.
+pub fn init() -> Result {
+    crate::sys::cpu::setup_offline_callback::<Teardown>(kernel::c_str!("sched/ghost:online"))
 }

@@ -19,9 +19,9 @@
 //! runqueue lock is ever taken while it is held.
 
 use crate::gtask::GhostTask;
-use crate::rawlock::RawSpinLock;
-use crate::rq::TaskPtr;
-use crate::task::TaskHandle;
+use crate::sys::rawlock::RawSpinLock;
+use crate::sys::rq::TaskPtr;
+use crate::sys::task::TaskHandle;
 use core::cell::Cell;
 use core::ptr;
 use kernel::prelude::*;

@@ -15,6 +15,9 @@
 //! - input longer than [`MAX_WRITE`] bytes is rejected.
 //!
 //! Errors are [`ParseError`] values; the caller maps them to errnos.
+//!
+//! Owns: the grammar of every ghostfs write, and CPU sets ([`CpuSet`]).
+//! Calls: nothing (pure code).
 
 /// The longest command any ghostfs file accepts, in bytes.
 pub const MAX_WRITE: usize = 256;

@@ -15,9 +15,9 @@
 //! The memory goes with the last of the enclave, the descriptor and the
 //! mappings.
 
-use crate::mm::{UserBuf, Vma};
-use crate::rawlock::RawSpinLock;
 use crate::ring::{map_bytes, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
+use crate::sys::mm::{UserBuf, Vma};
+use crate::sys::rawlock::RawSpinLock;
 use crate::OpsTable;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};

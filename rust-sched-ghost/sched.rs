@@ -21,9 +21,9 @@
 use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
 use crate::queue::Queue;
-use crate::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
 use crate::sw::F_CANFREE;
-use crate::task::TaskHandle;
+use crate::sys::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sys::task::TaskHandle;
 use core::sync::atomic::Ordering;
 use kernel::bindings;
 use kernel::ffi::c_int;
@@ -90,7 +90,7 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
     if p.is_kthread() {
         return Err(EPERM);
     }
-    if p.tgid() != TaskPtr::current().tgid() && !crate::ghostfs::capable(bindings::CAP_SYS_NICE) {
+    if p.tgid() != TaskPtr::current().tgid() && !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
         return Err(EPERM);
     }
     {

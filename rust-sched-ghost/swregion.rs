@@ -3,9 +3,13 @@
 //! Status-word regions of an enclave: 2 MiB of kernel-written memory that
 //! agents map read-only as `sw_regions/sw_<id>` ([`crate::sw`] has the
 //! layout and the allocator).
+//!
+//! Calls: [`crate::sw`], [`crate::sys::mm`] and [`crate::sys::shared`] (the
+//! memory and its typed view).
 
-use crate::mm::{UserBuf, Vma};
 use crate::sw::{Region, SwInfo, REGION_SIZE};
+use crate::sys::mm::{UserBuf, Vma};
+use crate::sys::shared::TypedBuf;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::AtomicU32;
 use kernel::prelude::*;
@@ -27,14 +31,11 @@ const _: () = assert!(
 const _: () = assert!(uapi::GHOST_SW_F_ALLOCATED == crate::sw::F_ALLOCATED);
 
 /// One region.
-///
-/// # Invariants
-///
-/// `buf` is [`REGION_SIZE`] bytes, page aligned: it holds a [`Region`].
 pub struct SwRegion {
     /// The id (`sw_<id>`).
     pub id: u32,
-    buf: UserBuf,
+    /// [`REGION_SIZE`] bytes, page aligned: a [`Region`].
+    buf: TypedBuf<Region>,
     /// Where the next allocation scan starts.
     hint: AtomicU32,
 }
@@ -48,10 +49,9 @@ impl SwRegion {
         if buf.len() != REGION_SIZE {
             return Err(EINVAL);
         }
-        // INVARIANT: `buf` is exactly one region.
         let r = SwRegion {
             id,
-            buf,
+            buf: TypedBuf::new(buf)?,
             hint: AtomicU32::new(0),
         };
         r.region().init(id, node);
@@ -60,11 +60,8 @@ impl SwRegion {
 
     /// The region's memory.
     pub fn region(&self) -> &Region {
-        // SAFETY: by the type invariant the buffer is a page-aligned,
-        // `REGION_SIZE`-byte allocation that lives as long as `self`;
-        // `Region` is made of atomics, valid for any bit pattern, and only
-        // the kernel writes the memory (userspace maps it read-only).
-        unsafe { &*self.buf.as_ptr().cast::<Region>() }
+        // Only the kernel writes the memory (userspace maps it read-only).
+        self.buf.get()
     }
 
     /// Allocates a status word; `None` if the region is full.
@@ -87,6 +84,6 @@ impl SwRegion {
         }
         vma.deny_write();
         vma.seal();
-        vma.map(&self.buf)
+        vma.map(self.buf.buf())
     }
 }

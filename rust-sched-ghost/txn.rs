@@ -21,8 +21,9 @@ use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::parse::CpuSet;
-use crate::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sched::now;
+use crate::sys::cpu::cpu_online;
+use crate::sys::rq::{GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -185,7 +186,7 @@ impl Committer {
     /// The CPU whose transaction is committed last and whose failure
     /// poisons nothing: the agent's own, else the one the caller runs on.
     fn home_cpu(&self) -> i32 {
-        self.agent_cpu.unwrap_or_else(crate::rq::this_cpu)
+        self.agent_cpu.unwrap_or_else(crate::sys::cpu::this_cpu)
     }
 }
 
@@ -468,7 +469,7 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
         let Some(txn) = e.cpu_data().txn(cpu) else {
             continue;
         };
-        if !txn.cas_state(state::READY, crate::rq::this_cpu()) {
+        if !txn.cas_state(state::READY, crate::sys::cpu::this_cpu()) {
             continue;
         }
         if cpu == home && failed > 0 {
@@ -510,7 +511,7 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
 /// gives it away (blocks) as for a local commit.
 pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isize> {
     let mask = Mask::read(e, mask, len, flags)?;
-    let me = crate::rq::this_cpu();
+    let me = crate::sys::cpu::this_cpu();
     // The group, privately (the states are the agent's to scribble on).
     let mut group = CpuSet::new();
     let mut all_ready = true;

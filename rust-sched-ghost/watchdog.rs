@@ -35,8 +35,8 @@
 //! handler queues the work item that checks, in process context.
 
 use crate::gtask::GhostTask;
-use crate::rq::TaskRqGuard;
 use crate::sched::now;
+use crate::sys::rq::TaskRqGuard;
 use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -141,7 +141,7 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     let t = now();
     let mut found: KVec<Violation> = KVec::new();
     let mut kick = false;
-    for e in crate::enclave::watched() {
+    for e in crate::registry::watched() {
         if let Some(since) = e.orphaned_since() {
             kick |= e.take_orphan_kick(since);
             let limit = e.agentless_timeout_ns();
@@ -187,8 +187,8 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     if kick {
         // An idle CPU with tasks of a newly orphaned enclave queued picks
         // again (in the fallback).
-        for cpu in 0..crate::rq::nr_cpu_ids() as i32 {
-            if crate::rq::cpu_online(cpu) {
+        for cpu in 0..crate::sys::cpu::nr_cpu_ids() as i32 {
+            if crate::sys::cpu::cpu_online(cpu) {
                 // SAFETY: process context, no lock held; `cpu` is online.
                 unsafe { bindings::resched_cpu(cpu) };
             }
@@ -196,7 +196,7 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
     }
     for v in &found {
         // Destroyed meanwhile: nothing to do.
-        if let Some(e) = crate::enclave::take(v.id) {
+        if let Some(e) = crate::registry::take(v.id) {
             if v.pid == 0 {
                 pr_err!(
                     "enclave_{} had no agent for over {}ms (agentless_timeout): destroyed\n",
@@ -211,7 +211,7 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
                     v.waited_ms
                 );
             }
-            crate::enclave::destroy_taken(e);
+            crate::registry::destroy_taken(e);
         }
     }
 }

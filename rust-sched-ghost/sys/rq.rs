@@ -15,6 +15,7 @@
 //!   are atomics, readable from any CPU through [`GhostRq::of`].
 
 use crate::sw::StatusWord;
+use crate::sys::cpu::{cpu_valid, nr_cpu_ids};
 use core::cell::Cell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
@@ -316,7 +317,7 @@ impl RqGuard {
     /// Locks the runqueue of `cpu`; `None` for a CPU id out of range.
     /// Must not be called with another rq lock held.
     pub fn lock(cpu: i32) -> Option<RqGuard> {
-        if !crate::rq::cpu_valid(cpu) {
+        if !crate::sys::cpu::cpu_valid(cpu) {
             return None;
         }
         // SAFETY: `cpu` is a valid CPU id: its rq exists for good.
@@ -346,14 +347,14 @@ impl Drop for RqGuard {
 /// A task's `pi_lock` and the lock of its runqueue, held (`task_rq_lock`),
 /// with a reference on the task.
 pub struct TaskRqGuard {
-    task: crate::task::TaskHandle,
+    task: crate::sys::task::TaskHandle,
     rq: *mut bindings::rq,
     rf: bindings::rq_flags,
 }
 
 impl TaskRqGuard {
     /// Locks `task`'s runqueue. Must not be called with an rq lock held.
-    pub fn lock(task: crate::task::TaskHandle) -> TaskRqGuard {
+    pub fn lock(task: crate::sys::task::TaskHandle) -> TaskRqGuard {
         // SAFETY: all-zero `rq_flags` is a valid initial value (C declares
         // it uninitialized on the stack).
         let mut rf: bindings::rq_flags = unsafe { core::mem::zeroed() };
@@ -369,7 +370,7 @@ impl TaskRqGuard {
     }
 
     /// Unlocks, giving back the reference on the task.
-    pub fn unlock(self) -> crate::task::TaskHandle {
+    pub fn unlock(self) -> crate::sys::task::TaskHandle {
         let mut this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks
         // held; `this` is never used or dropped again, so the handle is
@@ -408,30 +409,6 @@ impl Drop for TaskRqGuard {
         // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks held.
         unsafe { bindings::ghost_task_rq_unlock(self.rq, self.task().as_raw(), &mut self.rf) }
     }
-}
-
-/// The number of CPU ids.
-pub fn nr_cpu_ids() -> u32 {
-    // SAFETY: `nr_cpu_ids` is set during early boot and read-only afterwards.
-    unsafe { bindings::nr_cpu_ids }
-}
-
-/// Whether `cpu` is a CPU id of this machine.
-pub fn cpu_valid(cpu: i32) -> bool {
-    u32::try_from(cpu).is_ok_and(|c| c < nr_cpu_ids())
-}
-
-/// Whether `cpu` is online.
-pub fn cpu_online(cpu: i32) -> bool {
-    // SAFETY: only tests a bit of the online mask; the id is range-checked.
-    cpu_valid(cpu) && unsafe { bindings::ghost_cpu_online(cpu as u32) }
-}
-
-/// The CPU the caller runs on (stable only with preemption off; callers
-/// use it as a hint or under an rq lock).
-pub fn this_cpu() -> i32 {
-    // SAFETY: reads this CPU's id; any value returned is a valid CPU id.
-    unsafe { bindings::ghost_this_cpu() }
 }
 
 /// ghOSt's state of one CPU (`struct ghost_rq`).

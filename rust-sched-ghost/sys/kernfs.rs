@@ -8,7 +8,12 @@
 //! - [`FileOps`]: what a file does on read (`show`, through a [`SeqFile`]),
 //!   write, open, release and mmap, as a `#[vtable]` trait;
 //!   [`Node::create_file`] builds the `struct kernfs_ops` for an
-//!   implementation at compile time.
+//!   implementation at compile time;
+//! - [`FsType`]: a filesystem type every mount of which shows one hierarchy,
+//!   and its mount point under `/sys/fs`.
+//!
+//! Calls: [`crate::sys::mm`] (the mapping of an `mmap`), [`crate::sys`]'s
+//! `OpsTable`, and C.
 //!
 //! All `unsafe` code of ghostfs lives here. A file carries an integer *key*
 //! (in `kn->priv`) rather than a pointer: callbacks look their object up by
@@ -16,9 +21,11 @@
 //! that a file's callbacks run only while the node is active: once
 //! [`Node::remove`] returns, no callback of that node runs again.
 
-use crate::mm::Vma;
+use crate::sys::mm::Vma;
+use crate::sys::OpsTable;
 use core::marker::PhantomData;
-use core::ptr::NonNull;
+use core::ptr::{addr_of_mut, null_mut, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
@@ -77,13 +84,8 @@ impl Root {
         Node(kn)
     }
 
-    /// The raw root, for the filesystem's mount code.
-    pub fn as_raw(&self) -> *mut bindings::kernfs_root {
-        self.0.as_ptr()
-    }
-
     /// Keeps the hierarchy for the lifetime of the kernel.
-    pub fn leak(self) -> *mut bindings::kernfs_root {
+    fn leak(self) -> *mut bindings::kernfs_root {
         let p = self.0.as_ptr();
         core::mem::forget(self);
         p
@@ -183,22 +185,6 @@ impl Node {
             )
         };
         Ok(Node(from_err_ptr(kn)?.as_ptr()))
-    }
-
-    /// A handle for the node at `kn`.
-    ///
-    /// # Safety
-    ///
-    /// `kn` must be a node of a live hierarchy that is not removed while the
-    /// handle (or a copy of it) is used.
-    pub unsafe fn from_raw(kn: NonNull<bindings::kernfs_node>) -> Node {
-        // INVARIANT: guaranteed by the caller.
-        Node(kn.as_ptr())
-    }
-
-    /// The raw node.
-    pub fn as_raw(&self) -> *mut bindings::kernfs_node {
-        self.0
     }
 
     /// Makes the node and everything below it visible.
@@ -368,6 +354,11 @@ pub trait FileOps {
 struct FileAdapter<T: FileOps>(PhantomData<T>);
 
 impl<T: FileOps> FileAdapter<T> {
+    /// `seq_show`: [`FileOps::show`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with the live seq_file of a read of a file of `T`.
     unsafe extern "C" fn seq_show(sf: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
         // SAFETY: kernfs' seq_file has the live open file of this read in
         // `private`, whose node is active during the callback; `OpenFile` is
@@ -382,6 +373,12 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `write`: [`FileOps::write`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T` and its kernel copy of
+    /// the written bytes.
     unsafe extern "C" fn write(
         of: *mut bindings::kernfs_open_file,
         buf: *mut c_char,
@@ -401,6 +398,11 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `open`: [`FileOps::open`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`.
     unsafe extern "C" fn open(of: *mut bindings::kernfs_open_file) -> c_int {
         // SAFETY: kernfs calls this with a live `of` whose node is active.
         match T::open(unsafe { &*of.cast::<OpenFile>() }) {
@@ -409,11 +411,22 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `release`: [`FileOps::release`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`, once per open.
     unsafe extern "C" fn release(of: *mut bindings::kernfs_open_file) {
         // SAFETY: kernfs calls this with a live `of`, once per open.
         T::release(unsafe { &*of.cast::<OpenFile>() })
     }
 
+    /// `mmap`: [`FileOps::mmap`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T` and the mapping being
+    /// set up, under `mmap_lock`.
     unsafe extern "C" fn mmap(
         of: *mut bindings::kernfs_open_file,
         vma: *mut bindings::vm_area_struct,
@@ -428,6 +441,11 @@ impl<T: FileOps> FileAdapter<T> {
         }
     }
 
+    /// `ioctl`: [`FileOps::ioctl`].
+    ///
+    /// # Safety
+    ///
+    /// Called by kernfs with a live open file of `T`.
     unsafe extern "C" fn ioctl(
         of: *mut bindings::kernfs_open_file,
         cmd: kernel::ffi::c_uint,
@@ -470,4 +488,138 @@ impl<T: FileOps> FileAdapter<T> {
     }
 
     const OPS: &'static bindings::kernfs_ops = &Self::build();
+}
+
+/// A filesystem type whose every mount shows the same kernfs hierarchy
+/// (mounting it again, anywhere, shows the same files), in a `static`.
+///
+/// # Invariants
+///
+/// `raw` is the first field (`#[repr(C)]`): the `fs_type` of a mount
+/// context of this type points to `self`. `root` is NULL or a hierarchy
+/// leaked by [`FsType::register`], which lives for good.
+#[repr(C)]
+pub struct FsType {
+    raw: Opaque<bindings::file_system_type>,
+    root: AtomicPtr<bindings::kernfs_root>,
+    magic: usize,
+}
+
+// SAFETY: after registration only the VFS touches `raw`, under its locks;
+// `root` is an atomic, `magic` immutable.
+unsafe impl Sync for FsType {}
+
+/// The mount context operations of every [`FsType`]: kernfs does the work.
+static FS_CTX_OPS: OpsTable<bindings::fs_context_operations> = {
+    // SAFETY: plain C data; all-zeroes means "no operation".
+    let mut o: bindings::fs_context_operations = unsafe { core::mem::zeroed() };
+    o.free = Some(free_fs_context);
+    o.get_tree = Some(bindings::kernfs_get_tree);
+    // SAFETY: function pointers only; C only reads the table.
+    unsafe { OpsTable::new(o) }
+};
+
+impl FsType {
+    /// A filesystem type named `name` whose superblocks have magic number
+    /// `magic`; it shows nothing until [`FsType::register`].
+    pub const fn new(name: &'static CStr, magic: usize) -> Self {
+        // SAFETY: plain C data; all-zeroes is the usual starting point for
+        // a `struct file_system_type`.
+        let mut t: bindings::file_system_type = unsafe { core::mem::zeroed() };
+        t.name = name.as_char_ptr();
+        t.init_fs_context = Some(init_fs_context);
+        t.kill_sb = Some(bindings::kernfs_kill_sb);
+        FsType {
+            raw: Opaque::new(t),
+            root: AtomicPtr::new(null_mut()),
+            magic,
+        }
+    }
+
+    /// Creates the mount point `/sys/fs/<mount_point>`, keeps `root` for
+    /// good as the hierarchy every mount shows, and registers the type.
+    /// Boot, once. On failure the mount point is removed again.
+    pub fn register(&'static self, root: Root, mount_point: &'static CStr) -> Result {
+        let name = mount_point.as_char_ptr();
+        // SAFETY: `fs_kobj` is set up by the VFS long before device initcalls
+        // and never freed; the name is a static string.
+        let ret = unsafe { bindings::sysfs_create_mount_point(bindings::fs_kobj, name) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: leaked: the hierarchy lives for good.
+        self.root.store(root.leak(), Ordering::Release);
+        // SAFETY: `self` is a static that lives forever and is registered
+        // once.
+        let ret = unsafe { bindings::register_filesystem(self.raw.get()) };
+        if ret != 0 {
+            // SAFETY: as above; created just now, nothing is mounted there.
+            unsafe { bindings::sysfs_remove_mount_point(bindings::fs_kobj, name) };
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// The root directory of the registered hierarchy (`None` before
+    /// [`FsType::register`]).
+    pub fn root_dir(&self) -> Option<Node> {
+        let root = NonNull::new(self.root.load(Ordering::Acquire))?;
+        // SAFETY: by the type invariant the hierarchy lives for good.
+        let kn = unsafe { bindings::kernfs_root_to_node(root.as_ptr()) };
+        // INVARIANT: the root directory of a hierarchy that is never
+        // destroyed is never removed.
+        Some(Node(kn))
+    }
+}
+
+/// `init_fs_context` of every [`FsType`]: a kernfs mount of its hierarchy.
+///
+/// # Safety
+///
+/// Called by the VFS with a freshly allocated context of an [`FsType`].
+unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
+    // SAFETY: `fc` is valid; its `fs_type` is the `raw` field, the first,
+    // of a static `FsType` (type invariant).
+    let this = unsafe { &*(*fc).fs_type.cast::<FsType>() };
+    let root = this.root.load(Ordering::Acquire);
+    if root.is_null() {
+        return ENODEV.to_errno();
+    }
+    let kfc = bindings::kernfs_fs_context {
+        root,
+        ns_tag: null_mut(),
+        magic: this.magic,
+        new_sb_created: false,
+    };
+    let kfc = match KBox::new(kfc, GFP_KERNEL) {
+        Ok(b) => KBox::into_raw(b),
+        Err(_) => return ENOMEM.to_errno(),
+    };
+    // SAFETY: the VFS passes a valid, freshly allocated `fc` that this
+    // function initialises; `init_user_ns` is a static that lives forever.
+    unsafe {
+        (*fc).fs_private = kfc.cast();
+        (*fc).ops = FS_CTX_OPS.get();
+        bindings::put_user_ns((*fc).user_ns);
+        (*fc).user_ns = bindings::get_user_ns(addr_of_mut!(bindings::init_user_ns));
+        (*fc).set_global(true);
+    }
+    0
+}
+
+/// `free` of the mount context.
+///
+/// # Safety
+///
+/// Called by the VFS with a context [`init_fs_context`] set up.
+unsafe extern "C" fn free_fs_context(fc: *mut bindings::fs_context) {
+    // SAFETY: `fc` is the context `init_fs_context` set up.
+    let kfc = unsafe { (*fc).fs_private }.cast::<bindings::kernfs_fs_context>();
+    // SAFETY: as above.
+    unsafe { bindings::kernfs_free_fs_context(fc) };
+    if !kfc.is_null() {
+        // SAFETY: `fs_private` came from `KBox::into_raw` in `init_fs_context`
+        // and is freed only here.
+        drop(unsafe { KBox::from_raw(kfc) });
+    }
 }

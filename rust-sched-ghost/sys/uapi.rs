@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! ioctl argument structs of the uapi (`include/uapi/linux/ghost.h`, as
-//! bindgen'd into `kernel::uapi`), copied from and to user memory whole.
+//! The uapi's ioctl argument structs (`include/uapi/linux/ghost.h`, as
+//! bindgen'd into `kernel::uapi`) as user memory carries them.
 //!
 //! This module owns the claim that each listed struct may be filled from
 //! arbitrary user bytes ([`FromBytes`]) or copied out byte for byte
-//! ([`AsBytes`]); the ioctls then read named fields, never byte offsets.
+//! ([`AsBytes`]), and pins the layouts the ABI documents;
+//! [`crate::ghostfs::uarg`] copies them in and out.
 
 use core::mem::{offset_of, size_of};
-use kernel::prelude::*;
 use kernel::types::{AsBytes, FromBytes};
-use kernel::uaccess::UserSlice;
 use kernel::uapi;
 
 /// A uapi struct as user memory carries it.
@@ -46,7 +45,7 @@ from_user!(
 unsafe impl AsBytes for User<uapi::ghost_sw_info> {}
 
 // The layouts the ABI documents (ghost-abi.md, x86_64). The ioctl numbers in
-// `ioctl.rs` pin the sizes of the top-level structs; these pin the rest.
+// `ghostfs/ioctl.rs` pin the sizes of the top-level structs; these pin the rest.
 const _: () = assert!(size_of::<uapi::ghost_sw_info>() == 8);
 const _: () = assert!(offset_of!(uapi::ghost_sw_info, index) == 4);
 const _: () = assert!(size_of::<uapi::ghost_agent_wakeup>() == 8);
@@ -62,40 +61,3 @@ const _: () = assert!(offset_of!(uapi::ghost_ioc_config_queue_wakeup, ninfo) == 
 const _: () = assert!(offset_of!(uapi::ghost_ioc_get_cpu_time, runtime) == 8);
 const _: () = assert!(offset_of!(uapi::ghost_ioc_commit_txn, mask_len) == 8);
 const _: () = assert!(offset_of!(uapi::ghost_ioc_run, run_cpu) == 16);
-
-/// Copies a whole `T` in from the user address `at` (`EFAULT` if it is not
-/// readable).
-pub fn read<T>(at: usize) -> Result<T>
-where
-    User<T>: FromBytes,
-{
-    Ok(UserSlice::new(at, size_of::<T>())
-        .reader()
-        .read::<User<T>>()?
-        .0)
-}
-
-/// Reads `n` consecutive `T`s at the user address `at`, one at a time,
-/// calling `f` on each in order; stops at the first error (`EFAULT` for an
-/// unreadable one, or `f`'s).
-pub fn read_each<T>(at: usize, n: usize, mut f: impl FnMut(usize, T) -> Result) -> Result
-where
-    User<T>: FromBytes,
-{
-    let len = n.checked_mul(size_of::<T>()).ok_or(EFAULT)?;
-    let mut r = UserSlice::new(at, len).reader();
-    for i in 0..n {
-        f(i, r.read::<User<T>>()?.0)?;
-    }
-    Ok(())
-}
-
-/// Writes `v` to field `off` (an `offset_of!` into the argument struct) of
-/// the argument at user address `arg` (`EFAULT` if not writable).
-pub fn write_field<V>(arg: usize, off: usize, v: &V) -> Result
-where
-    V: AsBytes,
-{
-    let at = arg.checked_add(off).ok_or(EFAULT)?;
-    UserSlice::new(at, size_of::<V>()).writer().write(v)
-}

@@ -5,16 +5,20 @@
 //! Every ioctl needs the file open for writing (`EACCES` otherwise); an
 //! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
 //! `TIMERFD_SETTIME`.
+//!
+//! Owns: the ioctl numbers and each ioctl's checks and argument handling.
+//! Calls: [`super::uarg`] (arguments in and out), [`crate::enclave`] (the
+//! queues, status words, CPUs), the scheduling core ([`crate::agent`],
+//! [`crate::txn`], [`crate::gtask`], [`crate::queue`]) and [`crate::sys`].
 
+use super::uarg;
 use crate::enclave::Enclave;
-use crate::ghostfs::errno;
 use crate::gtask::GhostTask;
-use crate::kernfs::OpenFile;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
-use crate::uarg;
+use crate::sys::cred::{errno, EOPNOTSUPP, ESTALE};
+use crate::sys::kernfs::OpenFile;
 use core::mem::{offset_of, size_of};
-use kernel::bindings;
 use kernel::prelude::*;
 use kernel::uapi;
 
@@ -103,8 +107,8 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             type T = uapi::ghost_ioc_get_cpu_time;
             let a: T = uarg::read(arg)?;
             let t = match a.gtid {
-                0 => crate::task::TaskHandle::current()?,
-                g => crate::task::by_gtid(g).ok_or(ESRCH)?,
+                0 => crate::sys::task::TaskHandle::current()?,
+                g => crate::sys::task::by_gtid(g).ok_or(ESRCH)?,
             };
             let runtime: u64 = t.as_ptr().sched_runtime();
             uarg::write_field(arg, offset_of!(T, runtime), &runtime)?;
@@ -130,7 +134,7 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             )?;
             Ok(0)
         }
-        IOC_TIMERFD_SETTIME => Err(errno(bindings::EOPNOTSUPP)),
+        IOC_TIMERFD_SETTIME => Err(errno(EOPNOTSUPP)),
         _ => Err(ENOTTY),
     }
 }
@@ -155,7 +159,7 @@ fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
     }
     let mut cpus = [-1i32; crate::queue::MAX_WAKE];
     uarg::read_each(a.w as usize, ninfo, |i, info: uapi::ghost_agent_wakeup| {
-        if info.prio != 0 || !crate::rq::cpu_online(info.cpu) {
+        if info.prio != 0 || !crate::sys::cpu::cpu_online(info.cpu) {
             return Err(EINVAL);
         }
         *cpus.get_mut(i).ok_or(EINVAL)? = info.cpu;
@@ -181,14 +185,14 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
     let info = match a.request.type_ {
         uapi::ghost_type_GHOST_AGENT => {
             let cpu = i32::try_from(src).map_err(|_| EINVAL)?;
-            if !crate::rq::cpu_online(cpu) {
+            if !crate::sys::cpu::cpu_online(cpu) {
                 return Err(EINVAL);
             }
             if !e.owns_cpu(cpu) {
                 return Err(ENODEV);
             }
-            let rq = crate::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
-            let agent = crate::rq::GhostRq::of(cpu)
+            let rq = crate::sys::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
+            let agent = crate::sys::rq::GhostRq::of(cpu)
                 .and_then(|g| g.agent())
                 .ok_or(EINVAL)?;
             let gt = GhostTask::of(&rq, agent).ok_or(EINVAL)?;
@@ -210,9 +214,9 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
 
 /// The task (or agent) `gtid` of `e` (0: the caller), by pid or among the
 /// members; `ENOENT` if there is none.
-fn task_of(e: &Enclave, gtid: i64) -> Result<crate::task::TaskHandle> {
+fn task_of(e: &Enclave, gtid: i64) -> Result<crate::sys::task::TaskHandle> {
     if gtid == 0 {
-        return crate::task::TaskHandle::current();
+        return crate::sys::task::TaskHandle::current();
     }
     e.task_by_gtid(gtid).ok_or(ENOENT)
 }
@@ -222,10 +226,10 @@ fn task_of(e: &Enclave, gtid: i64) -> Result<crate::task::TaskHandle> {
 fn task_state<R>(
     e: &Enclave,
     gtid: i64,
-    f: impl FnOnce(&crate::rq::Rq, &GhostTask) -> Result<R>,
+    f: impl FnOnce(&crate::sys::rq::Rq, &GhostTask) -> Result<R>,
 ) -> Result<R> {
     let t = task_of(e, gtid)?;
-    let g = crate::rq::TaskRqGuard::lock(t);
+    let g = crate::sys::rq::TaskRqGuard::lock(t);
     let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
     if !core::ptr::eq(gt.enclave(), e) {
         return Err(ENOENT);
@@ -257,11 +261,11 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     task_state(e, gtid, |_, gt| {
         let current = match gt.agent_cpu {
             // The agent's word mirrors its CPU's agent barrier.
-            Some(cpu) => crate::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
+            Some(cpu) => crate::sys::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
             None => gt.barrier(),
         };
         if current != barrier {
-            return Err(errno(bindings::ESTALE));
+            return Err(errno(ESTALE));
         }
         let mut status = 0;
         if gt.queue().is_some_and(|cur| core::ptr::eq(cur, &*q)) {
@@ -285,8 +289,7 @@ fn create_queue(e: &Enclave, arg: usize) -> Result<isize> {
     let a: T = uarg::read(arg)?;
     let (node, flags) = (a.node, a.flags);
     let elems = u32::try_from(a.elems).map_err(|_| EINVAL)?;
-    // SAFETY: only tests a bit of the online-node mask, range-checked.
-    if flags != 0 || (node != -1 && !unsafe { bindings::ghost_node_online(node) }) {
+    if flags != 0 || (node != -1 && !crate::sys::cpu::node_online(node)) {
         return Err(EINVAL);
     }
     let q = Queue::new(elems, node, e.id)?;

@@ -3,7 +3,7 @@
 //! Tasks as ghOSt names them: by pid or by gtid ([`crate::gtid`]).
 
 use crate::gtid::{GtidAllocator, Layout, TaskRef};
-use crate::rq::TaskPtr;
+use crate::sys::rq::TaskPtr;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;

@@ -16,7 +16,7 @@
 //! section its table is placed in (see `SCHED_DATA` in
 //! `include/asm-generic/vmlinux.lds.h`), not by this module.
 
-pub use crate::rq::{Rq, TaskPtr};
+pub use crate::sys::rq::{Rq, TaskPtr};
 use core::marker::PhantomData;
 use kernel::bindings;
 use kernel::ffi::c_int;
