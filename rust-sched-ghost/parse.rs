@@ -4,7 +4,7 @@
 //!
 //! Pure code: no kernel types, no allocation, no panics (no indexing, no
 //! unchecked arithmetic), so the same file is compiled into the kernel crate
-//! and into a host test (`userspace/ghost-exp/tests/kernel_parse.rs`).
+//! and into a host test (`rust-sched-ghost/host-tests/tests/parse.rs`).
 //!
 //! Rules shared by every file:
 //! - one write is one command; a single trailing `\n` is removed;

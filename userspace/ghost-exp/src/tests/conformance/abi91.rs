@@ -1103,7 +1103,7 @@ impl Drop for Online {
 }
 
 /// `cpulist` writes wrong in several ways at once fail with the first errno
-/// of ghOSt's order (enclave.rs `set_cpus`): a CPU ≥ `nr_cpu_ids` (ERANGE,
+/// of ghOSt's order (registry.rs `set_cpus`): a CPU ≥ `nr_cpu_ids` (ERANGE,
 /// the parse) before taking away a CPU that has an agent (EEXIST), before
 /// adding an offline CPU (ENODEV), before adding another enclave's CPU
 /// (EBUSY); each refused write changes nothing.
