@@ -395,11 +395,12 @@ fn central_commits_a_task_only_where_its_affinity_allows() {
     r.now += slice;
     assert_eq!(r.plan(0), vec![(1, D)]);
     r.commit(0, 1, D, TxnResult::Complete);
-    // B (preempted) may not use CPU 3, which A leaves free: B takes CPU 2,
-    // whose slice is over, and A gets CPU 3 back.
+    // B (preempted) may not use CPU 3, which A leaves free: A gets CPU 3
+    // back (free CPUs are filled first), and B takes CPU 2, whose slice is
+    // over.
     r.feed(0, &[preempt(2, B, 1), yielded(2, A, 3)]);
     assert_eq!(r.s.policy().run_queue(), vec![B, A]);
-    assert_eq!(r.plan(0), vec![(2, B), (3, A)]);
+    assert_eq!(r.plan(0), vec![(3, A), (2, B)]);
     // With A gone, CPU 3 stays free rather than take B.
     r.feed(0, &[dead(3, A, 3)]);
     assert_eq!(r.plan(0), vec![(2, B)]);
