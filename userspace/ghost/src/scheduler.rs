@@ -979,6 +979,7 @@ pub(crate) mod testing {
             Message::TaskDead(m) => m.wire(),
             Message::TaskDeparted(m) => m.wire(),
             Message::TaskAffinityChanged(m) => m.wire(),
+            Message::TaskPriorityChanged(m) => m.wire(),
             Message::CpuBusy(m) => m.wire(),
             Message::CpuAvailable(m) => m.wire(),
             other => unimplemented!("encode {other:?}"),
