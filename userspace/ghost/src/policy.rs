@@ -38,8 +38,8 @@
 //! The runtime asks [`Policy::pick`] only for a CPU that has no current
 //! task, so a commit never replaces the latch of a task that has not run
 //! yet; in the centralized model a CPU whose current task has run a whole
-//! [`Policy::slice`] is asked too (others waiting), and a CPU that another
-//! class holds is left alone. It refuses a pick of an unknown task, of one
+//! [`Policy::slice`] is asked too (others waiting; after every free CPU),
+//! and a CPU that another class holds is left alone. It refuses a pick of an unknown task, of one
 //! not queued, of one picked for another CPU this round, and of one whose
 //! affinity excludes the CPU (counted as "plan entries dropped").
 //!
