@@ -1,24 +1,11 @@
-//! Fair share by virtual runtime, per CPU: every CPU has an agent and a run
-//! queue ordered by virtual runtime, and idle CPUs steal work.
-//!
-//! A task's virtual runtime grows by the CPU time it used (the cumulative
-//! `runtime` of `TASK_PREEMPT`, `TASK_YIELD`, `TASK_BLOCKED` and
-//! `TASK_SWITCHTO`) times `1024 / weight`, its weight following its nice
-//! value (`TASK_NEW`, `TASK_PRIORITY_CHANGED`) as Linux's
-//! `sched_prio_to_weight` does. Each agent runs the waiting task of its CPU
-//! with the least virtual runtime. Each CPU keeps a floor that only grows
-//! (the virtual runtime of the last task it picked): a new task starts at
-//! the floor, and a woken one no lower than the floor minus 3 ms, so that
-//! sleeping earns little credit. A task moving to another CPU keeps its
-//! distance to the floor.
-//!
-//! Placement: a waiting task stays on its home CPU unless the home is busy
-//! and another CPU it may run on is idle (no current task, nothing
-//! queued), which then becomes its home. A CPU with nothing of its own
-//! steals the task with the least lag from the other queues. Preemption
-//! needs the agent to be woken: `ghost-agent fair` turns on the enclave's
-//! `deliver_ticks`, so that every tick the running task goes back to the
-//! queue and the least-served task runs.
+//! Fair share by virtual runtime, per CPU: each agent runs the waiting
+//! task of its CPU with the least virtual runtime, the CPU time a task used
+//! (the `runtime` of its messages) times `1024 / weight`, weighted by nice
+//! value as Linux's `sched_prio_to_weight`. Each CPU keeps a floor, the
+//! virtual runtime of the last task it picked: a new task starts there, a
+//! woken one at most 3 ms below it, a moving one keeps its distance to it.
+//! A waiting task goes to an idle CPU it may use if its home is busy; a
+//! CPU with nothing of its own steals the task with the least lag.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
