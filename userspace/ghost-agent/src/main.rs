@@ -4,6 +4,10 @@
 //! ```text
 //! ghost-agent fifo --cpus 1-3
 //! ghost-agent fifo-central --cpus 1-3 [--global-cpu N] [--preemption-time-slice 50us] [--sync-group]
+//! ghost-agent shinjuku --cpus 1-3 [--global-cpu N] [--preemption-time-slice 30us]
+//! ghost-agent sol --cpus 1-3 [--global-cpu N] [--preemption-time-slice TIME]
+//! ghost-agent fair --cpus 1-3 [--no-ticks]
+//! ghost-agent edf --cpus 1-3 [--global-cpu N] [--preemption-granularity 100us] [--table PATH]
 //! ghost-agent fifo --enclave 1          # attach (take over from a running agent)
 //! ```
 //!
@@ -13,6 +17,7 @@
 //! agent. `SIGINT`/`SIGTERM` stop it and print statistics; `SIGUSR1` prints
 //! the run queues.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +27,14 @@ use clap::{Args, Parser, Subcommand};
 use ghost::agent::{self, AgentConfig, CommitMode, Report};
 use ghost::cpus::CpuSet;
 use ghost::enclave::{self, Enclave};
-use ghost::ghostfs::{self, EnclaveDir};
+use ghost::ghostfs::{self, EnclaveDir, Tunable};
+use ghost::gtid::Layout;
+use ghost::policies::edf::{self, DeadlineTable, Edf};
+use ghost::policies::fair::Fair;
 use ghost::policies::fifo::Fifo;
 use ghost::policies::fifo_central::FifoCentral;
+use ghost::policies::shinjuku::Shinjuku;
+use ghost::policies::sol::Sol;
 use ghost::scheduler::Model;
 use ghost::{sys, Error, Result};
 
@@ -47,6 +57,20 @@ enum PolicyCmd {
     /// Centralized FIFO: one global agent on a CPU of its own runs a single
     /// FIFO queue on the other CPUs.
     FifoCentral(Central),
+    /// Shinjuku: centralized FIFO of requests, preempting a task that has
+    /// run a time slice (30 µs by default) while others wait; for
+    /// µs-scale tail latency with dispersive request times.
+    Shinjuku(ShinjukuArgs),
+    /// SOL ("speed of light"): centralized FIFO committing each round as
+    /// one sync group, offering a CPU only tasks whose commit can succeed.
+    Sol(SolArgs),
+    /// Fair share: per-CPU run queues ordered by virtual runtime with nice
+    /// weights; idle CPUs steal work; preemption at every tick.
+    Fair(FairArgs),
+    /// Earliest deadline first: centralized; tasks declare relative
+    /// deadlines in a shared-memory table (--table); tasks without one run
+    /// after them, first come first served.
+    Edf(EdfArgs),
 }
 
 /// Options of every policy.
@@ -102,6 +126,78 @@ struct Central {
     sync_group: bool,
 }
 
+/// Options of Shinjuku.
+#[derive(Args, Debug)]
+struct ShinjukuArgs {
+    #[command(flatten)]
+    common: Common,
+
+    /// The global agent's CPU (default: the first CPU).
+    #[arg(long, value_name = "CPU")]
+    global_cpu: Option<usize>,
+
+    /// Preempt a task that has run this long while others wait.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME", default_value = "30us")]
+    preemption_time_slice: Duration,
+}
+
+/// Options of SOL.
+#[derive(Args, Debug)]
+struct SolArgs {
+    #[command(flatten)]
+    common: Common,
+
+    /// The global agent's CPU (default: the first CPU).
+    #[arg(long, value_name = "CPU")]
+    global_cpu: Option<usize>,
+
+    /// Preempt a task that has run this long while others wait. Default:
+    /// never.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    preemption_time_slice: Option<Duration>,
+}
+
+/// Options of the fair-share policy.
+#[derive(Args, Debug)]
+struct FairArgs {
+    #[command(flatten)]
+    common: Common,
+
+    /// Leave the enclave's `deliver_ticks` as it is. By default the agent
+    /// turns it on: each tick wakes the CPU's agent, which then runs the
+    /// least-served task; without ticks a task runs until it blocks,
+    /// yields or a message comes for its CPU.
+    #[arg(long)]
+    no_ticks: bool,
+}
+
+/// Options of EDF.
+#[derive(Args, Debug)]
+struct EdfArgs {
+    #[command(flatten)]
+    common: Common,
+
+    /// The global agent's CPU (default: the first CPU).
+    #[arg(long, value_name = "CPU")]
+    global_cpu: Option<usize>,
+
+    /// A waiting task with an earlier deadline replaces a running one once
+    /// that has run this long.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME", default_value = "100us")]
+    preemption_granularity: Duration,
+
+    /// Where to publish the deadline table workloads write (a symbolic
+    /// link to the agent's memfd). Default: /dev/shm/ghost-edf-<enclave
+    /// id>.
+    #[arg(long, value_name = "PATH")]
+    table: Option<PathBuf>,
+
+    /// Slots of the deadline table: the most threads with a deadline.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(edf::table::MAX_SLOTS)))]
+    table_slots: u32,
+}
+
 fn parse_cpus(s: &str) -> std::result::Result<CpuSet, String> {
     let set = CpuSet::parse(s)?;
     if set.is_empty() {
@@ -148,7 +244,46 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 #[derive(Debug)]
 enum Choice {
     Fifo,
-    FifoCentral { slice: Option<Duration> },
+    FifoCentral {
+        slice: Option<Duration>,
+    },
+    Shinjuku {
+        slice: Duration,
+    },
+    Sol {
+        slice: Option<Duration>,
+    },
+    Fair {
+        ticks: bool,
+    },
+    Edf {
+        granularity: Duration,
+        table: Option<PathBuf>,
+        slots: u32,
+    },
+}
+
+/// The centralized model on `cpus` with the global agent on `global_cpu`
+/// (default: the first CPU), for policy `name`.
+fn centralized(cpus: &CpuSet, global_cpu: Option<usize>, name: &str) -> Result<Model> {
+    let first = cpus
+        .iter()
+        .next()
+        .ok_or_else(|| Error::msg("--cpus", "the enclave has no CPUs"))?;
+    let global_cpu = global_cpu.unwrap_or(first);
+    if !cpus.contains(global_cpu) {
+        return Err(Error::msg(
+            "--global-cpu",
+            format!("CPU {global_cpu} is not one of {cpus}"),
+        ));
+    }
+    if cpus.len() < 2 {
+        return Err(Error::msg(
+            name,
+            "needs two CPUs or more: one for the global agent, the others for tasks",
+        ));
+    }
+    Ok(Model::Centralized { global_cpu })
 }
 
 impl Cli {
@@ -156,6 +291,10 @@ impl Cli {
         match &self.policy {
             PolicyCmd::Fifo(c) => c,
             PolicyCmd::FifoCentral(c) => &c.common,
+            PolicyCmd::Shinjuku(c) => &c.common,
+            PolicyCmd::Sol(c) => &c.common,
+            PolicyCmd::Fair(c) => &c.common,
+            PolicyCmd::Edf(c) => &c.common,
         }
     }
 
@@ -163,6 +302,10 @@ impl Cli {
         match &self.policy {
             PolicyCmd::Fifo(_) => "fifo",
             PolicyCmd::FifoCentral(_) => "fifo-central",
+            PolicyCmd::Shinjuku(_) => "shinjuku",
+            PolicyCmd::Sol(_) => "sol",
+            PolicyCmd::Fair(_) => "fair",
+            PolicyCmd::Edf(_) => "edf",
         }
     }
 
@@ -178,26 +321,10 @@ impl Cli {
             }
             _ => enclave_cpus.clone(),
         };
-        let first = cpus
-            .iter()
-            .next()
-            .ok_or_else(|| Error::msg("--cpus", "the enclave has no CPUs"))?;
+        let name = self.name();
         let (model, commit, policy) = match &self.policy {
             PolicyCmd::Fifo(_) => (Model::PerCpu, CommitMode::Each, Choice::Fifo),
             PolicyCmd::FifoCentral(f) => {
-                let global_cpu = f.global_cpu.unwrap_or(first);
-                if !cpus.contains(global_cpu) {
-                    return Err(Error::msg(
-                        "--global-cpu",
-                        format!("CPU {global_cpu} is not one of {cpus}"),
-                    ));
-                }
-                if cpus.len() < 2 {
-                    return Err(Error::msg(
-                        "fifo-central",
-                        "needs two CPUs or more: one for the global agent, the others for tasks",
-                    ));
-                }
                 let commit = if f.sync_group {
                     CommitMode::SyncGroup
                 } else {
@@ -205,11 +332,39 @@ impl Cli {
                 };
                 let slice = f.preemption_time_slice;
                 (
-                    Model::Centralized { global_cpu },
+                    centralized(&cpus, f.global_cpu, name)?,
                     commit,
                     Choice::FifoCentral { slice },
                 )
             }
+            PolicyCmd::Shinjuku(f) => (
+                centralized(&cpus, f.global_cpu, name)?,
+                CommitMode::Each,
+                Choice::Shinjuku {
+                    slice: f.preemption_time_slice,
+                },
+            ),
+            PolicyCmd::Sol(f) => (
+                centralized(&cpus, f.global_cpu, name)?,
+                CommitMode::SyncGroup,
+                Choice::Sol {
+                    slice: f.preemption_time_slice,
+                },
+            ),
+            PolicyCmd::Fair(f) => (
+                Model::PerCpu,
+                CommitMode::Each,
+                Choice::Fair { ticks: !f.no_ticks },
+            ),
+            PolicyCmd::Edf(f) => (
+                centralized(&cpus, f.global_cpu, name)?,
+                CommitMode::Each,
+                Choice::Edf {
+                    granularity: f.preemption_granularity,
+                    table: f.table.clone(),
+                    slots: f.table_slots,
+                },
+            ),
         };
         let mut cfg = AgentConfig::new(cpus, model);
         cfg.queue_elems = c.queue_elems;
@@ -310,6 +465,30 @@ fn run_on(cli: &Cli, dir: &EnclaveDir, created: bool) -> Result<Report> {
     let report = match policy {
         Choice::Fifo => agent::run(enclave, cfg, Fifo::new())?,
         Choice::FifoCentral { slice } => agent::run(enclave, cfg, FifoCentral::new(slice))?,
+        Choice::Shinjuku { slice } => agent::run(enclave, cfg, Shinjuku::new(slice))?,
+        Choice::Sol { slice } => agent::run(enclave, cfg, Sol::new(slice))?,
+        Choice::Fair { ticks } => {
+            if ticks {
+                dir.set_tunable(Tunable::DeliverTicks, 1)?;
+            }
+            agent::run(enclave, cfg, Fair::new())?
+        }
+        Choice::Edf {
+            granularity,
+            table,
+            slots,
+        } => {
+            let path = table.unwrap_or_else(|| format!("/dev/shm/ghost-edf-{id}").into());
+            let table = DeadlineTable::create(&path, slots)?;
+            eprintln!(
+                "ghost-agent: deadline table at {} ({slots} slots)",
+                path.display()
+            );
+            // Without the gtid layout no thread is found in the table: every
+            // task is first come, first served.
+            let layout = Layout::read().ok();
+            agent::run(enclave, cfg, Edf::new(Some(table), layout, granularity))?
+        }
     };
     if report.waited_for_agent && report.started {
         eprintln!(
@@ -389,6 +568,88 @@ mod tests {
     }
 
     #[test]
+    fn shinjuku_defaults_to_a_30us_slice() {
+        let cli = parse(&["shinjuku", "--cpus", "1-3"]).unwrap();
+        let (cfg, policy) = cli.config(&cpus("1-3")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 1 });
+        assert_eq!(cfg.commit, CommitMode::Each);
+        let d = ghost::policies::shinjuku::DEFAULT_SLICE;
+        assert!(matches!(policy, Choice::Shinjuku { slice } if slice == d));
+        let cli = parse(&[
+            "shinjuku",
+            "--cpus",
+            "1-3",
+            "--global-cpu",
+            "3",
+            "--preemption-time-slice",
+            "2ms",
+        ])
+        .unwrap();
+        let (cfg, policy) = cli.config(&cpus("1-3")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 3 });
+        assert!(matches!(policy, Choice::Shinjuku { slice } if slice == Duration::from_millis(2)));
+    }
+
+    #[test]
+    fn sol_always_commits_sync_groups() {
+        let cli = parse(&["sol", "--cpus", "0-3", "--ephemeral"]).unwrap();
+        let (cfg, policy) = cli.config(&cpus("0-3")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 0 });
+        assert_eq!(cfg.commit, CommitMode::SyncGroup);
+        assert!(matches!(policy, Choice::Sol { slice: None }));
+        let cli = parse(&["sol", "--cpus", "0-3", "--preemption-time-slice", "1ms"]).unwrap();
+        let (_, policy) = cli.config(&cpus("0-3")).unwrap();
+        assert!(matches!(policy, Choice::Sol { slice: Some(d) } if d == Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn fair_is_per_cpu_with_ticks_unless_told() {
+        let cli = parse(&["fair", "--cpus", "1"]).unwrap();
+        let (cfg, policy) = cli.config(&cpus("1")).unwrap();
+        assert_eq!(cfg.model, Model::PerCpu);
+        assert!(matches!(policy, Choice::Fair { ticks: true }));
+        let cli = parse(&["fair", "--enclave", "2", "--no-ticks"]).unwrap();
+        let (_, policy) = cli.config(&cpus("1-2")).unwrap();
+        assert!(matches!(policy, Choice::Fair { ticks: false }));
+    }
+
+    #[test]
+    fn edf_options() {
+        let cli = parse(&["edf", "--cpus", "1-2"]).unwrap();
+        let (cfg, policy) = cli.config(&cpus("1-2")).unwrap();
+        assert_eq!(cfg.model, Model::Centralized { global_cpu: 1 });
+        assert!(matches!(
+            policy,
+            Choice::Edf { granularity, table: None, slots: 256 } if granularity == Duration::from_micros(100)
+        ));
+        let cli = parse(&[
+            "edf",
+            "--cpus",
+            "1-2",
+            "--table",
+            "/dev/shm/my-table",
+            "--table-slots",
+            "8",
+            "--preemption-granularity",
+            "1ms",
+        ])
+        .unwrap();
+        let (_, policy) = cli.config(&cpus("1-2")).unwrap();
+        match policy {
+            Choice::Edf {
+                granularity,
+                table,
+                slots,
+            } => {
+                assert_eq!(granularity, Duration::from_millis(1));
+                assert_eq!(table, Some(PathBuf::from("/dev/shm/my-table")));
+                assert_eq!(slots, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn attaching_takes_the_enclave_cpus() {
         for spec in ["3", "enclave_3", "/sys/fs/ghost/enclave_3"] {
             let cli = parse(&["fifo", "--enclave", spec]).unwrap();
@@ -437,6 +698,15 @@ mod tests {
                 "5min",
             ],
             &["fifo", "--global-cpu", "1"],
+            &["fair", "--global-cpu", "1"],
+            &["fair", "--preemption-time-slice", "1ms"],
+            &["shinjuku", "--sync-group"],
+            &["shinjuku", "--preemption-time-slice", "0us"],
+            &["sol", "--sync-group"],
+            &["edf", "--table-slots", "0"],
+            &["edf", "--table-slots", "65537"],
+            &["edf", "--preemption-granularity", "5"],
+            &["fifo", "--no-ticks"],
             &["round-robin"],
             &[],
         ] {
@@ -445,8 +715,13 @@ mod tests {
         // Parsed, but not runnable on that enclave.
         let cli = parse(&["fifo-central", "--cpus", "1-3", "--global-cpu", "7"]).unwrap();
         assert!(cli.config(&cpus("1-3")).is_err());
-        let cli = parse(&["fifo-central", "--cpus", "1"]).unwrap();
-        assert!(cli.config(&cpus("1")).is_err());
+        for p in ["fifo-central", "shinjuku", "sol", "edf"] {
+            let cli = parse(&[p, "--cpus", "1"]).unwrap();
+            let e = cli.config(&cpus("1")).unwrap_err();
+            assert!(e.to_string().contains("needs two CPUs"), "{p}: {e}");
+            let cli = parse(&[p, "--cpus", "1-3", "--global-cpu", "7"]).unwrap();
+            assert!(cli.config(&cpus("1-3")).is_err(), "{p}");
+        }
     }
 
     #[test]

@@ -38,8 +38,8 @@
 //! The runtime asks [`Policy::pick`] only for a CPU that has no current
 //! task, so a commit never replaces the latch of a task that has not run
 //! yet; in the centralized model a CPU whose current task has run a whole
-//! [`Policy::slice`] is asked too (others waiting), and a CPU that another
-//! class holds is left alone. It refuses a pick of an unknown task, of one
+//! [`Policy::slice`] is asked too (others waiting; after every free CPU),
+//! and a CPU that another class holds is left alone. It refuses a pick of an unknown task, of one
 //! not queued, of one picked for another CPU this round, and of one whose
 //! affinity excludes the CPU (counted as "plan entries dropped").
 //!
@@ -60,12 +60,13 @@
 //! task's affinity excludes, and parks a runnable task that may use none of
 //! the CPUs scheduled until its affinity changes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use ghost_abi as abi;
 use ghost_abi::GhostSwInfo;
 
+use crate::scheduler::CpuState;
 use crate::sw::{StatusWord, SwTable};
 use crate::txn::{CpuMask, TxnResult};
 
@@ -145,6 +146,17 @@ pub(crate) struct Requests {
     pub picked: Vec<i64>,
     /// A pick passed over a task still on a CPU.
     pub skipped_on_cpu: bool,
+    /// Tasks picked by an agent whose commit has not been reported yet, and
+    /// that agent's CPU: no other agent may pick them meanwhile.
+    pub inflight: HashMap<i64, usize>,
+}
+
+impl Requests {
+    /// Whether `gtid` is picked this round, or by another agent than
+    /// `agent` and not yet committed.
+    pub fn taken(&self, gtid: i64, agent: usize) -> bool {
+        self.picked.contains(&gtid) || self.inflight.get(&gtid).is_some_and(|&a| a != agent)
+    }
 }
 
 /// What a policy callback can see and ask for.
@@ -152,6 +164,7 @@ pub struct Ctx<'a> {
     pub(crate) cpu: usize,
     pub(crate) now: Instant,
     pub(crate) cpus: &'a [usize],
+    pub(crate) on: &'a BTreeMap<usize, CpuState>,
     pub(crate) tasks: &'a mut HashMap<i64, Task>,
     pub(crate) sw: Option<&'a SwTable>,
     pub(crate) req: &'a mut Requests,
@@ -198,12 +211,27 @@ impl Ctx<'_> {
 
     /// Whether the runtime would take `gtid` as the pick for `cpu` now: a
     /// queued task whose affinity allows `cpu`, not picked for another CPU
-    /// this round.
+    /// this round, nor by another agent whose commit is not over.
     pub fn can_run(&self, gtid: i64, cpu: usize) -> bool {
         self.tasks
             .get(&gtid)
             .is_some_and(|t| t.state == TaskState::Queued && t.allowed(cpu))
-            && !self.req.picked.contains(&gtid)
+            && !self.req.taken(gtid, self.cpu)
+    }
+
+    /// The current task of `cpu` (one of [`Ctx::cpus`]): the one committed
+    /// there last, latched or running, until a message says it left.
+    /// `None` for a free CPU. In the per-CPU model a task becomes current
+    /// when its agent's local commit returns, once the agent is woken.
+    pub fn current(&self, cpu: usize) -> Option<i64> {
+        self.on.get(&cpu).and_then(|s| s.current)
+    }
+
+    /// How long the current task of `cpu` has had it (since its commit).
+    pub fn current_for(&self, cpu: usize) -> Option<Duration> {
+        let s = self.on.get(&cpu)?;
+        s.current?;
+        Some(self.now.saturating_duration_since(s.since?))
     }
 
     /// Whether task `gtid`'s status word says it is still on a CPU (it left

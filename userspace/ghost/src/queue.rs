@@ -617,6 +617,7 @@ pub(crate) mod testing {
         GhostMsgPayloadTaskDead { gtid, cpu }
         GhostMsgPayloadTaskDeparted { gtid, cpu_seqnum, cpu, from_switchto, was_current }
         GhostMsgPayloadTaskAffinityChanged { gtid }
+        GhostMsgPayloadTaskPriorityChanged { gtid, nice }
         GhostMsgPayloadCpuBusy { cpu }
         GhostMsgPayloadCpuAvailable { cpu }
     );

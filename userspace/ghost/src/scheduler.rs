@@ -175,11 +175,11 @@ impl Plan {
 
 /// What the runtime knows of one CPU.
 #[derive(Debug, Default, Clone, Copy)]
-struct CpuState {
+pub(crate) struct CpuState {
     /// The task committed there, until a message says it left.
-    current: Option<i64>,
+    pub(crate) current: Option<i64>,
     /// When it was committed.
-    since: Option<Instant>,
+    pub(crate) since: Option<Instant>,
     /// `CPU_BUSY` without `CPU_AVAILABLE` since.
     busy: bool,
     /// Left alone until then (after `CPU_UNAVAIL`).
@@ -277,6 +277,7 @@ impl<P: Policy> Scheduler<P> {
             policy,
             tasks,
             cpus,
+            on,
             sw,
             req,
             ..
@@ -285,6 +286,7 @@ impl<P: Policy> Scheduler<P> {
             cpu,
             now,
             cpus,
+            on,
             tasks,
             sw: sw.as_deref(),
             req,
@@ -577,45 +579,59 @@ impl<P: Policy> Scheduler<P> {
 
     /// The pick step for the agent of `cpu`: asks the policy for each CPU
     /// this agent may fill (its own in the per-CPU model, every task CPU
-    /// for the global agent) that is free, or whose current task's slice is
-    /// over; keeps the picks it may commit and fills in their barriers; and
-    /// tells a global agent whether to look again soon.
+    /// for the global agent) that is free, then for each whose current
+    /// task's slice is over (so that a waiting task takes a free CPU before
+    /// it replaces a running one); keeps the picks it may commit and fills
+    /// in their barriers; and tells a global agent whether to look again
+    /// soon. A pick stays reserved to this agent until its outcome is
+    /// reported ([`Scheduler::committed`]) or the agent plans again.
     pub fn schedule(&mut self, k: &mut dyn Kernel, cpu: usize, now: Instant, plan: &mut Plan) {
         plan.clear();
         self.req.picked.clear();
         self.req.skipped_on_cpu = false;
+        self.req.inflight.retain(|_, a| *a != cpu);
         let slice = self.policy.slice();
-        let targets = if self.per_cpu {
-            usize::from(self.on.contains_key(&cpu))
+        let targets: &[usize] = if self.per_cpu {
+            std::slice::from_ref(&cpu)
         } else {
-            self.cpus.len()
+            &self.cpus
         };
-        // A CPU found no task; a CPU will be free again by itself.
-        let (mut unfilled, mut frees_itself) = (false, false);
-        for i in 0..targets {
-            let c = if self.per_cpu { cpu } else { self.cpus[i] };
-            let s = self.on.get(&c).copied().unwrap_or_default();
+        // CPUs to ask: free ones first, then those whose slice is over.
+        let (mut free, mut over) = (Vec::new(), Vec::new());
+        // A CPU will be free again by itself.
+        let mut frees_itself = false;
+        for &c in targets {
+            let Some(s) = self.on.get(&c).copied() else {
+                continue;
+            };
             if !self.per_cpu && (s.busy || s.backoff.is_some_and(|t| t > now)) {
                 frees_itself |= !s.busy;
                 continue;
             }
-            if s.current.is_some() {
-                let over = match (s.since, slice) {
-                    (Some(since), Some(slice)) if !self.per_cpu => {
-                        now.saturating_duration_since(since) >= slice
-                    }
-                    _ => false,
-                };
-                if !over {
-                    // Look again when the slice ends.
-                    frees_itself |= slice.is_some() && !self.per_cpu;
-                    continue;
-                }
+            if s.current.is_none() {
+                free.push(c);
+                continue;
             }
+            match (s.since, slice) {
+                (Some(since), Some(slice)) if !self.per_cpu => {
+                    if now.saturating_duration_since(since) >= slice {
+                        over.push(c);
+                    } else {
+                        // Look again when the slice ends.
+                        frees_itself = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A CPU found no task.
+        let mut unfilled = false;
+        for c in free.into_iter().chain(over) {
             match self.call(cpu, now, |p, ctx| p.pick(ctx, c)) {
-                Some(gtid) if self.pickable(gtid, c) => {
+                Some(gtid) if self.pickable(gtid, c, cpu) => {
                     plan.run(c, gtid);
                     self.req.picked.push(gtid);
+                    self.req.inflight.insert(gtid, cpu);
                 }
                 Some(_) => {
                     self.stats.plan_rejected += 1;
@@ -634,13 +650,13 @@ impl<P: Policy> Scheduler<P> {
         }
     }
 
-    /// Whether the runtime takes `gtid` as the pick for `cpu` (as
-    /// [`Ctx::can_run`]).
-    fn pickable(&self, gtid: i64, cpu: usize) -> bool {
+    /// Whether the runtime takes `gtid` as the pick for `cpu` by the agent
+    /// of `agent` (as [`Ctx::can_run`]).
+    fn pickable(&self, gtid: i64, cpu: usize, agent: usize) -> bool {
         self.tasks
             .get(&gtid)
             .is_some_and(|t| t.state == TaskState::Queued && t.allowed(cpu))
-            && !self.req.picked.contains(&gtid)
+            && !self.req.taken(gtid, agent)
     }
 
     /// Whether the global agent must look again without a message: tasks
@@ -677,6 +693,7 @@ impl<P: Policy> Scheduler<P> {
         result: TxnResult,
         now: Instant,
     ) {
+        self.req.inflight.remove(&gtid);
         match result {
             TxnResult::Complete if self.tasks.contains_key(&gtid) => {
                 // It runs there now (or is about to). A task it replaces
@@ -962,6 +979,7 @@ pub(crate) mod testing {
             Message::TaskDead(m) => m.wire(),
             Message::TaskDeparted(m) => m.wire(),
             Message::TaskAffinityChanged(m) => m.wire(),
+            Message::TaskPriorityChanged(m) => m.wire(),
             Message::CpuBusy(m) => m.wire(),
             Message::CpuAvailable(m) => m.wire(),
             other => unimplemented!("encode {other:?}"),
@@ -1254,6 +1272,51 @@ mod tests {
         assert_eq!(s.policy().queue, vec![11, 10]);
         assert_eq!(s.policy().count("enqueue", 10), 2);
         assert_eq!(plan_of(&mut s, 1, now), vec![(1, 11)]);
+    }
+
+    #[test]
+    fn a_task_picked_by_one_agent_is_not_offered_to_another_until_committed() {
+        // Per-CPU model: agent 1's local commit returns only once the agent
+        // is woken again, and the task stays queued until then. Agent 2
+        // (a policy stealing work) must not get it meanwhile.
+        let now = Instant::now();
+        let mut k = Recorder::default();
+        let mut s = Scheduler::new(Probe::default(), &Model::PerCpu, &[1, 2], None);
+        s.deliver(&mut k, 1, &new(1, 10, true), now);
+        assert_eq!(plan_of(&mut s, 1, now), vec![(1, 10)]);
+        assert_eq!(plan_of(&mut s, 2, now), vec![]);
+        s.policy_mut().picks.insert(2, 10);
+        assert_eq!(plan_of(&mut s, 2, now), vec![]);
+        assert_eq!(s.stats.plan_rejected, 1);
+        // A failed commit releases it; agent 1 planning again too.
+        s.committed(&mut k, 1, 1, 10, TxnResult::TargetStale, now);
+        assert_eq!(plan_of(&mut s, 2, now), vec![(2, 10)]);
+        assert_eq!(plan_of(&mut s, 1, now), vec![]);
+        assert_eq!(plan_of(&mut s, 2, now), vec![(2, 10)]);
+        s.policy_mut().picks.clear();
+        assert_eq!(plan_of(&mut s, 1, now), vec![]);
+        assert_eq!(plan_of(&mut s, 2, now), vec![(2, 10)]);
+    }
+
+    #[test]
+    fn free_cpus_are_filled_before_a_slice_ends() {
+        let slice = Duration::from_micros(50);
+        let now = Instant::now();
+        let mut k = Recorder::default();
+        let mut s = central(&[0, 1, 2]);
+        s.policy_mut().slice = Some(slice);
+        s.deliver(&mut k, 0, &new(1, 10, true), now);
+        assert_eq!(plan_of(&mut s, 0, now), vec![(1, 10)]);
+        s.committed(&mut k, 0, 1, 10, TxnResult::Complete, now);
+        // 11 waits; CPU 1's slice is over and CPU 2 is free: CPU 2 first,
+        // and 10 keeps its CPU.
+        s.deliver(&mut k, 0, &new(1, 11, true), now);
+        let later = now + slice;
+        assert_eq!(plan_of(&mut s, 0, later), vec![(2, 11)]);
+        s.committed(&mut k, 0, 2, 11, TxnResult::Complete, later);
+        // A third task takes the CPU whose slice is over.
+        s.deliver(&mut k, 0, &new(1, 12, true), later);
+        assert_eq!(plan_of(&mut s, 0, later), vec![(1, 12)]);
     }
 
     #[test]

@@ -7,13 +7,20 @@ use std::time::{Duration, Instant};
 
 use ghost_abi as abi;
 
+use super::edf::{Deadline, DeadlineTable, Edf, Unusable};
+use super::fair::{self, Fair};
 use super::fifo::Fifo;
 use super::fifo_central::FifoCentral;
+use super::shinjuku::{self, Shinjuku};
+use super::sol::Sol;
+use crate::gtid::Layout;
 use crate::policy::Policy;
 use crate::queue::testing::{ring, Producer};
+use crate::queue::Message;
 use crate::queue::{Received, Ring};
 use crate::scheduler::testing::*;
 use crate::scheduler::{Model, Plan, Scheduler};
+use crate::shm::Mapping;
 use crate::sw::testing::{region, set};
 use crate::sw::SwTable;
 use crate::txn::TxnResult;
@@ -395,11 +402,12 @@ fn central_commits_a_task_only_where_its_affinity_allows() {
     r.now += slice;
     assert_eq!(r.plan(0), vec![(1, D)]);
     r.commit(0, 1, D, TxnResult::Complete);
-    // B (preempted) may not use CPU 3, which A leaves free: B takes CPU 2,
-    // whose slice is over, and A gets CPU 3 back.
+    // B (preempted) may not use CPU 3, which A leaves free: A gets CPU 3
+    // back (free CPUs are filled first), and B takes CPU 2, whose slice is
+    // over.
     r.feed(0, &[preempt(2, B, 1), yielded(2, A, 3)]);
     assert_eq!(r.s.policy().run_queue(), vec![B, A]);
-    assert_eq!(r.plan(0), vec![(2, B), (3, A)]);
+    assert_eq!(r.plan(0), vec![(3, A), (2, B)]);
     // With A gone, CPU 3 stays free rather than take B.
     r.feed(0, &[dead(3, A, 3)]);
     assert_eq!(r.plan(0), vec![(2, B)]);
@@ -519,4 +527,440 @@ fn central_runs_pinned_tasks_on_their_cpu_only() {
     }
     assert_eq!(r.s.stats.plan_rejected, 0);
     assert_eq!(r.s.policy().run_queue(), vec![A]);
+}
+
+/// `TASK_NEW` for `gtid` with a nice value and a cumulative runtime.
+fn new_nice(seq: u32, gtid: i64, nice: i32, runtime: u64) -> Received {
+    let mut r = new(seq, gtid, true);
+    if let Message::TaskNew(m) = &mut r.msg {
+        m.nice = nice;
+        m.runtime = runtime;
+    }
+    r
+}
+
+/// `TASK_PREEMPT` on `cpu` after the task ran up to `runtime` ns in all.
+fn preempt_at(seq: u32, gtid: i64, cpu: i32, runtime: u64) -> Received {
+    let mut r = preempt(seq, gtid, cpu);
+    if let Message::TaskPreempt(m) = &mut r.msg {
+        m.runtime = runtime;
+    }
+    r
+}
+
+/// `TASK_BLOCKED` on `cpu` after the task ran up to `runtime` ns in all.
+fn blocked_at(seq: u32, gtid: i64, cpu: i32, runtime: u64) -> Received {
+    let mut r = blocked(seq, gtid, cpu);
+    if let Message::TaskBlocked(m) = &mut r.msg {
+        m.runtime = runtime;
+    }
+    r
+}
+
+/// `TASK_PRIORITY_CHANGED` to `nice`.
+fn renice(seq: u32, gtid: i64, nice: i32) -> Received {
+    let gtid = gtid as u64;
+    let m = abi::GhostMsgPayloadTaskPriorityChanged { gtid, nice };
+    Received {
+        seqnum: seq,
+        msg: Message::TaskPriorityChanged(m),
+    }
+}
+
+const MS: u64 = 1_000_000;
+
+#[test]
+fn shinjuku_preempts_after_its_slice_and_sends_the_task_to_the_back() {
+    let slice = shinjuku::DEFAULT_SLICE;
+    assert_eq!(Shinjuku::default().slice(), Some(Duration::from_micros(30)));
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(Shinjuku::default(), central, &[0, 1, 2], None);
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.plan(0), vec![(1, A), (2, B)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    r.commit(0, 2, B, TxnResult::Complete);
+    // Within the slice: nothing, but the agent looks again soon.
+    r.now += Duration::from_micros(10);
+    assert_eq!(r.plan(0), vec![]);
+    assert!(r.polls(0));
+    // Both slices are over, one task waits: it replaces A (CPU 1 first).
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, C)]);
+    r.commit(0, 1, C, TxnResult::Complete);
+    // A, replaced, goes behind D, which arrived first.
+    r.feed(0, &[new(1, D, true), preempt(2, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![D, A]);
+    assert_eq!(r.plan(0), vec![(2, D)]);
+    r.commit(0, 2, D, TxnResult::Complete);
+    r.feed(0, &[preempt(2, B, 2)]);
+    assert_eq!(r.s.policy().run_queue(), vec![A, B]);
+    // Alone on the CPUs with nobody waiting, tasks keep running.
+    r.feed(0, &[dead(3, A, 1), dead(3, B, 1)]);
+    r.now += slice * 10;
+    assert_eq!(r.plan(0), vec![]);
+    assert!(!r.polls(0));
+}
+
+#[test]
+fn shinjuku_puts_a_task_preempted_before_its_slice_first() {
+    let central = Model::Centralized { global_cpu: 0 };
+    let slice = Duration::from_micros(50);
+    let mut r = Run::new(Shinjuku::new(slice), central, &[0, 1], None);
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    // Another class takes CPU 1 from A (A is still its current task): A
+    // is owed the rest of its slice, and goes before B.
+    r.feed(0, &[preempt(2, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![A, B]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    // Its slice over, B replaces it before A ran (TASK_PREEMPT with
+    // `was_latched`): A never ran, first again.
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    r.commit(0, 1, B, TxnResult::Complete);
+    r.feed(0, &[new(1, C, true), latch_dropped(3, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![A, C]);
+    // A stale commit keeps the order; a dead task leaves no trace.
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::TargetStale);
+    r.feed(0, &[dead(4, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![C]);
+}
+
+#[test]
+fn sol_offers_a_cpu_only_tasks_whose_commit_can_succeed() {
+    let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(Sol::new(None), central, &[0, 1, 2, 3], Some(sw.clone()));
+    let reg = &sw.regions()[0];
+    let inuse = abi::GHOST_SW_F_INUSE;
+    // A has news on the way (barrier 2, last message read 1); B is still
+    // on its old CPU; C is fine.
+    set(reg, A as u32, A, 2, inuse);
+    set(reg, B as u32, B, 1, inuse | abi::GHOST_SW_TASK_ONCPU);
+    set(reg, C as u32, C, 1, inuse);
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    // Every CPU that can be filled is: C, past the two that would fail.
+    assert_eq!(r.plan(0), vec![(1, C)]);
+    assert!(r.polls(0), "B's switch off its CPU ends without a message");
+    // The news is read, B is off: both go.
+    r.feed(0, &[wakeup(2, D)]);
+    r.feed(0, &[yielded(2, A, 1)]);
+    set(reg, B as u32, B, 1, inuse);
+    assert_eq!(r.plan(0), vec![(1, A), (2, B), (3, C)]);
+    assert_eq!(r.s.stats.plan_rejected, 0);
+    assert_eq!(Sol::new(None).slice(), None);
+}
+
+#[test]
+fn sol_puts_an_involuntarily_preempted_task_first() {
+    let central = Model::Centralized { global_cpu: 0 };
+    let slice = Duration::from_millis(1);
+    let mut r = Run::new(Sol::new(Some(slice)), central, &[0, 1], None);
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    // Another class preempts A: it goes before B.
+    r.feed(0, &[preempt(2, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![A, B]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    // Its slice over, B replaces it: A, replaced, goes to the back.
+    r.now += slice;
+    assert_eq!(r.plan(0), vec![(1, B)]);
+    r.commit(0, 1, B, TxnResult::Complete);
+    r.feed(0, &[new(1, C, true), preempt(3, A, 1)]);
+    assert_eq!(r.s.policy().run_queue(), vec![C, A]);
+}
+
+#[test]
+fn fair_runs_the_least_virtual_runtime_weighted_by_nice() {
+    assert_eq!(
+        (fair::weight(0), fair::weight(-20), fair::weight(19)),
+        (1024, 88761, 15)
+    );
+    assert_eq!((fair::weight(-99), fair::weight(99)), (88761, 15));
+    let mut r = Run::new(Fair::new(), Model::PerCpu, &[1], None);
+    // A at nice 0, B at nice 5 (weight 335), having run 7 ms before.
+    r.feed(1, &[new_nice(1, A, 0, 0), new_nice(1, B, 5, 7 * MS)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![(A, 0), (B, 0)]);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    r.commit(1, 1, A, TxnResult::Complete);
+    // A runs 3 ms: 3 ms of virtual time. B runs 1 ms: 1024/335 as much.
+    r.feed(1, &[preempt_at(2, A, 1, 3 * MS)]);
+    assert_eq!(r.s.policy().vruntime(A), 3 * MS);
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    r.commit(1, 1, B, TxnResult::Complete);
+    r.feed(1, &[preempt_at(2, B, 1, 8 * MS)]);
+    assert_eq!(r.s.policy().vruntime(B), MS * 1024 / 335);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    r.commit(1, 1, A, TxnResult::Complete);
+    // B reniced to -5 (weight 3121): its next 10 ms count for 3.28 ms.
+    r.feed(1, &[renice(3, B, -5), preempt_at(3, A, 1, 4 * MS)]);
+    assert_eq!(r.s.policy().vruntime(A), 4 * MS);
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    r.commit(1, 1, B, TxnResult::Complete);
+    r.feed(1, &[preempt_at(4, B, 1, 18 * MS)]);
+    let vb = MS * 1024 / 335 + 10 * MS * 1024 / 3121;
+    assert_eq!(r.s.policy().vruntime(B), vb);
+    assert_eq!(r.s.policy().run_queue(1), vec![(A, 4 * MS), (B, vb)]);
+}
+
+#[test]
+fn fair_credits_sleepers_little_and_starts_new_tasks_at_the_floor() {
+    let mut r = Run::new(Fair::new(), Model::PerCpu, &[1], None);
+    r.feed(1, &[new_nice(1, A, 0, 0), new_nice(1, B, 0, 0)]);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    r.commit(1, 1, A, TxnResult::Complete);
+    r.feed(1, &[blocked_at(2, A, 1, MS)]);
+    // B runs alone for 100 ms; the floor follows it.
+    for i in 1..=10u32 {
+        assert_eq!(r.plan(1), vec![(1, B)]);
+        r.commit(1, 1, B, TxnResult::Complete);
+        r.feed(1, &[preempt_at(1 + i, B, 1, u64::from(i) * 10 * MS)]);
+    }
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    // A wakes: 3 ms of credit below the floor (B's 100 ms), not 99 ms; C,
+    // new, starts at the floor.
+    r.feed(1, &[wakeup(3, A), new(1, C, true)]);
+    assert_eq!(r.s.policy().vruntime(A), 97 * MS);
+    assert_eq!(r.s.policy().vruntime(C), 100 * MS);
+}
+
+#[test]
+fn fair_places_tasks_on_idle_cpus_and_idle_cpus_steal() {
+    let mut r = Run::new(Fair::new(), Model::PerCpu, &[1, 2], None);
+    // A takes idle CPU 1; B finds CPU 1 busy (A waits there) and takes
+    // idle CPU 2; C finds neither idle and joins the shorter queue.
+    r.feed(1, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(
+        [A, B, C].map(|g| r.s.task(g).unwrap().home),
+        [Some(1), Some(2), Some(1)]
+    );
+    assert_eq!(r.k.assoc, vec![(B, 2, 1)]);
+    assert_eq!(r.plan(1), vec![(1, A)]);
+    assert_eq!(r.plan(2), vec![(2, B)]);
+    // CPU 2's agent cannot take A or C while agent 1 commits A.
+    r.commit(2, 2, B, TxnResult::Complete);
+    r.commit(1, 1, A, TxnResult::Complete);
+    // B blocks: CPU 2 has nothing of its own and steals C, with its
+    // messages.
+    r.feed(2, &[blocked(2, B, 2)]);
+    assert_eq!(r.plan(2), vec![(2, C)]);
+    assert_eq!(r.k.assoc.last(), Some(&(C, 2, 1)));
+    assert_eq!(r.s.policy().run_queue(2), vec![(C, 0)]);
+    assert_eq!(r.s.policy().run_queue(1), vec![]);
+    r.commit(2, 2, C, TxnResult::Complete);
+    // B wakes: its home (2) is busy, CPU 1 too: it waits at home.
+    r.feed(2, &[wakeup(3, B)]);
+    assert_eq!(r.s.task(B).unwrap().home, Some(2));
+    // A blocks: CPU 1 is idle, and steals B.
+    r.feed(1, &[blocked(2, A, 1)]);
+    assert_eq!(r.plan(1), vec![(1, B)]);
+    // A pinned task is never stolen.
+    r.k.allow(D, &[2]);
+    r.feed(2, &[new(1, D, true)]);
+    r.commit(1, 1, B, TxnResult::Complete);
+    r.feed(1, &[blocked(4, B, 1)]);
+    assert_eq!(r.plan(1), vec![]);
+    assert_eq!(r.s.policy().run_queue(2), vec![(D, 0)]);
+}
+
+/// A gtid for thread `tid` under a 41-bit seqnum layout (pid_max_max
+/// 4194304).
+fn gtid_of(tid: i64) -> i64 {
+    (tid << 41) | 1
+}
+
+fn table(slots: u32) -> DeadlineTable {
+    let t = DeadlineTable::from_mapping(Mapping::anonymous(4096).unwrap(), slots);
+    t.header(slots);
+    t
+}
+
+#[test]
+fn edf_table_declarations_are_validated() {
+    let us = Duration::from_micros;
+    let ok = |d, p| Deadline::validate(d, p);
+    assert_eq!(
+        ok(5_000, 0),
+        Ok(Deadline {
+            relative: us(5),
+            period: None
+        })
+    );
+    // No deadline: the period is the deadline.
+    assert_eq!(
+        ok(0, 2_000_000),
+        Ok(Deadline {
+            relative: us(2000),
+            period: Some(us(2000))
+        })
+    );
+    for (d, p) in [
+        (0, 0),
+        (999, 0),
+        (10_000_000_001, 0),
+        (5_000, 11_000_000_000),
+        (0, 500),
+    ] {
+        assert_eq!(ok(d, p), Err(Unusable::OutOfRange), "{d} {p}");
+    }
+    let t = table(4);
+    assert_eq!(t.lookup(7), None);
+    assert!(t.declare(7, Some((us(300), Duration::ZERO))));
+    assert!(t.declare(8, Some((us(1), us(50)))));
+    assert_eq!(
+        t.lookup(7),
+        Some(Ok(Deadline {
+            relative: us(300),
+            period: None
+        }))
+    );
+    assert_eq!(t.lookup(8).unwrap().unwrap().period, Some(us(50)));
+    // A second declaration replaces the first; withdrawing frees the slot.
+    assert!(t.declare(7, Some((us(40), Duration::ZERO))));
+    assert_eq!(t.lookup(7).unwrap().unwrap().relative, us(40));
+    assert!(t.declare(7, None));
+    assert_eq!(t.lookup(7), None);
+    // Out of range, or caught mid-write (odd sequence count): unusable.
+    assert!(t.declare(9, Some((Duration::from_secs(60), Duration::ZERO))));
+    assert_eq!(t.lookup(9), Some(Err(Unusable::OutOfRange)));
+    // Slot 1 is 8's: an odd count is a write in progress.
+    let seq_of_8 = 64 + 32;
+    let seq = t.mapping().read_u32(seq_of_8).unwrap();
+    assert!(t.mapping().write_u32(seq_of_8, seq + 1));
+    assert_eq!(t.lookup(8), Some(Err(Unusable::Writing)));
+    assert!(t.mapping().write_u32(seq_of_8, seq + 2));
+    assert!(t.lookup(8).unwrap().is_ok());
+    // A full table refuses a new thread.
+    let one = table(1);
+    assert!(one.declare(8, Some((us(10), Duration::ZERO))));
+    assert!(!one.declare(9, Some((us(10), Duration::ZERO))), "full");
+    assert!(one.declare(9, None), "nothing to withdraw");
+    // Special and negative thread ids have no slot.
+    assert_eq!(t.lookup(0), None);
+    assert_eq!(t.lookup(-3), None);
+}
+
+#[test]
+fn edf_table_headers_are_checked() {
+    let map = || Mapping::anonymous(4096).unwrap();
+    assert!(DeadlineTable::parse(map()).unwrap_err().contains("magic"));
+    let t = table(4);
+    let m = map();
+    // Copy a good header, then spoil it field by field.
+    let put = |m: &Mapping, magic: u64, version: u32, slots: u32| {
+        m.write_u32(0, magic as u32);
+        m.write_u32(4, (magic >> 32) as u32);
+        m.write_u32(8, version);
+        m.write_u32(12, slots);
+    };
+    let magic = super::edf::table::TABLE_MAGIC;
+    put(&m, magic, 1, 4);
+    let ok = DeadlineTable::parse(m).unwrap();
+    assert_eq!(ok.slots(), 4);
+    for (v, slots, what) in [
+        (2, 4, "version"),
+        (1, 0, "fit"),
+        (1, 200, "fit"),
+        (1, 70000, "fit"),
+    ] {
+        let m = map();
+        put(&m, magic, v, slots);
+        let e = DeadlineTable::parse(m).err().unwrap();
+        assert!(e.contains(what), "{v} {slots}: {e}");
+    }
+    drop(t);
+}
+
+#[test]
+fn edf_table_is_published_sealed_and_opened_by_workloads() {
+    let dir = std::env::temp_dir().join(format!("ghost-edf-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("table");
+    assert!(DeadlineTable::create(&path, 0).is_err());
+    let agent = DeadlineTable::create(&path, 8).unwrap();
+    assert!(
+        DeadlineTable::create(&path, 8).is_err(),
+        "published already"
+    );
+    let workload = DeadlineTable::open(&path).unwrap();
+    assert_eq!(workload.slots(), 8);
+    let us = Duration::from_micros;
+    assert!(workload.declare(42, Some((us(250), Duration::ZERO))));
+    assert_eq!(agent.lookup(42).unwrap().unwrap().relative, us(250));
+    // The memfd cannot shrink: a workload cannot make the agent fault.
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    assert!(f.set_len(16).is_err());
+    drop(workload);
+    drop(agent);
+    assert!(
+        path.symlink_metadata().is_err(),
+        "the link goes with the agent"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn edf_runs_the_earliest_deadline_and_preempts_for_an_earlier_one() {
+    let us = Duration::from_micros;
+    let t = table(8);
+    let (n, t1, t2, t3) = (gtid_of(100), gtid_of(101), gtid_of(102), gtid_of(103));
+    assert!(t.declare(101, Some((us(5000), Duration::ZERO))));
+    assert!(t.declare(102, Some((us(1000), Duration::ZERO))));
+    assert!(t.declare(103, Some((us(200), Duration::ZERO))));
+    let layout = Layout::parse("4194304");
+    let g = us(100);
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(Edf::new(Some(t), layout, g), central, &[0, 1, 2], None);
+    // N (no deadline) came first; T2's deadline is the earliest.
+    r.feed(0, &[new(1, n, true), new(1, t1, true), new(1, t2, true)]);
+    assert_eq!(r.s.policy().deadline(t2), Some(r.now + us(1000)));
+    assert_eq!(r.s.policy().deadline(n), None);
+    assert_eq!(r.plan(0), vec![(1, t2), (2, t1)]);
+    r.commit(0, 1, t2, TxnResult::Complete);
+    r.commit(0, 2, t1, TxnResult::Complete);
+    // N never preempts a task with a deadline.
+    r.now += g;
+    assert_eq!(r.plan(0), vec![]);
+    // T3 (due in 200 us) takes the CPU of the latest deadline, T1's, once
+    // T1 has run the granularity.
+    r.feed(0, &[new(1, t3, true)]);
+    assert_eq!(r.plan(0), vec![(2, t3)]);
+    r.commit(0, 2, t3, TxnResult::Complete);
+    r.feed(0, &[preempt(2, t1, 2)]);
+    // T2 blocks: T1 (deadline kept) goes before N.
+    r.feed(0, &[blocked(2, t2, 1)]);
+    assert_eq!(r.plan(0), vec![(1, t1)]);
+    r.commit(0, 1, t1, TxnResult::Complete);
+    // T2 wakes 10 ms later: a new deadline, from the wakeup.
+    r.now += Duration::from_millis(10);
+    r.feed(0, &[wakeup(3, t2)]);
+    assert_eq!(r.s.policy().deadline(t2), Some(r.now + us(1000)));
+    // A withdrawn deadline: FIFO behind the others from the next wakeup.
+    r.feed(0, &[dead(3, t3, 2)]);
+    assert_eq!(r.plan(0), vec![(2, t2)]);
+}
+
+#[test]
+fn edf_without_a_table_is_first_come_first_served() {
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(
+        Edf::new(None, None, Duration::from_micros(100)),
+        central,
+        &[0, 1],
+        None,
+    );
+    r.feed(0, &[new(1, A, true), new(1, B, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    r.now += Duration::from_millis(1);
+    assert_eq!(r.plan(0), vec![]);
+    r.feed(0, &[blocked(2, A, 1)]);
+    assert_eq!(r.plan(0), vec![(1, B)]);
 }
