@@ -149,6 +149,22 @@ pub const TESTS: &[Test] = &[
         run: bundled::agent_fifo_central_runs_simple_exp,
     },
     Test {
+        name: "agent_shinjuku_runs_simple_exp",
+        run: bundled::agent_shinjuku_runs_simple_exp,
+    },
+    Test {
+        name: "agent_sol_runs_simple_exp",
+        run: bundled::agent_sol_runs_simple_exp,
+    },
+    Test {
+        name: "agent_fair_runs_simple_exp",
+        run: bundled::agent_fair_runs_simple_exp,
+    },
+    Test {
+        name: "agent_edf_runs_simple_exp",
+        run: bundled::agent_edf_runs_simple_exp,
+    },
+    Test {
         name: "ghostctl_drives_live_enclave",
         run: bundled::ghostctl_drives_live_enclave,
     },

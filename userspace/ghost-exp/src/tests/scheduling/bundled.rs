@@ -1,5 +1,5 @@
-//! The bundled binaries against the live kernel: `ghost-agent` (both
-//! policies) runs ghOSt's `simple_exp` scenarios (`ghost-exp simple`),
+//! The bundled binaries against the live kernel: `ghost-agent` (every
+//! bundled policy) runs ghOSt's `simple_exp` scenarios (`ghost-exp simple`),
 //! `ghostctl` drives a live enclave, an agent is upgraded in place, and
 //! Ctrl-C of an agent leaves no task stuck.
 //!
@@ -74,6 +74,41 @@ pub fn agent_fifo_central_runs_simple_exp() -> Result<(), String> {
     ensure!(n >= 2, "needs 2 CPUs, have {n}");
     let cpus = format!("0-{}", n - 1);
     scenarios_under(&["fifo-central", "--cpus", &cpus, "--global-cpu", "0"])
+}
+
+/// The centralized bundled policies' arguments: every CPU, the global
+/// agent on CPU 0.
+fn centralized(policy: &str, extra: &[&str]) -> Result<(), String> {
+    let n = nr_cpu_ids()?;
+    ensure!(n >= 2, "needs 2 CPUs, have {n}");
+    let cpus = format!("0-{}", n - 1);
+    let mut args = vec![policy, "--cpus", &cpus, "--global-cpu", "0"];
+    args.extend_from_slice(extra);
+    scenarios_under(&args)
+}
+
+/// `ghost-agent shinjuku` runs them, preempting by a time slice (2 ms:
+/// the 30 µs default is shorter than one commit under TCG).
+pub fn agent_shinjuku_runs_simple_exp() -> Result<(), String> {
+    centralized("shinjuku", &["--preemption-time-slice", "2ms"])
+}
+
+/// `ghost-agent sol` (sync-group commits) runs them.
+pub fn agent_sol_runs_simple_exp() -> Result<(), String> {
+    centralized("sol", &[])
+}
+
+/// `ghost-agent edf` runs them (no task declares a deadline: FIFO order
+/// behind the deadline tasks, of which there are none).
+pub fn agent_edf_runs_simple_exp() -> Result<(), String> {
+    centralized("edf", &[])
+}
+
+/// `ghost-agent fair` (per-CPU virtual runtime, preemption at ticks) on
+/// the last CPU runs them.
+pub fn agent_fair_runs_simple_exp() -> Result<(), String> {
+    let cpu = (nr_cpu_ids()? - 1).to_string();
+    scenarios_under(&["fair", "--cpus", &cpu])
 }
 
 /// A process that sleeps (for `ghostctl tasks add`).
