@@ -21,10 +21,11 @@ use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
+use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
 use crate::sys::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr};
-use crate::sys::task::TaskHandle;
+use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK};
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
-use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;
@@ -37,20 +38,15 @@ pub fn wake(cpu: i32) {
     };
     g.bump_agent_barrier();
     g.should_wake().store(true, Ordering::SeqCst);
-    if cpu_online(cpu) {
-        // SAFETY: the irq_work is initialized at boot and lives for good;
-        // `cpu` is online. Queueing an already pending work is a no-op.
-        unsafe { bindings::irq_work_queue_on(g.wake_work(), cpu) };
-    }
+    // Queueing an already pending work is a no-op; an offline CPU is
+    // skipped.
+    g.wake_work().queue_on(cpu);
 }
 
-/// The irq_work handler: runs on the agent's CPU, in hard interrupt
-/// context, and wakes the agent if it sleeps and a wake is still wanted.
-///
-/// # Safety
-///
-/// Called by the irq_work core with a work of a [`GhostRq`].
-pub unsafe extern "C" fn wake_work(_w: *mut bindings::irq_work) {
+/// The handler of a CPU's wake irq_work: runs on the agent's CPU, in hard
+/// interrupt context, and wakes the agent if it sleeps and a wake is still
+/// wanted.
+pub fn wake_work() {
     let Some(g) = GhostRq::of(this_cpu()) else {
         return;
     };
@@ -62,9 +58,8 @@ pub unsafe extern "C" fn wake_work(_w: *mut bindings::irq_work) {
         // agent anyway would preempt the task it just gave its CPU to, and
         // that TASK_PREEMPT would wake it again, for ever.
         if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
-            // SAFETY: `a` is valid under RCU (see `GhostRq::agent`);
-            // `wake_up_process` may be called from hard interrupts.
-            unsafe { bindings::wake_up_process(a.as_raw()) };
+            // `a` is valid under RCU (see `GhostRq::agent`).
+            a.wake_up();
         }
     }
 }
@@ -72,8 +67,7 @@ pub unsafe extern "C" fn wake_work(_w: *mut bindings::irq_work) {
 /// Kills the agent `a` of `cpu` (destroy): `SIGKILL`, then a wake so that
 /// it sees the signal.
 pub fn kill(a: &TaskHandle, cpu: i32) {
-    // SAFETY: `a` is a live task (the handle holds a reference).
-    unsafe { bindings::send_sig(bindings::SIGKILL as i32, a.as_ptr().as_raw(), 1) };
+    a.as_ptr().kill();
     wake(cpu);
 }
 
@@ -87,7 +81,7 @@ pub fn kill(a: &TaskHandle, cpu: i32) {
 /// enclave); `EBUSY` if the caller is already in ghost; `EXDEV` while the
 /// enclave is destroyed. May sleep.
 pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
-    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
+    if !capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
     if cpu >= crate::sys::rq::nr_cpu_ids() {
@@ -125,17 +119,9 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
         return Err(err);
     }
     // Pinned in the kernel (cpusets cannot move an agent away).
-    // SAFETY: `p` is the calling task; process context.
-    let pinned = unsafe { bindings::ghost_pin_to_cpu(p.as_raw(), cpu) };
-    let r = if pinned < 0 {
-        Err(Error::from_errno(pinned))
-    } else {
-        set_policy(
-            p,
-            SCHED_GHOST,
-            u64::from(bindings::SCHED_FLAG_RESET_ON_FORK),
-        )
-    };
+    let r = p
+        .pin_to_cpu(cpu)
+        .and_then(|()| set_policy(p, SCHED_GHOST, SCHED_FLAG_RESET_ON_FORK));
     if let Err(err) = r {
         // Retiring the state releases the claim.
         unstage(p);
@@ -201,7 +187,7 @@ pub fn detach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
     g.reset_agent_barrier();
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.
-    gt.enclave().agent_gone(crate::sched::now());
+    gt.enclave().agent_gone(now());
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
         if txn.cas_state(state::READY, state::NO_AGENT) {
             txn.complete(state::NO_AGENT, 0, 0);
@@ -221,22 +207,12 @@ pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
     if let Some(b) = barrier {
         g.should_wake().store(false, Ordering::SeqCst);
         if g.agent_barrier() != b {
-            return Err(crate::sys::cred::errno(bindings::ESTALE));
+            return Err(estale());
         }
     }
+    let me = TaskPtr::current().ok_or(EINVAL)?;
     g.blocked_in_run().store(true, Ordering::SeqCst);
-    let me = TaskPtr::current();
-    loop {
-        // SAFETY: sets the calling task's state; process context.
-        unsafe { bindings::ghost_set_current_interruptible() };
-        if g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending() {
-            break;
-        }
-        // SAFETY: process context, no lock held.
-        unsafe { bindings::schedule() };
-    }
-    // SAFETY: the calling task's state; process context.
-    unsafe { bindings::ghost_set_current_running() };
+    sleep_until(|| g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending());
     g.blocked_in_run().store(false, Ordering::SeqCst);
     Ok(())
 }
@@ -264,7 +240,7 @@ pub fn run(
     run_cpu: i32,
     run_flags: i32,
 ) -> Result {
-    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
+    if !capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
     if !cpu_online(run_cpu) {
@@ -294,7 +270,7 @@ pub fn run(
             let same_process = {
                 let _rq = RqGuard::lock(run_cpu).ok_or(EINVAL)?;
                 let agent = GhostRq::of(run_cpu).and_then(|g| g.agent()).ok_or(EINVAL)?;
-                agent.tgid() == TaskPtr::current().tgid()
+                Some(agent.tgid()) == TaskPtr::current().map(TaskPtr::tgid)
             };
             if !same_process {
                 return Err(EINVAL);
@@ -303,21 +279,5 @@ pub fn run(
             Ok(())
         }
         _ => Err(EINVAL),
-    }
-}
-
-/// `ghost_run(2)`: the system call of `GHOST_IOC_RUN` (same arguments,
-/// same function).
-#[no_mangle]
-pub extern "C" fn ghost_run(
-    gtid: i64,
-    agent_barrier: u32,
-    task_barrier: u32,
-    run_cpu: i32,
-    run_flags: i32,
-) -> core::ffi::c_long {
-    match run(gtid, agent_barrier, task_barrier, run_cpu, run_flags) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno() as core::ffi::c_long,
     }
 }

@@ -47,7 +47,7 @@ impl SchedClassOps for GhostClass {
         if gt.is_agent() {
             // The agent runs ahead of every class, but the core preempts by
             // class rank (ghost is below fair): ask for the CPU ourselves.
-            if rq.curr() != p {
+            if !rq.is_curr(p) {
                 rq.resched_curr();
             }
             if flags as u32 & bindings::ENQUEUE_WAKEUP != 0 {
@@ -65,13 +65,13 @@ impl SchedClassOps for GhostClass {
             return;
         }
         gt.sync_runtime(p);
-        gt.set_waiting(sched::now());
+        gt.set_waiting(crate::sys::time::now());
         gt.sw_flags(SW_RUNNABLE, 0);
         if let Some(g) = rq.ghost() {
             crate::fallback::link(rq, g, gt);
             // No agent will commit it: the fallback runs it (an idle CPU
             // must pick again).
-            if crate::fallback::applies(g, gt) && rq.curr().is_idle() {
+            if crate::fallback::applies(g, gt) && rq.curr().is_some_and(|c| c.is_idle()) {
                 rq.resched_curr();
             }
         }
@@ -102,7 +102,9 @@ impl SchedClassOps for GhostClass {
     }
 
     fn yield_task(rq: &Rq) {
-        let curr = rq.curr();
+        let Some(curr) = rq.curr() else {
+            return;
+        };
         if let Some(gt) = GhostTask::of(rq, curr) {
             if !gt.is_agent() {
                 gt.set_yield();
@@ -113,7 +115,7 @@ impl SchedClassOps for GhostClass {
     fn wakeup_preempt(rq: &Rq, p: TaskPtr, _flags: i32) {
         // A ghost task never preempts another by itself: only an agent's
         // transaction puts a task on a CPU. An agent always may.
-        if GhostTask::of(rq, p).is_some_and(|gt| gt.is_agent()) && rq.curr() != p {
+        if GhostTask::of(rq, p).is_some_and(|gt| gt.is_agent()) && !rq.is_curr(p) {
             rq.resched_curr();
         }
     }

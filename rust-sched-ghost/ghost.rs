@@ -25,7 +25,9 @@
 //!   status words), on [`sys::mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
 //! - [`gtid`]: global task ids;
-//! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
+//! - [`entry`]: every C entry point of the crate (scheduler hooks, fork,
+//!   exit, procfs, `ghost_run(2)`, CPU hotplug), as thin trampolines to the
+//!   modules that do the work;
 //! - [`ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`, their
 //!   arguments copied whole as the uapi structs ([`uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
@@ -50,12 +52,12 @@ pub mod classes;
 pub mod cpu_data;
 pub mod cpumsg;
 pub mod enclave;
+pub mod entry;
 pub mod fallback;
 pub mod ghostfs;
 pub mod gstate;
 pub mod gtask;
 pub mod gtid;
-pub mod hooks;
 pub mod hotplug;
 pub mod ioctl;
 pub mod members;
@@ -117,7 +119,7 @@ impl kernel::Module for Ghost {
         selftest::check_class_order()?;
         sys::rq::init(agent::wake_work)?;
         watchdog::init();
-        hooks::init()?;
+        sys::sysctl::init_pid_max_max()?;
         hotplug::init()?;
         ghostfs::init()?;
         pr_info!(

@@ -31,8 +31,9 @@ use kernel::prelude::*;
 
 /// Whether `cpu` may go offline: 0, or `-EBUSY` if it belongs to an
 /// enclave (logged) or an agent holds it (from `become agent` until the agent
-/// has left the class). Process context.
-fn may_go_offline(cpu: c_uint) -> c_int {
+/// has left the class). Process context. Also `sched_cpu_deactivate()`'s
+/// check, through [`crate::entry`].
+pub fn may_go_offline(cpu: c_uint) -> c_int {
     if crate::enclave::cpu_in_enclave(cpu as usize) {
         pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
         return -(bindings::EBUSY as c_int);
@@ -47,13 +48,6 @@ fn may_go_offline(cpu: c_uint) -> c_int {
         return -(bindings::EBUSY as c_int);
     }
     0
-}
-
-/// `sched_cpu_deactivate()` of `cpu`, before the CPU is deactivated (its
-/// hotplug thread: process context): nonzero keeps it online.
-#[no_mangle]
-pub extern "C" fn ghost_cpu_deactivate(cpu: c_uint) -> c_int {
-    may_go_offline(cpu)
 }
 
 /// The teardown callback (the `cpuhp` thread of `cpu`: process context).

@@ -22,11 +22,12 @@ use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
 use crate::queue::Queue;
 use crate::sw::F_CANFREE;
+use crate::sys::cred::{capable, CAP_SYS_NICE};
 use crate::sys::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::TaskHandle;
+use crate::sys::task::SCHED_NORMAL;
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
-use kernel::bindings;
-use kernel::ffi::c_int;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;
@@ -51,32 +52,14 @@ pub fn retire(gt: KBox<GhostTask>) {
 
 /// The agent state of the caller: its CPU and enclave, if it is an agent.
 pub fn current_agent() -> Option<(i32, *const Enclave)> {
-    let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
+    let g = TaskRqGuard::lock(TaskHandle::current().ok()?);
     let gt = GhostTask::of(&g, g.task())?;
     Some((gt.agent_cpu?, gt.enclave() as *const Enclave))
 }
 
-/// `struct sched_attr` for a policy change done by the kernel.
-fn attr(policy: i32, nice: i32, flags: u64) -> bindings::sched_attr {
-    // SAFETY: plain C data; zero is a valid value of every field.
-    let mut a: bindings::sched_attr = unsafe { core::mem::zeroed() };
-    a.size = core::mem::size_of::<bindings::sched_attr>() as u32;
-    a.sched_policy = policy as u32;
-    a.sched_nice = nice;
-    a.sched_flags = flags;
-    a
-}
-
 /// Sets `p`'s policy (kernel call: no permission checks).
 pub fn set_policy(p: TaskPtr, policy: i32, flags: u64) -> Result {
-    let a = attr(policy, p.nice(), flags);
-    // SAFETY: `p` is alive (its invariant) and `a` a valid attribute set;
-    // process context.
-    let r = unsafe { bindings::sched_setattr_nocheck(p.as_raw(), &a) };
-    if r < 0 {
-        return Err(Error::from_errno(r));
-    }
-    Ok(())
+    p.set_policy(u32::try_from(policy).map_err(|_| EINVAL)?, flags)
 }
 
 /// A write of `tasks`: `t` joins `e`. Success if it already is in `e`
@@ -90,7 +73,8 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
     if p.is_kthread() {
         return Err(EPERM);
     }
-    if p.tgid() != TaskPtr::current().tgid() && !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
+    let me = TaskPtr::current().ok_or(ESRCH)?;
+    if p.tgid() != me.tgid() && !capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
     {
@@ -154,7 +138,7 @@ pub fn unstage(p: TaskPtr) {
 /// Moves `t` back to `SCHED_NORMAL` (destroy). Errors are ignored: a task
 /// that cannot be moved is exiting, and its exit retires it.
 pub fn leave_ghost(t: &TaskHandle) {
-    let _ = set_policy(t.as_ptr(), bindings::SCHED_NORMAL as i32, 0);
+    let _ = t.as_ptr().set_policy(SCHED_NORMAL, 0);
 }
 
 /// `discover tasks`: a `TASK_NEW` for every task of `e`, so that a new
@@ -177,33 +161,21 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
 /// `sched_fork()`: `p` is a new task, not yet visible to anyone. Clears the
 /// ghost state copied from the parent; a `SCHED_GHOST` child joins its
 /// parent's enclave, with its messages going to the enclave's default
-/// queue. Nonzero: the child must fall back to `SCHED_NORMAL`. Process
+/// queue. An error: the child must fall back to `SCHED_NORMAL`. Process
 /// context.
-///
-/// # Safety
-///
-/// `p` is the task being forked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_int {
-    // SAFETY: `p` is the child being built; alive for the call.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return 0;
-    };
+pub fn fork(p: TaskPtr) -> Result {
     p.set_ghost_raw(core::ptr::null_mut());
     if p.policy() != SCHED_GHOST {
-        return 0;
+        return Ok(());
     }
-    match fork_join(p) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    fork_join(p)
 }
 
 /// The ghost part of a fork: the child `p` joins the parent's enclave. It
 /// is announced at its first wakeup ([`announce_child`]).
 fn fork_join(p: TaskPtr) -> Result {
     let e = {
-        let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
+        let g = TaskRqGuard::lock(TaskHandle::current()?);
         let gt = GhostTask::of(&g, g.task()).ok_or(EINVAL)?;
         if gt.is_agent() {
             // Agents fork with RESET_ON_FORK; never here.
@@ -257,17 +229,9 @@ pub fn announce_child(rq: &Rq, p: TaskPtr, gt: &GhostTask, runnable: bool) {
     gt.msg_new(Some(rq), p, runnable);
 }
 
-/// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`.
-///
-/// # Safety
-///
-/// `p` is the task whose fork failed; no one else can see it.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) {
-    // SAFETY: `p` is alive for the call.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return;
-    };
+/// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`; no
+/// one else can see `p`.
+pub fn cancel_fork(p: TaskPtr) {
     if let Some(gt) = gtask::uninstall(None, p) {
         gt.free_sw();
         retire(gt);
@@ -278,24 +242,11 @@ pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) 
 /// policy is `SCHED_GHOST`. Entering is only done by ghOSt itself (ghostfs):
 /// userspace gets `EBADF`. A ghost task may set `SCHED_GHOST` again (to
 /// change its nice value); an agent may not (`EPERM`), nor leave ghost.
-/// Process context, no lock held.
-///
-/// # Safety
-///
-/// `p` is a task the caller holds a reference on.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_setscheduler_check(
-    p: *mut bindings::task_struct,
-    policy: c_int,
-    user: bool,
-) -> c_int {
-    // SAFETY: the caller holds a reference.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return EINVAL.to_errno();
-    };
+/// Process context, no lock held; the caller holds a reference on `p`.
+pub fn setscheduler_check(p: TaskPtr, policy: i32, user: bool) -> Result {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
     let gt = GhostTask::of(&g, p);
-    let r = if policy == SCHED_GHOST {
+    if policy == SCHED_GHOST {
         match (user, gt) {
             // An agent's scheduling is not the user's to change.
             (true, Some(gt)) if gt.is_agent() => Err(EPERM),
@@ -312,24 +263,12 @@ pub unsafe extern "C" fn ghost_setscheduler_check(
         Err(EPERM)
     } else {
         Ok(())
-    };
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
     }
 }
 
-/// `p`, its ghost state and its CPU's, if `p` is in the ghost class.
-///
-/// # Safety
-///
-/// `p` is NULL or a task on `rq` that stays alive for `'a`.
-unsafe fn in_class<'a>(
-    rq: &'a Rq,
-    p: *mut bindings::task_struct,
-) -> Option<(TaskPtr, &'a GhostTask, &'a GhostRq)> {
-    // SAFETY: the caller's guarantee.
-    let p = unsafe { TaskPtr::from_raw(p) }?;
+/// `p`'s ghost state and its CPU's, if `p` (a task on the locked `rq`) is
+/// in the ghost class.
+fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, &GhostRq)> {
     if !p.in_ghost_class() {
         return None;
     }
@@ -347,18 +286,9 @@ fn rtla(rq: &Rq, g: &GhostRq, flag: u32) {
 /// The pick-next prologue: `prev` (the current task of `rq`) is about to
 /// be switched out or re-picked. Produces the messages of the edges that
 /// are known now (blocked, yield, dead, a deferred TASK_NEW), so that an
-/// agent they wake is a candidate of this very pick.
-///
-/// # Safety
-///
-/// Called by `__schedule()` with `rq` locked and `prev == rq->curr`.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_pnt_prologue(
-    rq: *mut bindings::rq,
-    prev: *mut bindings::task_struct,
-) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
+/// agent they wake is a candidate of this very pick. `__schedule()`, `rq`
+/// locked, `prev == rq->curr`.
+pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
     if let Some(g) = rq.ghost() {
         if g.agent().is_some() {
             // The CPU is available to ghost while no task of another class
@@ -369,8 +299,7 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
             }
         }
     }
-    // SAFETY: `prev` is the current task: alive.
-    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
+    let Some((prev, gt, g)) = in_class(rq, prev) else {
         return;
     };
     if gt.is_agent() {
@@ -409,31 +338,14 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
 /// The task switch: `prev` leaves `rq`'s CPU for `next`. A ghost task
 /// that is still runnable and had no message yet was preempted. CPU
 /// messages of the switch go out too (see [`crate::cpumsg`]).
-///
-/// # Safety
-///
-/// Called by `context_switch()` with `rq` locked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_prepare_task_switch(
-    rq: *mut bindings::rq,
-    prev: *mut bindings::task_struct,
-    next: *mut bindings::task_struct,
-) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
-    // SAFETY: both tasks are on this locked rq, switching: alive.
-    let (Some(prev_p), Some(next_p)) = (unsafe { TaskPtr::from_raw(prev) }, unsafe {
-        TaskPtr::from_raw(next)
-    }) else {
-        return;
-    };
+/// `context_switch()`, `rq` locked.
+pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     if let Some(g) = rq.ghost() {
         // The task told to leave is leaving.
         g.set_must_resched(rq, false);
-        cpu_switch(rq, g, prev_p, next_p);
+        cpu_switch(rq, g, prev, next);
     }
-    // SAFETY: `prev` is switching out on this locked rq: alive.
-    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
+    let Some((prev, gt, g)) = in_class(rq, prev) else {
         return;
     };
     if gt.is_agent() {
@@ -494,16 +406,11 @@ fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
     }
 }
 
-/// The scheduler tick on `rq`'s CPU.
-///
-/// # Safety
-///
-/// Called by `sched_tick()` with `rq` locked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
-    let curr = rq.curr();
+/// The scheduler tick on `rq`'s CPU (`sched_tick()`, `rq` locked).
+pub fn tick(rq: &Rq) {
+    let Some(curr) = rq.curr() else {
+        return;
+    };
     if curr.in_ghost_class() {
         if let Some(gt) = GhostTask::of(rq, curr) {
             gt.sync_runtime(curr);
@@ -568,7 +475,7 @@ pub fn priority_changed(rq: &Rq, p: TaskPtr) {
 
 /// A running ghost task `p` must leave its CPU: the agent decides anew.
 fn force_offcpu(rq: &Rq, g: &GhostRq, p: TaskPtr) {
-    if rq.curr() == p {
+    if rq.is_curr(p) {
         g.set_must_resched(rq, true);
         rq.resched_curr();
     }
@@ -584,7 +491,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
         // Back from a priority boost: nothing changed for the agent.
         return;
     }
-    gt.enter(!gt.is_agent() && rq.curr() == p);
+    gt.enter(!gt.is_agent() && rq.is_curr(p));
     gt.publish_sw();
     if gt.is_agent() {
         crate::agent::attach(rq, g, p, gt);
@@ -593,7 +500,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
     if p.queued() {
         gt.sw_flags(gtask::SW_RUNNABLE, 0);
     }
-    if rq.curr() == p {
+    if rq.is_curr(p) {
         // Running: off the CPU first; TASK_NEW goes out at the switch.
         gt.set_oncpu(now());
         g.set_must_resched(rq, true);
@@ -632,7 +539,7 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
         retire(gt);
         return;
     }
-    let was_current = rq.curr() == p;
+    let was_current = rq.is_curr(p);
     if gt.new_pending() && gt.gtid() == 0 {
         // A fork child leaving before its first wakeup.
         announce_child(rq, p, &gt, false);
@@ -685,12 +592,6 @@ pub fn task_dead(p: TaskPtr) {
     }
 }
 
-/// The monotonic clock, in ns.
-pub fn now() -> i64 {
-    // SAFETY: reads the clock; any context.
-    unsafe { bindings::ktime_get() }
-}
-
 /// Whether the latched task `p` can still run on `rq`.
 fn latch_valid(rq: &Rq, p: TaskPtr) -> bool {
     p.cpu() == rq.cpu()
@@ -712,8 +613,10 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
         g.set_latched(rq, None, 0);
         crate::agent::wake(rq.cpu());
     }
-    let curr = rq.curr();
-    if curr.in_ghost_class() && curr.queued() && !g.must_resched(rq) {
+    if let Some(curr) = rq
+        .curr()
+        .filter(|c| c.in_ghost_class() && c.queued() && !g.must_resched(rq))
+    {
         if let Some(gt) = GhostTask::of(rq, curr) {
             if !gt.is_agent() && gt.oncpu() && !gt.yield_pending() {
                 return Some(curr);

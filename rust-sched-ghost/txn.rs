@@ -21,8 +21,8 @@ use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::parse::CpuSet;
-use crate::sched::now;
 use crate::sys::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -115,8 +115,9 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effec
 
 /// Whether a ghost task (not the agent) runs on `rq`'s CPU.
 fn ghost_task_running(rq: &Rq) -> bool {
-    let curr = rq.curr();
-    curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent())
+    rq.curr().is_some_and(|curr| {
+        curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent())
+    })
 }
 
 /// The latch of `rq` takes effect: the current task leaves the CPU unless
@@ -124,7 +125,7 @@ fn ghost_task_running(rq: &Rq) -> bool {
 fn take_effect(rq: &Rq, g: &GhostRq) {
     let p = g.latched(rq);
     g.set_must_resched(rq, p.is_none());
-    if p != Some(rq.curr()) {
+    if p.is_none() || p != rq.curr() {
         rq.resched_curr();
     }
 }
@@ -178,7 +179,7 @@ impl Committer {
             .map(|(cpu, _)| cpu);
         Committer {
             agent_cpu,
-            tgid: TaskPtr::current().tgid(),
+            tgid: TaskPtr::current().map_or(0, TaskPtr::tgid),
         }
     }
 
@@ -265,7 +266,7 @@ fn commit_checked(
             if p.on_cpu() {
                 return Err(state::TARGET_ONCPU);
             }
-        } else if guard.curr() == p && GhostRq::of(cpu).is_some_and(|g| g.must_resched(&guard)) {
+        } else if guard.is_curr(p) && GhostRq::of(cpu).is_some_and(|g| g.must_resched(&guard)) {
             // Running here, but on its way off (a failed sync group forced
             // it): fail until it is off.
             return Err(state::TARGET_STALE);
@@ -337,7 +338,7 @@ fn commit_checked(
         });
     }
     let effect = match hold {
-        _ if next.is_some_and(|p| rq.curr() == p) => Effect::KeepRunning,
+        _ if next.is_some_and(|p| rq.is_curr(p)) => Effect::KeepRunning,
         true => Effect::Held,
         false if req.commit_flags & uapi::COMMIT_AT_SCHEDULE != 0 => Effect::AtSchedule,
         false => Effect::Now,
@@ -389,8 +390,8 @@ fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
 /// Whether a task of another class (not the agent, not idle) has `rq`'s
 /// CPU: a ghost task latched there would not get it.
 fn other_class_busy(rq: &Rq) -> bool {
-    let curr = rq.curr();
-    !curr.in_ghost_class() && !curr.is_idle()
+    rq.curr()
+        .is_some_and(|curr| !curr.in_ghost_class() && !curr.is_idle())
 }
 
 /// The CPUs of a commit call: the caller's mask, restricted to the

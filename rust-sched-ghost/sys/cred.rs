@@ -20,3 +20,11 @@ pub fn capable(cap: u32) -> bool {
     // SAFETY: `capable` only reads the current task's credentials.
     unsafe { bindings::capable(cap) }
 }
+
+/// `CAP_SYS_NICE`.
+pub const CAP_SYS_NICE: u32 = bindings::CAP_SYS_NICE;
+
+/// `ESTALE` (the kernel crate has no constant for it).
+pub fn estale() -> Error {
+    errno(bindings::ESTALE)
+}

@@ -13,7 +13,10 @@
 //! - [`rawlock`]: a raw spinlock usable with interrupts off;
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
-//! - [`cred`]: errnos and capability checks.
+//! - [`cred`]: errnos and capability checks;
+//! - [`work`]: irq_work and work items; [`time`]: the clock;
+//! - [`warn`]: `warn_once!` for impossible states; [`sysctl`]: the
+//!   read-only `kernel.pid_max_max`.
 
 pub mod cred;
 pub mod kernfs;
@@ -21,5 +24,9 @@ pub mod mm;
 pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
+pub mod sysctl;
 pub mod task;
+pub mod time;
 pub mod waitq;
+pub mod warn;
+pub mod work;

@@ -15,6 +15,7 @@
 //!   are atomics, readable from any CPU through [`GhostRq::of`].
 
 use crate::sw::StatusWord;
+use crate::sys::work::IrqWork;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
@@ -56,13 +57,23 @@ impl Rq {
         self.0.get()
     }
 
-    /// The task running on this CPU.
-    pub fn curr(&self) -> TaskPtr {
-        // SAFETY: the rq is locked (type invariant); `rq->curr` is never NULL
-        // and stays alive while it is `curr`.
+    /// The task running on this CPU. `rq->curr` is never NULL: `None`
+    /// (with a `WARN_ONCE`) only if that were broken.
+    pub fn curr(&self) -> Option<TaskPtr> {
+        // SAFETY: the rq is locked (type invariant); `rq->curr` stays alive
+        // while it is `curr`.
         let p = unsafe { bindings::ghost_rq_curr(self.as_raw()) };
         // SAFETY: a CPU's current task is alive while its rq lock is held.
-        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+        let curr = unsafe { TaskPtr::from_raw(p) };
+        if curr.is_none() {
+            crate::warn_once!("rq->curr is NULL");
+        }
+        curr
+    }
+
+    /// Whether `p` is the task running on this CPU.
+    pub fn is_curr(&self, p: TaskPtr) -> bool {
+        self.curr() == Some(p)
     }
 
     /// Counts one more (`true`) or one fewer runnable ghost task (or agent)
@@ -141,9 +152,6 @@ pub struct TaskPtr(NonNull<bindings::task_struct>);
 unsafe impl Send for TaskPtr {}
 
 impl TaskPtr {
-    /// Never dereferenced: stands in where C promises a non-NULL task.
-    const DANGLING: TaskPtr = TaskPtr(NonNull::dangling());
-
     /// Wraps a task pointer known not to be NULL.
     ///
     /// # Safety
@@ -172,12 +180,65 @@ impl TaskPtr {
         self.0.as_ptr()
     }
 
-    /// The calling task.
-    pub fn current() -> TaskPtr {
+    /// The calling task. `current` is never NULL: `None` (with a
+    /// `WARN_ONCE`) only if that were broken.
+    pub fn current() -> Option<TaskPtr> {
         // SAFETY: reads the per-CPU `current` pointer.
         let p = unsafe { bindings::get_current() };
         // SAFETY: the current task is alive while it runs this code.
-        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+        let me = unsafe { TaskPtr::from_raw(p) };
+        if me.is_none() {
+            crate::warn_once!("current is NULL");
+        }
+        me
+    }
+
+    /// Wakes the task if it sleeps (`wake_up_process`). Any context, hard
+    /// interrupts included; no rq lock held.
+    pub fn wake_up(self) {
+        // SAFETY: the task is alive (type invariant); `wake_up_process` may
+        // be called from any context that holds no rq lock.
+        unsafe { bindings::wake_up_process(self.as_raw()) };
+    }
+
+    /// Sends the task `SIGKILL` (as the kernel: no permission checks).
+    pub fn kill(self) {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::send_sig(bindings::SIGKILL as i32, self.as_raw(), 1) };
+    }
+
+    /// Sets the task's policy to `policy`, keeping its nice value, with
+    /// `sched_flags` `flags` (a kernel call: no permission checks).
+    /// Process context, no lock held.
+    pub fn set_policy(self, policy: u32, flags: u64) -> Result {
+        // SAFETY: plain C data; zero is a valid value of every field.
+        let mut a: bindings::sched_attr = unsafe { core::mem::zeroed() };
+        a.size = core::mem::size_of::<bindings::sched_attr>() as u32;
+        a.sched_policy = policy;
+        a.sched_nice = self.nice();
+        a.sched_flags = flags;
+        // SAFETY: the task is alive (type invariant) and `a` a valid
+        // attribute set; process context.
+        let r = unsafe { bindings::sched_setattr_nocheck(self.as_raw(), &a) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
+    }
+
+    /// Pins the task to `cpu` (`set_cpus_allowed_ptr`). Process context,
+    /// no lock held.
+    pub fn pin_to_cpu(self, cpu: i32) -> Result {
+        if !cpu_valid(cpu) {
+            return Err(EINVAL);
+        }
+        // SAFETY: the task is alive (type invariant); `cpu` is a valid CPU
+        // id; process context.
+        let r = unsafe { bindings::ghost_pin_to_cpu(self.as_raw(), cpu) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
     }
 
     /// The task's gtid.
@@ -427,6 +488,16 @@ pub fn cpu_online(cpu: i32) -> bool {
     cpu_valid(cpu) && unsafe { bindings::ghost_cpu_online(cpu as u32) }
 }
 
+/// Makes `cpu` reschedule (an IPI if remote), if it is online. Process
+/// context, no rq lock held.
+pub fn resched_cpu(cpu: i32) {
+    if cpu_online(cpu) {
+        // SAFETY: `cpu` is an online CPU id; `resched_cpu` takes its rq
+        // lock, which the caller does not hold.
+        unsafe { bindings::resched_cpu(cpu) };
+    }
+}
+
 /// The CPU the caller runs on (stable only with preemption off; callers
 /// use it as a hint or under an rq lock).
 pub fn this_cpu() -> i32 {
@@ -458,7 +529,7 @@ pub struct GhostRq {
     /// The agent's status word (in one of its enclave's regions).
     agent_sw: AtomicPtr<StatusWord>,
     /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
-    wake_work: Opaque<bindings::irq_work>,
+    wake_work: IrqWork,
     /// The task an agent committed to run next here.
     latched: Cell<Option<TaskPtr>>,
     /// The run flags of the latched (then running) task.
@@ -597,8 +668,8 @@ impl GhostRq {
     }
 
     /// The irq_work that wakes this CPU's agent.
-    pub fn wake_work(&self) -> *mut bindings::irq_work {
-        self.wake_work.get()
+    pub fn wake_work(&self) -> &IrqWork {
+        &self.wake_work
     }
 
     // Rq-locked state. `&Rq` proves the lock; the caller passes this CPU's.
@@ -678,7 +749,7 @@ impl GhostRq {
 
 /// Sets up every CPU's [`GhostRq`]. Once, at boot, before any task can be
 /// in a ghost class.
-pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
+pub fn init(wake: fn()) -> Result {
     let n = nr_cpu_ids() as usize;
     let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
     for cpu in 0..n {
@@ -691,7 +762,7 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
                 should_wake: AtomicBool::new(false),
                 blocked_in_run: AtomicBool::new(false),
                 agent_sw: AtomicPtr::new(core::ptr::null_mut()),
-                wake_work: Opaque::uninit(),
+                wake_work: IrqWork::new(wake),
                 latched: Cell::new(None),
                 run_flags: Cell::new(0),
                 must_resched: Cell::new(false),
@@ -706,9 +777,9 @@ pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
     }
     let (ptr, len, _cap) = v.into_raw_parts();
     for i in 0..len {
-        // SAFETY: `ptr` holds `len` initialized entries, leaked for good;
-        // the irq_work is initialized before any CPU can queue it.
-        unsafe { bindings::ghost_init_irq_work((*ptr.add(i)).wake_work.get(), Some(wake)) };
+        // SAFETY: `ptr` holds `len` initialized entries, leaked for good.
+        let g: &'static GhostRq = unsafe { &*ptr.add(i) };
+        g.wake_work.init();
     }
     GHOST_RQS.store(ptr, Ordering::Release);
     Ok(())
