@@ -9,7 +9,8 @@
 //! - [`rq`]: runqueues, their locks, and `task_struct` pointers;
 //! - [`task`]: task handles that keep a task alive, and lookup by gtid;
 //! - [`kernfs`]: kernfs nodes, files and their operations;
-//! - [`mm`]: kernel memory that userspace maps;
+//! - [`mm`]: kernel memory that userspace maps; [`anonfd`]: anonymous
+//!   file descriptors that own an object (queues);
 //! - [`rawlock`]: a raw spinlock usable with interrupts off;
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
@@ -18,6 +19,7 @@
 //! - [`warn`]: `warn_once!` for impossible states; [`sysctl`]: the
 //!   read-only `kernel.pid_max_max`.
 
+pub mod anonfd;
 pub mod cred;
 pub mod kernfs;
 pub mod mm;
