@@ -22,7 +22,7 @@ use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
-use crate::sys::rq::{cpu_online, this_cpu, GhostRq, Rq, RqGuard, TaskPtr};
+use crate::sys::rq::{cpu_online, this_cpu, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr};
 use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
@@ -149,14 +149,14 @@ fn checked_queue<'a>(e: &'a Enclave, cpu: i32, by_fd: Option<&'a Queue>) -> Resu
 }
 
 /// The agent `p` of `rq`'s CPU enters the class (`switched_to`).
-pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
-    g.set_agent(rq, Some(p), gt.sw_ptr());
+pub fn attach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
+    g.set_agent(Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
-    if g.avail(rq) {
+    if g.avail() {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     }
     g.should_wake().store(false, Ordering::SeqCst);
-    g.set_latched(rq, None, 0);
+    g.set_latched(None, 0);
     gt.enclave().agent_attached();
     // A transaction left by an earlier agent cannot be committed by it.
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
@@ -172,18 +172,18 @@ pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
 /// agent; meanwhile the enclave is orphaned and its tasks run in the
 /// fallback (see [`crate::fallback`]) until an agent attaches, the
 /// `agentless_timeout` destroys it, or `destroy`.
-pub fn detach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
+pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     if g.agent() != Some(p) {
         return;
     }
-    if let Some(l) = g.latched(rq) {
+    if let Some(l) = g.latched() {
         if let Some(lt) = GhostTask::of(rq, l) {
-            let seq = g.next_cpu_seqnum(rq);
+            let seq = g.next_cpu_seqnum();
             lt.msg_preempt(rq, l, seq, true);
         }
     }
-    g.set_latched(rq, None, 0);
-    g.set_agent(rq, None, core::ptr::null());
+    g.set_latched(None, 0);
+    g.set_agent(None, core::ptr::null());
     g.reset_agent_barrier();
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.
@@ -262,7 +262,7 @@ pub fn run(
                 // commit made meanwhile (even one a sync group holds) and
                 // its own run flags stay as they are.
                 let rq = RqGuard::lock(cpu).ok_or(EINVAL)?;
-                g.add_run_flags(&rq, flags);
+                rq.ghost().ok_or(EINVAL)?.add_run_flags(flags);
             }
             block(g, Some(agent_barrier))
         }

@@ -36,7 +36,7 @@
 //!   tail are only read or written with that runqueue's lock held.
 
 use crate::gtask::GhostTask;
-use crate::sys::rq::{GhostRq, Rq};
+use crate::sys::rq::{LockedGhostRq, Rq};
 use crate::sys::sched_class::TaskPtr;
 use core::cell::Cell;
 use core::ptr;
@@ -82,7 +82,7 @@ impl FbList {
 
 /// Links `gt` at the tail of `g`'s list (`rq` is `g`'s runqueue, locked).
 /// Agents are never linked; a linked task stays where it is.
-pub fn link(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+pub fn link(_rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     let l = gt.fb_link();
     if gt.is_agent() || l.linked() {
         return;
@@ -103,7 +103,7 @@ pub fn link(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
 
 /// Unlinks `gt` from `g`'s list, if it is on it (`rq` is `g`'s runqueue,
 /// locked, and `gt`'s task is queued there or leaving it).
-pub fn unlink(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+pub fn unlink(_rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     let l = gt.fb_link();
     if !l.linked() {
         return;
@@ -128,13 +128,17 @@ pub fn unlink(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
 
 /// Whether the fallback runs `gt` on a CPU whose state is `g`: the CPU has
 /// no agent and `gt`'s enclave is orphaned.
-pub fn applies(g: &GhostRq, gt: &GhostTask) -> bool {
+pub fn applies(g: LockedGhostRq<'_>, gt: &GhostTask) -> bool {
     g.agent().is_none() && !gt.is_agent() && gt.enclave().orphaned()
 }
 
 /// The first task on `g`'s list the fallback may run (see [`applies`]),
 /// other than `skip`.
-fn first_runnable<'a>(_rq: &'a Rq, g: &GhostRq, skip: Option<TaskPtr>) -> Option<&'a GhostTask> {
+fn first_runnable<'a>(
+    _rq: &'a Rq,
+    g: LockedGhostRq<'_>,
+    skip: Option<TaskPtr>,
+) -> Option<&'a GhostTask> {
     let mut at = g.fb_list().head.get();
     // SAFETY: each pointer followed is a linked task of this list, alive
     // while the caller holds the runqueue lock (invariants).
@@ -150,7 +154,7 @@ fn first_runnable<'a>(_rq: &'a Rq, g: &GhostRq, skip: Option<TaskPtr>) -> Option
 /// The ghost class's pick on a CPU without an agent: the task of an
 /// orphaned enclave that has waited longest here, moved to the tail (round
 /// robin). `None` when there is none (or the CPU has an agent).
-pub fn pick(rq: &Rq, g: &GhostRq) -> Option<TaskPtr> {
+pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
     if g.agent().is_some() {
         return None;
     }
@@ -162,6 +166,6 @@ pub fn pick(rq: &Rq, g: &GhostRq) -> Option<TaskPtr> {
 
 /// The tick on a CPU without an agent: whether the running ghost task
 /// `curr` should make room for another task the fallback runs here.
-pub fn should_rotate(rq: &Rq, g: &GhostRq, curr: TaskPtr) -> bool {
+pub fn should_rotate(rq: &Rq, g: LockedGhostRq<'_>, curr: TaskPtr) -> bool {
     g.agent().is_none() && first_runnable(rq, g, Some(curr)).is_some()
 }

@@ -138,8 +138,13 @@ impl GhostTask {
         }
     }
 
-    /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked.
-    pub fn of<'a>(_rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
+    /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked:
+    /// checked (`None`, with a `WARN_ONCE`, if it is another CPU's).
+    pub fn of<'a>(rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
+        if p.cpu() != rq.cpu() {
+            crate::warn_once!("GhostTask::of: the rq is not the task's");
+            return None;
+        }
         let g = p.ghost_raw().cast::<GhostTask>();
         // SAFETY: a non-NULL `task_struct::ghost` is a live `GhostTask`; it
         // is only freed with `p`'s rq lock held, which the caller holds for

@@ -23,7 +23,7 @@ use crate::gtask::{self, GhostTask};
 use crate::queue::Queue;
 use crate::sw::F_CANFREE;
 use crate::sys::cred::{capable, CAP_SYS_NICE};
-use crate::sys::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{GhostRq, LockedGhostRq, Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::TaskHandle;
 use crate::sys::task::SCHED_NORMAL;
 use crate::sys::time::now;
@@ -268,7 +268,7 @@ pub fn setscheduler_check(p: TaskPtr, policy: i32, user: bool) -> Result {
 
 /// `p`'s ghost state and its CPU's, if `p` (a task on the locked `rq`) is
 /// in the ghost class.
-fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, &GhostRq)> {
+fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, LockedGhostRq<'_>)> {
     if !p.in_ghost_class() {
         return None;
     }
@@ -277,8 +277,8 @@ fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, &GhostRq)> {
 
 /// Wakes the agent of `rq`'s CPU when the latch's run flags ask for it on
 /// this edge (`RTLA_ON_*`).
-fn rtla(rq: &Rq, g: &GhostRq, flag: u32) {
-    if g.run_flags(rq) & flag != 0 {
+fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
+    if g.run_flags() & flag != 0 {
         crate::agent::wake(rq.cpu());
     }
 }
@@ -294,7 +294,7 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
             // The CPU is available to ghost while no task of another class
             // wants it (ghOSt updates this at every pick).
             let avail = !rq.others_runnable();
-            if g.set_avail(rq, avail) {
+            if g.set_avail(avail) {
                 crate::cpumsg::availability(rq, g, avail);
             }
         }
@@ -321,16 +321,16 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
     // `task_dead` once it is off the CPU (ghOSt's order; agents check that
     // a dead task was blocked).
     if !prev.queued() {
-        let seq = g.cpu_seqnum(rq);
+        let seq = g.cpu_seqnum();
         gt.msg_blocked(rq, prev, seq);
         gt.clear_oncpu();
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
     } else if gt.take_yield() {
-        let seq = g.cpu_seqnum(rq);
+        let seq = g.cpu_seqnum();
         gt.msg_yield(rq, prev, seq);
         gt.clear_oncpu();
         // A yielding task is not picked again until an agent commits it.
-        g.set_must_resched(rq, true);
+        g.set_must_resched(true);
         rtla(rq, g, uapi::RTLA_ON_YIELD);
     }
 }
@@ -342,7 +342,7 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
 pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     if let Some(g) = rq.ghost() {
         // The task told to leave is leaving.
-        g.set_must_resched(rq, false);
+        g.set_must_resched(false);
         cpu_switch(rq, g, prev, next);
     }
     let Some((prev, gt, g)) = in_class(rq, prev) else {
@@ -357,7 +357,7 @@ pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     if !gt.oncpu() {
         return;
     }
-    let seq = g.cpu_seqnum(rq);
+    let seq = g.cpu_seqnum();
     if !prev.queued() {
         // Blocked without going through the prologue (an idle-mode pick).
         gt.msg_blocked(rq, prev, seq);
@@ -365,7 +365,7 @@ pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
         return;
     }
-    if g.run_flags(rq) & uapi::ELIDE_PREEMPT == 0 {
+    if g.run_flags() & uapi::ELIDE_PREEMPT == 0 {
         gt.msg_preempt(rq, prev, seq, false);
     }
     gt.clear_oncpu();
@@ -376,7 +376,7 @@ pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
 /// blocks; the CPU becomes busy with (or free of) other classes' tasks;
 /// the idle CPU an agent asked to hear about (`NEED_CPU_NOT_IDLE`) gets a
 /// task of another class.
-fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
+fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
     let agent = g.agent();
     // The agent blocks outside `ghost_run` (ghOSt's agents stay runnable
     // while blocked in `ghost_run`: no message for that).
@@ -388,20 +388,20 @@ fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
         return;
     }
     let other = !next.is_idle() && !next.in_ghost_class();
-    if g.set_avail(rq, !other) {
+    if g.set_avail(!other) {
         crate::cpumsg::availability(rq, g, !other);
     }
-    let flags = g.run_flags(rq);
-    if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held(rq) {
+    let flags = g.run_flags();
+    if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held() {
         // The CPU goes idle: the agent asked to be back then. The ghost
         // class's `pick_task` does this when its pick finds nothing, but
         // the core's fast path (only CFS tasks runnable) picks CFS or idle
         // without asking the ghost classes.
-        g.set_latched(rq, None, 0);
+        g.set_latched(None, 0);
         crate::agent::wake(rq.cpu());
     }
     if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
-        g.set_latched(rq, g.latched(rq), flags & !uapi::NEED_CPU_NOT_IDLE);
+        g.set_latched(g.latched(), flags & !uapi::NEED_CPU_NOT_IDLE);
         crate::cpumsg::not_idle(rq, g, next);
     }
 }
@@ -421,7 +421,7 @@ pub fn tick(rq: &Rq) {
             crate::cpumsg::tick(rq, g, a == curr);
         } else if curr.in_ghost_class() && crate::fallback::should_rotate(rq, g, curr) {
             // The fallback's time slice: one tick, then the next task.
-            g.set_must_resched(rq, true);
+            g.set_must_resched(true);
             rq.resched_curr();
         }
     }
@@ -441,7 +441,7 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
         return;
     }
     gt.msg_affinity_changed(rq);
-    if g.latched(rq) == Some(p) && !p.allowed_on(rq.cpu()) {
+    if g.latched() == Some(p) && !p.allowed_on(rq.cpu()) {
         // The task must move away from the CPU it was committed to: the
         // latch is lost, and the agent hears it as a preemption of a latched
         // task, as from ghOSt (which drops the latch when the task moves).
@@ -453,9 +453,9 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
 /// The latched task `p` of `rq` will not run there: the latch goes, and
 /// the agent gets `TASK_PREEMPT` with `was_latched` so it schedules `p`
 /// again.
-fn unlatch_preempted(rq: &Rq, g: &GhostRq, gt: &GhostTask, p: TaskPtr) {
-    g.set_latched(rq, None, 0);
-    let seq = g.next_cpu_seqnum(rq);
+fn unlatch_preempted(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask, p: TaskPtr) {
+    g.set_latched(None, 0);
+    let seq = g.next_cpu_seqnum();
     gt.msg_preempt(rq, p, seq, true);
 }
 
@@ -474,9 +474,9 @@ pub fn priority_changed(rq: &Rq, p: TaskPtr) {
 }
 
 /// A running ghost task `p` must leave its CPU: the agent decides anew.
-fn force_offcpu(rq: &Rq, g: &GhostRq, p: TaskPtr) {
+fn force_offcpu(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr) {
     if rq.is_curr(p) {
-        g.set_must_resched(rq, true);
+        g.set_must_resched(true);
         rq.resched_curr();
     }
 }
@@ -503,7 +503,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
     if rq.is_curr(p) {
         // Running: off the CPU first; TASK_NEW goes out at the switch.
         gt.set_oncpu(now());
-        g.set_must_resched(rq, true);
+        g.set_must_resched(true);
         rq.resched_curr();
     } else {
         gt.msg_new(Some(rq), p, p.queued());
@@ -528,7 +528,7 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
         retire(gt);
         return;
     }
-    if g.latched(rq) == Some(p) {
+    if g.latched() == Some(p) {
         // Committed but not running yet: a preemption first, then the
         // departure (ghOSt's order).
         unlatch_preempted(rq, g, &gt, p);
@@ -546,7 +546,7 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     } else if gt.new_pending() {
         gt.msg_new(Some(rq), p, false);
     }
-    let seq = g.next_cpu_seqnum(rq);
+    let seq = g.next_cpu_seqnum();
     gt.msg_departed(rq, seq, was_current);
     retire(gt);
 }
@@ -604,18 +604,18 @@ fn latch_valid(rq: &Rq, p: TaskPtr) -> bool {
 /// task if it may keep its CPU, or nothing (the CPU idles).
 pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
     let g = rq.ghost()?;
-    let held = g.held(rq);
-    if let Some(l) = g.latched(rq).filter(|_| !held) {
+    let held = g.held();
+    if let Some(l) = g.latched().filter(|_| !held) {
         if latch_valid(rq, l) {
             return Some(l);
         }
         // Gone (dead, departed, migrated away): the agent decides again.
-        g.set_latched(rq, None, 0);
+        g.set_latched(None, 0);
         crate::agent::wake(rq.cpu());
     }
     if let Some(curr) = rq
         .curr()
-        .filter(|c| c.in_ghost_class() && c.queued() && !g.must_resched(rq))
+        .filter(|c| c.in_ghost_class() && c.queued() && !g.must_resched())
     {
         if let Some(gt) = GhostTask::of(rq, curr) {
             if !gt.is_agent() && gt.oncpu() && !gt.yield_pending() {
@@ -623,8 +623,8 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
             }
         }
     }
-    if !held && g.run_flags(rq) & uapi::RTLA_ON_IDLE != 0 {
-        g.set_latched(rq, None, 0);
+    if !held && g.run_flags() & uapi::RTLA_ON_IDLE != 0 {
+        g.set_latched(None, 0);
         crate::agent::wake(rq.cpu());
     }
     // No agent here: the tasks of an enclave whose agents died run anyway.
@@ -637,16 +637,16 @@ pub fn set_next_task(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;
     };
-    g.set_must_resched(rq, false);
+    g.set_must_resched(false);
     if gt.is_agent() {
         return;
     }
     gt.clear_waiting();
-    if g.latched(rq) == Some(p) {
-        g.set_latched(rq, None, g.run_flags(rq));
+    if g.latched() == Some(p) {
+        g.set_latched(None, g.run_flags());
         gt.set_oncpu(now());
-        if g.run_flags(rq) & uapi::SEND_TASK_ON_CPU != 0 {
-            let seq = g.cpu_seqnum(rq);
+        if g.run_flags() & uapi::SEND_TASK_ON_CPU != 0 {
+            let seq = g.cpu_seqnum();
             gt.msg_on_cpu(rq, now(), seq);
         }
     } else if !gt.oncpu() && gt.announced() {

@@ -21,7 +21,7 @@ use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::parse::CpuSet;
-use crate::sys::rq::{cpu_online, GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{cpu_online, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
@@ -90,23 +90,23 @@ enum Effect {
 /// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
 /// latched task gets `TASK_PREEMPT(was_latched)`. Returns the new CPU
 /// sequence number.
-fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effect) -> u64 {
-    if let Some(old) = g.latched(rq) {
+fn latch(rq: &Rq, g: LockedGhostRq<'_>, p: Option<TaskPtr>, run_flags: u32, effect: Effect) -> u64 {
+    if let Some(old) = g.latched() {
         if Some(old) != p {
             if let Some(ot) = GhostTask::of(rq, old) {
-                let seq = g.cpu_seqnum(rq);
+                let seq = g.cpu_seqnum();
                 ot.msg_preempt(rq, old, seq, true);
             }
         }
     }
-    g.set_latched(rq, p, run_flags);
-    let seq = g.next_cpu_seqnum(rq);
+    g.set_latched(p, run_flags);
+    let seq = g.next_cpu_seqnum();
     match effect {
-        Effect::Held => g.set_held(rq, true),
+        Effect::Held => g.set_held(true),
         Effect::AtSchedule if ghost_task_running(rq) => {}
         Effect::KeepRunning => {
-            g.set_latched(rq, None, run_flags);
-            g.set_must_resched(rq, false);
+            g.set_latched(None, run_flags);
+            g.set_must_resched(false);
         }
         _ => take_effect(rq, g),
     }
@@ -122,9 +122,9 @@ fn ghost_task_running(rq: &Rq) -> bool {
 
 /// The latch of `rq` takes effect: the current task leaves the CPU unless
 /// it is the latched one.
-fn take_effect(rq: &Rq, g: &GhostRq) {
-    let p = g.latched(rq);
-    g.set_must_resched(rq, p.is_none());
+fn take_effect(rq: &Rq, g: LockedGhostRq<'_>) {
+    let p = g.latched();
+    g.set_must_resched(p.is_none());
     if p.is_none() || p != rq.curr() {
         rq.resched_curr();
     }
@@ -134,18 +134,21 @@ fn take_effect(rq: &Rq, g: &GhostRq) {
 /// takes effect; else it is dropped (the group failed), and the task stays
 /// runnable where it is, for the agent to decide again.
 fn release(cpu: i32, go: bool) {
-    let (Some(rq), Some(g)) = (RqGuard::lock(cpu), GhostRq::of(cpu)) else {
+    let Some(rq) = RqGuard::lock(cpu) else {
         return;
     };
-    if !g.held(&rq) {
+    let Some(g) = rq.ghost() else {
+        return;
+    };
+    if !g.held() {
         // Replaced meanwhile (the agent died, or the task ran): nothing held.
         return;
     }
     if go {
-        g.set_held(&rq, false);
+        g.set_held(false);
         take_effect(&rq, g);
     } else {
-        g.set_latched(&rq, None, 0);
+        g.set_latched(None, 0);
     }
 }
 
@@ -266,7 +269,7 @@ fn commit_checked(
             if p.on_cpu() {
                 return Err(state::TARGET_ONCPU);
             }
-        } else if guard.is_curr(p) && GhostRq::of(cpu).is_some_and(|g| g.must_resched(&guard)) {
+        } else if guard.is_curr(p) && guard.ghost().is_some_and(|g| g.must_resched()) {
             // Running here, but on its way off (a failed sync group forced
             // it): fail until it is off.
             return Err(state::TARGET_STALE);
@@ -296,6 +299,10 @@ fn commit_checked(
         (Some(t), _) => t,
         (None, Some(c)) => c,
         (None, None) => return Err(state::INVALID_CPU),
+    };
+    // `cpu`'s state, with its rq-locked part.
+    let Some(g) = rq.ghost().filter(|lg| core::ptr::eq(&**lg, g)) else {
+        return Err(state::INVALID_CPU);
     };
     let Some(agent) = g.agent() else {
         return Err(state::NO_AGENT);
@@ -333,7 +340,7 @@ fn commit_checked(
         bump();
         crate::agent::wake(cpu);
         return Ok(Committed {
-            cpu_seqnum: g.next_cpu_seqnum(rq),
+            cpu_seqnum: g.next_cpu_seqnum(),
             local_yield: false,
         });
     }
@@ -383,8 +390,8 @@ fn validate_task(
 }
 
 /// Whether a ghost task runs on, or is latched to, `rq`'s CPU.
-fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
-    g.latched(rq).is_some() || ghost_task_running(rq)
+fn ghost_busy(rq: &Rq, g: LockedGhostRq<'_>) -> bool {
+    g.latched().is_some() || ghost_task_running(rq)
 }
 
 /// Whether a task of another class (not the agent, not idle) has `rq`'s

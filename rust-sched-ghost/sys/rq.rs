@@ -11,8 +11,9 @@
 //!   guarantee, so Rust references to it are not sound).
 //! - [`GhostRq`]: what ghOSt keeps per CPU (`struct ghost_rq` in ghOSt): the
 //!   agent, the latched task, the agent barrier. Fields that the rq lock
-//!   protects are [`Cell`]s reachable only through [`Rq::ghost`]; the rest
-//!   are atomics, readable from any CPU through [`GhostRq::of`].
+//!   protects are [`Cell`]s reachable only through the guard
+//!   [`LockedGhostRq`] that [`Rq::ghost`] gives; the rest are atomics,
+//!   readable from any CPU through [`GhostRq::of`].
 
 use crate::sw::StatusWord;
 use crate::sys::work::IrqWork;
@@ -80,8 +81,8 @@ impl Rq {
     /// on this CPU, in `nr_running` and in ghOSt's own count.
     pub fn count_running(&self, more: bool) {
         if let Some(g) = self.ghost() {
-            let n = g.nr_running.get();
-            g.nr_running.set(if more {
+            let n = g.g.nr_running.get();
+            g.g.nr_running.set(if more {
                 n.saturating_add(1)
             } else {
                 n.saturating_sub(1)
@@ -109,7 +110,7 @@ impl Rq {
     /// `cpu_is_available`, negated).
     pub fn others_runnable(&self) -> bool {
         self.ghost()
-            .is_some_and(|g| self.nr_running() > g.nr_running.get())
+            .is_some_and(|g| self.nr_running() > g.g.nr_running.get())
     }
 
     /// Asks the current task of this CPU to reschedule (an IPI if remote).
@@ -131,9 +132,14 @@ impl Rq {
         unsafe { bindings::ghost_set_exec_start(self.as_raw(), p.as_raw()) }
     }
 
-    /// ghOSt's rq-locked state of this CPU.
-    pub fn ghost(&self) -> Option<&GhostRq> {
-        GhostRq::of(self.cpu())
+    /// ghOSt's state of this CPU, with its rq-locked part: the only way to
+    /// reach that part.
+    pub fn ghost(&self) -> Option<LockedGhostRq<'_>> {
+        // INVARIANT: `self` is locked and this CPU's runqueue.
+        Some(LockedGhostRq {
+            rq: self,
+            g: GhostRq::of(self.cpu())?,
+        })
     }
 }
 
@@ -510,7 +516,8 @@ pub fn this_cpu() -> i32 {
 /// # Invariants
 ///
 /// The [`Cell`] fields are only accessed by the CPU holding this CPU's rq
-/// lock: methods that touch them are only reachable through [`Rq::ghost`].
+/// lock: methods that touch them are only reachable through
+/// [`LockedGhostRq`], which only [`Rq::ghost`] makes, for its own CPU.
 /// The atomics are accessed from anywhere.
 pub struct GhostRq {
     cpu: i32,
@@ -583,13 +590,6 @@ impl GhostRq {
         // SAFETY: see the field: valid under RCU (the caller's duty), or
         // under the rq lock.
         unsafe { TaskPtr::from_raw(self.agent.load(Ordering::Acquire)) }
-    }
-
-    /// Publishes (or clears) the agent. Rq lock held (the `&Rq`).
-    pub fn set_agent(&self, _rq: &Rq, agent: Option<TaskPtr>, sw: *const StatusWord) {
-        let p = agent.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
-        self.agent_sw.store(sw.cast_mut(), Ordering::Release);
-        self.agent.store(p, Ordering::Release);
     }
 
     /// Claims the CPU for a new agent; `false` if it has one.
@@ -671,79 +671,112 @@ impl GhostRq {
     pub fn wake_work(&self) -> &IrqWork {
         &self.wake_work
     }
+}
 
-    // Rq-locked state. `&Rq` proves the lock; the caller passes this CPU's.
+/// A CPU's [`GhostRq`] with the CPU's runqueue locked: the rq-locked
+/// cells are reached only through it.
+///
+/// # Invariants
+///
+/// `rq` is locked (a `&Rq`) and is the runqueue of `g`'s CPU.
+#[derive(Clone, Copy)]
+pub struct LockedGhostRq<'rq> {
+    rq: &'rq Rq,
+    g: &'static GhostRq,
+}
+
+impl<'rq> core::ops::Deref for LockedGhostRq<'rq> {
+    type Target = GhostRq;
+
+    /// The lock-free part (atomics).
+    fn deref(&self) -> &GhostRq {
+        self.g
+    }
+}
+
+impl<'rq> LockedGhostRq<'rq> {
+    /// The locked runqueue.
+    pub fn rq(&self) -> &'rq Rq {
+        self.rq
+    }
+
+    /// Publishes (or clears) the agent.
+    pub fn set_agent(&self, agent: Option<TaskPtr>, sw: *const StatusWord) {
+        let p = agent.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
+        self.g.agent_sw.store(sw.cast_mut(), Ordering::Release);
+        self.g.agent.store(p, Ordering::Release);
+    }
 
     /// The latched task.
-    pub fn latched(&self, _rq: &Rq) -> Option<TaskPtr> {
-        self.latched.get()
+    pub fn latched(&self) -> Option<TaskPtr> {
+        self.g.latched.get()
     }
 
     /// Latches `p` (or clears the latch) with `run_flags`.
     /// A new latch is never held by a sync group (see [`Self::held`]).
-    pub fn set_latched(&self, _rq: &Rq, p: Option<TaskPtr>, run_flags: u32) {
-        self.latched.set(p);
-        self.run_flags.set(run_flags);
-        self.held.set(false);
+    pub fn set_latched(&self, p: Option<TaskPtr>, run_flags: u32) {
+        self.g.latched.set(p);
+        self.g.run_flags.set(run_flags);
+        self.g.held.set(false);
     }
 
     /// The list of runnable ghost tasks queued here (only
     /// [`crate::fallback`] uses it, with the rq lock held).
     pub fn fb_list(&self) -> &crate::fallback::FbList {
-        &self.fb
+        &self.g.fb
     }
 
     /// Whether the latch is held back by a sync group in progress.
-    pub fn held(&self, _rq: &Rq) -> bool {
-        self.held.get()
+    pub fn held(&self) -> bool {
+        self.g.held.get()
     }
 
     /// Sets [`Self::held`].
-    pub fn set_held(&self, _rq: &Rq, v: bool) {
-        self.held.set(v);
+    pub fn set_held(&self, v: bool) {
+        self.g.held.set(v);
     }
 
     /// Whether the CPU was available to ghost at the last task switch.
-    pub fn avail(&self, _rq: &Rq) -> bool {
-        self.avail.get()
+    pub fn avail(&self) -> bool {
+        self.g.avail.get()
     }
 
     /// Records the CPU's availability; returns whether it changed.
-    pub fn set_avail(&self, _rq: &Rq, v: bool) -> bool {
-        self.avail.replace(v) != v
+    pub fn set_avail(&self, v: bool) -> bool {
+        self.g.avail.replace(v) != v
     }
 
     /// Adds `flags` to the run flags of the latch (or of the task running
     /// from it); the latch itself, held or not, stays.
-    pub fn add_run_flags(&self, _rq: &Rq, flags: u32) {
-        self.run_flags.set(self.run_flags.get() | flags);
+    pub fn add_run_flags(&self, flags: u32) {
+        self.g.run_flags.set(self.g.run_flags.get() | flags);
     }
 
     /// The run flags of the last latch.
-    pub fn run_flags(&self, _rq: &Rq) -> u32 {
-        self.run_flags.get()
+    pub fn run_flags(&self) -> u32 {
+        self.g.run_flags.get()
     }
 
     /// Whether the current task must leave the CPU.
-    pub fn must_resched(&self, _rq: &Rq) -> bool {
-        self.must_resched.get()
+    pub fn must_resched(&self) -> bool {
+        self.g.must_resched.get()
     }
 
     /// Sets [`Self::must_resched`].
-    pub fn set_must_resched(&self, _rq: &Rq, v: bool) {
-        self.must_resched.set(v);
+    pub fn set_must_resched(&self, v: bool) {
+        self.g.must_resched.set(v);
     }
 
     /// Bumps and returns the CPU sequence number.
-    pub fn next_cpu_seqnum(&self, _rq: &Rq) -> u64 {
-        let s = self.cpu_seqnum.get().wrapping_add(1);
-        self.cpu_seqnum.set(s);
+    pub fn next_cpu_seqnum(&self) -> u64 {
+        let s = self.g.cpu_seqnum.get().wrapping_add(1);
+        self.g.cpu_seqnum.set(s);
         s
     }
 
     /// The CPU sequence number.
-    pub fn cpu_seqnum(&self, _rq: &Rq) -> u64 {
-        self.cpu_seqnum.get()
+    pub fn cpu_seqnum(&self) -> u64 {
+        self.g.cpu_seqnum.get()
     }
 }
 
