@@ -19,6 +19,7 @@
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::msgs;
 use crate::queue::Queue;
 use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
@@ -179,7 +180,7 @@ pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     if let Some(l) = g.latched() {
         if let Some(lt) = GhostTask::of(rq, l) {
             let seq = g.next_cpu_seqnum();
-            lt.msg_preempt(rq, l, seq, true);
+            msgs::task::preempt(&lt, rq, l, seq, true);
         }
     }
     g.set_latched(None, 0);

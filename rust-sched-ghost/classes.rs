@@ -21,6 +21,7 @@
 //! and messages) and [`crate::agent`] (agents).
 
 use crate::gtask::{GhostTask, SW_RUNNABLE};
+use crate::msgs;
 use crate::sched;
 use crate::sys::rq::this_cpu;
 use crate::sys::sched_class::{
@@ -58,7 +59,7 @@ impl SchedClassOps for GhostClass {
                         .blocked_in_run()
                         .load(core::sync::atomic::Ordering::SeqCst)
                     {
-                        crate::cpumsg::agent_runnability(rq, g, false);
+                        msgs::cpu::agent_runnability(rq, g, false);
                     }
                 }
             }
@@ -80,7 +81,7 @@ impl SchedClassOps for GhostClass {
             // A fork child's first wakeup.
             sched::announce_child(rq, p, gt, true);
         } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.announced() {
-            gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
+            msgs::task::wakeup(&gt, Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }
     }
 

@@ -19,7 +19,8 @@
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`enclave`]: enclaves and their ghostfs directories; [`members`]: the
 //!   list of an enclave's tasks and agents;
-//! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
+//! - [`msgs`]: message production (task and CPU messages);
+//! - [`gtask`]: a task's ghOSt state, its
 //!   stay's state machine in [`gstate`];
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`sys::mm`] (mappable buffers) and [`sw`] (the status-word
@@ -50,7 +51,6 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
-pub mod cpumsg;
 pub mod enclave;
 pub mod entry;
 pub mod fallback;
@@ -62,6 +62,7 @@ pub mod hotplug;
 pub mod ioctl;
 pub mod members;
 pub mod msg;
+pub mod msgs;
 pub mod parse;
 pub mod queue;
 pub mod ring;

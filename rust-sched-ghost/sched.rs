@@ -4,22 +4,14 @@
 //! core scheduler calls (`<linux/ghost.h>`), joining and leaving, and the
 //! message edges.
 //!
-//! Where each task message is produced:
-//!
-//! | Message | Edge |
-//! |---|---|
-//! | TASK_NEW | the task enters the class (`switched_to`); deferred to its switch-out when it was running; for a fork child, its first enqueue |
-//! | TASK_WAKEUP | enqueue with `ENQUEUE_WAKEUP` |
-//! | TASK_BLOCKED, TASK_YIELD, TASK_DEAD | the pick-next prologue, before the pick (so the agent woken by it is a candidate) |
-//! | TASK_PREEMPT | the task switch (`prepare_task_switch`), when a runnable task loses its CPU; or a latch replaced by a commit |
-//! | TASK_DEPARTED | the task leaves the class (`switched_from`) |
-//! | TASK_ON_CPU | `set_next_task`, when the commit asked for it |
+//! Which edge produces which message: see [`crate::msgs`].
 //!
 //! ONCPU is cleared only after the message that takes the task off its CPU
 //! is produced, so an agent that sees a task off-CPU sees a stable barrier.
 
 use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
+use crate::msgs;
 use crate::queue::Queue;
 use crate::sw::F_CANFREE;
 use crate::sys::cred::{capable, CAP_SYS_NICE};
@@ -149,7 +141,7 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
         let p = g.task();
         if let Some(gt) = GhostTask::of(&g, p) {
             if gt.announced() {
-                gt.msg_new(Some(&g), p, p.queued());
+                msgs::task::new(&gt, Some(&g), p, p.queued());
             }
         }
     }
@@ -226,7 +218,7 @@ pub fn announce_child(rq: &Rq, p: TaskPtr, gt: &GhostTask, runnable: bool) {
     gt.set_gtid(p.gtid());
     gt.set_queue(gt.enclave().default_queue());
     gt.publish_sw();
-    gt.msg_new(Some(rq), p, runnable);
+    msgs::task::new(&gt, Some(rq), p, runnable);
 }
 
 /// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`; no
@@ -295,7 +287,7 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
             // wants it (ghOSt updates this at every pick).
             let avail = !rq.others_runnable();
             if g.set_avail(avail) {
-                crate::cpumsg::availability(rq, g, avail);
+                msgs::cpu::availability(rq, g, avail);
             }
         }
     }
@@ -310,7 +302,7 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
     }
     if gt.new_pending() {
         // It joined while running: now the agent learns about it.
-        gt.msg_new(Some(rq), prev, prev.queued());
+        msgs::task::new(&gt, Some(rq), prev, prev.queued());
         gt.clear_oncpu();
         return;
     }
@@ -322,12 +314,12 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
     // a dead task was blocked).
     if !prev.queued() {
         let seq = g.cpu_seqnum();
-        gt.msg_blocked(rq, prev, seq);
+        msgs::task::blocked(&gt, rq, prev, seq);
         gt.clear_oncpu();
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
     } else if gt.take_yield() {
         let seq = g.cpu_seqnum();
-        gt.msg_yield(rq, prev, seq);
+        msgs::task::yielded(&gt, rq, prev, seq);
         gt.clear_oncpu();
         // A yielding task is not picked again until an agent commits it.
         g.set_must_resched(true);
@@ -337,7 +329,7 @@ pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
 
 /// The task switch: `prev` leaves `rq`'s CPU for `next`. A ghost task
 /// that is still runnable and had no message yet was preempted. CPU
-/// messages of the switch go out too (see [`crate::cpumsg`]).
+/// messages of the switch go out too (see [`crate::msgs::cpu`]).
 /// `context_switch()`, `rq` locked.
 pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     if let Some(g) = rq.ghost() {
@@ -360,13 +352,13 @@ pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     let seq = g.cpu_seqnum();
     if !prev.queued() {
         // Blocked without going through the prologue (an idle-mode pick).
-        gt.msg_blocked(rq, prev, seq);
+        msgs::task::blocked(&gt, rq, prev, seq);
         gt.clear_oncpu();
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
         return;
     }
     if g.run_flags() & uapi::ELIDE_PREEMPT == 0 {
-        gt.msg_preempt(rq, prev, seq, false);
+        msgs::task::preempt(&gt, rq, prev, seq, false);
     }
     gt.clear_oncpu();
     rtla(rq, g, uapi::RTLA_ON_PREEMPT);
@@ -381,7 +373,7 @@ fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
     // The agent blocks outside `ghost_run` (ghOSt's agents stay runnable
     // while blocked in `ghost_run`: no message for that).
     if agent == Some(prev) && !prev.queued() && !g.blocked_in_run().load(Ordering::SeqCst) {
-        crate::cpumsg::agent_runnability(rq, g, true);
+        msgs::cpu::agent_runnability(rq, g, true);
     }
     if agent == Some(next) {
         // The agent preempts everyone: says nothing about the others.
@@ -389,7 +381,7 @@ fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
     }
     let other = !next.is_idle() && !next.in_ghost_class();
     if g.set_avail(!other) {
-        crate::cpumsg::availability(rq, g, !other);
+        msgs::cpu::availability(rq, g, !other);
     }
     let flags = g.run_flags();
     if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held() {
@@ -402,7 +394,7 @@ fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
     }
     if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
         g.set_latched(g.latched(), flags & !uapi::NEED_CPU_NOT_IDLE);
-        crate::cpumsg::not_idle(rq, g, next);
+        msgs::cpu::not_idle(rq, g, next);
     }
 }
 
@@ -418,7 +410,7 @@ pub fn tick(rq: &Rq) {
     }
     if let Some(g) = rq.ghost() {
         if let Some(a) = g.agent() {
-            crate::cpumsg::tick(rq, g, a == curr);
+            msgs::cpu::tick(rq, g, a == curr);
         } else if curr.in_ghost_class() && crate::fallback::should_rotate(rq, g, curr) {
             // The fallback's time slice: one tick, then the next task.
             g.set_must_resched(true);
@@ -440,7 +432,7 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     if gt.is_agent() || !gt.announced() {
         return;
     }
-    gt.msg_affinity_changed(rq);
+    msgs::task::affinity_changed(&gt, rq);
     if g.latched() == Some(p) && !p.allowed_on(rq.cpu()) {
         // The task must move away from the CPU it was committed to: the
         // latch is lost, and the agent hears it as a preemption of a latched
@@ -456,7 +448,7 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
 fn unlatch_preempted(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask, p: TaskPtr) {
     g.set_latched(None, 0);
     let seq = g.next_cpu_seqnum();
-    gt.msg_preempt(rq, p, seq, true);
+    msgs::task::preempt(&gt, rq, p, seq, true);
 }
 
 /// `p`'s nice value changed (`prio_changed`, `rq` locked): a running task
@@ -470,7 +462,7 @@ pub fn priority_changed(rq: &Rq, p: TaskPtr) {
         return;
     }
     force_offcpu(rq, g, p);
-    gt.msg_priority_changed(rq, p.nice());
+    msgs::task::priority_changed(&gt, rq, p.nice());
 }
 
 /// A running ghost task `p` must leave its CPU: the agent decides anew.
@@ -506,7 +498,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
         g.set_must_resched(true);
         rq.resched_curr();
     } else {
-        gt.msg_new(Some(rq), p, p.queued());
+        msgs::task::new(&gt, Some(rq), p, p.queued());
     }
 }
 
@@ -544,10 +536,10 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
         // A fork child leaving before its first wakeup.
         announce_child(rq, p, &gt, false);
     } else if gt.new_pending() {
-        gt.msg_new(Some(rq), p, false);
+        msgs::task::new(&gt, Some(rq), p, false);
     }
     let seq = g.next_cpu_seqnum();
-    gt.msg_departed(rq, seq, was_current);
+    msgs::task::departed(&gt, rq, seq, was_current);
     retire(gt);
 }
 
@@ -569,7 +561,7 @@ pub fn ungate(e: &Enclave, gtid: i64) {
     }
     gt.set_gated(false);
     if gt.announced() {
-        gt.msg_new(Some(&g), p, p.queued());
+        msgs::task::new(&gt, Some(&g), p, p.queued());
     }
 }
 
@@ -583,7 +575,7 @@ pub fn task_dead(p: TaskPtr) {
     if let Some(gt) = gtask::uninstall(Some(&g), p) {
         if gt.is_agent() {
             gt.sw_flags(F_CANFREE, 0);
-        } else if gt.gated() || !gt.msg_dead(&g) {
+        } else if gt.gated() || !msgs::task::dead(&gt, &g) {
             // No agent was told: nobody else frees the word.
             gt.free_sw();
         }
@@ -647,7 +639,7 @@ pub fn set_next_task(rq: &Rq, p: TaskPtr) {
         gt.set_oncpu(now());
         if g.run_flags() & uapi::SEND_TASK_ON_CPU != 0 {
             let seq = g.cpu_seqnum();
-            gt.msg_on_cpu(rq, now(), seq);
+            msgs::task::on_cpu(&gt, rq, now(), seq);
         }
     } else if !gt.oncpu() && gt.announced() {
         gt.set_oncpu(now());

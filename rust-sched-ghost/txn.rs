@@ -20,6 +20,7 @@
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::msgs;
 use crate::parse::CpuSet;
 use crate::sys::rq::{cpu_online, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sys::time::now;
@@ -95,7 +96,7 @@ fn latch(rq: &Rq, g: LockedGhostRq<'_>, p: Option<TaskPtr>, run_flags: u32, effe
         if Some(old) != p {
             if let Some(ot) = GhostTask::of(rq, old) {
                 let seq = g.cpu_seqnum();
-                ot.msg_preempt(rq, old, seq, true);
+                msgs::task::preempt(&ot, rq, old, seq, true);
             }
         }
     }
