@@ -19,12 +19,12 @@
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::members::{set_policy, stage, unstage};
 use crate::msgs;
 use crate::queue::Queue;
-use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
 use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
 use crate::sys::rq::{cpu_online, this_cpu, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr};
-use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK};
+use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK, SCHED_GHOST};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
@@ -253,7 +253,7 @@ pub fn run(
     }
     match gtid {
         0 => {
-            let (cpu, _e) = crate::sched::current_agent().ok_or(EINVAL)?;
+            let (cpu, _e) = crate::members::current_agent().ok_or(EINVAL)?;
             if run_cpu != cpu {
                 return Err(EINVAL);
             }

@@ -79,7 +79,7 @@ impl SchedClassOps for GhostClass {
         let flags = flags as u32;
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
             // A fork child's first wakeup.
-            sched::announce_child(rq, p, gt, true);
+            crate::members::announce_child(rq, p, gt, true);
         } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.announced() {
             msgs::task::wakeup(&gt, Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }

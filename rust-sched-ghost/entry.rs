@@ -44,7 +44,7 @@ pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_in
     let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
         return 0;
     };
-    errno_of(crate::sched::fork(p))
+    errno_of(crate::members::fork(p))
 }
 
 /// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`.
@@ -56,7 +56,7 @@ pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_in
 pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) {
     // SAFETY: `p` is alive for the call.
     if let Some(p) = unsafe { TaskPtr::from_raw(p) } {
-        crate::sched::cancel_fork(p);
+        crate::members::cancel_fork(p);
     }
 }
 

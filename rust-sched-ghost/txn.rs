@@ -178,7 +178,7 @@ impl Committer {
     /// another enclave is no agent here (ghOSt: the two CPUs must be in the
     /// same enclave).
     fn current(e: &Enclave) -> Committer {
-        let agent_cpu = crate::sched::current_agent()
+        let agent_cpu = crate::members::current_agent()
             .filter(|(_, enclave)| core::ptr::eq(*enclave, e))
             .map(|(cpu, _)| cpu);
         Committer {

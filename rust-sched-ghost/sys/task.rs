@@ -8,6 +8,9 @@ use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
 
+/// `SCHED_GHOST`.
+pub const SCHED_GHOST: i32 = kernel::uapi::SCHED_GHOST as i32;
+
 /// `SCHED_NORMAL`.
 pub const SCHED_NORMAL: u32 = bindings::SCHED_NORMAL;
 
