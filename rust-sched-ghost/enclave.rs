@@ -22,6 +22,7 @@
 //! still map them keep the pages until they unmap: removing the directory
 //! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
+use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
 use crate::ghostfs::parse_errno;
 use crate::gtask::{GhostTask, SW_MSG_GATED};
@@ -37,7 +38,7 @@ use crate::sys::cred::{capable, errno};
 use crate::sys::kernfs::{FileOps, Node, OpenFile, Perm, SeqFile};
 use crate::sys::mm::Vma;
 use crate::sys::rawlock::RawSpinLock;
-use crate::sys::rq::{GhostRq, RqGuard, TaskRqGuard};
+use crate::sys::rq::{RqGuard, TaskRqGuard};
 use crate::sys::task::TaskHandle;
 use crate::sys::waitq::AnyCtxWaitQueue;
 use crate::GHOST_VERSION;

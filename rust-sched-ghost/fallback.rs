@@ -35,8 +35,9 @@
 //! - The `prev`/`next` pointers of linked tasks and the list's head and
 //!   tail are only read or written with that runqueue's lock held.
 
+use crate::agent::percpu::LockedGhostRq;
 use crate::gtask::GhostTask;
-use crate::sys::rq::{LockedGhostRq, Rq};
+use crate::sys::rq::{Rq, RqCell};
 use crate::sys::sched_class::TaskPtr;
 use core::cell::Cell;
 use core::ptr;
@@ -66,44 +67,44 @@ impl FbLink {
 
 /// The head and tail of a CPU's list (in [`GhostRq`]).
 pub struct FbList {
-    head: Cell<*const GhostTask>,
-    tail: Cell<*const GhostTask>,
+    head: RqCell<*const GhostTask>,
+    tail: RqCell<*const GhostTask>,
 }
 
 impl FbList {
-    /// An empty list.
-    pub const fn new() -> Self {
+    /// An empty list, of CPU `cpu`.
+    pub const fn new(cpu: i32) -> Self {
         FbList {
-            head: Cell::new(ptr::null()),
-            tail: Cell::new(ptr::null()),
+            head: RqCell::new(cpu, ptr::null()),
+            tail: RqCell::new(cpu, ptr::null()),
         }
     }
 }
 
 /// Links `gt` at the tail of `g`'s list (`rq` is `g`'s runqueue, locked).
 /// Agents are never linked; a linked task stays where it is.
-pub fn link(_rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
+pub fn link(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     let l = gt.fb_link();
     if gt.is_agent() || l.linked() {
         return;
     }
     let list = g.fb_list();
-    let tail = list.tail.get();
+    let tail = list.tail.get(rq);
     l.prev.set(tail);
     l.next.set(ptr::null());
     // SAFETY: a non-NULL tail is a linked task, alive (invariants); the
     // runqueue lock, which the caller holds, protects its link.
     match unsafe { tail.as_ref() } {
         Some(t) => t.fb_link().next.set(gt),
-        None => list.head.set(gt),
+        None => list.head.set(rq, gt),
     }
-    list.tail.set(gt);
+    list.tail.set(rq, gt);
     l.linked.set(true);
 }
 
 /// Unlinks `gt` from `g`'s list, if it is on it (`rq` is `g`'s runqueue,
 /// locked, and `gt`'s task is queued there or leaving it).
-pub fn unlink(_rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
+pub fn unlink(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     let l = gt.fb_link();
     if !l.linked() {
         return;
@@ -114,12 +115,12 @@ pub fn unlink(_rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     // list, alive (invariants); the caller holds the runqueue lock.
     match unsafe { prev.as_ref() } {
         Some(p) => p.fb_link().next.set(next),
-        None => list.head.set(next),
+        None => list.head.set(rq, next),
     }
     // SAFETY: as above.
     match unsafe { next.as_ref() } {
         Some(n) => n.fb_link().prev.set(prev),
-        None => list.tail.set(prev),
+        None => list.tail.set(rq, prev),
     }
     l.prev.set(ptr::null());
     l.next.set(ptr::null());
@@ -135,11 +136,11 @@ pub fn applies(g: LockedGhostRq<'_>, gt: &GhostTask) -> bool {
 /// The first task on `g`'s list the fallback may run (see [`applies`]),
 /// other than `skip`.
 fn first_runnable<'a>(
-    _rq: &'a Rq,
+    rq: &'a Rq,
     g: LockedGhostRq<'_>,
     skip: Option<TaskPtr>,
 ) -> Option<&'a GhostTask> {
-    let mut at = g.fb_list().head.get();
+    let mut at = g.fb_list().head.get(rq);
     // SAFETY: each pointer followed is a linked task of this list, alive
     // while the caller holds the runqueue lock (invariants).
     while let Some(t) = unsafe { at.as_ref() } {

@@ -118,7 +118,7 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
-        sys::rq::init(agent::wake_work)?;
+        agent::percpu::init(agent::wake_work)?;
         watchdog::init();
         sys::sysctl::init_pid_max_max()?;
         hotplug::init()?;

@@ -40,7 +40,7 @@ pub fn may_go_offline(cpu: c_uint) -> c_int {
     }
     let claimed = i32::try_from(cpu)
         .ok()
-        .and_then(crate::sys::rq::GhostRq::of)
+        .and_then(crate::agent::percpu::GhostRq::of)
         .is_some_and(|g| g.agent_claimed());
     if claimed {
         // Not logged: a destroy's agents leave soon, and a retrying writer

@@ -20,13 +20,14 @@
 //! runqueue locks (a task retired under its rq lock unlinks itself); no
 //! runqueue lock is ever taken while it is held.
 
+use crate::agent::percpu::GhostRq;
 use crate::enclave::Enclave;
 use crate::gtask::{self, GhostTask};
 use crate::msgs;
 use crate::queue::Queue;
 use crate::sys::cred::{capable, CAP_SYS_NICE};
 use crate::sys::rawlock::RawSpinLock;
-use crate::sys::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::{TaskHandle, SCHED_GHOST, SCHED_NORMAL};
 use core::cell::Cell;
 use core::ptr;

@@ -11,11 +11,12 @@
 //! ONCPU is cleared only after the message that takes the task off its CPU
 //! is produced, so an agent that sees a task off-CPU sees a stable barrier.
 
+use crate::agent::percpu::LockedGhostRq;
 use crate::gtask::{self, GhostTask};
 use crate::members;
 use crate::msgs;
 use crate::sw::F_CANFREE;
-use crate::sys::rq::{LockedGhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::TaskHandle;
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;

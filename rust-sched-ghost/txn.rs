@@ -17,12 +17,13 @@
 //! `ALLOW_TASK_ONCPU`, allowed on the CPU), the agent barrier for a local
 //! commit, `DO_NOT_PREEMPT`, and other classes' claim on the CPU.
 
+use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::msgs;
 use crate::parse::CpuSet;
-use crate::sys::rq::{cpu_online, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{cpu_online, Rq, RqGuard, TaskPtr, TaskRqGuard};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;

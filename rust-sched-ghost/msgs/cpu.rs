@@ -18,11 +18,12 @@
 //! All run under the CPU's runqueue lock: they only build a payload on the
 //! stack and copy it into a preallocated ring.
 
+use crate::agent::percpu::LockedGhostRq;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::msg::Payload;
 use crate::off;
-use crate::sys::rq::{LockedGhostRq, Rq, TaskPtr};
+use crate::sys::rq::{Rq, TaskPtr};
 use kernel::uapi;
 
 /// The enclave of `rq`'s agent, if the CPU has one.

@@ -7,6 +7,7 @@
 //! interface relies on:
 //!
 //! - [`rq`]: runqueues, their locks, and `task_struct` pointers;
+//!   [`percpu`]: one value per CPU id;
 //! - [`task`]: task handles that keep a task alive, and lookup by gtid;
 //! - [`kernfs`]: kernfs nodes, files and their operations;
 //! - [`mm`]: kernel memory that userspace maps; [`anonfd`]: anonymous
@@ -23,6 +24,7 @@ pub mod anonfd;
 pub mod cred;
 pub mod kernfs;
 pub mod mm;
+pub mod percpu;
 pub mod rawlock;
 pub mod rq;
 pub mod sched_class;

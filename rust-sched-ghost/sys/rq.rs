@@ -9,17 +9,13 @@
 //! - [`TaskPtr`]: a `task_struct` reached only through C accessors (bindgen
 //!   gives `task_struct` a 64-byte alignment that its slab cache does not
 //!   guarantee, so Rust references to it are not sound).
-//! - [`GhostRq`]: what ghOSt keeps per CPU (`struct ghost_rq` in ghOSt): the
-//!   agent, the latched task, the agent barrier. Fields that the rq lock
-//!   protects are [`Cell`]s reachable only through the guard
-//!   [`LockedGhostRq`] that [`Rq::ghost`] gives; the rest are atomics,
-//!   readable from any CPU through [`GhostRq::of`].
+//! - [`RqCell`]: a value only the holder of one CPU's rq lock touches
+//!   (checked), and [`AtomicTask`]: a task published for lock-free readers;
+//!   the pieces of ghOSt's per-CPU state ([`crate::agent::percpu`]).
 
-use crate::sw::StatusWord;
-use crate::sys::work::IrqWork;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
@@ -77,17 +73,8 @@ impl Rq {
         self.curr() == Some(p)
     }
 
-    /// Counts one more (`true`) or one fewer runnable ghost task (or agent)
-    /// on this CPU, in `nr_running` and in ghOSt's own count.
-    pub fn count_running(&self, more: bool) {
-        if let Some(g) = self.ghost() {
-            let n = g.g.nr_running.get();
-            g.g.nr_running.set(if more {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            });
-        }
+    /// Adds one to (`true`) or takes one from this CPU's `nr_running`.
+    pub fn add_nr_running(&self, more: bool) {
         // SAFETY: the rq is locked (type invariant).
         unsafe {
             if more {
@@ -103,14 +90,6 @@ impl Rq {
     pub fn nr_running(&self) -> u32 {
         // SAFETY: the rq is locked (type invariant).
         unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
-    }
-
-    /// Whether a task of another class than ghost (not idle) is runnable on
-    /// this CPU: the CPU is not available to ghost tasks (ghOSt's
-    /// `cpu_is_available`, negated).
-    pub fn others_runnable(&self) -> bool {
-        self.ghost()
-            .is_some_and(|g| self.nr_running() > g.g.nr_running.get())
     }
 
     /// Asks the current task of this CPU to reschedule (an IPI if remote).
@@ -130,16 +109,6 @@ impl Rq {
         // SAFETY: the rq is locked (type invariant); `p` is live (its
         // invariant) and becoming this rq's current task.
         unsafe { bindings::ghost_set_exec_start(self.as_raw(), p.as_raw()) }
-    }
-
-    /// ghOSt's state of this CPU, with its rq-locked part: the only way to
-    /// reach that part.
-    pub fn ghost(&self) -> Option<LockedGhostRq<'_>> {
-        // INVARIANT: `self` is locked and this CPU's runqueue.
-        Some(LockedGhostRq {
-            rq: self,
-            g: GhostRq::of(self.cpu())?,
-        })
     }
 }
 
@@ -511,309 +480,97 @@ pub fn this_cpu() -> i32 {
     unsafe { bindings::ghost_this_cpu() }
 }
 
-/// ghOSt's state of one CPU (`struct ghost_rq`).
+/// A value of one CPU's ghOSt state that only the holder of that CPU's rq
+/// lock reads or writes: every access takes the locked [`Rq`] as proof and
+/// checks that it is that CPU's.
 ///
 /// # Invariants
 ///
-/// The [`Cell`] fields are only accessed by the CPU holding this CPU's rq
-/// lock: methods that touch them are only reachable through
-/// [`LockedGhostRq`], which only [`Rq::ghost`] makes, for its own CPU.
-/// The atomics are accessed from anywhere.
-pub struct GhostRq {
+/// `v` is only accessed by a CPU holding the rq lock of CPU `cpu`.
+pub struct RqCell<T: Copy> {
     cpu: i32,
-    /// The agent of this CPU, published for lock-free readers (wakeups);
-    /// written with the rq lock held. Task memory is RCU-freed, so a reader
-    /// in an RCU read-side section (any IRQ handler) may use it.
-    agent: AtomicPtr<bindings::task_struct>,
-    /// Set while an agent claims this CPU (`become agent` to its exit).
-    agent_claimed: AtomicBool,
-    /// The authoritative agent barrier (mirrored in the agent's status word).
-    agent_barrier: AtomicU32,
-    /// A message or a ping arrived for the agent since it last looked.
-    should_wake: AtomicBool,
-    /// The agent is blocked in `ghost_run` (or a local commit).
-    blocked_in_run: AtomicBool,
-    /// The agent's status word (in one of its enclave's regions).
-    agent_sw: AtomicPtr<StatusWord>,
-    /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
-    wake_work: IrqWork,
-    /// The task an agent committed to run next here.
-    latched: Cell<Option<TaskPtr>>,
-    /// The run flags of the latched (then running) task.
-    run_flags: Cell<u32>,
-    /// The current task must leave the CPU at the next pick.
-    must_resched: Cell<bool>,
-    /// Bumped for every latch and every CPU message.
-    cpu_seqnum: Cell<u64>,
-    /// The latch belongs to a sync group still being committed: it is not
-    /// picked until the group succeeds (or is dropped if it fails).
-    held: Cell<bool>,
-    /// Whether the CPU was available to ghost (no other class's task) when
-    /// last looked at; `CPU_AVAILABLE`/`CPU_BUSY` report changes.
-    avail: Cell<bool>,
-    /// Ghost tasks and the agent counted in this CPU's `nr_running`.
-    nr_running: Cell<u32>,
-    /// The runnable ghost tasks queued here (see [`crate::fallback`]).
-    fb: crate::fallback::FbList,
+    v: Cell<T>,
+    /// What a read with the wrong runqueue gets (the value at creation).
+    init: T,
 }
 
-// SAFETY: see the type invariant: cells are only touched under the CPU's rq
-// lock, everything else is atomic.
-unsafe impl Sync for GhostRq {}
+// SAFETY: the cell is only accessed under CPU `cpu`'s rq lock (type
+// invariant, checked by every accessor), which serializes all CPUs; `T` is
+// `Copy` (plain data, moved by value under the lock).
+unsafe impl<T: Copy> Sync for RqCell<T> {}
 
-/// All CPUs' [`GhostRq`]s, set up once by [`init`] and never freed.
-static GHOST_RQS: AtomicPtr<GhostRq> = AtomicPtr::new(core::ptr::null_mut());
-
-impl GhostRq {
-    /// The state of `cpu`, for its atomics; `None` before [`init`] or for a
-    /// CPU out of range.
-    pub fn of(cpu: i32) -> Option<&'static GhostRq> {
-        if !cpu_valid(cpu) {
-            return None;
-        }
-        let base = GHOST_RQS.load(Ordering::Acquire);
-        if base.is_null() {
-            return None;
-        }
-        // SAFETY: `init` leaked an array of `nr_cpu_ids` entries at `base`,
-        // and `cpu` is below `nr_cpu_ids`.
-        Some(unsafe { &*base.add(cpu as usize) })
-    }
-
-    /// The CPU.
-    pub fn cpu(&self) -> i32 {
-        self.cpu
-    }
-
-    /// The agent (lock-free read; see the field).
-    pub fn agent(&self) -> Option<TaskPtr> {
-        // SAFETY: see the field: valid under RCU (the caller's duty), or
-        // under the rq lock.
-        unsafe { TaskPtr::from_raw(self.agent.load(Ordering::Acquire)) }
-    }
-
-    /// Claims the CPU for a new agent; `false` if it has one.
-    pub fn claim_agent(&self) -> bool {
-        self.agent_claimed
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Whether an agent claims the CPU (from `become agent` to its exit).
-    pub fn agent_claimed(&self) -> bool {
-        self.agent_claimed.load(Ordering::Acquire)
-    }
-
-    /// Releases the claim of [`Self::claim_agent`].
-    pub fn release_agent(&self) {
-        self.agent_claimed.store(false, Ordering::Release);
-    }
-
-    /// The agent barrier.
-    pub fn agent_barrier(&self) -> u32 {
-        self.agent_barrier.load(Ordering::Acquire)
-    }
-
-    /// Bumps the agent barrier and mirrors it in the agent's status word.
-    /// Returns the new value (the sequence number of a CPU message).
-    pub fn bump_agent_barrier(&self) -> u32 {
-        let b = self
-            .agent_barrier
-            .fetch_add(1, Ordering::AcqRel)
-            .wrapping_add(1);
-        self.sync_agent_sw();
-        b
-    }
-
-    /// Resets the agent barrier (a new agent starts from 0).
-    pub fn reset_agent_barrier(&self) {
-        self.agent_barrier.store(0, Ordering::Release);
-        self.sync_agent_sw();
-    }
-
-    /// Copies the barrier to the agent's status word. Every writer stores
-    /// the *current* value after its own change, so the last store is
-    /// always the latest value.
-    fn sync_agent_sw(&self) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: a non-NULL `agent_sw` is the status word of this CPU's
-        // agent, in a region its enclave keeps until the agent is gone; it
-        // is cleared (rq lock held) before the agent's state is freed.
-        if let Some(sw) = unsafe { sw.as_ref() } {
-            sw.barrier.store(self.agent_barrier(), Ordering::Release);
+impl<T: Copy> RqCell<T> {
+    /// A cell of CPU `cpu` holding `v`.
+    pub const fn new(cpu: i32, v: T) -> Self {
+        RqCell {
+            cpu,
+            v: Cell::new(v),
+            init: v,
         }
     }
 
-    /// Sets or clears flag bits in the agent's status word.
-    pub fn agent_sw_flags(&self, set: u32, clear: u32) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: as in `sync_agent_sw`.
-        if let Some(sw) = unsafe { sw.as_ref() } {
-            let _ = sw
-                .flags
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
-                    Some((f | set) & !clear)
-                });
+    /// Whether `rq` is this cell's CPU's (with a `WARN_ONCE` if not).
+    fn mine(&self, rq: &Rq) -> bool {
+        if rq.cpu() == self.cpu {
+            return true;
+        }
+        crate::warn_once!("RqCell: another CPU's runqueue");
+        false
+    }
+
+    /// The value; `rq` is this cell's CPU's runqueue, locked.
+    pub fn get(&self, rq: &Rq) -> T {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.get()
+        } else {
+            self.init
         }
     }
 
-    /// The wake request flag.
-    pub fn should_wake(&self) -> &AtomicBool {
-        &self.should_wake
+    /// Sets the value; `rq` is this cell's CPU's runqueue, locked.
+    pub fn set(&self, rq: &Rq, v: T) {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.set(v);
+        }
     }
 
-    /// The blocked-in-run flag.
-    pub fn blocked_in_run(&self) -> &AtomicBool {
-        &self.blocked_in_run
-    }
-
-    /// The irq_work that wakes this CPU's agent.
-    pub fn wake_work(&self) -> &IrqWork {
-        &self.wake_work
-    }
-}
-
-/// A CPU's [`GhostRq`] with the CPU's runqueue locked: the rq-locked
-/// cells are reached only through it.
-///
-/// # Invariants
-///
-/// `rq` is locked (a `&Rq`) and is the runqueue of `g`'s CPU.
-#[derive(Clone, Copy)]
-pub struct LockedGhostRq<'rq> {
-    rq: &'rq Rq,
-    g: &'static GhostRq,
-}
-
-impl<'rq> core::ops::Deref for LockedGhostRq<'rq> {
-    type Target = GhostRq;
-
-    /// The lock-free part (atomics).
-    fn deref(&self) -> &GhostRq {
-        self.g
+    /// Sets the value, returning the old one (as [`Self::get`] for a wrong
+    /// runqueue).
+    pub fn replace(&self, rq: &Rq, v: T) -> T {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.replace(v)
+        } else {
+            self.init
+        }
     }
 }
 
-impl<'rq> LockedGhostRq<'rq> {
-    /// The locked runqueue.
-    pub fn rq(&self) -> &'rq Rq {
-        self.rq
+/// A task pointer published for lock-free readers (a CPU's agent): written
+/// under a runqueue lock, read from anywhere.
+pub struct AtomicTask(AtomicPtr<bindings::task_struct>);
+
+impl AtomicTask {
+    /// No task.
+    pub const fn new() -> Self {
+        AtomicTask(AtomicPtr::new(core::ptr::null_mut()))
     }
 
-    /// Publishes (or clears) the agent.
-    pub fn set_agent(&self, agent: Option<TaskPtr>, sw: *const StatusWord) {
-        let p = agent.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
-        self.g.agent_sw.store(sw.cast_mut(), Ordering::Release);
-        self.g.agent.store(p, Ordering::Release);
+    /// Publishes `p` (or none).
+    pub fn store(&self, p: Option<TaskPtr>) {
+        let raw = p.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
+        self.0.store(raw, Ordering::Release);
     }
 
-    /// The latched task.
-    pub fn latched(&self) -> Option<TaskPtr> {
-        self.g.latched.get()
+    /// The task published last. It is alive for as long as the reader
+    /// uses it only inside an RCU read-side section (any IRQ handler; task
+    /// memory is RCU-freed) or under the lock its writer holds while the
+    /// task is published: the users' contract, as documented at each use.
+    pub fn load(&self) -> Option<TaskPtr> {
+        // SAFETY: a task published here is alive while published, and its
+        // memory stays valid through an RCU grace period after (see above).
+        unsafe { TaskPtr::from_raw(self.0.load(Ordering::Acquire)) }
     }
-
-    /// Latches `p` (or clears the latch) with `run_flags`.
-    /// A new latch is never held by a sync group (see [`Self::held`]).
-    pub fn set_latched(&self, p: Option<TaskPtr>, run_flags: u32) {
-        self.g.latched.set(p);
-        self.g.run_flags.set(run_flags);
-        self.g.held.set(false);
-    }
-
-    /// The list of runnable ghost tasks queued here (only
-    /// [`crate::fallback`] uses it, with the rq lock held).
-    pub fn fb_list(&self) -> &crate::fallback::FbList {
-        &self.g.fb
-    }
-
-    /// Whether the latch is held back by a sync group in progress.
-    pub fn held(&self) -> bool {
-        self.g.held.get()
-    }
-
-    /// Sets [`Self::held`].
-    pub fn set_held(&self, v: bool) {
-        self.g.held.set(v);
-    }
-
-    /// Whether the CPU was available to ghost at the last task switch.
-    pub fn avail(&self) -> bool {
-        self.g.avail.get()
-    }
-
-    /// Records the CPU's availability; returns whether it changed.
-    pub fn set_avail(&self, v: bool) -> bool {
-        self.g.avail.replace(v) != v
-    }
-
-    /// Adds `flags` to the run flags of the latch (or of the task running
-    /// from it); the latch itself, held or not, stays.
-    pub fn add_run_flags(&self, flags: u32) {
-        self.g.run_flags.set(self.g.run_flags.get() | flags);
-    }
-
-    /// The run flags of the last latch.
-    pub fn run_flags(&self) -> u32 {
-        self.g.run_flags.get()
-    }
-
-    /// Whether the current task must leave the CPU.
-    pub fn must_resched(&self) -> bool {
-        self.g.must_resched.get()
-    }
-
-    /// Sets [`Self::must_resched`].
-    pub fn set_must_resched(&self, v: bool) {
-        self.g.must_resched.set(v);
-    }
-
-    /// Bumps and returns the CPU sequence number.
-    pub fn next_cpu_seqnum(&self) -> u64 {
-        let s = self.g.cpu_seqnum.get().wrapping_add(1);
-        self.g.cpu_seqnum.set(s);
-        s
-    }
-
-    /// The CPU sequence number.
-    pub fn cpu_seqnum(&self) -> u64 {
-        self.g.cpu_seqnum.get()
-    }
-}
-
-/// Sets up every CPU's [`GhostRq`]. Once, at boot, before any task can be
-/// in a ghost class.
-pub fn init(wake: fn()) -> Result {
-    let n = nr_cpu_ids() as usize;
-    let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-    for cpu in 0..n {
-        v.push(
-            GhostRq {
-                cpu: cpu as i32,
-                agent: AtomicPtr::new(core::ptr::null_mut()),
-                agent_claimed: AtomicBool::new(false),
-                agent_barrier: AtomicU32::new(0),
-                should_wake: AtomicBool::new(false),
-                blocked_in_run: AtomicBool::new(false),
-                agent_sw: AtomicPtr::new(core::ptr::null_mut()),
-                wake_work: IrqWork::new(wake),
-                latched: Cell::new(None),
-                run_flags: Cell::new(0),
-                must_resched: Cell::new(false),
-                held: Cell::new(false),
-                avail: Cell::new(true),
-                nr_running: Cell::new(0),
-                cpu_seqnum: Cell::new(0),
-                fb: crate::fallback::FbList::new(),
-            },
-            GFP_KERNEL,
-        )?;
-    }
-    let (ptr, len, _cap) = v.into_raw_parts();
-    for i in 0..len {
-        // SAFETY: `ptr` holds `len` initialized entries, leaked for good.
-        let g: &'static GhostRq = unsafe { &*ptr.add(i) };
-        g.wake_work.init();
-    }
-    GHOST_RQS.store(ptr, Ordering::Release);
-    Ok(())
 }

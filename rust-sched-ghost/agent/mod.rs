@@ -16,6 +16,9 @@
 //! flag again), and it sets its task state before it looks at the flag (a
 //! wake after that makes it runnable again).
 
+pub mod percpu;
+
+use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
@@ -23,7 +26,7 @@ use crate::members::{set_policy, stage, unstage};
 use crate::msgs;
 use crate::queue::Queue;
 use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
-use crate::sys::rq::{cpu_online, this_cpu, GhostRq, LockedGhostRq, Rq, RqGuard, TaskPtr};
+use crate::sys::rq::{cpu_online, this_cpu, Rq, RqGuard, TaskPtr};
 use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK, SCHED_GHOST};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
