@@ -69,7 +69,7 @@ impl SchedClassOps for GhostClass {
         gt.set_waiting(crate::sys::time::now());
         gt.sw_flags(SW_RUNNABLE, 0);
         if let Some(g) = rq.ghost() {
-            crate::fallback::link(rq, g, gt);
+            crate::fallback::link(rq, gt);
             // No agent will commit it: the fallback runs it (an idle CPU
             // must pick again).
             if crate::fallback::applies(g, gt) && rq.curr().is_some_and(|c| c.is_idle()) {
@@ -92,8 +92,8 @@ impl SchedClassOps for GhostClass {
         if gt.set_counted(false) {
             rq.count_running(false);
         }
-        if let Some(g) = rq.ghost() {
-            crate::fallback::unlink(rq, g, gt);
+        if rq.ghost().is_some() {
+            crate::fallback::unlink(rq, gt);
         }
         if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
             gt.sw_flags(0, SW_RUNNABLE);

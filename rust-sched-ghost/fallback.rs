@@ -37,38 +37,28 @@
 
 use crate::agent::percpu::LockedGhostRq;
 use crate::gtask::GhostTask;
+use crate::sys::percpu::PerCpu;
 use crate::sys::rq::{Rq, RqCell};
 use crate::sys::sched_class::TaskPtr;
-use core::cell::Cell;
 use core::ptr;
 
-/// A task's place on its CPU's list of runnable ghost tasks.
-pub struct FbLink {
-    prev: Cell<*const GhostTask>,
-    next: Cell<*const GhostTask>,
-    linked: Cell<bool>,
-}
-
-impl FbLink {
-    /// Not on any list.
-    pub const fn new() -> Self {
-        FbLink {
-            prev: Cell::new(ptr::null()),
-            next: Cell::new(ptr::null()),
-            linked: Cell::new(false),
-        }
-    }
-
-    /// Whether the task is on a list.
-    pub fn linked(&self) -> bool {
-        self.linked.get()
-    }
-}
-
-/// The head and tail of a CPU's list (in [`GhostRq`]).
+/// The head and tail of a CPU's list.
 pub struct FbList {
     head: RqCell<*const GhostTask>,
     tail: RqCell<*const GhostTask>,
+}
+
+/// Every CPU's list.
+static LISTS: PerCpu<FbList> = PerCpu::new();
+
+/// Sets up every CPU's list (boot, before any task is in a ghost class).
+pub fn init() -> kernel::error::Result {
+    LISTS.init(FbList::new)
+}
+
+/// The list of `rq`'s CPU (`None` only before [`init`]).
+fn list_of(rq: &Rq) -> Option<&'static FbList> {
+    LISTS.get(rq.cpu())
 }
 
 impl FbList {
@@ -81,14 +71,16 @@ impl FbList {
     }
 }
 
-/// Links `gt` at the tail of `g`'s list (`rq` is `g`'s runqueue, locked).
+/// Links `gt` at the tail of the list of `rq`'s CPU (`rq` locked).
 /// Agents are never linked; a linked task stays where it is.
-pub fn link(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
+pub fn link(rq: &Rq, gt: &GhostTask) {
     let l = gt.fb_link();
     if gt.is_agent() || l.linked() {
         return;
     }
-    let list = g.fb_list();
+    let Some(list) = list_of(rq) else {
+        return;
+    };
     let tail = list.tail.get(rq);
     l.prev.set(tail);
     l.next.set(ptr::null());
@@ -102,14 +94,16 @@ pub fn link(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
     l.linked.set(true);
 }
 
-/// Unlinks `gt` from `g`'s list, if it is on it (`rq` is `g`'s runqueue,
-/// locked, and `gt`'s task is queued there or leaving it).
-pub fn unlink(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask) {
+/// Unlinks `gt` from the list of `rq`'s CPU, if it is on it (`rq` locked,
+/// and `gt`'s task is queued there or leaving it).
+pub fn unlink(rq: &Rq, gt: &GhostTask) {
     let l = gt.fb_link();
     if !l.linked() {
         return;
     }
-    let list = g.fb_list();
+    let Some(list) = list_of(rq) else {
+        return;
+    };
     let (prev, next) = (l.prev.get(), l.next.get());
     // SAFETY: the neighbours of a linked task are linked tasks of the same
     // list, alive (invariants); the caller holds the runqueue lock.
@@ -140,7 +134,7 @@ fn first_runnable<'a>(
     g: LockedGhostRq<'_>,
     skip: Option<TaskPtr>,
 ) -> Option<&'a GhostTask> {
-    let mut at = g.fb_list().head.get(rq);
+    let mut at = list_of(rq)?.head.get(rq);
     // SAFETY: each pointer followed is a linked task of this list, alive
     // while the caller holds the runqueue lock (invariants).
     while let Some(t) = unsafe { at.as_ref() } {
@@ -160,8 +154,8 @@ pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
         return None;
     }
     let t = first_runnable(rq, g, None)?;
-    unlink(rq, g, t);
-    link(rq, g, t);
+    unlink(rq, t);
+    link(rq, t);
     Some(t.task())
 }
 

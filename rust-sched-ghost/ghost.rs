@@ -119,6 +119,7 @@ impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
         agent::percpu::init(agent::wake_work)?;
+        fallback::init()?;
         watchdog::init();
         sys::sysctl::init_pid_max_max()?;
         hotplug::init()?;

@@ -17,7 +17,6 @@
 
 use crate::enclave::Enclave;
 use crate::gstate::{Event, TaskState};
-use crate::members::Link;
 use crate::queue::Queue;
 use crate::sw::{Region, StatusWord, SwInfo, F_INUSE};
 use crate::sys::rq::{Rq, TaskPtr};
@@ -72,7 +71,7 @@ pub struct GhostTask {
     link: Link,
     /// Its place on its CPU's list of runnable ghost tasks (see
     /// [`crate::fallback`]).
-    fb: crate::fallback::FbLink,
+    fb: FbLink,
 }
 
 impl Drop for GhostTask {
@@ -120,7 +119,7 @@ impl GhostTask {
             runnable_since: Cell::new(0),
             task: TaskHandle::get(p),
             link: Link::new(),
-            fb: crate::fallback::FbLink::new(),
+            fb: FbLink::new(),
         };
         match KBox::new(gt, GFP_KERNEL) {
             Ok(b) => {
@@ -162,7 +161,7 @@ impl GhostTask {
 
     /// The place on its CPU's list of runnable ghost tasks (only
     /// [`crate::fallback`] uses it).
-    pub fn fb_link(&self) -> &crate::fallback::FbLink {
+    pub fn fb_link(&self) -> &FbLink {
         &self.fb
     }
 
@@ -371,37 +370,49 @@ impl GhostTask {
     }
 }
 
-/// Hangs `gt` on `p` (`task_struct::ghost`); gives it back if `p` already
-/// has a state.
-pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
-    let raw = KBox::into_raw(gt);
-    // SAFETY: `p` is alive (its invariant); a compare-and-swap from NULL.
-    if unsafe { kernel::bindings::ghost_task_claim(p.as_raw(), raw.cast()) } {
-        Ok(())
-    } else {
-        // SAFETY: not installed: we still own the box.
-        Err(unsafe { KBox::from_raw(raw) })
+/// A member's place on its enclave's member list
+/// ([`crate::members::Members`]).
+///
+/// # Invariants
+///
+/// The cells are only accessed with the enclave's member lock held.
+pub struct Link {
+    pub(crate) prev: Cell<*const GhostTask>,
+    pub(crate) next: Cell<*const GhostTask>,
+    pub(crate) linked: Cell<bool>,
+}
+
+impl Link {
+    /// An unlinked place.
+    pub const fn new() -> Self {
+        Link {
+            prev: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            linked: Cell::new(false),
+        }
     }
 }
 
-/// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
-/// owns `p` exclusively (a fork that failed).
-pub fn uninstall(rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
-    let g = p.ghost_raw().cast::<GhostTask>();
-    if g.is_null() {
-        return None;
-    }
-    p.set_ghost_raw(core::ptr::null_mut());
-    // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
-    // cleared just above, so it is ours now.
-    let gt = unsafe { KBox::from_raw(g) };
-    // Off its CPU's list before it can be freed (a task is linked only
-    // while queued on `rq`, which the caller holds; without a runqueue the
-    // task is not queued anywhere).
-    if let Some(rq) = rq {
-        if let Some(grq) = rq.ghost() {
-            crate::fallback::unlink(rq, grq, &gt);
+/// A task's place on its CPU's list of runnable ghost tasks
+/// ([`crate::fallback`], which alone touches it, under that rq lock).
+pub struct FbLink {
+    pub(crate) prev: Cell<*const GhostTask>,
+    pub(crate) next: Cell<*const GhostTask>,
+    pub(crate) linked: Cell<bool>,
+}
+
+impl FbLink {
+    /// Not on any list.
+    pub const fn new() -> Self {
+        FbLink {
+            prev: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            linked: Cell::new(false),
         }
     }
-    Some(gt)
+
+    /// Whether the task is on a list.
+    pub fn linked(&self) -> bool {
+        self.linked.get()
+    }
 }

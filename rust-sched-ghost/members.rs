@@ -22,39 +22,16 @@
 
 use crate::agent::percpu::GhostRq;
 use crate::enclave::Enclave;
-use crate::gtask::{self, GhostTask};
+use crate::gtask::GhostTask;
 use crate::msgs;
 use crate::queue::Queue;
 use crate::sys::cred::{capable, CAP_SYS_NICE};
 use crate::sys::rawlock::RawSpinLock;
 use crate::sys::rq::{Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::{TaskHandle, SCHED_GHOST, SCHED_NORMAL};
-use core::cell::Cell;
 use core::ptr;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-
-/// A member's place on the list (in its [`GhostTask`]).
-///
-/// # Invariants
-///
-/// The cells are only accessed with the enclave's member lock held.
-pub struct Link {
-    prev: Cell<*const GhostTask>,
-    next: Cell<*const GhostTask>,
-    linked: Cell<bool>,
-}
-
-impl Link {
-    /// An unlinked place.
-    pub const fn new() -> Self {
-        Link {
-            prev: Cell::new(ptr::null()),
-            next: Cell::new(ptr::null()),
-            linked: Cell::new(false),
-        }
-    }
-}
 
 /// The list: its first member and its length.
 ///
@@ -258,7 +235,7 @@ pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>)
             return Err(err);
         }
     };
-    if let Err(gt) = gtask::install(p, gt) {
+    if let Err(gt) = install(p, gt) {
         gt.free_sw();
         retire(gt);
         return Err(EBUSY);
@@ -269,7 +246,7 @@ pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>)
 /// Undoes [`stage`] for a task that did not enter the class after all.
 pub fn unstage(p: TaskPtr) {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
-    if let Some(gt) = gtask::uninstall(Some(&g), p) {
+    if let Some(gt) = uninstall(Some(&g), p) {
         drop(g);
         gt.free_sw();
         retire(gt);
@@ -336,7 +313,7 @@ fn fork_join(p: TaskPtr) -> Result {
     };
     // In the class from birth; announced at its first wakeup.
     gt.fork_joined();
-    match gtask::install(p, gt) {
+    match install(p, gt) {
         Ok(()) => Ok(()),
         Err(gt) => {
             gt.free_sw();
@@ -370,7 +347,7 @@ pub fn announce_child(rq: &Rq, p: TaskPtr, gt: &GhostTask, runnable: bool) {
 /// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`; no
 /// one else can see `p`.
 pub fn cancel_fork(p: TaskPtr) {
-    if let Some(gt) = gtask::uninstall(None, p) {
+    if let Some(gt) = uninstall(None, p) {
         gt.free_sw();
         retire(gt);
     }
@@ -396,4 +373,37 @@ pub fn ungate(e: &Enclave, gtid: i64) {
     if gt.announced() {
         msgs::task::new(&gt, Some(&g), p, p.queued());
     }
+}
+
+/// Hangs `gt` on `p` (`task_struct::ghost`); gives it back if `p` already
+/// has a state.
+pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
+    let raw = KBox::into_raw(gt);
+    // SAFETY: `p` is alive (its invariant); a compare-and-swap from NULL.
+    if unsafe { kernel::bindings::ghost_task_claim(p.as_raw(), raw.cast()) } {
+        Ok(())
+    } else {
+        // SAFETY: not installed: we still own the box.
+        Err(unsafe { KBox::from_raw(raw) })
+    }
+}
+
+/// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
+/// owns `p` exclusively (a fork that failed).
+pub fn uninstall(rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
+    let g = p.ghost_raw().cast::<GhostTask>();
+    if g.is_null() {
+        return None;
+    }
+    p.set_ghost_raw(core::ptr::null_mut());
+    // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
+    // cleared just above, so it is ours now.
+    let gt = unsafe { KBox::from_raw(g) };
+    // Off its CPU's list before it can be freed (a task is linked only
+    // while queued on `rq`, which the caller holds; without a runqueue the
+    // task is not queued anywhere).
+    if let Some(rq) = rq {
+        crate::fallback::unlink(rq, &gt);
+    }
+    Some(gt)
 }

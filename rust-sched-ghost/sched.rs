@@ -70,7 +70,7 @@ fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, LockedGhostRq<'
 /// this edge (`RTLA_ON_*`).
 fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
     if g.run_flags() & flag != 0 {
-        crate::agent::wake(rq.cpu());
+        crate::agent::percpu::wake(rq.cpu());
     }
 }
 
@@ -189,7 +189,7 @@ fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
         // the core's fast path (only CFS tasks runnable) picks CFS or idle
         // without asking the ghost classes.
         g.set_latched(None, 0);
-        crate::agent::wake(rq.cpu());
+        crate::agent::percpu::wake(rq.cpu());
     }
     if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
         g.set_latched(g.latched(), flags & !uapi::NEED_CPU_NOT_IDLE);
@@ -311,7 +311,7 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     let Some(g) = rq.ghost() else {
         return;
     };
-    let Some(gt) = gtask::uninstall(Some(rq), p) else {
+    let Some(gt) = members::uninstall(Some(rq), p) else {
         return;
     };
     if gt.is_agent() {
@@ -349,7 +349,7 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
 /// library waits for that flag to know the agent thread is gone).
 pub fn task_dead(p: TaskPtr) {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
-    if let Some(gt) = gtask::uninstall(Some(&g), p) {
+    if let Some(gt) = members::uninstall(Some(&g), p) {
         if gt.is_agent() {
             gt.sw_flags(F_CANFREE, 0);
         } else if gt.gated() || !msgs::task::dead(&gt, &g) {
@@ -380,7 +380,7 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
         }
         // Gone (dead, departed, migrated away): the agent decides again.
         g.set_latched(None, 0);
-        crate::agent::wake(rq.cpu());
+        crate::agent::percpu::wake(rq.cpu());
     }
     if let Some(curr) = rq
         .curr()
@@ -394,7 +394,7 @@ pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
     }
     if !held && g.run_flags() & uapi::RTLA_ON_IDLE != 0 {
         g.set_latched(None, 0);
-        crate::agent::wake(rq.cpu());
+        crate::agent::percpu::wake(rq.cpu());
     }
     // No agent here: the tasks of an enclave whose agents died run anyway.
     crate::fallback::pick(rq, g)

@@ -340,7 +340,7 @@ fn commit_checked(
         // The agent runs (a ping of itself only bumps its barrier); a latch
         // stays as it is.
         bump();
-        crate::agent::wake(cpu);
+        crate::agent::percpu::wake(cpu);
         return Ok(Committed {
             cpu_seqnum: g.next_cpu_seqnum(),
             local_yield: false,
@@ -460,7 +460,7 @@ impl Mask {
 fn yield_local(my_cpu: i32) -> Result {
     let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
     // The barrier was checked at the commit.
-    crate::agent::block(g, None)
+    crate::agent::percpu::block(g, None)
 }
 
 /// `GHOST_IOC_COMMIT_TXN {mask, len, flags}`: commits every `READY`

@@ -18,6 +18,8 @@
 
 pub mod percpu;
 
+pub use percpu::{block, wake, wake_work};
+
 use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
@@ -25,48 +27,14 @@ use crate::gtask::GhostTask;
 use crate::members::{set_policy, stage, unstage};
 use crate::msgs;
 use crate::queue::Queue;
-use crate::sys::cred::{capable, estale, CAP_SYS_NICE};
-use crate::sys::rq::{cpu_online, this_cpu, Rq, RqGuard, TaskPtr};
-use crate::sys::task::{sleep_until, TaskHandle, SCHED_FLAG_RESET_ON_FORK, SCHED_GHOST};
+use crate::sys::cred::{capable, CAP_SYS_NICE};
+use crate::sys::rq::{cpu_online, Rq, RqGuard, TaskPtr};
+use crate::sys::task::{TaskHandle, SCHED_FLAG_RESET_ON_FORK, SCHED_GHOST};
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;
-
-/// Wakes the agent of `cpu`: bumps its barrier and has its CPU wake it.
-/// Any context (rq locks may be held); never sleeps.
-pub fn wake(cpu: i32) {
-    let Some(g) = GhostRq::of(cpu) else {
-        return;
-    };
-    g.bump_agent_barrier();
-    g.should_wake().store(true, Ordering::SeqCst);
-    // Queueing an already pending work is a no-op; an offline CPU is
-    // skipped.
-    g.wake_work().queue_on(cpu);
-}
-
-/// The handler of a CPU's wake irq_work: runs on the agent's CPU, in hard
-/// interrupt context, and wakes the agent if it sleeps and a wake is still
-/// wanted.
-pub fn wake_work() {
-    let Some(g) = GhostRq::of(this_cpu()) else {
-        return;
-    };
-    // An interrupt handler is an RCU read-side section: the agent's memory
-    // (RCU-freed) stays valid even if it exits meanwhile.
-    if let Some(a) = g.agent() {
-        // Only a wake still wanted: a commit since the `wake()` that queued
-        // this has seen its messages and cleared `should_wake`. Waking the
-        // agent anyway would preempt the task it just gave its CPU to, and
-        // that TASK_PREEMPT would wake it again, for ever.
-        if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
-            // `a` is valid under RCU (see `GhostRq::agent`).
-            a.wake_up();
-        }
-    }
-}
 
 /// Kills the agent `a` of `cpu` (destroy): `SIGKILL`, then a wake so that
 /// it sees the signal.
@@ -197,28 +165,6 @@ pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
             txn.complete(state::NO_AGENT, 0, 0);
         }
     }
-}
-
-/// The calling agent gives its CPU away until it is woken. With
-/// `barrier`, fails with `ESTALE` if the CPU's agent barrier moved past it
-/// (a message the agent has not seen).
-///
-/// A pending signal also ends the wait, with success: the agent returns to
-/// user mode to handle it, as ghOSt's agents do (ghOSt picks an agent with a
-/// pending signal; its library accepts only `ESTALE` and `ENODEV` as errors
-/// of a local yield).
-pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
-    if let Some(b) = barrier {
-        g.should_wake().store(false, Ordering::SeqCst);
-        if g.agent_barrier() != b {
-            return Err(estale());
-        }
-    }
-    let me = TaskPtr::current().ok_or(EINVAL)?;
-    g.blocked_in_run().store(true, Ordering::SeqCst);
-    sleep_until(|| g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending());
-    g.blocked_in_run().store(false, Ordering::SeqCst);
-    Ok(())
 }
 
 /// Run flags `ghost_run` accepts (ghOSt: only `RTLA_ON_IDLE`).

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! ghOSt's state of each CPU (`struct ghost_rq` in ghOSt): the agent, the
-//! latched task, the agent barrier, beside the agent wake/block logic of
-//! [`crate::agent`] that uses it.
+//! latched task, the agent barrier, and the agent wake/block logic that
+//! uses it ([`wake`], [`block`]; how they avoid lost wakeups: see
+//! [`crate::agent`]).
 //!
 //! - [`GhostRq::of`] gives the lock-free part (atomics: the agent, its
 //!   claim and barrier, `should_wake`, `blocked_in_run`) from any CPU.
@@ -11,8 +12,10 @@
 //!   availability, the fallback's list), for that runqueue's own CPU.
 
 use crate::sw::StatusWord;
+use crate::sys::cred::estale;
 use crate::sys::percpu::PerCpu;
-use crate::sys::rq::{nr_cpu_ids, AtomicTask, Rq, RqCell, TaskPtr};
+use crate::sys::rq::{nr_cpu_ids, this_cpu, AtomicTask, Rq, RqCell, TaskPtr};
+use crate::sys::task::sleep_until;
 use crate::sys::work::IrqWork;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -59,8 +62,6 @@ pub struct GhostRq {
     avail: RqCell<bool>,
     /// Ghost tasks and the agent counted in this CPU's `nr_running`.
     nr_running: RqCell<u32>,
-    /// The runnable ghost tasks queued here (see [`crate::fallback`]).
-    fb: crate::fallback::FbList,
 }
 
 /// All CPUs' [`GhostRq`]s, set up once by [`init`] and never freed.
@@ -212,12 +213,6 @@ impl<'rq> LockedGhostRq<'rq> {
         self.g.held.set(self.rq, false);
     }
 
-    /// The list of runnable ghost tasks queued here (only
-    /// [`crate::fallback`] uses it, with the rq lock held).
-    pub fn fb_list(&self) -> &crate::fallback::FbList {
-        &self.g.fb
-    }
-
     /// Whether the latch is held back by a sync group in progress.
     pub fn held(&self) -> bool {
         self.g.held.get(self.rq)
@@ -274,6 +269,62 @@ impl<'rq> LockedGhostRq<'rq> {
     }
 }
 
+/// Wakes the agent of `cpu`: bumps its barrier and has its CPU wake it.
+/// Any context (rq locks may be held); never sleeps.
+pub fn wake(cpu: i32) {
+    let Some(g) = GhostRq::of(cpu) else {
+        return;
+    };
+    g.bump_agent_barrier();
+    g.should_wake().store(true, Ordering::SeqCst);
+    // Queueing an already pending work is a no-op; an offline CPU is
+    // skipped.
+    g.wake_work().queue_on(cpu);
+}
+
+/// The handler of a CPU's wake irq_work: runs on the agent's CPU, in hard
+/// interrupt context, and wakes the agent if it sleeps and a wake is still
+/// wanted.
+pub fn wake_work() {
+    let Some(g) = GhostRq::of(this_cpu()) else {
+        return;
+    };
+    // An interrupt handler is an RCU read-side section: the agent's memory
+    // (RCU-freed) stays valid even if it exits meanwhile.
+    if let Some(a) = g.agent() {
+        // Only a wake still wanted: a commit since the `wake()` that queued
+        // this has seen its messages and cleared `should_wake`. Waking the
+        // agent anyway would preempt the task it just gave its CPU to, and
+        // that TASK_PREEMPT would wake it again, for ever.
+        if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
+            // `a` is valid under RCU (see `GhostRq::agent`).
+            a.wake_up();
+        }
+    }
+}
+
+/// The calling agent gives its CPU away until it is woken. With
+/// `barrier`, fails with `ESTALE` if the CPU's agent barrier moved past it
+/// (a message the agent has not seen).
+///
+/// A pending signal also ends the wait, with success: the agent returns to
+/// user mode to handle it, as ghOSt's agents do (ghOSt picks an agent with a
+/// pending signal; its library accepts only `ESTALE` and `ENODEV` as errors
+/// of a local yield).
+pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
+    if let Some(b) = barrier {
+        g.should_wake().store(false, Ordering::SeqCst);
+        if g.agent_barrier() != b {
+            return Err(estale());
+        }
+    }
+    let me = TaskPtr::current().ok_or(EINVAL)?;
+    g.blocked_in_run().store(true, Ordering::SeqCst);
+    sleep_until(|| g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending());
+    g.blocked_in_run().store(false, Ordering::SeqCst);
+    Ok(())
+}
+
 /// Sets up every CPU's [`GhostRq`], with `wake` the handler of their
 /// agent-wake irq_works. Once, at boot, before any task can be in a ghost
 /// class.
@@ -294,7 +345,6 @@ pub fn init(wake: fn()) -> Result {
         avail: RqCell::new(cpu, true),
         nr_running: RqCell::new(cpu, 0),
         cpu_seqnum: RqCell::new(cpu, 0),
-        fb: crate::fallback::FbList::new(cpu),
     })?;
     for cpu in 0..nr_cpu_ids() as i32 {
         if let Some(g) = GhostRq::of(cpu) {

@@ -51,7 +51,7 @@ fn send<T>(rq: &Rq, g: LockedGhostRq<'_>, ty: u32, m: &Payload<T>, wake: bool) {
         // The agent's own CPU if its queue wakes it (ghOSt's
         // `agent_target_cpu`).
         if let Some(cpu) = q.wake_target(rq.cpu()) {
-            crate::agent::wake(cpu);
+            crate::agent::percpu::wake(cpu);
         }
     }
 }

@@ -41,7 +41,7 @@ fn send<T>(gt: &GhostTask, rq: Option<&Rq>, ty: u32, payload: &Payload<T>) -> bo
     // queue's first wakeup CPU (ghOSt's `task_target_cpu`).
     let preferred = rq.map_or(-1, |rq| rq.cpu());
     if let Some(cpu) = q.wake_target(preferred) {
-        crate::agent::wake(cpu);
+        crate::agent::percpu::wake(cpu);
     }
     true
 }
