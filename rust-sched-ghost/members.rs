@@ -379,8 +379,7 @@ pub fn ungate(e: &Enclave, gtid: i64) {
 /// has a state.
 pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
     let raw = KBox::into_raw(gt);
-    // SAFETY: `p` is alive (its invariant); a compare-and-swap from NULL.
-    if unsafe { kernel::bindings::ghost_task_claim(p.as_raw(), raw.cast()) } {
+    if p.claim_ghost_raw(raw.cast()) {
         Ok(())
     } else {
         // SAFETY: not installed: we still own the box.

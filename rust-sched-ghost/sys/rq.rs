@@ -254,6 +254,14 @@ impl TaskPtr {
         unsafe { bindings::ghost_task_set_ghost(self.as_raw(), g) }
     }
 
+    /// Sets `task_struct::ghost` to `g` if it is NULL (a compare-and-swap,
+    /// so two claimers cannot both win); whether it did.
+    pub fn claim_ghost_raw(self, g: *mut core::ffi::c_void) -> bool {
+        // SAFETY: the task is alive (type invariant); an atomic
+        // compare-and-swap of the field.
+        unsafe { bindings::ghost_task_claim(self.as_raw(), g) }
+    }
+
     /// The task's scheduling policy.
     pub fn policy(self) -> i32 {
         // SAFETY: the task is alive (type invariant).
