@@ -21,6 +21,7 @@
 //! and messages) and [`crate::agent`] (agents).
 
 use crate::gtask::{GhostTask, SW_RUNNABLE};
+use crate::msgs;
 use crate::sched;
 use crate::sys::cpu::this_cpu;
 use crate::sys::sched_class::{
@@ -47,7 +48,7 @@ impl SchedClassOps for GhostClass {
         if gt.is_agent() {
             // The agent runs ahead of every class, but the core preempts by
             // class rank (ghost is below fair): ask for the CPU ourselves.
-            if rq.curr() != p {
+            if !rq.is_curr(p) {
                 rq.resched_curr();
             }
             if flags as u32 & bindings::ENQUEUE_WAKEUP != 0 {
@@ -58,29 +59,29 @@ impl SchedClassOps for GhostClass {
                         .blocked_in_run()
                         .load(core::sync::atomic::Ordering::SeqCst)
                     {
-                        crate::cpumsg::agent_runnability(rq, g, false);
+                        msgs::cpu::agent_runnability(rq, g, false);
                     }
                 }
             }
             return;
         }
         gt.sync_runtime(p);
-        gt.set_waiting(sched::now());
+        gt.set_waiting(crate::sys::time::now());
         gt.sw_flags(SW_RUNNABLE, 0);
         if let Some(g) = rq.ghost() {
-            crate::fallback::link(rq, g, gt);
+            crate::fallback::link(rq, gt);
             // No agent will commit it: the fallback runs it (an idle CPU
             // must pick again).
-            if crate::fallback::applies(g, gt) && rq.curr().is_idle() {
+            if crate::fallback::applies(g, gt) && rq.curr().is_some_and(|c| c.is_idle()) {
                 rq.resched_curr();
             }
         }
         let flags = flags as u32;
         if gt.new_pending() && gt.active() && flags & bindings::ENQUEUE_INITIAL != 0 {
             // A fork child's first wakeup.
-            sched::announce_child(rq, p, gt, true);
+            crate::members::announce_child(rq, p, gt, true);
         } else if flags & bindings::ENQUEUE_WAKEUP != 0 && gt.announced() {
-            gt.msg_wakeup(Some(rq), p.cpu(), rq.cpu(), this_cpu());
+            msgs::task::wakeup(&gt, Some(rq), p.cpu(), rq.cpu(), this_cpu());
         }
     }
 
@@ -91,8 +92,8 @@ impl SchedClassOps for GhostClass {
         if gt.set_counted(false) {
             rq.count_running(false);
         }
-        if let Some(g) = rq.ghost() {
-            crate::fallback::unlink(rq, g, gt);
+        if rq.ghost().is_some() {
+            crate::fallback::unlink(rq, gt);
         }
         if !gt.is_agent() && flags as u32 & bindings::DEQUEUE_SLEEP != 0 {
             gt.sw_flags(0, SW_RUNNABLE);
@@ -102,7 +103,9 @@ impl SchedClassOps for GhostClass {
     }
 
     fn yield_task(rq: &Rq) {
-        let curr = rq.curr();
+        let Some(curr) = rq.curr() else {
+            return;
+        };
         if let Some(gt) = GhostTask::of(rq, curr) {
             if !gt.is_agent() {
                 gt.set_yield();
@@ -113,7 +116,7 @@ impl SchedClassOps for GhostClass {
     fn wakeup_preempt(rq: &Rq, p: TaskPtr, _flags: i32) {
         // A ghost task never preempts another by itself: only an agent's
         // transaction puts a task on a CPU. An agent always may.
-        if GhostTask::of(rq, p).is_some_and(|gt| gt.is_agent()) && rq.curr() != p {
+        if GhostTask::of(rq, p).is_some_and(|gt| gt.is_agent()) && !rq.is_curr(p) {
             rq.resched_curr();
         }
     }

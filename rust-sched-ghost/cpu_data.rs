@@ -82,22 +82,19 @@ impl CpuData {
         self.buf.len()
     }
 
-    /// The address of byte `off` of `cpu`'s transaction, if `cpu` exists.
-    fn txn_field(&self, cpu: usize, off: usize) -> Option<*mut u8> {
+    /// The buffer offset of byte `off` of `cpu`'s transaction, if `cpu`
+    /// exists and `off` is within a transaction.
+    fn txn_field(&self, cpu: usize, off: usize) -> Option<usize> {
         if cpu >= self.ncpus || off >= core::mem::size_of::<uapi::ghost_txn>() {
             return None;
         }
-        // In bounds: `cpu * PAGE_SIZE + off` is below `ncpus` pages (type
-        // invariant), and cannot overflow since the buffer exists.
-        Some(self.buf.as_ptr().wrapping_add(cpu * PAGE_SIZE + off))
+        cpu.checked_mul(PAGE_SIZE)?.checked_add(off)
     }
 
+    /// The `s32` at byte `off` of `cpu`'s transaction (shared with
+    /// userspace, hence atomic).
     fn txn_i32(&self, cpu: usize, off: usize) -> Option<&AtomicI32> {
-        let p = self.txn_field(cpu, off)?;
-        // SAFETY: `p` is in the buffer, which lives as long as `&self`, and
-        // 4-aligned (every `s32` of `ghost_txn` is, in a page-aligned
-        // buffer). The memory is shared with userspace, hence atomic access.
-        Some(unsafe { AtomicI32::from_ptr(p.cast::<i32>()) })
+        self.buf.at(self.txn_field(cpu, off)?)
     }
 
     /// Resets `cpu`'s transaction, as when `cpu` joins the enclave: all
@@ -108,9 +105,8 @@ impl CpuData {
             return;
         };
         for off in (0..core::mem::size_of::<uapi::ghost_txn>()).step_by(8) {
-            if let Some(p) = self.txn_field(cpu, off) {
-                // SAFETY: as in `txn_i32`, 8-aligned.
-                unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(0, Ordering::Relaxed);
+            if let Some(w) = self.txn_u64(cpu, off) {
+                w.store(0, Ordering::Relaxed);
             }
         }
         if let Some(f) = self.txn_i32(cpu, offset_of!(uapi::ghost_txn, cpu)) {
@@ -124,11 +120,9 @@ impl CpuData {
         }
     }
 
+    /// The `u64` at byte `off` of `cpu`'s transaction (atomic, as above).
     fn txn_u64(&self, cpu: usize, off: usize) -> Option<&AtomicU64> {
-        let p = self.txn_field(cpu, off)?;
-        // SAFETY: as in `txn_i32`; the `u64` fields of `ghost_txn` are
-        // 8-aligned.
-        Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) })
+        self.buf.at(self.txn_field(cpu, off)?)
     }
 
     /// `cpu`'s transaction, if `cpu` exists.

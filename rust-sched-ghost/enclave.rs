@@ -23,6 +23,7 @@
 //! still map them keep the pages until they unmap: removing the directory
 //! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
+use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
 use crate::gtask::{GhostTask, SW_MSG_GATED};
 use crate::members::{self, Members};
@@ -33,7 +34,7 @@ use crate::swregion::SwRegion;
 use crate::sys::keep::KeepList;
 use crate::sys::kernfs::Node;
 use crate::sys::rawlock::RawSpinLock;
-use crate::sys::rq::{GhostRq, RqGuard, TaskRqGuard};
+use crate::sys::rq::{RqGuard, TaskRqGuard};
 use crate::sys::task::TaskHandle;
 use crate::sys::waitq::AnyCtxWaitQueue;
 use core::ptr::NonNull;

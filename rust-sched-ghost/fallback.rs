@@ -35,91 +35,86 @@
 //! - The `prev`/`next` pointers of linked tasks and the list's head and
 //!   tail are only read or written with that runqueue's lock held.
 
+use crate::agent::percpu::LockedGhostRq;
 use crate::gtask::GhostTask;
-use crate::sys::rq::{GhostRq, Rq};
+use crate::sys::percpu::PerCpu;
+use crate::sys::rq::{Rq, RqCell};
 use crate::sys::sched_class::TaskPtr;
-use core::cell::Cell;
 use core::ptr;
 
-/// A task's place on its CPU's list of runnable ghost tasks.
-pub struct FbLink {
-    prev: Cell<*const GhostTask>,
-    next: Cell<*const GhostTask>,
-    linked: Cell<bool>,
-}
-
-impl FbLink {
-    /// Not on any list.
-    pub const fn new() -> Self {
-        FbLink {
-            prev: Cell::new(ptr::null()),
-            next: Cell::new(ptr::null()),
-            linked: Cell::new(false),
-        }
-    }
-
-    /// Whether the task is on a list.
-    pub fn linked(&self) -> bool {
-        self.linked.get()
-    }
-}
-
-/// The head and tail of a CPU's list (in [`GhostRq`]).
+/// The head and tail of a CPU's list.
 pub struct FbList {
-    head: Cell<*const GhostTask>,
-    tail: Cell<*const GhostTask>,
+    head: RqCell<*const GhostTask>,
+    tail: RqCell<*const GhostTask>,
+}
+
+/// Every CPU's list.
+static LISTS: PerCpu<FbList> = PerCpu::new();
+
+/// Sets up every CPU's list (boot, before any task is in a ghost class).
+pub fn init() -> kernel::error::Result {
+    LISTS.init(FbList::new)
+}
+
+/// The list of `rq`'s CPU (`None` only before [`init`]).
+fn list_of(rq: &Rq) -> Option<&'static FbList> {
+    LISTS.get(rq.cpu())
 }
 
 impl FbList {
-    /// An empty list.
-    pub const fn new() -> Self {
+    /// An empty list, of CPU `cpu`.
+    pub const fn new(cpu: i32) -> Self {
         FbList {
-            head: Cell::new(ptr::null()),
-            tail: Cell::new(ptr::null()),
+            head: RqCell::new(cpu, ptr::null()),
+            tail: RqCell::new(cpu, ptr::null()),
         }
     }
 }
 
-/// Links `gt` at the tail of `g`'s list (`rq` is `g`'s runqueue, locked).
+/// Links `gt` at the tail of the list of `rq`'s CPU (`rq` locked).
 /// Agents are never linked; a linked task stays where it is.
-pub fn link(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+pub fn link(rq: &Rq, gt: &GhostTask) {
     let l = gt.fb_link();
     if gt.is_agent() || l.linked() {
         return;
     }
-    let list = g.fb_list();
-    let tail = list.tail.get();
+    let Some(list) = list_of(rq) else {
+        return;
+    };
+    let tail = list.tail.get(rq);
     l.prev.set(tail);
     l.next.set(ptr::null());
     // SAFETY: a non-NULL tail is a linked task, alive (invariants); the
     // runqueue lock, which the caller holds, protects its link.
     match unsafe { tail.as_ref() } {
         Some(t) => t.fb_link().next.set(gt),
-        None => list.head.set(gt),
+        None => list.head.set(rq, gt),
     }
-    list.tail.set(gt);
+    list.tail.set(rq, gt);
     l.linked.set(true);
 }
 
-/// Unlinks `gt` from `g`'s list, if it is on it (`rq` is `g`'s runqueue,
-/// locked, and `gt`'s task is queued there or leaving it).
-pub fn unlink(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
+/// Unlinks `gt` from the list of `rq`'s CPU, if it is on it (`rq` locked,
+/// and `gt`'s task is queued there or leaving it).
+pub fn unlink(rq: &Rq, gt: &GhostTask) {
     let l = gt.fb_link();
     if !l.linked() {
         return;
     }
-    let list = g.fb_list();
+    let Some(list) = list_of(rq) else {
+        return;
+    };
     let (prev, next) = (l.prev.get(), l.next.get());
     // SAFETY: the neighbours of a linked task are linked tasks of the same
     // list, alive (invariants); the caller holds the runqueue lock.
     match unsafe { prev.as_ref() } {
         Some(p) => p.fb_link().next.set(next),
-        None => list.head.set(next),
+        None => list.head.set(rq, next),
     }
     // SAFETY: as above.
     match unsafe { next.as_ref() } {
         Some(n) => n.fb_link().prev.set(prev),
-        None => list.tail.set(prev),
+        None => list.tail.set(rq, prev),
     }
     l.prev.set(ptr::null());
     l.next.set(ptr::null());
@@ -128,14 +123,18 @@ pub fn unlink(_rq: &Rq, g: &GhostRq, gt: &GhostTask) {
 
 /// Whether the fallback runs `gt` on a CPU whose state is `g`: the CPU has
 /// no agent and `gt`'s enclave is orphaned.
-pub fn applies(g: &GhostRq, gt: &GhostTask) -> bool {
+pub fn applies(g: LockedGhostRq<'_>, gt: &GhostTask) -> bool {
     g.agent().is_none() && !gt.is_agent() && gt.enclave().orphaned()
 }
 
 /// The first task on `g`'s list the fallback may run (see [`applies`]),
 /// other than `skip`.
-fn first_runnable<'a>(_rq: &'a Rq, g: &GhostRq, skip: Option<TaskPtr>) -> Option<&'a GhostTask> {
-    let mut at = g.fb_list().head.get();
+fn first_runnable<'a>(
+    rq: &'a Rq,
+    g: LockedGhostRq<'_>,
+    skip: Option<TaskPtr>,
+) -> Option<&'a GhostTask> {
+    let mut at = list_of(rq)?.head.get(rq);
     // SAFETY: each pointer followed is a linked task of this list, alive
     // while the caller holds the runqueue lock (invariants).
     while let Some(t) = unsafe { at.as_ref() } {
@@ -150,18 +149,18 @@ fn first_runnable<'a>(_rq: &'a Rq, g: &GhostRq, skip: Option<TaskPtr>) -> Option
 /// The ghost class's pick on a CPU without an agent: the task of an
 /// orphaned enclave that has waited longest here, moved to the tail (round
 /// robin). `None` when there is none (or the CPU has an agent).
-pub fn pick(rq: &Rq, g: &GhostRq) -> Option<TaskPtr> {
+pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
     if g.agent().is_some() {
         return None;
     }
     let t = first_runnable(rq, g, None)?;
-    unlink(rq, g, t);
-    link(rq, g, t);
+    unlink(rq, t);
+    link(rq, t);
     Some(t.task())
 }
 
 /// The tick on a CPU without an agent: whether the running ghost task
 /// `curr` should make room for another task the fallback runs here.
-pub fn should_rotate(rq: &Rq, g: &GhostRq, curr: TaskPtr) -> bool {
+pub fn should_rotate(rq: &Rq, g: LockedGhostRq<'_>, curr: TaskPtr) -> bool {
     g.agent().is_none() && first_runnable(rq, g, Some(curr)).is_some()
 }

@@ -21,13 +21,16 @@
 //!   [`enclave`]: the enclave object (its ghostfs directory is
 //!   [`ghostfs::dir`]); [`members`]: the list of an enclave's tasks and
 //!   agents;
-//! - [`gtask`]: a task's ghOSt state and the task messages it produces, its
+//! - [`msgs`]: message production (task and CPU messages);
+//! - [`gtask`]: a task's ghOSt state, its
 //!   stay's state machine in [`gstate`];
 //! - [`cpu_data`], [`swregion`]: the memory agents map (transactions,
 //!   status words), on [`sys::mm`] (mappable buffers) and [`sw`] (the status-word
 //!   layout and allocator);
 //! - [`gtid`]: global task ids;
-//! - [`hooks`]: the entry points the core kernel calls (fork, exit, procfs);
+//! - [`entry`]: every C entry point of the crate (scheduler hooks, fork,
+//!   exit, procfs, `ghost_run(2)`, CPU hotplug), as thin trampolines to the
+//!   modules that do the work;
 //! - [`ghostfs::ioctl`]: the `GHOST_IOC_*` ioctls of an enclave's `ctl`,
 //!   their arguments copied whole as the uapi structs ([`ghostfs::uarg`]);
 //! - [`queue`]: message queues (descriptors and mappings) on [`ring`] (the
@@ -50,17 +53,17 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
-pub mod cpumsg;
 pub mod enclave;
+pub mod entry;
 pub mod fallback;
 pub mod ghostfs;
 pub mod gstate;
 pub mod gtask;
 pub mod gtid;
-pub mod hooks;
 pub mod hotplug;
 pub mod members;
 pub mod msg;
+pub mod msgs;
 pub mod parse;
 pub mod queue;
 pub mod registry;
@@ -93,9 +96,10 @@ struct Ghost;
 impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
-        sys::rq::init(agent::wake_work)?;
+        agent::percpu::init(agent::wake_work)?;
+        fallback::init()?;
         watchdog::init();
-        hooks::init()?;
+        sys::sysctl::init_pid_max_max()?;
         hotplug::init()?;
         ghostfs::init()?;
         pr_info!(

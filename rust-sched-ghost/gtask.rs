@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The ghOSt state of one task or agent (`struct sched_ghost_entity`), and
-//! the task messages it produces.
+//! The ghOSt state of one task or agent (`struct sched_ghost_entity`); the
+//! task messages it is the subject of are produced in [`crate::msgs::task`].
 //!
 //! The state is allocated (in process context) before the task enters the
 //! ghost class, hung on `task_struct::ghost`, and freed when the task leaves
@@ -17,11 +17,8 @@
 
 use crate::enclave::Enclave;
 use crate::gstate::{Event, TaskState};
-use crate::members::Link;
-use crate::msg::Payload;
-use crate::off;
 use crate::queue::Queue;
-use crate::sw::{Region, StatusWord, SwInfo, F_CANFREE, F_INUSE};
+use crate::sw::{Region, StatusWord, SwInfo, F_INUSE};
 use crate::sys::rq::{Rq, TaskPtr};
 use crate::sys::task::TaskHandle;
 use core::cell::Cell;
@@ -74,7 +71,7 @@ pub struct GhostTask {
     link: Link,
     /// Its place on its CPU's list of runnable ghost tasks (see
     /// [`crate::fallback`]).
-    fb: crate::fallback::FbLink,
+    fb: FbLink,
 }
 
 impl Drop for GhostTask {
@@ -122,7 +119,7 @@ impl GhostTask {
             runnable_since: Cell::new(0),
             task: TaskHandle::get(p),
             link: Link::new(),
-            fb: crate::fallback::FbLink::new(),
+            fb: FbLink::new(),
         };
         match KBox::new(gt, GFP_KERNEL) {
             Ok(b) => {
@@ -138,8 +135,13 @@ impl GhostTask {
         }
     }
 
-    /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked.
-    pub fn of<'a>(_rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
+    /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked:
+    /// checked (`None`, with a `WARN_ONCE`, if it is another CPU's).
+    pub fn of<'a>(rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
+        if p.cpu() != rq.cpu() {
+            crate::warn_once!("GhostTask::of: the rq is not the task's");
+            return None;
+        }
         let g = p.ghost_raw().cast::<GhostTask>();
         // SAFETY: a non-NULL `task_struct::ghost` is a live `GhostTask`; it
         // is only freed with `p`'s rq lock held, which the caller holds for
@@ -159,7 +161,7 @@ impl GhostTask {
 
     /// The place on its CPU's list of runnable ghost tasks (only
     /// [`crate::fallback`] uses it).
-    pub fn fb_link(&self) -> &crate::fallback::FbLink {
+    pub fn fb_link(&self) -> &FbLink {
         &self.fb
     }
 
@@ -361,226 +363,56 @@ impl GhostTask {
         }
     }
 
-    /// Produces a task message: bumps the task barrier (even when there is
-    /// no queue: the message is then dropped), writes the message with the
-    /// new barrier as its seqnum, and wakes the queue's agent. Agents never
-    /// get task messages; a gated task's are dropped (TASK_NEW tells all
-    /// once it is ungated).
-    ///
-    /// `_rq` is the task's runqueue, locked (`None` only where the task is
-    /// not yet visible to anyone else).
-    ///
-    /// Returns whether the message went into a queue.
-    fn send<T>(&self, rq: Option<&Rq>, ty: u32, payload: &Payload<T>) -> bool {
-        if self.is_agent() || self.gated() {
-            return false;
-        }
-        let Some(w) = self.sw() else {
-            return false;
-        };
-        let seq = w.barrier.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        let Some(q) = self.queue() else {
-            return false;
-        };
-        if !q.produce(ty as u16, seq, payload.bytes()) {
-            return false;
-        }
-        // The agent of the task's CPU if the queue wakes it, else the
-        // queue's first wakeup CPU (ghOSt's `task_target_cpu`).
-        let preferred = rq.map_or(-1, |rq| rq.cpu());
-        if let Some(cpu) = q.wake_target(preferred) {
-            crate::agent::wake(cpu);
-        }
-        true
-    }
-
-    /// `TASK_NEW`.
-    pub fn msg_new(&self, rq: Option<&Rq>, p: TaskPtr, runnable: bool) {
+    /// TASK_NEW goes out now: the agent hears of the task (see
+    /// [`crate::msgs::task::new`]).
+    pub fn announce(&self) {
         self.step(Event::Announce);
-        let mut m = Payload::<uapi::ghost_msg_payload_task_new>::new();
-        m.u64(off!(ghost_msg_payload_task_new, gtid), self.gtid() as u64)
-            .u64(
-                off!(ghost_msg_payload_task_new, parent_gtid),
-                p.parent_gtid() as u64,
-            )
-            .u64(off!(ghost_msg_payload_task_new, runtime), p.runtime())
-            .u16(
-                off!(ghost_msg_payload_task_new, runnable),
-                u16::from(runnable),
-            )
-            .u32(off!(ghost_msg_payload_task_new, nice), p.nice() as u32)
-            .u32(off!(ghost_msg_payload_task_new, sw_info), self.sw_info.id)
-            .u32(
-                off!(ghost_msg_payload_task_new, sw_info) + 4,
-                self.sw_info.index,
-            );
-        self.send(rq, uapi::MSG_TASK_NEW, &m);
-    }
-
-    /// `TASK_WAKEUP`.
-    pub fn msg_wakeup(&self, rq: Option<&Rq>, last_ran_cpu: i32, wake_up_cpu: i32, waker: i32) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_wakeup>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_wakeup, gtid),
-            self.gtid() as u64,
-        )
-        .flag(off!(ghost_msg_payload_task_wakeup, deferrable), false)
-        .u32(
-            off!(ghost_msg_payload_task_wakeup, last_ran_cpu),
-            last_ran_cpu as u32,
-        )
-        .u32(
-            off!(ghost_msg_payload_task_wakeup, wake_up_cpu),
-            wake_up_cpu as u32,
-        )
-        .u32(off!(ghost_msg_payload_task_wakeup, waker_cpu), waker as u32);
-        self.send(rq, uapi::MSG_TASK_WAKEUP, &m);
-    }
-
-    /// `TASK_BLOCKED`.
-    pub fn msg_blocked(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_blocked>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_blocked, gtid),
-            self.gtid() as u64,
-        )
-        .u64(off!(ghost_msg_payload_task_blocked, runtime), p.runtime())
-        .u64(off!(ghost_msg_payload_task_blocked, cpu_seqnum), cpu_seqnum)
-        .u32(off!(ghost_msg_payload_task_blocked, cpu), rq.cpu() as u32);
-        self.send(Some(rq), uapi::MSG_TASK_BLOCKED, &m);
-    }
-
-    /// `TASK_PREEMPT`.
-    pub fn msg_preempt(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64, was_latched: bool) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_preempt>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_preempt, gtid),
-            self.gtid() as u64,
-        )
-        .u64(off!(ghost_msg_payload_task_preempt, runtime), p.runtime())
-        .u64(off!(ghost_msg_payload_task_preempt, cpu_seqnum), cpu_seqnum)
-        .u32(off!(ghost_msg_payload_task_preempt, cpu), rq.cpu() as u32)
-        .flag(
-            off!(ghost_msg_payload_task_preempt, was_latched),
-            was_latched,
-        );
-        self.send(Some(rq), uapi::MSG_TASK_PREEMPT, &m);
-    }
-
-    /// `TASK_YIELD`.
-    pub fn msg_yield(&self, rq: &Rq, p: TaskPtr, cpu_seqnum: u64) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_yield>::new();
-        m.u64(off!(ghost_msg_payload_task_yield, gtid), self.gtid() as u64)
-            .u64(off!(ghost_msg_payload_task_yield, runtime), p.runtime())
-            .u64(off!(ghost_msg_payload_task_yield, cpu_seqnum), cpu_seqnum)
-            .u32(off!(ghost_msg_payload_task_yield, cpu), rq.cpu() as u32);
-        self.send(Some(rq), uapi::MSG_TASK_YIELD, &m);
-    }
-
-    /// `TASK_DEAD`. Marks the word `CANFREE` (before the message is
-    /// visible). Returns whether the message went out: if not (no queue),
-    /// the caller frees the word, since no agent will.
-    pub fn msg_dead(&self, rq: &Rq) -> bool {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_dead>::new();
-        m.u64(off!(ghost_msg_payload_task_dead, gtid), self.gtid() as u64)
-            .u32(off!(ghost_msg_payload_task_dead, cpu), rq.cpu() as u32);
-        self.sw_flags(F_CANFREE, SW_ONCPU | SW_RUNNABLE);
-        self.send(Some(rq), uapi::MSG_TASK_DEAD, &m)
-    }
-
-    /// `TASK_DEPARTED`: the task left ghost. Marks the word
-    /// `CANFREE | MSG_GATED`.
-    pub fn msg_departed(&self, rq: &Rq, cpu_seqnum: u64, was_current: bool) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_departed>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_departed, gtid),
-            self.gtid() as u64,
-        )
-        .u64(
-            off!(ghost_msg_payload_task_departed, cpu_seqnum),
-            cpu_seqnum,
-        )
-        .u32(off!(ghost_msg_payload_task_departed, cpu), rq.cpu() as u32)
-        .flag(
-            off!(ghost_msg_payload_task_departed, was_current),
-            was_current,
-        );
-        self.sw_flags(F_CANFREE | SW_MSG_GATED, SW_ONCPU | SW_RUNNABLE);
-        self.enclave().note_gated();
-        self.send(Some(rq), uapi::MSG_TASK_DEPARTED, &m);
-    }
-    /// TASK_AFFINITY_CHANGED: the task's allowed CPUs changed.
-    pub fn msg_affinity_changed(&self, rq: &Rq) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_affinity_changed>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_affinity_changed, gtid),
-            self.gtid() as u64,
-        );
-        self.send(Some(rq), uapi::MSG_TASK_AFFINITY_CHANGED, &m);
-    }
-
-    /// TASK_PRIORITY_CHANGED: the task's nice value is now `nice`.
-    pub fn msg_priority_changed(&self, rq: &Rq, nice: i32) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_priority_changed>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_priority_changed, gtid),
-            self.gtid() as u64,
-        )
-        .u32(
-            off!(ghost_msg_payload_task_priority_changed, nice),
-            nice as u32,
-        );
-        self.send(Some(rq), uapi::MSG_TASK_PRIORITY_CHANGED, &m);
-    }
-
-    /// `TASK_ON_CPU`.
-    pub fn msg_on_cpu(&self, rq: &Rq, commit_time: i64, cpu_seqnum: u64) {
-        let mut m = Payload::<uapi::ghost_msg_payload_task_on_cpu>::new();
-        m.u64(
-            off!(ghost_msg_payload_task_on_cpu, gtid),
-            self.gtid() as u64,
-        )
-        .u64(
-            off!(ghost_msg_payload_task_on_cpu, commit_time),
-            commit_time as u64,
-        )
-        .u64(off!(ghost_msg_payload_task_on_cpu, cpu_seqnum), cpu_seqnum)
-        .u32(off!(ghost_msg_payload_task_on_cpu, cpu), rq.cpu() as u32);
-        self.send(Some(rq), uapi::MSG_TASK_ON_CPU, &m);
     }
 }
 
-/// Hangs `gt` on `p` (`task_struct::ghost`); gives it back if `p` already
-/// has a state.
-pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
-    let raw = KBox::into_raw(gt);
-    // SAFETY: `p` is alive (its invariant); a compare-and-swap from NULL.
-    if unsafe { kernel::bindings::ghost_task_claim(p.as_raw(), raw.cast()) } {
-        Ok(())
-    } else {
-        // SAFETY: not installed: we still own the box.
-        Err(unsafe { KBox::from_raw(raw) })
-    }
+/// A member's place on its enclave's member list
+/// ([`crate::members::Members`]).
+///
+/// # Invariants
+///
+/// The cells are only accessed with the enclave's member lock held.
+pub struct Link {
+    pub(crate) prev: Cell<*const GhostTask>,
+    pub(crate) next: Cell<*const GhostTask>,
+    pub(crate) linked: Cell<bool>,
 }
 
-/// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
-/// owns `p` exclusively (a fork that failed).
-pub fn uninstall(rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
-    let g = p.ghost_raw().cast::<GhostTask>();
-    if g.is_null() {
-        return None;
-    }
-    p.set_ghost_raw(core::ptr::null_mut());
-    // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
-    // cleared just above, so it is ours now.
-    let gt = unsafe { KBox::from_raw(g) };
-    // Off its CPU's list before it can be freed (a task is linked only
-    // while queued on `rq`, which the caller holds; without a runqueue the
-    // task is not queued anywhere).
-    if let Some(rq) = rq {
-        if let Some(grq) = rq.ghost() {
-            crate::fallback::unlink(rq, grq, &gt);
+impl Link {
+    /// An unlinked place.
+    pub const fn new() -> Self {
+        Link {
+            prev: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            linked: Cell::new(false),
         }
     }
-    Some(gt)
+}
+
+/// A task's place on its CPU's list of runnable ghost tasks
+/// ([`crate::fallback`], which alone touches it, under that rq lock).
+pub struct FbLink {
+    pub(crate) prev: Cell<*const GhostTask>,
+    pub(crate) next: Cell<*const GhostTask>,
+    pub(crate) linked: Cell<bool>,
+}
+
+impl FbLink {
+    /// Not on any list.
+    pub const fn new() -> Self {
+        FbLink {
+            prev: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            linked: Cell::new(false),
+        }
+    }
+
+    /// Whether the task is on a list.
+    pub fn linked(&self) -> bool {
+        self.linked.get()
+    }
 }

@@ -29,12 +29,12 @@
 //! (whether an agent holds it), [`crate::sys::cpu`] (the hotplug state).
 
 use crate::sys::cpu::OfflineCheck;
-use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
 
 /// Whether `cpu` may go offline: `EBUSY` if it belongs to an enclave
 /// (logged) or an agent holds it (from `become agent` until the agent has
-/// left the class). Process context.
+/// left the class). Process context. Also `sched_cpu_deactivate()`'s
+/// check, through [`crate::entry`].
 pub fn may_go_offline(cpu: u32) -> Result {
     if crate::registry::cpu_in_enclave(cpu as usize) {
         pr_info!("CPU {} belongs to an enclave: it stays online\n", cpu);
@@ -42,7 +42,7 @@ pub fn may_go_offline(cpu: u32) -> Result {
     }
     let claimed = i32::try_from(cpu)
         .ok()
-        .and_then(crate::sys::rq::GhostRq::of)
+        .and_then(crate::agent::percpu::GhostRq::of)
         .is_some_and(|g| g.agent_claimed());
     if claimed {
         // Not logged: a destroy's agents leave soon, and a retrying writer
@@ -50,16 +50,6 @@ pub fn may_go_offline(cpu: u32) -> Result {
         return Err(EBUSY);
     }
     Ok(())
-}
-
-/// `sched_cpu_deactivate()` of `cpu`, before the CPU is deactivated (its
-/// hotplug thread: process context): nonzero keeps it online.
-#[no_mangle]
-pub extern "C" fn ghost_cpu_deactivate(cpu: c_uint) -> c_int {
-    match may_go_offline(cpu) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
 }
 
 /// The teardown check of the hotplug state (the `cpuhp` thread of the CPU:

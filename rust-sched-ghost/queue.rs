@@ -16,13 +16,13 @@
 //! mappings.
 
 use crate::ring::{map_bytes, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
+use crate::sys::anonfd::{AnonFile, AnonFops};
 use crate::sys::mm::{UserBuf, Vma};
 use crate::sys::rawlock::RawSpinLock;
-use crate::OpsTable;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel::bindings;
 use kernel::prelude::*;
+use kernel::str::CStr;
 use kernel::sync::Arc;
 
 /// One queue.
@@ -76,38 +76,36 @@ impl Queue {
             producer: RawSpinLock::new(producer)?,
             wake_cpus: AtomicU64::new(NO_WAKE),
         };
-        q.header_word(0)
-            .store(kernel::uapi::GHOST_QUEUE_VERSION, Ordering::Relaxed);
-        q.header_word(1).store(RING_START as u32, Ordering::Relaxed);
-        q.header_word(2).store(nelems, Ordering::Release);
+        let words = [kernel::uapi::GHOST_QUEUE_VERSION, RING_START as u32, nelems];
+        for (i, v) in words.into_iter().enumerate() {
+            if let Some(w) = q.header_word(i) {
+                // The last one (`nelems`) with release order.
+                w.store(v, Ordering::Release);
+            }
+        }
         Ok(Arc::new(q, GFP_KERNEL)?)
     }
 
-    /// Word `i` (0..3) of the `ghost_queue_header`.
-    fn header_word(&self, i: usize) -> &AtomicU32 {
-        let p = self.buf.as_ptr().wrapping_add(4 * i.min(2)).cast::<u32>();
-        // SAFETY: the first 12 bytes of the buffer (type invariant: it is at
-        // least one page) hold the header; the buffer is page aligned and
-        // lives as long as `self`; shared with userspace, hence atomic.
-        unsafe { AtomicU32::from_ptr(p) }
+    /// Word `i` (0..3) of the `ghost_queue_header` (shared with
+    /// userspace, hence atomic); `None` only if the buffer were smaller
+    /// than its type invariant says.
+    fn header_word(&self, i: usize) -> Option<&AtomicU32> {
+        self.buf.at(4 * i.min(2))
     }
 
     /// Appends a message (`ty`, `seqnum`, `payload`); `false` if it was
     /// dropped (ring full: `overflow` counts it). Any context; never sleeps.
     pub fn produce(&self, ty: u16, seqnum: u32, payload: &[u8]) -> bool {
-        let base = self.buf.as_ptr().wrapping_add(RING_START);
-        let words = base.wrapping_add(RING_HEADER).cast::<AtomicU32>();
-        // SAFETY: the buffer holds the ring header at `RING_START` and then
-        // `2 * nelems` words (type invariant), is suitably aligned for
-        // `u32`s (page aligned, offsets multiple of 4), lives as long as
-        // `self`, and is shared with userspace, hence only accessed through
-        // atomics.
-        let mem = unsafe {
-            RingMem {
-                header: &*base.cast::<RingHeader>(),
-                words: core::slice::from_raw_parts(words, 2 * self.nelems as usize),
-            }
+        // The buffer holds the ring header at `RING_START` and then
+        // `2 * nelems` words (type invariant).
+        let header = self.buf.at::<RingHeader>(RING_START);
+        let words = (self.nelems as usize)
+            .checked_mul(2)
+            .and_then(|n| self.buf.slice_at::<AtomicU32>(RING_START + RING_HEADER, n));
+        let (Some(header), Some(words)) = (header, words) else {
+            return false;
         };
+        let mem = RingMem { header, words };
         self.producer
             .lock()
             .produce(&mem, ty, seqnum, payload)
@@ -137,27 +135,7 @@ impl Queue {
     /// The queue behind file descriptor `fd`, if it is a `[ghost_queue]`
     /// descriptor; `EBADF` otherwise.
     pub fn from_fd(fd: i32) -> Result<Arc<Queue>> {
-        let fd = u32::try_from(fd).map_err(|_| EBADF)?;
-        // SAFETY: takes a reference on the file behind `fd` (or NULL).
-        let file = unsafe { bindings::fget(fd) };
-        if file.is_null() {
-            return Err(EBADF);
-        }
-        // SAFETY: `file` is live (we hold a reference).
-        let is_queue = unsafe { (*file).f_op } == QUEUE_FOPS.get() as *const _;
-        let q = if is_queue {
-            // SAFETY: a queue file's `private_data` is the reference
-            // `into_fd` gave it, alive while the file is; take another.
-            let q = unsafe { Arc::from_raw((*file).private_data.cast::<Queue>().cast_const()) };
-            let copy = q.clone();
-            core::mem::forget(q);
-            Ok(copy)
-        } else {
-            Err(EBADF)
-        };
-        // SAFETY: drops the reference `fget` took.
-        unsafe { bindings::fput(file) };
-        q
+        QUEUE_FOPS.from_fd(fd)
     }
 
     /// The size of the mapping (what `CREATE_QUEUE` reports as `mapsize`).
@@ -181,70 +159,20 @@ impl Queue {
         vma.map(&self.buf)
     }
 
-    /// A new `[ghost_queue]` file descriptor for `q`.
+    /// A new `[ghost_queue]` file descriptor (`O_RDWR | O_CLOEXEC`) for
+    /// `q`.
     pub fn into_fd(q: Arc<Queue>) -> Result<c_int> {
-        let flags = c_int::try_from(bindings::O_RDWR | bindings::O_CLOEXEC).map_err(|_| EINVAL)?;
-        let raw = Arc::into_raw(q);
-        // SAFETY: the name and operations are statics; `raw` is a counted
-        // reference that the file owns from here on (dropped in `release`).
-        let fd = unsafe {
-            bindings::anon_inode_getfd(
-                kernel::c_str!("[ghost_queue]").as_char_ptr(),
-                QUEUE_FOPS.get(),
-                raw.cast_mut().cast(),
-                flags,
-            )
-        };
-        if fd < 0 {
-            // SAFETY: no file took the reference: give it back.
-            drop(unsafe { Arc::from_raw(raw) });
-            return Err(Error::from_errno(fd));
-        }
-        Ok(fd)
+        QUEUE_FOPS.into_fd(q)
+    }
+}
+
+impl AnonFile for Queue {
+    const NAME: &'static CStr = kernel::c_str!("[ghost_queue]");
+
+    fn mmap(&self, vma: &mut Vma) -> Result {
+        Queue::mmap(self, vma)
     }
 }
 
 /// The file operations of a queue descriptor.
-static QUEUE_FOPS: OpsTable<bindings::file_operations> = {
-    // SAFETY: plain C data; all-zeroes means "no operation".
-    let mut f: bindings::file_operations = unsafe { core::mem::zeroed() };
-    f.mmap = Some(queue_mmap);
-    f.release = Some(queue_release);
-    // SAFETY: function pointers only; C only reads the table.
-    unsafe { OpsTable::new(f) }
-};
-
-/// The queue of a `[ghost_queue]` file.
-///
-/// # Safety
-///
-/// `file` must be a live file created by [`Queue::into_fd`].
-unsafe fn queue_of<'a>(file: *mut bindings::file) -> &'a Queue {
-    // SAFETY: `private_data` holds the reference `into_fd` gave the file,
-    // valid until `release`.
-    unsafe { &*(*file).private_data.cast::<Queue>() }
-}
-
-unsafe extern "C" fn queue_mmap(
-    file: *mut bindings::file,
-    vma: *mut bindings::vm_area_struct,
-) -> c_int {
-    // SAFETY: the VFS calls this on a live queue file.
-    let q = unsafe { queue_of(file) };
-    // SAFETY: `vma` is the mapping being set up, under `mmap_lock`.
-    let vma = unsafe { Vma::from_raw(vma) };
-    match q.mmap(vma) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
-
-unsafe extern "C" fn queue_release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: the last close of a queue file: take back the reference
-    // `into_fd` gave it. Mappings keep their pages on their own.
-    drop(unsafe { Arc::from_raw((*file).private_data.cast::<Queue>().cast_const()) });
-    0
-}
+static QUEUE_FOPS: AnonFops<Queue> = AnonFops::new();

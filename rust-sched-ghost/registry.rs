@@ -18,12 +18,12 @@
 //! ghostfs directory of an enclave is built by [`crate::ghostfs`], which calls
 //! [`begin_create`].
 
+use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
 use crate::enclave::{CpuOwners, Enclave, EnclaveInit};
 use crate::parse::{CpuSet, MAX_CPUS};
 use crate::sys::cpu::{cpu_active, cpu_online};
 use crate::sys::once::OnceBox;
-use crate::sys::rq::GhostRq;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};

@@ -1,301 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Tasks entering, living in and leaving the ghost class: the hooks the
-//! core scheduler calls (`<linux/ghost.h>`), joining and leaving, and the
-//! message edges.
+//! The scheduling core: the hooks the core scheduler calls
+//! (`<linux/ghost.h>`, through [`crate::entry`]) and the class edges of
+//! [`crate::classes`] (enter, leave, pick, switch, tick), which produce the
+//! messages of [`crate::msgs`]. Joining and leaving an enclave (staging the
+//! state, forks) is [`crate::members`].
 //!
-//! Where each task message is produced:
-//!
-//! | Message | Edge |
-//! |---|---|
-//! | TASK_NEW | the task enters the class (`switched_to`); deferred to its switch-out when it was running; for a fork child, its first enqueue |
-//! | TASK_WAKEUP | enqueue with `ENQUEUE_WAKEUP` |
-//! | TASK_BLOCKED, TASK_YIELD, TASK_DEAD | the pick-next prologue, before the pick (so the agent woken by it is a candidate) |
-//! | TASK_PREEMPT | the task switch (`prepare_task_switch`), when a runnable task loses its CPU; or a latch replaced by a commit |
-//! | TASK_DEPARTED | the task leaves the class (`switched_from`) |
-//! | TASK_ON_CPU | `set_next_task`, when the commit asked for it |
+//! Which edge produces which message: see [`crate::msgs`].
 //!
 //! ONCPU is cleared only after the message that takes the task off its CPU
 //! is produced, so an agent that sees a task off-CPU sees a stable barrier.
 
-use crate::enclave::Enclave;
+use crate::agent::percpu::LockedGhostRq;
 use crate::gtask::{self, GhostTask};
-use crate::queue::Queue;
+use crate::members;
+use crate::msgs;
 use crate::sw::F_CANFREE;
-use crate::sys::rq::{GhostRq, Rq, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{Rq, TaskPtr, TaskRqGuard};
 use crate::sys::task::TaskHandle;
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
-use kernel::bindings;
-use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::sync::Arc;
 use kernel::uapi;
 
-/// `SCHED_GHOST`.
-pub const SCHED_GHOST: i32 = uapi::SCHED_GHOST as i32;
+pub use crate::sys::task::SCHED_GHOST;
 
-/// Frees `gt` (off its task already) and uncounts it from its enclave,
-/// releasing an agent's claim on its CPU. Never sleeps.
-pub fn retire(gt: KBox<GhostTask>) {
-    let e: *const Enclave = gt.enclave();
-    if let Some(cpu) = gt.agent_cpu {
-        if let Some(g) = GhostRq::of(cpu) {
-            g.release_agent();
-        }
-    }
-    drop(gt);
-    // SAFETY: the enclave lives while the task is counted; this is the
-    // last use.
-    unsafe { (*e).leave() };
-}
-
-/// The agent state of the caller: its CPU and enclave, if it is an agent.
-pub fn current_agent() -> Option<(i32, *const Enclave)> {
-    let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
-    let gt = GhostTask::of(&g, g.task())?;
-    Some((gt.agent_cpu?, gt.enclave() as *const Enclave))
-}
-
-/// `struct sched_attr` for a policy change done by the kernel.
-fn attr(policy: i32, nice: i32, flags: u64) -> bindings::sched_attr {
-    // SAFETY: plain C data; zero is a valid value of every field.
-    let mut a: bindings::sched_attr = unsafe { core::mem::zeroed() };
-    a.size = core::mem::size_of::<bindings::sched_attr>() as u32;
-    a.sched_policy = policy as u32;
-    a.sched_nice = nice;
-    a.sched_flags = flags;
-    a
-}
-
-/// Sets `p`'s policy (kernel call: no permission checks).
-pub fn set_policy(p: TaskPtr, policy: i32, flags: u64) -> Result {
-    let a = attr(policy, p.nice(), flags);
-    // SAFETY: `p` is alive (its invariant) and `a` a valid attribute set;
-    // process context.
-    let r = unsafe { bindings::sched_setattr_nocheck(p.as_raw(), &a) };
-    if r < 0 {
-        return Err(Error::from_errno(r));
-    }
-    Ok(())
-}
-
-/// A write of `tasks`: `t` joins `e`. Success if it already is in `e`
-/// (ghOSt's `EALREADY`); `EPERM` if it is in another enclave or an agent
-/// (ghOSt: `SCHED_GHOST` again);
-/// `EPERM` for a kernel thread, or another process's thread without
-/// `CAP_SYS_NICE`; `EXDEV` while `e` is being destroyed; `ENOMEM` when no
-/// status word is free. May sleep.
-pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
-    let p = t.as_ptr();
-    if p.is_kthread() {
-        return Err(EPERM);
-    }
-    if p.tgid() != TaskPtr::current().tgid() && !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
-        return Err(EPERM);
-    }
-    {
-        let g = TaskRqGuard::lock(TaskHandle::get(p));
-        if let Some(gt) = GhostTask::of(&g, p) {
-            return if !gt.is_agent() && core::ptr::eq(gt.enclave(), &**e) {
-                Ok(())
-            } else {
-                Err(EPERM)
-            };
-        }
-    }
-    stage(e, p, None, e.default_queue())?;
-    // Back before the agent freed the word of its last stay: the agent
-    // hears nothing of this one until it does (ABI: MSG_GATED).
-    e.gate_reentry(p.gtid(), || {
-        let g = TaskRqGuard::lock(TaskHandle::get(p));
-        if let Some(gt) = GhostTask::of(&g, p) {
-            gt.set_gated(true);
-        }
-    });
-    if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
-        unstage(p);
-        return Err(err);
-    }
-    Ok(())
-}
-
-/// Prepares `p` to enter the class as a task (`agent_cpu` `None`) or the
-/// agent of a CPU of `e`: counts it in `e` (`EXDEV` if `e` is dying),
-/// allocates its state and status word (`ENOMEM`), and hangs the state on
-/// `p` (`EBUSY` if `p` has one). On failure nothing is left, except an
-/// agent's claim on its CPU, which the caller releases. May sleep.
-pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>) -> Result {
-    e.enter()?;
-    let gt = match GhostTask::new(e, p, p.gtid(), agent_cpu, q) {
-        Ok(gt) => gt,
-        Err(err) => {
-            e.leave();
-            return Err(err);
-        }
-    };
-    if let Err(gt) = gtask::install(p, gt) {
-        gt.free_sw();
-        retire(gt);
-        return Err(EBUSY);
-    }
-    Ok(())
-}
-
-/// Undoes [`stage`] for a task that did not enter the class after all.
-pub fn unstage(p: TaskPtr) {
-    let g = TaskRqGuard::lock(TaskHandle::get(p));
-    if let Some(gt) = gtask::uninstall(Some(&g), p) {
-        drop(g);
-        gt.free_sw();
-        retire(gt);
-    }
-}
-
-/// Moves `t` back to `SCHED_NORMAL` (destroy). Errors are ignored: a task
-/// that cannot be moved is exiting, and its exit retires it.
-pub fn leave_ghost(t: &TaskHandle) {
-    let _ = set_policy(t.as_ptr(), bindings::SCHED_NORMAL as i32, 0);
-}
-
-/// `discover tasks`: a `TASK_NEW` for every task of `e`, so that a new
-/// agent learns them (in-place upgrade).
-pub fn discover_tasks(e: &Arc<Enclave>) {
-    for t in e.tasks() {
-        let g = TaskRqGuard::lock(t);
-        let p = g.task();
-        if let Some(gt) = GhostTask::of(&g, p) {
-            if gt.announced() {
-                gt.msg_new(Some(&g), p, p.queued());
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Hooks called by the core scheduler.
-
-/// `sched_fork()`: `p` is a new task, not yet visible to anyone. Clears the
-/// ghost state copied from the parent; a `SCHED_GHOST` child joins its
-/// parent's enclave, with its messages going to the enclave's default
-/// queue. Nonzero: the child must fall back to `SCHED_NORMAL`. Process
-/// context.
-///
-/// # Safety
-///
-/// `p` is the task being forked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_sched_fork(p: *mut bindings::task_struct) -> c_int {
-    // SAFETY: `p` is the child being built; alive for the call.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return 0;
-    };
-    p.set_ghost_raw(core::ptr::null_mut());
-    if p.policy() != SCHED_GHOST {
-        return 0;
-    }
-    match fork_join(p) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// The ghost part of a fork: the child `p` joins the parent's enclave. It
-/// is announced at its first wakeup ([`announce_child`]).
-fn fork_join(p: TaskPtr) -> Result {
-    let e = {
-        let g = TaskRqGuard::lock(TaskHandle::get(TaskPtr::current()));
-        let gt = GhostTask::of(&g, g.task()).ok_or(EINVAL)?;
-        if gt.is_agent() {
-            // Agents fork with RESET_ON_FORK; never here.
-            return Err(EINVAL);
-        }
-        let e: *const Enclave = gt.enclave();
-        // SAFETY: the parent, counted in the enclave, keeps it alive while
-        // its rq lock is held; `enter` counts the child before unlocking.
-        unsafe { (*e).enter()? };
-        e
-    };
-    // SAFETY: the child is counted: the enclave (and its queues) live on.
-    let e = unsafe { &*e };
-    let gt = match GhostTask::new(e, p, 0, None, None) {
-        Ok(gt) => gt,
-        Err(err) => {
-            e.leave();
-            return Err(err);
-        }
-    };
-    // In the class from birth; announced at its first wakeup.
-    gt.fork_joined();
-    match gtask::install(p, gt) {
-        Ok(()) => Ok(()),
-        Err(gt) => {
-            gt.free_sw();
-            retire(gt);
-            Err(EBUSY)
-        }
-    }
-}
-
-/// Announces the fork child `p` (`rq` locked): at its first wakeup, or
-/// when it leaves ghost before that. Its gtid exists now (fork assigns it
-/// after `sched_fork()`), and only now is its status word published, with
-/// that gtid, as ghOSt publishes a forked task's word: an agent that adopts
-/// the enclave's tasks by their words never sees one without a gtid.
-///
-/// Its messages go to the enclave's default queue as it is now, not to its
-/// parent's queue (ghOSt's `_ghost_sched_fork` gives a child the default
-/// queue): the default queue is where an agent expects new tasks, and the
-/// first queue an upgrading agent sets up, before it adopts the enclave's
-/// tasks. A parent not yet adopted (still on the queue of a dead agent)
-/// would otherwise hand that queue to a child the adoption never saw: its
-/// `TASK_NEW` would go where nobody reads, the child would stay runnable
-/// and unknown to the agent for good, and a parent in `vfork()` with it.
-pub fn announce_child(rq: &Rq, p: TaskPtr, gt: &GhostTask, runnable: bool) {
-    gt.set_gtid(p.gtid());
-    gt.set_queue(gt.enclave().default_queue());
-    gt.publish_sw();
-    gt.msg_new(Some(rq), p, runnable);
-}
-
-/// `sched_cancel_fork()`: the fork of `p` failed after `sched_fork()`.
-///
-/// # Safety
-///
-/// `p` is the task whose fork failed; no one else can see it.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_sched_cancel_fork(p: *mut bindings::task_struct) {
-    // SAFETY: `p` is alive for the call.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return;
-    };
-    if let Some(gt) = gtask::uninstall(None, p) {
-        gt.free_sw();
-        retire(gt);
-    }
-}
+// Membership moved to `crate::members`; these names stay reachable here for
+// the enclave's call sites until they name `members` themselves.
+pub use crate::members::{current_agent, discover_tasks, join, leave_ghost, ungate};
 
 /// `__sched_setscheduler()` of `p` to `policy`, when the old or the new
 /// policy is `SCHED_GHOST`. Entering is only done by ghOSt itself (ghostfs):
 /// userspace gets `EBADF`. A ghost task may set `SCHED_GHOST` again (to
 /// change its nice value); an agent may not (`EPERM`), nor leave ghost.
-/// Process context, no lock held.
-///
-/// # Safety
-///
-/// `p` is a task the caller holds a reference on.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_setscheduler_check(
-    p: *mut bindings::task_struct,
-    policy: c_int,
-    user: bool,
-) -> c_int {
-    // SAFETY: the caller holds a reference.
-    let Some(p) = (unsafe { TaskPtr::from_raw(p) }) else {
-        return EINVAL.to_errno();
-    };
+/// Process context, no lock held; the caller holds a reference on `p`.
+pub fn setscheduler_check(p: TaskPtr, policy: i32, user: bool) -> Result {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
     let gt = GhostTask::of(&g, p);
-    let r = if policy == SCHED_GHOST {
+    if policy == SCHED_GHOST {
         match (user, gt) {
             // An agent's scheduling is not the user's to change.
             (true, Some(gt)) if gt.is_agent() => Err(EPERM),
@@ -312,24 +54,12 @@ pub unsafe extern "C" fn ghost_setscheduler_check(
         Err(EPERM)
     } else {
         Ok(())
-    };
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
     }
 }
 
-/// `p`, its ghost state and its CPU's, if `p` is in the ghost class.
-///
-/// # Safety
-///
-/// `p` is NULL or a task on `rq` that stays alive for `'a`.
-unsafe fn in_class<'a>(
-    rq: &'a Rq,
-    p: *mut bindings::task_struct,
-) -> Option<(TaskPtr, &'a GhostTask, &'a GhostRq)> {
-    // SAFETY: the caller's guarantee.
-    let p = unsafe { TaskPtr::from_raw(p) }?;
+/// `p`'s ghost state and its CPU's, if `p` (a task on the locked `rq`) is
+/// in the ghost class.
+fn in_class(rq: &Rq, p: TaskPtr) -> Option<(TaskPtr, &GhostTask, LockedGhostRq<'_>)> {
     if !p.in_ghost_class() {
         return None;
     }
@@ -338,39 +68,29 @@ unsafe fn in_class<'a>(
 
 /// Wakes the agent of `rq`'s CPU when the latch's run flags ask for it on
 /// this edge (`RTLA_ON_*`).
-fn rtla(rq: &Rq, g: &GhostRq, flag: u32) {
-    if g.run_flags(rq) & flag != 0 {
-        crate::agent::wake(rq.cpu());
+fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
+    if g.run_flags() & flag != 0 {
+        crate::agent::percpu::wake(rq.cpu());
     }
 }
 
 /// The pick-next prologue: `prev` (the current task of `rq`) is about to
 /// be switched out or re-picked. Produces the messages of the edges that
 /// are known now (blocked, yield, dead, a deferred TASK_NEW), so that an
-/// agent they wake is a candidate of this very pick.
-///
-/// # Safety
-///
-/// Called by `__schedule()` with `rq` locked and `prev == rq->curr`.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_pnt_prologue(
-    rq: *mut bindings::rq,
-    prev: *mut bindings::task_struct,
-) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
+/// agent they wake is a candidate of this very pick. `__schedule()`, `rq`
+/// locked, `prev == rq->curr`.
+pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
     if let Some(g) = rq.ghost() {
         if g.agent().is_some() {
             // The CPU is available to ghost while no task of another class
             // wants it (ghOSt updates this at every pick).
             let avail = !rq.others_runnable();
-            if g.set_avail(rq, avail) {
-                crate::cpumsg::availability(rq, g, avail);
+            if g.set_avail(avail) {
+                msgs::cpu::availability(rq, g, avail);
             }
         }
     }
-    // SAFETY: `prev` is the current task: alive.
-    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
+    let Some((prev, gt, g)) = in_class(rq, prev) else {
         return;
     };
     if gt.is_agent() {
@@ -381,7 +101,7 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
     }
     if gt.new_pending() {
         // It joined while running: now the agent learns about it.
-        gt.msg_new(Some(rq), prev, prev.queued());
+        msgs::task::new(&gt, Some(rq), prev, prev.queued());
         gt.clear_oncpu();
         return;
     }
@@ -392,48 +112,31 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
     // `task_dead` once it is off the CPU (ghOSt's order; agents check that
     // a dead task was blocked).
     if !prev.queued() {
-        let seq = g.cpu_seqnum(rq);
-        gt.msg_blocked(rq, prev, seq);
+        let seq = g.cpu_seqnum();
+        msgs::task::blocked(&gt, rq, prev, seq);
         gt.clear_oncpu();
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
     } else if gt.take_yield() {
-        let seq = g.cpu_seqnum(rq);
-        gt.msg_yield(rq, prev, seq);
+        let seq = g.cpu_seqnum();
+        msgs::task::yielded(&gt, rq, prev, seq);
         gt.clear_oncpu();
         // A yielding task is not picked again until an agent commits it.
-        g.set_must_resched(rq, true);
+        g.set_must_resched(true);
         rtla(rq, g, uapi::RTLA_ON_YIELD);
     }
 }
 
 /// The task switch: `prev` leaves `rq`'s CPU for `next`. A ghost task
 /// that is still runnable and had no message yet was preempted. CPU
-/// messages of the switch go out too (see [`crate::cpumsg`]).
-///
-/// # Safety
-///
-/// Called by `context_switch()` with `rq` locked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_prepare_task_switch(
-    rq: *mut bindings::rq,
-    prev: *mut bindings::task_struct,
-    next: *mut bindings::task_struct,
-) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
-    // SAFETY: both tasks are on this locked rq, switching: alive.
-    let (Some(prev_p), Some(next_p)) = (unsafe { TaskPtr::from_raw(prev) }, unsafe {
-        TaskPtr::from_raw(next)
-    }) else {
-        return;
-    };
+/// messages of the switch go out too (see [`crate::msgs::cpu`]).
+/// `context_switch()`, `rq` locked.
+pub fn prepare_task_switch(rq: &Rq, prev: TaskPtr, next: TaskPtr) {
     if let Some(g) = rq.ghost() {
         // The task told to leave is leaving.
-        g.set_must_resched(rq, false);
-        cpu_switch(rq, g, prev_p, next_p);
+        g.set_must_resched(false);
+        cpu_switch(rq, g, prev, next);
     }
-    // SAFETY: `prev` is switching out on this locked rq: alive.
-    let Some((prev, gt, g)) = (unsafe { in_class(rq, prev) }) else {
+    let Some((prev, gt, g)) = in_class(rq, prev) else {
         return;
     };
     if gt.is_agent() {
@@ -445,16 +148,16 @@ pub unsafe extern "C" fn ghost_prepare_task_switch(
     if !gt.oncpu() {
         return;
     }
-    let seq = g.cpu_seqnum(rq);
+    let seq = g.cpu_seqnum();
     if !prev.queued() {
         // Blocked without going through the prologue (an idle-mode pick).
-        gt.msg_blocked(rq, prev, seq);
+        msgs::task::blocked(&gt, rq, prev, seq);
         gt.clear_oncpu();
         rtla(rq, g, uapi::RTLA_ON_BLOCKED);
         return;
     }
-    if g.run_flags(rq) & uapi::ELIDE_PREEMPT == 0 {
-        gt.msg_preempt(rq, prev, seq, false);
+    if g.run_flags() & uapi::ELIDE_PREEMPT == 0 {
+        msgs::task::preempt(&gt, rq, prev, seq, false);
     }
     gt.clear_oncpu();
     rtla(rq, g, uapi::RTLA_ON_PREEMPT);
@@ -464,46 +167,41 @@ pub unsafe extern "C" fn ghost_prepare_task_switch(
 /// blocks; the CPU becomes busy with (or free of) other classes' tasks;
 /// the idle CPU an agent asked to hear about (`NEED_CPU_NOT_IDLE`) gets a
 /// task of another class.
-fn cpu_switch(rq: &Rq, g: &GhostRq, prev: TaskPtr, next: TaskPtr) {
+fn cpu_switch(rq: &Rq, g: LockedGhostRq<'_>, prev: TaskPtr, next: TaskPtr) {
     let agent = g.agent();
     // The agent blocks outside `ghost_run` (ghOSt's agents stay runnable
     // while blocked in `ghost_run`: no message for that).
     if agent == Some(prev) && !prev.queued() && !g.blocked_in_run().load(Ordering::SeqCst) {
-        crate::cpumsg::agent_runnability(rq, g, true);
+        msgs::cpu::agent_runnability(rq, g, true);
     }
     if agent == Some(next) {
         // The agent preempts everyone: says nothing about the others.
         return;
     }
     let other = !next.is_idle() && !next.in_ghost_class();
-    if g.set_avail(rq, !other) {
-        crate::cpumsg::availability(rq, g, !other);
+    if g.set_avail(!other) {
+        msgs::cpu::availability(rq, g, !other);
     }
-    let flags = g.run_flags(rq);
-    if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held(rq) {
+    let flags = g.run_flags();
+    if next.is_idle() && flags & uapi::RTLA_ON_IDLE != 0 && !g.held() {
         // The CPU goes idle: the agent asked to be back then. The ghost
         // class's `pick_task` does this when its pick finds nothing, but
         // the core's fast path (only CFS tasks runnable) picks CFS or idle
         // without asking the ghost classes.
-        g.set_latched(rq, None, 0);
-        crate::agent::wake(rq.cpu());
+        g.set_latched(None, 0);
+        crate::agent::percpu::wake(rq.cpu());
     }
     if other && prev.is_idle() && flags & uapi::NEED_CPU_NOT_IDLE != 0 {
-        g.set_latched(rq, g.latched(rq), flags & !uapi::NEED_CPU_NOT_IDLE);
-        crate::cpumsg::not_idle(rq, g, next);
+        g.set_latched(g.latched(), flags & !uapi::NEED_CPU_NOT_IDLE);
+        msgs::cpu::not_idle(rq, g, next);
     }
 }
 
-/// The scheduler tick on `rq`'s CPU.
-///
-/// # Safety
-///
-/// Called by `sched_tick()` with `rq` locked.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
-    // SAFETY: `rq` is locked by the caller for this call.
-    let rq = unsafe { Rq::from_raw(rq) };
-    let curr = rq.curr();
+/// The scheduler tick on `rq`'s CPU (`sched_tick()`, `rq` locked).
+pub fn tick(rq: &Rq) {
+    let Some(curr) = rq.curr() else {
+        return;
+    };
     if curr.in_ghost_class() {
         if let Some(gt) = GhostTask::of(rq, curr) {
             gt.sync_runtime(curr);
@@ -511,10 +209,10 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     }
     if let Some(g) = rq.ghost() {
         if let Some(a) = g.agent() {
-            crate::cpumsg::tick(rq, g, a == curr);
+            msgs::cpu::tick(rq, g, a == curr);
         } else if curr.in_ghost_class() && crate::fallback::should_rotate(rq, g, curr) {
             // The fallback's time slice: one tick, then the next task.
-            g.set_must_resched(rq, true);
+            g.set_must_resched(true);
             rq.resched_curr();
         }
     }
@@ -533,8 +231,8 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
     if gt.is_agent() || !gt.announced() {
         return;
     }
-    gt.msg_affinity_changed(rq);
-    if g.latched(rq) == Some(p) && !p.allowed_on(rq.cpu()) {
+    msgs::task::affinity_changed(&gt, rq);
+    if g.latched() == Some(p) && !p.allowed_on(rq.cpu()) {
         // The task must move away from the CPU it was committed to: the
         // latch is lost, and the agent hears it as a preemption of a latched
         // task, as from ghOSt (which drops the latch when the task moves).
@@ -546,10 +244,10 @@ pub fn affinity_changed(rq: &Rq, p: TaskPtr) {
 /// The latched task `p` of `rq` will not run there: the latch goes, and
 /// the agent gets `TASK_PREEMPT` with `was_latched` so it schedules `p`
 /// again.
-fn unlatch_preempted(rq: &Rq, g: &GhostRq, gt: &GhostTask, p: TaskPtr) {
-    g.set_latched(rq, None, 0);
-    let seq = g.next_cpu_seqnum(rq);
-    gt.msg_preempt(rq, p, seq, true);
+fn unlatch_preempted(rq: &Rq, g: LockedGhostRq<'_>, gt: &GhostTask, p: TaskPtr) {
+    g.set_latched(None, 0);
+    let seq = g.next_cpu_seqnum();
+    msgs::task::preempt(&gt, rq, p, seq, true);
 }
 
 /// `p`'s nice value changed (`prio_changed`, `rq` locked): a running task
@@ -563,13 +261,13 @@ pub fn priority_changed(rq: &Rq, p: TaskPtr) {
         return;
     }
     force_offcpu(rq, g, p);
-    gt.msg_priority_changed(rq, p.nice());
+    msgs::task::priority_changed(&gt, rq, p.nice());
 }
 
 /// A running ghost task `p` must leave its CPU: the agent decides anew.
-fn force_offcpu(rq: &Rq, g: &GhostRq, p: TaskPtr) {
-    if rq.curr() == p {
-        g.set_must_resched(rq, true);
+fn force_offcpu(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr) {
+    if rq.is_curr(p) {
+        g.set_must_resched(true);
         rq.resched_curr();
     }
 }
@@ -584,7 +282,7 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
         // Back from a priority boost: nothing changed for the agent.
         return;
     }
-    gt.enter(!gt.is_agent() && rq.curr() == p);
+    gt.enter(!gt.is_agent() && rq.is_curr(p));
     gt.publish_sw();
     if gt.is_agent() {
         crate::agent::attach(rq, g, p, gt);
@@ -593,13 +291,13 @@ pub fn switched_to(rq: &Rq, p: TaskPtr) {
     if p.queued() {
         gt.sw_flags(gtask::SW_RUNNABLE, 0);
     }
-    if rq.curr() == p {
+    if rq.is_curr(p) {
         // Running: off the CPU first; TASK_NEW goes out at the switch.
         gt.set_oncpu(now());
-        g.set_must_resched(rq, true);
+        g.set_must_resched(true);
         rq.resched_curr();
     } else {
-        gt.msg_new(Some(rq), p, p.queued());
+        msgs::task::new(&gt, Some(rq), p, p.queued());
     }
 }
 
@@ -613,15 +311,15 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     let Some(g) = rq.ghost() else {
         return;
     };
-    let Some(gt) = gtask::uninstall(Some(rq), p) else {
+    let Some(gt) = members::uninstall(Some(rq), p) else {
         return;
     };
     if gt.is_agent() {
         crate::agent::detach(rq, g, p, &gt);
-        retire(gt);
+        members::retire(gt);
         return;
     }
-    if g.latched(rq) == Some(p) {
+    if g.latched() == Some(p) {
         // Committed but not running yet: a preemption first, then the
         // departure (ghOSt's order).
         unlatch_preempted(rq, g, &gt, p);
@@ -629,41 +327,19 @@ pub fn switched_from(rq: &Rq, p: TaskPtr) {
     if gt.gated() {
         // No agent ever heard of this stay: nobody else frees its word.
         gt.free_sw();
-        retire(gt);
+        members::retire(gt);
         return;
     }
-    let was_current = rq.curr() == p;
+    let was_current = rq.is_curr(p);
     if gt.new_pending() && gt.gtid() == 0 {
         // A fork child leaving before its first wakeup.
-        announce_child(rq, p, &gt, false);
+        members::announce_child(rq, p, &gt, false);
     } else if gt.new_pending() {
-        gt.msg_new(Some(rq), p, false);
+        msgs::task::new(&gt, Some(rq), p, false);
     }
-    let seq = g.next_cpu_seqnum(rq);
-    gt.msg_departed(rq, seq, was_current);
-    retire(gt);
-}
-
-/// The agent freed the gated word of task `gtid`'s earlier stay in `e`: if
-/// the task is back in `e`, its messages flow again, starting with
-/// TASK_NEW (unless the switch that sends a deferred one is still to
-/// come). May sleep.
-pub fn ungate(e: &Enclave, gtid: i64) {
-    let Some(t) = e.task_by_gtid(gtid) else {
-        return;
-    };
-    let g = TaskRqGuard::lock(t);
-    let p = g.task();
-    let Some(gt) = GhostTask::of(&g, p) else {
-        return;
-    };
-    if !core::ptr::eq(gt.enclave(), e) || !gt.gated() {
-        return;
-    }
-    gt.set_gated(false);
-    if gt.announced() {
-        gt.msg_new(Some(&g), p, p.queued());
-    }
+    let seq = g.next_cpu_seqnum();
+    msgs::task::departed(&gt, rq, seq, was_current);
+    members::retire(gt);
 }
 
 /// `p` died (`task_dead`, after its last switch; no lock held): a task
@@ -673,22 +349,16 @@ pub fn ungate(e: &Enclave, gtid: i64) {
 /// library waits for that flag to know the agent thread is gone).
 pub fn task_dead(p: TaskPtr) {
     let g = TaskRqGuard::lock(TaskHandle::get(p));
-    if let Some(gt) = gtask::uninstall(Some(&g), p) {
+    if let Some(gt) = members::uninstall(Some(&g), p) {
         if gt.is_agent() {
             gt.sw_flags(F_CANFREE, 0);
-        } else if gt.gated() || !gt.msg_dead(&g) {
+        } else if gt.gated() || !msgs::task::dead(&gt, &g) {
             // No agent was told: nobody else frees the word.
             gt.free_sw();
         }
         drop(g);
-        retire(gt);
+        members::retire(gt);
     }
-}
-
-/// The monotonic clock, in ns.
-pub fn now() -> i64 {
-    // SAFETY: reads the clock; any context.
-    unsafe { bindings::ktime_get() }
 }
 
 /// Whether the latched task `p` can still run on `rq`.
@@ -703,26 +373,28 @@ fn latch_valid(rq: &Rq, p: TaskPtr) -> bool {
 /// task if it may keep its CPU, or nothing (the CPU idles).
 pub fn pick_task(rq: &Rq) -> Option<TaskPtr> {
     let g = rq.ghost()?;
-    let held = g.held(rq);
-    if let Some(l) = g.latched(rq).filter(|_| !held) {
+    let held = g.held();
+    if let Some(l) = g.latched().filter(|_| !held) {
         if latch_valid(rq, l) {
             return Some(l);
         }
         // Gone (dead, departed, migrated away): the agent decides again.
-        g.set_latched(rq, None, 0);
-        crate::agent::wake(rq.cpu());
+        g.set_latched(None, 0);
+        crate::agent::percpu::wake(rq.cpu());
     }
-    let curr = rq.curr();
-    if curr.in_ghost_class() && curr.queued() && !g.must_resched(rq) {
+    if let Some(curr) = rq
+        .curr()
+        .filter(|c| c.in_ghost_class() && c.queued() && !g.must_resched())
+    {
         if let Some(gt) = GhostTask::of(rq, curr) {
             if !gt.is_agent() && gt.oncpu() && !gt.yield_pending() {
                 return Some(curr);
             }
         }
     }
-    if !held && g.run_flags(rq) & uapi::RTLA_ON_IDLE != 0 {
-        g.set_latched(rq, None, 0);
-        crate::agent::wake(rq.cpu());
+    if !held && g.run_flags() & uapi::RTLA_ON_IDLE != 0 {
+        g.set_latched(None, 0);
+        crate::agent::percpu::wake(rq.cpu());
     }
     // No agent here: the tasks of an enclave whose agents died run anyway.
     crate::fallback::pick(rq, g)
@@ -734,17 +406,17 @@ pub fn set_next_task(rq: &Rq, p: TaskPtr) {
     let (Some(gt), Some(g)) = (GhostTask::of(rq, p), rq.ghost()) else {
         return;
     };
-    g.set_must_resched(rq, false);
+    g.set_must_resched(false);
     if gt.is_agent() {
         return;
     }
     gt.clear_waiting();
-    if g.latched(rq) == Some(p) {
-        g.set_latched(rq, None, g.run_flags(rq));
+    if g.latched() == Some(p) {
+        g.set_latched(None, g.run_flags());
         gt.set_oncpu(now());
-        if g.run_flags(rq) & uapi::SEND_TASK_ON_CPU != 0 {
-            let seq = g.cpu_seqnum(rq);
-            gt.msg_on_cpu(rq, now(), seq);
+        if g.run_flags() & uapi::SEND_TASK_ON_CPU != 0 {
+            let seq = g.cpu_seqnum();
+            msgs::task::on_cpu(&gt, rq, now(), seq);
         }
     } else if !gt.oncpu() && gt.announced() {
         gt.set_oncpu(now());

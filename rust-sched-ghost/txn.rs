@@ -17,13 +17,15 @@
 //! `ALLOW_TASK_ONCPU`, allowed on the CPU), the agent barrier for a local
 //! commit, `DO_NOT_PREEMPT`, and other classes' claim on the CPU.
 
+use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::msgs;
 use crate::parse::CpuSet;
-use crate::sched::now;
 use crate::sys::cpu::cpu_online;
-use crate::sys::rq::{GhostRq, Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{Rq, RqGuard, TaskPtr, TaskRqGuard};
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -91,23 +93,23 @@ enum Effect {
 /// Latches `p` (or nothing) on `rq`: the task the next pick runs. An older
 /// latched task gets `TASK_PREEMPT(was_latched)`. Returns the new CPU
 /// sequence number.
-fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effect) -> u64 {
-    if let Some(old) = g.latched(rq) {
+fn latch(rq: &Rq, g: LockedGhostRq<'_>, p: Option<TaskPtr>, run_flags: u32, effect: Effect) -> u64 {
+    if let Some(old) = g.latched() {
         if Some(old) != p {
             if let Some(ot) = GhostTask::of(rq, old) {
-                let seq = g.cpu_seqnum(rq);
-                ot.msg_preempt(rq, old, seq, true);
+                let seq = g.cpu_seqnum();
+                msgs::task::preempt(&ot, rq, old, seq, true);
             }
         }
     }
-    g.set_latched(rq, p, run_flags);
-    let seq = g.next_cpu_seqnum(rq);
+    g.set_latched(p, run_flags);
+    let seq = g.next_cpu_seqnum();
     match effect {
-        Effect::Held => g.set_held(rq, true),
+        Effect::Held => g.set_held(true),
         Effect::AtSchedule if ghost_task_running(rq) => {}
         Effect::KeepRunning => {
-            g.set_latched(rq, None, run_flags);
-            g.set_must_resched(rq, false);
+            g.set_latched(None, run_flags);
+            g.set_must_resched(false);
         }
         _ => take_effect(rq, g),
     }
@@ -116,16 +118,17 @@ fn latch(rq: &Rq, g: &GhostRq, p: Option<TaskPtr>, run_flags: u32, effect: Effec
 
 /// Whether a ghost task (not the agent) runs on `rq`'s CPU.
 fn ghost_task_running(rq: &Rq) -> bool {
-    let curr = rq.curr();
-    curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent())
+    rq.curr().is_some_and(|curr| {
+        curr.in_ghost_class() && GhostTask::of(rq, curr).is_some_and(|gt| !gt.is_agent())
+    })
 }
 
 /// The latch of `rq` takes effect: the current task leaves the CPU unless
 /// it is the latched one.
-fn take_effect(rq: &Rq, g: &GhostRq) {
-    let p = g.latched(rq);
-    g.set_must_resched(rq, p.is_none());
-    if p != Some(rq.curr()) {
+fn take_effect(rq: &Rq, g: LockedGhostRq<'_>) {
+    let p = g.latched();
+    g.set_must_resched(p.is_none());
+    if p.is_none() || p != rq.curr() {
         rq.resched_curr();
     }
 }
@@ -134,18 +137,21 @@ fn take_effect(rq: &Rq, g: &GhostRq) {
 /// takes effect; else it is dropped (the group failed), and the task stays
 /// runnable where it is, for the agent to decide again.
 fn release(cpu: i32, go: bool) {
-    let (Some(rq), Some(g)) = (RqGuard::lock(cpu), GhostRq::of(cpu)) else {
+    let Some(rq) = RqGuard::lock(cpu) else {
         return;
     };
-    if !g.held(&rq) {
+    let Some(g) = rq.ghost() else {
+        return;
+    };
+    if !g.held() {
         // Replaced meanwhile (the agent died, or the task ran): nothing held.
         return;
     }
     if go {
-        g.set_held(&rq, false);
+        g.set_held(false);
         take_effect(&rq, g);
     } else {
-        g.set_latched(&rq, None, 0);
+        g.set_latched(None, 0);
     }
 }
 
@@ -174,12 +180,12 @@ impl Committer {
     /// another enclave is no agent here (ghOSt: the two CPUs must be in the
     /// same enclave).
     fn current(e: &Enclave) -> Committer {
-        let agent_cpu = crate::sched::current_agent()
+        let agent_cpu = crate::members::current_agent()
             .filter(|(_, enclave)| core::ptr::eq(*enclave, e))
             .map(|(cpu, _)| cpu);
         Committer {
             agent_cpu,
-            tgid: TaskPtr::current().tgid(),
+            tgid: TaskPtr::current().map_or(0, TaskPtr::tgid),
         }
     }
 
@@ -266,7 +272,7 @@ fn commit_checked(
             if p.on_cpu() {
                 return Err(state::TARGET_ONCPU);
             }
-        } else if guard.curr() == p && GhostRq::of(cpu).is_some_and(|g| g.must_resched(&guard)) {
+        } else if guard.is_curr(p) && guard.ghost().is_some_and(|g| g.must_resched()) {
             // Running here, but on its way off (a failed sync group forced
             // it): fail until it is off.
             return Err(state::TARGET_STALE);
@@ -296,6 +302,10 @@ fn commit_checked(
         (Some(t), _) => t,
         (None, Some(c)) => c,
         (None, None) => return Err(state::INVALID_CPU),
+    };
+    // `cpu`'s state, with its rq-locked part.
+    let Some(g) = rq.ghost().filter(|lg| core::ptr::eq(&**lg, g)) else {
+        return Err(state::INVALID_CPU);
     };
     let Some(agent) = g.agent() else {
         return Err(state::NO_AGENT);
@@ -331,14 +341,14 @@ fn commit_checked(
         // The agent runs (a ping of itself only bumps its barrier); a latch
         // stays as it is.
         bump();
-        crate::agent::wake(cpu);
+        crate::agent::percpu::wake(cpu);
         return Ok(Committed {
-            cpu_seqnum: g.next_cpu_seqnum(rq),
+            cpu_seqnum: g.next_cpu_seqnum(),
             local_yield: false,
         });
     }
     let effect = match hold {
-        _ if next.is_some_and(|p| rq.curr() == p) => Effect::KeepRunning,
+        _ if next.is_some_and(|p| rq.is_curr(p)) => Effect::KeepRunning,
         true => Effect::Held,
         false if req.commit_flags & uapi::COMMIT_AT_SCHEDULE != 0 => Effect::AtSchedule,
         false => Effect::Now,
@@ -383,15 +393,15 @@ fn validate_task(
 }
 
 /// Whether a ghost task runs on, or is latched to, `rq`'s CPU.
-fn ghost_busy(rq: &Rq, g: &GhostRq) -> bool {
-    g.latched(rq).is_some() || ghost_task_running(rq)
+fn ghost_busy(rq: &Rq, g: LockedGhostRq<'_>) -> bool {
+    g.latched().is_some() || ghost_task_running(rq)
 }
 
 /// Whether a task of another class (not the agent, not idle) has `rq`'s
 /// CPU: a ghost task latched there would not get it.
 fn other_class_busy(rq: &Rq) -> bool {
-    let curr = rq.curr();
-    !curr.in_ghost_class() && !curr.is_idle()
+    rq.curr()
+        .is_some_and(|curr| !curr.in_ghost_class() && !curr.is_idle())
 }
 
 /// The CPUs of a commit call: the caller's mask, restricted to the
@@ -451,7 +461,7 @@ impl Mask {
 fn yield_local(my_cpu: i32) -> Result {
     let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
     // The barrier was checked at the commit.
-    crate::agent::block(g, None)
+    crate::agent::percpu::block(g, None)
 }
 
 /// `GHOST_IOC_COMMIT_TXN {mask, len, flags}`: commits every `READY`

@@ -35,12 +35,11 @@
 //! handler queues the work item that checks, in process context.
 
 use crate::gtask::GhostTask;
-use crate::sched::now;
 use crate::sys::rq::TaskRqGuard;
+use crate::sys::time::now;
+use crate::sys::work::{IrqWork, Work};
 use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use kernel::bindings;
 use kernel::prelude::*;
-use kernel::types::Opaque;
 
 /// How often the watchdog checks (ns).
 pub const PERIOD_NS: i64 = 20_000_000;
@@ -52,29 +51,15 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 /// When the next check is due (monotonic ns).
 static NEXT: AtomicI64 = AtomicI64::new(0);
 
-/// The irq_work and the work item of the watchdog.
-struct Works {
-    irq: Opaque<bindings::irq_work>,
-    work: Opaque<bindings::work_struct>,
-}
-
-// SAFETY: both are only handed to the irq_work and workqueue cores, which
-// synchronize them; `init` writes them once before the watchdog is armed.
-unsafe impl Sync for Works {}
-
-static WORKS: Works = Works {
-    irq: Opaque::uninit(),
-    work: Opaque::uninit(),
-};
+/// The irq_work that the tick queues (no work item may be queued with an
+/// rq lock held) and the work item it queues, which checks.
+static KICK: IrqWork = IrqWork::new(kick);
+static CHECK: Work = Work::new(check);
 
 /// Sets up the irq_work and the work item (boot, before any enclave).
 pub fn init() {
-    // SAFETY: boot, single-threaded with respect to the watchdog (nothing
-    // is armed yet); both objects are statics that live for good.
-    unsafe {
-        bindings::ghost_init_irq_work(WORKS.irq.get(), Some(kick));
-        bindings::ghost_init_work(WORKS.work.get(), Some(check));
-    }
+    KICK.init();
+    CHECK.init();
 }
 
 /// An enclave set a timeout: the tick starts checking.
@@ -86,9 +71,8 @@ pub fn arm() {
 /// context, runqueue locks included).
 pub fn orphaned() {
     arm();
-    // SAFETY: initialized by `init`; queueing a pending irq_work is a
-    // no-op; any context.
-    unsafe { bindings::irq_work_queue(WORKS.irq.get()) };
+    // Queueing a pending irq_work is a no-op; any context.
+    KICK.queue();
 }
 
 /// The scheduler tick (runqueue lock held): queues a check if one is due.
@@ -106,22 +90,14 @@ pub fn tick() {
         .compare_exchange(next, t + PERIOD_NS, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
-        // SAFETY: initialized by `init`; queueing a pending irq_work is a
-        // no-op; any context.
-        unsafe { bindings::irq_work_queue(WORKS.irq.get()) };
+        KICK.queue();
     }
 }
 
 /// The irq_work handler (hard interrupt, no runqueue lock): queues the
-/// check.
-///
-/// # Safety
-///
-/// Called by the irq_work core with [`WORKS`]`.irq`.
-unsafe extern "C" fn kick(_w: *mut bindings::irq_work) {
-    // SAFETY: initialized by `init`; `queue_work` may be called from hard
-    // interrupts; a pending work is not queued twice.
-    unsafe { bindings::ghost_queue_unbound_work(WORKS.work.get()) };
+/// check (a pending work is not queued twice).
+fn kick() {
+    CHECK.queue_unbound();
 }
 
 /// A violation found by a check.
@@ -133,11 +109,7 @@ struct Violation {
 }
 
 /// The check (a work item: process context, may sleep).
-///
-/// # Safety
-///
-/// Called by the workqueue core with [`WORKS`]`.work`.
-unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
+fn check() {
     let t = now();
     let mut found: KVec<Violation> = KVec::new();
     let mut kick = false;
@@ -188,10 +160,8 @@ unsafe extern "C" fn check(_w: *mut bindings::work_struct) {
         // An idle CPU with tasks of a newly orphaned enclave queued picks
         // again (in the fallback).
         for cpu in 0..crate::sys::cpu::nr_cpu_ids() as i32 {
-            if crate::sys::cpu::cpu_online(cpu) {
-                // SAFETY: process context, no lock held; `cpu` is online.
-                unsafe { bindings::resched_cpu(cpu) };
-            }
+            // Process context, no lock held; offline CPUs are skipped.
+            crate::sys::cpu::resched_cpu(cpu);
         }
     }
     for v in &found {

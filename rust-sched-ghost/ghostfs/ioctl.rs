@@ -192,7 +192,7 @@ fn sw_get_info(e: &Enclave, arg: usize) -> Result<isize> {
                 return Err(ENODEV);
             }
             let rq = crate::sys::rq::RqGuard::lock(cpu).ok_or(EINVAL)?;
-            let agent = crate::sys::rq::GhostRq::of(cpu)
+            let agent = crate::agent::percpu::GhostRq::of(cpu)
                 .and_then(|g| g.agent())
                 .ok_or(EINVAL)?;
             let gt = GhostTask::of(&rq, agent).ok_or(EINVAL)?;
@@ -261,7 +261,7 @@ fn assoc_queue(e: &Enclave, arg: usize) -> Result<isize> {
     task_state(e, gtid, |_, gt| {
         let current = match gt.agent_cpu {
             // The agent's word mirrors its CPU's agent barrier.
-            Some(cpu) => crate::sys::rq::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
+            Some(cpu) => crate::agent::percpu::GhostRq::of(cpu).map_or(0, |g| g.agent_barrier()),
             None => gt.barrier(),
         };
         if current != barrier {

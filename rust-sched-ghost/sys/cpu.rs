@@ -94,3 +94,13 @@ pub fn setup_offline_callback<T: OfflineCheck>(name: &'static CStr) -> Result {
     }
     Ok(())
 }
+
+/// Makes `cpu` reschedule (an IPI if remote), if it is online. Process
+/// context, no rq lock held.
+pub fn resched_cpu(cpu: i32) {
+    if cpu_online(cpu) {
+        // SAFETY: `cpu` is an online CPU id; `resched_cpu` takes its rq
+        // lock, which the caller does not hold.
+        unsafe { bindings::resched_cpu(cpu) };
+    }
+}

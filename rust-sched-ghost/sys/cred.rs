@@ -38,3 +38,8 @@ pub fn capable(cap: u32) -> bool {
     // SAFETY: `capable` only reads the current task's credentials.
     unsafe { bindings::capable(cap) }
 }
+
+/// `ESTALE` (the kernel crate has no constant for it).
+pub fn estale() -> Error {
+    errno(ESTALE)
+}

@@ -62,7 +62,50 @@ impl UserBuf {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+
+    /// The `T` at byte `off`, shared with userspace; `None` unless it lies
+    /// within the buffer and `off` is aligned for `T`.
+    pub fn at<T: Shared>(&self, off: usize) -> Option<&T> {
+        self.slice_at::<T>(off, 1)?.first()
+    }
+
+    /// The `n` consecutive `T`s from byte `off`, shared with userspace;
+    /// `None` unless they lie within the buffer and `off` is aligned for
+    /// `T`.
+    pub fn slice_at<T: Shared>(&self, off: usize, n: usize) -> Option<&[T]> {
+        let bytes = n.checked_mul(core::mem::size_of::<T>())?;
+        if off.checked_add(bytes)? > self.len || off % core::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        // `off` is within the buffer (checked above).
+        let p = self.ptr.as_ptr().wrapping_add(off).cast::<T>();
+        // SAFETY: `n` `T`s from `p` lie within the buffer (checked), which
+        // lives as long as `&self`, and `p` is aligned (the buffer is page
+        // aligned, `off` a multiple of `T`'s alignment). `T: Shared`: every
+        // bit pattern is a valid `T` and all its accesses are atomic, so
+        // userspace writing the memory at any time is fine.
+        Some(unsafe { core::slice::from_raw_parts(p, n) })
+    }
 }
+
+/// A type that may live in memory userspace writes at any time.
+///
+/// # Safety
+///
+/// Every bit pattern is a valid value, and the type is only accessed
+/// through atomic operations (it is made of atomics, with no padding that
+/// matters).
+pub unsafe trait Shared {}
+
+// SAFETY: an atomic integer: any bit pattern, atomic accesses only.
+unsafe impl Shared for core::sync::atomic::AtomicU32 {}
+// SAFETY: as above.
+unsafe impl Shared for core::sync::atomic::AtomicI32 {}
+// SAFETY: as above.
+unsafe impl Shared for core::sync::atomic::AtomicU64 {}
+// SAFETY: three `AtomicU32`s (the layout [`crate::ring`] describes, a pure
+// module with no dependencies).
+unsafe impl Shared for crate::ring::RingHeader {}
 
 impl Drop for UserBuf {
     fn drop(&mut self) {

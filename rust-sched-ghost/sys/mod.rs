@@ -7,9 +7,11 @@
 //! interface relies on:
 //!
 //! - [`rq`]: runqueues, their locks, and `task_struct` pointers;
+//!   [`percpu`]: one value per CPU id;
 //! - [`task`]: task handles that keep a task alive, and lookup by gtid;
 //! - [`kernfs`]: kernfs nodes, files and their operations;
-//! - [`mm`]: kernel memory that userspace maps;
+//! - [`mm`]: kernel memory that userspace maps; [`anonfd`]: anonymous
+//!   file descriptors that own an object (queues);
 //! - [`rawlock`]: a raw spinlock usable with interrupts off;
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
@@ -18,21 +20,30 @@
 //! - [`uapi`]: which uapi structs may be copied from and to user memory;
 //! - [`once`]: a value built once at boot and kept for good;
 //! - [`keep`]: objects kept as long as their owner, one chosen, read lock-free;
-//! - [`shared`]: typed views of memory userspace maps.
+//! - [`shared`]: typed views of memory userspace maps;
+//! - [`work`]: irq_work and work items; [`time`]: the clock;
+//! - [`warn`]: `warn_once!` for impossible states; [`sysctl`]: the
+//!   read-only `kernel.pid_max_max`.
 
+pub mod anonfd;
 pub mod cpu;
 pub mod cred;
 pub mod keep;
 pub mod kernfs;
 pub mod mm;
 pub mod once;
+pub mod percpu;
 pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
 pub mod shared;
+pub mod sysctl;
 pub mod task;
+pub mod time;
 pub mod uapi;
 pub mod waitq;
+pub mod warn;
+pub mod work;
 
 /// An immutable C operations table (a `struct file_operations` and the
 /// like) in a `static`, so C can be handed a pointer to it.

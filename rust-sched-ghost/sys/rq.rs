@@ -9,16 +9,14 @@
 //! - [`TaskPtr`]: a `task_struct` reached only through C accessors (bindgen
 //!   gives `task_struct` a 64-byte alignment that its slab cache does not
 //!   guarantee, so Rust references to it are not sound).
-//! - [`GhostRq`]: what ghOSt keeps per CPU (`struct ghost_rq` in ghOSt): the
-//!   agent, the latched task, the agent barrier. Fields that the rq lock
-//!   protects are [`Cell`]s reachable only through [`Rq::ghost`]; the rest
-//!   are atomics, readable from any CPU through [`GhostRq::of`].
+//! - [`RqCell`]: a value only the holder of one CPU's rq lock touches
+//!   (checked), and [`AtomicTask`]: a task published for lock-free readers;
+//!   the pieces of ghOSt's per-CPU state ([`crate::agent::percpu`]).
 
-use crate::sw::StatusWord;
-use crate::sys::cpu::{cpu_valid, nr_cpu_ids};
+use crate::sys::cpu::cpu_valid;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
@@ -57,26 +55,27 @@ impl Rq {
         self.0.get()
     }
 
-    /// The task running on this CPU.
-    pub fn curr(&self) -> TaskPtr {
-        // SAFETY: the rq is locked (type invariant); `rq->curr` is never NULL
-        // and stays alive while it is `curr`.
+    /// The task running on this CPU. `rq->curr` is never NULL: `None`
+    /// (with a `WARN_ONCE`) only if that were broken.
+    pub fn curr(&self) -> Option<TaskPtr> {
+        // SAFETY: the rq is locked (type invariant); `rq->curr` stays alive
+        // while it is `curr`.
         let p = unsafe { bindings::ghost_rq_curr(self.as_raw()) };
         // SAFETY: a CPU's current task is alive while its rq lock is held.
-        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+        let curr = unsafe { TaskPtr::from_raw(p) };
+        if curr.is_none() {
+            crate::warn_once!("rq->curr is NULL");
+        }
+        curr
     }
 
-    /// Counts one more (`true`) or one fewer runnable ghost task (or agent)
-    /// on this CPU, in `nr_running` and in ghOSt's own count.
-    pub fn count_running(&self, more: bool) {
-        if let Some(g) = self.ghost() {
-            let n = g.nr_running.get();
-            g.nr_running.set(if more {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            });
-        }
+    /// Whether `p` is the task running on this CPU.
+    pub fn is_curr(&self, p: TaskPtr) -> bool {
+        self.curr() == Some(p)
+    }
+
+    /// Adds one to (`true`) or takes one from this CPU's `nr_running`.
+    pub fn add_nr_running(&self, more: bool) {
         // SAFETY: the rq is locked (type invariant).
         unsafe {
             if more {
@@ -92,14 +91,6 @@ impl Rq {
     pub fn nr_running(&self) -> u32 {
         // SAFETY: the rq is locked (type invariant).
         unsafe { bindings::ghost_rq_nr_running(self.as_raw()) }
-    }
-
-    /// Whether a task of another class than ghost (not idle) is runnable on
-    /// this CPU: the CPU is not available to ghost tasks (ghOSt's
-    /// `cpu_is_available`, negated).
-    pub fn others_runnable(&self) -> bool {
-        self.ghost()
-            .is_some_and(|g| self.nr_running() > g.nr_running.get())
     }
 
     /// Asks the current task of this CPU to reschedule (an IPI if remote).
@@ -120,11 +111,6 @@ impl Rq {
         // invariant) and becoming this rq's current task.
         unsafe { bindings::ghost_set_exec_start(self.as_raw(), p.as_raw()) }
     }
-
-    /// ghOSt's rq-locked state of this CPU.
-    pub fn ghost(&self) -> Option<&GhostRq> {
-        GhostRq::of(self.cpu())
-    }
 }
 
 /// A task, reached through C accessors only.
@@ -142,9 +128,6 @@ pub struct TaskPtr(NonNull<bindings::task_struct>);
 unsafe impl Send for TaskPtr {}
 
 impl TaskPtr {
-    /// Never dereferenced: stands in where C promises a non-NULL task.
-    const DANGLING: TaskPtr = TaskPtr(NonNull::dangling());
-
     /// Wraps a task pointer known not to be NULL.
     ///
     /// # Safety
@@ -173,12 +156,65 @@ impl TaskPtr {
         self.0.as_ptr()
     }
 
-    /// The calling task.
-    pub fn current() -> TaskPtr {
+    /// The calling task. `current` is never NULL: `None` (with a
+    /// `WARN_ONCE`) only if that were broken.
+    pub fn current() -> Option<TaskPtr> {
         // SAFETY: reads the per-CPU `current` pointer.
         let p = unsafe { bindings::get_current() };
         // SAFETY: the current task is alive while it runs this code.
-        unsafe { TaskPtr::from_raw(p) }.unwrap_or(TaskPtr::DANGLING)
+        let me = unsafe { TaskPtr::from_raw(p) };
+        if me.is_none() {
+            crate::warn_once!("current is NULL");
+        }
+        me
+    }
+
+    /// Wakes the task if it sleeps (`wake_up_process`). Any context, hard
+    /// interrupts included; no rq lock held.
+    pub fn wake_up(self) {
+        // SAFETY: the task is alive (type invariant); `wake_up_process` may
+        // be called from any context that holds no rq lock.
+        unsafe { bindings::wake_up_process(self.as_raw()) };
+    }
+
+    /// Sends the task `SIGKILL` (as the kernel: no permission checks).
+    pub fn kill(self) {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::send_sig(bindings::SIGKILL as i32, self.as_raw(), 1) };
+    }
+
+    /// Sets the task's policy to `policy`, keeping its nice value, with
+    /// `sched_flags` `flags` (a kernel call: no permission checks).
+    /// Process context, no lock held.
+    pub fn set_policy(self, policy: u32, flags: u64) -> Result {
+        // SAFETY: plain C data; zero is a valid value of every field.
+        let mut a: bindings::sched_attr = unsafe { core::mem::zeroed() };
+        a.size = core::mem::size_of::<bindings::sched_attr>() as u32;
+        a.sched_policy = policy;
+        a.sched_nice = self.nice();
+        a.sched_flags = flags;
+        // SAFETY: the task is alive (type invariant) and `a` a valid
+        // attribute set; process context.
+        let r = unsafe { bindings::sched_setattr_nocheck(self.as_raw(), &a) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
+    }
+
+    /// Pins the task to `cpu` (`set_cpus_allowed_ptr`). Process context,
+    /// no lock held.
+    pub fn pin_to_cpu(self, cpu: i32) -> Result {
+        if !cpu_valid(cpu) {
+            return Err(EINVAL);
+        }
+        // SAFETY: the task is alive (type invariant); `cpu` is a valid CPU
+        // id; process context.
+        let r = unsafe { bindings::ghost_pin_to_cpu(self.as_raw(), cpu) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
     }
 
     /// The task's gtid.
@@ -217,6 +253,14 @@ impl TaskPtr {
         // SAFETY: the task is alive (type invariant); callers serialize
         // writers (see `crate::gtask`).
         unsafe { bindings::ghost_task_set_ghost(self.as_raw(), g) }
+    }
+
+    /// Sets `task_struct::ghost` to `g` if it is NULL (a compare-and-swap,
+    /// so two claimers cannot both win); whether it did.
+    pub fn claim_ghost_raw(self, g: *mut core::ffi::c_void) -> bool {
+        // SAFETY: the task is alive (type invariant); an atomic
+        // compare-and-swap of the field.
+        unsafe { bindings::ghost_task_claim(self.as_raw(), g) }
     }
 
     /// The task's scheduling policy.
@@ -411,282 +455,97 @@ impl Drop for TaskRqGuard {
     }
 }
 
-/// ghOSt's state of one CPU (`struct ghost_rq`).
+/// A value of one CPU's ghOSt state that only the holder of that CPU's rq
+/// lock reads or writes: every access takes the locked [`Rq`] as proof and
+/// checks that it is that CPU's.
 ///
 /// # Invariants
 ///
-/// The [`Cell`] fields are only accessed by the CPU holding this CPU's rq
-/// lock: methods that touch them are only reachable through [`Rq::ghost`].
-/// The atomics are accessed from anywhere.
-pub struct GhostRq {
+/// `v` is only accessed by a CPU holding the rq lock of CPU `cpu`.
+pub struct RqCell<T: Copy> {
     cpu: i32,
-    /// The agent of this CPU, published for lock-free readers (wakeups);
-    /// written with the rq lock held. Task memory is RCU-freed, so a reader
-    /// in an RCU read-side section (any IRQ handler) may use it.
-    agent: AtomicPtr<bindings::task_struct>,
-    /// Set while an agent claims this CPU (`become agent` to its exit).
-    agent_claimed: AtomicBool,
-    /// The authoritative agent barrier (mirrored in the agent's status word).
-    agent_barrier: AtomicU32,
-    /// A message or a ping arrived for the agent since it last looked.
-    should_wake: AtomicBool,
-    /// The agent is blocked in `ghost_run` (or a local commit).
-    blocked_in_run: AtomicBool,
-    /// The agent's status word (in one of its enclave's regions).
-    agent_sw: AtomicPtr<StatusWord>,
-    /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
-    wake_work: Opaque<bindings::irq_work>,
-    /// The task an agent committed to run next here.
-    latched: Cell<Option<TaskPtr>>,
-    /// The run flags of the latched (then running) task.
-    run_flags: Cell<u32>,
-    /// The current task must leave the CPU at the next pick.
-    must_resched: Cell<bool>,
-    /// Bumped for every latch and every CPU message.
-    cpu_seqnum: Cell<u64>,
-    /// The latch belongs to a sync group still being committed: it is not
-    /// picked until the group succeeds (or is dropped if it fails).
-    held: Cell<bool>,
-    /// Whether the CPU was available to ghost (no other class's task) when
-    /// last looked at; `CPU_AVAILABLE`/`CPU_BUSY` report changes.
-    avail: Cell<bool>,
-    /// Ghost tasks and the agent counted in this CPU's `nr_running`.
-    nr_running: Cell<u32>,
-    /// The runnable ghost tasks queued here (see [`crate::fallback`]).
-    fb: crate::fallback::FbList,
+    v: Cell<T>,
+    /// What a read with the wrong runqueue gets (the value at creation).
+    init: T,
 }
 
-// SAFETY: see the type invariant: cells are only touched under the CPU's rq
-// lock, everything else is atomic.
-unsafe impl Sync for GhostRq {}
+// SAFETY: the cell is only accessed under CPU `cpu`'s rq lock (type
+// invariant, checked by every accessor), which serializes all CPUs; `T` is
+// `Copy` (plain data, moved by value under the lock).
+unsafe impl<T: Copy> Sync for RqCell<T> {}
 
-/// All CPUs' [`GhostRq`]s, set up once by [`init`] and never freed.
-static GHOST_RQS: AtomicPtr<GhostRq> = AtomicPtr::new(core::ptr::null_mut());
-
-impl GhostRq {
-    /// The state of `cpu`, for its atomics; `None` before [`init`] or for a
-    /// CPU out of range.
-    pub fn of(cpu: i32) -> Option<&'static GhostRq> {
-        if !cpu_valid(cpu) {
-            return None;
-        }
-        let base = GHOST_RQS.load(Ordering::Acquire);
-        if base.is_null() {
-            return None;
-        }
-        // SAFETY: `init` leaked an array of `nr_cpu_ids` entries at `base`,
-        // and `cpu` is below `nr_cpu_ids`.
-        Some(unsafe { &*base.add(cpu as usize) })
-    }
-
-    /// The CPU.
-    pub fn cpu(&self) -> i32 {
-        self.cpu
-    }
-
-    /// The agent (lock-free read; see the field).
-    pub fn agent(&self) -> Option<TaskPtr> {
-        // SAFETY: see the field: valid under RCU (the caller's duty), or
-        // under the rq lock.
-        unsafe { TaskPtr::from_raw(self.agent.load(Ordering::Acquire)) }
-    }
-
-    /// Publishes (or clears) the agent. Rq lock held (the `&Rq`).
-    pub fn set_agent(&self, _rq: &Rq, agent: Option<TaskPtr>, sw: *const StatusWord) {
-        let p = agent.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
-        self.agent_sw.store(sw.cast_mut(), Ordering::Release);
-        self.agent.store(p, Ordering::Release);
-    }
-
-    /// Claims the CPU for a new agent; `false` if it has one.
-    pub fn claim_agent(&self) -> bool {
-        self.agent_claimed
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Whether an agent claims the CPU (from `become agent` to its exit).
-    pub fn agent_claimed(&self) -> bool {
-        self.agent_claimed.load(Ordering::Acquire)
-    }
-
-    /// Releases the claim of [`Self::claim_agent`].
-    pub fn release_agent(&self) {
-        self.agent_claimed.store(false, Ordering::Release);
-    }
-
-    /// The agent barrier.
-    pub fn agent_barrier(&self) -> u32 {
-        self.agent_barrier.load(Ordering::Acquire)
-    }
-
-    /// Bumps the agent barrier and mirrors it in the agent's status word.
-    /// Returns the new value (the sequence number of a CPU message).
-    pub fn bump_agent_barrier(&self) -> u32 {
-        let b = self
-            .agent_barrier
-            .fetch_add(1, Ordering::AcqRel)
-            .wrapping_add(1);
-        self.sync_agent_sw();
-        b
-    }
-
-    /// Resets the agent barrier (a new agent starts from 0).
-    pub fn reset_agent_barrier(&self) {
-        self.agent_barrier.store(0, Ordering::Release);
-        self.sync_agent_sw();
-    }
-
-    /// Copies the barrier to the agent's status word. Every writer stores
-    /// the *current* value after its own change, so the last store is
-    /// always the latest value.
-    fn sync_agent_sw(&self) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: a non-NULL `agent_sw` is the status word of this CPU's
-        // agent, in a region its enclave keeps until the agent is gone; it
-        // is cleared (rq lock held) before the agent's state is freed.
-        if let Some(sw) = unsafe { sw.as_ref() } {
-            sw.barrier.store(self.agent_barrier(), Ordering::Release);
+impl<T: Copy> RqCell<T> {
+    /// A cell of CPU `cpu` holding `v`.
+    pub const fn new(cpu: i32, v: T) -> Self {
+        RqCell {
+            cpu,
+            v: Cell::new(v),
+            init: v,
         }
     }
 
-    /// Sets or clears flag bits in the agent's status word.
-    pub fn agent_sw_flags(&self, set: u32, clear: u32) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: as in `sync_agent_sw`.
-        if let Some(sw) = unsafe { sw.as_ref() } {
-            let _ = sw
-                .flags
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
-                    Some((f | set) & !clear)
-                });
+    /// Whether `rq` is this cell's CPU's (with a `WARN_ONCE` if not).
+    fn mine(&self, rq: &Rq) -> bool {
+        if rq.cpu() == self.cpu {
+            return true;
+        }
+        crate::warn_once!("RqCell: another CPU's runqueue");
+        false
+    }
+
+    /// The value; `rq` is this cell's CPU's runqueue, locked.
+    pub fn get(&self, rq: &Rq) -> T {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.get()
+        } else {
+            self.init
         }
     }
 
-    /// The wake request flag.
-    pub fn should_wake(&self) -> &AtomicBool {
-        &self.should_wake
+    /// Sets the value; `rq` is this cell's CPU's runqueue, locked.
+    pub fn set(&self, rq: &Rq, v: T) {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.set(v);
+        }
     }
 
-    /// The blocked-in-run flag.
-    pub fn blocked_in_run(&self) -> &AtomicBool {
-        &self.blocked_in_run
-    }
-
-    /// The irq_work that wakes this CPU's agent.
-    pub fn wake_work(&self) -> *mut bindings::irq_work {
-        self.wake_work.get()
-    }
-
-    // Rq-locked state. `&Rq` proves the lock; the caller passes this CPU's.
-
-    /// The latched task.
-    pub fn latched(&self, _rq: &Rq) -> Option<TaskPtr> {
-        self.latched.get()
-    }
-
-    /// Latches `p` (or clears the latch) with `run_flags`.
-    /// A new latch is never held by a sync group (see [`Self::held`]).
-    pub fn set_latched(&self, _rq: &Rq, p: Option<TaskPtr>, run_flags: u32) {
-        self.latched.set(p);
-        self.run_flags.set(run_flags);
-        self.held.set(false);
-    }
-
-    /// The list of runnable ghost tasks queued here (only
-    /// [`crate::fallback`] uses it, with the rq lock held).
-    pub fn fb_list(&self) -> &crate::fallback::FbList {
-        &self.fb
-    }
-
-    /// Whether the latch is held back by a sync group in progress.
-    pub fn held(&self, _rq: &Rq) -> bool {
-        self.held.get()
-    }
-
-    /// Sets [`Self::held`].
-    pub fn set_held(&self, _rq: &Rq, v: bool) {
-        self.held.set(v);
-    }
-
-    /// Whether the CPU was available to ghost at the last task switch.
-    pub fn avail(&self, _rq: &Rq) -> bool {
-        self.avail.get()
-    }
-
-    /// Records the CPU's availability; returns whether it changed.
-    pub fn set_avail(&self, _rq: &Rq, v: bool) -> bool {
-        self.avail.replace(v) != v
-    }
-
-    /// Adds `flags` to the run flags of the latch (or of the task running
-    /// from it); the latch itself, held or not, stays.
-    pub fn add_run_flags(&self, _rq: &Rq, flags: u32) {
-        self.run_flags.set(self.run_flags.get() | flags);
-    }
-
-    /// The run flags of the last latch.
-    pub fn run_flags(&self, _rq: &Rq) -> u32 {
-        self.run_flags.get()
-    }
-
-    /// Whether the current task must leave the CPU.
-    pub fn must_resched(&self, _rq: &Rq) -> bool {
-        self.must_resched.get()
-    }
-
-    /// Sets [`Self::must_resched`].
-    pub fn set_must_resched(&self, _rq: &Rq, v: bool) {
-        self.must_resched.set(v);
-    }
-
-    /// Bumps and returns the CPU sequence number.
-    pub fn next_cpu_seqnum(&self, _rq: &Rq) -> u64 {
-        let s = self.cpu_seqnum.get().wrapping_add(1);
-        self.cpu_seqnum.set(s);
-        s
-    }
-
-    /// The CPU sequence number.
-    pub fn cpu_seqnum(&self, _rq: &Rq) -> u64 {
-        self.cpu_seqnum.get()
+    /// Sets the value, returning the old one (as [`Self::get`] for a wrong
+    /// runqueue).
+    pub fn replace(&self, rq: &Rq, v: T) -> T {
+        // INVARIANT: only with the right lock held.
+        if self.mine(rq) {
+            self.v.replace(v)
+        } else {
+            self.init
+        }
     }
 }
 
-/// Sets up every CPU's [`GhostRq`]. Once, at boot, before any task can be
-/// in a ghost class.
-pub fn init(wake: unsafe extern "C" fn(*mut bindings::irq_work)) -> Result {
-    let n = nr_cpu_ids() as usize;
-    let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-    for cpu in 0..n {
-        v.push(
-            GhostRq {
-                cpu: cpu as i32,
-                agent: AtomicPtr::new(core::ptr::null_mut()),
-                agent_claimed: AtomicBool::new(false),
-                agent_barrier: AtomicU32::new(0),
-                should_wake: AtomicBool::new(false),
-                blocked_in_run: AtomicBool::new(false),
-                agent_sw: AtomicPtr::new(core::ptr::null_mut()),
-                wake_work: Opaque::uninit(),
-                latched: Cell::new(None),
-                run_flags: Cell::new(0),
-                must_resched: Cell::new(false),
-                held: Cell::new(false),
-                avail: Cell::new(true),
-                nr_running: Cell::new(0),
-                cpu_seqnum: Cell::new(0),
-                fb: crate::fallback::FbList::new(),
-            },
-            GFP_KERNEL,
-        )?;
+/// A task pointer published for lock-free readers (a CPU's agent): written
+/// under a runqueue lock, read from anywhere.
+pub struct AtomicTask(AtomicPtr<bindings::task_struct>);
+
+impl AtomicTask {
+    /// No task.
+    pub const fn new() -> Self {
+        AtomicTask(AtomicPtr::new(core::ptr::null_mut()))
     }
-    let (ptr, len, _cap) = v.into_raw_parts();
-    for i in 0..len {
-        // SAFETY: `ptr` holds `len` initialized entries, leaked for good;
-        // the irq_work is initialized before any CPU can queue it.
-        unsafe { bindings::ghost_init_irq_work((*ptr.add(i)).wake_work.get(), Some(wake)) };
+
+    /// Publishes `p` (or none).
+    pub fn store(&self, p: Option<TaskPtr>) {
+        let raw = p.map_or(core::ptr::null_mut(), TaskPtr::as_raw);
+        self.0.store(raw, Ordering::Release);
     }
-    GHOST_RQS.store(ptr, Ordering::Release);
-    Ok(())
+
+    /// The task published last. It is alive for as long as the reader
+    /// uses it only inside an RCU read-side section (any IRQ handler; task
+    /// memory is RCU-freed) or under the lock its writer holds while the
+    /// task is published: the users' contract, as documented at each use.
+    pub fn load(&self) -> Option<TaskPtr> {
+        // SAFETY: a task published here is alive while published, and its
+        // memory stays valid through an RCU grace period after (see above).
+        unsafe { TaskPtr::from_raw(self.0.load(Ordering::Acquire)) }
+    }
 }

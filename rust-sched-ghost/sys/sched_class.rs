@@ -30,9 +30,15 @@ use kernel::types::Opaque;
 /// `ptr` must be a task that stays alive for the callback (true for tasks
 /// handed to class callbacks: the caller holds a reference or the task's
 /// runqueue lock).
-unsafe fn task(ptr: *mut bindings::task_struct) -> TaskPtr {
-    // SAFETY: the caller's guarantee; the core never passes NULL here.
-    unsafe { TaskPtr::from_raw(ptr) }.unwrap_or_else(TaskPtr::current)
+unsafe fn task(ptr: *mut bindings::task_struct) -> Option<TaskPtr> {
+    // SAFETY: the caller's guarantee.
+    let p = unsafe { TaskPtr::from_raw(ptr) };
+    if p.is_none() {
+        // The core never passes NULL here: no substitute task, the
+        // callback does nothing.
+        crate::warn_once!("sched_class callback with a NULL task");
+    }
+    p
 }
 
 /// The operations of a scheduling class.
@@ -169,6 +175,9 @@ impl<T: SchedClassOps> Adapter<T> {
     ) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::enqueue_task(rq, p, flags)
     }
 
@@ -179,6 +188,9 @@ impl<T: SchedClassOps> Adapter<T> {
     ) -> bool {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return true;
+        };
         T::dequeue_task(rq, p, flags)
     }
 
@@ -194,6 +206,9 @@ impl<T: SchedClassOps> Adapter<T> {
     ) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::wakeup_preempt(rq, p, flags)
     }
 
@@ -205,6 +220,9 @@ impl<T: SchedClassOps> Adapter<T> {
         // SAFETY: the core calls this with a valid, locked `rq` and its valid
         // current task `prev`.
         let (rq, prev) = unsafe { (Rq::from_raw(rq), task(prev)) };
+        let Some(prev) = prev else {
+            return 0;
+        };
         c_int::from(T::balance(rq, prev))
     }
 
@@ -224,8 +242,11 @@ impl<T: SchedClassOps> Adapter<T> {
         // SAFETY: the core calls this with a valid, locked `rq`, its valid
         // current task `p`, and `next` either NULL or a valid task.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         // SAFETY: as above, a non-NULL `next` is a valid task.
-        let next = (!next.is_null()).then(|| unsafe { task(next) });
+        let next = unsafe { TaskPtr::from_raw(next) };
         T::put_prev_task(rq, p, next)
     }
 
@@ -236,6 +257,9 @@ impl<T: SchedClassOps> Adapter<T> {
     ) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::set_next_task(rq, p, first)
     }
 
@@ -245,12 +269,18 @@ impl<T: SchedClassOps> Adapter<T> {
         flags: c_int,
     ) -> c_int {
         // SAFETY: the core calls this with a valid `p` whose `pi_lock` it holds.
-        T::select_task_rq(unsafe { task(p) }, task_cpu, flags)
+        let Some(p) = (unsafe { task(p) }) else {
+            return task_cpu;
+        };
+        T::select_task_rq(p, task_cpu, flags)
     }
 
     unsafe extern "C" fn task_woken(rq: *mut bindings::rq, p: *mut bindings::task_struct) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::task_woken(rq, p)
     }
 
@@ -261,6 +291,9 @@ impl<T: SchedClassOps> Adapter<T> {
         // SAFETY: the core calls this with a valid `p` and `ctx`, holding
         // `p->pi_lock` and its rq lock. `AffinityContext` is transparent.
         let (p, ctx) = unsafe { (task(p), &*ctx.cast::<AffinityContext>()) };
+        let Some(p) = p else {
+            return;
+        };
         // SAFETY: `task_cpu(p)` is a valid CPU; its rq is `p`'s, locked by
         // the core for this call.
         let rq = unsafe { Rq::from_raw(bindings::ghost_cpu_rq(p.cpu())) };
@@ -274,23 +307,34 @@ impl<T: SchedClassOps> Adapter<T> {
     ) {
         // SAFETY: the core calls this with a valid, locked `rq` and its current task `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::task_tick(rq, p, queued != 0)
     }
 
     unsafe extern "C" fn task_dead(p: *mut bindings::task_struct) {
         // SAFETY: the core calls this with a valid `p` it holds a reference on.
-        T::task_dead(unsafe { task(p) })
+        if let Some(p) = unsafe { task(p) } {
+            T::task_dead(p)
+        }
     }
 
     unsafe extern "C" fn switched_from(rq: *mut bindings::rq, p: *mut bindings::task_struct) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::switched_from(rq, p)
     }
 
     unsafe extern "C" fn switched_to(rq: *mut bindings::rq, p: *mut bindings::task_struct) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::switched_to(rq, p)
     }
 
@@ -301,6 +345,9 @@ impl<T: SchedClassOps> Adapter<T> {
     ) {
         // SAFETY: the core calls this with a valid, locked `rq` and a valid `p`.
         let (rq, p) = unsafe { (Rq::from_raw(rq), task(p)) };
+        let Some(p) = p else {
+            return;
+        };
         T::prio_changed(rq, p, oldprio)
     }
 

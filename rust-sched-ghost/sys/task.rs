@@ -8,6 +8,15 @@ use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
 
+/// `SCHED_GHOST`.
+pub const SCHED_GHOST: i32 = kernel::uapi::SCHED_GHOST as i32;
+
+/// `SCHED_NORMAL`.
+pub const SCHED_NORMAL: u32 = bindings::SCHED_NORMAL;
+
+/// `SCHED_FLAG_RESET_ON_FORK`.
+pub const SCHED_FLAG_RESET_ON_FORK: u64 = bindings::SCHED_FLAG_RESET_ON_FORK as u64;
+
 /// The gtid layout of this kernel (from `PID_MAX_LIMIT`).
 pub const LAYOUT: Layout = match Layout::new(bindings::GHOST_PID_MAX_LIMIT as u32) {
     Some(l) => l,
@@ -129,4 +138,22 @@ pub fn by_gtid(gtid: i64) -> Option<TaskHandle> {
         }
         _ => None,
     }
+}
+
+/// Puts the calling task to sleep (`TASK_INTERRUPTIBLE`) until `done`
+/// says so. `done` runs after the task state is set, so a wake between
+/// its check and the sleep is not lost: whoever makes `done` true must
+/// then wake the task. Process context, no lock held.
+pub fn sleep_until(mut done: impl FnMut() -> bool) {
+    loop {
+        // SAFETY: sets the calling task's state; process context.
+        unsafe { bindings::ghost_set_current_interruptible() };
+        if done() {
+            break;
+        }
+        // SAFETY: process context, no lock held (the caller's duty).
+        unsafe { bindings::schedule() };
+    }
+    // SAFETY: the calling task's state; process context.
+    unsafe { bindings::ghost_set_current_running() };
 }

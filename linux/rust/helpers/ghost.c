@@ -305,3 +305,9 @@ bool rust_helper_ghost_queue_unbound_work(struct work_struct *w)
 {
 	return queue_work(system_unbound_wq, w);
 }
+
+/* A WARN with its message and Rust call site (sys::warn's warn_once!). */
+void rust_helper_ghost_warn(const char *what, const char *file, int line)
+{
+	WARN(1, "ghost: %s (%s:%d)\n", what, file, line);
+}

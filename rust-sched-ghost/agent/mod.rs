@@ -16,65 +16,31 @@
 //! flag again), and it sets its task state before it looks at the flag (a
 //! wake after that makes it runnable again).
 
+pub mod percpu;
+
+pub use percpu::{block, wake, wake_work};
+
+use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
+use crate::members::{set_policy, stage, unstage};
+use crate::msgs;
 use crate::queue::Queue;
-use crate::sched::{set_policy, stage, unstage, SCHED_GHOST};
-use crate::sys::cpu::{cpu_online, this_cpu};
-use crate::sys::rq::{GhostRq, Rq, RqGuard, TaskPtr};
-use crate::sys::task::TaskHandle;
+use crate::sys::cpu::cpu_online;
+use crate::sys::cred::{capable, CAP_SYS_NICE};
+use crate::sys::rq::{Rq, RqGuard, TaskPtr};
+use crate::sys::task::{TaskHandle, SCHED_FLAG_RESET_ON_FORK, SCHED_GHOST};
+use crate::sys::time::now;
 use core::sync::atomic::Ordering;
-use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uapi;
 
-/// Wakes the agent of `cpu`: bumps its barrier and has its CPU wake it.
-/// Any context (rq locks may be held); never sleeps.
-pub fn wake(cpu: i32) {
-    let Some(g) = GhostRq::of(cpu) else {
-        return;
-    };
-    g.bump_agent_barrier();
-    g.should_wake().store(true, Ordering::SeqCst);
-    if cpu_online(cpu) {
-        // SAFETY: the irq_work is initialized at boot and lives for good;
-        // `cpu` is online. Queueing an already pending work is a no-op.
-        unsafe { bindings::irq_work_queue_on(g.wake_work(), cpu) };
-    }
-}
-
-/// The irq_work handler: runs on the agent's CPU, in hard interrupt
-/// context, and wakes the agent if it sleeps and a wake is still wanted.
-///
-/// # Safety
-///
-/// Called by the irq_work core with a work of a [`GhostRq`].
-pub unsafe extern "C" fn wake_work(_w: *mut bindings::irq_work) {
-    let Some(g) = GhostRq::of(this_cpu()) else {
-        return;
-    };
-    // An interrupt handler is an RCU read-side section: the agent's memory
-    // (RCU-freed) stays valid even if it exits meanwhile.
-    if let Some(a) = g.agent() {
-        // Only a wake still wanted: a commit since the `wake()` that queued
-        // this has seen its messages and cleared `should_wake`. Waking the
-        // agent anyway would preempt the task it just gave its CPU to, and
-        // that TASK_PREEMPT would wake it again, for ever.
-        if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
-            // SAFETY: `a` is valid under RCU (see `GhostRq::agent`);
-            // `wake_up_process` may be called from hard interrupts.
-            unsafe { bindings::wake_up_process(a.as_raw()) };
-        }
-    }
-}
-
 /// Kills the agent `a` of `cpu` (destroy): `SIGKILL`, then a wake so that
 /// it sees the signal.
 pub fn kill(a: &TaskHandle, cpu: i32) {
-    // SAFETY: `a` is a live task (the handle holds a reference).
-    unsafe { bindings::send_sig(bindings::SIGKILL as i32, a.as_ptr().as_raw(), 1) };
+    a.as_ptr().kill();
     wake(cpu);
 }
 
@@ -88,7 +54,7 @@ pub fn kill(a: &TaskHandle, cpu: i32) {
 /// enclave); `EBUSY` if the caller is already in ghost; `EXDEV` while the
 /// enclave is destroyed. May sleep.
 pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
-    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
+    if !capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
     if cpu >= crate::sys::cpu::nr_cpu_ids() {
@@ -126,17 +92,9 @@ pub fn become_agent(e: &Arc<Enclave>, cpu: u32, qfd: i32) -> Result {
         return Err(err);
     }
     // Pinned in the kernel (cpusets cannot move an agent away).
-    // SAFETY: `p` is the calling task; process context.
-    let pinned = unsafe { bindings::ghost_pin_to_cpu(p.as_raw(), cpu) };
-    let r = if pinned < 0 {
-        Err(Error::from_errno(pinned))
-    } else {
-        set_policy(
-            p,
-            SCHED_GHOST,
-            u64::from(bindings::SCHED_FLAG_RESET_ON_FORK),
-        )
-    };
+    let r = p
+        .pin_to_cpu(cpu)
+        .and_then(|()| set_policy(p, SCHED_GHOST, SCHED_FLAG_RESET_ON_FORK));
     if let Err(err) = r {
         // Retiring the state releases the claim.
         unstage(p);
@@ -164,14 +122,14 @@ fn checked_queue<'a>(e: &'a Enclave, cpu: i32, by_fd: Option<&'a Queue>) -> Resu
 }
 
 /// The agent `p` of `rq`'s CPU enters the class (`switched_to`).
-pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
-    g.set_agent(rq, Some(p), gt.sw_ptr());
+pub fn attach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
+    g.set_agent(Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
-    if g.avail(rq) {
+    if g.avail() {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     }
     g.should_wake().store(false, Ordering::SeqCst);
-    g.set_latched(rq, None, 0);
+    g.set_latched(None, 0);
     gt.enclave().agent_attached();
     // A transaction left by an earlier agent cannot be committed by it.
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
@@ -187,59 +145,27 @@ pub fn attach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
 /// agent; meanwhile the enclave is orphaned and its tasks run in the
 /// fallback (see [`crate::fallback`]) until an agent attaches, the
 /// `agentless_timeout` destroys it, or `destroy`.
-pub fn detach(rq: &Rq, g: &GhostRq, p: TaskPtr, gt: &GhostTask) {
+pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     if g.agent() != Some(p) {
         return;
     }
-    if let Some(l) = g.latched(rq) {
+    if let Some(l) = g.latched() {
         if let Some(lt) = GhostTask::of(rq, l) {
-            let seq = g.next_cpu_seqnum(rq);
-            lt.msg_preempt(rq, l, seq, true);
+            let seq = g.next_cpu_seqnum();
+            msgs::task::preempt(&lt, rq, l, seq, true);
         }
     }
-    g.set_latched(rq, None, 0);
-    g.set_agent(rq, None, core::ptr::null());
+    g.set_latched(None, 0);
+    g.set_agent(None, core::ptr::null());
     g.reset_agent_barrier();
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.
-    gt.enclave().agent_gone(crate::sched::now());
+    gt.enclave().agent_gone(now());
     if let Some(txn) = gt.enclave().cpu_data().txn(rq.cpu()) {
         if txn.cas_state(state::READY, state::NO_AGENT) {
             txn.complete(state::NO_AGENT, 0, 0);
         }
     }
-}
-
-/// The calling agent gives its CPU away until it is woken. With
-/// `barrier`, fails with `ESTALE` if the CPU's agent barrier moved past it
-/// (a message the agent has not seen).
-///
-/// A pending signal also ends the wait, with success: the agent returns to
-/// user mode to handle it, as ghOSt's agents do (ghOSt picks an agent with a
-/// pending signal; its library accepts only `ESTALE` and `ENODEV` as errors
-/// of a local yield).
-pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
-    if let Some(b) = barrier {
-        g.should_wake().store(false, Ordering::SeqCst);
-        if g.agent_barrier() != b {
-            return Err(crate::sys::cred::errno(bindings::ESTALE));
-        }
-    }
-    g.blocked_in_run().store(true, Ordering::SeqCst);
-    let me = TaskPtr::current();
-    loop {
-        // SAFETY: sets the calling task's state; process context.
-        unsafe { bindings::ghost_set_current_interruptible() };
-        if g.should_wake().swap(false, Ordering::SeqCst) || me.signal_pending() {
-            break;
-        }
-        // SAFETY: process context, no lock held.
-        unsafe { bindings::schedule() };
-    }
-    // SAFETY: the calling task's state; process context.
-    unsafe { bindings::ghost_set_current_running() };
-    g.blocked_in_run().store(false, Ordering::SeqCst);
-    Ok(())
 }
 
 /// Run flags `ghost_run` accepts (ghOSt: only `RTLA_ON_IDLE`).
@@ -265,7 +191,7 @@ pub fn run(
     run_cpu: i32,
     run_flags: i32,
 ) -> Result {
-    if !crate::sys::cred::capable(bindings::CAP_SYS_NICE) {
+    if !capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
     if !cpu_online(run_cpu) {
@@ -277,7 +203,7 @@ pub fn run(
     }
     match gtid {
         0 => {
-            let (cpu, _e) = crate::sched::current_agent().ok_or(EINVAL)?;
+            let (cpu, _e) = crate::members::current_agent().ok_or(EINVAL)?;
             if run_cpu != cpu {
                 return Err(EINVAL);
             }
@@ -287,7 +213,7 @@ pub fn run(
                 // commit made meanwhile (even one a sync group holds) and
                 // its own run flags stay as they are.
                 let rq = RqGuard::lock(cpu).ok_or(EINVAL)?;
-                g.add_run_flags(&rq, flags);
+                rq.ghost().ok_or(EINVAL)?.add_run_flags(flags);
             }
             block(g, Some(agent_barrier))
         }
@@ -295,7 +221,7 @@ pub fn run(
             let same_process = {
                 let _rq = RqGuard::lock(run_cpu).ok_or(EINVAL)?;
                 let agent = GhostRq::of(run_cpu).and_then(|g| g.agent()).ok_or(EINVAL)?;
-                agent.tgid() == TaskPtr::current().tgid()
+                Some(agent.tgid()) == TaskPtr::current().map(TaskPtr::tgid)
             };
             if !same_process {
                 return Err(EINVAL);
@@ -304,21 +230,5 @@ pub fn run(
             Ok(())
         }
         _ => Err(EINVAL),
-    }
-}
-
-/// `ghost_run(2)`: the system call of `GHOST_IOC_RUN` (same arguments,
-/// same function).
-#[no_mangle]
-pub extern "C" fn ghost_run(
-    gtid: i64,
-    agent_barrier: u32,
-    task_barrier: u32,
-    run_cpu: i32,
-    run_flags: i32,
-) -> core::ffi::c_long {
-    match run(gtid, agent_barrier, task_barrier, run_cpu, run_flags) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno() as core::ffi::c_long,
     }
 }

@@ -18,27 +18,28 @@
 //! All run under the CPU's runqueue lock: they only build a payload on the
 //! stack and copy it into a preallocated ring.
 
+use crate::agent::percpu::LockedGhostRq;
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::msg::Payload;
 use crate::off;
-use crate::sys::rq::{GhostRq, Rq, TaskPtr};
+use crate::sys::rq::{Rq, TaskPtr};
 use kernel::uapi;
 
 /// The enclave of `rq`'s agent, if the CPU has one.
-fn enclave<'a>(rq: &'a Rq, g: &GhostRq) -> Option<&'a Enclave> {
+fn enclave<'a>(rq: &'a Rq, g: LockedGhostRq<'_>) -> Option<&'a Enclave> {
     // The agent is pinned to this CPU: its state is on `rq`.
     Some(GhostTask::of(rq, g.agent()?)?.enclave())
 }
 
 /// Whether the tunable `t` of the enclave of `rq`'s agent is set.
-pub fn enabled(rq: &Rq, g: &GhostRq, t: usize) -> bool {
+pub fn enabled(rq: &Rq, g: LockedGhostRq<'_>, t: usize) -> bool {
     enclave(rq, g).is_some_and(|e| e.tunable(t))
 }
 
 /// Produces a CPU message of type `ty` for `rq`'s agent. With `wake`, the
 /// agent of the queue's wakeup CPU is woken, as for task messages.
-fn send<T>(rq: &Rq, g: &GhostRq, ty: u32, m: &Payload<T>, wake: bool) {
+fn send<T>(rq: &Rq, g: LockedGhostRq<'_>, ty: u32, m: &Payload<T>, wake: bool) {
     let Some(a) = g.agent() else {
         return;
     };
@@ -50,13 +51,13 @@ fn send<T>(rq: &Rq, g: &GhostRq, ty: u32, m: &Payload<T>, wake: bool) {
         // The agent's own CPU if its queue wakes it (ghOSt's
         // `agent_target_cpu`).
         if let Some(cpu) = q.wake_target(rq.cpu()) {
-            crate::agent::wake(cpu);
+            crate::agent::percpu::wake(cpu);
         }
     }
 }
 
 /// `CPU_TICK` (when `deliver_ticks`); `is_agent` if the agent had the CPU.
-pub fn tick(rq: &Rq, g: &GhostRq, is_agent: bool) {
+pub fn tick(rq: &Rq, g: LockedGhostRq<'_>, is_agent: bool) {
     if !enabled(rq, g, crate::enclave::DELIVER_TICKS) {
         return;
     }
@@ -71,7 +72,7 @@ pub fn tick(rq: &Rq, g: &GhostRq, is_agent: bool) {
 
 /// `CPU_NOT_IDLE`: the CPU an agent left idle with `NEED_CPU_NOT_IDLE` now
 /// runs `next`, a task of another class.
-pub fn not_idle(rq: &Rq, g: &GhostRq, next: TaskPtr) {
+pub fn not_idle(rq: &Rq, g: LockedGhostRq<'_>, next: TaskPtr) {
     let mut m = Payload::<uapi::ghost_msg_payload_cpu_not_idle>::new();
     m.u32(off!(ghost_msg_payload_cpu_not_idle, cpu), rq.cpu() as u32)
         .u64(
@@ -86,7 +87,7 @@ pub fn not_idle(rq: &Rq, g: &GhostRq, next: TaskPtr) {
 /// `CPU_AVAILABLE` or `CPU_BUSY` when `deliver_cpu_availability`.
 /// (`BOOST_PRIO` is set when the agent is picked ahead of another class's
 /// task, see `classes.rs`.)
-pub fn availability(rq: &Rq, g: &GhostRq, avail: bool) {
+pub fn availability(rq: &Rq, g: LockedGhostRq<'_>, avail: bool) {
     if avail {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     } else {
@@ -110,7 +111,7 @@ pub fn availability(rq: &Rq, g: &GhostRq, avail: bool) {
 /// `deliver_agent_runnability`. Neither wakes an agent: one is about an
 /// agent going to sleep (waking it would undo that), the other about an
 /// agent already waking; they are meant for a global agent that polls.
-pub fn agent_runnability(rq: &Rq, g: &GhostRq, blocked: bool) {
+pub fn agent_runnability(rq: &Rq, g: LockedGhostRq<'_>, blocked: bool) {
     if !enabled(rq, g, crate::enclave::DELIVER_AGENT_RUNNABILITY) {
         return;
     }

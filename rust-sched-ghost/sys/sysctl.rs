@@ -1,53 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points the core kernel calls (declared in `<linux/ghost.h>`), and
-//! the `kernel.pid_max_max` sysctl that tells userspace the gtid layout.
+//! The read-only sysctl `kernel.pid_max_max`: the pid bound gtids are laid
+//! out for, which ghOSt userspace reads to decode gtids.
 
-use crate::registry;
-use crate::sys::kernfs::SeqFile;
-use crate::sys::task;
 use core::cell::UnsafeCell;
-use core::fmt::Write;
 use kernel::bindings;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-
-/// `copy_process`: the gtid of a new task whose pid in the initial
-/// namespace is `pid`. Runs for every fork; lock-free.
-#[no_mangle]
-pub extern "C" fn ghost_alloc_gtid(pid: bindings::pid_t) -> i64 {
-    task::alloc_gtid(pid)
-}
-
-/// `do_exit`: the last thread of thread group `tgid` is exiting. Destroys
-/// the ephemeral enclaves it created. Process context; may sleep.
-#[no_mangle]
-pub extern "C" fn ghost_group_exit(tgid: bindings::pid_t) {
-    registry::owner_exited(tgid);
-}
-
-/// `/proc/<pid>/ghost/gtid`: the task's gtid, in decimal.
-///
-/// # Safety
-///
-/// Called by procfs with the live seq_file of the read and a task it holds
-/// a reference on.
-#[no_mangle]
-pub unsafe extern "C" fn ghost_proc_show_gtid(
-    m: *mut bindings::seq_file,
-    _ns: *mut bindings::pid_namespace,
-    _pid: *mut bindings::pid,
-    t: *mut bindings::task_struct,
-) -> c_int {
-    // SAFETY: procfs holds a reference on the task for the call.
-    let gtid = unsafe { bindings::ghost_task_gtid(t) };
-    // SAFETY: `m` is the live seq_file of this read.
-    let m = unsafe { SeqFile::from_raw(m) };
-    match writeln!(m, "{}", gtid) {
-        Ok(()) => 0,
-        Err(_) => EINVAL.to_errno(),
-    }
-}
 
 /// A read-only `int` that a sysctl table points at.
 #[repr(transparent)]
@@ -81,7 +40,7 @@ static PID_MAX_MAX_TABLE: SysctlTable = SysctlTable(UnsafeCell::new([bindings::c
 
 /// Registers `/proc/sys/kernel/pid_max_max` (ghOSt userspace computes the
 /// gtid layout from it). Once, at boot; the table stays for good.
-pub fn init() -> Result {
+pub fn init_pid_max_max() -> Result {
     let table = PID_MAX_MAX_TABLE.0.get();
     // SAFETY: `table` is a static array of one entry, valid for the kernel's
     // lifetime; the path is a static string.
