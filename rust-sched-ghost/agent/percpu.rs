@@ -114,7 +114,7 @@ impl GhostRq {
     pub fn bump_agent_barrier(&self) -> u32 {
         let b = self
             .agent_barrier
-            .fetch_add(1, Ordering::AcqRel)
+            .fetch_add(1, Ordering::SeqCst)
             .wrapping_add(1);
         self.sync_agent_sw();
         b
@@ -122,20 +122,41 @@ impl GhostRq {
 
     /// Resets the agent barrier (a new agent starts from 0).
     pub fn reset_agent_barrier(&self) {
-        self.agent_barrier.store(0, Ordering::Release);
+        self.agent_barrier.store(0, Ordering::SeqCst);
         self.sync_agent_sw();
     }
 
-    /// Copies the barrier to the agent's status word. Every writer stores
-    /// the *current* value after its own change, so the last store is
-    /// always the latest value.
+    /// Copies the barrier to the agent's status word.
+    ///
+    /// Messages for this CPU's agent are produced on any CPU, and a load of
+    /// the barrier followed by a store is not atomic: a writer that loaded
+    /// an older value could store it after a newer one, and the word would
+    /// stay behind the barrier until the next message. An agent quoting it
+    /// then gets `ESTALE` and `AGENT_STALE` in a loop, spinning on its CPU
+    /// while its tasks wait (the churn stall, scheduling.rst). So a writer
+    /// stores again until the barrier has not moved past its store, as a
+    /// seqlock reader retries. The last store of all is then of the latest
+    /// value: a bump after a writer's final check is followed by its own
+    /// writer's store. All accesses are `SeqCst` (one order for bumps,
+    /// stores and checks). Each retry means another bump happened meanwhile
+    /// (a message produced): a writer retries at most as often as messages
+    /// are produced for this agent during its few instructions.
     fn sync_agent_sw(&self) {
         let sw = self.agent_sw.load(Ordering::Acquire);
         // SAFETY: a non-NULL `agent_sw` is the status word of this CPU's
         // agent, in a region its enclave keeps until the agent is gone; it
         // is cleared (rq lock held) before the agent's state is freed.
-        if let Some(sw) = unsafe { sw.as_ref() } {
-            sw.barrier.store(self.agent_barrier(), Ordering::Release);
+        let Some(sw) = (unsafe { sw.as_ref() }) else {
+            return;
+        };
+        let mut b = self.agent_barrier.load(Ordering::SeqCst);
+        loop {
+            sw.barrier.store(b, Ordering::SeqCst);
+            let now = self.agent_barrier.load(Ordering::SeqCst);
+            if now == b {
+                return;
+            }
+            b = now;
         }
     }
 
