@@ -337,6 +337,13 @@ impl TaskPtr {
         unsafe { bindings::ghost_task_is_idle(self.as_raw()) }
     }
 
+    /// Whether the task is exiting (`PF_EXITING`: in `do_exit()`, past
+    /// `exit_signals()`).
+    pub fn exiting(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_exiting(self.as_raw()) }
+    }
+
     /// Whether the task is a kernel thread.
     pub fn is_kthread(self) -> bool {
         // SAFETY: the task is alive (type invariant).
