@@ -7,11 +7,12 @@
 //!
 //! Owns: an enclave's tunables and timeouts, its orphaned state, its members
 //! and their count, its queues and default queue, its status-word regions,
-//! its transaction pages, and `destroy`'s scheduling side ([`Enclave::shutdown`]:
-//! every task out, agents killed).
+//! its transaction pages, and the wait queue of `destroy` (whose order is
+//! [`crate::destroy`]'s).
 //!
-//! Calls: [`crate::members`], [`crate::gtask`], [`crate::agent`] and
-//! [`crate::sched`] (tasks in and out), [`crate::queue`], [`crate::cpu_data`],
+//! Calls: [`crate::members`], [`crate::gtask`] (its member tasks, which
+//! point back to it: the one import knot left in the crate),
+//! [`crate::queue`], [`crate::cpu_data`],
 //! [`crate::swregion`], [`crate::sw`], [`crate::parse`] (CPU sets) and
 //! [`crate::sys`]. Never the registry, ghostfs or the watchdog: the CPUs it
 //! owns are answered by the [`CpuOwners`] it is created with, the watchdog is
@@ -23,7 +24,6 @@
 //! still map them keep the pages until they unmap: removing the directory
 //! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
-use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
 use crate::gtask::{GhostTask, SW_MSG_GATED};
 use crate::members::{self, Members};
@@ -34,12 +34,11 @@ use crate::swregion::SwRegion;
 use crate::sys::keep::KeepList;
 use crate::sys::kernfs::Node;
 use crate::sys::rawlock::RawSpinLock;
-use crate::sys::rq::{RqGuard, TaskRqGuard};
 use crate::sys::task::TaskHandle;
+use crate::sys::task::TaskRqGuard;
 use crate::sys::waitq::AnyCtxWaitQueue;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
@@ -377,7 +376,7 @@ impl Enclave {
     ) -> Result {
         // Creators are serialized: what is checked here still holds at the
         // push. A destroy marks the enclave dying under the same lock before
-        // it removes the directory (see `shutdown`).
+        // it removes the directory (see `destroy::shutdown`).
         let _creating = self.sw_create.lock();
         if self.dying() {
             return Err(ENODEV);
@@ -449,8 +448,10 @@ impl Enclave {
 
     /// `SW_FREE`: frees a status word the kernel gave up (`F_CANFREE`).
     /// `ENOENT` for no such region or word, `EINVAL` for a word that is
-    /// not `CANFREE`. May sleep.
-    pub fn free_sw(&self, info: SwInfo) -> Result {
+    /// not `CANFREE`. Returns the gtid of the task whose messages the word
+    /// gated (`MSG_GATED`), for the caller to ungate: the task may have
+    /// come back meanwhile, and now its agent hears. May sleep.
+    pub fn free_sw(&self, info: SwInfo) -> Result<Option<i64>> {
         let regions = self.sw_regions.lock();
         let r = regions.iter().find(|r| r.id == info.id).ok_or(ENOENT)?;
         let w = r.region().word(info.index).ok_or(ENOENT)?;
@@ -467,11 +468,7 @@ impl Enclave {
             self.gated.fetch_sub(1, Ordering::SeqCst);
         }
         drop(regions);
-        if gated {
-            // The task may have come back meanwhile: now the agent hears.
-            crate::sched::ungate(self, gtid);
-        }
-        Ok(())
+        Ok(gated.then_some(gtid))
     }
 
     /// Counts a word that a departure gated (`MSG_GATED`).
@@ -580,129 +577,48 @@ impl Enclave {
         out
     }
 
-    /// Destroys the scheduling side: no task may join any more, agents are
-    /// killed, every task goes back to `SCHED_NORMAL`; returns once no
-    /// task or agent points to the enclave. Process context (sleeps).
-    pub fn shutdown(self: &Arc<Self>) {
-        {
-            // Under the creators' lock: a `create sw_region` in progress
-            // has activated its file before the directory is removed, and
-            // a later one sees `dying` and creates none (a file created in
-            // the directory while it is removed would be freed before its
-            // creator activates it).
-            let _creating = self.sw_create.lock();
-            self.dying.store(true, Ordering::SeqCst);
-        }
-        // A task of this enclave that destroys it leaves first: once the
-        // agents are killed, nothing would run it again if it slept or were
-        // preempted below (an allocation, the wait), and it would wait for
-        // its own destroy for good. So does an agent of it (the last thread
-        // of an ephemeral enclave's owner may be one): it cannot wait for
-        // its own exit; it is killed all the same, as every agent is.
-        if let Ok(me) = crate::sys::task::TaskHandle::current() {
-            let g = TaskRqGuard::lock(me);
-            let mine = GhostTask::of(&g, g.task())
-                .filter(|gt| core::ptr::eq(gt.enclave(), &**self))
-                .map(|gt| gt.agent_cpu);
-            let me = g.unlock();
-            if let Some(agent_cpu) = mine {
-                crate::sched::leave_ghost(&me);
-                if let Some(cpu) = agent_cpu {
-                    crate::agent::kill(&me, cpu);
-                }
-            }
-        }
-        // Agents first: once they are gone, nothing commits.
-        for cpu in 0..crate::sys::cpu::nr_cpu_ids() as i32 {
-            let agent = {
-                let Some(rq) = RqGuard::lock(cpu) else {
-                    continue;
-                };
-                let Some(g) = GhostRq::of(cpu) else {
-                    continue;
-                };
-                g.agent()
-                    .filter(|a| {
-                        GhostTask::of(&rq, *a)
-                            .is_some_and(|gt| core::ptr::eq(gt.enclave(), &**self))
-                    })
-                    .map(TaskHandle::get)
-            };
-            if let Some(a) = agent {
-                crate::agent::kill(&a, cpu);
-            }
-        }
-        // Then tasks; a task forking meanwhile adds a child that the next
-        // round moves. Each round waits until the last task is out (`leave`
-        // wakes `LEFT`) or a late member needs moving (`link_member` does).
-        // Without either for `SHUTDOWN_RECHECK_MS` (a task that could not
-        // be moved yet, e.g. one still being forked), the round repeats.
-        // Nothing is ever leaked: a task pointing to the enclave keeps
-        // `destroy` waiting, and one that does so for long is reported.
-        let mut stalled_ms: u32 = 0;
-        let mut reported = false;
-        loop {
-            let links = self.late_links.load(Ordering::SeqCst);
-            let before = self.nr_tasks();
-            for t in self.tasks() {
-                crate::sched::leave_ghost(&t);
-            }
-            let woken = LEFT.wait_until(SHUTDOWN_RECHECK_MS, || {
-                self.nr_tasks() == 0 || self.late_links.load(Ordering::SeqCst) != links
-            });
-            let left = self.nr_tasks();
-            if left == 0 {
-                if reported {
-                    pr_info!("enclave_{}: the last task left\n", self.id);
-                }
-                return;
-            }
-            if woken || left < before {
-                stalled_ms = 0;
-                continue;
-            }
-            stalled_ms = stalled_ms.saturating_add(SHUTDOWN_RECHECK_MS);
-            if stalled_ms >= SHUTDOWN_REPORT_MS && !reported {
-                reported = true;
-                pr_warn!(
-                    "enclave_{}: destroy still waits for {} tasks or agents to leave\n",
-                    self.id,
-                    left
-                );
-                for t in members::snapshot(&self.members) {
-                    pr_warn!("enclave_{}: left: pid {}\n", self.id, t.as_ptr().pid());
-                }
-            }
-        }
+    /// Marks the enclave dying, under the creators' lock: a `create
+    /// sw_region` in progress has activated its file before the directory
+    /// is removed, and a later one sees `dying` and creates none (a file
+    /// created in the directory while it is removed would be freed before
+    /// its creator activates it). Then no task may join.
+    pub fn mark_dying(&self) {
+        let _creating = self.sw_create.lock();
+        self.dying.store(true, Ordering::SeqCst);
+    }
+
+    /// How many members were linked after [`Self::mark_dying`] (a destroy
+    /// round that listed the members before moves them next).
+    pub fn late_links(&self) -> usize {
+        self.late_links.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps until `cond` holds or `ms` passed, woken when the last task
+    /// leaves or a member is linked late; whether `cond` held. Process
+    /// context.
+    pub fn wait_for_leavers(&self, ms: u32, cond: impl FnMut() -> bool) -> bool {
+        LEFT.wait_until(ms, cond)
+    }
+
+    /// The members, for a report (tasks and agents still pointing here).
+    pub fn members_snapshot(&self) -> KVec<TaskHandle> {
+        members::snapshot(&self.members)
     }
 }
 
 /// Wakes a `destroy` waiting for its enclave's tasks to leave.
-static LEFT: AnyCtxWaitQueue = AnyCtxWaitQueue::uninit();
+static LEFT: AnyCtxWaitQueue = AnyCtxWaitQueue::new(left_wake);
 
-/// `LEFT`'s irq_work handler.
-///
-/// # Safety
-///
-/// Called by the irq_work core (hard interrupt, no runqueue lock).
-unsafe extern "C" fn left_wake(_w: *mut bindings::irq_work) {
+/// `LEFT`'s wake (its irq_work: hard interrupt, no runqueue lock).
+fn left_wake() {
     LEFT.wake_now();
 }
 
 /// Sets up what enclaves share (the wait queue of `destroy`). Called once
 /// at boot, before any enclave exists.
 pub fn init() {
-    // SAFETY: boot, once, before any enclave exists; `left_wake` wakes
-    // `LEFT`.
-    unsafe { LEFT.init(kernel::c_str!("ghost_destroy"), left_wake) };
+    LEFT.init(kernel::c_str!("ghost_destroy"));
 }
-
-/// How long a `destroy` round waits for news before it moves the tasks
-/// out again (ms).
-const SHUTDOWN_RECHECK_MS: u32 = 100;
-
-/// After how long without progress a `destroy` reports who is left (ms).
-const SHUTDOWN_REPORT_MS: u32 = 10_000;
 
 /// The most status-word regions (2 MiB each) an enclave may have.
 pub const MAX_SW_REGIONS: usize = 64;

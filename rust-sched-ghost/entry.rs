@@ -133,6 +133,7 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     // SAFETY: `rq` is locked by the caller for this call.
     let rq = unsafe { Rq::from_raw(rq) };
     crate::sched::tick(rq);
+    crate::watchdog::tick();
 }
 
 /// `copy_process`: the gtid of a new task whose pid in the initial

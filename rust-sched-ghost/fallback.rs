@@ -11,7 +11,8 @@
 //! every other exec of the system. So, as long as an enclave is
 //! *orphaned* (its last agent died or left while it lives, and none has
 //! attached since; see `Enclave::orphaned`), a CPU without an agent runs
-//! the runnable tasks of orphaned enclaves queued on it itself: round
+//! the runnable tasks of orphaned enclaves queued on it itself (and so does
+//! a CPU whose agent is exiting, see [`applies`]): round
 //! robin, one tick each. The tasks stay in their enclave (their messages
 //! still flow to its queues) for the next agent, which finds them as
 //! ghOSt's in-place upgrade does (status words, `discover tasks`). An
@@ -122,9 +123,27 @@ pub fn unlink(rq: &Rq, gt: &GhostTask) {
 }
 
 /// Whether the fallback runs `gt` on a CPU whose state is `g`: the CPU has
-/// no agent and `gt`'s enclave is orphaned.
+/// no agent and `gt`'s enclave is orphaned, or the CPU's agent is exiting.
+///
+/// An exiting agent (killed, say) still is its CPU's agent until it leaves
+/// the class at the end of `do_exit()`, and on the way it may wait, in
+/// `exit_mmap()`, for a lock a ghost task holds (an `i_mmap_rwsem` of a
+/// file both map): that task must run, or the agent never leaves and its
+/// enclave never becomes orphaned. So from `PF_EXITING` on, its CPU's
+/// tasks run as on an agentless CPU (`agent_deaths_never_wedge` found it:
+/// the dying agent and two `exec`s in `D` for good).
 pub fn applies(g: LockedGhostRq<'_>, gt: &GhostTask) -> bool {
-    g.agent().is_none() && !gt.is_agent() && gt.enclave().orphaned()
+    !gt.is_agent()
+        && match g.agent() {
+            None => gt.enclave().orphaned(),
+            Some(a) => a.exiting(),
+        }
+}
+
+/// Whether `g`'s CPU has no agent that can schedule it: none, or one that
+/// is exiting (see [`applies`]).
+fn agentless(g: LockedGhostRq<'_>) -> bool {
+    g.agent().map_or(true, |a| a.exiting())
 }
 
 /// The first task on `g`'s list the fallback may run (see [`applies`]),
@@ -150,7 +169,7 @@ fn first_runnable<'a>(
 /// orphaned enclave that has waited longest here, moved to the tail (round
 /// robin). `None` when there is none (or the CPU has an agent).
 pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
-    if g.agent().is_some() {
+    if !agentless(g) {
         return None;
     }
     let t = first_runnable(rq, g, None)?;
@@ -162,5 +181,5 @@ pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
 /// The tick on a CPU without an agent: whether the running ghost task
 /// `curr` should make room for another task the fallback runs here.
 pub fn should_rotate(rq: &Rq, g: LockedGhostRq<'_>, curr: TaskPtr) -> bool {
-    g.agent().is_none() && first_runnable(rq, g, Some(curr)).is_some()
+    agentless(g) && first_runnable(rq, g, Some(curr)).is_some()
 }

@@ -53,6 +53,7 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
+pub mod destroy;
 pub mod enclave;
 pub mod entry;
 pub mod fallback;

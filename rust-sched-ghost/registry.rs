@@ -334,7 +334,7 @@ pub fn take(id: u64) -> Option<Arc<Enclave>> {
 /// files: every task back to CFS, agents killed, directory removed.
 /// Process context; sleeps.
 pub fn destroy_taken(e: Arc<Enclave>) {
-    e.shutdown();
+    crate::destroy::shutdown(&e);
     e.dir().remove();
 }
 

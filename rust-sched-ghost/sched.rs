@@ -16,8 +16,9 @@ use crate::gtask::{self, GhostTask};
 use crate::members;
 use crate::msgs;
 use crate::sw::F_CANFREE;
-use crate::sys::rq::{Rq, TaskPtr, TaskRqGuard};
+use crate::sys::rq::{Rq, TaskPtr};
 use crate::sys::task::TaskHandle;
+use crate::sys::task::TaskRqGuard;
 use crate::sys::time::now;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
@@ -216,7 +217,6 @@ pub fn tick(rq: &Rq) {
             rq.resched_curr();
         }
     }
-    crate::watchdog::tick();
 }
 
 /// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked):

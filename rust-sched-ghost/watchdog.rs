@@ -35,7 +35,7 @@
 //! handler queues the work item that checks, in process context.
 
 use crate::gtask::GhostTask;
-use crate::sys::rq::TaskRqGuard;
+use crate::sys::task::TaskRqGuard;
 use crate::sys::time::now;
 use crate::sys::work::{IrqWork, Work};
 use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};

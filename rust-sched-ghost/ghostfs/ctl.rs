@@ -65,7 +65,7 @@ pub fn destroy(file: &OpenFile, id: u64) -> Result {
     }
     // Out of the registry, new lookups fail and its CPUs are free again.
     let enclave = registry::take(id).ok_or(ENODEV)?;
-    enclave.shutdown();
+    crate::destroy::shutdown(&enclave);
     // Remove the directory (waiting for other running callbacks of its
     // files) without holding the registry lock, which those callbacks may be
     // waiting for.

@@ -95,10 +95,15 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
         IOC_SW_GET_INFO => sw_get_info(e, arg),
         IOC_SW_FREE => {
             let a: uapi::ghost_sw_info = uarg::read(arg)?;
-            e.free_sw(SwInfo {
+            let gated = e.free_sw(SwInfo {
                 id: a.id,
                 index: a.index,
             })?;
+            if let Some(gtid) = gated {
+                // The task may have come back meanwhile: now the agent
+                // hears.
+                crate::sched::ungate(e, gtid);
+            }
             Ok(0)
         }
         IOC_GET_CPU_TIME => {
@@ -229,7 +234,7 @@ fn task_state<R>(
     f: impl FnOnce(&crate::sys::rq::Rq, &GhostTask) -> Result<R>,
 ) -> Result<R> {
     let t = task_of(e, gtid)?;
-    let g = crate::sys::rq::TaskRqGuard::lock(t);
+    let g = crate::sys::task::TaskRqGuard::lock(t);
     let gt = GhostTask::of(&g, g.task()).ok_or(ENOENT)?;
     if !core::ptr::eq(gt.enclave(), e) {
         return Err(ENOENT);

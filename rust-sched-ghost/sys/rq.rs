@@ -337,6 +337,13 @@ impl TaskPtr {
         unsafe { bindings::ghost_task_is_idle(self.as_raw()) }
     }
 
+    /// Whether the task is exiting (`PF_EXITING`: in `do_exit()`, past
+    /// `exit_signals()`).
+    pub fn exiting(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_exiting(self.as_raw()) }
+    }
+
     /// Whether the task is a kernel thread.
     pub fn is_kthread(self) -> bool {
         // SAFETY: the task is alive (type invariant).
@@ -385,73 +392,6 @@ impl Drop for RqGuard {
     fn drop(&mut self) {
         // SAFETY: this guard locked `rq` with these flags.
         unsafe { bindings::ghost_rq_unlock_irqrestore(self.rq, self.flags as _) }
-    }
-}
-
-/// A task's `pi_lock` and the lock of its runqueue, held (`task_rq_lock`),
-/// with a reference on the task.
-pub struct TaskRqGuard {
-    task: crate::sys::task::TaskHandle,
-    rq: *mut bindings::rq,
-    rf: bindings::rq_flags,
-}
-
-impl TaskRqGuard {
-    /// Locks `task`'s runqueue. Must not be called with an rq lock held.
-    pub fn lock(task: crate::sys::task::TaskHandle) -> TaskRqGuard {
-        // SAFETY: all-zero `rq_flags` is a valid initial value (C declares
-        // it uninitialized on the stack).
-        let mut rf: bindings::rq_flags = unsafe { core::mem::zeroed() };
-        // SAFETY: the handle keeps the task alive; the locks are released in
-        // `drop`.
-        let rq = unsafe { bindings::task_rq_lock(task.as_ptr().as_raw(), &mut rf) };
-        TaskRqGuard { task, rq, rf }
-    }
-
-    /// The task.
-    pub fn task(&self) -> TaskPtr {
-        self.task.as_ptr()
-    }
-
-    /// Unlocks, giving back the reference on the task.
-    pub fn unlock(self) -> crate::sys::task::TaskHandle {
-        let mut this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks
-        // held; `this` is never used or dropped again, so the handle is
-        // moved out exactly once.
-        unsafe {
-            bindings::ghost_task_rq_unlock(this.rq, this.task().as_raw(), &mut this.rf);
-            core::ptr::read(&this.task)
-        }
-    }
-
-    /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
-    /// holds instead. The caller checked that the task is queued, not
-    /// running, and not migration-disabled; `cpu` need not be in its
-    /// affinity (placement is the agent's, as in ghOSt).
-    pub fn move_to(&mut self, cpu: i32) {
-        // SAFETY: the guard holds `pi_lock` and the task's rq lock, as
-        // `move_queued_task` needs; it returns the new rq, locked, and the
-        // task's `pi_lock` stays held.
-        self.rq = unsafe {
-            bindings::ghost_move_queued_task(self.rq, &mut self.rf, self.task().as_raw(), cpu)
-        };
-    }
-}
-
-impl core::ops::Deref for TaskRqGuard {
-    type Target = Rq;
-
-    fn deref(&self) -> &Rq {
-        // SAFETY: the lock is held for the guard's lifetime.
-        unsafe { Rq::from_raw(self.rq) }
-    }
-}
-
-impl Drop for TaskRqGuard {
-    fn drop(&mut self) {
-        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks held.
-        unsafe { bindings::ghost_task_rq_unlock(self.rq, self.task().as_raw(), &mut self.rf) }
     }
 }
 

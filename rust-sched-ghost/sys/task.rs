@@ -3,7 +3,7 @@
 //! Tasks as ghOSt names them: by pid or by gtid ([`crate::gtid`]).
 
 use crate::gtid::{GtidAllocator, Layout, TaskRef};
-use crate::sys::rq::TaskPtr;
+use crate::sys::rq::{Rq, TaskPtr};
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -156,4 +156,71 @@ pub fn sleep_until(mut done: impl FnMut() -> bool) {
     }
     // SAFETY: the calling task's state; process context.
     unsafe { bindings::ghost_set_current_running() };
+}
+
+/// A task's `pi_lock` and the lock of its runqueue, held (`task_rq_lock`),
+/// with a reference on the task.
+pub struct TaskRqGuard {
+    task: TaskHandle,
+    rq: *mut bindings::rq,
+    rf: bindings::rq_flags,
+}
+
+impl TaskRqGuard {
+    /// Locks `task`'s runqueue. Must not be called with an rq lock held.
+    pub fn lock(task: TaskHandle) -> TaskRqGuard {
+        // SAFETY: all-zero `rq_flags` is a valid initial value (C declares
+        // it uninitialized on the stack).
+        let mut rf: bindings::rq_flags = unsafe { core::mem::zeroed() };
+        // SAFETY: the handle keeps the task alive; the locks are released in
+        // `drop`.
+        let rq = unsafe { bindings::task_rq_lock(task.as_ptr().as_raw(), &mut rf) };
+        TaskRqGuard { task, rq, rf }
+    }
+
+    /// The task.
+    pub fn task(&self) -> TaskPtr {
+        self.task.as_ptr()
+    }
+
+    /// Unlocks, giving back the reference on the task.
+    pub fn unlock(self) -> TaskHandle {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks
+        // held; `this` is never used or dropped again, so the handle is
+        // moved out exactly once.
+        unsafe {
+            bindings::ghost_task_rq_unlock(this.rq, this.task().as_raw(), &mut this.rf);
+            core::ptr::read(&this.task)
+        }
+    }
+
+    /// Moves the (queued) task to `cpu`'s runqueue, which this guard then
+    /// holds instead. The caller checked that the task is queued, not
+    /// running, and not migration-disabled; `cpu` need not be in its
+    /// affinity (placement is the agent's, as in ghOSt).
+    pub fn move_to(&mut self, cpu: i32) {
+        // SAFETY: the guard holds `pi_lock` and the task's rq lock, as
+        // `move_queued_task` needs; it returns the new rq, locked, and the
+        // task's `pi_lock` stays held.
+        self.rq = unsafe {
+            bindings::ghost_move_queued_task(self.rq, &mut self.rf, self.task().as_raw(), cpu)
+        };
+    }
+}
+
+impl core::ops::Deref for TaskRqGuard {
+    type Target = Rq;
+
+    fn deref(&self) -> &Rq {
+        // SAFETY: the lock is held for the guard's lifetime.
+        unsafe { Rq::from_raw(self.rq) }
+    }
+}
+
+impl Drop for TaskRqGuard {
+    fn drop(&mut self) {
+        // SAFETY: `task_rq_lock` (or `move_to`) left exactly these locks held.
+        unsafe { bindings::ghost_task_rq_unlock(self.rq, self.task().as_raw(), &mut self.rf) }
+    }
 }

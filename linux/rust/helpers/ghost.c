@@ -290,6 +290,11 @@ bool rust_helper_ghost_task_is_kthread(struct task_struct *p)
 	return p->flags & PF_KTHREAD;
 }
 
+bool rust_helper_ghost_task_exiting(struct task_struct *p)
+{
+	return p->flags & PF_EXITING;
+}
+
 bool rust_helper_ghost_task_is_idle(struct task_struct *p)
 {
 	return is_idle_task(p);
