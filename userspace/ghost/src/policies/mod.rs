@@ -16,6 +16,7 @@ pub mod edf;
 pub mod fair;
 pub mod fifo;
 pub mod fifo_central;
+pub mod owed;
 pub mod shinjuku;
 pub mod sol;
 

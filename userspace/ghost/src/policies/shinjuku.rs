@@ -9,13 +9,13 @@
 //! to the front: it is owed the rest. A free CPU gets the oldest waiting
 //! task that may run there and is off every CPU.
 
-use std::collections::{HashSet, VecDeque};
 use std::fmt::Write;
 use std::time::Duration;
 
 use ghost_abi as abi;
 
-use crate::policy::{Ctx, Policy, Task, TaskState};
+use super::owed::OwedQueue;
+use crate::policy::{Ctx, Policy, Task};
 
 /// The time slice when none is given.
 pub const DEFAULT_SLICE: Duration = Duration::from_micros(30);
@@ -23,10 +23,9 @@ pub const DEFAULT_SLICE: Duration = Duration::from_micros(30);
 /// The Shinjuku policy.
 #[derive(Debug)]
 pub struct Shinjuku {
-    /// Tasks waiting for a CPU, next first.
-    rq: VecDeque<i64>,
-    /// Tasks preempted before their slice was over: to the front.
-    owed: HashSet<i64>,
+    /// Tasks waiting for a CPU; one preempted before its slice was over
+    /// goes to the front.
+    rq: OwedQueue,
     slice: Duration,
 }
 
@@ -40,15 +39,14 @@ impl Shinjuku {
     /// A policy that preempts a task after `slice` when others wait.
     pub fn new(slice: Duration) -> Self {
         Self {
-            rq: VecDeque::new(),
-            owed: HashSet::new(),
+            rq: OwedQueue::default(),
             slice,
         }
     }
 
     /// The run queue, front first.
     pub fn run_queue(&self) -> Vec<i64> {
-        self.rq.iter().copied().collect()
+        self.rq.iter().collect()
     }
 }
 
@@ -61,30 +59,20 @@ impl Policy for Shinjuku {
     ) {
         // Still its CPU's current task: the global agent did not replace
         // it, so its slice was not over. A latch never ran.
-        if let TaskState::OnCpu(c) = task.state() {
-            if ctx.current(c) == Some(task.gtid) || msg.was_latched != 0 {
-                self.owed.insert(task.gtid);
-            }
-        }
+        self.rq.preempted(ctx, task, msg);
     }
 
     fn enqueue(&mut self, _: &mut Ctx<'_>, task: &Task) {
-        if self.owed.remove(&task.gtid) {
-            self.rq.push_front(task.gtid);
-        } else {
-            self.rq.push_back(task.gtid);
-        }
+        self.rq.push(task);
     }
 
     fn dequeue(&mut self, _: &mut Ctx<'_>, task: &Task) {
-        self.rq.retain(|&g| g != task.gtid);
-        self.owed.remove(&task.gtid);
+        self.rq.remove(task);
     }
 
     fn pick(&mut self, ctx: &mut Ctx<'_>, cpu: usize) -> Option<i64> {
-        let rq = &self.rq;
-        rq.iter()
-            .copied()
+        self.rq
+            .iter()
             .find(|&g| ctx.can_run(g, cpu) && !ctx.still_on_cpu(g))
     }
 
@@ -96,7 +84,7 @@ impl Policy for Shinjuku {
     }
 
     fn task_dead(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskDead) {
-        self.owed.remove(&task.gtid);
+        self.rq.forget(task);
     }
 
     fn dump(&self, out: &mut String) {
@@ -105,7 +93,7 @@ impl Policy for Shinjuku {
             "run queue (slice {:?}): {} runnable {:?}",
             self.slice,
             self.rq.len(),
-            self.rq
+            self.rq.iter().collect::<Vec<_>>()
         );
     }
 }

@@ -16,21 +16,20 @@
 //! new, woken, yielding and sliced tasks go to the back. An optional time
 //! slice preempts a task that has run that long while others wait.
 
-use std::collections::{HashSet, VecDeque};
 use std::fmt::Write;
 use std::time::Duration;
 
 use ghost_abi as abi;
 
-use crate::policy::{Ctx, Policy, Task, TaskState};
+use super::owed::OwedQueue;
+use crate::policy::{Ctx, Policy, Task};
 
 /// The SOL policy.
 #[derive(Debug, Default)]
 pub struct Sol {
-    /// Tasks waiting for a CPU, next first.
-    rq: VecDeque<i64>,
-    /// Tasks that lost their CPU involuntarily: to the front.
-    front: HashSet<i64>,
+    /// Tasks waiting for a CPU; one that lost its CPU involuntarily goes
+    /// to the front.
+    rq: OwedQueue,
     slice: Option<Duration>,
 }
 
@@ -46,7 +45,7 @@ impl Sol {
 
     /// The run queue, front first.
     pub fn run_queue(&self) -> Vec<i64> {
-        self.rq.iter().copied().collect()
+        self.rq.iter().collect()
     }
 
     /// Whether a commit of `gtid` would succeed as far as the agent can
@@ -68,30 +67,20 @@ impl Policy for Sol {
         task: &Task,
         msg: &abi::GhostMsgPayloadTaskPreempt,
     ) {
-        if let TaskState::OnCpu(c) = task.state() {
-            if ctx.current(c) == Some(task.gtid) || msg.was_latched != 0 {
-                self.front.insert(task.gtid);
-            }
-        }
+        self.rq.preempted(ctx, task, msg);
     }
 
     fn enqueue(&mut self, _: &mut Ctx<'_>, task: &Task) {
-        if self.front.remove(&task.gtid) {
-            self.rq.push_front(task.gtid);
-        } else {
-            self.rq.push_back(task.gtid);
-        }
+        self.rq.push(task);
     }
 
     fn dequeue(&mut self, _: &mut Ctx<'_>, task: &Task) {
-        self.rq.retain(|&g| g != task.gtid);
-        self.front.remove(&task.gtid);
+        self.rq.remove(task);
     }
 
     fn pick(&mut self, ctx: &mut Ctx<'_>, cpu: usize) -> Option<i64> {
-        let rq = &self.rq;
-        rq.iter()
-            .copied()
+        self.rq
+            .iter()
             .find(|&g| ctx.can_run(g, cpu) && Self::committable(ctx, g))
     }
 
@@ -103,10 +92,15 @@ impl Policy for Sol {
     }
 
     fn task_dead(&mut self, _: &mut Ctx<'_>, task: &Task, _: &abi::GhostMsgPayloadTaskDead) {
-        self.front.remove(&task.gtid);
+        self.rq.forget(task);
     }
 
     fn dump(&self, out: &mut String) {
-        let _ = writeln!(out, "run queue: {} runnable {:?}", self.rq.len(), self.rq);
+        let _ = writeln!(
+            out,
+            "run queue: {} runnable {:?}",
+            self.rq.len(),
+            self.rq.iter().collect::<Vec<_>>()
+        );
     }
 }
