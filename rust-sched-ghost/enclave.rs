@@ -5,18 +5,20 @@
 //! `enclave_<id>` ([`crate::ghostfs`] has the files; [`crate::registry`] keeps
 //! the live enclaves and which CPUs each owns).
 //!
-//! Owns: an enclave's tunables and timeouts, its orphaned state, its members
-//! and their count, its queues and default queue, its status-word regions,
-//! its transaction pages, and the wait queue of `destroy` (whose order is
-//! [`crate::destroy`]'s).
+//! Owns: an enclave's tunables and timeouts, its orphaned state, its member
+//! list ([`Member`] nodes, each a task's place and its task) and the count
+//! of tasks pointing to it (an [`Anchor`]: each task's state holds an
+//! [`Entered`] reference), its queues and default queue, its status-word
+//! regions, its transaction pages, and the wait queue of `destroy` (whose
+//! order is [`crate::destroy`]'s).
 //!
-//! Calls: [`crate::members`], [`crate::gtask`] (its member tasks, which
-//! point back to it: the one import knot left in the crate),
-//! [`crate::queue`], [`crate::cpu_data`],
-//! [`crate::swregion`], [`crate::sw`], [`crate::parse`] (CPU sets) and
-//! [`crate::sys`]. Never the registry, ghostfs or the watchdog: the CPUs it
-//! owns are answered by the [`CpuOwners`] it is created with, the watchdog is
-//! told of an orphaning through [`EnclaveInit::on_orphaned`].
+//! Calls: [`crate::queue`], [`crate::cpu_data`], [`crate::swregion`],
+//! [`crate::sw`], [`crate::parse`] (CPU sets) and [`crate::sys`]: nothing
+//! above it. Task state ([`crate::gtask`]) points to the enclave, and
+//! [`crate::members`] (joining, leaving, listing the enclave's tasks) works
+//! on both from above. Never the registry, ghostfs or the watchdog: the
+//! CPUs it owns are answered by the [`CpuOwners`] it is created with, the
+//! watchdog is told of an orphaning through [`EnclaveInit::on_orphaned`].
 //!
 //! Memory: an enclave's `cpu_data` pages and status-word regions are freed
 //! when the last reference to the enclave goes, right after `destroy` (or
@@ -25,22 +27,21 @@
 //! unmaps every mapping of its files, so later accesses get `SIGBUS`.
 
 use crate::cpu_data::CpuData;
-use crate::gtask::{GhostTask, SW_MSG_GATED};
-use crate::members::{self, Members};
 use crate::parse::CpuSet;
 use crate::queue::Queue;
 use crate::sw::{Region, SwInfo, F_CANFREE};
 use crate::swregion::SwRegion;
+use crate::sys::anchor::{Anchor, Anchored, Backref, Entered};
 use crate::sys::keep::KeepList;
 use crate::sys::kernfs::Node;
+use crate::sys::list::{Links, List};
 use crate::sys::rawlock::RawSpinLock;
 use crate::sys::task::TaskHandle;
-use crate::sys::task::TaskRqGuard;
 use crate::sys::waitq::AnyCtxWaitQueue;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
+use kernel::uapi::GHOST_SW_TASK_MSG_GATED as SW_MSG_GATED;
 
 /// Which CPUs an enclave owns: the registry's answer ([`crate::registry`]),
 /// given to each enclave when it is created so that the object need not
@@ -73,8 +74,17 @@ pub struct EnclaveInit {
 }
 
 /// One enclave.
+///
+/// # Invariants
+///
+/// The enclave is freed only once `anchor` counts no task (`destroy` waits
+/// for it), and it keeps its status-word regions and queues until it is
+/// freed: what [`Entered`] and [`Backref`] rely on.
 #[pin_data]
 pub struct Enclave {
+    /// Counts the tasks and agents whose ghost state points to this
+    /// enclave (see [`Self::enter`]).
+    anchor: Anchor,
     /// The id: the directory is `enclave_<id>`.
     pub id: u64,
     /// The ABI the enclave was created for.
@@ -123,10 +133,11 @@ pub struct Enclave {
     /// messages.
     #[pin]
     queues: KeepList<Queue>,
-    /// Tasks and agents whose ghost state points to this enclave.
-    nr_tasks: AtomicUsize,
-    /// Their states, on a list (also the exiting tasks no pid lookup finds).
-    members: RawSpinLock<Members>,
+    /// The states of tasks and agents, on a list (also the exiting tasks no
+    /// pid lookup finds). Taken inside runqueue locks (a task retired under
+    /// its rq lock unlinks itself); no runqueue lock is taken while it is
+    /// held.
+    members: RawSpinLock<List<Member, MEMBER_LIST>>,
     /// Words of departed tasks that the agent has not freed yet
     /// (`MSG_GATED`): while 0, a join need not look for one.
     gated: AtomicUsize,
@@ -163,10 +174,11 @@ impl Enclave {
         cpu_data: CpuData,
         owners: &'static dyn CpuOwners,
     ) -> Result<Arc<Enclave>> {
-        let members = Members::new_locked()?;
+        let members = RawSpinLock::new(List::new())?;
         let sw_regions = RawSpinLock::new(KVec::with_capacity(MAX_SW_REGIONS, GFP_KERNEL)?)?;
         Arc::pin_init(
             pin_init!(Enclave {
+                anchor: Anchor::new(left_wake_deferred),
                 id: init.id,
                 abi: init.abi,
                 gid: init.gid,
@@ -188,7 +200,6 @@ impl Enclave {
                 sw_regions,
                 sw_create <- kernel::new_mutex!(()),
                 queues <- KeepList::new(),
-                nr_tasks: AtomicUsize::new(0),
                 members,
                 gated: AtomicUsize::new(0),
                 dying: AtomicBool::new(false),
@@ -218,35 +229,26 @@ impl Enclave {
         self.dying.load(Ordering::SeqCst)
     }
 
-    /// Counts a task (or agent) about to point to this enclave; `EXDEV` if
-    /// the enclave is being destroyed. Pairs with [`Self::leave`].
+    /// A counted reference for a task (or agent) about to point to this
+    /// enclave; `EXDEV` if the enclave is being destroyed. Dropping it
+    /// uncounts the task: the last one out wakes `destroy` (any context:
+    /// the wakeup is deferred), without touching the enclave after the
+    /// decrement.
     ///
     /// The count comes first and the check second, while `destroy` sets
     /// `dying` first and waits for the count second: either the entering
     /// task sees `dying`, or `destroy` sees the task.
-    pub fn enter(&self) -> Result {
-        self.nr_tasks.fetch_add(1, Ordering::SeqCst);
+    pub fn enter(&self) -> Result<Entered<Enclave>> {
+        let entered = Entered::new(self);
         if self.dying() {
-            self.leave();
             return Err(EXDEV);
         }
-        Ok(())
-    }
-
-    /// Uncounts a task. After this the caller must not touch the enclave
-    /// unless it holds a reference.
-    ///
-    /// The last one out wakes `destroy` (any context: the wakeup is
-    /// deferred), without touching the enclave after the decrement.
-    pub fn leave(&self) {
-        if self.nr_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
-            LEFT.wake();
-        }
+        Ok(entered)
     }
 
     /// Tasks and agents in the enclave.
     pub fn nr_tasks(&self) -> usize {
-        self.nr_tasks.load(Ordering::SeqCst)
+        self.anchor.count()
     }
 
     /// Whether the enclave is orphaned (see [`Orphan`]).
@@ -434,13 +436,15 @@ impl Enclave {
         self.owners.cpus_of(self.id)
     }
 
-    /// Allocates a status word from the first region with room. `ENOMEM`
-    /// if every region is full (or there is none). Never sleeps.
-    pub fn alloc_sw(&self) -> Result<(NonNull<Region>, SwInfo)> {
-        let regions = self.sw_regions.lock();
+    /// Allocates a status word from the first region with room, for a task
+    /// that holds `me` on this enclave. `ENOMEM` if every region is full
+    /// (or there is none). Never sleeps.
+    pub fn alloc_sw(me: &Entered<Enclave>) -> Result<(Backref<Region>, SwInfo)> {
+        let regions = me.get().sw_regions.lock();
         for r in regions.iter() {
             if let Some(info) = r.alloc() {
-                return Ok((NonNull::from(r.region()), info));
+                // The enclave keeps its regions until it is freed.
+                return Ok((me.backref(r.region()), info));
             }
         }
         Err(ENOMEM)
@@ -526,15 +530,11 @@ impl Enclave {
         self.queues.choose(q)
     }
 
-    /// Links `gt` as a member (see [`crate::members`]). Never sleeps.
-    ///
-    /// # Safety
-    ///
-    /// `gt`, a state of this enclave, is not linked yet and stays at its
-    /// address until its drop, which unlinks it.
-    pub unsafe fn link_member(&self, gt: &GhostTask) {
-        // SAFETY: the caller's guarantee.
-        unsafe { self.members.lock().link(gt) };
+    /// Links `m`, the place of a task state of this enclave, as a member
+    /// (see [`crate::members`]): boxed, it is linked until its drop, which
+    /// unlinks it ([`Self::unlink_member`]). Never sleeps.
+    pub fn link_member(&self, m: &Member) {
+        self.members.lock().push_front(m);
         // `destroy` sets `dying` before it lists the members (under the
         // members lock): a member it did not list sees `dying` here.
         if self.dying() {
@@ -543,38 +543,22 @@ impl Enclave {
         }
     }
 
-    /// Unlinks `gt` (if linked). Never sleeps.
-    pub fn unlink_member(&self, gt: &GhostTask) {
-        self.members.lock().unlink(gt)
+    /// Unlinks `m` (if linked). Never sleeps.
+    pub fn unlink_member(&self, m: &Member) {
+        self.members.lock().remove(m);
     }
 
     /// The member task with gtid `gtid`, even one no pid lookup finds any
-    /// more (exiting). Never sleeps; O(members).
+    /// more (exiting), with a reference. Never sleeps; O(members).
     pub fn find_member(&self, gtid: i64) -> Option<TaskHandle> {
-        self.members.lock().find(gtid)
+        let members = self.members.lock();
+        let m = members.iter().find(|m| m.task().gtid() == gtid)?;
+        Some(TaskHandle::get(m.task()))
     }
 
     /// The task `gtid` (`gtid` > 0): by pid, else among the members.
     pub fn task_by_gtid(&self, gtid: i64) -> Option<TaskHandle> {
         crate::sys::task::by_gtid(gtid).or_else(|| self.find_member(gtid))
-    }
-
-    /// The tasks (not agents) in this enclave, with a reference each.
-    /// May sleep.
-    pub fn tasks(&self) -> KVec<TaskHandle> {
-        let mut out = KVec::new();
-        for t in members::snapshot(&self.members) {
-            let g = TaskRqGuard::lock(t);
-            let mine = GhostTask::of(&g, g.task())
-                .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), self));
-            let t = g.unlock();
-            if mine {
-                // Out of memory: the list is short by one; callers retry or
-                // report what they have.
-                let _ = out.push(t, GFP_KERNEL);
-            }
-        }
-        out
     }
 
     /// Marks the enclave dying, under the creators' lock: a `create
@@ -600,9 +584,61 @@ impl Enclave {
         LEFT.wait_until(ms, cond)
     }
 
-    /// The members, for a report (tasks and agents still pointing here).
+    /// Every member's task (tasks and agents still pointing here), with a
+    /// reference each. May sleep.
     pub fn members_snapshot(&self) -> KVec<TaskHandle> {
-        members::snapshot(&self.members)
+        let mut out = KVec::new();
+        // Members joining between the count and the copy are left for the
+        // caller's next round (destroy goes round until none is left).
+        let n = self.members.lock().len();
+        if out.reserve(n.saturating_add(16), GFP_KERNEL).is_err() {
+            return out;
+        }
+        let members = self.members.lock();
+        for m in members.iter() {
+            if out.len() >= out.capacity() {
+                break;
+            }
+            // Within capacity: `push` does not allocate (the lock is held).
+            let _ = out.push(TaskHandle::get(m.task()), GFP_NOWAIT);
+        }
+        out
+    }
+}
+
+impl Anchored for Enclave {
+    fn anchor(&self) -> &Anchor {
+        &self.anchor
+    }
+}
+
+/// The kind of list [`Member`]s are on (an enclave's member list).
+pub const MEMBER_LIST: usize = 0;
+
+/// A task state's place on its enclave's member list, and its task: what
+/// the list answers ([`Enclave::find_member`], [`Enclave::members_snapshot`]).
+///
+/// A member holds a reference on its task, so a member's task is valid
+/// while it is linked, whichever path frees the state.
+pub struct Member {
+    links: Links<Member, MEMBER_LIST>,
+    task: TaskHandle,
+}
+
+crate::impl_has_links!(Member, links, MEMBER_LIST);
+
+impl Member {
+    /// The place of task `task`, not linked yet.
+    pub fn new(task: TaskHandle) -> Self {
+        Member {
+            links: Links::new(),
+            task,
+        }
+    }
+
+    /// The task.
+    pub fn task(&self) -> crate::sys::rq::TaskPtr {
+        self.task.as_ptr()
     }
 }
 
@@ -612,6 +648,11 @@ static LEFT: AnyCtxWaitQueue = AnyCtxWaitQueue::new(left_wake);
 /// `LEFT`'s wake (its irq_work: hard interrupt, no runqueue lock).
 fn left_wake() {
     LEFT.wake_now();
+}
+
+/// The last task of an enclave left (any context): wakes `destroy`.
+fn left_wake_deferred() {
+    LEFT.wake();
 }
 
 /// Sets up what enclaves share (the wait queue of `destroy`). Called once

@@ -24,30 +24,32 @@
 //! order they became runnable there: a task is on the list of the CPU
 //! whose runqueue it is queued on, linked by the class's `enqueue_task` and
 //! unlinked by `dequeue_task` (migrations are a dequeue and an enqueue), or
-//! when its state is uninstalled. Everything here runs with that CPU's
-//! runqueue lock held, which the `&Rq` arguments prove.
+//! when its state is taken off its task ([`crate::members::uninstall`]).
+//! The list is a [`RqList`] (the crate's one intrusive list, on the
+//! [`GhostTask`]'s `fb` links): only the holder of that CPU's runqueue lock
+//! touches it, which the `&Rq` arguments prove (checked).
 //!
 //! # Invariants
 //!
 //! - A [`GhostTask`] is on at most one list, the one of the runqueue it is
-//!   queued on, and `linked` says whether it is on one.
+//!   queued on.
 //! - A linked [`GhostTask`] is alive: it is unlinked before its state is
-//!   freed ([`crate::gtask::uninstall`] unlinks it).
-//! - The `prev`/`next` pointers of linked tasks and the list's head and
-//!   tail are only read or written with that runqueue's lock held.
+//!   freed ([`crate::members::uninstall`] unlinks it, under that runqueue
+//!   lock).
+//!
+//! Owns: the per-CPU lists. Calls: [`crate::gtask`],
+//! [`crate::agent::percpu`] (whether the CPU has an agent) and
+//! [`crate::sys`].
 
 use crate::agent::percpu::LockedGhostRq;
-use crate::gtask::GhostTask;
+use crate::gtask::{GhostTask, FALLBACK_LIST};
+use crate::sys::list::RqList;
 use crate::sys::percpu::PerCpu;
-use crate::sys::rq::{Rq, RqCell};
+use crate::sys::rq::Rq;
 use crate::sys::sched_class::TaskPtr;
-use core::ptr;
 
-/// The head and tail of a CPU's list.
-pub struct FbList {
-    head: RqCell<*const GhostTask>,
-    tail: RqCell<*const GhostTask>,
-}
+/// A CPU's list.
+pub type FbList = RqList<GhostTask, FALLBACK_LIST>;
 
 /// Every CPU's list.
 static LISTS: PerCpu<FbList> = PerCpu::new();
@@ -62,64 +64,23 @@ fn list_of(rq: &Rq) -> Option<&'static FbList> {
     LISTS.get(rq.cpu())
 }
 
-impl FbList {
-    /// An empty list, of CPU `cpu`.
-    pub const fn new(cpu: i32) -> Self {
-        FbList {
-            head: RqCell::new(cpu, ptr::null()),
-            tail: RqCell::new(cpu, ptr::null()),
-        }
-    }
-}
-
 /// Links `gt` at the tail of the list of `rq`'s CPU (`rq` locked).
 /// Agents are never linked; a linked task stays where it is.
 pub fn link(rq: &Rq, gt: &GhostTask) {
-    let l = gt.fb_link();
-    if gt.is_agent() || l.linked() {
+    if gt.is_agent() {
         return;
     }
-    let Some(list) = list_of(rq) else {
-        return;
-    };
-    let tail = list.tail.get(rq);
-    l.prev.set(tail);
-    l.next.set(ptr::null());
-    // SAFETY: a non-NULL tail is a linked task, alive (invariants); the
-    // runqueue lock, which the caller holds, protects its link.
-    match unsafe { tail.as_ref() } {
-        Some(t) => t.fb_link().next.set(gt),
-        None => list.head.set(rq, gt),
+    if let Some(list) = list_of(rq) {
+        list.with(rq, |l| l.push_back(gt));
     }
-    list.tail.set(rq, gt);
-    l.linked.set(true);
 }
 
 /// Unlinks `gt` from the list of `rq`'s CPU, if it is on it (`rq` locked,
 /// and `gt`'s task is queued there or leaving it).
 pub fn unlink(rq: &Rq, gt: &GhostTask) {
-    let l = gt.fb_link();
-    if !l.linked() {
-        return;
+    if let Some(list) = list_of(rq) {
+        list.with(rq, |l| l.remove(gt));
     }
-    let Some(list) = list_of(rq) else {
-        return;
-    };
-    let (prev, next) = (l.prev.get(), l.next.get());
-    // SAFETY: the neighbours of a linked task are linked tasks of the same
-    // list, alive (invariants); the caller holds the runqueue lock.
-    match unsafe { prev.as_ref() } {
-        Some(p) => p.fb_link().next.set(next),
-        None => list.head.set(rq, next),
-    }
-    // SAFETY: as above.
-    match unsafe { next.as_ref() } {
-        Some(n) => n.fb_link().prev.set(prev),
-        None => list.tail.set(rq, prev),
-    }
-    l.prev.set(ptr::null());
-    l.next.set(ptr::null());
-    l.linked.set(false);
 }
 
 /// Whether the fallback runs `gt` on a CPU whose state is `g`: the CPU has
@@ -146,23 +107,9 @@ fn agentless(g: LockedGhostRq<'_>) -> bool {
     g.agent().map_or(true, |a| a.exiting())
 }
 
-/// The first task on `g`'s list the fallback may run (see [`applies`]),
-/// other than `skip`.
-fn first_runnable<'a>(
-    rq: &'a Rq,
-    g: LockedGhostRq<'_>,
-    skip: Option<TaskPtr>,
-) -> Option<&'a GhostTask> {
-    let mut at = list_of(rq)?.head.get(rq);
-    // SAFETY: each pointer followed is a linked task of this list, alive
-    // while the caller holds the runqueue lock (invariants).
-    while let Some(t) = unsafe { at.as_ref() } {
-        if Some(t.task()) != skip && t.task().queued() && applies(g, t) {
-            return Some(t);
-        }
-        at = t.fb_link().next.get();
-    }
-    None
+/// Whether the fallback may run `t` (see [`applies`]), other than `skip`.
+fn runnable(g: LockedGhostRq<'_>, t: &GhostTask, skip: Option<TaskPtr>) -> bool {
+    Some(t.task()) != skip && t.task().queued() && applies(g, t)
 }
 
 /// The ghost class's pick on a CPU without an agent: the task of an
@@ -172,14 +119,20 @@ pub fn pick(rq: &Rq, g: LockedGhostRq<'_>) -> Option<TaskPtr> {
     if !agentless(g) {
         return None;
     }
-    let t = first_runnable(rq, g, None)?;
-    unlink(rq, t);
-    link(rq, t);
-    Some(t.task())
+    list_of(rq)?
+        .with(rq, |l| {
+            l.rotate_first(|t| runnable(g, t, None))
+                .map(GhostTask::task)
+        })
+        .flatten()
 }
 
 /// The tick on a CPU without an agent: whether the running ghost task
 /// `curr` should make room for another task the fallback runs here.
 pub fn should_rotate(rq: &Rq, g: LockedGhostRq<'_>, curr: TaskPtr) -> bool {
-    agentless(g) && first_runnable(rq, g, Some(curr)).is_some()
+    agentless(g)
+        && list_of(rq).is_some_and(|list| {
+            list.with(rq, |l| l.iter().any(|t| runnable(g, t, Some(curr))))
+                .unwrap_or(false)
+        })
 }

@@ -10,17 +10,20 @@
 //! Layout of the crate:
 //!
 //! - [`sys`]: the thin safe wrappers over the C kernel (runqueues, tasks,
-//!   kernfs, mappable memory, locks, wait queues, the `sched_class` adapter):
-//!   with the C entry points, the only home of `unsafe`;
+//!   kernfs, mappable memory, locks, wait queues, the `sched_class` adapter,
+//!   the intrusive list, counted enclave references, the per-task slot):
+//!   with the C entry points ([`entry`]), the only code that is not safe
+//!   Rust;
 //! - [`classes`]: `ghost_sched_class` (below fair) and
 //!   `ghost_agent_sched_class` (above deadline, below stop);
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
 //! - [`registry`]: the live enclaves by id, and which CPUs each owns;
-//!   [`enclave`]: the enclave object (its ghostfs directory is
-//!   [`ghostfs::dir`]); [`members`]: the list of an enclave's tasks and
-//!   agents;
+//!   [`enclave`]: the enclave object, its member list and task count
+//!   (its ghostfs directory is [`ghostfs::dir`]); [`members`]: tasks and
+//!   agents joining and leaving an enclave (above both the enclave and
+//!   [`gtask`]);
 //! - [`msgs`]: message production (task and CPU messages);
 //! - [`gtask`]: a task's ghOSt state, its
 //!   stay's state machine in [`gstate`];

@@ -4,25 +4,37 @@
 //! task messages it is the subject of are produced in [`crate::msgs::task`].
 //!
 //! The state is allocated (in process context) before the task enters the
-//! ghost class, hung on `task_struct::ghost`, and freed when the task leaves
-//! the class or dies. Lifetime rules:
+//! ghost class, hung on `task_struct::ghost` ([`SLOT`], a
+//! [`TaskSlot`]), and freed when the task leaves the class or dies.
+//! Lifetime rules:
 //!
-//! - `task_struct::ghost` is set by [`install`] (a compare-and-swap from
-//!   NULL, so two joins cannot both win) and cleared with the task's rq lock
-//!   held; readers hold that lock.
-//! - The state points to its enclave, its status word and its queue without
-//!   counting references: a task in an enclave is counted in the enclave's
-//!   `nr_tasks`, and destroying an enclave waits for that count to drop to
-//!   zero before anything is freed.
+//! - `task_struct::ghost` is set by `TaskSlot::install` (a compare-and-swap
+//!   from NULL, so two joins cannot both win) and cleared with the task's
+//!   rq lock held; readers hold that lock ([`GhostTask::of`]).
+//! - The state holds an [`Entered`] reference on its enclave: the task is
+//!   counted in the enclave, which destroying it waits for. Its status
+//!   word's region and its queue are [`Backref`]s read through that
+//!   reference: the enclave keeps both until it is freed.
+//! - From its allocation to its drop the state is linked on its enclave's
+//!   member list ([`Member`]); while it is queued on a CPU, on that CPU's
+//!   list of runnable ghost tasks ([`crate::fallback`]), unlinked before the
+//!   state is taken off its task.
+//!
+//! Owns: the state's fields and its status word's contents. Calls:
+//! [`crate::enclave`] (its enclave, below it), [`crate::gstate`],
+//! [`crate::queue`], [`crate::sw`] and [`crate::sys`]; joining, leaving and
+//! freeing are [`crate::members`]'s.
 
-use crate::enclave::Enclave;
+use crate::enclave::{Enclave, Member};
 use crate::gstate::{Event, TaskState};
 use crate::queue::Queue;
 use crate::sw::{Region, StatusWord, SwInfo, F_INUSE};
+use crate::sys::anchor::{Backref, Entered};
+use crate::sys::list::Links;
 use crate::sys::rq::{Rq, TaskPtr};
+use crate::sys::slot::TaskSlot;
 use crate::sys::task::TaskHandle;
 use core::cell::Cell;
-use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::uapi;
@@ -40,135 +52,116 @@ pub const SW_MSG_GATED: u32 = uapi::GHOST_SW_TASK_MSG_GATED;
 ///
 /// # Invariants
 ///
-/// - `enclave` and `region` stay valid while the state exists (the task is
-///   counted in the enclave's `nr_tasks`); `index` is an allocated word of
-///   `region`.
-/// - `dst_q` is NULL or a queue of `enclave` (which holds a reference).
+/// - `region` and `dst_q` are kept by `enclave` (read through it);
+///   `sw_info.index` is an allocated word of `region`.
+/// - `member` is on the enclave's member list from allocation to drop.
 /// - The cells are only accessed with the task's rq lock held.
 /// - `state` changes only through [`TaskState::step`] (see
 ///   [`crate::gstate`]).
 pub struct GhostTask {
-    enclave: NonNull<Enclave>,
-    region: NonNull<Region>,
+    region: Backref<Region>,
     /// The status word's place.
     pub sw_info: SwInfo,
     /// The task's gtid (0 until a fork child gets one).
     gtid: Cell<i64>,
     /// For an agent: its CPU.
     pub agent_cpu: Option<i32>,
-    dst_q: Cell<*const Queue>,
+    dst_q: Cell<Option<Backref<Queue>>>,
     /// Where the task is in its stay: in the class or not yet, announced to
     /// the agent or not yet, gated, on a CPU, yielding, counted.
     state: Cell<TaskState>,
     /// When the task last became runnable without a CPU (monotonic ns),
     /// 0 while it runs or sleeps: what the watchdog checks.
     runnable_since: Cell<i64>,
-    /// A reference on the task: a member's task stays valid while the
-    /// state exists, whatever path frees the state.
-    task: TaskHandle,
-    /// The place on the enclave's member list (linked from allocation to
-    /// drop).
-    link: Link,
+    /// The place on the enclave's member list, with a reference on the
+    /// task: a member's task stays valid while the state exists, whatever
+    /// path frees the state.
+    member: Member,
     /// Its place on its CPU's list of runnable ghost tasks (see
     /// [`crate::fallback`]).
-    fb: FbLink,
+    fb: Links<GhostTask, FALLBACK_LIST>,
+    /// The counted reference on the enclave: the last field, so that it
+    /// goes last (after the state is off the member list and the word,
+    /// region and queue are no longer used).
+    enclave: Entered<Enclave>,
 }
+
+/// The kind of list a [`GhostTask`]'s `fb` links are for (a CPU's runnable
+/// ghost tasks, [`crate::fallback`]).
+pub const FALLBACK_LIST: usize = 0;
+
+crate::impl_has_links!(GhostTask, fb, FALLBACK_LIST);
+
+/// Where every task's [`GhostTask`] hangs (`task_struct::ghost`).
+pub static SLOT: TaskSlot<GhostTask> = TaskSlot::new();
 
 impl Drop for GhostTask {
     fn drop(&mut self) {
-        self.enclave().unlink_member(self);
+        self.enclave().unlink_member(&self.member);
     }
 }
 
-// SAFETY: the cells are only touched under the task's rq lock (type
-// invariant), which serializes every CPU, and `link` under the enclave's
-// member lock; the pointers are to memory that outlives the state.
-unsafe impl Send for GhostTask {}
-// SAFETY: as above.
-unsafe impl Sync for GhostTask {}
-
 impl GhostTask {
-    /// New state for `p`, a task (`agent_cpu` `None`) or an agent of `e`,
-    /// with a fresh status word for gtid `gtid`, linked as a member of `e`.
-    /// Process context (may sleep).
+    /// New state for `p`, a task (`agent_cpu` `None`) or an agent of the
+    /// enclave `e` counts it in, with a fresh status word for gtid `gtid`,
+    /// its messages going to `q` (a queue of that enclave), linked as a
+    /// member of the enclave. Process context (may sleep).
     pub fn new(
-        e: &Enclave,
+        e: Entered<Enclave>,
         p: TaskPtr,
         gtid: i64,
         agent_cpu: Option<i32>,
         q: Option<&Queue>,
     ) -> Result<KBox<GhostTask>> {
-        let (region, sw_info) = e.alloc_sw()?;
+        // The box first: once the word is allocated, nothing can fail.
+        let slot = KBox::new_uninit(GFP_KERNEL)?;
+        let (region, sw_info) = Enclave::alloc_sw(&e)?;
         let flags = if agent_cpu.is_some() { SW_IS_AGENT } else { 0 };
-        // SAFETY: `alloc_sw` returns a region of `e`, alive while `e` is.
-        let r = unsafe { region.as_ref() };
-        if let Some(w) = r.word(sw_info.index) {
+        if let Some(w) = region.get(&e).and_then(|r| r.word(sw_info.index)) {
             w.gtid.store(gtid as u64, Ordering::Relaxed);
             w.flags.fetch_or(flags, Ordering::Relaxed);
         }
-        // INVARIANT: the enclave outlives the state (the caller counts the
-        // task in `nr_tasks` before it can be used); the word is allocated.
+        // INVARIANT: the region and the queue are the enclave's; the word
+        // is allocated.
         let gt = GhostTask {
-            enclave: NonNull::from(e),
             region,
             sw_info,
             gtid: Cell::new(gtid),
             agent_cpu,
-            dst_q: Cell::new(q.map_or(core::ptr::null(), |q| q as *const Queue)),
+            dst_q: Cell::new(q.map(|q| e.backref(q))),
             state: Cell::new(TaskState::new()),
             runnable_since: Cell::new(0),
-            task: TaskHandle::get(p),
-            link: Link::new(),
-            fb: FbLink::new(),
+            member: Member::new(TaskHandle::get(p)),
+            fb: Links::new(),
+            enclave: e,
         };
-        match KBox::new(gt, GFP_KERNEL) {
-            Ok(b) => {
-                // SAFETY: boxed, the state keeps its address until its drop,
-                // which unlinks it.
-                unsafe { e.link_member(&b) };
-                Ok(b)
-            }
-            Err(e) => {
-                r.free(sw_info.index);
-                Err(e.into())
-            }
-        }
+        let b = KBox::write(slot, gt);
+        // INVARIANT: boxed, the state keeps its address until its drop,
+        // which unlinks it.
+        b.enclave().link_member(&b.member);
+        Ok(b)
     }
 
     /// The state of `p`, if it has one. `rq` is `p`'s runqueue, locked:
     /// checked (`None`, with a `WARN_ONCE`, if it is another CPU's).
     pub fn of<'a>(rq: &'a Rq, p: TaskPtr) -> Option<&'a GhostTask> {
-        if p.cpu() != rq.cpu() {
-            crate::warn_once!("GhostTask::of: the rq is not the task's");
-            return None;
-        }
-        let g = p.ghost_raw().cast::<GhostTask>();
-        // SAFETY: a non-NULL `task_struct::ghost` is a live `GhostTask`; it
-        // is only freed with `p`'s rq lock held, which the caller holds for
-        // `'a`.
-        unsafe { g.as_ref() }
+        SLOT.get(rq, p)
     }
 
     /// The task.
     pub fn task(&self) -> TaskPtr {
-        self.task.as_ptr()
-    }
-
-    /// The place on the enclave's member list.
-    pub fn link(&self) -> &Link {
-        &self.link
-    }
-
-    /// The place on its CPU's list of runnable ghost tasks (only
-    /// [`crate::fallback`] uses it).
-    pub fn fb_link(&self) -> &FbLink {
-        &self.fb
+        self.member.task()
     }
 
     /// The enclave.
     pub fn enclave(&self) -> &Enclave {
-        // SAFETY: valid while `self` exists (type invariant).
-        unsafe { self.enclave.as_ref() }
+        self.enclave.get()
+    }
+
+    /// The counted reference on the enclave (for another reference, or to
+    /// read what it keeps).
+    pub fn entered(&self) -> &Entered<Enclave> {
+        &self.enclave
     }
 
     /// The task's gtid.
@@ -191,21 +184,22 @@ impl GhostTask {
 
     /// The status word.
     pub fn sw(&self) -> Option<&StatusWord> {
-        // SAFETY: valid while `self` exists (type invariant).
-        unsafe { self.region.as_ref() }.word(self.sw_info.index)
+        self.region.get(&self.enclave)?.word(self.sw_info.index)
     }
 
-    /// A raw pointer to the status word (for the per-CPU agent mirror).
-    pub fn sw_ptr(&self) -> *const StatusWord {
-        self.sw()
-            .map_or(core::ptr::null(), |w| w as *const StatusWord)
+    /// A back-reference to the status word (for the per-CPU agent mirror,
+    /// which clears it before the agent's state goes).
+    pub fn sw_ptr(&self) -> Option<Backref<StatusWord>> {
+        let index = self.sw_info.index;
+        self.region.map(&self.enclave, |r| r.word(index))
     }
 
     /// Frees the status word (no one else will: the task is gone and no
     /// message told an agent about it). Consumes the state's word.
     pub fn free_sw(&self) {
-        // SAFETY: valid while `self` exists (type invariant).
-        unsafe { self.region.as_ref() }.free(self.sw_info.index);
+        if let Some(r) = self.region.get(&self.enclave) {
+            r.free(self.sw_info.index);
+        }
     }
 
     /// Publishes the word: `F_INUSE` last, with release order.
@@ -233,15 +227,13 @@ impl GhostTask {
 
     /// The queue messages go to.
     pub fn queue(&self) -> Option<&Queue> {
-        // SAFETY: NULL or a queue of the enclave, which holds a reference
-        // while `self` exists (type invariant).
-        unsafe { self.dst_q.get().as_ref() }
+        self.dst_q.get()?.get(&self.enclave)
     }
 
-    /// Sends messages to `q` from now on (a queue of the same enclave).
+    /// Sends messages to `q` from now on (a queue of the same enclave,
+    /// which keeps it).
     pub fn set_queue(&self, q: Option<&Queue>) {
-        self.dst_q
-            .set(q.map_or(core::ptr::null(), |q| q as *const Queue));
+        self.dst_q.set(q.map(|q| self.enclave.backref(q)));
     }
 
     /// The state of the task's stay (see [`crate::gstate`]).
@@ -367,52 +359,5 @@ impl GhostTask {
     /// [`crate::msgs::task::new`]).
     pub fn announce(&self) {
         self.step(Event::Announce);
-    }
-}
-
-/// A member's place on its enclave's member list
-/// ([`crate::members::Members`]).
-///
-/// # Invariants
-///
-/// The cells are only accessed with the enclave's member lock held.
-pub struct Link {
-    pub(crate) prev: Cell<*const GhostTask>,
-    pub(crate) next: Cell<*const GhostTask>,
-    pub(crate) linked: Cell<bool>,
-}
-
-impl Link {
-    /// An unlinked place.
-    pub const fn new() -> Self {
-        Link {
-            prev: Cell::new(core::ptr::null()),
-            next: Cell::new(core::ptr::null()),
-            linked: Cell::new(false),
-        }
-    }
-}
-
-/// A task's place on its CPU's list of runnable ghost tasks
-/// ([`crate::fallback`], which alone touches it, under that rq lock).
-pub struct FbLink {
-    pub(crate) prev: Cell<*const GhostTask>,
-    pub(crate) next: Cell<*const GhostTask>,
-    pub(crate) linked: Cell<bool>,
-}
-
-impl FbLink {
-    /// Not on any list.
-    pub const fn new() -> Self {
-        FbLink {
-            prev: Cell::new(core::ptr::null()),
-            next: Cell::new(core::ptr::null()),
-            linked: Cell::new(false),
-        }
-    }
-
-    /// Whether the task is on a list.
-    pub fn linked(&self) -> bool {
-        self.linked.get()
     }
 }

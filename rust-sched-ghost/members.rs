@@ -1,172 +1,77 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Membership: tasks and agents joining and leaving an enclave (staging
-//! their ghost state, forks, retiring the state), and the members of an
-//! enclave: every task and agent that has ghost state in it, on an
-//! intrusive list the enclave owns.
+//! their ghost state, forks, retiring the state), and the listing of an
+//! enclave's tasks. The one place where a task's state and its enclave
+//! are put together and taken apart: it sits above both
+//! ([`crate::enclave`] keeps the member list, [`crate::gtask`] the state,
+//! which points down to its enclave).
 //!
 //! A pid lookup does not find every member. A task that exits is released
 //! by its parent (`release_task()` unhashes its pid) before its last
 //! switch, and in ghost only an agent's commit gives it that switch. So
 //! the enclave keeps its own list, as ghOSt does: a gtid that the pid hash
-//! no longer knows is looked for here ([`Members::find`]), and destroying
-//! an enclave moves exactly its members back to CFS.
+//! no longer knows is looked for there (`Enclave::find_member`), and
+//! destroying an enclave moves exactly its members back to CFS.
 //!
 //! Every [`GhostTask`] is linked from its allocation to its drop (see
 //! `GhostTask::new`) and holds a reference on its task, so a member's task
-//! is valid while it is linked, whichever path frees the state.
+//! is valid while it is linked, whichever path frees the state. It also
+//! holds a counted reference on its enclave (`Enclave::enter`), given back
+//! when the state is freed ([`retire`]).
 //!
-//! Locking: the list sits in a [`RawSpinLock`] of the enclave, taken inside
-//! runqueue locks (a task retired under its rq lock unlinks itself); no
-//! runqueue lock is ever taken while it is held.
+//! Locking: the member list sits in a raw spinlock of the enclave, taken
+//! inside runqueue locks (a task retired under its rq lock unlinks itself);
+//! no runqueue lock is ever taken while it is held.
+//!
+//! Owns: staging, installing and retiring task state. Calls:
+//! [`crate::enclave`], [`crate::gtask`], [`crate::fallback`] (a state
+//! leaves its CPU's list before it is freed), [`crate::msgs`],
+//! [`crate::agent::percpu`] and [`crate::sys`].
 
 use crate::agent::percpu::GhostRq;
 use crate::enclave::Enclave;
-use crate::gtask::GhostTask;
+use crate::gtask::{GhostTask, SLOT};
 use crate::msgs;
 use crate::queue::Queue;
 use crate::sys::cred::{capable, CAP_SYS_NICE};
-use crate::sys::rawlock::RawSpinLock;
 use crate::sys::rq::{Rq, TaskPtr};
 use crate::sys::task::TaskRqGuard;
 use crate::sys::task::{TaskHandle, SCHED_GHOST, SCHED_NORMAL};
-use core::ptr;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// The list: its first member and its length.
-///
-/// # Invariants
-///
-/// Every member reachable from `head` is a live [`GhostTask`] at a stable
-/// address, with `Link::linked` set; `prev`/`next` form a NULL-terminated
-/// doubly linked list of `len` members.
-pub struct Members {
-    head: *const GhostTask,
-    len: usize,
-}
-
-// SAFETY: the pointers are to members that the enclave's lock protects;
-// they may be used from any CPU holding it.
-unsafe impl Send for Members {}
-
-impl Members {
-    /// An empty list, in its lock. May sleep (allocates the lock).
-    pub fn new_locked() -> Result<RawSpinLock<Members>> {
-        RawSpinLock::new(Members {
-            head: ptr::null(),
-            len: 0,
-        })
-    }
-
-    /// Links `gt`.
-    ///
-    /// # Safety
-    ///
-    /// `gt` stays at its address until [`Members::unlink`] of `gt` (which
-    /// the state's drop does); `gt` is not linked yet.
-    pub unsafe fn link(&mut self, gt: &GhostTask) {
-        let l = gt.link();
-        l.prev.set(ptr::null());
-        l.next.set(self.head);
-        l.linked.set(true);
-        // SAFETY: a member (type invariant): live, at its address.
-        if let Some(first) = unsafe { self.head.as_ref() } {
-            first.link().prev.set(gt);
-        }
-        // INVARIANT: `gt` is live at its address (the caller's guarantee)
-        // and now first on the list.
-        self.head = gt;
-        self.len = self.len.saturating_add(1);
-    }
-
-    /// Unlinks `gt`, if it is linked.
-    pub fn unlink(&mut self, gt: &GhostTask) {
-        let l = gt.link();
-        if !l.linked.get() {
-            return;
-        }
-        let (prev, next) = (l.prev.get(), l.next.get());
-        // SAFETY: neighbours are members (type invariant): live.
-        match unsafe { prev.as_ref() } {
-            Some(p) => p.link().next.set(next),
-            None => self.head = next,
-        }
-        // SAFETY: as above.
-        if let Some(n) = unsafe { next.as_ref() } {
-            n.link().prev.set(prev);
-        }
-        l.prev.set(ptr::null());
-        l.next.set(ptr::null());
-        l.linked.set(false);
-        self.len = self.len.saturating_sub(1);
-    }
-
-    /// How many members there are.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The members' tasks, first to last.
-    fn tasks(&self) -> impl Iterator<Item = TaskPtr> + '_ {
-        let mut at = self.head;
-        core::iter::from_fn(move || {
-            // SAFETY: a member (type invariant): live, at its address.
-            let gt = unsafe { at.as_ref() }?;
-            at = gt.link().next.get();
-            Some(gt.task())
-        })
-    }
-
-    /// The member whose task has gtid `gtid`, with a reference.
-    pub fn find(&self, gtid: i64) -> Option<TaskHandle> {
-        self.tasks().find(|p| p.gtid() == gtid).map(TaskHandle::get)
-    }
-
-    /// Takes a reference on each member's task, up to `out`'s spare
-    /// capacity (no allocation: the lock is held).
-    pub fn collect(&self, out: &mut KVec<TaskHandle>) {
-        for p in self.tasks() {
-            if out.len() >= out.capacity() {
-                return;
+impl Enclave {
+    /// The tasks (not agents) in this enclave, with a reference each.
+    /// May sleep.
+    pub fn tasks(&self) -> KVec<TaskHandle> {
+        let mut out = KVec::new();
+        for t in self.members_snapshot() {
+            let g = TaskRqGuard::lock(t);
+            let mine = GhostTask::of(&g, g.task())
+                .is_some_and(|gt| !gt.is_agent() && core::ptr::eq(gt.enclave(), self));
+            let t = g.unlock();
+            if mine {
+                // Out of memory: the list is short by one; callers retry or
+                // report what they have.
+                let _ = out.push(t, GFP_KERNEL);
             }
-            // Within capacity: `push` does not allocate.
-            let _ = out.push(TaskHandle::get(p), GFP_NOWAIT);
         }
+        out
     }
-}
-
-/// Every member of the list in `lock`, with a reference each. May sleep.
-pub fn snapshot(lock: &RawSpinLock<Members>) -> KVec<TaskHandle> {
-    let mut out = KVec::new();
-    // Members joining between the count and the copy are left for the
-    // caller's next round (destroy goes round until none is left).
-    let n = lock.lock().len();
-    if out.reserve(n.saturating_add(16), GFP_KERNEL).is_err() {
-        return out;
-    }
-    lock.lock().collect(&mut out);
-    out
 }
 
 /// Frees `gt` (off its task already) and uncounts it from its enclave,
 /// releasing an agent's claim on its CPU. Never sleeps.
 pub fn retire(gt: KBox<GhostTask>) {
-    let e: *const Enclave = gt.enclave();
     if let Some(cpu) = gt.agent_cpu {
         if let Some(g) = GhostRq::of(cpu) {
             g.release_agent();
         }
     }
+    // Off the member list, then the task reference, then (last) the
+    // reference on the enclave.
     drop(gt);
-    // SAFETY: the enclave lives while the task is counted; this is the
-    // last use.
-    unsafe { (*e).leave() };
 }
 
 /// The agent state of the caller: its CPU and enclave, if it is an agent.
@@ -228,14 +133,7 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
 /// `p` (`EBUSY` if `p` has one). On failure nothing is left, except an
 /// agent's claim on its CPU, which the caller releases. May sleep.
 pub fn stage(e: &Enclave, p: TaskPtr, agent_cpu: Option<i32>, q: Option<&Queue>) -> Result {
-    e.enter()?;
-    let gt = match GhostTask::new(e, p, p.gtid(), agent_cpu, q) {
-        Ok(gt) => gt,
-        Err(err) => {
-            e.leave();
-            return Err(err);
-        }
-    };
+    let gt = GhostTask::new(e.enter()?, p, p.gtid(), agent_cpu, q)?;
     if let Err(gt) = install(p, gt) {
         gt.free_sw();
         retire(gt);
@@ -280,7 +178,7 @@ pub fn discover_tasks(e: &Arc<Enclave>) {
 /// queue. An error: the child must fall back to `SCHED_NORMAL`. Process
 /// context.
 pub fn fork(p: TaskPtr) -> Result {
-    p.set_ghost_raw(core::ptr::null_mut());
+    SLOT.forget_copied(p);
     if p.policy() != SCHED_GHOST {
         return Ok(());
     }
@@ -290,28 +188,18 @@ pub fn fork(p: TaskPtr) -> Result {
 /// The ghost part of a fork: the child `p` joins the parent's enclave. It
 /// is announced at its first wakeup ([`announce_child`]).
 fn fork_join(p: TaskPtr) -> Result {
-    let e = {
+    let entered = {
         let g = TaskRqGuard::lock(TaskHandle::current()?);
         let gt = GhostTask::of(&g, g.task()).ok_or(EINVAL)?;
         if gt.is_agent() {
             // Agents fork with RESET_ON_FORK; never here.
             return Err(EINVAL);
         }
-        let e: *const Enclave = gt.enclave();
-        // SAFETY: the parent, counted in the enclave, keeps it alive while
-        // its rq lock is held; `enter` counts the child before unlocking.
-        unsafe { (*e).enter()? };
-        e
+        // The parent, counted in the enclave, keeps it alive while its rq
+        // lock is held; the child is counted before it is unlocked.
+        gt.enclave().enter()?
     };
-    // SAFETY: the child is counted: the enclave (and its queues) live on.
-    let e = unsafe { &*e };
-    let gt = match GhostTask::new(e, p, 0, None, None) {
-        Ok(gt) => gt,
-        Err(err) => {
-            e.leave();
-            return Err(err);
-        }
-    };
+    let gt = GhostTask::new(entered, p, 0, None, None)?;
     // In the class from birth; announced at its first wakeup.
     gt.fork_joined();
     match install(p, gt) {
@@ -379,31 +267,19 @@ pub fn ungate(e: &Enclave, gtid: i64) {
 /// Hangs `gt` on `p` (`task_struct::ghost`); gives it back if `p` already
 /// has a state.
 pub fn install(p: TaskPtr, gt: KBox<GhostTask>) -> core::result::Result<(), KBox<GhostTask>> {
-    let raw = KBox::into_raw(gt);
-    if p.claim_ghost_raw(raw.cast()) {
-        Ok(())
-    } else {
-        // SAFETY: not installed: we still own the box.
-        Err(unsafe { KBox::from_raw(raw) })
-    }
+    SLOT.install(p, gt)
 }
 
 /// Takes `p`'s state off it. The caller holds `p`'s rq lock (`rq`), or
-/// owns `p` exclusively (a fork that failed).
+/// owns `p` exclusively (`None`: a fork that failed).
 pub fn uninstall(rq: Option<&Rq>, p: TaskPtr) -> Option<KBox<GhostTask>> {
-    let g = p.ghost_raw().cast::<GhostTask>();
-    if g.is_null() {
-        return None;
-    }
-    p.set_ghost_raw(core::ptr::null_mut());
-    // SAFETY: a non-NULL `task_struct::ghost` is a box `install` leaked;
-    // cleared just above, so it is ours now.
-    let gt = unsafe { KBox::from_raw(g) };
+    let Some(rq) = rq else {
+        // Not queued anywhere: on no CPU's list.
+        return SLOT.take_unseen(p);
+    };
+    let gt = SLOT.take(rq, p)?;
     // Off its CPU's list before it can be freed (a task is linked only
-    // while queued on `rq`, which the caller holds; without a runqueue the
-    // task is not queued anywhere).
-    if let Some(rq) = rq {
-        crate::fallback::unlink(rq, &gt);
-    }
+    // while queued on `rq`, which the caller holds).
+    crate::fallback::unlink(rq, &gt);
     Some(gt)
 }

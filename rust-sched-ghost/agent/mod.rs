@@ -156,7 +156,7 @@ pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
         }
     }
     g.set_latched(None, 0);
-    g.set_agent(None, core::ptr::null());
+    g.set_agent(None, None);
     g.reset_agent_barrier();
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.

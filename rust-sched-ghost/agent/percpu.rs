@@ -12,13 +12,14 @@
 //!   availability, the fallback's list), for that runqueue's own CPU.
 
 use crate::sw::StatusWord;
+use crate::sys::anchor::{AtomicBackref, Backref};
 use crate::sys::cpu::{nr_cpu_ids, this_cpu};
 use crate::sys::cred::estale;
 use crate::sys::percpu::PerCpu;
 use crate::sys::rq::{AtomicTask, Rq, RqCell, TaskPtr};
 use crate::sys::task::sleep_until;
 use crate::sys::work::IrqWork;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::prelude::*;
 
 /// ghOSt's state of one CPU (`struct ghost_rq`).
@@ -43,8 +44,10 @@ pub struct GhostRq {
     should_wake: AtomicBool,
     /// The agent is blocked in `ghost_run` (or a local commit).
     blocked_in_run: AtomicBool,
-    /// The agent's status word (in one of its enclave's regions).
-    agent_sw: AtomicPtr<StatusWord>,
+    /// The agent's status word (in one of its enclave's regions, which the
+    /// enclave keeps until the agent is gone); cleared (rq lock held)
+    /// before the agent's state is freed.
+    agent_sw: AtomicBackref<StatusWord>,
     /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
     wake_work: IrqWork,
     /// The task an agent committed to run next here.
@@ -142,35 +145,28 @@ impl GhostRq {
     /// (a message produced): a writer retries at most as often as messages
     /// are produced for this agent during its few instructions.
     fn sync_agent_sw(&self) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: a non-NULL `agent_sw` is the status word of this CPU's
-        // agent, in a region its enclave keeps until the agent is gone; it
-        // is cleared (rq lock held) before the agent's state is freed.
-        let Some(sw) = (unsafe { sw.as_ref() }) else {
-            return;
-        };
-        let mut b = self.agent_barrier.load(Ordering::SeqCst);
-        loop {
-            sw.barrier.store(b, Ordering::SeqCst);
-            let now = self.agent_barrier.load(Ordering::SeqCst);
-            if now == b {
-                return;
+        self.agent_sw.with(|sw| {
+            let mut b = self.agent_barrier.load(Ordering::SeqCst);
+            loop {
+                sw.barrier.store(b, Ordering::SeqCst);
+                let now = self.agent_barrier.load(Ordering::SeqCst);
+                if now == b {
+                    return;
+                }
+                b = now;
             }
-            b = now;
-        }
+        });
     }
 
     /// Sets or clears flag bits in the agent's status word.
     pub fn agent_sw_flags(&self, set: u32, clear: u32) {
-        let sw = self.agent_sw.load(Ordering::Acquire);
-        // SAFETY: as in `sync_agent_sw`.
-        if let Some(sw) = unsafe { sw.as_ref() } {
+        self.agent_sw.with(|sw| {
             let _ = sw
                 .flags
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
                     Some((f | set) & !clear)
                 });
-        }
+        });
     }
 
     /// The wake request flag.
@@ -217,8 +213,8 @@ impl<'rq> LockedGhostRq<'rq> {
     }
 
     /// Publishes (or clears) the agent.
-    pub fn set_agent(&self, agent: Option<TaskPtr>, sw: *const StatusWord) {
-        self.g.agent_sw.store(sw.cast_mut(), Ordering::Release);
+    pub fn set_agent(&self, agent: Option<TaskPtr>, sw: Option<Backref<StatusWord>>) {
+        self.g.agent_sw.store(sw);
         self.g.agent.store(agent);
     }
 
@@ -358,7 +354,7 @@ pub fn init(wake: fn()) -> Result {
         agent_barrier: AtomicU32::new(0),
         should_wake: AtomicBool::new(false),
         blocked_in_run: AtomicBool::new(false),
-        agent_sw: AtomicPtr::new(core::ptr::null_mut()),
+        agent_sw: AtomicBackref::new(),
         wake_work: IrqWork::new(wake),
         latched: RqCell::new(cpu, None),
         run_flags: RqCell::new(cpu, 0),

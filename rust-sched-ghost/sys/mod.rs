@@ -23,13 +23,20 @@
 //! - [`shared`]: typed views of memory userspace maps;
 //! - [`work`]: irq_work and work items; [`time`]: the clock;
 //! - [`warn`]: `warn_once!` for impossible states; [`sysctl`]: the
-//!   read-only `kernel.pid_max_max`.
+//!   read-only `kernel.pid_max_max`;
+//! - [`list`]: the one intrusive list (an enclave's members, each CPU's
+//!   runnable ghost tasks);
+//! - [`anchor`]: counted references on an object that waits for them (a
+//!   task's on its enclave) and back-references to what it keeps;
+//! - [`slot`]: the boxed per-task state on `task_struct::ghost`.
 
+pub mod anchor;
 pub mod anonfd;
 pub mod cpu;
 pub mod cred;
 pub mod keep;
 pub mod kernfs;
+pub mod list;
 pub mod mm;
 pub mod once;
 pub mod percpu;
@@ -37,6 +44,7 @@ pub mod rawlock;
 pub mod rq;
 pub mod sched_class;
 pub mod shared;
+pub mod slot;
 pub mod sysctl;
 pub mod task;
 pub mod time;

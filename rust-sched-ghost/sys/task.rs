@@ -47,6 +47,10 @@ pub struct TaskHandle(NonNull<bindings::task_struct>);
 
 // SAFETY: a task reference may be dropped from any thread.
 unsafe impl Send for TaskHandle {}
+// SAFETY: `&TaskHandle` only reads the task through C accessors that are
+// valid from any CPU while the reference is held (an enclave's member list
+// reads a member's task while its owner may too).
+unsafe impl Sync for TaskHandle {}
 
 impl TaskHandle {
     /// Takes over a reference the caller holds on `p` (`None` if NULL).
