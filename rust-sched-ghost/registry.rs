@@ -7,7 +7,9 @@
 //! Every enclave lives here, keyed by id. ghostfs files carry the enclave id
 //! as their key and look the enclave up on each call, so a file of a
 //! destroyed enclave can never reach freed memory: the lookup just fails
-//! (and kernfs refuses calls on removed nodes anyway).
+//! (and kernfs refuses calls on removed nodes anyway). The `ctl` file's
+//! ioctls (commits) skip the lookup: each open holds its enclave. Commits
+//! read the CPU owners from a lock-free mirror.
 //!
 //! Owns: the registry (slots and CPU owners, under one spinlock), the lock
 //! serializing creators, the count of ephemeral enclaves.
@@ -24,7 +26,7 @@ use crate::enclave::{CpuOwners, Enclave, EnclaveInit};
 use crate::parse::{CpuSet, MAX_CPUS};
 use crate::sys::cpu::{cpu_active, cpu_online};
 use crate::sys::once::OnceBox;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::{Arc, Mutex, SpinLock};
@@ -146,8 +148,8 @@ fn cpu_usable(cpu: usize) -> bool {
 
 /// The registry and the lock that serializes enclave creation.
 ///
-/// Why a spinlock: agents look their enclave up on every ctl call (commits
-/// included), and so does the watchdog. A sleeping lock here could be held
+/// Why a spinlock: agents look their enclave up in file calls (every one but
+/// the ctl ioctls), and so does the watchdog. A sleeping lock here could be held
 /// by a ghost task that left its CPU inside the critical section (it slept
 /// in an allocation, or was preempted at a `cond_resched()`); such a task
 /// runs again only when its agent commits it, and an agent blocked on the
@@ -164,6 +166,35 @@ struct Registries {
     data: SpinLock<Registry>,
     #[pin]
     create: Mutex<()>,
+    /// `cpu_owner`, mirrored for lock-free readers (a commit's CPUs, see
+    /// [`Registries::sync_mirror`]).
+    mirror: OwnerMirror,
+}
+
+/// A copy of the registry's `cpu_owner`, written under its lock after each
+/// change, read without it: each CPU's owner id and whether it has one.
+struct OwnerMirror {
+    id: KVec<AtomicU64>,
+    owned: KVec<AtomicBool>,
+}
+
+impl Registries {
+    /// Copies `cpu_owner` into the mirror. Called with the lock held, after
+    /// every change. An owner changes only through "no owner" (a CPU of
+    /// another enclave is refused), so a reader that sees `owned` sees the
+    /// id stored before it.
+    fn sync_mirror(&self, reg: &Registry) {
+        let m = &self.mirror;
+        for ((owner, id), owned) in reg.cpu_owner.iter().zip(&m.id).zip(&m.owned) {
+            match owner {
+                Some(o) => {
+                    id.store(*o, Ordering::Relaxed);
+                    owned.store(true, Ordering::Release);
+                }
+                None => owned.store(false, Ordering::Release),
+            }
+        }
+    }
 }
 
 /// The registries, set up once by [`init`] and never freed.
@@ -180,11 +211,20 @@ pub fn init() -> Result {
     for _ in 0..MAX_ENCLAVES {
         slots.push(None, GFP_KERNEL)?;
     }
+    let mut mirror = OwnerMirror {
+        id: KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?,
+        owned: KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?,
+    };
+    for _ in 0..nr_cpu_ids() {
+        mirror.id.push(AtomicU64::new(0), GFP_KERNEL)?;
+        mirror.owned.push(AtomicBool::new(false), GFP_KERNEL)?;
+    }
     let registry = Registry { slots, cpu_owner };
     let reg = KBox::pin_init(
         pin_init!(Registries {
             data <- kernel::new_spinlock!(registry),
             create <- kernel::new_mutex!(()),
+            mirror,
         }),
         GFP_KERNEL,
     )?;
@@ -205,8 +245,17 @@ impl CpuOwners for Registries {
         self.data.lock().cpu_owner.get(cpu) == Some(&Some(id))
     }
 
+    /// From the mirror, without the lock (every commit asks): a snapshot
+    /// as good as the locked one, which is stale once the lock drops.
     fn cpus_of(&self, id: u64) -> CpuSet {
-        self.data.lock().cpus_of(id)
+        let mut set = CpuSet::new();
+        let m = &self.mirror;
+        for (cpu, (owned, o)) in m.owned.iter().zip(&m.id).enumerate() {
+            if owned.load(Ordering::Acquire) && o.load(Ordering::Relaxed) == id {
+                set.insert(cpu);
+            }
+        }
+        set
     }
 }
 
@@ -226,7 +275,11 @@ pub fn cpus_of(id: u64) -> Result<CpuSet> {
 /// is not online and active, `EBUSY` for one of another enclave. Returns
 /// the CPUs it did not have before.
 pub fn set_cpus(id: u64, want: &CpuSet) -> Result<CpuSet> {
-    registry()?.lock().set_cpus(id, want, true)
+    let regs = registries()?;
+    let mut reg = regs.data.lock();
+    let added = reg.set_cpus(id, want, true);
+    regs.sync_mirror(&reg);
+    added
 }
 
 /// A creation in progress: holds the creators' lock, so the id checked by
@@ -327,7 +380,11 @@ pub fn watched() -> KVec<Arc<Enclave>> {
 /// Takes the enclave `id` out of the registry: new lookups fail and its
 /// CPUs are free again. Finish with [`destroy_taken`].
 pub fn take(id: u64) -> Option<Arc<Enclave>> {
-    registry().ok()?.lock().take(id)
+    let regs = registries().ok()?;
+    let mut reg = regs.data.lock();
+    let e = reg.take(id);
+    regs.sync_mirror(&reg);
+    e
 }
 
 /// Destroys an enclave [`take`] returned, outside any callback of its
@@ -344,19 +401,21 @@ pub fn owner_exited(tgid: i32) {
     if NR_EPHEMERAL.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let Ok(reg) = registry() else {
+    let Ok(regs) = registries() else {
         return;
     };
     loop {
         let enclave = {
-            let mut reg = reg.lock();
+            let mut reg = regs.data.lock();
             let id = reg
                 .slots
                 .iter()
                 .flatten()
                 .find(|e| e.ephemeral_tgid() == Some(tgid))
                 .map(|e| e.id);
-            match id.and_then(|id| reg.take(id)) {
+            let taken = id.and_then(|id| reg.take(id));
+            regs.sync_mirror(&reg);
+            match taken {
                 Some(e) => e,
                 None => return,
             }

@@ -177,13 +177,13 @@ struct Committer {
 }
 
 impl Committer {
-    /// The calling thread, committing transactions of `e`. An agent of
-    /// another enclave is no agent here (ghOSt: the two CPUs must be in the
-    /// same enclave).
-    fn current(e: &Enclave) -> Committer {
-        let agent_cpu = crate::members::current_agent()
-            .filter(|(_, enclave)| core::ptr::eq(*enclave, e))
-            .map(|(cpu, _)| cpu);
+    /// The calling thread, committing transactions of `e`, whose CPUs are
+    /// `cpus`. An agent of another enclave is no agent here (ghOSt: the two
+    /// CPUs must be in the same enclave): an agent's CPU belongs to its
+    /// enclave for as long as it is there. Lock-free.
+    fn current(cpus: &CpuSet) -> Committer {
+        let agent_cpu = crate::agent::percpu::current_cpu()
+            .filter(|&cpu| usize::try_from(cpu).is_ok_and(|c| cpus.contains(c)));
         Committer {
             agent_cpu,
             tgid: TaskPtr::current().map_or(0, TaskPtr::tgid),
@@ -414,10 +414,10 @@ struct Mask {
     who: Committer,
 }
 
-/// The largest mask a commit call reads (bytes); a longer one is cut, as
-/// ghOSt cuts it to the kernel's cpumask size (userspace passes a whole
-/// 128-byte `cpu_set_t`).
-const MASK_BYTES: usize = 1024;
+/// The largest mask a commit call reads (bytes): a bit for every CPU a
+/// [`CpuSet`] holds; a longer one is cut, as ghOSt cuts it to the kernel's
+/// cpumask size (userspace passes a whole 128-byte `cpu_set_t`).
+const MASK_BYTES: usize = crate::parse::MAX_CPUS / 8;
 
 impl Mask {
     /// Reads the `{mask, len, flags}` arguments of a commit call on `e`.
@@ -434,10 +434,11 @@ impl Mask {
         UserSlice::new(mask as usize, len)
             .reader()
             .read_slice(dst)?;
+        let cpus = e.cpus();
         Ok(Mask {
             bits,
-            cpus: e.cpus(),
-            who: Committer::current(e),
+            who: Committer::current(&cpus),
+            cpus,
         })
     }
 

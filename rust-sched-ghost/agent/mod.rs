@@ -18,7 +18,7 @@
 
 pub mod percpu;
 
-pub use percpu::{block, wake, wake_work};
+pub use percpu::{block, current_cpu, wake, wake_work};
 
 use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
@@ -203,12 +203,12 @@ pub fn run(
     }
     match gtid {
         0 => {
-            let (cpu, _e) = crate::members::current_agent().ok_or(EINVAL)?;
+            let cpu = current_cpu().ok_or(EINVAL)?;
             if run_cpu != cpu {
                 return Err(EINVAL);
             }
             let g = GhostRq::of(cpu).ok_or(EINVAL)?;
-            {
+            if flags != 0 {
                 // The agent asks to be woken when its CPU idles; a latch a
                 // commit made meanwhile (even one a sync group holds) and
                 // its own run flags stay as they are.
@@ -218,7 +218,8 @@ pub fn run(
             block(g, Some(agent_barrier))
         }
         g if g == i64::from(uapi::GHOST_AGENT_GTID) => {
-            let same_process = {
+            // An agent pinging itself is of its own process (no lock).
+            let same_process = current_cpu() == Some(run_cpu) || {
                 let _rq = RqGuard::lock(run_cpu).ok_or(EINVAL)?;
                 let agent = GhostRq::of(run_cpu).and_then(|g| g.agent()).ok_or(EINVAL)?;
                 Some(agent.tgid()) == TaskPtr::current().map(TaskPtr::tgid)

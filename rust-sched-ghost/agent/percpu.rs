@@ -343,6 +343,18 @@ pub fn block(g: &GhostRq, barrier: Option<u32>) -> Result {
     Ok(())
 }
 
+/// The CPU whose agent the calling thread is, if it is one; without a
+/// lock (every commit and `ghost_run` asks). Each CPU publishes its agent
+/// ([`GhostRq::agent`], set when it enters the class, cleared when it
+/// leaves) and an agent is pinned to its CPU, so the caller is an agent
+/// exactly when it is the published agent of the CPU it runs on. A thread
+/// that is not one may migrate meanwhile, but then it is no CPU's agent.
+pub fn current_cpu() -> Option<i32> {
+    let me = TaskPtr::current()?;
+    let cpu = this_cpu();
+    (GhostRq::of(cpu)?.agent() == Some(me)).then_some(cpu)
+}
+
 /// Sets up every CPU's [`GhostRq`], with `wake` the handler of their
 /// agent-wake irq_works. Once, at boot, before any task can be in a ghost
 /// class.

@@ -12,12 +12,14 @@
 
 use super::common::{enclave_of, may_open, parse_errno};
 use super::sw_regions::create_sw_region;
+use crate::enclave::Enclave;
 use crate::parse::{parse_enclave_cmd, EnclaveCmd};
 use crate::registry;
 use crate::sys::cred::{capable, errno, CAP_SYS_ADMIN, EDEADLK};
 use crate::sys::kernfs::{FileOps, OpenFile, SeqFile};
 use core::fmt::Write;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// `enclave_<id>/ctl`: read the id; write a command.
 pub struct CtlFile;
@@ -45,12 +47,24 @@ impl FileOps for CtlFile {
     }
 
     fn ioctl(file: &OpenFile, cmd: u32, arg: usize) -> Result<isize> {
-        let e = enclave_of(file.key())?;
+        // The enclave this open holds (no registry lock per call, commits
+        // included); one being destroyed is gone, as a lookup would say.
+        let e = match file.held::<Arc<Enclave>>() {
+            Some(e) if !e.dying() => e,
+            Some(_) => return Err(ENODEV),
+            None => enclave_of(file.key())?,
+        };
         super::ioctl::ctl_ioctl(&e, file, cmd, arg)
     }
 
     fn open(file: &OpenFile) -> Result {
-        may_open(file)
+        may_open(file)?;
+        // Held until the release: the last close, or the directory's
+        // removal (which waits for running ioctls first).
+        if let Ok(e) = enclave_of(file.key()) {
+            file.hold(e)?;
+        }
+        Ok(())
     }
 }
 

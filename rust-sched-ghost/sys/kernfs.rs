@@ -19,10 +19,13 @@
 //! (in `kn->priv`) rather than a pointer: callbacks look their object up by
 //! key, so no node can outlive the memory it refers to. kernfs guarantees
 //! that a file's callbacks run only while the node is active: once
-//! [`Node::remove`] returns, no callback of that node runs again.
+//! [`Node::remove`] returns, no callback of that node runs again. An *open*
+//! may also hold a reference to the object ([`OpenFile::hold`], taken by
+//! `open` and dropped at release), for a hot callback to skip the lookup.
 
 use crate::sys::mm::Vma;
 use crate::sys::OpsTable;
+use core::any::TypeId;
 use core::marker::PhantomData;
 use core::ptr::{addr_of_mut, null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -255,18 +258,97 @@ impl OpenFile {
         mode & bindings::GHOST_FMODE_WRITE != 0
     }
 
-    /// This open's private word (0 until [`OpenFile::set_word`]).
-    pub fn word(&self) -> usize {
+    /// `of->priv`: 0, a word of [`Self::set_word`] (shifted left by one),
+    /// or a value of [`Self::hold`] (a `KBox<Held<T>>` pointer, tagged
+    /// with [`HELD_TAG`]).
+    fn raw_priv(&self) -> usize {
         // SAFETY: by the type invariant `of` is valid; `of->priv` belongs to
-        // the file's implementation, which only stores integers in it.
+        // the file's implementation (this wrapper), kzalloc'ed by kernfs.
         unsafe { (*self.0.get()).priv_ as usize }
     }
 
-    /// Stores a private word for this open (e.g. "holds the write claim").
+    fn set_raw_priv(&self, v: usize) {
+        // SAFETY: as in `raw_priv`; kernfs serialises open, callbacks and
+        // release of one open file as far as `priv` is concerned: `open`
+        // and `release` write it, with no callback of this open running.
+        unsafe { (*self.0.get()).priv_ = v as *mut c_void }
+    }
+
+    /// This open's private word (0 until [`OpenFile::set_word`]; 0 for an
+    /// open that [holds](Self::hold) a value).
+    pub fn word(&self) -> usize {
+        let w = self.raw_priv();
+        if w & HELD_TAG != 0 {
+            0
+        } else {
+            w >> 1
+        }
+    }
+
+    /// Stores a private word for this open (e.g. "holds the write claim");
+    /// its top bit is lost. Ignored on an open that holds a value.
     pub fn set_word(&self, w: usize) {
-        // SAFETY: as in `word`; kernfs serialises open, callbacks and release
-        // of one open file.
-        unsafe { (*self.0.get()).priv_ = w as *mut c_void }
+        if self.raw_priv() & HELD_TAG == 0 {
+            self.set_raw_priv(w << 1);
+        }
+    }
+
+    /// Makes this open hold `value` until its release, so that its
+    /// callbacks get it with [`Self::held`] instead of a lookup (e.g. the
+    /// object the file belongs to). From `open` only; `EBUSY` if the open
+    /// already has a word or a value. Allocates (may sleep).
+    pub fn hold<T: Clone + Send + Sync + 'static>(&self, value: T) -> Result {
+        if self.raw_priv() != 0 {
+            return Err(EBUSY);
+        }
+        let held = KBox::new(
+            Held {
+                id: TypeId::of::<T>(),
+                drop: drop_held::<T>,
+                value,
+            },
+            GFP_KERNEL,
+        )?;
+        let p = KBox::into_raw(held) as usize;
+        // A box is at least 8-aligned: the tag bit is free.
+        self.set_raw_priv(p | HELD_TAG);
+        Ok(())
+    }
+
+    /// A clone of the value of type `T` this open [holds](Self::hold), if
+    /// it holds one of that type. A clone, not a reference: a callback may
+    /// end the hold (e.g. [`Self::remove_while_active`] releases the open).
+    pub fn held<T: Clone + 'static>(&self) -> Option<T> {
+        let w = self.raw_priv();
+        if w & HELD_TAG == 0 {
+            return None;
+        }
+        let p = (w & !HELD_TAG) as *const Held<T>;
+        // SAFETY: a tagged `priv` was stored by `hold`: a live
+        // `KBox<Held<U>>` for some `U`, freed only at release, which does
+        // not run during a callback of this open (the last close cannot,
+        // and a removal first waits for running callbacks). `Held` is
+        // `repr(C)` with `id` first, at offset 0 whatever `U` is.
+        let id = unsafe { p.cast::<TypeId>().read() };
+        if id != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: as above, and `U` is `T` (same `TypeId`).
+        Some(unsafe { (*p).value.clone() })
+    }
+
+    /// Drops the value this open holds, if any (its release).
+    fn drop_held(&self) {
+        let w = self.raw_priv();
+        if w & HELD_TAG == 0 {
+            return;
+        }
+        self.set_raw_priv(0);
+        let p = (w & !HELD_TAG) as *mut Held<()>;
+        // SAFETY: as in `held`: a live `KBox<Held<U>>`; its header (`id`,
+        // `drop`) is laid out alike for every `U` (`repr(C)`, the value
+        // last). `drop` is `drop_held::<U>`, called once: `priv` is cleared.
+        unsafe { ((*p).drop)(p.cast()) };
     }
 
     /// The file's node, e.g. to [`Node::notify`] its pollers.
@@ -312,6 +394,29 @@ impl OpenFile {
     }
 }
 
+/// Tags a `priv` that holds a value ([`OpenFile::hold`]).
+const HELD_TAG: usize = 1;
+
+/// A value an open file holds, behind a header that says its type and how
+/// to drop it (`repr(C)`: the header is laid out alike for every `T`).
+#[repr(C)]
+struct Held<T> {
+    id: TypeId,
+    drop: unsafe fn(*mut c_void),
+    value: T,
+}
+
+/// Frees a held value.
+///
+/// # Safety
+///
+/// `p` came from `KBox::into_raw` of a `KBox<Held<T>>` and is not used
+/// afterwards.
+unsafe fn drop_held<T>(p: *mut c_void) {
+    // SAFETY: the caller's contract.
+    drop(unsafe { KBox::from_raw(p.cast::<Held<T>>()) });
+}
+
 /// The behaviour of a kernfs file.
 #[vtable]
 pub trait FileOps {
@@ -331,7 +436,8 @@ pub trait FileOps {
     }
 
     /// Called once per successful open: on the last close, or when the
-    /// node is removed while the file is open, whichever comes first.
+    /// node is removed while the file is open, whichever comes first. A
+    /// value the open [holds](OpenFile::hold) is dropped after it.
     fn release(_file: &OpenFile) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
@@ -418,7 +524,11 @@ impl<T: FileOps> FileAdapter<T> {
     /// Called by kernfs with a live open file of `T`, once per open.
     unsafe extern "C" fn release(of: *mut bindings::kernfs_open_file) {
         // SAFETY: kernfs calls this with a live `of`, once per open.
-        T::release(unsafe { &*of.cast::<OpenFile>() })
+        let file = unsafe { &*of.cast::<OpenFile>() };
+        if T::HAS_RELEASE {
+            T::release(file);
+        }
+        file.drop_held();
     }
 
     /// `mmap`: [`FileOps::mmap`].
@@ -475,7 +585,8 @@ impl<T: FileOps> FileAdapter<T> {
         if T::HAS_OPEN {
             ops.open = Some(Self::open);
         }
-        if T::HAS_RELEASE {
+        // An `open` may hold a value: the release drops it.
+        if T::HAS_RELEASE || T::HAS_OPEN {
             ops.release = Some(Self::release);
         }
         if T::HAS_MMAP {

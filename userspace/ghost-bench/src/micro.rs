@@ -706,13 +706,17 @@ struct Runnable {
 
 /// Applies one message to the agent's runnable list and the shared
 /// timestamps.
-fn handle(sh: &Shared, r: Received, runnable: &mut Vec<Runnable>) {
+/// Returns whether a task that had been committed is runnable again
+/// without a wakeup (TASK_PREEMPT, TASK_YIELD): the global agent commits it
+/// at once instead of waiting for a whole group (the group's other tasks
+/// may have run and blocked meanwhile, and would never join it).
+fn handle(sh: &Shared, r: Received, runnable: &mut Vec<Runnable>) -> bool {
     let t = now();
     let Some(gtid) = r.msg.gtid() else {
-        return;
+        return false;
     };
     let Some(j) = sh.index_of(gtid) else {
-        return;
+        return false;
     };
     let set = |runnable: &mut Vec<Runnable>| {
         let e = Runnable {
@@ -731,7 +735,10 @@ fn handle(sh: &Shared, r: Received, runnable: &mut Vec<Runnable>) {
             sh.t_seen_wakeup[j].store(t, Ordering::Release);
             set(runnable);
         }
-        Message::TaskPreempt(_) | Message::TaskYield(_) => set(runnable),
+        Message::TaskPreempt(_) | Message::TaskYield(_) => {
+            set(runnable);
+            return true;
+        }
         Message::TaskBlocked(_) => {
             runnable.retain(|x| x.j != j);
             sh.t_seen_blocked[j].store(t, Ordering::Release);
@@ -744,6 +751,7 @@ fn handle(sh: &Shared, r: Received, runnable: &mut Vec<Runnable>) {
             }
         }
     }
+    false
 }
 
 /// Reads the calling thread's gtid.
@@ -879,7 +887,9 @@ fn local_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, iters: usize) {
         let b = me.barrier();
         while let Some(r) = cons.pop() {
             match r {
-                Ok(r) => handle(sh, r, &mut runnable),
+                Ok(r) => {
+                    handle(sh, r, &mut runnable);
+                }
                 Err(err) => sh.fail(format!("local agent's queue: {err:?}")),
             }
         }
@@ -928,7 +938,7 @@ fn global_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, task_cpus: &[us
     loop {
         while let Some(r) = cons.pop() {
             match r {
-                Ok(r) => handle(sh, r, &mut runnable),
+                Ok(r) => retry |= handle(sh, r, &mut runnable),
                 Err(err) => sh.fail(format!("global agent's queue: {err:?}")),
             }
         }
