@@ -906,3 +906,22 @@ pub fn reaped_exit0(pid: i32) -> bool {
     let r = unsafe { libc::waitpid(pid, &mut st, 0) };
     r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
 }
+
+/// The CPU the caller runs on.
+pub(crate) fn current_cpu() -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_getcpu() }
+}
+
+/// `sched_setscheduler(pid, SCHED_FIFO, prio)`: the errno on failure.
+pub(crate) fn set_fifo(pid: i32, prio: i32) -> Result<(), i32> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &p) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
