@@ -3,8 +3,13 @@
 //! never on each other; the harness depends on no test module.
 //!
 //! - [`sys`]: thin, checked wrappers over the system calls (mount, fork,
-//!   wait, affinity, `sched_setattr`, capabilities) and the thread reports
-//!   of a stall;
+//!   wait, affinity, `sched_setattr`, capabilities, and the raw-integer
+//!   `ioctl`/`ghost_run`/`write` the fuzzer feeds garbage) and the thread
+//!   reports of a stall;
+//! - [`mapped`]: memory mappings (the ABI's queues, `cpu_data` and status
+//!   words; shared pages; memory pressure) and the `SIGBUS` of a revoked
+//!   one. `sys` and `mapped` are the only modules of ghost-exp with
+//!   `unsafe`;
 //! - [`ghostfs`]: ghostfs paths and files, ioctls, queues, enclaves;
 //! - [`raw`]: the raw-ABI view of an enclave that an agent has (queue,
 //!   transactions, status words) and the hogs the tests schedule;
@@ -21,6 +26,7 @@
 pub(crate) mod agent;
 pub(crate) mod figures;
 pub(crate) mod ghostfs;
+pub(crate) mod mapped;
 pub(crate) mod proc;
 pub(crate) mod raw;
 pub(crate) mod rig;

@@ -344,11 +344,10 @@ impl Known {
 /// the agent of `cpu`): the errno (0 if it worked); `aux` is 1 if the
 /// timerfd is armed afterwards.
 fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-    if fd < 0 {
+    let Ok(tfd) = sys::timerfd() else {
         return -2;
-    }
+    };
+    let fd = tfd.as_raw_fd();
     let mut spec: libc::itimerspec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
@@ -374,28 +373,18 @@ fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
     r.ops.fetch_add(1, SeqCst);
     let res = ioctl(&e.ctl, abi::GHOST_IOC_TIMERFD_SETTIME, (&raw mut a).cast())
         .map_or_else(|x| x, |_| 0);
-    // SAFETY: a zeroed itimerspec filled in by the kernel.
-    let mut now: libc::itimerspec = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is our timerfd; `now` is writable.
-    let armed = unsafe { libc::timerfd_gettime(fd, &mut now) } == 0
-        && (now.it_value.tv_sec != 0 || now.it_value.tv_nsec != 0);
-    r.aux.store(i32::from(armed), SeqCst);
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(fd) };
+    r.aux.store(i32::from(sys::timerfd_armed(&tfd)), SeqCst);
     res
 }
-
-extern "C" fn on_signal(_: i32) {}
 
 /// The agent process of a rig: the sleeper thread, then the commander.
 fn agents_main(id: u64, c0: usize, c1: usize, r: &'static Rig) -> i32 {
     // A signal ends the sleeper's ghost_run (with success: ghOSt's library
     // accepts no EINTR) and is ignored.
-    // SAFETY: installing a handler that does nothing; no SA_RESTART.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(i32) as usize;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    // (A handler that does nothing, without SA_RESTART.)
+    if ghost::sys::install_wake_handler(libc::SIGUSR1).is_err() {
+        r.error.store(-19, SeqCst);
+        return 1;
     }
     // The sleeper first: the commander's queue becomes the default one.
     std::thread::spawn(move || sleeper(id, c1, r));

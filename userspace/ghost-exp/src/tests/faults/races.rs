@@ -538,17 +538,14 @@ fn latch_load(id: u64, l: &'static Latch, seed: u64) -> i32 {
         let mut rng = Rng(seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         while l.stop.load(SeqCst) == 0 {
             let spin = rng.range(0, 2000);
-            // SAFETY: the child only spins and calls _exit (async-signal
-            // safe: no allocation, no lock).
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
+            // The child only spins and calls _exit (async-signal safe: no
+            // allocation, no lock).
+            let pid = sys::fork_bare(|| {
                 let end = Instant::now() + Duration::from_micros(spin);
                 while Instant::now() < end {
                     std::hint::spin_loop();
                 }
-                // SAFETY: ends the child.
-                unsafe { libc::_exit(0) };
-            }
+            });
             if pid < 0 {
                 l.bad.fetch_add(1, SeqCst);
                 std::thread::sleep(Duration::from_millis(10));
