@@ -15,12 +15,16 @@ use super::{
     K_AIOCTL, K_ARUN, K_ASSOC, K_AWRITE, K_QGARBAGE, K_QUEUE2, K_SWFREE, K_TXN, SCAN, STAGE,
     THREADS,
 };
+use crate::harness::agent::{Agent as RawAgent, Next, Script};
+use crate::harness::Enclave;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// A queue the agent drains: its file, mapping, slots.
 pub(super) struct Queue {
     pub(super) file: File,
-    pub(super) map: Map,
+    /// Shared with the harness agent's view for the first queue.
+    pub(super) map: Arc<Map>,
     pub(super) nelems: u32,
 }
 
@@ -55,7 +59,12 @@ impl Queue {
 /// iteration, [(offset, garbage, saved)])`.
 pub(super) type Restore = (usize, u64, Vec<(usize, u32, u32)>);
 
+/// The fuzz agent's state: the [`Script`] of the harness's raw agent.
 pub(super) struct Agent {
+    /// Operations to do, done, and the scheduling rounds so far.
+    pub(super) nops: u64,
+    pub(super) done: u64,
+    pub(super) iter: u64,
     pub(super) rng: Rng,
     pub(super) rec: Rec,
     pub(super) w: World,
@@ -65,8 +74,8 @@ pub(super) struct Agent {
     pub(super) files: Vec<(String, File)>,
     pub(super) queues: Vec<Queue>,
     /// Shared with the helper thread, which scribbles on it.
-    pub(super) cpu_data: std::sync::Arc<Map>,
-    pub(super) sw: Map,
+    pub(super) cpu_data: Arc<Map>,
+    pub(super) sw: Arc<Map>,
     /// The agent's status word; its own gtid.
     pub(super) me: u32,
     pub(super) my_gtid: i64,
@@ -165,8 +174,8 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
     // progress for 30 ms, and scribbles on transactions on request.
     let _ = ghost::sys::install_wake_handler(libc::SIGUSR1);
     static SCRIBBLE: AtomicU32 = AtomicU32::new(0);
-    let cpu_data = std::sync::Arc::new(cpu_data);
-    let cd = std::sync::Arc::clone(&cpu_data);
+    let (cpu_data, sw, qmap) = (Arc::new(cpu_data), Arc::new(sw), Arc::new(qmap));
+    let cd = Arc::clone(&cpu_data);
     let hseed = seed ^ 0x5151;
     let helper = std::thread::Builder::new()
         .stack_size(128 << 10)
@@ -174,29 +183,29 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
     if helper.is_err() {
         return err(-7);
     }
-    // Become the agent of `c1` (bounded retries while the CPU is busy).
-    let cmd = format!("become agent {c1} {}", qf.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_millis(crate::harness::hang_cap(5000));
-    loop {
-        match write_fd(ctl.as_raw_fd(), cmd.as_bytes(), None) {
-            Ok(_) => break,
-            Err(libc::EBUSY) if Instant::now() < deadline => sleep_us(5000),
-            Err(e) => return err(e),
-        }
-    }
-    let mut info = abi::GhostIocSwGetInfo {
-        request: abi::GhostMsgSrc {
-            type_: abi::GHOST_AGENT,
-            arg: c1 as u64,
-        },
-        response: abi::GhostSwInfo::default(),
-    };
-    if ioctl(&ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut info).cast()).is_err() {
+    // The harness's agent, on the same queue and mappings.
+    let (Ok(ctl2), Ok(qf2)) = (ctl.try_clone(), qf.try_clone()) else {
         return err(-8);
-    }
+    };
+    let view = Enclave::from_parts(
+        ctl2,
+        qf2,
+        Arc::clone(&qmap),
+        256,
+        Arc::clone(&cpu_data),
+        Arc::clone(&sw),
+    );
+    // Become the agent of `c1` (bounded retries while the CPU is busy).
+    let raw = match RawAgent::join_with_queue(view, c1, qf.as_raw_fd()) {
+        Ok(raw) => raw,
+        Err(e) => return err(e),
+    };
     sh.agent_tid.store(ghost::sys::gettid(), Ordering::SeqCst);
     sh.agent_up.store(1, Ordering::SeqCst);
     let mut a = Agent {
+        nops,
+        done: 0,
+        iter: 0,
         rng: Rng::new(seed),
         rec: Rec {
             sh,
@@ -215,7 +224,7 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         }],
         cpu_data,
         sw,
-        me: info.response.index,
+        me: raw.me,
         my_gtid,
         arena,
         restore: None,
@@ -224,7 +233,7 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         next: 0,
         scribble: &SCRIBBLE,
     };
-    a.run(nops)
+    raw.run(&mut a)
 }
 
 /// The agent process's helper thread (CFS).
@@ -262,33 +271,40 @@ pub(super) fn helper_main(
     }
 }
 
-impl Agent {
-    pub(super) fn run(&mut self, nops: u64) -> i32 {
-        let sh = self.rec.sh;
-        let mut done = 0;
-        let mut iter = 0u64;
-        loop {
-            iter += 1;
-            sh.agent_iter.store(iter, Ordering::SeqCst);
-            self.maybe_restore(iter);
-            for q in &self.queues {
-                q.drain();
-            }
-            self.scan();
-            if done < nops && self.rng.one_in(2) {
-                self.fuzz_op(iter);
-                done += 1;
-                if done == nops {
-                    sh.agent_done.store(1, Ordering::SeqCst);
-                }
-            }
-            if !self.schedule() {
-                // Nothing ran: leave the CPU to other classes for a moment.
-                sleep_us(200 + self.rng.below(300));
-            }
-        }
+/// A round: restores a queue header due back, reads every queue (the
+/// harness agent reads the first one), scans the status words, perhaps
+/// fuzzes, and schedules; with nothing to run it leaves the CPU to other
+/// classes for a moment.
+impl Script for Agent {
+    fn begin(&mut self, _raw: &RawAgent) {
+        self.iter += 1;
+        self.rec.sh.agent_iter.store(self.iter, Ordering::SeqCst);
+        self.maybe_restore(self.iter);
     }
 
+    fn step(&mut self, _raw: &RawAgent, _barrier: u32) -> Next {
+        let sh = self.rec.sh;
+        for q in self.queues.iter().skip(1) {
+            q.drain();
+        }
+        self.scan();
+        if self.done < self.nops && self.rng.one_in(2) {
+            self.fuzz_op(self.iter);
+            self.done += 1;
+            if self.done == self.nops {
+                sh.agent_done.store(1, Ordering::SeqCst);
+            }
+        }
+        if self.schedule() {
+            Next::Again
+        } else {
+            // Nothing ran: leave the CPU to other classes for a moment.
+            Next::Sleep(Duration::from_micros(200 + self.rng.below(300)))
+        }
+    }
+}
+
+impl Agent {
     pub(super) fn barrier(&self) -> u32 {
         self.sw
             .atomic(64 + 32 * self.me as usize)
@@ -770,7 +786,7 @@ impl Agent {
                 {
                     self.queues.push(Queue {
                         file,
-                        map,
+                        map: Arc::new(map),
                         nelems: elems as u32,
                     });
                 }

@@ -36,6 +36,9 @@ pub(crate) enum Next {
 
 /// A test's agent behaviour.
 pub(crate) trait Script {
+    /// At the start of each round, before the barrier is read.
+    fn begin(&mut self, _a: &Agent) {}
+
     /// Each message of the agent's queue, in order.
     fn on_msg(&mut self, _a: &Agent, _m: &Msg) {}
 
@@ -146,6 +149,7 @@ impl Agent {
     /// the barrier is read and the queue drained).
     pub(crate) fn run_while(&self, s: &mut impl Script, mut go_on: impl FnMut() -> bool) {
         while go_on() {
+            s.begin(self);
             let b = self.barrier();
             while let Some(m) = self.e.pop() {
                 s.on_msg(self, &m);

@@ -8,8 +8,8 @@
 //!   reports of a stall;
 //! - [`mapped`]: memory mappings (the ABI's queues, `cpu_data` and status
 //!   words; shared pages; memory pressure) and the `SIGBUS` of a revoked
-//!   one. `sys` and `mapped` are the only modules of ghost-exp with
-//!   `unsafe`;
+//!   one. `sys` and `mapped` are the only modules of ghost-exp that
+//!   step outside safe Rust: everything else calls them;
 //! - [`ghostfs`]: ghostfs paths and files, ioctls, queues, enclaves;
 //! - [`raw`]: the raw-ABI view of an enclave that an agent has (queue,
 //!   transactions, status words) and the hogs the tests schedule;

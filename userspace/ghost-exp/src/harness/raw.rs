@@ -7,20 +7,23 @@ use super::ghostfs::{create_enclave, create_queue, ioctl, nr_cpu_ids, open_rw, p
 use super::sys::{self, errno_name};
 use super::wait::HANG_FLOOR_MS;
 use ghost_abi as abi;
+use std::fs::File;
 use std::io::Write;
 use std::mem::offset_of;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Everything an agent needs of its enclave.
+/// Everything an agent needs of its enclave. The mappings are shared
+/// (`Arc`): the fuzzer's agent also writes garbage into them.
 pub(crate) struct Enclave {
     pub(crate) ctl: std::fs::File,
     pub(crate) queue: std::fs::File,
-    ring: sys::Mapping,
+    ring: Arc<sys::Mapping>,
     nelems: u32,
-    cpu_data: sys::Mapping,
-    pub(crate) sw: sys::Mapping,
+    cpu_data: Arc<sys::Mapping>,
+    pub(crate) sw: Arc<sys::Mapping>,
 }
 
 /// Creates enclave `id` on CPU `cpu` with a status-word region.
@@ -89,17 +92,38 @@ pub(crate) fn observe(id: u64) -> Result<Enclave, String> {
     let swf = std::fs::File::open(path(id, "sw_regions/sw_0")).map_err(|e| e.to_string())?;
     let sw = sys::mmap_fd(&swf, 2 << 20, libc::PROT_READ, libc::MAP_SHARED, 0)
         .map_err(|e| format!("mmap sw_0: {}", errno_name(e)))?;
-    Ok(Enclave {
+    Ok(Enclave::from_parts(
         ctl,
         queue,
-        ring,
+        Arc::new(ring),
         nelems,
-        cpu_data,
-        sw,
-    })
+        Arc::new(cpu_data),
+        Arc::new(sw),
+    ))
 }
 
 impl Enclave {
+    /// An enclave view of files and mappings opened by the caller: `ctl`,
+    /// a queue of `nelems` (a power of two) mapped at `ring`, `cpu_data`
+    /// and status-word region 0.
+    pub(crate) fn from_parts(
+        ctl: File,
+        queue: File,
+        ring: Arc<sys::Mapping>,
+        nelems: u32,
+        cpu_data: Arc<sys::Mapping>,
+        sw: Arc<sys::Mapping>,
+    ) -> Enclave {
+        Enclave {
+            ctl,
+            queue,
+            ring,
+            nelems,
+            cpu_data,
+            sw,
+        }
+    }
+
     /// The `u32` at byte `off` of a mapping, as an atomic.
     pub(crate) fn atomic_u32(m: &sys::Mapping, off: usize) -> &AtomicU32 {
         m.atomic(off)
@@ -131,12 +155,20 @@ impl Enclave {
         sw_get_info(&self.ctl, type_, arg)
     }
 
-    /// Pops the next message.
+    /// Pops the next message. The queue header is shared memory others
+    /// may have scribbled on (the fuzzer does): a `head` more than the
+    /// queue's size ahead of `tail` resyncs `tail` to it (the messages in
+    /// between are lost), and a message running past the mapping ends at
+    /// its end.
     pub(crate) fn pop(&self) -> Option<Msg> {
         let head = Self::atomic_u32(&self.ring, 64).load(Ordering::Acquire);
         let tail_a = Self::atomic_u32(&self.ring, 68);
         let tail = tail_a.load(Ordering::Relaxed);
         if head == tail {
+            return None;
+        }
+        if head.wrapping_sub(tail) > self.nelems {
+            tail_a.store(head, Ordering::Release);
             return None;
         }
         let slot = (tail & (self.nelems - 1)) as usize;
@@ -145,7 +177,8 @@ impl Enclave {
         let seq: u32 = self.ring.read(at + 4);
         let (ty, len) = ((word0 & 0xffff) as u16, (word0 >> 16) as usize);
         let slots = len.div_ceil(8).max(1);
-        let payload: Vec<u8> = (8..len).map(|i| self.ring.read::<u8>(at + i)).collect();
+        let end = (at + len).min(self.ring.len());
+        let payload: Vec<u8> = (at + 8..end).map(|i| self.ring.read::<u8>(i)).collect();
         tail_a.store(tail.wrapping_add(slots as u32), Ordering::Release);
         Some(Msg { ty, seq, payload })
     }
