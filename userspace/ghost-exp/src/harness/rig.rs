@@ -347,7 +347,7 @@ fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
     let Ok(tfd) = sys::timerfd() else {
         return -2;
     };
-    let fd = tfd.as_raw_fd();
+    let fd = std::os::fd::AsFd::as_fd(&tfd).as_raw_fd();
     let mut spec: libc::itimerspec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,

@@ -30,46 +30,26 @@ pub(crate) fn cstr(s: &str) -> CString {
 
 /// `mount -t ghost ghost <target>`.
 pub fn mount_ghostfs(target: &str) -> Result<(), i32> {
-    let (src, tgt, fstype) = (cstr("ghost"), cstr(target), cstr("ghost"));
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            tgt.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(errno())
-    }
+    nix::mount::mount(
+        Some("ghost"),
+        target,
+        Some("ghost"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| e as i32)
 }
 
 /// `umount <target>`.
 pub fn umount(target: &str) -> Result<(), i32> {
-    let tgt = cstr(target);
-    // SAFETY: valid NUL-terminated string.
-    if unsafe { libc::umount(tgt.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
-    }
+    nix::mount::umount(target).map_err(|e| e as i32)
 }
 
 /// The filesystem magic of the filesystem holding `path`.
 pub fn fs_magic(path: &str) -> Result<u64, i32> {
-    let p = cstr(path);
-    // SAFETY: `st` is a plain C struct that statfs fills in.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and out-pointer.
-    if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
-        Ok(st.f_type as u64)
-    } else {
-        Err(errno())
-    }
+    nix::sys::statfs::statfs(path)
+        .map(|st| st.filesystem_type().0 as u64)
+        .map_err(|e| e as i32)
 }
 
 /// Makes sure ghostfs is mounted at [`GHOSTFS`].
@@ -252,19 +232,9 @@ pub fn wait_child(pid: i32) -> Result<Exit, String> {
 
 /// A pipe: `(read end, write end)`.
 pub fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", errno_name(errno())));
-    }
-    // SAFETY: both descriptors are new and owned here.
-    Ok(unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    })
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("pipe: {}", errno_name(e as i32)))?;
+    Ok((r.into(), w.into()))
 }
 
 /// The gtid of task `tid` (`/proc/<tid>/ghost/gtid`); 0 if it cannot be read.
@@ -277,17 +247,11 @@ pub fn gtid_of(tid: i32) -> i64 {
 
 /// Sets the allowed CPUs of `tid` (0: the caller).
 pub fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), i32> {
-    // SAFETY: a zeroed cpu_set_t with the bits set, passed with its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(errno());
-        }
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c).map_err(|e| e as i32)?;
     }
-    Ok(())
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set).map_err(|e| e as i32)
 }
 
 /// `CAP_SYS_ADMIN` and `CAP_SYS_NICE` (linux/capability.h).
@@ -506,28 +470,41 @@ pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
     }
 }
 
-/// `kill(pid, sig)`: 0, or -1 with the errno set.
+/// `kill(pid, sig)` (`sig` 0: whether `pid` exists): 0, or -1 with the
+/// errno set.
 pub fn kill(pid: i32, sig: i32) -> i32 {
-    // SAFETY: plain syscall with integer arguments.
-    unsafe { libc::kill(pid, sig) }
+    let sig = match sig {
+        0 => None,
+        s => match nix::sys::signal::Signal::try_from(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                e.set();
+                return -1;
+            }
+        },
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+        Ok(()) => 0,
+        Err(e) => {
+            e.set();
+            -1
+        }
+    }
 }
 
 /// `sched_yield()`.
 pub fn sched_yield() {
-    // SAFETY: plain syscall.
-    unsafe { libc::sched_yield() };
+    let _ = nix::sched::sched_yield();
 }
 
 /// `pause()`: sleeps until a signal arrives (the callers are killed).
 pub fn pause() {
-    // SAFETY: plain syscall.
-    unsafe { libc::pause() };
+    nix::unistd::pause();
 }
 
 /// The calling thread's id.
 pub fn gettid() -> i32 {
-    // SAFETY: plain syscall.
-    unsafe { libc::gettid() }
+    nix::unistd::gettid().as_raw()
 }
 
 /// `setpriority(PRIO_PROCESS, pid, nice)` (`pid` 0: the caller): 0, or -1
@@ -550,14 +527,12 @@ pub(crate) fn thread_cpu_ns() -> u64 {
 
 /// The number of CPUs `pid` may use.
 pub(crate) fn affinity_count(pid: i32) -> i32 {
-    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) != 0 {
-            return -1;
-        }
-        libc::CPU_COUNT(&set)
-    }
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid)) else {
+        return -1;
+    };
+    (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .count() as i32
 }
 
 /// `sched_setscheduler(pid, policy, prio)`: 0 or the errno.
@@ -663,12 +638,7 @@ pub(crate) fn ended(pid: i32) -> bool {
 
 /// Pins the caller to `cpu`.
 pub(crate) fn pin(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
-    }
+    set_affinity(0, &[cpu]).is_ok()
 }
 
 /// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
@@ -778,10 +748,9 @@ pub fn reaped_exit0(pid: i32) -> bool {
     r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
 }
 
-/// The CPU the caller runs on.
+/// The CPU the caller runs on (-1 if unknown).
 pub(crate) fn current_cpu() -> i32 {
-    // SAFETY: plain syscall.
-    unsafe { libc::sched_getcpu() }
+    nix::sched::sched_getcpu().map_or(-1, |c| c as i32)
 }
 
 /// `sched_setscheduler(pid, SCHED_FIFO, prio)`: the errno on failure.
@@ -902,30 +871,12 @@ pub(crate) fn fork_bare(f: impl FnOnce()) -> i32 {
 }
 
 /// A timerfd (`CLOCK_MONOTONIC`), closed on drop.
-pub(crate) fn timerfd() -> Result<std::os::fd::OwnedFd, i32> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    // SAFETY: a new descriptor, owned here.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+pub(crate) fn timerfd() -> Result<nix::sys::timerfd::TimerFd, i32> {
+    use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+    TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC).map_err(|e| e as i32)
 }
 
-/// Whether timerfd `fd` is armed (`timerfd_gettime`: time left).
-pub(crate) fn timerfd_armed(fd: &impl std::os::fd::AsRawFd) -> bool {
-    let mut now = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-    };
-    // SAFETY: `now` is writable.
-    let r = unsafe { libc::timerfd_gettime(fd.as_raw_fd(), &mut now) };
-    r == 0 && (now.it_value.tv_sec != 0 || now.it_value.tv_nsec != 0)
+/// Whether timerfd `t` is armed (`timerfd_gettime`: time left).
+pub(crate) fn timerfd_armed(t: &nix::sys::timerfd::TimerFd) -> bool {
+    matches!(t.get(), Ok(Some(_)))
 }
