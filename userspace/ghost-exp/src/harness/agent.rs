@@ -4,7 +4,13 @@
 //! nap, ...), the test's script says what each message means to it and
 //! what to do once the queue is empty. A script is a type implementing
 //! [`Script`] (an agent with state, e.g. a FIFO) or three closures
-//! ([`script`]).
+//! ([`script`]); a linear script (the lab's) calls [`Agent::drain`]
+//! between its steps and then [`Agent::run`]s.
+//!
+//! Its users: the rig's commander and sleeper ([`super::rig`]),
+//! [`start_agent`]'s sleeping agent, the FIFO agent and the lab's agents of
+//! `tests::scheduling`, the agents of `tests::faults::races`, the ABI 91
+//! flag sampler, and the fuzzer's agent.
 
 use super::raw::{become_agent, observe, Enclave, Msg};
 use super::sys;
