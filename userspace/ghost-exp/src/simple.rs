@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::harness::sys;
 use ghost::ghostfs::{self, EnclaveDir};
 use ghost::sys::Errno;
 use ghost_abi::SCHED_GHOST;
@@ -308,8 +309,7 @@ fn thread_main(sh: &Shared, i: usize, body: Body) {
 fn nap_yield(sh: &Shared) -> Result<(), String> {
     for _ in 0..sh.rounds {
         thread::sleep(NAP);
-        // SAFETY: no arguments; cannot fail on Linux.
-        unsafe { libc::sched_yield() };
+        sys::sched_yield();
         thread::sleep(NAP);
         sh.work.fetch_add(1, SeqCst);
     }
@@ -340,8 +340,7 @@ fn depart(sh: &Shared) -> Result<(), String> {
 /// that the main thread moved us to CFS.
 fn spin_yield(sh: &Shared) -> Result<(), String> {
     loop {
-        // SAFETY: no arguments; cannot fail on Linux.
-        unsafe { libc::sched_yield() };
+        sys::sched_yield();
         sh.spins.fetch_add(1, SeqCst);
         if sh.stop.load(SeqCst) {
             break;

@@ -6,7 +6,7 @@ use super::gen::{
     cpu_num, ioctl_cmd, mutate, run_args, tame_tasks, tame_timeout, valid_cmd, Arena, World,
     TXN_FIELDS,
 };
-use super::mapping::{on_sigbus, Map};
+use super::mapping::{mmap_raw, on_sigbus, Map};
 use super::rng::Rng;
 use super::shared::{show, Rec, Shared};
 use super::syscalls::{ghost_run, open, raw_ioctl, sleep_us, write_fd};
@@ -15,12 +15,16 @@ use super::{
     K_AIOCTL, K_ARUN, K_ASSOC, K_AWRITE, K_QGARBAGE, K_QUEUE2, K_SWFREE, K_TXN, SCAN, STAGE,
     THREADS,
 };
-use std::os::fd::{AsRawFd, FromRawFd};
+use crate::harness::agent::{Agent as RawAgent, Next, Script};
+use crate::harness::Enclave;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// A queue the agent drains: its file, mapping, slots.
 pub(super) struct Queue {
     pub(super) file: File,
-    pub(super) map: Map,
+    /// Shared with the harness agent's view for the first queue.
+    pub(super) map: Arc<Map>,
     pub(super) nelems: u32,
 }
 
@@ -30,8 +34,8 @@ impl Queue {
     pub(super) fn drain(&self) -> u32 {
         let mut n = 0;
         for _ in 0..4 * self.nelems {
-            let head = self.map.u32(64).load(Ordering::Acquire);
-            let tail_a = self.map.u32(68);
+            let head = self.map.atomic(64).load(Ordering::Acquire);
+            let tail_a = self.map.atomic(68);
             let tail = tail_a.load(Ordering::Relaxed);
             if head == tail {
                 break;
@@ -41,7 +45,7 @@ impl Queue {
                 break;
             }
             let slot = (tail & (self.nelems - 1)) as usize;
-            let word0 = self.map.u32(76 + slot * 8).load(Ordering::Acquire);
+            let word0 = self.map.atomic(76 + slot * 8).load(Ordering::Acquire);
             let len = (word0 >> 16) as usize;
             let slots = len.div_ceil(8).max(1) as u32;
             tail_a.store(tail.wrapping_add(slots), Ordering::Release);
@@ -55,7 +59,12 @@ impl Queue {
 /// iteration, [(offset, garbage, saved)])`.
 pub(super) type Restore = (usize, u64, Vec<(usize, u32, u32)>);
 
+/// The fuzz agent's state: the [`Script`] of the harness's raw agent.
 pub(super) struct Agent {
+    /// Operations to do, done, and the scheduling rounds so far.
+    pub(super) nops: u64,
+    pub(super) done: u64,
+    pub(super) iter: u64,
     pub(super) rng: Rng,
     pub(super) rec: Rec,
     pub(super) w: World,
@@ -64,8 +73,9 @@ pub(super) struct Agent {
     /// Files opened before becoming an agent (an agent may not open them).
     pub(super) files: Vec<(String, File)>,
     pub(super) queues: Vec<Queue>,
-    pub(super) cpu_data: Map,
-    pub(super) sw: Map,
+    /// Shared with the helper thread, which scribbles on it.
+    pub(super) cpu_data: Arc<Map>,
+    pub(super) sw: Arc<Map>,
     /// The agent's status word; its own gtid.
     pub(super) me: u32,
     pub(super) my_gtid: i64,
@@ -92,7 +102,7 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
     let Ok((qf, size)) = crate::harness::create_queue(&ctl, 256, -1, 0) else {
         return err(-2);
     };
-    let Ok(qmap) = Map::new(qf.as_raw_fd(), size as usize, rw, libc::MAP_SHARED, 0) else {
+    let Ok(qmap) = mmap_raw(qf.as_raw_fd(), size as usize, rw, libc::MAP_SHARED, 0) else {
         return err(-3);
     };
     let mut dq = abi::GhostIocSetDefaultQueue { fd: qf.as_raw_fd() };
@@ -123,8 +133,8 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         return err(-5);
     };
     let (Ok(cpu_data), Ok(sw), Ok(arena)) = (
-        Map::new(cdf.as_raw_fd(), 4096 * ncpus, rw, libc::MAP_SHARED, 0),
-        Map::new(
+        mmap_raw(cdf.as_raw_fd(), 4096 * ncpus, rw, libc::MAP_SHARED, 0),
+        mmap_raw(
             swf.as_raw_fd(),
             2 << 20,
             libc::PROT_READ,
@@ -136,8 +146,8 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         return err(-6);
     };
     on_sigbus(vec![
-        (cpu_data.addr(), cpu_data.len, STAGE),
-        (sw.addr(), sw.len, STAGE),
+        (cpu_data.addr(), cpu_data.len(), STAGE),
+        (sw.addr(), sw.len(), STAGE),
     ]);
     let mut files = Vec::new();
     for f in [
@@ -164,37 +174,38 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
     // progress for 30 ms, and scribbles on transactions on request.
     let _ = ghost::sys::install_wake_handler(libc::SIGUSR1);
     static SCRIBBLE: AtomicU32 = AtomicU32::new(0);
-    let cd_addr = cpu_data.addr();
+    let (cpu_data, sw, qmap) = (Arc::new(cpu_data), Arc::new(sw), Arc::new(qmap));
+    let cd = Arc::clone(&cpu_data);
     let hseed = seed ^ 0x5151;
     let helper = std::thread::Builder::new()
         .stack_size(128 << 10)
-        .spawn(move || helper_main(sh, &SCRIBBLE, cd_addr, ncpus, hseed));
+        .spawn(move || helper_main(sh, &SCRIBBLE, &cd, ncpus, hseed));
     if helper.is_err() {
         return err(-7);
     }
-    // Become the agent of `c1` (bounded retries while the CPU is busy).
-    let cmd = format!("become agent {c1} {}", qf.as_raw_fd());
-    let deadline = Instant::now() + Duration::from_millis(crate::harness::hang_cap(5000));
-    loop {
-        match write_fd(ctl.as_raw_fd(), cmd.as_bytes(), None) {
-            Ok(_) => break,
-            Err(libc::EBUSY) if Instant::now() < deadline => sleep_us(5000),
-            Err(e) => return err(e),
-        }
-    }
-    let mut info = abi::GhostIocSwGetInfo {
-        request: abi::GhostMsgSrc {
-            type_: abi::GHOST_AGENT,
-            arg: c1 as u64,
-        },
-        response: abi::GhostSwInfo::default(),
-    };
-    if ioctl(&ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut info).cast()).is_err() {
+    // The harness's agent, on the same queue and mappings.
+    let (Ok(ctl2), Ok(qf2)) = (ctl.try_clone(), qf.try_clone()) else {
         return err(-8);
-    }
+    };
+    let view = Enclave::from_parts(
+        ctl2,
+        qf2,
+        Arc::clone(&qmap),
+        256,
+        Arc::clone(&cpu_data),
+        Arc::clone(&sw),
+    );
+    // Become the agent of `c1` (bounded retries while the CPU is busy).
+    let raw = match RawAgent::join_with_queue(view, c1, qf.as_raw_fd()) {
+        Ok(raw) => raw,
+        Err(e) => return err(e),
+    };
     sh.agent_tid.store(ghost::sys::gettid(), Ordering::SeqCst);
     sh.agent_up.store(1, Ordering::SeqCst);
     let mut a = Agent {
+        nops,
+        done: 0,
+        iter: 0,
         rng: Rng::new(seed),
         rec: Rec {
             sh,
@@ -213,7 +224,7 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         }],
         cpu_data,
         sw,
-        me: info.response.index,
+        me: raw.me,
         my_gtid,
         arena,
         restore: None,
@@ -222,14 +233,14 @@ pub(super) fn agent_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64, 
         next: 0,
         scribble: &SCRIBBLE,
     };
-    a.run(nops)
+    raw.run(&mut a)
 }
 
 /// The agent process's helper thread (CFS).
 pub(super) fn helper_main(
     sh: &'static Shared,
     scribble: &AtomicU32,
-    cd: usize,
+    cd: &Map,
     ncpus: usize,
     seed: u64,
 ) {
@@ -241,11 +252,7 @@ pub(super) fn helper_main(
                 let cpu = rng.below(ncpus as u64) as usize;
                 let (off, size) = rng.pick(&TXN_FIELDS);
                 let v = rng.int().to_ne_bytes();
-                for (i, &b) in v[..size].iter().enumerate() {
-                    // SAFETY: inside the agent's `cpu_data` mapping, which
-                    // lives as long as the process.
-                    unsafe { std::ptr::write_volatile((cd + cpu * 4096 + off + i) as *mut u8, b) };
-                }
+                cd.write_bytes(cpu * 4096 + off, &v[..size]);
             }
             sh.faults.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -264,36 +271,43 @@ pub(super) fn helper_main(
     }
 }
 
-impl Agent {
-    pub(super) fn run(&mut self, nops: u64) -> i32 {
-        let sh = self.rec.sh;
-        let mut done = 0;
-        let mut iter = 0u64;
-        loop {
-            iter += 1;
-            sh.agent_iter.store(iter, Ordering::SeqCst);
-            self.maybe_restore(iter);
-            for q in &self.queues {
-                q.drain();
-            }
-            self.scan();
-            if done < nops && self.rng.one_in(2) {
-                self.fuzz_op(iter);
-                done += 1;
-                if done == nops {
-                    sh.agent_done.store(1, Ordering::SeqCst);
-                }
-            }
-            if !self.schedule() {
-                // Nothing ran: leave the CPU to other classes for a moment.
-                sleep_us(200 + self.rng.below(300));
-            }
-        }
+/// A round: restores a queue header due back, reads every queue (the
+/// harness agent reads the first one), scans the status words, perhaps
+/// fuzzes, and schedules; with nothing to run it leaves the CPU to other
+/// classes for a moment.
+impl Script for Agent {
+    fn begin(&mut self, _raw: &RawAgent) {
+        self.iter += 1;
+        self.rec.sh.agent_iter.store(self.iter, Ordering::SeqCst);
+        self.maybe_restore(self.iter);
     }
 
+    fn step(&mut self, _raw: &RawAgent, _barrier: u32) -> Next {
+        let sh = self.rec.sh;
+        for q in self.queues.iter().skip(1) {
+            q.drain();
+        }
+        self.scan();
+        if self.done < self.nops && self.rng.one_in(2) {
+            self.fuzz_op(self.iter);
+            self.done += 1;
+            if self.done == self.nops {
+                sh.agent_done.store(1, Ordering::SeqCst);
+            }
+        }
+        if self.schedule() {
+            Next::Again
+        } else {
+            // Nothing ran: leave the CPU to other classes for a moment.
+            Next::Sleep(Duration::from_micros(200 + self.rng.below(300)))
+        }
+    }
+}
+
+impl Agent {
     pub(super) fn barrier(&self) -> u32 {
         self.sw
-            .u32(64 + 32 * self.me as usize)
+            .atomic(64 + 32 * self.me as usize)
             .load(Ordering::Acquire)
     }
 
@@ -304,7 +318,7 @@ impl Agent {
         self.live.clear();
         for idx in 0..SCAN {
             let at = 64 + 32 * idx;
-            let flags = self.sw.u32(at + 4).load(Ordering::Acquire);
+            let flags = self.sw.atomic(at + 4).load(Ordering::Acquire);
             if flags & abi::GHOST_SW_F_INUSE == 0 || flags & abi::GHOST_SW_TASK_IS_AGENT != 0 {
                 continue;
             }
@@ -318,7 +332,7 @@ impl Agent {
                 }
                 continue;
             }
-            let barrier = self.sw.u32(at).load(Ordering::Acquire);
+            let barrier = self.sw.atomic(at).load(Ordering::Acquire);
             let gtid = self.sw.u64(at + 8) as i64;
             self.live.push((idx as u32, gtid, barrier));
             if flags & abi::GHOST_SW_TASK_RUNNABLE != 0 && flags & abi::GHOST_SW_TASK_ONCPU == 0 {
@@ -340,18 +354,18 @@ impl Agent {
     ) {
         let base = cpu * 4096;
         let m = &self.cpu_data;
-        m.write(base, &0i32.to_ne_bytes());
-        m.write(base + 12, &ab.to_ne_bytes());
-        m.write(base + 16, &tb.to_ne_bytes());
-        m.write(base + 20, &run_flags.to_ne_bytes());
-        m.write(base + 22, &[commit_flags]);
-        m.write(base + 24, &gtid.to_ne_bytes());
-        m.u32(base + 8)
+        m.write_bytes(base, &0i32.to_ne_bytes());
+        m.write_bytes(base + 12, &ab.to_ne_bytes());
+        m.write_bytes(base + 16, &tb.to_ne_bytes());
+        m.write_bytes(base + 20, &run_flags.to_ne_bytes());
+        m.write_bytes(base + 22, &[commit_flags]);
+        m.write_bytes(base + 24, &gtid.to_ne_bytes());
+        m.atomic(base + 8)
             .store(abi::GHOST_TXN_READY as u32, Ordering::Release);
     }
 
     pub(super) fn state(&self, cpu: usize) -> i32 {
-        self.cpu_data.u32(cpu * 4096 + 8).load(Ordering::Acquire) as i32
+        self.cpu_data.atomic(cpu * 4096 + 8).load(Ordering::Acquire) as i32
     }
 
     /// `COMMIT_TXN` or `SYNC_GROUP_TXN` with a mask of `cpus`.
@@ -408,7 +422,7 @@ impl Agent {
             for &(off, garbage, saved) in words {
                 // Only where the garbage is still there (the kernel's next
                 // message rewrites `head`; the drain resyncs `tail`).
-                let _ = q.map.u32(off).compare_exchange(
+                let _ = q.map.atomic(off).compare_exchange(
                     garbage,
                     saved,
                     Ordering::AcqRel,
@@ -496,7 +510,7 @@ impl Agent {
                     self.rng.int()
                 };
                 self.cpu_data
-                    .write(c * 4096 + off, &v.to_ne_bytes()[..size]);
+                    .write_bytes(c * 4096 + off, &v.to_ne_bytes()[..size]);
                 desc += &format!(" +{off}={v:#x}");
                 self.rec.fault(1);
             }
@@ -611,7 +625,7 @@ impl Agent {
         let mut desc = format!("queue{qi} header");
         for _ in 0..1 + self.rng.below(3) {
             let off = self.rng.pick(&[0usize, 4, 8, 12, 60, 64, 64, 68, 68, 72]);
-            let saved = q.map.u32(off).load(Ordering::Acquire);
+            let saved = q.map.atomic(off).load(Ordering::Acquire);
             let v = match self.rng.below(4) {
                 0 => saved.wrapping_add(self.rng.pick(&[1, q.nelems, q.nelems + 1, u32::MAX])),
                 1 => self.rng.pick(&[0, u32::MAX, 1 << 31, q.nelems]),
@@ -625,7 +639,7 @@ impl Agent {
         self.rec.fault(words.len() as u64);
         self.rec.op(K_QGARBAGE, desc, || {
             for &(off, v, _) in &words {
-                q.map.u32(off).store(v, Ordering::Release);
+                q.map.atomic(off).store(v, Ordering::Release);
             }
             Ok(0)
         });
@@ -766,14 +780,13 @@ impl Agent {
                 raw_ioctl(fd, abi::GHOST_IOC_CREATE_QUEUE, (&raw mut args) as usize)
             });
             if let Some(q) = r {
-                // SAFETY: a new descriptor, owned here.
-                let file = unsafe { File::from_raw_fd(q as i32) };
+                let file = sys::adopt_fd(q as i32);
                 let rw = libc::PROT_READ | libc::PROT_WRITE;
-                if let Ok(map) = Map::new(q as i32, args.mapsize as usize, rw, libc::MAP_SHARED, 0)
+                if let Ok(map) = mmap_raw(q as i32, args.mapsize as usize, rw, libc::MAP_SHARED, 0)
                 {
                     self.queues.push(Queue {
                         file,
-                        map,
+                        map: Arc::new(map),
                         nelems: elems as u32,
                     });
                 }

@@ -5,7 +5,7 @@ use super::gen::{
     ioctl_cmd, kernel_number, mutate, run_args, tame_become, tame_tasks, tame_timeout, valid_cmd,
     Arena, World, ENCLAVE_FILES, TXN_FIELDS,
 };
-use super::mapping::{on_sigbus, Map};
+use super::mapping::{mmap_raw, on_sigbus, Map};
 use super::rng::Rng;
 use super::shared::{show, Rec, Shared};
 use super::syscalls::{
@@ -15,7 +15,7 @@ use super::{
     abi, nr_cpu_ids, path, sys, File, Ordering, GHOSTFS, K_ENCLAVE, K_IOCTL, K_MMAP, K_READ, K_RUN,
     K_SCHED, K_SCRIBBLE, K_WRITE, STAGE,
 };
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 
 /// The fuzzer's view: open files, mappings, what it created.
 pub(super) struct Fuzzer {
@@ -49,8 +49,8 @@ pub(super) fn fuzzer_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64,
     ) else {
         return 10;
     };
-    let cpu_data = Map::new(cd.as_raw_fd(), 4096 * ncpus, rw, libc::MAP_SHARED, 0).ok();
-    let sw = Map::new(
+    let cpu_data = mmap_raw(cd.as_raw_fd(), 4096 * ncpus, rw, libc::MAP_SHARED, 0).ok();
+    let sw = mmap_raw(
         swf.as_raw_fd(),
         2 << 20,
         libc::PROT_READ,
@@ -60,7 +60,7 @@ pub(super) fn fuzzer_main(sh: &'static Shared, seed: u64, batch: u64, nops: u64,
     .ok();
     let mut maps = Vec::new();
     for m in [&cpu_data, &sw].into_iter().flatten() {
-        maps.push((m.addr(), m.len, STAGE));
+        maps.push((m.addr(), m.len(), STAGE));
     }
     on_sigbus(maps);
     let mut other_fds = vec![cd, swf];
@@ -207,13 +207,7 @@ impl Fuzzer {
         self.rec.op(K_READ, format!("pread {p} {len}@{off}"), || {
             let f = open(&p, libc::O_RDONLY)?;
             let mut buf = vec![0u8; len];
-            // SAFETY: `buf` is valid for `len` bytes.
-            let r = unsafe { libc::pread(f.as_raw_fd(), buf.as_mut_ptr().cast(), len, off) };
-            if r < 0 {
-                Err(sys::errno())
-            } else {
-                Ok(r as i64)
-            }
+            sys::pread(f.as_raw_fd(), &mut buf, off)
         });
     }
 
@@ -272,12 +266,11 @@ impl Fuzzer {
             // A new queue: keep it (mapped, for garbage) if it is ours.
             if let Ok(qfd) = i32::try_from(qfd) {
                 if qfd > 2 {
-                    // SAFETY: the kernel returned a new descriptor.
-                    let q = unsafe { File::from_raw_fd(qfd) };
+                    let q = sys::adopt_fd(qfd);
                     let size = self.arena.map.u64(16) as usize;
                     let m = (size > 0 && size <= 1 << 20 && arg == self.arena.map.addr())
                         .then(|| {
-                            Map::new(
+                            mmap_raw(
                                 qfd,
                                 size,
                                 libc::PROT_READ | libc::PROT_WRITE,
@@ -334,21 +327,11 @@ impl Fuzzer {
             K_MMAP,
             format!("mmap {name} len {len} prot {prot} flags {flags:#x} off {off} then mprotect {mprotect}"),
             || {
-                let m = Map::new(fd, len, prot, flags, off)?;
+                let m = mmap_raw(fd, len, prot, flags, off)?;
                 if mprotect {
-                    // SAFETY: our own fresh mapping.
-                    let r = unsafe {
-                        libc::mprotect(
-                            m.ptr.cast(),
-                            m.len,
-                            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-                        )
-                    };
-                    if r != 0 {
-                        return Err(sys::errno());
-                    }
+                    m.protect(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)?;
                 }
-                Ok(m.len as i64)
+                Ok(m.len() as i64)
             },
         );
     }
@@ -368,7 +351,7 @@ impl Fuzzer {
                 K_SCRIBBLE,
                 format!("queue{i} header +{off} = {v:#x}"),
                 || {
-                    m.u32(off).store(v, Ordering::Release);
+                    m.atomic(off).store(v, Ordering::Release);
                     Ok(0)
                 },
             );
@@ -389,7 +372,7 @@ impl Fuzzer {
             K_SCRIBBLE,
             format!("cpu_data txn{cpu} +{off} = {v:#x}"),
             || {
-                m.write(cpu * 4096 + off, &v.to_ne_bytes()[..size]);
+                m.write_bytes(cpu * 4096 + off, &v.to_ne_bytes()[..size]);
                 Ok(0)
             },
         );
@@ -504,8 +487,7 @@ impl Fuzzer {
                 let nice = self.rng.below(30) as i32 - 10;
                 self.rec
                     .op(K_SCHED, format!("setpriority {tid} {nice}"), || {
-                        // SAFETY: plain syscall.
-                        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as u32, nice) } != 0 {
+                        if sys::setpriority(tid, nice) != 0 {
                             Err(sys::errno())
                         } else {
                             Ok(0)

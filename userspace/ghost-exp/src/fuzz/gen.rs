@@ -1,7 +1,7 @@
 //! Generators shared by both fuzz processes: random, near-valid and valid
 //! commands, ioctl numbers and arguments, transaction fields.
 
-use super::mapping::Map;
+use super::mapping::{mmap_raw, Map};
 use super::rng::Rng;
 use super::shared::Shared;
 use super::syscalls::fd_open;
@@ -421,16 +421,17 @@ pub(super) struct Arena {
 
 impl Arena {
     pub(super) fn new() -> Result<Arena, i32> {
-        let map = Map::new(
+        let map = mmap_raw(
             -1,
             3 * 4096,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             0,
         )?;
-        // SAFETY: the last page of our own mapping.
-        unsafe { libc::mprotect(map.ptr.add(2 * 4096).cast(), 4096, libc::PROT_NONE) };
-        let gone = Map::new(
+        // The last page unreadable (a failure leaves it readable: a
+        // straddling pointer then only reads zeroes, no harm).
+        let _ = map.protect_range(2 * 4096, 4096, libc::PROT_NONE);
+        let gone = mmap_raw(
             -1,
             4096,
             libc::PROT_READ,
@@ -467,25 +468,26 @@ impl Arena {
                 let back = 1 + rng.below(size as u64) as usize;
                 let at = base + 2 * 4096 - back;
                 for i in 0..back {
-                    self.map.write(2 * 4096 - back + i, &[rng.next() as u8]);
+                    self.map
+                        .write_bytes(2 * 4096 - back + i, &[rng.next() as u8]);
                 }
                 (format!("straddle-{back}"), at)
             }
             5 | 6 => {
                 let mis = 1 + rng.below(7) as usize;
                 let s = ioctl_struct(rng, w, cmd & 0xff, fds, base + mis);
-                self.map.write(mis, &s);
+                self.map.write_bytes(mis, &s);
                 (format!("misaligned+{mis} {}", hex(&s[..24])), base + mis)
             }
             7 => {
                 for i in 0..64 {
-                    self.map.write(i, &[rng.next() as u8]);
+                    self.map.write_bytes(i, &[rng.next() as u8]);
                 }
                 ("random".into(), base)
             }
             _ => {
                 let s = ioctl_struct(rng, w, cmd & 0xff, fds, base);
-                self.map.write(0, &s);
+                self.map.write_bytes(0, &s);
                 (format!("struct {}", hex(&s[..32])), base)
             }
         }

@@ -77,7 +77,7 @@ use ghost_abi as abi;
 use std::collections::HashSet;
 use std::fs::File;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// The fuzz tests, in the order they run.

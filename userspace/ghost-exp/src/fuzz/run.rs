@@ -267,8 +267,7 @@ pub(super) fn health(
     let back = sys::sched_policy(child);
     let at = counter.load(Ordering::SeqCst);
     let runs = crate::harness::wait_for(5000, || counter.load(Ordering::SeqCst) > at + 2);
-    // SAFETY: our own child.
-    unsafe { libc::kill(child, libc::SIGKILL) };
+    sys::kill(child, libc::SIGKILL);
     let _ = reap(child, 5000).map_err(&fail)?;
     if joined.is_err() || !in_ghost {
         return Err(fail(format!(

@@ -2,7 +2,7 @@
 //! operations.
 
 use super::{
-    errno_name, sys, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering, KINDS, RING, SLOT_BYTES,
+    errno_name, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering, KINDS, RING, SLOT_BYTES,
     THREADS,
 };
 
@@ -55,27 +55,7 @@ pub(super) struct Shared {
     pub(super) ring: [Slot; RING],
 }
 
-/// A zeroed anonymous shared mapping holding a `T` (atomics only), never
-/// unmapped.
-pub(super) fn shared_mem<T>() -> Result<&'static T, String> {
-    let len = std::mem::size_of::<T>().next_multiple_of(4096);
-    // SAFETY: a fresh anonymous shared mapping; zeroed memory is a valid
-    // `T` (atomics only); never unmapped.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", errno_name(sys::errno())));
-        }
-        Ok(&*p.cast::<T>())
-    }
-}
+pub(super) use crate::harness::mapped::shared_mem;
 
 impl Shared {
     /// Back to zero, except the ring's sequence (it goes on across batches).

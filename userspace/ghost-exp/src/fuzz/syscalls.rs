@@ -2,18 +2,10 @@
 
 use super::rng::child;
 use super::{abi, destroy_all_enclaves, sys, Duration, Exit, File, Instant, GHOSTFS};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 
 pub(super) fn open(p: &str, flags: i32) -> Result<File, i32> {
-    let c = std::ffi::CString::new(p).map_err(|_| libc::EINVAL)?;
-    // SAFETY: a valid path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        Err(sys::errno())
-    } else {
-        // SAFETY: a new descriptor, owned here.
-        Ok(unsafe { File::from_raw_fd(fd) })
-    }
+    sys::open_raw(p, flags)
 }
 
 /// One `write(2)` (or `pwrite` at `off`) of `data` to a fresh open of `p`.
@@ -23,40 +15,18 @@ pub(super) fn write_file(p: &str, data: &[u8], off: Option<i64>) -> Result<i64, 
 }
 
 pub(super) fn write_fd(fd: i32, data: &[u8], off: Option<i64>) -> Result<i64, i32> {
-    // SAFETY: `data` is valid for its length.
-    let r = unsafe {
-        match off {
-            Some(o) => libc::pwrite(fd, data.as_ptr().cast(), data.len(), o),
-            None => libc::write(fd, data.as_ptr().cast(), data.len()),
-        }
-    };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(r as i64)
-    }
+    sys::write_at(fd, data, off)
 }
 
 /// `ghost_run` (syscall 463) with raw arguments.
 pub(super) fn ghost_run(a: [i64; 5]) -> Result<i64, i32> {
-    // SAFETY: integer arguments only.
-    let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, a[0], a[1], a[2], a[3], a[4]) };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(r)
-    }
+    sys::ghost_run_args(a)
 }
 
+/// An ioctl with raw arguments (see [`sys::ioctl_raw`]: `arg` never points
+/// at memory we need intact).
 pub(super) fn raw_ioctl(fd: i32, cmd: u64, arg: usize) -> Result<i64, i32> {
-    // SAFETY: the kernel validates the argument (bad pointers are the
-    // point); `arg` never points at memory we need intact.
-    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg) };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(i64::from(r))
-    }
+    sys::ioctl_raw(fd, cmd, arg)
 }
 
 pub(super) fn set_affinity(tid: i32, cpus: &[usize]) -> Result<i64, i32> {
@@ -64,13 +34,7 @@ pub(super) fn set_affinity(tid: i32, cpus: &[usize]) -> Result<i64, i32> {
 }
 
 pub(super) fn set_policy(tid: i32, policy: i32) -> Result<i64, i32> {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid parameter.
-    if unsafe { libc::sched_setscheduler(tid, policy, &p) } != 0 {
-        Err(sys::errno())
-    } else {
-        Ok(0)
-    }
+    sys::set_policy(tid, policy).map(|()| 0)
 }
 
 pub(super) fn sleep_us(us: u64) {
@@ -79,26 +43,12 @@ pub(super) fn sleep_us(us: u64) {
 
 /// Whether `fd` is open in this process.
 pub(super) fn fd_open(fd: i64) -> bool {
-    i32::try_from(fd)
-        // SAFETY: F_GETFD on any number is harmless.
-        .is_ok_and(|fd| fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+    i32::try_from(fd).is_ok_and(|fd| fd >= 0 && sys::fd_flags(fd) >= 0)
 }
 
 /// `waitid(WNOWAIT)`: whether child `pid` has ended (not reaped).
 pub(super) fn ended(pid: i32) -> bool {
-    // SAFETY: siginfo_t is plain data.
-    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer; our own child.
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut si,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    // SAFETY: filled in by waitid (zero if the child is still running).
-    r == 0 && unsafe { si.si_pid() } == pid
+    sys::ended(pid)
 }
 
 /// Waits up to `ms` for child `pid`; `None` if it did not end.
@@ -122,8 +72,7 @@ pub(super) fn reap(pid: i32, ms: u64) -> Result<(Exit, bool), String> {
     if let Some(e) = wait_for_exit(pid, ms)? {
         return Ok((e, false));
     }
-    // SAFETY: our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sys::kill(pid, libc::SIGKILL);
     match wait_for_exit(pid, 10_000)? {
         Some(e) => Ok((e, true)),
         None => Err(format!(

@@ -27,14 +27,9 @@ pub(crate) fn ioctl(
     cmd: u64,
     arg: *mut libc::c_void,
 ) -> Result<i32, i32> {
-    // SAFETY: the kernel validates `arg` for the command (the tests pass
-    // bad pointers on purpose; the kernel must refuse them).
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(r)
-    }
+    // The kernel validates `arg` for the command (the tests pass bad
+    // pointers on purpose; the kernel must refuse them).
+    sys::ioctl_raw(fd.as_raw_fd(), cmd, arg as usize).map(|r| r as i32)
 }
 
 /// `GHOST_IOC_CREATE_QUEUE` with `elems`, `node`, `flags`; returns the
@@ -45,7 +40,6 @@ pub(crate) fn create_queue(
     node: i32,
     flags: i32,
 ) -> Result<(std::fs::File, u64), i32> {
-    use std::os::fd::FromRawFd;
     let mut args = ghost_abi::GhostIocCreateQueue {
         elems,
         node,
@@ -57,8 +51,7 @@ pub(crate) fn create_queue(
         ghost_abi::GHOST_IOC_CREATE_QUEUE,
         (&raw mut args).cast(),
     )?;
-    // SAFETY: the kernel returned a new descriptor, owned here.
-    Ok((unsafe { std::fs::File::from_raw_fd(fd) }, args.mapsize))
+    Ok((sys::adopt_fd(fd), args.mapsize))
 }
 
 /// Destroys every enclave; returns the names of those there were.

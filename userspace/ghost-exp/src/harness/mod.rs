@@ -3,21 +3,30 @@
 //! never on each other; the harness depends on no test module.
 //!
 //! - [`sys`]: thin, checked wrappers over the system calls (mount, fork,
-//!   wait, affinity, `sched_setattr`, capabilities) and the thread reports
-//!   of a stall;
+//!   wait, affinity, `sched_setattr`, capabilities, and the raw-integer
+//!   `ioctl`/`ghost_run`/`write` the fuzzer feeds garbage) and the thread
+//!   reports of a stall;
+//! - [`mapped`]: memory mappings (the ABI's queues, `cpu_data` and status
+//!   words; shared pages; memory pressure) and the `SIGBUS` of a revoked
+//!   one. `sys` and `mapped` are the only modules of ghost-exp that
+//!   step outside safe Rust: everything else calls them;
 //! - [`ghostfs`]: ghostfs paths and files, ioctls, queues, enclaves;
 //! - [`raw`]: the raw-ABI view of an enclave that an agent has (queue,
 //!   transactions, status words) and the hogs the tests schedule;
-//! - [`rig`]: the scriptable raw-ABI agent process of the conformance and
-//!   ABI 91 tests;
+//! - [`agent`]: the one raw-ABI agent: its loop (barrier, drain, block or
+//!   commit), scripted by each test ([`agent::Script`]);
+//! - [`rig`]: the agent process of the conformance and ABI 91 tests (two
+//!   [`agent::Agent`]s: a commander the test sends commands and a sleeper);
 //! - [`wait`]: bounded waits (a cap that only catches a hang, reported
 //!   with the FILE:LINE of the wait);
 //! - [`proc`]: child processes (the bundled binaries), agent restarts;
 //! - [`rng`]: the seeded randomness of the fault tests and the fuzzer;
 //! - [`figures`]: the reliability counters of a suite run.
 
+pub(crate) mod agent;
 pub(crate) mod figures;
 pub(crate) mod ghostfs;
+pub(crate) mod mapped;
 pub(crate) mod proc;
 pub(crate) mod raw;
 pub(crate) mod rig;
@@ -25,6 +34,7 @@ pub(crate) mod rng;
 pub(crate) mod sys;
 pub(crate) mod wait;
 
+pub(crate) use agent::*;
 pub(crate) use ghostfs::*;
 pub(crate) use proc::*;
 pub(crate) use raw::*;

@@ -71,8 +71,7 @@ impl Proc {
 
     /// Sends `sig`.
     pub(crate) fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
+        sys::kill(self.pid(), sig);
     }
 
     /// Waits for it to end: with `secs` 0, only whether it has; otherwise

@@ -5,23 +5,25 @@
 
 use super::ghostfs::{create_enclave, create_queue, ioctl, nr_cpu_ids, open_rw, path};
 use super::sys::{self, errno_name};
-use super::wait::{wait_for, HANG_FLOOR_MS};
+use super::wait::HANG_FLOOR_MS;
 use ghost_abi as abi;
 use std::fs::File;
 use std::io::Write;
 use std::mem::offset_of;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Everything an agent needs of its enclave.
+/// Everything an agent needs of its enclave. The mappings are shared
+/// (`Arc`): the fuzzer's agent also writes garbage into them.
 pub(crate) struct Enclave {
     pub(crate) ctl: std::fs::File,
     pub(crate) queue: std::fs::File,
-    ring: sys::Mapping,
+    ring: Arc<sys::Mapping>,
     nelems: u32,
-    cpu_data: sys::Mapping,
-    pub(crate) sw: sys::Mapping,
+    cpu_data: Arc<sys::Mapping>,
+    pub(crate) sw: Arc<sys::Mapping>,
 }
 
 /// Creates enclave `id` on CPU `cpu` with a status-word region.
@@ -90,17 +92,38 @@ pub(crate) fn observe(id: u64) -> Result<Enclave, String> {
     let swf = std::fs::File::open(path(id, "sw_regions/sw_0")).map_err(|e| e.to_string())?;
     let sw = sys::mmap_fd(&swf, 2 << 20, libc::PROT_READ, libc::MAP_SHARED, 0)
         .map_err(|e| format!("mmap sw_0: {}", errno_name(e)))?;
-    Ok(Enclave {
+    Ok(Enclave::from_parts(
         ctl,
         queue,
-        ring,
+        Arc::new(ring),
         nelems,
-        cpu_data,
-        sw,
-    })
+        Arc::new(cpu_data),
+        Arc::new(sw),
+    ))
 }
 
 impl Enclave {
+    /// An enclave view of files and mappings opened by the caller: `ctl`,
+    /// a queue of `nelems` (a power of two) mapped at `ring`, `cpu_data`
+    /// and status-word region 0.
+    pub(crate) fn from_parts(
+        ctl: File,
+        queue: File,
+        ring: Arc<sys::Mapping>,
+        nelems: u32,
+        cpu_data: Arc<sys::Mapping>,
+        sw: Arc<sys::Mapping>,
+    ) -> Enclave {
+        Enclave {
+            ctl,
+            queue,
+            ring,
+            nelems,
+            cpu_data,
+            sw,
+        }
+    }
+
     /// The `u32` at byte `off` of a mapping, as an atomic.
     pub(crate) fn atomic_u32(m: &sys::Mapping, off: usize) -> &AtomicU32 {
         m.atomic(off)
@@ -132,12 +155,20 @@ impl Enclave {
         sw_get_info(&self.ctl, type_, arg)
     }
 
-    /// Pops the next message: `(type, seqnum, payload bytes)`.
-    pub(crate) fn pop(&self) -> Option<(u16, u32, Vec<u8>)> {
+    /// Pops the next message. The queue header is shared memory others
+    /// may have scribbled on (the fuzzer does): a `head` more than the
+    /// queue's size ahead of `tail` resyncs `tail` to it (the messages in
+    /// between are lost), and a message running past the mapping ends at
+    /// its end.
+    pub(crate) fn pop(&self) -> Option<Msg> {
         let head = Self::atomic_u32(&self.ring, 64).load(Ordering::Acquire);
         let tail_a = Self::atomic_u32(&self.ring, 68);
         let tail = tail_a.load(Ordering::Relaxed);
         if head == tail {
+            return None;
+        }
+        if head.wrapping_sub(tail) > self.nelems {
+            tail_a.store(head, Ordering::Release);
             return None;
         }
         let slot = (tail & (self.nelems - 1)) as usize;
@@ -146,20 +177,18 @@ impl Enclave {
         let seq: u32 = self.ring.read(at + 4);
         let (ty, len) = ((word0 & 0xffff) as u16, (word0 >> 16) as usize);
         let slots = len.div_ceil(8).max(1);
-        let payload: Vec<u8> = (8..len).map(|i| self.ring.read::<u8>(at + i)).collect();
+        let end = (at + len).min(self.ring.len());
+        let payload: Vec<u8> = (at + 8..end).map(|i| self.ring.read::<u8>(i)).collect();
         tail_a.store(tail.wrapping_add(slots as u32), Ordering::Release);
-        Some((ty, seq, payload))
+        Some(Msg { ty, seq, payload })
     }
 
     /// `ghost_run(0, barrier, 0, cpu, 0)`: blocks until woken; the errno on
     /// failure.
     pub(crate) fn block(&self, barrier: u32, cpu: usize) -> Result<(), i32> {
-        // SAFETY: the ghost_run syscall with plain integer arguments.
-        let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, barrier, 0u32, cpu as i32, 0) };
-        if r < 0 {
-            Err(sys::errno())
-        } else {
-            Ok(())
+        match sys::ghost_run(0, barrier, cpu as i32) {
+            0 => Ok(()),
+            e => Err(e),
         }
     }
 
@@ -264,10 +293,10 @@ pub(crate) struct Txn {
     pub(crate) version: i32,
 }
 
-/// `become agent <cpu>` with `e`'s queue, retrying while the CPU is busy;
-/// the agent's status-word index.
-pub(crate) fn become_agent(e: &Enclave, cpu: usize) -> Result<u32, i32> {
-    let cmd = format!("become agent {cpu} {}", e.queue.as_raw_fd());
+/// `become agent <cpu> <qfd>` on `e`'s `ctl`, retrying while the CPU is
+/// busy; the agent's status-word index.
+pub(crate) fn become_agent(e: &Enclave, cpu: usize, qfd: i32) -> Result<u32, i32> {
+    let cmd = format!("become agent {cpu} {qfd}");
     // The old agent of the CPU may still be on its way out: a hang cap.
     let deadline = Instant::now() + Duration::from_millis(HANG_FLOOR_MS);
     loop {
@@ -287,8 +316,7 @@ pub(crate) fn become_agent(e: &Enclave, cpu: usize) -> Result<u32, i32> {
 
 /// The CPU the caller runs on.
 pub(crate) fn current_cpu() -> i32 {
-    // SAFETY: plain syscall.
-    unsafe { libc::sched_getcpu() }
+    sys::current_cpu()
 }
 
 /// Spins on `cpu` as a CFS task for `ms` milliseconds (a child process).
@@ -300,20 +328,11 @@ pub(crate) fn cfs_hog(cpu: usize, ms: u64) -> Result<i32, String> {
 /// as a `SCHED_FIFO` task of priority 1; exits 1 if it cannot.
 pub(crate) fn hog(cpu: usize, ms: u64, rt: bool) -> Result<i32, String> {
     sys::fork_child(move || {
-        if rt {
-            let p = libc::sched_param { sched_priority: 1 };
-            // SAFETY: plain syscall on ourselves with a valid parameter.
-            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
-                return 1;
-            }
+        if rt && sys::set_fifo(0, 1).is_err() {
+            return 1;
         }
-        // SAFETY: a zeroed cpu_set_t with one bit set, for ourselves.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
-                return 1;
-            }
+        if !sys::pin(cpu) {
+            return 1;
         }
         let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end {
@@ -354,64 +373,50 @@ pub(crate) fn two_cpus() -> Result<(usize, usize, usize), String> {
     Ok((n, 0, n - 1))
 }
 
-/// The agent of `cpu` in enclave `id`, in a child process: it becomes the
-/// agent with the queue `qfd` (the parent's, inherited across fork; the
-/// parent reads it) and then only sleeps in `ghost_run`, woken by what
-/// concerns it, until it is killed. Sets `up` to 1 once it is the agent, or
-/// to a negative step on failure.
-pub(crate) fn sleeping_agent(id: u64, ctl: &File, qfd: i32, cpu: usize, up: &AtomicI32) -> i32 {
-    let fail = |step: i32| {
-        up.store(step, Ordering::SeqCst);
-        1
-    };
-    // Opened first: an agent thread may not open enclave files.
-    let Ok(swf) = File::open(path(id, "sw_regions/sw_0")) else {
-        return fail(-1);
-    };
-    let Ok(sw) = sys::mmap_fd(&swf, 2 << 20, libc::PROT_READ, libc::MAP_SHARED, 0) else {
-        return fail(-2);
-    };
-    if let Err(e) = (&*ctl).write_all(format!("become agent {cpu} {qfd}").as_bytes()) {
-        return fail(-1000 - e.raw_os_error().unwrap_or(0));
-    }
-    let mut info = abi::GhostIocSwGetInfo {
-        request: abi::GhostMsgSrc {
-            type_: abi::GHOST_AGENT,
-            arg: cpu as u64,
-        },
-        response: abi::GhostSwInfo::default(),
-    };
-    if ioctl(ctl, abi::GHOST_IOC_SW_GET_INFO, (&raw mut info).cast()).is_err() {
-        return fail(-3);
-    }
-    up.store(1, Ordering::SeqCst);
-    let barrier = sw.atomic(64 + 32 * info.response.index as usize);
-    loop {
-        // A nap outside ghost_run each time it wakes: with
-        // deliver_agent_runnability, CPU_AGENT_BLOCKED and CPU_AGENT_WAKEUP
-        // (ghOSt sends them only for an agent that blocks outside RUN).
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let b = barrier.load(Ordering::Acquire);
-        // SAFETY: the ghost_run syscall with plain integer arguments.
-        unsafe { libc::syscall(abi::NR_GHOST_RUN, 0i64, b, 0u32, cpu as i32, 0) };
-    }
+/// A message of a queue: its type, sequence number and payload.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    pub(crate) ty: u16,
+    pub(crate) seq: u32,
+    pub(crate) payload: Vec<u8>,
 }
 
-/// Starts [`sleeping_agent`] for `cpu` with `e`'s queue; returns its pid.
-pub(crate) fn start_agent(id: u64, e: &Enclave, cpu: usize) -> Result<i32, String> {
-    let up: &AtomicI32 = sys::shared_page()?;
-    let qfd = e.queue.as_raw_fd();
-    let agent = sys::fork_child(|| sleeping_agent(id, &e.ctl, qfd, cpu, up))?;
-    ensure!(
-        wait_for(5000, || up.load(Ordering::SeqCst) != 0),
-        "the agent of CPU {cpu} did not come up"
-    );
-    let step = up.load(Ordering::SeqCst);
-    ensure!(step == 1, "the agent of CPU {cpu} failed at step {step}");
-    let policy = sys::sched_policy(agent);
-    ensure!(
-        policy == abi::SCHED_GHOST | libc::SCHED_RESET_ON_FORK,
-        "agent policy {policy:#x}"
-    );
-    Ok(agent)
+impl Msg {
+    /// The `u8` at byte `at` of the payload (0 past its end).
+    pub(crate) fn u8_at(&self, at: usize) -> u8 {
+        self.payload.get(at).copied().unwrap_or(0)
+    }
+
+    /// The `i32` at byte `at` of the payload (0 past its end).
+    pub(crate) fn i32_at(&self, at: usize) -> i32 {
+        self.payload
+            .get(at..at + 4)
+            .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    /// The `u32` at byte `at` of the payload (0 past its end).
+    pub(crate) fn u32_at(&self, at: usize) -> u32 {
+        self.i32_at(at) as u32
+    }
+
+    /// The `u64` at byte `at` of the payload (0 past its end).
+    pub(crate) fn u64_at(&self, at: usize) -> u64 {
+        self.payload
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    /// The task of a task message (its first 8 payload bytes); `None` for
+    /// other messages and short payloads.
+    pub(crate) fn gtid(&self) -> Option<i64> {
+        ((64..128).contains(&self.ty) && self.payload.len() >= 8).then(|| self.u64_at(0) as i64)
+    }
+
+    /// The status-word index a TASK_NEW names (0 for other messages).
+    pub(crate) fn new_word(&self) -> u32 {
+        if self.ty != abi::MSG_TASK_NEW {
+            return 0;
+        }
+        self.u32_at(offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4)
+    }
 }

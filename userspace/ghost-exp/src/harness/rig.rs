@@ -8,9 +8,10 @@
 //! what reaches its own queue: the CPU messages about `c1`. A only ever
 //! commits to `c1`, so a ghost task never has a reason to run on `c0`.
 
+use super::agent::{script, Agent, Next, Script};
 use super::figures;
 use super::ghostfs::{ioctl, nr_cpu_ids, path, state_name};
-use super::raw::{attach, become_agent, current_cpu, make_enclave, Enclave, Txn};
+use super::raw::{attach, current_cpu, make_enclave, Enclave, Msg, Txn};
 use super::sys::{self, errno_name, set_policy, setattr, Exit};
 use super::wait::wait_for;
 use ghost_abi as abi;
@@ -131,16 +132,6 @@ fn cpu_slot(ty: u16) -> Option<usize> {
     (128..136).contains(&ty).then(|| usize::from(ty - 128))
 }
 
-fn word_at(p: &[u8], at: usize) -> i32 {
-    p.get(at..at + 4)
-        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-}
-
-fn dword_at(p: &[u8], at: usize) -> u64 {
-    p.get(at..at + 8)
-        .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-}
-
 /// Joins enclave `id` (itself), then counts its iterations as task `k`;
 /// sets its own nice on request (with `setpriority`, or with
 /// `sched_setattr(SCHED_GHOST)` while `renice_attr` is set).
@@ -164,8 +155,7 @@ pub(crate) fn spinner(id: u64, r: &Rig, k: usize, c0: usize) -> i32 {
             let res = super::sys::setattr(0, abi::SCHED_GHOST, n - 100, 0);
             r.renice_result.store(res, SeqCst);
         } else if n != 0 {
-            // SAFETY: plain syscall on ourselves.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n - 100) };
+            sys::setpriority(0, n - 100);
         }
     }
     0
@@ -186,68 +176,65 @@ impl Known {
         self.barriers.get(&gtid).copied().unwrap_or(0)
     }
 
-    /// Reads every queued message of the commander.
-    fn drain(&mut self, e: &Enclave, r: &Rig) {
-        while let Some((ty, seq, p)) = e.pop() {
-            if let Some(i) = task_slot(ty) {
-                r.a_msgs[i].fetch_add(1, SeqCst);
+    /// One message of the commander's queue.
+    fn on_msg(&mut self, e: &Enclave, r: &Rig, m: &Msg) {
+        if let Some(i) = task_slot(m.ty) {
+            r.a_msgs[i].fetch_add(1, SeqCst);
+        }
+        let ty = m.ty;
+        let Some(gtid) = m.gtid() else {
+            return;
+        };
+        let seq = m.seq;
+        self.barriers.insert(gtid, seq);
+        if gtid == r.log_gtid.load(SeqCst) as i64 {
+            // The word's flags as the message arrives (TASK_NEW names it).
+            let index = match ty {
+                abi::MSG_TASK_NEW => Some(m.new_word()),
+                _ => self.words.get(&gtid).copied(),
+            };
+            let flags = index.map_or(0, |i| e.sw_word(i).1);
+            // The last `log.len()` messages.
+            let n = r.log_n.load(SeqCst);
+            if let Some(entry) = r.log.get(n as usize % r.log.len()) {
+                for (slot, v) in entry.iter().zip([u32::from(ty), seq, flags]) {
+                    slot.store(v, SeqCst);
+                }
+                r.log_n.store(n.wrapping_add(1), SeqCst);
             }
-            if !(64..128).contains(&ty) || p.len() < 8 {
-                continue;
-            }
-            let gtid = dword_at(&p, 0) as i64;
-            self.barriers.insert(gtid, seq);
-            if gtid == r.log_gtid.load(SeqCst) as i64 {
-                // The word's flags as the message arrives (TASK_NEW names it).
-                let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
-                let index = match ty {
-                    abi::MSG_TASK_NEW => Some(word_at(&p, off) as u32),
-                    _ => self.words.get(&gtid).copied(),
-                };
-                let flags = index.map_or(0, |i| e.sw_word(i).1);
-                // The last `log.len()` messages.
-                let n = r.log_n.load(SeqCst);
-                if let Some(entry) = r.log.get(n as usize % r.log.len()) {
-                    for (slot, v) in entry.iter().zip([u32::from(ty), seq, flags]) {
-                        slot.store(v, SeqCst);
-                    }
-                    r.log_n.store(n.wrapping_add(1), SeqCst);
+        }
+        match ty {
+            abi::MSG_TASK_NEW => {
+                self.words.insert(gtid, m.new_word());
+                let nice = offset_of!(abi::GhostMsgPayloadTaskNew, nice);
+                r.nice_new.store(m.i32_at(nice), SeqCst);
+                let run = offset_of!(abi::GhostMsgPayloadTaskNew, runnable);
+                if m.u8_at(run) != 0 && !self.runq.contains(&gtid) {
+                    self.runq.push_back(gtid);
                 }
             }
-            match ty {
-                abi::MSG_TASK_NEW => {
-                    let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
-                    self.words.insert(gtid, word_at(&p, off) as u32);
-                    let nice = offset_of!(abi::GhostMsgPayloadTaskNew, nice);
-                    r.nice_new.store(word_at(&p, nice), SeqCst);
-                    let run = offset_of!(abi::GhostMsgPayloadTaskNew, runnable);
-                    if p.get(run).is_some_and(|&b| b != 0) && !self.runq.contains(&gtid) {
-                        self.runq.push_back(gtid);
-                    }
-                }
-                // A latch failure: the latch is gone, the task waits for a
-                // commit again.
-                abi::MSG_TASK_WAKEUP
-                | abi::MSG_TASK_PREEMPT
-                | abi::MSG_TASK_YIELD
-                | abi::MSG_TASK_LATCH_FAILURE
-                    if !self.runq.contains(&gtid) =>
-                {
-                    self.runq.push_back(gtid)
-                }
-                abi::MSG_TASK_BLOCKED => self.runq.retain(|&g| g != gtid),
-                abi::MSG_TASK_DEAD | abi::MSG_TASK_DEPARTED => {
-                    self.runq.retain(|&g| g != gtid);
-                    if r.auto.load(SeqCst) & 2 != 0 {
-                        self.free(e, gtid, r);
-                    }
-                }
-                abi::MSG_TASK_PRIORITY_CHANGED => {
-                    let off = offset_of!(abi::GhostMsgPayloadTaskPriorityChanged, nice);
-                    r.nice_changed.store(word_at(&p, off), SeqCst);
-                }
-                _ => {}
+            // A latch failure: the latch is gone, the task waits for a
+            // commit again.
+            abi::MSG_TASK_WAKEUP
+            | abi::MSG_TASK_PREEMPT
+            | abi::MSG_TASK_YIELD
+            | abi::MSG_TASK_LATCH_FAILURE
+                if !self.runq.contains(&gtid) =>
+            {
+                self.runq.push_back(gtid)
             }
+            abi::MSG_TASK_BLOCKED => self.runq.retain(|&g| g != gtid),
+            abi::MSG_TASK_DEAD | abi::MSG_TASK_DEPARTED => {
+                self.runq.retain(|&g| g != gtid);
+                if r.auto.load(SeqCst) & 2 != 0 {
+                    self.free(e, gtid, r);
+                }
+            }
+            abi::MSG_TASK_PRIORITY_CHANGED => {
+                let off = offset_of!(abi::GhostMsgPayloadTaskPriorityChanged, nice);
+                r.nice_changed.store(m.i32_at(off), SeqCst);
+            }
+            _ => {}
         }
     }
 
@@ -357,11 +344,10 @@ impl Known {
 /// the agent of `cpu`): the errno (0 if it worked); `aux` is 1 if the
 /// timerfd is armed afterwards.
 fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-    if fd < 0 {
+    let Ok(tfd) = sys::timerfd() else {
         return -2;
-    }
+    };
+    let fd = std::os::fd::AsFd::as_fd(&tfd).as_raw_fd();
     let mut spec: libc::itimerspec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
@@ -387,28 +373,18 @@ fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
     r.ops.fetch_add(1, SeqCst);
     let res = ioctl(&e.ctl, abi::GHOST_IOC_TIMERFD_SETTIME, (&raw mut a).cast())
         .map_or_else(|x| x, |_| 0);
-    // SAFETY: a zeroed itimerspec filled in by the kernel.
-    let mut now: libc::itimerspec = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is our timerfd; `now` is writable.
-    let armed = unsafe { libc::timerfd_gettime(fd, &mut now) } == 0
-        && (now.it_value.tv_sec != 0 || now.it_value.tv_nsec != 0);
-    r.aux.store(i32::from(armed), SeqCst);
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(fd) };
+    r.aux.store(i32::from(sys::timerfd_armed(&tfd)), SeqCst);
     res
 }
-
-extern "C" fn on_signal(_: i32) {}
 
 /// The agent process of a rig: the sleeper thread, then the commander.
 fn agents_main(id: u64, c0: usize, c1: usize, r: &'static Rig) -> i32 {
     // A signal ends the sleeper's ghost_run (with success: ghOSt's library
     // accepts no EINTR) and is ignored.
-    // SAFETY: installing a handler that does nothing; no SA_RESTART.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(i32) as usize;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    // (A handler that does nothing, without SA_RESTART.)
+    if ghost::sys::install_wake_handler(libc::SIGUSR1).is_err() {
+        r.error.store(-19, SeqCst);
+        return 1;
     }
     // The sleeper first: the commander's queue becomes the default one.
     std::thread::spawn(move || sleeper(id, c1, r));
@@ -431,62 +407,91 @@ fn sleeper(id: u64, c1: usize, r: &Rig) {
         return;
     };
     B_QUEUE.store(e.queue.as_raw_fd(), SeqCst);
-    let me = match become_agent(&e, c1) {
-        Ok(me) => me,
+    let a = match Agent::join(e, c1) {
+        Ok(a) => a,
         Err(x) => {
             r.error.store(-1000 - x, SeqCst);
             return;
         }
     };
-    // SAFETY: plain syscall.
-    r.b_tid.store(unsafe { libc::gettid() }, SeqCst);
+    r.b_tid.store(sys::gettid(), SeqCst);
     r.up.fetch_or(2, SeqCst);
-    loop {
-        if r.b_exit.load(SeqCst) != 0 {
-            // The thread exits; the process goes on.
-            return;
+    let on_msg = |m: &Msg| {
+        if let Some(i) = task_slot(m.ty) {
+            r.b_task_msgs[i].fetch_add(1, SeqCst);
         }
-        let b = e.sw_barrier(me);
-        while let Some((ty, _, p)) = e.pop() {
-            if let Some(i) = task_slot(ty) {
-                r.b_task_msgs[i].fetch_add(1, SeqCst);
-            }
-            if let Some(i) = cpu_slot(ty) {
-                r.b_cpu_msgs[i].fetch_add(1, SeqCst);
-            }
-            match ty {
-                abi::MSG_CPU_TICK => {
-                    let cpu = word_at(&p, offset_of!(abi::GhostMsgPayloadCpuTick, cpu));
-                    let ag = word_at(&p, offset_of!(abi::GhostMsgPayloadCpuTick, is_agent));
-                    match r.tick_agent.get(ag as usize) {
-                        Some(n) if cpu == c1 as i32 => {
-                            n.fetch_add(1, SeqCst);
-                        }
-                        _ => {
-                            r.tick_bad.fetch_add(1, SeqCst);
-                        }
+        if let Some(i) = cpu_slot(m.ty) {
+            r.b_cpu_msgs[i].fetch_add(1, SeqCst);
+        }
+        match m.ty {
+            abi::MSG_CPU_TICK => {
+                let cpu = m.i32_at(offset_of!(abi::GhostMsgPayloadCpuTick, cpu));
+                let ag = m.i32_at(offset_of!(abi::GhostMsgPayloadCpuTick, is_agent));
+                match r.tick_agent.get(ag as usize) {
+                    Some(n) if cpu == c1 as i32 => {
+                        n.fetch_add(1, SeqCst);
+                    }
+                    _ => {
+                        r.tick_bad.fetch_add(1, SeqCst);
                     }
                 }
-                abi::MSG_CPU_NOT_IDLE => {
-                    let cpu = offset_of!(abi::GhostMsgPayloadCpuNotIdle, cpu);
-                    let next = offset_of!(abi::GhostMsgPayloadCpuNotIdle, next_gtid);
-                    r.not_idle_cpu.store(word_at(&p, cpu), SeqCst);
-                    r.not_idle_next.store(dword_at(&p, next), SeqCst);
-                }
-                _ => {}
             }
+            abi::MSG_CPU_NOT_IDLE => {
+                let cpu = offset_of!(abi::GhostMsgPayloadCpuNotIdle, cpu);
+                let next = offset_of!(abi::GhostMsgPayloadCpuNotIdle, next_gtid);
+                r.not_idle_cpu.store(m.i32_at(cpu), SeqCst);
+                r.not_idle_next.store(m.u64_at(next), SeqCst);
+            }
+            _ => {}
         }
+    };
+    let step = |_: &Agent, _| {
         r.ops.fetch_add(1, SeqCst);
-        match e.block(b, c1) {
-            Ok(()) => {
-                r.b_wakes.fetch_add(1, SeqCst);
-            }
-            Err(libc::EINTR) => {
-                r.b_eintr.fetch_add(1, SeqCst);
-            }
-            Err(libc::ESTALE) => {}
-            Err(x) => r.b_errno.store(x, SeqCst),
+        Next::Block
+    };
+    let woke = |res| match res {
+        Ok(()) => {
+            r.b_wakes.fetch_add(1, SeqCst);
         }
+        Err(libc::EINTR) => {
+            r.b_eintr.fetch_add(1, SeqCst);
+        }
+        Err(libc::ESTALE) => {}
+        Err(x) => r.b_errno.store(x, SeqCst),
+    };
+    // With `b_exit` the thread exits; the process goes on.
+    a.run_while(&mut script(on_msg, step, woke), || {
+        r.b_exit.load(SeqCst) == 0
+    });
+}
+
+/// The commander's script: the task messages into [`Known`], then the
+/// test's command and, in auto mode, a commit of the next task on `c1`.
+struct Commander<'r> {
+    k: Known,
+    r: &'r Rig,
+    c1: usize,
+    seen: u32,
+}
+
+impl Script for Commander<'_> {
+    fn on_msg(&mut self, a: &Agent, m: &Msg) {
+        self.k.on_msg(&a.e, self.r, m);
+    }
+
+    fn step(&mut self, a: &Agent, _barrier: u32) -> Next {
+        let r = self.r;
+        let s = r.seq.load(SeqCst);
+        if s != self.seen {
+            let res = self.k.exec(&a.e, r);
+            r.result.store(res, SeqCst);
+            self.seen = s;
+            r.done.store(s, SeqCst);
+        }
+        if r.auto.load(SeqCst) & 1 != 0 {
+            self.k.run_next(&a.e, self.c1, r);
+        }
+        Next::Sleep(Duration::from_micros(500))
     }
 }
 
@@ -497,27 +502,20 @@ fn commander(id: u64, c0: usize, c1: usize, r: &Rig) -> i32 {
         r.error.store(-23, SeqCst);
         return 1;
     };
-    if let Err(x) = become_agent(&e, c0) {
-        r.error.store(-2000 - x, SeqCst);
-        return 1;
-    }
+    let a = match Agent::join(e, c0) {
+        Ok(a) => a,
+        Err(x) => {
+            r.error.store(-2000 - x, SeqCst);
+            return 1;
+        }
+    };
     r.up.fetch_or(1, SeqCst);
-    let mut k = Known::default();
-    let mut seen = 0;
-    loop {
-        k.drain(&e, r);
-        let s = r.seq.load(SeqCst);
-        if s != seen {
-            let res = k.exec(&e, r);
-            r.result.store(res, SeqCst);
-            seen = s;
-            r.done.store(s, SeqCst);
-        }
-        if r.auto.load(SeqCst) & 1 != 0 {
-            k.run_next(&e, c1, r);
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    a.run(&mut Commander {
+        k: Known::default(),
+        r,
+        c1,
+        seen: 0,
+    })
 }
 
 /// A running rig.

@@ -1,5 +1,14 @@
-//! Thin, checked wrappers over the system calls the tests use.
+//! Thin, checked wrappers over the system calls the tests and the fuzzer
+//! use. With [`super::mapped`], the only module of ghost-exp with
+//! `unsafe`: every other module calls these safe functions. The ones that
+//! take raw integers (descriptor numbers, ioctl commands and argument
+//! addresses, `ghost_run` arguments) are safe because the kernel validates
+//! them; an address argument is either memory of ours set aside for the
+//! kernel to read or fill, or a deliberately invalid one the kernel must
+//! refuse with `EFAULT`.
 
+pub(crate) use super::mapped::Touched;
+pub use super::mapped::{mmap_fd, shared_page, Mapping};
 use ghost_abi as abi;
 use std::ffi::CString;
 use std::io;
@@ -15,74 +24,32 @@ pub fn errno() -> i32 {
 /// The symbolic name of an errno, for messages.
 pub use ghost::error::errno_name;
 
-/// A zeroed shared `T` (atomics only) that survives fork: an anonymous
-/// `MAP_SHARED` page, never unmapped (the suite's process is short-lived).
-pub fn shared_page<T>() -> Result<&'static T, String> {
-    assert!(std::mem::size_of::<T>() <= 4096);
-    // SAFETY: a fresh anonymous shared mapping, never unmapped; zeroed
-    // memory is a valid `T` (the callers' types hold atomics only).
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", errno_name(errno())));
-        }
-        Ok(&*p.cast::<T>())
-    }
-}
-
 pub(crate) fn cstr(s: &str) -> CString {
     CString::new(s).expect("path without NUL")
 }
 
 /// `mount -t ghost ghost <target>`.
 pub fn mount_ghostfs(target: &str) -> Result<(), i32> {
-    let (src, tgt, fstype) = (cstr("ghost"), cstr(target), cstr("ghost"));
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            tgt.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(errno())
-    }
+    nix::mount::mount(
+        Some("ghost"),
+        target,
+        Some("ghost"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| e as i32)
 }
 
 /// `umount <target>`.
 pub fn umount(target: &str) -> Result<(), i32> {
-    let tgt = cstr(target);
-    // SAFETY: valid NUL-terminated string.
-    if unsafe { libc::umount(tgt.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(errno())
-    }
+    nix::mount::umount(target).map_err(|e| e as i32)
 }
 
 /// The filesystem magic of the filesystem holding `path`.
 pub fn fs_magic(path: &str) -> Result<u64, i32> {
-    let p = cstr(path);
-    // SAFETY: `st` is a plain C struct that statfs fills in.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and out-pointer.
-    if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
-        Ok(st.f_type as u64)
-    } else {
-        Err(errno())
-    }
+    nix::sys::statfs::statfs(path)
+        .map(|st| st.filesystem_type().0 as u64)
+        .map_err(|e| e as i32)
 }
 
 /// Makes sure ghostfs is mounted at [`GHOSTFS`].
@@ -167,79 +134,6 @@ pub fn threads_where(f: impl Fn(i32) -> bool) -> Vec<String> {
             format!("{tid} ({})", comm.trim())
         })
         .collect()
-}
-
-/// A memory mapping, unmapped on drop.
-pub struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    /// Reads the `T` at byte `off` (volatile: the kernel writes concurrently).
-    pub fn read<T: Copy>(&self, off: usize) -> T {
-        assert!(
-            off + std::mem::size_of::<T>() <= self.len,
-            "read past the mapping"
-        );
-        // SAFETY: in bounds (checked); the mapping is readable.
-        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<T>()) }
-    }
-
-    /// Writes the `T` at byte `off`.
-    pub fn write<T: Copy>(&self, off: usize, v: T) {
-        assert!(
-            off + std::mem::size_of::<T>() <= self.len,
-            "write past the mapping"
-        );
-        // SAFETY: in bounds (checked); the caller mapped it writable.
-        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<T>(), v) }
-    }
-
-    /// The `u32` at byte `off` as an atomic (shared with the kernel).
-    pub fn atomic(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
-        assert!(
-            off % 4 == 0 && off + 4 <= self.len,
-            "atomic outside the mapping"
-        );
-        // SAFETY: in bounds and 4-aligned (checked; mappings are page
-        // aligned); the memory lives as long as `self`.
-        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr.add(off).cast()) }
-    }
-
-    /// `mprotect` of the whole mapping.
-    pub fn protect(&self, prot: i32) -> Result<(), i32> {
-        // SAFETY: the range is our own mapping.
-        if unsafe { libc::mprotect(self.ptr.cast(), self.len, prot) } == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping once.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
-/// `mmap(NULL, len, prot, flags, fd, off)`.
-pub fn mmap_fd(
-    fd: &impl std::os::fd::AsRawFd,
-    len: usize,
-    prot: i32,
-    flags: i32,
-    off: i64,
-) -> Result<Mapping, i32> {
-    // SAFETY: a new mapping chosen by the kernel; nothing is overwritten.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), off) };
-    if p == libc::MAP_FAILED {
-        Err(errno())
-    } else {
-        Ok(Mapping { ptr: p.cast(), len })
-    }
 }
 
 /// Forks; the child runs `f` and exits with its return value. Returns the
@@ -338,19 +232,9 @@ pub fn wait_child(pid: i32) -> Result<Exit, String> {
 
 /// A pipe: `(read end, write end)`.
 pub fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", errno_name(errno())));
-    }
-    // SAFETY: both descriptors are new and owned here.
-    Ok(unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    })
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("pipe: {}", errno_name(e as i32)))?;
+    Ok((r.into(), w.into()))
 }
 
 /// The gtid of task `tid` (`/proc/<tid>/ghost/gtid`); 0 if it cannot be read.
@@ -363,17 +247,11 @@ pub fn gtid_of(tid: i32) -> i64 {
 
 /// Sets the allowed CPUs of `tid` (0: the caller).
 pub fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), i32> {
-    // SAFETY: a zeroed cpu_set_t with the bits set, passed with its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(errno());
-        }
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c).map_err(|e| e as i32)?;
     }
-    Ok(())
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set).map_err(|e| e as i32)
 }
 
 /// `CAP_SYS_ADMIN` and `CAP_SYS_NICE` (linux/capability.h).
@@ -592,28 +470,41 @@ pub(crate) fn getattr(pid: i32) -> Result<SchedAttr, i32> {
     }
 }
 
-/// `kill(pid, sig)`: 0, or -1 with the errno set.
+/// `kill(pid, sig)` (`sig` 0: whether `pid` exists): 0, or -1 with the
+/// errno set.
 pub fn kill(pid: i32, sig: i32) -> i32 {
-    // SAFETY: plain syscall with integer arguments.
-    unsafe { libc::kill(pid, sig) }
+    let sig = match sig {
+        0 => None,
+        s => match nix::sys::signal::Signal::try_from(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                e.set();
+                return -1;
+            }
+        },
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+        Ok(()) => 0,
+        Err(e) => {
+            e.set();
+            -1
+        }
+    }
 }
 
 /// `sched_yield()`.
 pub fn sched_yield() {
-    // SAFETY: plain syscall.
-    unsafe { libc::sched_yield() };
+    let _ = nix::sched::sched_yield();
 }
 
 /// `pause()`: sleeps until a signal arrives (the callers are killed).
 pub fn pause() {
-    // SAFETY: plain syscall.
-    unsafe { libc::pause() };
+    nix::unistd::pause();
 }
 
 /// The calling thread's id.
 pub fn gettid() -> i32 {
-    // SAFETY: plain syscall.
-    unsafe { libc::gettid() }
+    nix::unistd::gettid().as_raw()
 }
 
 /// `setpriority(PRIO_PROCESS, pid, nice)` (`pid` 0: the caller): 0, or -1
@@ -636,14 +527,12 @@ pub(crate) fn thread_cpu_ns() -> u64 {
 
 /// The number of CPUs `pid` may use.
 pub(crate) fn affinity_count(pid: i32) -> i32 {
-    // SAFETY: a zeroed cpu_set_t filled in by the kernel.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) != 0 {
-            return -1;
-        }
-        libc::CPU_COUNT(&set)
-    }
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid)) else {
+        return -1;
+    };
+    (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .count() as i32
 }
 
 /// `sched_setscheduler(pid, policy, prio)`: 0 or the errno.
@@ -749,55 +638,7 @@ pub(crate) fn ended(pid: i32) -> bool {
 
 /// Pins the caller to `cpu`.
 pub(crate) fn pin(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for the caller.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
-    }
-}
-
-/// `madvise` advice: fault every page in, writable (Linux 5.14).
-pub(crate) const MADV_POPULATE_WRITE: i32 = 23;
-
-/// Anonymous private memory, every page written; unmapped on drop.
-pub(crate) struct Touched(*mut libc::c_void, usize);
-
-impl Touched {
-    /// `len` bytes; `None` if the mapping is refused.
-    pub(crate) fn new(len: usize, salt: u8) -> Option<Touched> {
-        // SAFETY: a new private anonymous mapping; nothing is overwritten.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // Faulted in by the kernel (much faster than a fault per page under
-        // TCG), then written to by hand, which also covers a kernel
-        // without MADV_POPULATE_WRITE.
-        // SAFETY: advice on our own mapping.
-        unsafe { libc::madvise(p, len, MADV_POPULATE_WRITE) };
-        for off in (0..len).step_by(4096) {
-            // SAFETY: inside the mapping, which is writable.
-            unsafe { p.cast::<u8>().add(off).write_volatile(salt) };
-        }
-        Some(Touched(p, len))
-    }
-}
-
-impl Drop for Touched {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping once.
-        unsafe { libc::munmap(self.0, self.1) };
-    }
+    set_affinity(0, &[cpu]).is_ok()
 }
 
 /// The errno of a `ghost_run(gtid, barrier, 0, cpu, 0)` (0: success).
@@ -905,4 +746,137 @@ pub fn reaped_exit0(pid: i32) -> bool {
     // SAFETY: `st` is writable.
     let r = unsafe { libc::waitpid(pid, &mut st, 0) };
     r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
+}
+
+/// The CPU the caller runs on (-1 if unknown).
+pub(crate) fn current_cpu() -> i32 {
+    nix::sched::sched_getcpu().map_or(-1, |c| c as i32)
+}
+
+/// `sched_setscheduler(pid, SCHED_FIFO, prio)`: the errno on failure.
+pub(crate) fn set_fifo(pid: i32, prio: i32) -> Result<(), i32> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: plain syscall with a valid parameter.
+    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &p) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Takes ownership of descriptor `fd`, one the kernel just returned to
+/// this process (`CREATE_QUEUE`, ...) and nothing else owns: closed when
+/// the `File` drops. (A number that is no open descriptor only makes the
+/// later reads, writes and close fail with `EBADF`.)
+pub(crate) fn adopt_fd(fd: i32) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the callers pass a descriptor the kernel just created for
+    // them, owned by nothing else.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
+
+/// `open(path, flags | O_CLOEXEC)` with any flags (the fuzzer's): the
+/// file, or the errno.
+pub(crate) fn open_raw(path: &str, flags: i32) -> Result<std::fs::File, i32> {
+    let c = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: a valid NUL-terminated path; integer flags.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(adopt_fd(fd))
+    }
+}
+
+/// One `write(2)` (or `pwrite` at `off`) of `data` to descriptor number
+/// `fd` (any number: the kernel checks it): the bytes written, or the
+/// errno. Safe: `data` is our own buffer, only read.
+pub(crate) fn write_at(fd: i32, data: &[u8], off: Option<i64>) -> Result<i64, i32> {
+    // SAFETY: `data` is valid for its length; the kernel validates `fd`.
+    let r = unsafe {
+        match off {
+            Some(o) => libc::pwrite(fd, data.as_ptr().cast(), data.len(), o),
+            None => libc::write(fd, data.as_ptr().cast(), data.len()),
+        }
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as i64)
+    }
+}
+
+/// One `pread(2)` of descriptor number `fd` into `buf` at `off`: the bytes
+/// read, or the errno. Safe: the kernel writes at most `buf.len()` bytes
+/// into our own buffer.
+pub(crate) fn pread(fd: i32, buf: &mut [u8], off: i64) -> Result<i64, i32> {
+    // SAFETY: `buf` is valid and writable for its length.
+    let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as i64)
+    }
+}
+
+/// `ghost_run` with five raw integer arguments (the fuzzer's garbage):
+/// its return value, or the errno. Safe: the syscall takes integers only.
+pub(crate) fn ghost_run_args(a: [i64; 5]) -> Result<i64, i32> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(abi::NR_GHOST_RUN, a[0], a[1], a[2], a[3], a[4]) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `ioctl(fd, cmd, arg)` with raw integers: the return value, or the
+/// errno. `arg` is the address of a struct of ours the command reads or
+/// fills (sized for the command: the callers build it from the uapi
+/// types), or a deliberately invalid address (NULL, unmapped, a
+/// protected page, kernel-looking) that the kernel must refuse with
+/// `EFAULT`. The fuzzer's random commands go to ghostfs files, whose
+/// handler validates every command and argument; the fuzzer points them
+/// only at its own scratch memory ([`crate::fuzz`]'s arena), never at
+/// memory it needs intact.
+pub(crate) fn ioctl_raw(fd: i32, cmd: u64, arg: usize) -> Result<i64, i32> {
+    // SAFETY: see above: the kernel validates `fd`, `cmd` and `arg`; what
+    // it may write is memory the caller set aside for it.
+    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(i64::from(r))
+    }
+}
+
+/// Forks from a process that may have other threads: the child runs `f`
+/// and `_exit(0)`s; the child's pid, or -1 with the errno set. `f` must
+/// only make system calls and touch atomics or memory prepared before the
+/// fork (no allocation, no lock: another thread may have held one at the
+/// fork).
+pub(crate) fn fork_bare(f: impl FnOnce()) -> i32 {
+    // SAFETY: the child runs `f` (async-signal-safe work, see above) and
+    // ends with `_exit`, running no destructor of the parent's state.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child.
+        unsafe { libc::_exit(0) };
+    }
+    pid
+}
+
+/// A timerfd (`CLOCK_MONOTONIC`), closed on drop.
+pub(crate) fn timerfd() -> Result<nix::sys::timerfd::TimerFd, i32> {
+    use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+    TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC).map_err(|e| e as i32)
+}
+
+/// Whether timerfd `t` is armed (`timerfd_gettime`: time left).
+pub(crate) fn timerfd_armed(t: &nix::sys::timerfd::TimerFd) -> bool {
+    matches!(t.get(), Ok(Some(_)))
 }

@@ -13,7 +13,6 @@
 //! only these tests need are carried out by `crate::harness::rig::command`.
 
 use crate::harness::figures;
-use crate::harness::start_agent;
 use crate::harness::sys::thread_cpu_ns;
 use crate::harness::sys::{self, errno_name, Exit};
 use crate::harness::{attach, current_cpu, make_enclave, observe, sw_get_info, wait_for, Enclave};
@@ -28,6 +27,7 @@ use crate::harness::{
     mismatches, nice_of, rig, set_policy, spinner, state_name, write_errno, Rig, RigUp, FRESH,
     GIVEN, OP_PING,
 };
+use crate::harness::{script, start_agent, Agent, Next};
 use ghost_abi as abi;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::SeqCst;
@@ -1250,8 +1250,8 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
         sh.up.store(-1, SeqCst);
         return 1;
     };
-    let me = match crate::harness::become_agent(&e, cpu) {
-        Ok(me) => me,
+    let a = match Agent::join(e, cpu) {
+        Ok(a) => a,
         Err(x) => {
             sh.up.store(-1000 - x, SeqCst);
             return 1;
@@ -1259,9 +1259,9 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
     };
     sh.up.store(1, SeqCst);
     let mut n = 0u32;
-    loop {
+    // Each round: gives the CPU away, then samples its word's flags.
+    let step = |a: &Agent, _| {
         let phase = sh.phase.load(SeqCst) as usize;
-        while e.pop().is_some() {}
         n = n.wrapping_add(1);
         match sh.spin.load(SeqCst) {
             2 => {
@@ -1272,7 +1272,7 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
             }
             _ => std::thread::sleep(Duration::from_millis(1)),
         }
-        let f = e.sw_word(me).1;
+        let f = a.e.sw_word(a.me).1;
         if sh.phase.load(SeqCst) as usize == phase && phase < sh.samples.len() {
             let boost = f & abi::GHOST_SW_BOOST_PRIO != 0;
             let avail = f & abi::GHOST_SW_CPU_AVAIL != 0;
@@ -1281,7 +1281,9 @@ fn sampling_agent(id: u64, cpu: usize, sh: &Samples) -> i32 {
             sh.avail[phase].fetch_add(u32::from(avail), SeqCst);
             sh.free[phase].fetch_add(u32::from(!boost && avail), SeqCst);
         }
-    }
+        Next::Again
+    };
+    a.run(&mut script(|_| {}, step, |_| {}))
 }
 
 /// Whether `pid` is runnable (state R) on `cpu` (`/proc/<pid>/stat`).

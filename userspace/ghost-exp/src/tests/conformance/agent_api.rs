@@ -137,7 +137,7 @@ fn conf_fail_to_become_agent() -> Result<(), String> {
         });
         out(6, eperm);
         // Now a real agent.
-        out(7, become_agent(&e, c1).map_or_else(|x| x, |_| 0));
+        out(7, become_agent(&e, c1, q).map_or_else(|x| x, |_| 0));
         let (busy, policy) = std::thread::scope(|s| {
             s.spawn(|| (write_errno(ctl2, &cmd), sys::sched_policy(0)))
                 .join()

@@ -818,7 +818,8 @@ type Counts = HashMap<u16, u32>;
 /// TASK_NEW, if any.
 fn drain(e: &Enclave, cpu: usize, counts: &mut Counts) -> Result<Option<u32>, String> {
     let mut new_word = None;
-    while let Some((ty, _, p)) = e.pop() {
+    while let Some(m) = e.pop() {
+        let (ty, p) = (m.ty, m.payload);
         if ty == abi::MSG_NOP {
             continue;
         }

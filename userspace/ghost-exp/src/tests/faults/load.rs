@@ -649,16 +649,13 @@ fn churn_group(
     for i in first + 1..first + n {
         let r = mix(seed, i);
         if r % 8 == 0 {
-            // SAFETY: the child only makes syscalls and touches atomics
-            // (no allocation, no lock), then `_exit`s.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
+            // The child only makes syscalls and touches atomics (no
+            // allocation, no lock), then `_exit`s.
+            let pid = sys::fork_bare(|| {
                 c.by_fork.fetch_add(1, Ordering::SeqCst);
                 c.work(i, r);
                 c.leave(tasks, r);
-                // SAFETY: ends the child without running any destructor.
-                unsafe { libc::_exit(0) };
-            }
+            });
             if pid < 0 {
                 c.spawn_failed.fetch_add(1, Ordering::SeqCst);
                 gone();

@@ -13,12 +13,13 @@
 use crate::harness::figures;
 use crate::harness::sys::ghost_run;
 use crate::harness::sys::{self, errno_name, Exit};
-use crate::harness::{attach, become_agent, make_enclave, observe, wait_for, Txn};
+use crate::harness::{attach, make_enclave, observe, wait_for, Txn};
 use crate::harness::{
     ghost_states, ghost_threads, kept_enclave_agent, kill_and_restart, seed, Rng,
 };
 use crate::harness::{nr_cpu_ids, Test};
 use crate::harness::{open_rw, path};
+use crate::harness::{script, Agent, Next};
 use ghost_abi as abi;
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -103,19 +104,15 @@ fn sleeper_agent(
             error.store(-1, SeqCst);
             return 1;
         };
-        let me = match become_agent(&e, cpu) {
-            Ok(me) => me,
+        let a = match Agent::join(e, cpu) {
+            Ok(a) => a,
             Err(x) => {
                 error.store(if x > 0 { x } else { -2 }, SeqCst);
                 return 1;
             }
         };
         up.store(1, SeqCst);
-        loop {
-            let b = e.sw_barrier(me);
-            while e.pop().is_some() {}
-            let _ = e.block(b, cpu);
-        }
+        a.sleep_forever()
     })
 }
 
@@ -165,13 +162,16 @@ fn sg_agent(id: u64, c0: usize, c1: usize, gtid: i64, sh: &'static Sg) -> i32 {
         sh.error.store(-5, SeqCst);
         return 1;
     };
-    if let Err(x) = become_agent(&e, c1) {
-        sh.error.store(if x > 0 { x } else { -2 }, SeqCst);
-        return 1;
-    }
+    let a = match Agent::join(e, c1) {
+        Ok(a) => a,
+        Err(x) => {
+            sh.error.store(if x > 0 { x } else { -2 }, SeqCst);
+            return 1;
+        }
+    };
     // The task's messages go to the queue it joined with (the agent of CPU
     // 0's): its barrier is read from its status word.
-    let word = match e.sw_info(abi::GHOST_TASK, gtid as u64) {
+    let word = match a.e.sw_info(abi::GHOST_TASK, gtid as u64) {
         Ok(info) => info.index,
         Err(x) => {
             sh.error.store(x, SeqCst);
@@ -180,8 +180,8 @@ fn sg_agent(id: u64, c0: usize, c1: usize, gtid: i64, sh: &'static Sg) -> i32 {
     };
     sh.up.store(1, SeqCst);
     let mut k = 0u32;
-    loop {
-        while e.pop().is_some() {}
+    let step = |a: &Agent, _| {
+        let e = &a.e;
         let task_barrier = e.sw_barrier(word);
         k += 1;
         let t = |gtid: i64, task_barrier: u32| Txn {
@@ -210,8 +210,9 @@ fn sg_agent(id: u64, c0: usize, c1: usize, gtid: i64, sh: &'static Sg) -> i32 {
             }
         };
         // Let the task run a little (and the test's kill land anywhere).
-        std::thread::sleep(Duration::from_micros(300));
-    }
+        Next::Sleep(Duration::from_micros(300))
+    };
+    a.run(&mut script(|_| {}, step, |_| {}))
 }
 
 /// An enclave of CPUs 0 and `c1` with a sleeping agent on CPU 0 and a
@@ -342,18 +343,19 @@ fn non_agent_probes(id: u64, c1: usize, sh: &'static Nr) -> i32 {
             sh.error.store(-1, SeqCst);
             return;
         };
-        let Ok(me) = become_agent(&e, c1) else {
+        let Ok(a) = Agent::join(e, c1) else {
             sh.error.store(-2, SeqCst);
             return;
         };
         sh.up.store(1, SeqCst);
-        while sh.leave.load(SeqCst) == 0 {
-            let b = e.sw_barrier(me);
-            while e.pop().is_some() {}
-            if e.block(b, c1).is_ok() {
+        let woke = |r: Result<(), i32>| {
+            if r.is_ok() {
                 sh.wakes.fetch_add(1, SeqCst);
             }
-        }
+        };
+        a.run_while(&mut script(|_| {}, |_, _| Next::Block, woke), || {
+            sh.leave.load(SeqCst) == 0
+        });
     });
     if !wait_for(HANG_MS, || {
         sh.up.load(SeqCst) != 0 || sh.error.load(SeqCst) != 0
@@ -536,17 +538,14 @@ fn latch_load(id: u64, l: &'static Latch, seed: u64) -> i32 {
         let mut rng = Rng(seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         while l.stop.load(SeqCst) == 0 {
             let spin = rng.range(0, 2000);
-            // SAFETY: the child only spins and calls _exit (async-signal
-            // safe: no allocation, no lock).
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
+            // The child only spins and calls _exit (async-signal safe: no
+            // allocation, no lock).
+            let pid = sys::fork_bare(|| {
                 let end = Instant::now() + Duration::from_micros(spin);
                 while Instant::now() < end {
                     std::hint::spin_loop();
                 }
-                // SAFETY: ends the child.
-                unsafe { libc::_exit(0) };
-            }
+            });
             if pid < 0 {
                 l.bad.fetch_add(1, SeqCst);
                 std::thread::sleep(Duration::from_millis(10));

@@ -8,8 +8,9 @@
 
 use crate::harness::nr_cpu_ids;
 use crate::harness::sys::{self, errno_name, Exit};
-use crate::harness::{attach, become_agent, current_cpu, hog, make_enclave, wait_for, Enclave};
+use crate::harness::{attach, current_cpu, hog, make_enclave, wait_for, Enclave};
 use crate::harness::{ioctl, path};
+use crate::harness::{Agent, Msg, Next, Script};
 use ghost_abi as abi;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -50,92 +51,101 @@ struct Shared {
 /// tasks, one at a time, until it is killed. Runs in its own process; the
 /// return value is its exit code.
 fn agent_main(id: u64, cpu: usize, sh: &Shared, takeover: bool) -> i32 {
-    let e = match attach(id, cpu) {
-        Ok(e) => e,
-        Err(_) => {
-            sh.agent_error.store(-3, Ordering::SeqCst);
-            return 1;
-        }
+    let Ok(e) = attach(id, cpu) else {
+        sh.agent_error.store(-3, Ordering::SeqCst);
+        return 1;
     };
     // Taking over: the old agent may still be on its way out (EBUSY).
-    let me = match become_agent(&e, cpu) {
-        Ok(index) => abi::GhostSwInfo { id: 0, index },
+    let a = match Agent::join(e, cpu) {
+        Ok(a) => a,
         Err(err) => {
             sh.agent_error.store(err, Ordering::SeqCst);
             return 1;
         }
     };
     if takeover {
-        probe(&e, cpu, me.index, sh);
-        sh.probes[10].store(adopt_tasks(&e), Ordering::SeqCst);
+        probe(&a.e, cpu, a.me, sh);
+        sh.probes[10].store(adopt_tasks(&a.e), Ordering::SeqCst);
         // Learn the tasks the old agent knew.
-        if (&e.ctl).write_all(b"discover tasks").is_err() {
+        if (&a.e.ctl).write_all(b"discover tasks").is_err() {
             sh.agent_error.store(-4, Ordering::SeqCst);
             return 1;
         }
     }
     sh.agent_up.store(1, Ordering::SeqCst);
-    let mut runq: VecDeque<i64> = VecDeque::new();
-    let mut barriers: std::collections::HashMap<i64, (u32, u32)> = Default::default();
-    loop {
-        let agent_barrier = e.sw_barrier(me.index);
-        while let Some((ty, seq, p)) = e.pop() {
-            let i = ty.wrapping_sub(64) as usize;
-            if let Some(c) = sh.msgs.get(i) {
-                c.fetch_add(1, Ordering::SeqCst);
-            }
-            if p.len() < 8 {
-                continue;
-            }
-            let gtid = i64::from_ne_bytes(p[..8].try_into().unwrap_or_default());
-            match ty {
-                abi::MSG_TASK_NEW => {
-                    let off = offset_of!(abi::GhostMsgPayloadTaskNew, sw_info);
-                    let idx =
-                        u32::from_ne_bytes(p[off + 4..off + 8].try_into().unwrap_or_default());
-                    barriers.insert(gtid, (seq, idx));
-                    let r = offset_of!(abi::GhostMsgPayloadTaskNew, runnable);
-                    if p[r] != 0 {
-                        runq.push_back(gtid);
-                    }
-                }
-                abi::MSG_TASK_WAKEUP | abi::MSG_TASK_PREEMPT | abi::MSG_TASK_YIELD => {
-                    if let Some(b) = barriers.get_mut(&gtid) {
-                        b.0 = seq;
-                    }
-                    if !runq.contains(&gtid) {
-                        runq.push_back(gtid);
-                    }
-                }
-                abi::MSG_TASK_BLOCKED => {
-                    if let Some(b) = barriers.get_mut(&gtid) {
-                        b.0 = seq;
-                    }
-                    runq.retain(|&g| g != gtid);
-                }
-                abi::MSG_TASK_DEAD | abi::MSG_TASK_DEPARTED => {
-                    runq.retain(|&g| g != gtid);
-                    if let Some((_, idx)) = barriers.remove(&gtid) {
-                        let mut info = abi::GhostSwInfo { id: 0, index: idx };
-                        let _ = ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast());
-                    }
-                }
-                _ => {}
-            }
+    a.run(&mut Fifo {
+        sh,
+        runq: VecDeque::new(),
+        barriers: Default::default(),
+    })
+}
+
+/// The test agent's script: a FIFO of the runnable tasks, each run on the
+/// agent's CPU until it blocks, yields or is preempted.
+struct Fifo<'s> {
+    sh: &'s Shared,
+    runq: VecDeque<i64>,
+    /// gtid → (last seqnum, status-word index).
+    barriers: std::collections::HashMap<i64, (u32, u32)>,
+}
+
+impl Script for Fifo<'_> {
+    fn on_msg(&mut self, a: &Agent, m: &Msg) {
+        let (sh, runq, barriers) = (self.sh, &mut self.runq, &mut self.barriers);
+        let i = m.ty.wrapping_sub(64) as usize;
+        if let Some(c) = sh.msgs.get(i) {
+            c.fetch_add(1, Ordering::SeqCst);
         }
+        if m.payload.len() < 8 {
+            return;
+        }
+        let (gtid, seq) = (m.u64_at(0) as i64, m.seq);
+        match m.ty {
+            abi::MSG_TASK_NEW => {
+                barriers.insert(gtid, (seq, m.new_word()));
+                let r = offset_of!(abi::GhostMsgPayloadTaskNew, runnable);
+                if m.u8_at(r) != 0 {
+                    runq.push_back(gtid);
+                }
+            }
+            abi::MSG_TASK_WAKEUP | abi::MSG_TASK_PREEMPT | abi::MSG_TASK_YIELD => {
+                if let Some(b) = barriers.get_mut(&gtid) {
+                    b.0 = seq;
+                }
+                if !runq.contains(&gtid) {
+                    runq.push_back(gtid);
+                }
+            }
+            abi::MSG_TASK_BLOCKED => {
+                if let Some(b) = barriers.get_mut(&gtid) {
+                    b.0 = seq;
+                }
+                runq.retain(|&g| g != gtid);
+            }
+            abi::MSG_TASK_DEAD | abi::MSG_TASK_DEPARTED => {
+                runq.retain(|&g| g != gtid);
+                if let Some((_, idx)) = barriers.remove(&gtid) {
+                    let mut info = abi::GhostSwInfo { id: 0, index: idx };
+                    let _ = ioctl(&a.e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn step(&mut self, a: &Agent, agent_barrier: u32) -> Next {
+        let sh = self.sh;
         if sh.hold.load(Ordering::SeqCst) != 0 {
-            std::thread::sleep(Duration::from_millis(1));
-            continue;
+            return Next::Sleep(Duration::from_millis(1));
         }
-        let Some(gtid) = runq.front().copied() else {
-            let _ = e.block(agent_barrier, cpu);
-            continue;
+        let Some(gtid) = self.runq.front().copied() else {
+            return Next::Block;
         };
-        let task_barrier = barriers.get(&gtid).map_or(0, |b| b.0);
-        let state = e.run_local(cpu, gtid, agent_barrier, task_barrier);
+        let task_barrier = self.barriers.get(&gtid).map_or(0, |b| b.0);
+        let state = a.e.run_local(a.cpu, gtid, agent_barrier, task_barrier);
         if state == abi::GHOST_TXN_COMPLETE {
             sh.commits_ok.fetch_add(1, Ordering::SeqCst);
-            runq.pop_front();
+            self.runq.pop_front();
         } else {
             sh.commits_failed.fetch_add(1, Ordering::SeqCst);
             sh.last_failure.store(state, Ordering::SeqCst);
@@ -144,11 +154,12 @@ fn agent_main(id: u64, cpu: usize, sh: &Shared, takeover: bool) -> i32 {
                 || state == abi::GHOST_TXN_TARGET_NOT_RUNNABLE
                 || state == abi::GHOST_TXN_INVALID_TARGET
             {
-                runq.pop_front();
+                self.runq.pop_front();
             } else if state == abi::GHOST_TXN_CPU_UNAVAIL {
-                std::thread::sleep(Duration::from_micros(100));
+                return Next::Sleep(Duration::from_micros(100));
             }
         }
+        Next::Again
     }
 }
 

@@ -11,9 +11,8 @@
 use crate::harness::nr_cpu_ids;
 use crate::harness::path;
 use crate::harness::sys::{self, errno_name, Exit};
-use crate::harness::{
-    attach, become_agent, cfs_hog, current_cpu, make_enclave, wait_for, Enclave, Txn,
-};
+use crate::harness::{attach, cfs_hog, current_cpu, make_enclave, wait_for, Txn};
+use crate::harness::{script, Agent, Msg, Next};
 use ghost_abi as abi;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -75,7 +74,7 @@ fn satellite(id: u64, cpu: usize, lab: &Lab) -> i32 {
     let Ok(e) = attach(id, cpu) else {
         return 1;
     };
-    let Ok(me) = become_agent(&e, cpu) else {
+    let Ok(a) = Agent::join(e, cpu) else {
         return 2;
     };
     // Sleeping outside ghost_run: with deliver_agent_runnability (on from
@@ -85,19 +84,19 @@ fn satellite(id: u64, cpu: usize, lab: &Lab) -> i32 {
         std::thread::sleep(Duration::from_millis(5));
     }
     lab.sat_up.store(1, Ordering::SeqCst);
-    loop {
-        let b = e.sw_barrier(me);
-        while let Some((ty, _, _)) = e.pop() {
-            if let Some(c) = lab.cpu_msgs.get(ty.wrapping_sub(128) as usize) {
-                c.fetch_add(1, Ordering::SeqCst);
-            }
+    let count = |m: &Msg| {
+        if let Some(c) = lab.cpu_msgs.get(m.ty.wrapping_sub(128) as usize) {
+            c.fetch_add(1, Ordering::SeqCst);
         }
+    };
+    let step = |_: &Agent, _| {
         if lab.sat_spin.load(Ordering::SeqCst) != 0 {
-            std::hint::spin_loop();
-            continue;
+            Next::Spin
+        } else {
+            Next::Block
         }
-        let _ = e.block(b, cpu);
-    }
+    };
+    a.run(&mut script(count, step, |_| {}))
 }
 
 /// The lab agent's view of its tasks: gtid → last seqnum (task barrier).
@@ -108,33 +107,32 @@ struct Known {
 impl Known {
     /// Reads every queued message: counts it, records task barriers and
     /// the payload fields the script checks.
-    fn drain(&mut self, e: &Enclave, lab: &Lab) {
-        while let Some((ty, seq, p)) = e.pop() {
-            if let Some(c) = lab.task_msgs.get(ty.wrapping_sub(64) as usize) {
-                c.fetch_add(1, Ordering::SeqCst);
-            }
-            if !(64..128).contains(&ty) || p.len() < 8 {
-                continue;
-            }
-            let gtid = i64::from_ne_bytes(p[..8].try_into().unwrap_or_default());
-            let word = |at: usize| {
-                p.get(at..at + 4)
-                    .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-            };
-            match ty {
-                abi::MSG_TASK_PRIORITY_CHANGED => lab.nice_seen.store(word(8), Ordering::SeqCst),
-                abi::MSG_TASK_PREEMPT if p.get(37).is_some_and(|&b| b != 0) => {
-                    lab.latched_preempts.fetch_add(1, Ordering::SeqCst);
-                }
-                _ => {}
-            }
-            self.barriers.insert(gtid, seq);
+    fn drain(&mut self, a: &Agent, lab: &Lab) {
+        a.drain(|m| self.on_msg(m, lab));
+    }
+
+    /// One message: counts it, records its task's barrier and the payload
+    /// fields the script checks.
+    fn on_msg(&mut self, m: &Msg, lab: &Lab) {
+        if let Some(c) = lab.task_msgs.get(m.ty.wrapping_sub(64) as usize) {
+            c.fetch_add(1, Ordering::SeqCst);
         }
+        let Some(gtid) = m.gtid() else {
+            return;
+        };
+        match m.ty {
+            abi::MSG_TASK_PRIORITY_CHANGED => lab.nice_seen.store(m.i32_at(8), Ordering::SeqCst),
+            abi::MSG_TASK_PREEMPT if m.u8_at(37) != 0 => {
+                lab.latched_preempts.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        self.barriers.insert(gtid, m.seq);
     }
 
     /// Drains until `f` holds: up to `ms` if under a second (a retry
     /// step), else up to the hang cap (`ms` is what a quiet machine needs).
-    fn until(&mut self, e: &Enclave, lab: &Lab, ms: u64, mut f: impl FnMut(&Self) -> bool) -> bool {
+    fn until(&mut self, a: &Agent, lab: &Lab, ms: u64, mut f: impl FnMut(&Self) -> bool) -> bool {
         let cap = if ms < 1000 {
             ms
         } else {
@@ -142,7 +140,7 @@ impl Known {
         };
         let end = Instant::now() + Duration::from_millis(cap);
         loop {
-            self.drain(e, lab);
+            self.drain(a, lab);
             if f(self) {
                 return true;
             }
@@ -209,8 +207,8 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
         };
         tunables.push(f);
     }
-    let me = match become_agent(&e, c1) {
-        Ok(me) => me,
+    let a = match Agent::join(e, c1) {
+        Ok(a) => a,
         Err(err) => {
             lab.error.store(err, Ordering::SeqCst);
             return 1;
@@ -228,15 +226,16 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
     let mut k = Known {
         barriers: HashMap::new(),
     };
-    if let Err(err) = lab_script(&e, me, c0, c1, lab, &mut k, &tunables) {
+    if let Err(err) = lab_script(&a, c0, c1, lab, &mut k, &tunables) {
         lab.error.store(err, Ordering::SeqCst);
     }
     lab.step.store(2, Ordering::SeqCst);
-    loop {
-        let b = e.sw_barrier(me);
-        k.drain(&e, lab);
-        let _ = e.block(b, c1);
-    }
+    // Then it only sleeps, keeping its view of the tasks.
+    a.run(&mut script(
+        |m| k.on_msg(m, lab),
+        |_, _| Next::Block,
+        |_| {},
+    ))
 }
 
 /// The script. `out[i]`:
@@ -253,19 +252,19 @@ fn lab_agent(id: u64, c0: usize, c1: usize, lab: &Lab) -> i32 {
 /// of its task while the CPU's task ran, whether that task kept running,
 /// whether the committed task then ran).
 fn lab_script(
-    e: &Enclave,
-    me: u32,
+    a: &Agent,
     c0: usize,
     c1: usize,
     lab: &Lab,
     k: &mut Known,
     tunables: &[std::fs::File],
 ) -> Result<(), i32> {
+    let (e, me) = (&a.e, a.me);
     let out = |i: usize, v: i32| lab.out[i].store(v, Ordering::SeqCst);
     let pid = |i: usize| lab.pids[i].load(Ordering::SeqCst);
     trace("Both tasks are announced.");
     let mut g = [0i64; 2];
-    let ok = k.until(e, lab, 5000, |k| {
+    let ok = k.until(a, lab, 5000, |k| {
         for (i, gi) in g.iter_mut().enumerate() {
             if *gi == 0 && pid(i) != 0 {
                 *gi = sys::gtid_of(pid(i));
@@ -304,7 +303,7 @@ fn lab_script(
     let before = lab.works[0].load(Ordering::SeqCst);
     // (Each sync group is tried again after a transient outcome.)
     settle(|| {
-        k.drain(e, lab);
+        k.drain(a, lab);
         e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
         e.fill(c1, &txn(0x7fff_ffff_0000_0001, 0, 0));
         out(1, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
@@ -320,7 +319,7 @@ fn lab_script(
 
     trace("A sync group that commits: the task on c0, a ping of ourselves.");
     settle(|| {
-        k.drain(e, lab);
+        k.drain(a, lab);
         e.fill(c0, &txn(g[0], k.barrier(g[0]), 0));
         e.fill(c1, &txn(abi::GHOST_AGENT_GTID, 0, 0));
         out(5, e.commit(&[c0, c1], true).unwrap_or_else(|x| -x));
@@ -353,7 +352,7 @@ fn lab_script(
             {
                 return;
             }
-            k.drain(e, lab);
+            k.drain(a, lab);
             one(c0, txn(g[0], k.barrier(g[0]), 0));
         }
     };
@@ -362,7 +361,7 @@ fn lab_script(
     let mut r = 0;
     for _ in 0..50 {
         keep_running(k);
-        k.drain(e, lab);
+        k.drain(a, lab);
         r = one(c1, txn(g[0], k.barrier(g[0]), 0));
         if r == abi::GHOST_TXN_TARGET_ONCPU {
             break;
@@ -375,7 +374,7 @@ fn lab_script(
         keep_running(k);
         let blocked = count(lab, abi::MSG_TASK_BLOCKED);
         lab.nap[0].store(1, Ordering::SeqCst);
-        if k.until(e, lab, 100, |_| count(lab, abi::MSG_TASK_BLOCKED) > blocked) {
+        if k.until(a, lab, 100, |_| count(lab, abi::MSG_TASK_BLOCKED) > blocked) {
             break;
         }
     }
@@ -385,7 +384,7 @@ fn lab_script(
     out(
         11,
         settle(|| {
-            k.drain(e, lab);
+            k.drain(a, lab);
             [one(c0, txn(g[0], k.barrier(g[0]), 0))]
         }),
     );
@@ -395,7 +394,7 @@ fn lab_script(
     r = 0;
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(10));
-        k.drain(e, lab);
+        k.drain(a, lab);
         r = one(c0, txn(g[1], k.barrier(g[1]), 0));
         if r == abi::GHOST_TXN_CPU_UNAVAIL {
             break;
@@ -407,13 +406,13 @@ fn lab_script(
     trace("The second task may only use c1 now.");
     let aff = count(lab, abi::MSG_TASK_AFFINITY_CHANGED);
     sys::set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
-    k.until(e, lab, 2000, |_| {
+    k.until(a, lab, 2000, |_| {
         count(lab, abi::MSG_TASK_AFFINITY_CHANGED) > aff
     });
     out(
         13,
         settle(|| {
-            k.drain(e, lab);
+            k.drain(a, lab);
             [one(c0, txn(g[1], k.barrier(g[1]), 0))]
         }),
     );
@@ -422,7 +421,7 @@ fn lab_script(
     trace("Its nice value changes.");
     let prio = count(lab, abi::MSG_TASK_PRIORITY_CHANGED);
     sys::setpriority(pid(1), 3);
-    k.until(e, lab, 2000, |_| {
+    k.until(a, lab, 2000, |_| {
         count(lab, abi::MSG_TASK_PRIORITY_CHANGED) > prio
     });
     out(14, lab.nice_seen.load(Ordering::SeqCst));
@@ -434,14 +433,14 @@ fn lab_script(
     std::thread::sleep(Duration::from_millis(50));
     let fail = lab.latched_preempts.load(Ordering::SeqCst);
     for _ in 0..20 {
-        k.drain(e, lab);
+        k.drain(a, lab);
         if one(c0, txn(g[1], k.barrier(g[1]), 0)) == abi::GHOST_TXN_COMPLETE {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     sys::set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
-    k.until(e, lab, 2000, |_| {
+    k.until(a, lab, 2000, |_| {
         lab.latched_preempts.load(Ordering::SeqCst) > fail
     });
     out(
@@ -492,14 +491,14 @@ fn lab_script(
             {
                 break;
             }
-            k.drain(e, lab);
+            k.drain(a, lab);
             one(c0, txn(g[0], k.barrier(g[0]), 0));
         }
         let w1 = lab.works[1].load(Ordering::SeqCst);
         out(
             20,
             settle(|| {
-                k.drain(e, lab);
+                k.drain(a, lab);
                 let mut t = txn(g[1], k.barrier(g[1]), 0);
                 t.commit_flags = abi::COMMIT_AT_SCHEDULE;
                 [one(c0, t)]
@@ -769,27 +768,28 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
                 sh.error.store(-1, Ordering::SeqCst);
                 return;
             };
-            let Ok(me) = become_agent(&e, c1) else {
+            let Ok(a) = Agent::join(e, c1) else {
                 sh.error.store(-2, Ordering::SeqCst);
                 return;
             };
             sh.up[1].store(1, Ordering::SeqCst);
-            while sh.stop.load(Ordering::SeqCst) == 0 {
-                let b = e.sw_barrier(me);
-                while e.pop().is_some() {}
-                if e.block(b, c1).is_ok() {
+            let woke = |r: Result<(), i32>| {
+                if r.is_ok() {
                     sh.wakes.fetch_add(1, Ordering::SeqCst);
                 }
-            }
+            };
+            a.run_while(&mut script(|_| {}, |_, _| Next::Block, woke), || {
+                sh.stop.load(Ordering::SeqCst) == 0
+            });
         });
         let Ok(e) = attach(id, c0) else {
             sh.error.store(-3, Ordering::SeqCst);
             return 1;
         };
-        if become_agent(&e, c0).is_err() {
+        let Ok(_a) = Agent::join(e, c0) else {
             sh.error.store(-4, Ordering::SeqCst);
             return 1;
-        }
+        };
         sh.up[0].store(1, Ordering::SeqCst);
         while sh.up[1].load(Ordering::SeqCst) == 0 && sh.error.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -963,12 +963,9 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         };
         let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end && (n == 0 || got.len() < n) {
-            while let Some((ty, _, p)) = e.pop() {
+            while let Some(m) = e.pop() {
                 let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
-                let idx = p
-                    .get(off..off + 4)
-                    .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
-                got.push((ty, idx));
+                got.push((m.ty, m.u32_at(off)));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
