@@ -74,6 +74,7 @@ pub mod selftest;
 pub mod sw;
 pub mod swregion;
 pub mod sys;
+pub mod timerfd;
 pub mod txn;
 pub mod watchdog;
 
@@ -98,6 +99,7 @@ impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
         agent::percpu::init(agent::wake_work)?;
+        txn::init()?;
         fallback::init()?;
         watchdog::init();
         sys::sysctl::init_pid_max_max()?;

@@ -26,6 +26,7 @@
 //!   read-only `kernel.pid_max_max`.
 
 pub mod anonfd;
+pub mod counted;
 pub mod cpu;
 pub mod cred;
 pub mod keep;
@@ -40,6 +41,7 @@ pub mod shared;
 pub mod sysctl;
 pub mod task;
 pub mod time;
+pub mod timerfd;
 pub mod uapi;
 pub mod waitq;
 pub mod warn;
