@@ -409,7 +409,7 @@ fn cpu_not_idle(rig: &RigUp) -> Result<(), String> {
 /// real timerfd with a ghost part for `c1` works from an agent and arms the
 /// timerfd; closing the timerfd before it expires cancels it, so no
 /// CPU_TIMER_EXPIRED comes; from a non-agent, an fd that is no timerfd
-/// (descriptor 0 of a zeroed argument) gets EBADF.
+/// (descriptor 0) gets EBADF.
 fn conf_timer_settime_from_agent() -> Result<(), String> {
     let rig = rig(75)?;
     let r = rig.r;
@@ -425,7 +425,12 @@ fn conf_timer_settime_from_agent() -> Result<(), String> {
     );
     // Not an agent, and no timerfd.
     let ctl = open_rw(&path(rig.id, "ctl"))?;
-    let mut a = abi::GhostIocTimerfdSettime::default();
+    // SAFETY: all-zero is a valid itimerspec (disarmed).
+    let mut its: libc::itimerspec = unsafe { std::mem::zeroed() };
+    let mut a = abi::GhostIocTimerfdSettime {
+        in_tmr: (&raw mut its) as u64,
+        ..Default::default()
+    };
     let x = ioctl(&ctl, abi::GHOST_IOC_TIMERFD_SETTIME, (&raw mut a).cast());
     ensure!(
         x == Err(libc::EBADF),
