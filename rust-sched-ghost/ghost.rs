@@ -17,7 +17,8 @@
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
-//! - [`registry`]: the live enclaves by id, and which CPUs each owns;
+//! - [`registry`]: the live enclaves by id, and which CPUs each owns
+//!   ([`cpu_enclave`]: each CPU's owner, read lock-free under RCU);
 //!   [`enclave`]: the enclave object (its ghostfs directory is
 //!   [`ghostfs::dir`]); [`members`]: the list of an enclave's tasks and
 //!   agents;
@@ -53,6 +54,7 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
+pub mod cpu_enclave;
 pub mod destroy;
 pub mod enclave;
 pub mod entry;

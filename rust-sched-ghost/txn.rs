@@ -12,7 +12,9 @@
 //! caller then gives its CPU away, as `ghost_run` does, until it is woken.
 //! A greedy transaction (no `COMMIT_AT_*` flag) is also committed by the
 //! kernel at its CPU's commit points (return to user, `balance`, the tick
-//! with `commit_at_tick`): see the section on greedy commits below.
+//! with `commit_at_tick`): see the section on greedy commits below (the
+//! return-to-user one takes no lock to find nothing to commit: the CPU's
+//! enclave is read through an RCU-protected per-CPU pointer).
 //!
 //! Validation follows ghOSt ABI 91 (`_ghost_commit_txn`): version, flags,
 //! CPU online, an agent on it, the caller allowed, the target task (found,
@@ -632,6 +634,16 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
 // as ghOSt's asynchronous commit does: every check of a commit, the
 // committer always allowed, never a local commit (the agent is not made to
 // give its CPU away, its barrier is not checked), the outcome in `state`.
+//
+// The return-to-user point runs on every system call return on a CPU with
+// an agent, so it takes no lock unless it commits: it finds the CPU's
+// enclave through the registry's RCU-protected per-CPU pointer
+// ([`crate::cpu_enclave::with_cpu_enclave`]) and checks the transaction
+// lock-free, all inside an RCU-sched read-side section; writers clear the
+// pointer and wait for a grace period before the enclave (and its
+// `cpu_data`) may go, and before a destroy starts. The balance and tick
+// points hold the runqueue lock anyway and find the enclave through the
+// agent (counted where the lock is dropped for the commit).
 
 /// Whether `cpu`'s transaction in `e` is `READY` and greedy.
 fn greedy_ready(e: &Enclave, cpu: i32) -> bool {
@@ -670,22 +682,16 @@ fn commit_greedy_in(e: &Enclave, cpu: i32) {
 }
 
 /// The return-to-user commit point of `cpu`, the calling CPU (interrupts
-/// off, no lock held): commits its greedy transaction, if any. Costs one
-/// atomic load on a CPU without an agent.
+/// off, no lock held): commits its greedy transaction, if any. Takes no
+/// lock unless there is one to commit: one atomic load on a CPU without an
+/// agent; else the CPU's enclave, read lock-free under RCU (see
+/// [`crate::cpu_enclave::with_cpu_enclave`]), and its transaction's `state`
+/// and `commit_flags` (untrusted shared memory, as any commit reads them).
 pub fn commit_greedy(cpu: i32) {
     if GhostRq::of(cpu).and_then(GhostRq::agent).is_none() {
         return;
     }
-    let e = {
-        let Some(rq) = RqGuard::lock(cpu) else {
-            return;
-        };
-        let Some(e) = greedy_enclave(&rq) else {
-            return;
-        };
-        e
-    };
-    commit_greedy_in(&e, cpu);
+    crate::cpu_enclave::with_cpu_enclave(cpu, |e| commit_greedy_in(e, cpu));
 }
 
 /// The `balance` commit point (ghOSt's `balance_ghost`), `rq` locked: with

@@ -332,3 +332,14 @@ void rust_helper_ghost_balance_relock(struct rq *rq, struct rq_flags *rf)
 	raw_spin_rq_lock(rq);
 	rq_repin_lock(rq, rf);
 }
+
+/* An RCU-sched read-side section (preemption off), for sys/rcu.rs. */
+void rust_helper_ghost_rcu_read_lock_sched(void)
+{
+	rcu_read_lock_sched();
+}
+
+void rust_helper_ghost_rcu_read_unlock_sched(void)
+{
+	rcu_read_unlock_sched();
+}
