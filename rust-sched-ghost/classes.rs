@@ -25,7 +25,8 @@ use crate::msgs;
 use crate::sched;
 use crate::sys::cpu::this_cpu;
 use crate::sys::sched_class::{
-    set_cpus_allowed_common, Adapter, AffinityContext, Rq, SchedClass, SchedClassOps, TaskPtr,
+    set_cpus_allowed_common, Adapter, AffinityContext, BalanceUnlock, Rq, SchedClass,
+    SchedClassOps, TaskPtr,
 };
 use kernel::bindings;
 use kernel::prelude::*;
@@ -121,8 +122,9 @@ impl SchedClassOps for GhostClass {
         }
     }
 
-    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
-        false
+    fn balance(rq: &Rq, _prev: TaskPtr, unlock: &BalanceUnlock) -> bool {
+        // A commit point of greedy transactions (ghOSt's `balance_ghost`).
+        crate::txn::commit_greedy_at_balance(rq, unlock)
     }
 
     fn pick_task(rq: &Rq) -> Option<TaskPtr> {
@@ -188,7 +190,7 @@ pub struct GhostAgentClass;
 
 #[vtable]
 impl SchedClassOps for GhostAgentClass {
-    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
+    fn balance(_rq: &Rq, _prev: TaskPtr, _unlock: &BalanceUnlock) -> bool {
         false
     }
 

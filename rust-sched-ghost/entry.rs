@@ -16,6 +16,8 @@
 //! | `ghost_proc_show_gtid` | `/proc/<pid>/ghost/gtid` | here |
 //! | `ghost_run` | `ghost_run(2)` | [`crate::agent`] |
 //! | `ghost_cpu_deactivate` | `sched_cpu_deactivate()` | [`crate::hotplug`] |
+//! | `ghost_timerfd_expired` | `timerfd_triggered()` | [`crate::timerfd`] |
+//! | `ghost_commit_greedy_txn` | `exit_to_user_mode_prepare()` | [`crate::txn`] |
 
 use crate::sys::kernfs::SeqFile;
 use crate::sys::rq::{Rq, TaskPtr};
@@ -202,4 +204,25 @@ pub extern "C" fn ghost_cpu_deactivate(cpu: c_uint) -> c_int {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// `timerfd_triggered()`: a timerfd whose ghost part `g` is enabled
+/// expired. Timer callback: interrupt context, no runqueue lock held.
+///
+/// # Safety
+///
+/// `g` points to a valid `struct timerfd_ghost` for the call.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_timerfd_expired(g: *const bindings::timerfd_ghost) {
+    // SAFETY: the caller's contract.
+    if let Some(g) = unsafe { crate::sys::timerfd::ghost_part(g) } {
+        crate::timerfd::expired(g);
+    }
+}
+
+/// `exit_to_user_mode_prepare()`: a commit point of this CPU's greedy
+/// transaction. Interrupts off, no lock held.
+#[no_mangle]
+pub extern "C" fn ghost_commit_greedy_txn() {
+    crate::txn::commit_greedy(crate::sys::cpu::this_cpu());
 }

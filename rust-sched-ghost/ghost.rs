@@ -19,7 +19,8 @@
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;
 //! - [`ghostfs`]: the `ghost` filesystem (`/sys/fs/ghost`);
-//! - [`registry`]: the live enclaves by id, and which CPUs each owns;
+//! - [`registry`]: the live enclaves by id, and which CPUs each owns
+//!   ([`cpu_enclave`]: each CPU's owner, read lock-free under RCU);
 //!   [`enclave`]: the enclave object, its member list and task count
 //!   (its ghostfs directory is [`ghostfs::dir`]); [`members`]: tasks and
 //!   agents joining and leaving an enclave (above both the enclave and
@@ -56,6 +57,7 @@ use kernel::prelude::*;
 pub mod agent;
 pub mod classes;
 pub mod cpu_data;
+pub mod cpu_enclave;
 pub mod destroy;
 pub mod enclave;
 pub mod entry;
@@ -77,6 +79,7 @@ pub mod selftest;
 pub mod sw;
 pub mod swregion;
 pub mod sys;
+pub mod timerfd;
 pub mod txn;
 pub mod watchdog;
 
@@ -101,6 +104,7 @@ impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
         agent::percpu::init(agent::wake_work)?;
+        txn::init()?;
         fallback::init()?;
         watchdog::init();
         sys::sysctl::init_pid_max_max()?;

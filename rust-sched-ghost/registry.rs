@@ -12,7 +12,10 @@
 //! read the CPU owners from a lock-free mirror.
 //!
 //! Owns: the registry (slots and CPU owners, under one spinlock), the lock
-//! serializing creators, the count of ephemeral enclaves.
+//! serializing creators, the count of ephemeral enclaves. It writes each
+//! CPU's owner also to [`crate::cpu_enclave`] (published for lock-free
+//! readers under RCU), and a CPU leaving an enclave waits for a grace period
+//! before [`set_cpus`] or [`take`] returns.
 //!
 //! Calls: [`crate::enclave`] (the objects it keeps; each gets the registry as
 //! its [`CpuOwners`]), [`crate::sys`] (CPU topology, the agent claim of a CPU
@@ -22,10 +25,12 @@
 
 use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
+use crate::cpu_enclave::CPU_ENCLAVE;
 use crate::enclave::{CpuOwners, Enclave, EnclaveInit};
 use crate::parse::{CpuSet, MAX_CPUS};
 use crate::sys::cpu::{cpu_active, cpu_online};
 use crate::sys::once::OnceBox;
+use crate::sys::rcu::Retired;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
@@ -61,14 +66,20 @@ impl Registry {
     }
 
     /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing.
-    /// Returns the CPUs it did not have before.
+    /// Returns the CPUs it did not have before, and the enclave unpublished
+    /// from [`crate::cpu_enclave`] for the CPUs it lost (drop it once unlocked).
     ///
     /// With `keep_agents`, a CPU that has an agent cannot leave (`EEXIST`):
     /// its agent would go on running on a CPU the enclave no longer owns.
     /// Destroy passes `false` (it kills the agents). `become agent` claims
     /// the CPU and then checks the owner under this lock, so either it sees
     /// the CPU gone or this sees the claim.
-    fn set_cpus(&mut self, id: u64, want: &CpuSet, keep_agents: bool) -> Result<CpuSet> {
+    fn set_cpus(
+        &mut self,
+        id: u64,
+        want: &CpuSet,
+        keep_agents: bool,
+    ) -> Result<(CpuSet, Option<Retired<Enclave>>)> {
         // ghOSt's order of checks: leaving CPUs with an agent, then joining
         // CPUs that are offline, then joining CPUs of another enclave.
         if keep_agents {
@@ -103,32 +114,63 @@ impl Registry {
             }
         }
         let mut added = CpuSet::new();
+        let mut retired: Option<Retired<Enclave>> = None;
+        // Taken out of `slots` already when destroyed: then no CPU joins.
+        let enclave = self.find(id).cloned();
         for (cpu, owner) in self.cpu_owner.iter_mut().enumerate() {
+            let Ok(cpu_id) = i32::try_from(cpu) else {
+                continue;
+            };
             if want.contains(cpu) {
                 if *owner != Some(id) {
                     added.insert(cpu);
+                    // A CPU without an owner has no published enclave, so
+                    // this succeeds; a refused count is simply dropped
+                    // (never published; `slots` holds another).
+                    if let Some(e) = &enclave {
+                        let _ = CPU_ENCLAVE.set(cpu_id, e.clone());
+                    }
                 }
                 *owner = Some(id);
             } else if *owner == Some(id) {
                 *owner = None;
+                if let Some(r) = CPU_ENCLAVE.clear(cpu_id) {
+                    match retired.as_mut() {
+                        None => retired = Some(r),
+                        Some(first) => {
+                            // Every CPU leaving here is this enclave's, so
+                            // the merge succeeds; if it did not, the count
+                            // is leaked (memory-safe) rather than dropped
+                            // before a grace period.
+                            if let Err(r) = first.merge(r) {
+                                core::mem::forget(r);
+                            }
+                        }
+                    }
+                }
             }
         }
-        Ok(added)
+        Ok((added, retired))
     }
 
-    /// Takes enclave `id` out of the registry and frees its CPUs.
-    fn take(&mut self, id: u64) -> Option<Arc<Enclave>> {
+    /// Takes enclave `id` out of the registry and frees its CPUs; also
+    /// returns it as unpublished from [`crate::cpu_enclave`] (drop that once
+    /// unlocked: it waits for a grace period).
+    fn take(&mut self, id: u64) -> Option<(Arc<Enclave>, Option<Retired<Enclave>>)> {
         let slot = self
             .slots
             .iter_mut()
             .find(|s| s.as_ref().is_some_and(|e| e.id == id))?;
         let enclave = slot.take()?;
         // An empty set cannot be refused.
-        let _ = self.set_cpus(id, &CpuSet::new(), false);
+        let retired = self
+            .set_cpus(id, &CpuSet::new(), false)
+            .ok()
+            .and_then(|(_, r)| r);
         if enclave.ephemeral_tgid().is_some() {
             NR_EPHEMERAL.fetch_sub(1, Ordering::Relaxed);
         }
-        Some(enclave)
+        Some((enclave, retired))
     }
 }
 
@@ -203,6 +245,7 @@ static REGISTRY: OnceBox<Registries> = OnceBox::new();
 /// Sets up the registry. Called once at boot, before ghostfs is registered.
 pub fn init() -> Result {
     crate::enclave::init();
+    crate::cpu_enclave::init()?;
     let mut cpu_owner = KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?;
     for _ in 0..nr_cpu_ids() {
         cpu_owner.push(None, GFP_KERNEL)?;
@@ -276,10 +319,15 @@ pub fn cpus_of(id: u64) -> Result<CpuSet> {
 /// the CPUs it did not have before.
 pub fn set_cpus(id: u64, want: &CpuSet) -> Result<CpuSet> {
     let regs = registries()?;
-    let mut reg = regs.data.lock();
-    let added = reg.set_cpus(id, want, true);
-    regs.sync_mirror(&reg);
-    added
+    let (added, retired) = {
+        let mut reg = regs.data.lock();
+        let r = reg.set_cpus(id, want, true);
+        regs.sync_mirror(&reg);
+        r?
+    };
+    // Unlocked: waits for a grace period if CPUs left.
+    drop(retired);
+    Ok(added)
 }
 
 /// A creation in progress: holds the creators' lock, so the id checked by
@@ -381,10 +429,17 @@ pub fn watched() -> KVec<Arc<Enclave>> {
 /// CPUs are free again. Finish with [`destroy_taken`].
 pub fn take(id: u64) -> Option<Arc<Enclave>> {
     let regs = registries().ok()?;
-    let mut reg = regs.data.lock();
-    let e = reg.take(id);
-    regs.sync_mirror(&reg);
-    e
+    let taken = {
+        let mut reg = regs.data.lock();
+        let t = reg.take(id);
+        regs.sync_mirror(&reg);
+        t
+    };
+    let (enclave, retired) = taken?;
+    // Unlocked: waits for a grace period, so no return-to-user commit
+    // still uses the enclave when its destroy starts.
+    drop(retired);
+    Some(enclave)
 }
 
 /// Destroys an enclave [`take`] returned, outside any callback of its
@@ -416,10 +471,13 @@ pub fn owner_exited(tgid: i32) {
             let taken = id.and_then(|id| reg.take(id));
             regs.sync_mirror(&reg);
             match taken {
-                Some(e) => e,
+                Some(taken) => taken,
                 None => return,
             }
         };
+        let (enclave, retired) = enclave;
+        // Unlocked: waits for a grace period (see [`take`]).
+        drop(retired);
         let id = enclave.id;
         destroy_taken(enclave);
         pr_info!(

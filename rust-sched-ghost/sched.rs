@@ -217,6 +217,7 @@ pub fn tick(rq: &Rq) {
             rq.resched_curr();
         }
     }
+    crate::txn::commit_greedy_at_tick(rq);
 }
 
 /// `p`'s allowed CPUs changed (`set_cpus_allowed`, `rq` locked):

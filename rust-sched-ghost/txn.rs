@@ -10,6 +10,11 @@
 //! Every transaction of the mask is committed inline by the caller; the
 //! agent's own CPU last. If the caller's own CPU got a task (or idle), the
 //! caller then gives its CPU away, as `ghost_run` does, until it is woken.
+//! A greedy transaction (no `COMMIT_AT_*` flag) is also committed by the
+//! kernel at its CPU's commit points (return to user, `balance`, the tick
+//! with `commit_at_tick`): see the section on greedy commits below (the
+//! return-to-user one takes no lock to find nothing to commit: the CPU's
+//! enclave is read through an RCU-protected per-CPU pointer).
 //!
 //! Validation follows ghOSt ABI 91 (`_ghost_commit_txn`): version, flags,
 //! CPU online, an agent on it, the caller allowed, the target task (found,
@@ -18,15 +23,19 @@
 //! commit, `DO_NOT_PREEMPT`, and other classes' claim on the CPU.
 
 use crate::agent::percpu::{GhostRq, LockedGhostRq};
-use crate::cpu_data::state;
+use crate::cpu_data::{state, Txn};
 use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::msgs;
 use crate::parse::CpuSet;
+use crate::sys::anchor::Entered;
 use crate::sys::cpu::cpu_online;
+use crate::sys::percpu::PerCpu;
 use crate::sys::rq::{Rq, RqGuard, TaskPtr};
+use crate::sys::sched_class::BalanceUnlock;
 use crate::sys::task::TaskRqGuard;
 use crate::sys::time::now;
+use crate::sys::work::IrqWork;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -174,6 +183,9 @@ struct Committer {
     /// Its thread group: any thread of an agent's process may ping that
     /// agent (`GHOST_AGENT_GTID`), agent or not.
     tgid: i32,
+    /// The kernel, at a commit point of greedy transactions (ghOSt's
+    /// asynchronous commit): always allowed, never a local one.
+    by_kernel: bool,
 }
 
 impl Committer {
@@ -187,6 +199,16 @@ impl Committer {
         Committer {
             agent_cpu,
             tgid: TaskPtr::current().map_or(0, TaskPtr::tgid),
+            by_kernel: false,
+        }
+    }
+
+    /// The kernel, committing at a commit point.
+    fn kernel() -> Committer {
+        Committer {
+            agent_cpu: None,
+            tgid: 0,
+            by_kernel: true,
         }
     }
 
@@ -311,7 +333,7 @@ fn commit_checked(
     let Some(agent) = g.agent() else {
         return Err(state::NO_AGENT);
     };
-    let allowed = who.agent_cpu.is_some() || (ping && agent.tgid() == who.tgid);
+    let allowed = who.by_kernel || who.agent_cpu.is_some() || (ping && agent.tgid() == who.tgid);
     if !allowed {
         return Err(state::NOT_PERMITTED);
     }
@@ -459,6 +481,21 @@ impl Mask {
     }
 }
 
+/// Publishes the outcome of a claimed transaction's commit in its `state`;
+/// the commit, if it succeeded.
+fn publish(txn: &Txn<'_>, r: core::result::Result<Committed, Failed>) -> Option<Committed> {
+    match r {
+        Ok(c) => {
+            txn.complete(state::COMPLETE, c.cpu_seqnum, now());
+            Some(c)
+        }
+        Err(state) => {
+            txn.complete(state, 0, now());
+            None
+        }
+    }
+}
+
 /// The committing agent gave its own CPU away: it blocks until woken.
 fn yield_local(my_cpu: i32) -> Result {
     let g = GhostRq::of(my_cpu).ok_or(EINVAL)?;
@@ -488,15 +525,9 @@ pub fn commit_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<isiz
             txn.complete(state::POISONED, 0, now());
             continue;
         }
-        match commit(e, cpu, mask.who, false) {
-            Ok(c) => {
-                local_yield |= c.local_yield;
-                txn.complete(state::COMPLETE, c.cpu_seqnum, now());
-            }
-            Err(state) => {
-                failed = failed.saturating_add(1);
-                txn.complete(state, 0, now());
-            }
+        match publish(&txn, commit(e, cpu, mask.who, false)) {
+            Some(c) => local_yield |= c.local_yield,
+            None => failed = failed.saturating_add(1),
         }
     }
     if let (true, Some(cpu)) = (local_yield, mask.who.agent_cpu) {
@@ -593,4 +624,138 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
         yield_local(cpu)?;
     }
     Ok(isize::from(ok))
+}
+
+// Greedy transactions: a `READY` transaction without a `COMMIT_AT_*` flag
+// may be committed at any commit point of its CPU, not only by
+// `GHOST_IOC_COMMIT_TXN`: on return to user mode on that CPU
+// ([`commit_greedy`], from the entry code), in the ghost class's `balance`
+// ([`commit_greedy_at_balance`]), and at the tick when the enclave's
+// `commit_at_tick` is set ([`commit_greedy_at_tick`]). The kernel commits it
+// as ghOSt's asynchronous commit does: every check of a commit, the
+// committer always allowed, never a local commit (the agent is not made to
+// give its CPU away, its barrier is not checked), the outcome in `state`.
+//
+// The return-to-user point runs on every system call return on a CPU with
+// an agent, so it takes no lock unless it commits: it finds the CPU's
+// enclave through the registry's RCU-protected per-CPU pointer
+// ([`crate::cpu_enclave::with_cpu_enclave`]) and checks the transaction
+// lock-free, all inside an RCU-sched read-side section; writers clear the
+// pointer and wait for a grace period before the enclave (and its
+// `cpu_data`) may go, and before a destroy starts. The balance and tick
+// points hold the runqueue lock anyway and find the enclave through the
+// agent (counted where the lock is dropped for the commit).
+
+/// Whether `cpu`'s transaction in `e` is `READY` and greedy.
+fn greedy_ready(e: &Enclave, cpu: i32) -> bool {
+    e.cpu_data().txn(cpu).is_some_and(|t| {
+        t.state() == state::READY
+            && t.request().commit_flags & (uapi::COMMIT_AT_SCHEDULE | uapi::COMMIT_AT_TXN_COMMIT)
+                == 0
+    })
+}
+
+/// The enclave of `rq`'s agent, counted (it stays after the unlock), if
+/// `rq`'s CPU has a greedy transaction ready there.
+fn greedy_enclave(rq: &Rq) -> Option<Entered<Enclave>> {
+    let g = rq.ghost()?;
+    let e = GhostTask::of(rq, g.agent()?)?.enclave();
+    if !greedy_ready(e, rq.cpu()) {
+        return None;
+    }
+    e.enter().ok()
+}
+
+/// Claims and commits `cpu`'s greedy transaction in `e`, if it is still
+/// ready (the agent may have aborted it, or a commit call claimed it).
+/// Never sleeps; no runqueue lock held.
+fn commit_greedy_in(e: &Enclave, cpu: i32) {
+    if !greedy_ready(e, cpu) {
+        return;
+    }
+    let Some(txn) = e.cpu_data().txn(cpu) else {
+        return;
+    };
+    if !txn.cas_state(state::READY, crate::sys::cpu::this_cpu()) {
+        return;
+    }
+    publish(&txn, commit(e, cpu, Committer::kernel(), false));
+}
+
+/// The return-to-user commit point of `cpu`, the calling CPU (interrupts
+/// off, no lock held): commits its greedy transaction, if any. Takes no
+/// lock unless there is one to commit: one atomic load on a CPU without an
+/// agent; else the CPU's enclave, read lock-free under RCU (see
+/// [`crate::cpu_enclave::with_cpu_enclave`]), and its transaction's `state`
+/// and `commit_flags` (untrusted shared memory, as any commit reads them).
+pub fn commit_greedy(cpu: i32) {
+    if GhostRq::of(cpu).and_then(GhostRq::agent).is_none() {
+        return;
+    }
+    crate::cpu_enclave::with_cpu_enclave(cpu, |e| commit_greedy_in(e, cpu));
+}
+
+/// The `balance` commit point (ghOSt's `balance_ghost`), `rq` locked: with
+/// nothing latched and no task of another class runnable, commits the
+/// CPU's greedy transaction with `rq` unlocked meanwhile. Returns whether a
+/// task is latched now.
+pub fn commit_greedy_at_balance(rq: &Rq, unlock: &BalanceUnlock) -> bool {
+    let idle = rq.ghost().is_some_and(|g| g.latched().is_none()) && !rq.others_runnable();
+    if idle {
+        if let Some(e) = greedy_enclave(rq) {
+            let cpu = rq.cpu();
+            unlock.unlocked(|| commit_greedy_in(e.get(), cpu));
+        }
+    }
+    rq.ghost().is_some_and(|g| g.latched().is_some())
+}
+
+/// Per CPU, the irq_work that commits its greedy transaction, queued by
+/// [`commit_greedy_at_tick`].
+static GREEDY_WORK: PerCpu<IrqWork> = PerCpu::new();
+
+/// [`GREEDY_WORK`]'s handler: on its CPU, in hard interrupt context, no
+/// runqueue lock held.
+fn greedy_work() {
+    commit_greedy(crate::sys::cpu::this_cpu());
+}
+
+/// Sets up [`GREEDY_WORK`]. Once, at boot.
+pub fn init() -> Result {
+    GREEDY_WORK.init(|_| IrqWork::new(greedy_work))?;
+    for cpu in 0..crate::sys::cpu::nr_cpu_ids() {
+        if let Some(w) = GREEDY_WORK.get(cpu as i32) {
+            w.init();
+        }
+    }
+    Ok(())
+}
+
+/// The tick commit point, `rq` locked: when the enclave of `rq`'s agent
+/// has `commit_at_tick` set, every CPU with a greedy transaction ready in
+/// it commits it, from an irq_work on that CPU (ghOSt commits the ticking
+/// CPU's and sends the others a reschedule IPI, whose way back to user mode
+/// or through `balance` commits theirs).
+pub fn commit_greedy_at_tick(rq: &Rq) {
+    let Some(g) = rq.ghost() else {
+        return;
+    };
+    let Some(e) = g
+        .agent()
+        .and_then(|a| GhostTask::of(rq, a))
+        .map(GhostTask::enclave)
+    else {
+        return;
+    };
+    if !e.tunable(crate::enclave::COMMIT_AT_TICK) {
+        return;
+    }
+    for cpu in 0..crate::sys::cpu::nr_cpu_ids() {
+        let cpu = cpu as i32;
+        if greedy_ready(e, cpu) {
+            if let Some(w) = GREEDY_WORK.get(cpu) {
+                w.queue_on(cpu);
+            }
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! The `GHOST_IOC_*` ioctls of an enclave's `ctl` file (ABI 91 numbering).
 //!
 //! Every ioctl needs the file open for writing (`EACCES` otherwise); an
-//! unknown command gets `ENOTTY`. Not implemented (`EOPNOTSUPP`):
-//! `TIMERFD_SETTIME`.
+//! unknown command gets `ENOTTY`. `TIMERFD_SETTIME` is
+//! [`crate::timerfd`]'s.
 //!
 //! Owns: the ioctl numbers and each ioctl's checks and argument handling.
 //! Calls: [`super::uarg`] (arguments in and out), [`crate::enclave`] (the
@@ -16,7 +16,7 @@ use crate::enclave::Enclave;
 use crate::gtask::GhostTask;
 use crate::queue::Queue;
 use crate::sw::SwInfo;
-use crate::sys::cred::{errno, EOPNOTSUPP, ESTALE};
+use crate::sys::cred::{errno, ESTALE};
 use crate::sys::kernfs::OpenFile;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -139,7 +139,7 @@ pub fn ctl_ioctl(e: &Enclave, file: &OpenFile, cmd: u32, arg: usize) -> Result<i
             )?;
             Ok(0)
         }
-        IOC_TIMERFD_SETTIME => Err(errno(EOPNOTSUPP)),
+        IOC_TIMERFD_SETTIME => crate::timerfd::settime_ioctl(e, arg),
         _ => Err(ENOTTY),
     }
 }

@@ -14,6 +14,7 @@
 //! |                      | another class has the CPU                     |                             |
 //! | `CPU_AGENT_BLOCKED`  | the agent blocks outside `ghost_run`          | `deliver_agent_runnability` |
 //! | `CPU_AGENT_WAKEUP`   | the agent is woken from such a block          | `deliver_agent_runnability` |
+//! | `CPU_TIMER_EXPIRED`  | a ghost timerfd of the CPU expired            | always (`crate::timerfd`)   |
 //!
 //! All run under the CPU's runqueue lock: they only build a payload on the
 //! stack and copy it into a preallocated ring.
@@ -123,4 +124,15 @@ pub fn agent_runnability(rq: &Rq, g: LockedGhostRq<'_>, blocked: bool) {
         uapi::MSG_CPU_AGENT_WAKEUP
     };
     send(rq, g, ty, &m, false);
+}
+
+/// `CPU_TIMER_EXPIRED`: a ghost timerfd whose ghost part names this CPU
+/// expired (from its timer callback, `rq` locked); wakes the agent as the
+/// queue's wakeup configuration says.
+pub fn timer_expired(rq: &Rq, g: LockedGhostRq<'_>, type_: u64, cookie: u64) {
+    let mut m = Payload::<uapi::ghost_msg_payload_timer>::new();
+    m.u32(off!(ghost_msg_payload_timer, cpu), rq.cpu() as u32)
+        .u64(off!(ghost_msg_payload_timer, type_), type_)
+        .u64(off!(ghost_msg_payload_timer, cookie), cookie);
+    send(rq, g, uapi::MSG_CPU_TIMER_EXPIRED, &m, true);
 }

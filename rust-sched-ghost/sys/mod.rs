@@ -12,7 +12,8 @@
 //! - [`kernfs`]: kernfs nodes, files and their operations;
 //! - [`mm`]: kernel memory that userspace maps; [`anonfd`]: anonymous
 //!   file descriptors that own an object (queues);
-//! - [`rawlock`]: a raw spinlock usable with interrupts off;
+//! - [`rawlock`]: a raw spinlock usable with interrupts off; [`rcu`]:
+//!   RCU-protected per-CPU pointers and grace periods;
 //! - [`waitq`]: a wait queue any context may wake;
 //! - [`sched_class`]: the `struct sched_class` operations-table adapter;
 //! - [`cred`]: errnos and capability checks;
@@ -41,6 +42,7 @@ pub mod mm;
 pub mod once;
 pub mod percpu;
 pub mod rawlock;
+pub mod rcu;
 pub mod rq;
 pub mod sched_class;
 pub mod shared;
@@ -48,6 +50,7 @@ pub mod slot;
 pub mod sysctl;
 pub mod task;
 pub mod time;
+pub mod timerfd;
 pub mod uapi;
 pub mod waitq;
 pub mod warn;

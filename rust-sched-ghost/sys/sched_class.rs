@@ -71,8 +71,9 @@ pub trait SchedClassOps {
     }
 
     /// `balance`: called before picking; returns `true` if this class (or a
-    /// higher one) has a task to run on `rq`.
-    fn balance(_rq: &Rq, _prev: TaskPtr) -> bool {
+    /// higher one) has a task to run on `rq`. `unlock` may drop `rq`'s lock
+    /// for a while.
+    fn balance(_rq: &Rq, _prev: TaskPtr, _unlock: &BalanceUnlock) -> bool {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -215,15 +216,17 @@ impl<T: SchedClassOps> Adapter<T> {
     unsafe extern "C" fn balance(
         rq: *mut bindings::rq,
         prev: *mut bindings::task_struct,
-        _rf: *mut bindings::rq_flags,
+        rf: *mut bindings::rq_flags,
     ) -> c_int {
+        // INVARIANT: the core calls this with `rq` locked and pinned by `rf`.
+        let unlock = BalanceUnlock { rq, rf };
         // SAFETY: the core calls this with a valid, locked `rq` and its valid
         // current task `prev`.
         let (rq, prev) = unsafe { (Rq::from_raw(rq), task(prev)) };
         let Some(prev) = prev else {
             return 0;
         };
-        c_int::from(T::balance(rq, prev))
+        c_int::from(T::balance(rq, prev, &unlock))
     }
 
     unsafe extern "C" fn pick_task(rq: *mut bindings::rq) -> *mut bindings::task_struct {
@@ -437,5 +440,32 @@ impl SchedClass {
     /// The address of the table, as the core scheduler sees it.
     pub fn as_ptr(&self) -> *const bindings::sched_class {
         &self.0
+    }
+}
+
+/// The right of a `balance` callback to drop its runqueue's lock for a
+/// while, as the fair class's newidle balance does (interrupts stay off).
+///
+/// # Invariants
+///
+/// `rq` is locked by the caller of `balance` and pinned by `rf`, for the
+/// callback.
+pub struct BalanceUnlock {
+    rq: *mut bindings::rq,
+    rf: *mut bindings::rq_flags,
+}
+
+impl BalanceUnlock {
+    /// Runs `f` with the runqueue unlocked, then locks it again. `f` must
+    /// not use the callback's [`Rq`] (it is not locked meanwhile), and the
+    /// callback must re-read what it knew of the runqueue afterwards: others
+    /// may have changed it.
+    pub fn unlocked<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `rq` is locked and pinned by `rf` (type invariant).
+        unsafe { bindings::ghost_balance_unlock(self.rq, self.rf) };
+        let r = f();
+        // SAFETY: relocks what was unlocked just above, with the same `rf`.
+        unsafe { bindings::ghost_balance_relock(self.rq, self.rf) };
+        r
     }
 }

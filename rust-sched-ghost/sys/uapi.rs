@@ -39,6 +39,7 @@ from_user!(
     ghost_ioc_get_cpu_time,
     ghost_ioc_commit_txn,
     ghost_ioc_run,
+    ghost_ioc_timerfd_settime,
 );
 
 // SAFETY: two `u32`s, no padding (asserted below), no interior mutability.

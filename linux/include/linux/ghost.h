@@ -9,6 +9,7 @@
 #include <linux/types.h>
 #include <uapi/linux/ghost.h>
 
+struct itimerspec64;
 struct pid;
 struct pid_namespace;
 struct rq;
@@ -48,6 +49,21 @@ void ghost_prepare_task_switch(struct rq *rq, struct task_struct *prev,
 			       struct task_struct *next);
 void ghost_tick(struct rq *rq);
 int ghost_cpu_deactivate(unsigned int cpu);
+/*
+ * Ghost timerfds (fs/timerfd.c) and the return-to-user commit point.
+ *
+ * ghost_timerfd_settime: timerfd_settime() of @ufd that also sets its ghost
+ *   part @ghost (-EBADF for an fd that is no timerfd).
+ * ghost_timerfd_expired: a timerfd whose ghost part is enabled expired
+ *   (timer callback: interrupt context); @ghost is a copy of that part.
+ * ghost_commit_greedy_txn: exit_to_user_mode_prepare(), interrupts off
+ *   (declared in <linux/entry-common.h>).
+ */
+int ghost_timerfd_settime(int ufd, int flags, const struct itimerspec64 *new,
+			  struct itimerspec64 *old,
+			  const struct timerfd_ghost *ghost);
+void ghost_timerfd_expired(const struct timerfd_ghost *ghost);
+void ghost_commit_greedy_txn(void);
 /* ghost_run(2): GHOST_IOC_RUN as a system call. */
 long ghost_run(s64 gtid, u32 agent_barrier, u32 task_barrier, int run_cpu,
 	       int run_flags);

@@ -316,3 +316,30 @@ void rust_helper_ghost_warn(const char *what, const char *file, int line)
 {
 	WARN(1, "ghost: %s (%s:%d)\n", what, file, line);
 }
+
+/*
+ * A class's balance() may drop the rq lock, as the fair class's newidle
+ * balance does: unpin and unlock, then lock and repin with the same @rf.
+ */
+void rust_helper_ghost_balance_unlock(struct rq *rq, struct rq_flags *rf)
+{
+	rq_unpin_lock(rq, rf);
+	raw_spin_rq_unlock(rq);
+}
+
+void rust_helper_ghost_balance_relock(struct rq *rq, struct rq_flags *rf)
+{
+	raw_spin_rq_lock(rq);
+	rq_repin_lock(rq, rf);
+}
+
+/* An RCU-sched read-side section (preemption off), for sys/rcu.rs. */
+void rust_helper_ghost_rcu_read_lock_sched(void)
+{
+	rcu_read_lock_sched();
+}
+
+void rust_helper_ghost_rcu_read_unlock_sched(void)
+{
+	rcu_read_unlock_sched();
+}

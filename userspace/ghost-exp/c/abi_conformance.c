@@ -55,6 +55,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -3232,6 +3233,35 @@ static void enclave_files(void)
 	if (sched_setscheduler(0, SCHED_GHOST, &sp) != -1 || errno != EBADF)
 		fail("sched_setscheduler(0, SCHED_GHOST, priority -2): %s, want EBADF",
 		     errno ? errname(errno) : "success");
+
+	/* Ghost::TimerFdSettime, as ghOSt's library calls it: a timerfd with a
+	 * ghost part for the enclave's CPU is armed; the same call with an
+	 * invalid Cpu (cpu -1, flags 0) re-arms it without one; an fd that is
+	 * no timerfd gets EBADF. */
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	struct itimerspec its = { .it_value = { .tv_sec = 60 } }, now;
+
+	if (tfd < 0)
+		fail("timerfd_create: %s", errname(errno));
+	for (int i = 0; i < 3; i++) {
+		struct ghost_ioc_timerfd_settime a = {
+			.timerfd = i == 2 ? E.ctl_fd : tfd,
+			.in_tmr = &its,
+			.timerfd_ghost = { .cpu = i == 1 ? -1 : last,
+					   .flags = i == 1 ? 0 : TIMERFD_GHOST_ENABLED,
+					   .type = 1, .cookie = 2 },
+		};
+		int r = ioctl(E.ctl_fd, GHOST_IOC_TIMERFD_SETTIME, &a);
+
+		if (i < 2 && r != 0)
+			fail("TimerFdSettime(cpu %d): %s", a.timerfd_ghost.cpu, errname(errno));
+		if (i == 2 && (r != -1 || errno != EBADF))
+			fail("TimerFdSettime of the ctl fd: %s, want EBADF",
+			     r == 0 ? "success" : errname(errno));
+		if (i < 2 && (timerfd_gettime(tfd, &now) != 0 || now.it_value.tv_sec == 0))
+			fail("TimerFdSettime(cpu %d) did not arm the timerfd", a.timerfd_ghost.cpu);
+	}
+	close(tfd);
 
 	if (write(E.ctl_fd, "destroy", 7) != 7)
 		fail("write \"destroy\": %s", errname(errno));

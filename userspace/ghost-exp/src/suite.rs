@@ -8,7 +8,7 @@ use crate::fuzz;
 use crate::harness::figures::Snapshot;
 use crate::harness::sys::{self};
 use crate::harness::{destroy_all_enclaves, Test};
-use crate::tests::conformance::{abi91, agent_api, c_program, capabilities};
+use crate::tests::conformance::{abi91, agent_api, c_program, capabilities, timerfd};
 use crate::tests::faults::{load, races};
 use crate::tests::ghostfs::{enclave, lifecycle, mapped, root};
 use crate::tests::scheduling::{agent as scheduling, bundled, lab};
@@ -192,6 +192,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(c_program::TESTS)
         .chain(capabilities::TESTS)
         .chain(abi91::TESTS)
+        .chain(timerfd::TESTS)
         .chain(load::TESTS)
         .chain(races::TESTS)
         .chain(fuzz::TESTS)
