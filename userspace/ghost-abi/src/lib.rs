@@ -671,7 +671,7 @@ pub const GHOST_SW_TASK_MSG_GATED: u32 = 1 << 19;
 ///
 /// ABI 91's union has a single `i32` member, so a `repr(C)` struct of that
 /// member has its size, alignment and offset (checked by the layout tests)
-/// and reads it without `unsafe`.
+/// and a safe read of it.
 #[repr(C)]
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct GhostTxnU {
