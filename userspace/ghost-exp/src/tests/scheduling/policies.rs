@@ -242,6 +242,12 @@ fn cpu_pair(s: &Shared) -> (u64, u64) {
     (s.cpu_ns[0].load(SeqCst), s.cpu_ns[1].load(SeqCst))
 }
 
+/// Their sum: what moves while either runs.
+fn cpu_sum(s: &Shared) -> u64 {
+    let (a, b) = cpu_pair(s);
+    a + b
+}
+
 /// Waits until spinners 0 and 1 have together consumed `want` more CPU
 /// time than at `from`; returns what each consumed.
 fn consume(s: &Shared, from: (u64, u64), want: Duration, what: &str) -> Result<(u64, u64), String> {
@@ -253,10 +259,7 @@ fn consume(s: &Shared, from: (u64, u64), want: Duration, what: &str) -> Result<(
     let ok = wait_while_progressing(
         STALL_MS,
         CAP_MS,
-        || {
-            let (a, b) = cpu_pair(s);
-            a + b
-        },
+        || cpu_sum(s),
         || {
             let (a, b) = used();
             a + b >= want
@@ -296,10 +299,7 @@ pub fn policy_fair_divides_by_nice() -> Result<(), String> {
         let ok = wait_while_progressing(
             STALL_MS,
             CAP_MS,
-            || {
-                let (a, b) = cpu_pair(s);
-                a + b
-            },
+            || cpu_sum(s),
             || {
                 let (a, b) = cpu_pair(s);
                 a > 0 && b > 0
