@@ -19,6 +19,7 @@ use crate::harness::sys::{self, Exit};
 use crate::harness::{
     ghost_threads, nr_cpu_ids, online_enclave, tail, wait_while_progressing, Proc, Test, AGENT_UP_S,
 };
+use ghost::policies::edf::DeadlineTable;
 
 /// The tests of this file.
 pub(crate) const TESTS: &[Test] = &[
@@ -350,15 +351,16 @@ pub fn policy_fair_divides_by_nice() -> Result<(), String> {
 const JOBS: u32 = 30;
 
 /// `edf` with one task CPU: a best-effort spinner (no deadline) holds it;
-/// a periodic task with a declared 5 ms deadline (sleep 2 ms, a little
-/// work, 30 times) still finishes all its jobs: each wakeup gets the CPU
+/// a periodic task with a declared 5 ms deadline (declared before it
+/// joins; then sleep 2 ms, a little work, 30 times) still finishes all its
+/// jobs: each wakeup gets the CPU
 /// ahead of the spinner, which never blocks, so only a preemption for the
 /// earlier deadline can give it (a best-effort task that wakes waits for
 /// the running one). The spinner keeps running meanwhile.
 pub fn policy_edf_deadline_first() -> Result<(), String> {
     let cpus = two_cpus()?;
     let (agent, id) = agent(&["edf", "--cpus", &cpus])?;
-    let table: &'static str = Box::leak(format!("/dev/shm/ghost-edf-{id}").into_boxed_str());
+    let table = format!("/dev/shm/ghost-edf-{id}");
     let s = shared()?;
     // The spinner joins first and holds the CPU.
     let spinner = workload(id, 1, s, move |i| spin(s, i))?;
@@ -373,24 +375,31 @@ pub fn policy_edf_deadline_first() -> Result<(), String> {
         "waited for the best-effort spinner to run; {}",
         sys::ghost_states()
     );
+    // The deadline task declares its deadline before it joins, so that it
+    // has one from its first TASK_NEW on (a task without one would wait
+    // behind the spinner until something preempted it).
     let d = shared()?;
-    let periodic = workload(id, 1, d, move |_| {
-        let Ok(t) = ghost::policies::edf::DeadlineTable::open(std::path::Path::new(table)) else {
-            d.failed.fetch_add(1, SeqCst);
-            return;
+    let tasks = crate::harness::path(id, "tasks");
+    let at = table.clone();
+    let periodic = sys::fork_child(move || {
+        let Ok(t) = DeadlineTable::open(std::path::Path::new(&at)) else {
+            return 2;
         };
         if !t.declare(
             sys::gettid(),
             Some((Duration::from_millis(5), Duration::ZERO)),
         ) {
-            d.failed.fetch_add(1, SeqCst);
-            return;
+            return 3;
+        }
+        if sys::write_once(&tasks, b"0").is_err() {
+            return 4;
         }
         for _ in 0..JOBS {
             std::thread::sleep(Duration::from_millis(2));
             work(2_000);
             d.done.fetch_add(1, SeqCst);
         }
+        0
     })?;
     let spun = || s.count[0].load(SeqCst);
     let before = spun();
@@ -398,16 +407,22 @@ pub fn policy_edf_deadline_first() -> Result<(), String> {
         STALL_MS,
         CAP_MS,
         || d.done.load(SeqCst).into(),
-        || d.done.load(SeqCst) >= JOBS || d.failed.load(SeqCst) > 0,
+        || d.done.load(SeqCst) >= JOBS || sys::ended(periodic),
     );
     let jobs = d.done.load(SeqCst);
     let states = sys::ghost_states();
-    let failed = d.failed.load(SeqCst);
+    // Off the CPU with the spinner, and killed if it hung: the deadline
+    // task ends.
+    s.stop.store(1, SeqCst);
+    if !ok {
+        sys::kill(periodic, libc::SIGKILL);
+    }
     let exit = sys::wait_child(periodic);
     let stats = finish(s, spinner, agent)?;
     ensure!(
-        failed == 0,
-        "the deadline task could not join or declare its deadline in {table}"
+        exit == Ok(Exit::Code(0)),
+        "the deadline task's process ended {exit:?} (2: no table at {table}, 3: table \
+         full, 4: could not join enclave_{id})"
     );
     ensure!(
         ok && jobs >= JOBS,
@@ -415,10 +430,6 @@ pub fn policy_edf_deadline_first() -> Result<(), String> {
          no progress for {} s; {states}\nagent:\n{}",
         STALL_MS / 1000,
         tail(&stats)
-    );
-    ensure!(
-        exit == Ok(Exit::Code(0)),
-        "the deadline task's process ended {exit:?}"
     );
     ensure!(
         spun() > before,
