@@ -153,8 +153,15 @@ fn two_cpus() -> Result<String, String> {
 
 /// `shinjuku` with a 1 ms slice, three spinners on its one task CPU: all
 /// three keep getting the CPU (three rounds in which each advances), and
-/// the agent saw preemptions (`TASK_PREEMPT`). A non-preemptive policy
-/// would leave two of them waiting for ever: the wait stalls and fails.
+/// the agent saw preemptions (`TASK_PREEMPT`).
+///
+/// Known weakness: the spinners' class is below CFS, so CFS tasks waking
+/// on their CPU (this test's own polling) preempt and so rotate them under
+/// any policy; `fifo-central` without a slice passes this test too. A
+/// control that compares `TASK_PREEMPT` per second of spinner CPU time
+/// with `fifo-central` found the same rate under both (31/s), i.e. no sign
+/// yet of the 1 ms slice being enforced: to be looked into before the
+/// comparison is made the assertion.
 pub fn policy_shinjuku_preempts_by_slice() -> Result<(), String> {
     let cpus = two_cpus()?;
     let (agent, id) = agent(&[
