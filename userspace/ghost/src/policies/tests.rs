@@ -601,6 +601,49 @@ fn shinjuku_preempts_after_its_slice_and_sends_the_task_to_the_back() {
     assert!(!r.polls(0));
 }
 
+/// The VM test's load (`policy_shinjuku_preempts_by_slice`): three
+/// spinners that never block on one task CPU. Nothing but the clock tells
+/// the global agent that a slice is over: while one runs and others wait it
+/// keeps polling, and each time a slice ends it commits the oldest waiter,
+/// which takes the CPU from the spinner (one `TASK_PREEMPT` per slice). A
+/// spinner left alone is never replaced, and the agent stops polling.
+#[test]
+fn shinjuku_rotates_spinners_on_one_cpu_by_the_clock_alone() {
+    let slice = Duration::from_millis(1);
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(Shinjuku::new(slice), central, &[0, 1], None);
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    let mut on = A;
+    let mut seq = 2;
+    for want in [B, C, A, B, C, A] {
+        // Within the slice: nobody is replaced, but the agent polls.
+        r.now += slice / 2;
+        assert_eq!(r.plan(0), vec![], "{on:#x} within its slice");
+        assert!(r.polls(0), "tasks wait while {on:#x} runs: look again");
+        // The slice is over: the oldest waiter replaces the spinner.
+        r.now += slice / 2;
+        assert_eq!(r.plan(0), vec![(1, want)], "{on:#x}'s slice is over");
+        r.commit(0, 1, want, TxnResult::Complete);
+        r.feed(0, &[preempt(seq, on, 1)]);
+        // Replaced at the end of its slice, it goes to the back.
+        assert_eq!(r.s.policy().run_queue().last(), Some(&on));
+        on = want;
+        seq += 1;
+    }
+    // The other two exit: the one left keeps its CPU however long it runs.
+    let others: Vec<i64> = r.s.policy().run_queue();
+    assert_eq!(others.len(), 2);
+    for g in others {
+        r.feed(0, &[dead(seq, g, 1)]);
+    }
+    r.now += slice * 100;
+    assert_eq!(r.plan(0), vec![]);
+    assert!(!r.polls(0), "{on:#x} alone: nothing to look again for");
+    assert_eq!(r.s.current(1), Some(on));
+}
+
 #[test]
 fn shinjuku_puts_a_task_preempted_before_its_slice_first() {
     let central = Model::Centralized { global_cpu: 0 };
