@@ -741,13 +741,15 @@ fn fair_runs_the_least_virtual_runtime_weighted_by_nice() {
     assert_eq!(r.s.policy().vruntime(B), MS * 1024 / 335);
     assert_eq!(r.plan(1), vec![(1, A)]);
     r.commit(1, 1, A, TxnResult::Complete);
-    // B reniced to -5 (weight 3121): its next 10 ms count for 3.28 ms.
+    // B reniced to -5 (weight 3121): its lead over the floor (A's 3 ms,
+    // picked last) shrinks by 335/3121, and its next 10 ms count for
+    // 3.28 ms.
     r.feed(1, &[renice(3, B, -5), preempt_at(3, A, 1, 4 * MS)]);
     assert_eq!(r.s.policy().vruntime(A), 4 * MS);
     assert_eq!(r.plan(1), vec![(1, B)]);
     r.commit(1, 1, B, TxnResult::Complete);
     r.feed(1, &[preempt_at(4, B, 1, 18 * MS)]);
-    let vb = MS * 1024 / 335 + 10 * MS * 1024 / 3121;
+    let vb = 3 * MS + (MS * 1024 / 335 - 3 * MS) * 335 / 3121 + 10 * MS * 1024 / 3121;
     assert_eq!(r.s.policy().vruntime(B), vb);
     assert_eq!(r.s.policy().run_queue(1), vec![(A, 4 * MS), (B, vb)]);
 }
@@ -1006,4 +1008,58 @@ fn edf_without_a_table_is_first_come_first_served() {
     assert_eq!(r.plan(0), vec![]);
     r.feed(0, &[blocked(2, A, 1)]);
     assert_eq!(r.plan(0), vec![(1, B)]);
+}
+
+/// The VM load of `policy_fair_divides_by_nice`: two spinners on one CPU,
+/// the agent woken at every 4 ms tick (the running one preempted:
+/// `TASK_PREEMPT` with its runtime). At nice 0 and 10 the CPU divides by
+/// weight; one of B's runs takes 200 ms (under TCG a stalled vCPU counts
+/// as the running task's CPU time), a lead of 1.86 s of virtual time at
+/// weight 110. Then B goes back to nice 0: its lead must shrink with its
+/// weight (110/1024, as CFS reweights), or A alone would run for 1.86 s
+/// (the VM test saw 2014 ms vs 0 ms).
+#[test]
+fn fair_divides_one_cpu_by_weight_across_a_renice() {
+    let tick = 4 * MS;
+    let mut r = Run::new(Fair::new(), Model::PerCpu, &[1], None);
+    r.feed(1, &[new_nice(1, A, 0, 0), new_nice(1, B, 0, 0)]);
+    let mut seq = 2;
+    r.feed(1, &[renice(seq, B, 10)]);
+    let mut total = [0u64; 2];
+    // Runs `ticks` rounds of a tick each; then, with `long`, more until
+    // B has run once more for `long` ns. Returns the CPU time of A and B.
+    let mut run = |r: &mut Run<Fair>, ticks: u32, long: Option<u64>| {
+        let mut got = [0u64; 2];
+        let mut n = 0;
+        loop {
+            let p = r.plan(1);
+            assert_eq!(p.len(), 1, "one spinner runs");
+            let g = p[0].1;
+            let i = usize::from(g == B);
+            r.commit(1, 1, g, TxnResult::Complete);
+            let ran = match long.filter(|_| g == B && n >= ticks) {
+                Some(l) => l,
+                None => tick,
+            };
+            r.now += Duration::from_nanos(ran);
+            total[i] += ran;
+            got[i] += ran;
+            r.feed(1, &[preempt_at(seq, g, 1, total[i])]);
+            seq += 1;
+            n += 1;
+            if n >= ticks && (long.is_none() || ran != tick) {
+                return (got[0], got[1]);
+            }
+        }
+    };
+    let (a, b) = run(&mut r, 500, Some(200 * MS));
+    assert!(b > 0 && a >= 3 * b, "nice 0 vs 10: {a} vs {b} ns");
+    r.feed(1, &[renice(1000, B, 0)]);
+    let (a, b) = run(&mut r, 500, None);
+    assert!(
+        b > 0 && a <= 2 * b && b <= 2 * a,
+        "both at nice 0: {} ms vs {} ms",
+        a / MS,
+        b / MS
+    );
 }
