@@ -377,6 +377,8 @@ pub fn policy_fair_divides_by_nice() -> Result<(), String> {
             b / 1_000_000
         );
         let tid1 = s.tids[1].load(SeqCst) as i32;
+        // The run queues (vruntimes) at the change, for a failure report.
+        agent.signal(libc::SIGUSR1);
         ensure!(
             sys::setpriority(tid1, 0) == 0,
             "setpriority({tid1}, 0): {}",
@@ -391,8 +393,12 @@ pub fn policy_fair_divides_by_nice() -> Result<(), String> {
         );
         Ok(())
     })();
+    if result.is_err() {
+        agent.signal(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let stats = finish(s, pid, agent)?;
-    result.map_err(|e| format!("{e}\nagent:\n{}", tail(&stats)))?;
+    result.map_err(|e| format!("{e}\nagent:\n{stats}"))?;
     ensure!(
         stat(&stats, "TASK_PRIORITY_CHANGED").unwrap_or(0) > 0,
         "the agent counted no TASK_PRIORITY_CHANGED:\n{}",
