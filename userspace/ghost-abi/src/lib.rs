@@ -21,9 +21,9 @@
 //!   shared mapping.
 
 #![no_std]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use core::fmt;
 use core::mem::size_of;
 
 // ---------------------------------------------------------------------------
@@ -668,9 +668,13 @@ pub const GHOST_SW_TASK_MSG_GATED: u32 = 1 << 19;
 // ---------------------------------------------------------------------------
 
 /// Context-dependent part of a [`GhostTxn`] (an anonymous union in C), 4 bytes.
+///
+/// ABI 91's union has a single `i32` member, so a `repr(C)` struct of that
+/// member has its size, alignment and offset (checked by the layout tests)
+/// and a safe read of it.
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub union GhostTxnU {
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct GhostTxnU {
     /// CPU owning the sync group commit, or [`GHOST_NO_SYNC_GROUP_OWNER`].
     pub sync_group_owner: i32,
 }
@@ -679,33 +683,7 @@ impl GhostTxnU {
     /// The `sync_group_owner` member.
     #[must_use]
     pub const fn sync_group_owner(self) -> i32 {
-        // SAFETY: the union's only member is an `i32`, for which every bit
-        // pattern is valid.
-        unsafe { self.sync_group_owner }
-    }
-}
-
-impl Default for GhostTxnU {
-    fn default() -> Self {
-        GhostTxnU {
-            sync_group_owner: 0,
-        }
-    }
-}
-
-impl PartialEq for GhostTxnU {
-    fn eq(&self, other: &Self) -> bool {
-        self.sync_group_owner() == other.sync_group_owner()
-    }
-}
-
-impl Eq for GhostTxnU {}
-
-impl fmt::Debug for GhostTxnU {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GhostTxnU")
-            .field("sync_group_owner", &self.sync_group_owner())
-            .finish()
+        self.sync_group_owner
     }
 }
 

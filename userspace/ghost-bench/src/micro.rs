@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -516,9 +516,9 @@ fn in_child(c: Config, ncpus: usize, opts: &Options) -> ChildOut {
         Ok(p) => p,
         Err(e) => return fail(format!("pipe: {e}")),
     };
-    // SAFETY: the parent is single-threaded here (the ping-pong threads
-    // were joined), so the child may run any code; it ends with `_exit`.
-    let pid = match unsafe { nix::unistd::fork() } {
+    // The parent is single-threaded here (the ping-pong threads were
+    // joined), so the child may run any code; it ends with `_exit`.
+    let pid = match sys::fork_single_threaded() {
         Err(e) => return fail(format!("fork: {e}")),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(rd);
@@ -597,9 +597,9 @@ fn finish(out: &mut File, res: &ChildOut, dir: Option<&EnclaveDir>) -> ! {
     if let Some(d) = dir {
         let _ = d.destroy();
     }
-    // SAFETY: ends the child without running the parent's destructors
-    // (and without joining threads that never end).
-    unsafe { libc::_exit(0) }
+    // Ends the child without running the parent's destructors (and
+    // without joining threads that never end).
+    sys::exit_now(0)
 }
 
 /// With `GHOST_BENCH_TRACE` set, prints a progress line.
@@ -845,12 +845,7 @@ fn measure_syscalls(sh: &Shared, e: &Enclave, me: &StatusWord<'_>, cpu: usize, n
         Ok(v) => sh.record("ghost_run_ping_self", v),
         Err(()) => sh.fail("ghost_run ping of the agent's own CPU failed".into()),
     }
-    let fd = e.ctl().as_raw_fd();
-    match time_n(n, || {
-        // SAFETY: GHOST_IOC_NULL takes no argument; `fd` is the enclave's
-        // open ctl.
-        unsafe { libc::ioctl(fd, abi::GHOST_IOC_NULL as _) == 0 }
-    }) {
+    match time_n(n, || sys::ioctl_null(e.ctl()).is_ok()) {
         Ok(v) => sh.record("null_ioctl", v),
         Err(()) => sh.fail("GHOST_IOC_NULL failed".into()),
     }

@@ -11,7 +11,7 @@ use crate::harness::{destroy_all_enclaves, Test};
 use crate::tests::conformance::{abi91, agent_api, c_program, capabilities, timerfd};
 use crate::tests::faults::{load, races};
 use crate::tests::ghostfs::{enclave, lifecycle, mapped, root};
-use crate::tests::scheduling::{agent as scheduling, bundled, lab};
+use crate::tests::scheduling::{agent as scheduling, bundled, ghostctl_run, lab, policies};
 use std::time::Instant;
 
 /// Every test, in the order they run.
@@ -188,6 +188,8 @@ pub const TESTS: &[Test] = &[
 pub fn all() -> impl Iterator<Item = &'static Test> {
     TESTS
         .iter()
+        .chain(ghostctl_run::TESTS)
+        .chain(policies::TESTS)
         .chain(agent_api::TESTS)
         .chain(c_program::TESTS)
         .chain(capabilities::TESTS)

@@ -666,7 +666,7 @@ impl Drop for DoneGuard<'_> {
 }
 
 /// Restores the signal mask when `run` returns.
-struct MaskGuard(libc::sigset_t);
+struct MaskGuard(nix::sys::signal::SigSet);
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {

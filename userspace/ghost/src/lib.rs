@@ -15,8 +15,9 @@
 //! - [`txn`]: transactions in `cpu_data`, commits and sync groups;
 //! - [`sys`]: checked system-call wrappers (`ghost_run`, the typed ioctls,
 //!   signals, affinity), mostly through `nix`;
-//! - [`shm`]: memory shared with the kernel ([`shm::Mapping`]): with
-//!   [`sys`], the only modules with `unsafe`;
+//! - [`ffi`]: the only module with `unsafe` (denied everywhere else): memory
+//!   shared with the kernel ([`ffi::Mapping`]), the ghost ioctls and
+//!   `ghost_run`, and the few calls `nix` has no safe wrapper for;
 //! - [`policy`]: the interface a scheduling policy implements (run queues:
 //!   enqueue, dequeue, pick) and the guide to writing one;
 //! - [`scheduler`]: the kernel-free core of the runtime: what runs where
@@ -30,17 +31,20 @@
 //!
 //! Layouts and constants come from the `ghost-abi` crate (ghOSt ABI 91).
 
+#![deny(unsafe_code)]
+
 pub mod agent;
 pub mod cpus;
 pub mod enclave;
 pub mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod ghostfs;
 pub mod gtid;
 pub mod policies;
 pub mod policy;
 pub mod queue;
 pub mod scheduler;
-pub mod shm;
 pub mod stats;
 pub mod sw;
 pub mod sys;

@@ -25,7 +25,7 @@ use ghost_abi as abi;
 use ghost_abi::{GhostMsg, GhostQueueHeader, GhostRing};
 
 use crate::error::{Error, Result};
-use crate::shm::{read_plain as read_payload, Mapping, Plain as Payload};
+use crate::ffi::{read_plain as read_payload, Mapping, Plain as Payload};
 use crate::sys;
 
 /// Bytes of one ring slot (`sizeof(struct ghost_msg)`).

@@ -1,11 +1,10 @@
 //! Checked wrappers over the system calls an agent makes.
 //!
-//! Through `nix` where it has the call (signals, signalfd, eventfd, poll,
-//! affinity, mlockall, the ioctls via its `ioctl_readwrite_bad!`); `libc`
-//! only for what `nix` lacks (`ghost_run`, `tgkill`,
-//! `sched_getscheduler`/`sched_setscheduler`). Each ioctl has a safe typed
-//! wrapper here, so no other module needs `unsafe` for one; the mappings
-//! are in [`crate::shm`].
+//! Through `nix` where it has a safe call (signals, signalfd, eventfd,
+//! poll, affinity, mlockall). The raw calls (the ghost ioctls and
+//! `ghost_run`, the calls `nix` lacks or has no safe form of) and the
+//! mappings live in [`crate::ffi`] and are re-exported here, so that
+//! callers find every system call in one place.
 //!
 //! Two error styles, on purpose:
 //!
@@ -17,12 +16,9 @@
 //!   reported.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
-use ghost_abi as abi;
-use nix::sys::signal::{
-    pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
-};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
 use crate::error::{errno_name, last_errno, Error, Result};
@@ -67,190 +63,6 @@ pub fn open_file(path: &std::path::Path, read: bool, write: bool) -> Result<std:
         })
 }
 
-/// The ghost ioctls as `nix` declares them: `unsafe fn(fd, *mut arg)`,
-/// called only by the typed wrappers below.
-mod raw {
-    use ghost_abi as abi;
-
-    nix::ioctl_readwrite_bad!(
-        create_queue,
-        abi::GHOST_IOC_CREATE_QUEUE,
-        abi::GhostIocCreateQueue
-    );
-    nix::ioctl_readwrite_bad!(
-        set_default_queue,
-        abi::GHOST_IOC_SET_DEFAULT_QUEUE,
-        abi::GhostIocSetDefaultQueue
-    );
-    nix::ioctl_readwrite_bad!(
-        config_queue_wakeup,
-        abi::GHOST_IOC_CONFIG_QUEUE_WAKEUP,
-        abi::GhostIocConfigQueueWakeup
-    );
-    nix::ioctl_readwrite_bad!(
-        assoc_queue,
-        abi::GHOST_IOC_ASSOC_QUEUE,
-        abi::GhostIocAssocQueue
-    );
-    nix::ioctl_readwrite_bad!(
-        sw_get_info,
-        abi::GHOST_IOC_SW_GET_INFO,
-        abi::GhostIocSwGetInfo
-    );
-    nix::ioctl_readwrite_bad!(sw_free, abi::GHOST_IOC_SW_FREE, abi::GhostSwInfo);
-    nix::ioctl_readwrite_bad!(
-        get_cpu_time,
-        abi::GHOST_IOC_GET_CPU_TIME,
-        abi::GhostIocGetCpuTime
-    );
-    nix::ioctl_readwrite_bad!(
-        commit_txn,
-        abi::GHOST_IOC_COMMIT_TXN,
-        abi::GhostIocCommitTxn
-    );
-    nix::ioctl_readwrite_bad!(
-        sync_group_txn,
-        abi::GHOST_IOC_SYNC_GROUP_TXN,
-        abi::GhostIocCommitTxn
-    );
-}
-
-/// A `nix` result as the call's non-negative result or a bare [`Errno`].
-fn errno_of(r: nix::Result<i32>) -> std::result::Result<i32, Errno> {
-    r.map_err(|e| Errno(e as i32))
-}
-
-/// Declares a safe wrapper of an ioctl whose argument is plain data (no
-/// user pointers inside), read and written in place.
-macro_rules! plain_ioctls {
-    ($($(#[$doc:meta])* $name:ident => $raw:ident($t:ty);)*) => {$(
-        $(#[$doc])*
-        pub fn $name(fd: BorrowedFd<'_>, arg: &mut $t) -> std::result::Result<i32, Errno> {
-            // SAFETY: `arg` is the command's argument type (the uapi
-            // struct `nix` declared it with), live and writable for the
-            // call, and holds no pointers the kernel would follow.
-            errno_of(unsafe { raw::$raw(fd.as_raw_fd(), arg) })
-        }
-    )*};
-}
-
-plain_ioctls! {
-    /// `GHOST_IOC_CREATE_QUEUE`: the new queue's descriptor (see
-    /// [`ioctl_create_queue`]).
-    ioctl_create_queue_raw => create_queue(abi::GhostIocCreateQueue);
-    /// `GHOST_IOC_SET_DEFAULT_QUEUE`.
-    ioctl_set_default_queue => set_default_queue(abi::GhostIocSetDefaultQueue);
-    /// `GHOST_IOC_ASSOC_QUEUE`: the `GHOST_ASSOC_SF_*` status.
-    ioctl_assoc_queue => assoc_queue(abi::GhostIocAssocQueue);
-    /// `GHOST_IOC_SW_GET_INFO`: fills in `arg.response`.
-    ioctl_sw_get_info => sw_get_info(abi::GhostIocSwGetInfo);
-    /// `GHOST_IOC_SW_FREE`.
-    ioctl_sw_free => sw_free(abi::GhostSwInfo);
-    /// `GHOST_IOC_GET_CPU_TIME`: fills in `arg.runtime`.
-    ioctl_get_cpu_time => get_cpu_time(abi::GhostIocGetCpuTime);
-}
-
-/// `GHOST_IOC_CREATE_QUEUE` on `ctl`: the new queue's descriptor, owned;
-/// the kernel fills in `arg.mapsize`.
-pub fn ioctl_create_queue(
-    ctl: BorrowedFd<'_>,
-    arg: &mut abi::GhostIocCreateQueue,
-) -> std::result::Result<OwnedFd, Errno> {
-    let fd = ioctl_create_queue_raw(ctl, arg)?;
-    // SAFETY: the kernel returned a new descriptor, owned from here on.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `GHOST_IOC_CONFIG_QUEUE_WAKEUP` on `ctl` for queue `qfd`: a message
-/// wakes the agents of `w` (none: the agent polls).
-pub fn ioctl_config_queue_wakeup(
-    ctl: BorrowedFd<'_>,
-    qfd: i32,
-    w: &[abi::GhostAgentWakeup],
-) -> std::result::Result<(), Errno> {
-    let mut arg = abi::GhostIocConfigQueueWakeup {
-        qfd,
-        w: w.as_ptr() as u64,
-        ninfo: i32::try_from(w.len()).map_err(|_| Errno(libc::EINVAL))?,
-        flags: 0,
-    };
-    // SAFETY: the command's argument type; `w` points to `ninfo` live
-    // `GhostAgentWakeup`s for the duration of the call, which only reads
-    // them.
-    errno_of(unsafe { raw::config_queue_wakeup(ctl.as_raw_fd(), &mut arg) }).map(|_| ())
-}
-
-/// `GHOST_IOC_COMMIT_TXN` (`group` false) or `GHOST_IOC_SYNC_GROUP_TXN`
-/// (`group` true) on `ctl` for the CPU bitmask `mask` (`cpu_set_t`
-/// layout): the call's result.
-pub fn ioctl_commit(
-    ctl: BorrowedFd<'_>,
-    mask: &[u8],
-    group: bool,
-) -> std::result::Result<i32, Errno> {
-    let mut arg = abi::GhostIocCommitTxn {
-        mask_ptr: mask.as_ptr() as u64,
-        mask_len: u32::try_from(mask.len()).map_err(|_| Errno(libc::EINVAL))?,
-        flags: 0,
-    };
-    let fd = ctl.as_raw_fd();
-    // SAFETY: the command's argument type; `mask_ptr` points to the
-    // `mask_len` readable bytes of `mask`, alive for the call, which only
-    // reads them.
-    errno_of(unsafe {
-        if group {
-            raw::sync_group_txn(fd, &mut arg)
-        } else {
-            raw::commit_txn(fd, &mut arg)
-        }
-    })
-}
-
-/// `ghost_run(gtid, agent_barrier, task_barrier, run_cpu, run_flags)`, the
-/// ghost-rs system call with the arguments and semantics of
-/// `GHOST_IOC_RUN`: a local yield (`gtid` 0) or a ping
-/// (`GHOST_AGENT_GTID`).
-///
-/// Errors: `ESTALE` (a yield whose `agent_barrier` is stale: read the
-/// messages and retry), `EINTR` (a signal), `EINVAL`, `EPERM`.
-#[cfg(target_arch = "x86_64")]
-pub fn ghost_run(
-    gtid: i64,
-    agent_barrier: u32,
-    task_barrier: u32,
-    run_cpu: i32,
-    run_flags: i32,
-) -> std::result::Result<(), Errno> {
-    // SAFETY: a system call with integer arguments only.
-    let r = unsafe {
-        libc::syscall(
-            ghost_abi::NR_GHOST_RUN,
-            gtid,
-            agent_barrier,
-            task_barrier,
-            run_cpu,
-            run_flags,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-/// `ghost_run` exists on x86_64 only: `ENOSYS` elsewhere.
-#[cfg(not(target_arch = "x86_64"))]
-pub fn ghost_run(
-    _gtid: i64,
-    _agent_barrier: u32,
-    _task_barrier: u32,
-    _run_cpu: i32,
-    _run_flags: i32,
-) -> std::result::Result<(), Errno> {
-    Err(Errno(libc::ENOSYS))
-}
-
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     nix::unistd::gettid().as_raw()
@@ -278,30 +90,6 @@ pub fn mlockall() -> Result<()> {
         .map_err(|e| Error::sys("mlockall(MCL_CURRENT | MCL_FUTURE)", e as i32))
 }
 
-/// The scheduling policy of thread `tid` (0: the caller), flags included
-/// (`SCHED_RESET_ON_FORK`).
-pub fn sched_getscheduler(tid: i32) -> Result<i32> {
-    // SAFETY: an integer argument only.
-    let p = unsafe { libc::sched_getscheduler(tid) };
-    if p < 0 {
-        return Err(Error::last(format!("sched_getscheduler({tid})")));
-    }
-    Ok(p)
-}
-
-/// `sched_setscheduler(pid, SCHED_OTHER)` (not in `nix`): moves a task
-/// back to CFS.
-pub fn sched_setscheduler_other(pid: i32) -> Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid `sched_param` for the duration of the call.
-    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) } != 0 {
-        return Err(Error::last(format!(
-            "sched_setscheduler({pid}, SCHED_OTHER)"
-        )));
-    }
-    Ok(())
-}
-
 /// The CPUs thread `tid` may run on (`sched_getaffinity`). A bare
 /// [`Errno`] (`ESRCH`: no such thread): the agent runtime calls it while it
 /// reads messages.
@@ -314,17 +102,6 @@ pub fn sched_getaffinity(tid: i32) -> std::result::Result<CpuMask, Errno> {
         }
     }
     Ok(mask)
-}
-
-/// Sends `sig` to thread `tid` of this process (`tgkill`).
-pub fn tgkill(tid: i32, sig: i32) -> std::result::Result<(), Errno> {
-    // SAFETY: integer arguments only.
-    let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
 }
 
 /// A set of signals; numbers that are not signals are left out.
@@ -340,7 +117,7 @@ fn sigset(sigs: &[i32]) -> SigSet {
 
 /// Changes the calling thread's signal mask: `how` is `SIG_BLOCK`,
 /// `SIG_UNBLOCK` or `SIG_SETMASK`. Returns the previous mask.
-pub fn sigmask(how: i32, sigs: &[i32]) -> Result<libc::sigset_t> {
+pub fn sigmask(how: i32, sigs: &[i32]) -> Result<SigSet> {
     let how = match how {
         libc::SIG_BLOCK => SigmaskHow::SIG_BLOCK,
         libc::SIG_UNBLOCK => SigmaskHow::SIG_UNBLOCK,
@@ -350,34 +127,12 @@ pub fn sigmask(how: i32, sigs: &[i32]) -> Result<libc::sigset_t> {
     let mut old = SigSet::empty();
     pthread_sigmask(how, Some(&sigset(sigs)), Some(&mut old))
         .map_err(|e| Error::sys("pthread_sigmask", e as i32))?;
-    Ok(*old.as_ref())
+    Ok(old)
 }
 
 /// Restores a signal mask returned by [`sigmask`].
-pub fn restore_sigmask(old: &libc::sigset_t) {
-    // SAFETY: `old` is a mask returned by `pthread_sigmask`, so initialised.
-    let old = unsafe { SigSet::from_sigset_t_unchecked(*old) };
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-}
-
-/// The handler of [`install_wake_handler`]: it does nothing; its only job
-/// is to make a blocking system call return `EINTR`.
-extern "C" fn wake_handler(_sig: libc::c_int) {}
-
-/// Installs a handler for `sig` that does nothing, without `SA_RESTART`,
-/// so that a thread blocked in `ghost_run` or a commit returns `EINTR`
-/// when `sig` is sent to it with [`tgkill`].
-pub fn install_wake_handler(sig: i32) -> Result<()> {
-    let what = || format!("sigaction({sig})");
-    let signal = Signal::try_from(sig).map_err(|e| Error::sys(what(), e as i32))?;
-    let sa = SigAction::new(
-        SigHandler::Handler(wake_handler),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler is async-signal-safe (it does nothing).
-    unsafe { sigaction(signal, &sa) }.map_err(|e| Error::sys(what(), e as i32))?;
-    Ok(())
+pub fn restore_sigmask(old: &SigSet) {
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old), None);
 }
 
 /// A `signalfd(2)` for a set of signals, which the caller must block.
@@ -459,11 +214,21 @@ pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout_ms: i32) -> Result<Vec<i16>> 
     }
 }
 
-pub use crate::shm::{AtomicCell, Mapping};
+pub use crate::ffi::ghost::{
+    ghost_run, ioctl_assoc_queue, ioctl_commit, ioctl_config_queue_wakeup, ioctl_create_queue,
+    ioctl_create_queue_raw, ioctl_get_cpu_time, ioctl_null, ioctl_set_default_queue, ioctl_sw_free,
+    ioctl_sw_get_info,
+};
+pub use crate::ffi::os::{
+    exit_now, fork_single_threaded, install_wake_handler, sched_getscheduler,
+    sched_setscheduler_other, tgkill, thread_count,
+};
+pub use crate::ffi::{AtomicCell, Mapping};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn errno_context_names_the_call() {

@@ -89,6 +89,61 @@ pub enum Cmd {
     },
     /// A live view: per-CPU agent, transaction and running task, and rates.
     Watch(WatchArgs),
+    /// Run a command in an enclave (like chrt or taskset): it joins the
+    /// enclave (SCHED_GHOST) before exec. With --create, in a new ephemeral
+    /// enclave on --cpus with its own ghost-agent, destroyed (agent
+    /// included) when the command exits. Exits with the command's exit
+    /// code (127: not found, 126: not runnable).
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "\
+Examples:
+  ghostctl run --enclave 1 -- ./server --threads 8
+  ghostctl run --create --cpus 2-3 --policy shinjuku \\
+      --agent-arg=--preemption-time-slice=1ms -- ./server
+
+With --create, ghostctl creates the enclave ephemeral (the kernel destroys it
+if ghostctl dies), starts `ghost-agent POLICY --enclave ID` from ghostctl's own
+directory, waits for its agent to come online (giving up when the agent exits
+or shows no progress), runs the command, then destroys the enclave, which
+stops the agent. The command sees GHOST_ENCLAVE_ID and GHOST_ENCLAVE (the
+enclave's directory) in its environment.";
+
+/// The policies `ghost-agent` runs (its subcommands).
+pub const POLICIES: [&str; 6] = ["fifo", "fifo-central", "shinjuku", "sol", "fair", "edf"];
+
+/// `run`.
+#[derive(Debug, Args, PartialEq)]
+pub struct RunArgs {
+    /// The enclave to run in; with --create, the id to create (default: the
+    /// first free id from 1).
+    #[arg(long, required_unless_present = "create", value_name = "ID")]
+    pub enclave: Option<u64>,
+    /// Create an ephemeral enclave on --cpus with its own agent for the
+    /// command; destroy it when the command exits.
+    #[arg(long, requires = "cpus")]
+    pub create: bool,
+    /// With --create: the enclave's CPUs, as a list (`1-3,5`).
+    #[arg(long, requires = "create", value_name = "LIST")]
+    pub cpus: Option<CpuSet>,
+    /// With --create: the agent's policy (a `ghost-agent` command) [default:
+    /// fifo].
+    #[arg(long, requires = "create", value_parser = clap::builder::PossibleValuesParser::new(POLICIES))]
+    pub policy: Option<String>,
+    /// With --create: one more argument for `ghost-agent` (repeatable), e.g.
+    /// `--agent-arg=--global-cpu=2`.
+    #[arg(
+        long,
+        requires = "create",
+        allow_hyphen_values = true,
+        value_name = "ARG"
+    )]
+    pub agent_arg: Vec<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `create`.
@@ -225,6 +280,49 @@ mod tests {
 
     fn kind(args: &str) -> ErrorKind {
         parse(args).map(|c| c.cmd).expect_err(args).kind()
+    }
+
+    #[test]
+    fn run_parses() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            cmd("run --enclave 3 -- sh -c true"),
+            Cmd::Run(RunArgs {
+                enclave: Some(3),
+                create: false,
+                cpus: None,
+                policy: None,
+                agent_arg: vec![],
+                command: words(&["sh", "-c", "true"]),
+            })
+        );
+        assert_eq!(
+            cmd("run --create --cpus 1-2 --policy sol --agent-arg=--global-cpu=1 -- ./x -v"),
+            Cmd::Run(RunArgs {
+                enclave: None,
+                create: true,
+                cpus: Some("1-2".parse().unwrap()),
+                policy: Some("sol".into()),
+                agent_arg: words(&["--global-cpu=1"]),
+                command: words(&["./x", "-v"]),
+            })
+        );
+        // No enclave and no --create; --create without CPUs; --cpus
+        // without --create; an unknown policy; no command.
+        assert_eq!(kind("run -- true"), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind("run --create -- true"),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind("run --enclave 1 --cpus 1 -- true"),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind("run --create --cpus 1 --policy cfs -- true"),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(kind("run --enclave 1"), ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

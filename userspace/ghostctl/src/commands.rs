@@ -9,7 +9,7 @@ use ghost_abi::SCHED_GHOST;
 use crate::cli::{exit, parse_tunable_value, Cli, Cmd, CreateArgs, TasksCmd};
 use crate::format;
 use crate::model::{Outcome, GTID_SEQNUM_BITS};
-use crate::{collect, hold, watch};
+use crate::{collect, hold, run, watch};
 
 /// A failed command: the exit code and the message (which names the file or
 /// call and the errno).
@@ -22,7 +22,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: u8, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -108,6 +108,7 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
             let e = open(args.id)?;
             watch::run(&e, args, json)
         }
+        Cmd::Run(args) => run::run(args),
     }
 }
 
@@ -121,7 +122,7 @@ fn emit(json: bool, human: String, j: String) {
 }
 
 /// Mounts ghostfs if needed.
-fn mounted() -> Result<(), Failure> {
+pub(crate) fn mounted() -> Result<(), Failure> {
     ghostfs::ensure_mounted().map_err(|e| {
         Failure::new(
             exit::NO_GHOSTFS,
@@ -133,7 +134,7 @@ fn mounted() -> Result<(), Failure> {
 }
 
 /// The existing enclave `id` (ghostfs mounted first if need be).
-fn open(id: u64) -> Result<EnclaveDir, Failure> {
+pub(crate) fn open(id: u64) -> Result<EnclaveDir, Failure> {
     mounted()?;
     EnclaveDir::open(id).map_err(|_| {
         Failure::new(

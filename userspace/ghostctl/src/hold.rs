@@ -76,7 +76,7 @@ fn until_stopped(e: &EnclaveDir) -> u8 {
 
 /// Runs `prog args` until it exits, passing on stop signals sent to
 /// ghostctl by a process; returns its exit code.
-fn run_command(e: &EnclaveDir, prog: &str, args: &[String]) -> Result<u8, Failure> {
+pub(crate) fn run_command(e: &EnclaveDir, prog: &str, args: &[String]) -> Result<u8, Failure> {
     let what = || {
         format!(
             "run `{prog}{}{}`",

@@ -1,7 +1,8 @@
 //! `ghostctl`: inspect and control ghOSt enclaves from a shell.
 //!
 //! `list`, `create`, `destroy`, `status`, `tasks add|remove|list`,
-//! `set`/`get` of tunables, and `watch` (a live per-CPU view), with human
+//! `set`/`get` of tunables, `watch` (a live per-CPU view) and `run` (a
+//! command inside an enclave, optionally a new one with its own agent), with human
 //! output by default and `--json` for scripts. Documentation/ghost-rs/
 //! ghostctl.rst is the manual; `ghostctl --help` lists the exit codes.
 //!
@@ -9,7 +10,8 @@
 //! [`collect`] reads the kernel's state into [`model`], which [`format`]
 //! prints (pure, tested without a kernel); [`mapped`] maps `cpu_data` and
 //! the status-word regions read-only, [`term`] handles signals and the
-//! terminal, [`watch`] and [`hold`] are the two commands that keep running.
+//! terminal, [`watch`], [`hold`] and [`run`] are the commands that keep
+//! running.
 
 mod cli;
 mod collect;
@@ -18,6 +20,7 @@ mod format;
 mod hold;
 mod mapped;
 mod model;
+mod run;
 mod term;
 mod watch;
 

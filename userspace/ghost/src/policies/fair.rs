@@ -86,6 +86,35 @@ impl Fair {
         }
     }
 
+    /// Gives `gtid` weight `w`, and scales its distance to its CPU's floor
+    /// by the old weight over the new one (as CFS's `reweight_entity`
+    /// scales lag): the virtual time it is ahead or behind stands for the
+    /// same CPU time at the new weight. Without it, a task reniced from 10
+    /// to 0 would keep a lead of up to 9.3 times the CPU time it took,
+    /// and wait that long for the others to catch up. None goes more than
+    /// [`WAKEUP_CREDIT`] below the floor, as when placed.
+    fn reweight(&mut self, gtid: i64, w: u64) {
+        let f = self
+            .tasks
+            .get(&gtid)
+            .and_then(|e| e.cpu)
+            .map(|c| self.floor(c));
+        let Some(e) = self.tasks.get_mut(&gtid) else {
+            return;
+        };
+        if let Some(f) = f {
+            let scale =
+                |d: u64| u64::try_from(u128::from(d) * u128::from(e.weight) / u128::from(w));
+            e.vruntime = if e.vruntime >= f {
+                f.saturating_add(scale(e.vruntime - f).unwrap_or(u64::MAX))
+            } else {
+                let behind = scale(f - e.vruntime).unwrap_or(u64::MAX);
+                f.saturating_sub(behind.min(WAKEUP_CREDIT))
+            };
+        }
+        e.weight = w;
+    }
+
     /// Puts `gtid` on `cpu`'s clock: a task moving keeps its distance to
     /// the floor, a new task starts at the floor, and none starts more than
     /// [`WAKEUP_CREDIT`] below it.
@@ -134,13 +163,16 @@ impl Policy for Fair {
 
     fn task_priority_changed(
         &mut self,
-        _: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         task: &Task,
         msg: &abi::GhostMsgPayloadTaskPriorityChanged,
     ) {
-        if let Some(e) = self.tasks.get_mut(&task.gtid) {
-            e.weight = weight(msg.nice);
+        // The CPU time it used so far counts at the old weight (a running
+        // task's TASK_PREEMPT comes after this message).
+        if let Some(rt) = ctx.status_word(task.gtid).map(|w| w.runtime()) {
+            self.charge(task.gtid, rt);
         }
+        self.reweight(task.gtid, weight(msg.nice));
     }
 
     fn task_preempt(&mut self, _: &mut Ctx<'_>, t: &Task, m: &abi::GhostMsgPayloadTaskPreempt) {

@@ -13,6 +13,7 @@ use super::fifo::Fifo;
 use super::fifo_central::FifoCentral;
 use super::shinjuku::{self, Shinjuku};
 use super::sol::Sol;
+use crate::ffi::Mapping;
 use crate::gtid::Layout;
 use crate::policy::Policy;
 use crate::queue::testing::{ring, Producer};
@@ -20,7 +21,6 @@ use crate::queue::Message;
 use crate::queue::{Received, Ring};
 use crate::scheduler::testing::*;
 use crate::scheduler::{Model, Plan, Scheduler};
-use crate::shm::Mapping;
 use crate::sw::testing::{region, set};
 use crate::sw::SwTable;
 use crate::txn::TxnResult;
@@ -601,6 +601,49 @@ fn shinjuku_preempts_after_its_slice_and_sends_the_task_to_the_back() {
     assert!(!r.polls(0));
 }
 
+/// The VM test's load (`policy_shinjuku_preempts_by_slice`): three
+/// spinners that never block on one task CPU. Nothing but the clock tells
+/// the global agent that a slice is over: while one runs and others wait it
+/// keeps polling, and each time a slice ends it commits the oldest waiter,
+/// which takes the CPU from the spinner (one `TASK_PREEMPT` per slice). A
+/// spinner left alone is never replaced, and the agent stops polling.
+#[test]
+fn shinjuku_rotates_spinners_on_one_cpu_by_the_clock_alone() {
+    let slice = Duration::from_millis(1);
+    let central = Model::Centralized { global_cpu: 0 };
+    let mut r = Run::new(Shinjuku::new(slice), central, &[0, 1], None);
+    r.feed(0, &[new(1, A, true), new(1, B, true), new(1, C, true)]);
+    assert_eq!(r.plan(0), vec![(1, A)]);
+    r.commit(0, 1, A, TxnResult::Complete);
+    let mut on = A;
+    let mut seq = 2;
+    for want in [B, C, A, B, C, A] {
+        // Within the slice: nobody is replaced, but the agent polls.
+        r.now += slice / 2;
+        assert_eq!(r.plan(0), vec![], "{on:#x} within its slice");
+        assert!(r.polls(0), "tasks wait while {on:#x} runs: look again");
+        // The slice is over: the oldest waiter replaces the spinner.
+        r.now += slice / 2;
+        assert_eq!(r.plan(0), vec![(1, want)], "{on:#x}'s slice is over");
+        r.commit(0, 1, want, TxnResult::Complete);
+        r.feed(0, &[preempt(seq, on, 1)]);
+        // Replaced at the end of its slice, it goes to the back.
+        assert_eq!(r.s.policy().run_queue().last(), Some(&on));
+        on = want;
+        seq += 1;
+    }
+    // The other two exit: the one left keeps its CPU however long it runs.
+    let others: Vec<i64> = r.s.policy().run_queue();
+    assert_eq!(others.len(), 2);
+    for g in others {
+        r.feed(0, &[dead(seq, g, 1)]);
+    }
+    r.now += slice * 100;
+    assert_eq!(r.plan(0), vec![]);
+    assert!(!r.polls(0), "{on:#x} alone: nothing to look again for");
+    assert_eq!(r.s.current(1), Some(on));
+}
+
 #[test]
 fn shinjuku_puts_a_task_preempted_before_its_slice_first() {
     let central = Model::Centralized { global_cpu: 0 };
@@ -698,13 +741,15 @@ fn fair_runs_the_least_virtual_runtime_weighted_by_nice() {
     assert_eq!(r.s.policy().vruntime(B), MS * 1024 / 335);
     assert_eq!(r.plan(1), vec![(1, A)]);
     r.commit(1, 1, A, TxnResult::Complete);
-    // B reniced to -5 (weight 3121): its next 10 ms count for 3.28 ms.
+    // B reniced to -5 (weight 3121): its lead over the floor (A's 3 ms,
+    // picked last) shrinks by 335/3121, and its next 10 ms count for
+    // 3.28 ms.
     r.feed(1, &[renice(3, B, -5), preempt_at(3, A, 1, 4 * MS)]);
     assert_eq!(r.s.policy().vruntime(A), 4 * MS);
     assert_eq!(r.plan(1), vec![(1, B)]);
     r.commit(1, 1, B, TxnResult::Complete);
     r.feed(1, &[preempt_at(4, B, 1, 18 * MS)]);
-    let vb = MS * 1024 / 335 + 10 * MS * 1024 / 3121;
+    let vb = 3 * MS + (MS * 1024 / 335 - 3 * MS) * 335 / 3121 + 10 * MS * 1024 / 3121;
     assert_eq!(r.s.policy().vruntime(B), vb);
     assert_eq!(r.s.policy().run_queue(1), vec![(A, 4 * MS), (B, vb)]);
 }
@@ -963,4 +1008,58 @@ fn edf_without_a_table_is_first_come_first_served() {
     assert_eq!(r.plan(0), vec![]);
     r.feed(0, &[blocked(2, A, 1)]);
     assert_eq!(r.plan(0), vec![(1, B)]);
+}
+
+/// The VM load of `policy_fair_divides_by_nice`: two spinners on one CPU,
+/// the agent woken at every 4 ms tick (the running one preempted:
+/// `TASK_PREEMPT` with its runtime). At nice 0 and 10 the CPU divides by
+/// weight; one of B's runs takes 200 ms (under TCG a stalled vCPU counts
+/// as the running task's CPU time), a lead of 1.86 s of virtual time at
+/// weight 110. Then B goes back to nice 0: its lead must shrink with its
+/// weight (110/1024, as CFS reweights), or A alone would run for 1.86 s
+/// (the VM test saw 2014 ms vs 0 ms).
+#[test]
+fn fair_divides_one_cpu_by_weight_across_a_renice() {
+    let tick = 4 * MS;
+    let mut r = Run::new(Fair::new(), Model::PerCpu, &[1], None);
+    r.feed(1, &[new_nice(1, A, 0, 0), new_nice(1, B, 0, 0)]);
+    let mut seq = 2;
+    r.feed(1, &[renice(seq, B, 10)]);
+    let mut total = [0u64; 2];
+    // Runs `ticks` rounds of a tick each; then, with `long`, more until
+    // B has run once more for `long` ns. Returns the CPU time of A and B.
+    let mut run = |r: &mut Run<Fair>, ticks: u32, long: Option<u64>| {
+        let mut got = [0u64; 2];
+        let mut n = 0;
+        loop {
+            let p = r.plan(1);
+            assert_eq!(p.len(), 1, "one spinner runs");
+            let g = p[0].1;
+            let i = usize::from(g == B);
+            r.commit(1, 1, g, TxnResult::Complete);
+            let ran = match long.filter(|_| g == B && n >= ticks) {
+                Some(l) => l,
+                None => tick,
+            };
+            r.now += Duration::from_nanos(ran);
+            total[i] += ran;
+            got[i] += ran;
+            r.feed(1, &[preempt_at(seq, g, 1, total[i])]);
+            seq += 1;
+            n += 1;
+            if n >= ticks && (long.is_none() || ran != tick) {
+                return (got[0], got[1]);
+            }
+        }
+    };
+    let (a, b) = run(&mut r, 500, Some(200 * MS));
+    assert!(b > 0 && a >= 3 * b, "nice 0 vs 10: {a} vs {b} ns");
+    r.feed(1, &[renice(1000, B, 0)]);
+    let (a, b) = run(&mut r, 500, None);
+    assert!(
+        b > 0 && a <= 2 * b && b <= 2 * a,
+        "both at nice 0: {} ms vs {} ms",
+        a / MS,
+        b / MS
+    );
 }

@@ -4,4 +4,6 @@
 
 pub(crate) mod agent;
 pub(crate) mod bundled;
+pub(crate) mod ghostctl_run;
 pub(crate) mod lab;
+pub(crate) mod policies;

@@ -31,7 +31,7 @@ use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 
 use crate::error::{Error, Result};
-use crate::shm::Mapping;
+use crate::ffi::Mapping;
 
 /// `"GHOSTEDF"` as a native-endian u64.
 pub const TABLE_MAGIC: u64 = u64::from_ne_bytes(*b"GHOSTEDF");

@@ -1,5 +1,4 @@
-//! Memory shared with the kernel: the one module of the library with
-//! `unsafe` beside the system-call wrappers of [`crate::sys`].
+//! Memory shared with the kernel.
 //!
 //! [`Mapping`] maps a ghostfs file (or anonymous memory, in tests) with
 //! `nix`'s `mmap` and hands out bounds- and alignment-checked atomics and
