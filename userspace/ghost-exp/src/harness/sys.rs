@@ -880,3 +880,55 @@ pub(crate) fn timerfd() -> Result<nix::sys::timerfd::TimerFd, i32> {
 pub(crate) fn timerfd_armed(t: &nix::sys::timerfd::TimerFd) -> bool {
     matches!(t.get(), Ok(Some(_)))
 }
+
+/// A new timerfd (`CLOCK_MONOTONIC`, close-on-exec) as a plain descriptor,
+/// for tests that hand its number to the kernel (`GHOST_IOC_TIMERFD_SETTIME`).
+pub(crate) fn timerfd_fd() -> Result<std::os::fd::OwnedFd, i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a plain system call with constant arguments.
+    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `timerfd_settime(fd, 0, s, NULL)`: the errno on failure.
+pub(crate) fn timerfd_settime(fd: i32, s: &libc::itimerspec) -> Result<(), i32> {
+    // SAFETY: `s` is a valid setting; no old value is asked for. A bad
+    // `fd` is the kernel's to refuse (EBADF/EINVAL).
+    match unsafe { libc::timerfd_settime(fd, 0, s, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        _ => Err(errno()),
+    }
+}
+
+/// `timerfd_gettime(fd)`: the time left and the interval.
+pub(crate) fn timerfd_gettime(fd: i32) -> Result<libc::itimerspec, i32> {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut now = libc::itimerspec {
+        it_interval: zero,
+        it_value: zero,
+    };
+    // SAFETY: `now` is ours and writable; a bad `fd` is refused.
+    match unsafe { libc::timerfd_gettime(fd, &mut now) } {
+        0 => Ok(now),
+        _ => Err(errno()),
+    }
+}
+
+/// The calling thread to `SCHED_FIFO` at `prio`: the errno on failure.
+pub(crate) fn set_fifo_self(prio: i32) -> Result<(), i32> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: a plain system call on ourselves with a valid parameter.
+    match unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } {
+        0 => Ok(()),
+        _ => Err(errno()),
+    }
+}

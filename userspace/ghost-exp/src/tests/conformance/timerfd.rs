@@ -12,8 +12,9 @@ use crate::harness::{
     wait_for, Enclave, Test, Txn,
 };
 use ghost_abi as abi;
+use std::io::{Read, Write};
 use std::mem::offset_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -120,11 +121,7 @@ fn wakeups(pid: i32) -> u64 {
 
 /// A new timerfd (`CLOCK_MONOTONIC`).
 fn timerfd() -> Result<OwnedFd, String> {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-    ensure!(fd >= 0, "timerfd_create: {}", errno_name(sys::errno()));
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::timerfd_fd().map_err(|x| format!("timerfd_create: {}", errno_name(x)))
 }
 
 /// An `itimerspec` of `value_ms` then every `interval_ms`.
@@ -182,18 +179,14 @@ type Expiry = (i32, u64, u64);
 
 /// Reads every message queued on `e`, keeping the `CPU_TIMER_EXPIRED`s.
 fn drain(e: &Enclave, got: &mut Vec<Expiry>) {
-    while let Some((ty, _seq, p)) = e.pop() {
-        if ty != abi::MSG_CPU_TIMER_EXPIRED {
+    while let Some(m) = e.pop() {
+        if m.ty != abi::MSG_CPU_TIMER_EXPIRED {
             continue;
         }
-        let at = |off: usize, n: usize| p.get(off..off + n).unwrap_or(&[]).to_vec();
-        let cpu = at(offset_of!(abi::GhostMsgPayloadTimer, cpu), 4);
-        let ty = at(offset_of!(abi::GhostMsgPayloadTimer, type_), 8);
-        let cookie = at(offset_of!(abi::GhostMsgPayloadTimer, cookie), 8);
         got.push((
-            cpu.try_into().map_or(-1, i32::from_ne_bytes),
-            ty.try_into().map_or(0, u64::from_ne_bytes),
-            cookie.try_into().map_or(0, u64::from_ne_bytes),
+            m.i32_at(offset_of!(abi::GhostMsgPayloadTimer, cpu)),
+            m.u64_at(offset_of!(abi::GhostMsgPayloadTimer, type_)),
+            m.u64_at(offset_of!(abi::GhostMsgPayloadTimer, cookie)),
         ));
     }
 }
@@ -208,19 +201,17 @@ fn expiries(e: &Enclave, got: &mut Vec<Expiry>, n: usize) -> bool {
 
 /// Blocks until `fd` expired (at most the hang cap); its `read()` count.
 fn read_count(fd: &OwnedFd) -> Result<u64, String> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, 300_000) };
-    ensure!(r == 1, "the timerfd never expired (poll {r})");
-    let mut n = 0u64;
-    // SAFETY: reads 8 bytes into `n`.
-    let got = unsafe { libc::read(fd.as_raw_fd(), (&raw mut n).cast(), 8) };
-    ensure!(got == 8, "read of the timerfd: {got}");
-    Ok(n)
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let r = poll(
+        &mut pfd,
+        PollTimeout::try_from(300_000).unwrap_or(PollTimeout::MAX),
+    );
+    ensure!(r == Ok(1), "the timerfd never expired (poll {r:?})");
+    let mut n = [0u8; 8];
+    let got = nix::unistd::read(fd.as_raw_fd(), &mut n);
+    ensure!(got == Ok(8), "read of the timerfd: {got:?}");
+    Ok(u64::from_ne_bytes(n))
 }
 
 /// agent_test MsgTimerExpired: a ghost timerfd of the agent's CPU expires
@@ -298,9 +289,8 @@ fn conf_timerfd_periodic_and_disarm() -> Result<(), String> {
             again.iter().all(|x| *x == (c1 as i32, 7, 2)),
             "after re-arming: {again:x?}"
         );
-        // SAFETY: our timerfd and a valid setting.
-        let r = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &every, std::ptr::null_mut()) };
-        ensure!(r == 0, "timerfd_settime: {}", errno_name(sys::errno()));
+        sys::timerfd_settime(fd.as_raw_fd(), &every)
+            .map_err(|x| format!("timerfd_settime: {}", errno_name(x)))?;
         silent(e, "after a plain timerfd_settime()")?;
         ensure!(
             got.iter().all(|x| *x == (c1 as i32, 7, 1)),
@@ -390,12 +380,8 @@ fn conf_timerfd_bad_args() -> Result<(), String> {
         }
         ensure!(wrong.is_empty(), "{}", wrong.join("; "));
         // Nothing was armed.
-        let mut now = spec(0, 0);
-        // SAFETY: our timerfd; `now` is writable.
-        ensure!(
-            unsafe { libc::timerfd_gettime(tfd, &mut now) } == 0,
-            "timerfd_gettime"
-        );
+        let now =
+            sys::timerfd_gettime(tfd).map_err(|x| format!("timerfd_gettime: {}", errno_name(x)))?;
         ensure!(
             now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0,
             "a refused call armed the timerfd"
@@ -461,8 +447,7 @@ fn conf_greedy_commit_return_to_user() -> Result<(), String> {
                 return 2;
             }
             ready_ping(&e, c1);
-            // SAFETY: plain syscall.
-            unsafe { libc::getppid() };
+            nix::unistd::getppid();
             sh.state.store(e.txn_state(c1), SeqCst);
             0
         })?;
@@ -495,24 +480,18 @@ fn conf_greedy_commit_at_balance() -> Result<(), String> {
                 let Ok(e) = observe(244) else {
                     return 3;
                 };
-                let p = libc::sched_param { sched_priority: 1 };
-                // SAFETY: plain syscall on ourselves with a valid parameter.
-                if !sys::pin(c1)
-                    || unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0
-                {
+                if !sys::pin(c1) || sys::set_fifo_self(1).is_err() {
                     return 2;
                 }
                 ready_ping(&e, c1);
                 let mut b = [0u8; 1];
-                // SAFETY: reads one byte into `b`.
-                unsafe { libc::read(rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+                let _ = (&rd).read(&mut b);
                 sh.step.store(1, SeqCst);
                 0
             })?;
             let committed = wait_for(5000, || e.txn_state(c1) != abi::GHOST_TXN_READY);
             let blocked = sh.step.load(SeqCst) == 0;
-            // SAFETY: writes one byte from a valid buffer.
-            unsafe { libc::write(wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+            let _ = (&wr).write(&[1u8]);
             let exit = sys::wait_child(child)?;
             ensure!(exit == Exit::Code(0), "the task ended {exit:?}");
             ensure!(committed, "the READY transaction was never committed");
