@@ -64,12 +64,19 @@ pub fn install_wake_handler(sig: i32) -> Result<()> {
     Ok(())
 }
 
-/// The number of threads of this process (the entries of
-/// `/proc/self/task`).
+/// The number of threads of this process that may still run user code:
+/// the entries of `/proc/self/task` that still have the address space. A
+/// thread already joined can linger there for a moment while the kernel
+/// finishes its exit; it has given up its memory map by then (its `statm`
+/// reads all zeros, or it is gone), so it is not counted.
 pub fn thread_count() -> Result<usize> {
     let dir = std::fs::read_dir("/proc/self/task")
         .map_err(|e| crate::sys::io_error("read /proc/self/task", &e))?;
-    Ok(dir.count())
+    let live = |e: &std::fs::DirEntry| {
+        std::fs::read_to_string(e.path().join("statm"))
+            .is_ok_and(|s| s.split_whitespace().next().is_some_and(|size| size != "0"))
+    };
+    Ok(dir.flatten().filter(live).count())
 }
 
 /// `fork()`, refused (`EBUSY`) unless this process has a single thread:
