@@ -38,6 +38,18 @@ pub fn synchronize_rcu() {
     unsafe { bindings::synchronize_rcu() };
 }
 
+/// Calls `f` inside an RCU read-side section (`rcu_read_lock()`): memory
+/// that is freed only after a grace period (a task's, for instance) stays
+/// valid for the call. `f` must not sleep. Any context.
+pub fn read_section<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: no precondition; paired with the unlock below.
+    unsafe { bindings::ghost_rcu_read_lock() };
+    let r = f();
+    // SAFETY: ends the section begun above, in the same context.
+    unsafe { bindings::ghost_rcu_read_unlock() };
+    r
+}
+
 /// Whether an [`RcuPerCpu`] owns `ghost_cpu_enclave` (set once, by the
 /// first [`RcuPerCpu::init`]).
 static CLAIMED: AtomicBool = AtomicBool::new(false);

@@ -334,6 +334,17 @@ void rust_helper_ghost_balance_relock(struct rq *rq, struct rq_flags *rf)
 	rq_repin_lock(rq, rf);
 }
 
+/* An RCU read-side section, for sys/rcu.rs. */
+void rust_helper_ghost_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void rust_helper_ghost_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
 /*
  * ghost_cpu_enclave (kernel/entry/common.c), for sys/rcu.rs: the address of
  * @cpu's entry (NULL for an id that is no possible CPU), and this CPU's
