@@ -22,6 +22,7 @@
 //! no reader can still see the object when the count goes. Hence a
 //! [`Retired`] must be dropped in process context, with no spinlock held.
 
+use super::percpu::PerCpu;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::bindings;
@@ -82,6 +83,8 @@ fn slot(cpu: i32) -> Option<&'static AtomicPtr<c_void>> {
 /// `ready` is set, this instance touches no entry.
 pub struct RcuPerCpu<T: Send + Sync + 'static> {
     ready: AtomicBool,
+    /// Each CPU's entry (its address, looked up once, at [`Self::init`]).
+    slots: PerCpu<Option<&'static AtomicPtr<c_void>>>,
     _objs: PhantomData<Arc<T>>,
 }
 
@@ -91,13 +94,14 @@ impl<T: Send + Sync + 'static> RcuPerCpu<T> {
     pub const fn new() -> Self {
         RcuPerCpu {
             ready: AtomicBool::new(false),
+            slots: PerCpu::new(),
             _objs: PhantomData,
         }
     }
 
     /// Claims `ghost_cpu_enclave` for this instance, every entry NULL (as
     /// static per-CPU data starts, and nobody else writes it). Once, at
-    /// boot; `EBUSY` if it is claimed already.
+    /// boot; `EBUSY` if it is claimed already. May sleep.
     pub fn init(&self) -> Result {
         if CLAIMED
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -105,6 +109,7 @@ impl<T: Send + Sync + 'static> RcuPerCpu<T> {
         {
             return Err(EBUSY);
         }
+        self.slots.init(slot)?;
         // INVARIANT: claimed just above; every entry is NULL (zeroed
         // static data, written only through a claimed instance).
         self.ready.store(true, Ordering::Release);
@@ -117,7 +122,16 @@ impl<T: Send + Sync + 'static> RcuPerCpu<T> {
         if !self.ready.load(Ordering::Acquire) {
             return None;
         }
-        slot(cpu)
+        self.slots.get(cpu).copied().flatten()
+    }
+
+    /// Whether `obj` is `cpu`'s object now. Compares addresses only (no
+    /// object is read), so it needs no read-side section; the caller holds
+    /// `obj`, whose address no other object can have meanwhile. Lock-free;
+    /// any context.
+    pub fn is(&self, cpu: i32, obj: &T) -> bool {
+        self.entry(cpu)
+            .is_some_and(|e| core::ptr::eq(e.load(Ordering::Acquire).cast::<T>().cast_const(), obj))
     }
 
     /// Publishes `obj` as `cpu`'s object if the entry is NULL; otherwise
