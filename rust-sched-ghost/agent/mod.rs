@@ -21,6 +21,7 @@
 //! that makes it runnable again).
 
 pub mod percpu;
+pub mod throttle;
 
 pub use percpu::{block, current_cpu, wake, wake_unlocked, wake_work};
 
@@ -129,6 +130,7 @@ fn checked_queue<'a>(e: &'a Enclave, cpu: i32, by_fd: Option<&'a Queue>) -> Resu
 pub fn attach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     g.set_agent(Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
+    throttle::reset(rq);
     if g.avail() {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     }
@@ -162,6 +164,7 @@ pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     g.set_latched(None, 0);
     g.set_agent(None, None);
     g.reset_agent_barrier();
+    throttle::reset(rq);
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.
     gt.enclave().agent_gone(now());
