@@ -140,6 +140,21 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<String, String> {
             write_file(&out.join(format!("workloads-{mode}.svg")), &plot)?;
         }
         m["workloads"] = wl_json;
+        let (disp_json, curves) = dispersive_curves(dir, &runs);
+        if !curves.is_empty() {
+            let plot = svg::lines(
+                &format!("Dispersive requests, {mode}: latency against load (median of rounds)"),
+                "%",
+                "us",
+                &curves,
+            );
+            write_file(&out.join(format!("dispersive-{mode}.svg")), &plot)?;
+            let _ = writeln!(
+                table,
+                "  dispersive:LOAD = the dispersive-request experiment at LOAD% (plot: dispersive-{mode}.svg)"
+            );
+        }
+        m["dispersive"] = disp_json;
         modes.push(m);
     }
     let results = json!({
@@ -253,7 +268,11 @@ fn workload_section(dir: &Path, runs: &[Run]) -> (Value, String, Vec<svg::BarGro
                 let cell = row.get(c);
                 let sum = cell.and_then(|x| stats::summarize(&x.values));
                 let ratio = match (sum, cfs_med) {
-                    (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
+                    // (An infinite median: runs whose requests never
+                    // completed; no ratio to it.)
+                    (Some(s), Some(b)) if b > 0.0 && b.is_finite() && s.median.is_finite() => {
+                        Some(s.median / b)
+                    }
                     _ => None,
                 };
                 let stat = cell.map(|x| status_text(&x.statuses)).unwrap_or_default();
@@ -305,6 +324,68 @@ fn workload_section(dir: &Path, runs: &[Run]) -> (Value, String, Vec<svg::BarGro
     (json!(js), t, groups)
 }
 
+/// The latency percentiles the dispersive plot draws, with their dash.
+const DISP_METRICS: [(&str, &str, usize); 3] = [
+    ("p99_us", "p99", 0),
+    ("p50_us", "p50", 2),
+    ("p999_us", "p99.9", 1),
+];
+
+/// Per-round values at each load (percent).
+type ByLoad = BTreeMap<u64, Vec<f64>>;
+
+/// The dispersive-request experiment's curves: for each configuration
+/// and percentile, the median over the rounds at each load. JSON
+/// `{config: {metric: {load: median}}}` and the plot's series.
+fn dispersive_curves(dir: &Path, runs: &[Run]) -> (Value, Vec<svg::Series>) {
+    // (config, metric) -> load -> per-round values, in the runs' order.
+    let mut cells: Vec<((String, String), ByLoad)> = Vec::new();
+    for r in runs.iter().filter(|r| r.status == "ok") {
+        let Some(load) = workloads::dispersive_load(&r.workload) else {
+            continue;
+        };
+        for (metric, v) in workloads::figures(&r.workload, &workloads::read_output(dir, r)) {
+            let key = (r.config.clone(), metric);
+            let i = match cells.iter().position(|c| c.0 == key) {
+                Some(i) => i,
+                None => {
+                    cells.push((key, BTreeMap::new()));
+                    cells.len() - 1
+                }
+            };
+            cells[i].1.entry(load as u64).or_default().push(v);
+        }
+    }
+    let mut js: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
+    let mut series = Vec::new();
+    let mut configs: Vec<String> = Vec::new();
+    for ((config, metric), loads) in &cells {
+        let med: BTreeMap<u64, f64> = loads
+            .iter()
+            .filter_map(|(l, v)| Some((*l, stats::median(v)?)))
+            .collect();
+        js.entry(config.clone()).or_default().insert(
+            metric.clone(),
+            med.iter().map(|(l, v)| (l.to_string(), *v)).collect(),
+        );
+        let Some(&(_, label, dash)) = DISP_METRICS.iter().find(|m| m.0 == metric) else {
+            continue;
+        };
+        if !configs.contains(config) {
+            configs.push(config.clone());
+        }
+        let color = configs.iter().position(|c| c == config).unwrap_or(0);
+        series.push(svg::Series {
+            label: format!("{config} {label}"),
+            color,
+            dash,
+            points: med.iter().map(|(l, v)| (*l as f64, *v)).collect(),
+        });
+    }
+    series.sort_by_key(|s| (s.dash, s.color));
+    (json!(js), series)
+}
+
 /// `5 ok`, `3 ok, 2 timeout`.
 fn status_text(s: &BTreeMap<String, usize>) -> String {
     s.iter()
@@ -343,6 +424,14 @@ mod tests {
         }
         tsv.push_str("fifo-central\tperf-pipe\t1\ttimeout\traw/none.txt\t20\n");
         tsv.push_str("cfs\tcyclictest\t1\tskipped\traw/none.txt\t0\n");
+        for (c, p99) in [("cfs", "900.0"), ("shinjuku", "300.0")] {
+            for l in [30, 60] {
+                let f = format!("raw/{c}-dispersive-{l}.txt");
+                let line = format!("{{\"experiment\":\"dispersive\",\"count\":100,\"p50_us\":100.0,\"p99_us\":{p99},\"p999_us\":null,\"dropped\":0}}\n");
+                std::fs::write(dir.join(&f), line).unwrap();
+                tsv.push_str(&format!("{c}\tdispersive:{l}\t1\tok\t{f}\t3.0\n"));
+            }
+        }
         std::fs::write(dir.join("workloads.tsv"), tsv).unwrap();
         let out = base.join("out");
         let t = report(std::slice::from_ref(&dir), &out).unwrap();
@@ -356,6 +445,13 @@ mod tests {
         let w = &r["modes"][0]["workloads"][0];
         assert_eq!(w["configs"]["fifo"]["ratio_to_cfs"], json!(2.5));
         assert!(out.join("workloads-icount.svg").exists());
+        assert!(t.contains("dispersive:60 p99_us"), "{t}");
+        assert!(t.contains("300 (0.33x)"), "{t}");
+        let d = &r["modes"][0]["dispersive"];
+        assert_eq!(d["shinjuku"]["p99_us"]["60"], json!(300.0));
+        assert_eq!(d["cfs"]["p50_us"]["30"], json!(100.0));
+        let plot = std::fs::read_to_string(out.join("dispersive-icount.svg")).unwrap();
+        assert!(plot.contains("shinjuku p99") && plot.contains("cfs p50"));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use ghost::quantile::quantile;
+
 /// The summary of a set of samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -17,19 +19,10 @@ pub struct Summary {
     pub max: f64,
 }
 
-/// The `q`-quantile (0..=1) of sorted samples, nearest rank: the smallest
-/// sample with at least `q` of the samples at or below it.
-pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-/// The summary of `samples` (any order); `None` when there are none.
+/// The summary of `samples` (any order; NaNs are left out, an infinity is
+/// a sample that never ended and sorts last); `None` when there are none.
 pub fn summarize(samples: &[f64]) -> Option<Summary> {
-    let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut s: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
     if s.is_empty() {
         return None;
     }
@@ -64,5 +57,8 @@ mod tests {
         assert_eq!(quantile(&[1.0, 2.0], 0.0), Some(1.0));
         assert!(summarize(&[]).is_none());
         assert!(summarize(&[f64::NAN]).is_none());
+        let inf = f64::INFINITY;
+        assert_eq!(median(&[inf, 3.0, inf]), Some(inf));
+        assert_eq!(median(&[inf, 3.0, 2.0]), Some(3.0));
     }
 }

@@ -1,5 +1,6 @@
 //! Small SVG plots (no plotting dependency): distributions as box plots
-//! and ratios as bars, both on a log10 axis.
+//! and ratios as bars, both on a log10 axis, and curves (a value against
+//! a linear x, on a log10 y axis).
 
 use std::fmt::Write;
 
@@ -87,7 +88,12 @@ pub fn boxplot(title: &str, unit: &str, rows: &[BoxRow]) -> String {
     let mut sorted: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| {
-            let mut v: Vec<f64> = r.samples.iter().copied().filter(|x| *x > 0.0).collect();
+            let mut v: Vec<f64> = r
+                .samples
+                .iter()
+                .copied()
+                .filter(|x| *x > 0.0 && x.is_finite())
+                .collect();
             v.sort_by(f64::total_cmp);
             v
         })
@@ -156,7 +162,8 @@ pub fn bars(title: &str, unit: &str, groups: &[BarGroup]) -> String {
     header(&mut s, h, title);
     let vals = groups
         .iter()
-        .flat_map(|g| g.bars.iter().filter_map(|b| b.1));
+        .flat_map(|g| g.bars.iter().filter_map(|b| b.1))
+        .filter(|v| v.is_finite());
     let (min, max) = vals.fold((1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let ax = Axis::new(min.min(0.5), max);
     ax.draw(&mut s, h, unit);
@@ -185,9 +192,9 @@ pub fn bars(title: &str, unit: &str, groups: &[BarGroup]) -> String {
                 }
             };
             let color = COLORS[k % COLORS.len()];
-            match v {
+            match v.filter(|v| v.is_finite()) {
                 Some(v) => {
-                    let x = ax.x(*v);
+                    let x = ax.x(v);
                     let (x0, x1) = if x < LEFT { (x, LEFT) } else { (LEFT, x) };
                     let _ = write!(
                         s,
@@ -212,6 +219,106 @@ pub fn bars(title: &str, unit: &str, groups: &[BarGroup]) -> String {
             y += 14.0;
         }
         y += 10.0;
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One curve: its points (x, y), drawn in color `color` with dash style
+/// `dash` (0: solid, 1: dashed, 2: dotted).
+pub struct Series {
+    /// The legend's text.
+    pub label: String,
+    pub color: usize,
+    pub dash: usize,
+    /// (x, y), any order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Curves on a linear x axis from 0 and a log10 y axis, with a legend.
+pub fn lines(title: &str, xunit: &str, yunit: &str, series: &[Series]) -> String {
+    const H: f64 = 520.0;
+    const L: f64 = 90.0;
+    const R: f64 = 230.0;
+    const B: f64 = 60.0;
+    let mut s = String::new();
+    header(&mut s, H, title);
+    let pts = || series.iter().flat_map(|c| c.points.iter().copied());
+    let ys = pts().map(|p| p.1).filter(|y| *y > 0.0 && y.is_finite());
+    let (ymin, ymax) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    let xmax = pts().map(|p| p.0).fold(0.0f64, f64::max);
+    if !ymin.is_finite() || xmax <= 0.0 {
+        s.push_str("</svg>\n");
+        return s;
+    }
+    let (lo, hi) = (
+        ymin.log10().floor(),
+        ymax.log10().ceil().max(ymin.log10().floor() + 1.0),
+    );
+    let xspan = if xmax <= 100.0 { 100.0 } else { xmax };
+    let x = |v: f64| L + v / xspan * (W - L - R);
+    let y = |v: f64| TOP + (hi - v.max(1e-9).log10()) / (hi - lo) * (H - TOP - B);
+    let mut d = lo;
+    while d <= hi + 1e-9 {
+        let v = 10f64.powf(d);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y(v) + 4.0,
+            esc(&format!("{} {yunit}", fmt_num(v))),
+            yy = y(v),
+        );
+        d += 1.0;
+    }
+    let mut xs: Vec<f64> = pts().map(|p| p.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for v in xs.iter().copied().chain([0.0, xspan]) {
+        let _ = write!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#eee"/><text x="{xx:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+            H - B,
+            H - B + 16.0,
+            esc(&format!("{v:.0}{xunit}")),
+            xx = x(v),
+        );
+    }
+    for (k, c) in series.iter().enumerate() {
+        let color = COLORS[c.color % COLORS.len()];
+        let dash = ["", "8,4", "2,3"][c.dash % 3];
+        let mut p = c.points.clone();
+        // Not drawn: an infinity (requests that never completed).
+        p.retain(|q| q.1 > 0.0 && q.1.is_finite());
+        p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let path: Vec<String> = p
+            .iter()
+            .map(|q| format!("{:.1},{:.1}", x(q.0), y(q.1)))
+            .collect();
+        let _ = write!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"##,
+            path.join(" ")
+        );
+        for q in &p {
+            let _ = write!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"##,
+                x(q.0),
+                y(q.1)
+            );
+        }
+        let ly = TOP + 18.0 * k as f64;
+        let _ = write!(
+            s,
+            r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"##,
+            W - R + 15.0,
+            W - R + 45.0,
+            W - R + 50.0,
+            ly + 4.0,
+            esc(&c.label)
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -244,11 +351,30 @@ mod tests {
             "x",
             &[BarGroup {
                 label: "perf".into(),
-                bars: vec![("fifo".into(), Some(2.5)), ("central".into(), None)],
+                bars: vec![
+                    ("fifo".into(), Some(2.5)),
+                    ("central".into(), None),
+                    ("inf".into(), Some(f64::INFINITY)),
+                ],
             }],
         );
         assert!(r.contains("fifo 2.50") && r.contains("(no figure)"));
         assert_eq!(fmt_num(1000.0), "1000");
+        let l = lines(
+            "latency",
+            "%",
+            "us",
+            &[Series {
+                label: "cfs p99".into(),
+                color: 0,
+                dash: 1,
+                points: vec![(60.0, 900.0), (30.0, 200.0), (85.0, f64::INFINITY)],
+            }],
+        );
+        assert!(l.contains("<polyline") && l.contains("cfs p99"), "{l}");
+        assert!(l.contains(">0%<") && l.contains(">60%<"), "{l}");
+        assert_eq!(l.matches("<circle").count(), 2);
+        assert!(l.trim_end().ends_with("</svg>"));
         assert_eq!(fmt_num(0.1), "0.1");
     }
 }

@@ -67,6 +67,8 @@ pub fn figures(workload: &str, out: &str) -> Vec<(String, f64)> {
                 ]
             })
             .unwrap_or_default()
+    } else if kind == "dispersive" {
+        dispersive(out)
     } else if kind.starts_with("stress-switch") {
         stress_switch(out)
             .map(|v| vec![("ns_per_switch".into(), v)])
@@ -81,7 +83,8 @@ pub fn unit(metric: &str) -> &'static str {
     match metric {
         "usecs_per_op" => "us/op",
         "seconds" => "s",
-        "p50_us" | "p99_us" | "max_us" => "us",
+        "p50_us" | "p99_us" | "p999_us" | "max_us" => "us",
+        "dropped" => "requests",
         "ns_per_switch" => "ns/switch",
         _ => "",
     }
@@ -163,6 +166,32 @@ fn cyclictest(out: &str) -> Option<(f64, f64, f64)> {
     Some((pct(0.5), pct(0.99), max))
 }
 
+/// The figures of `ghost-exp dispersive`'s JSON line: the latency
+/// percentiles (one that falls among the dropped requests, `null`, is an
+/// infinity) and the dropped requests. None when nothing was measured.
+fn dispersive(out: &str) -> Vec<(String, f64)> {
+    let Some(v) = out.lines().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+        (v["experiment"] == "dispersive").then_some(v)
+    }) else {
+        return Vec::new();
+    };
+    if v["count"].as_u64().unwrap_or(0) == 0 {
+        return Vec::new();
+    }
+    let mut f: Vec<(String, f64)> = ["p50_us", "p99_us", "p999_us"]
+        .iter()
+        .map(|k| (k.to_string(), v[*k].as_f64().unwrap_or(f64::INFINITY)))
+        .collect();
+    f.extend(v["dropped"].as_f64().map(|d| ("dropped".to_string(), d)));
+    f
+}
+
+/// The load of a `dispersive:LOAD` workload, percent.
+pub fn dispersive_load(workload: &str) -> Option<f64> {
+    workload.strip_prefix("dispersive:")?.parse().ok()
+}
+
 /// Reads a run's output file; empty if it cannot be read.
 pub fn read_output(dir: &Path, run: &Run) -> String {
     std::fs::read_to_string(dir.join(&run.file)).unwrap_or_default()
@@ -198,6 +227,25 @@ mod tests {
         );
         assert!(figures("perf-pipe", "Killed\n").is_empty());
         assert!(figures("unknown", perf).is_empty());
+    }
+
+    #[test]
+    fn dispersive_json_line() {
+        let out = "ghost-exp: something\n{\"experiment\":\"dispersive\",\"rate\":444,\"count\":1000,\"dropped\":2,\"p50_us\":210.5,\"p99_us\":4000.0,\"p999_us\":null,\"max_us\":260000.0}\n";
+        assert_eq!(
+            figures("dispersive:60", out),
+            vec![
+                ("p50_us".into(), 210.5),
+                ("p99_us".into(), 4000.0),
+                ("p999_us".into(), f64::INFINITY),
+                ("dropped".into(), 2.0)
+            ]
+        );
+        assert!(figures("dispersive:60", "{\"loops_per_us\":3}\n").is_empty());
+        let none = "{\"experiment\":\"dispersive\",\"count\":0,\"p50_us\":null}";
+        assert!(figures("dispersive:60", none).is_empty());
+        assert_eq!(dispersive_load("dispersive:85"), Some(85.0));
+        assert_eq!(dispersive_load("perf-pipe"), None);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! tests mount ghostfs and poke at the scheduler). Each test prints one line,
 //! `PASS <name> (<ms> ms)` or `FAIL <name>: <reason>`; the exit code is 0 only
 //! when every selected test passed.
+//!
+//! `ghost-exp dispersive` is the dispersive-request experiment (short and
+//! long requests served by worker threads, under CFS or in an enclave);
+//! `make bench` runs it (see `Documentation/ghost-rs/benchmarks.rst`).
 
 /// Fails the enclosing test with a formatted reason unless `$cond` holds.
 macro_rules! ensure {
@@ -15,6 +19,7 @@ macro_rules! ensure {
     };
 }
 
+mod dispersive;
 mod fuzz;
 mod harness;
 mod simple;
@@ -29,6 +34,12 @@ fn usage() -> ExitCode {
     eprintln!("       ghost-exp simple --enclave <id|path> [--verify] [--scale N] [SCENARIO ...]");
     eprintln!(
         "                                  ghOSt's simple_exp scenarios in a running enclave"
+    );
+    eprintln!(
+        "       ghost-exp dispersive [--rate R] [--duration-ms D] [--workers W] [--enclave ID] ..."
+    );
+    eprintln!(
+        "                                  the dispersive-request experiment (--help: options)"
     );
     eprintln!("       ghost-exp fuzz [--seed S] [--seconds N | --ops N]");
     eprintln!("                                  the seeded random-operation fuzzer (in the VM)");
@@ -48,6 +59,7 @@ fn main() -> ExitCode {
         }
         Some("simple") => simple::main(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
+        Some("dispersive") => dispersive::main(&args[1..]),
         Some("list") => {
             for t in suite::all() {
                 println!("{}", t.name);

@@ -27,6 +27,7 @@
 //!   message loop, shutdown and in-place upgrade;
 //! - [`policies`]: the bundled policies (per-CPU FIFO, centralized FIFO);
 //! - [`stats`]: what an agent counts;
+//! - [`quantile`]: the nearest-rank quantile of benchmark samples;
 //! - [`error`]: one error type that names the file or ioctl and the errno.
 //!
 //! Layouts and constants come from the `ghost-abi` crate (ghOSt ABI 91).
@@ -43,6 +44,7 @@ pub mod ghostfs;
 pub mod gtid;
 pub mod policies;
 pub mod policy;
+pub mod quantile;
 pub mod queue;
 pub mod scheduler;
 pub mod stats;
