@@ -55,16 +55,21 @@ pub(crate) fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
 /// Waits until `done()` holds, for as long as `progress()` keeps changing:
 /// fails (returns false) only when it has not changed for `stall_ms`, or
 /// after `cap_ms` in all (a cap that only catches a hang). A slow or busy
-/// machine makes progress slowly, not never.
+/// machine makes progress slowly, not never. Every [`HEARTBEAT`] it says
+/// where it waits, the progress so far and the ghost tasks' states, so that
+/// a slow wait is not a silent one.
+#[track_caller]
 pub(crate) fn wait_while_progressing(
     stall_ms: u64,
     cap_ms: u64,
     mut progress: impl FnMut() -> u64,
     mut done: impl FnMut() -> bool,
 ) -> bool {
+    let at = std::panic::Location::caller();
     let start = Instant::now();
     let mut last = progress();
     let mut last_change = Instant::now();
+    let mut said = Instant::now();
     loop {
         if done() {
             return true;
@@ -79,6 +84,18 @@ pub(crate) fn wait_while_progressing(
         {
             return done();
         }
+        if said.elapsed() > HEARTBEAT {
+            said = Instant::now();
+            println!(
+                "  still waiting at {at} after {} s: progress {now}, last change {} s ago; {}",
+                start.elapsed().as_secs(),
+                last_change.elapsed().as_secs(),
+                super::sys::ghost_states()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How often [`wait_while_progressing`] says it still waits.
+const HEARTBEAT: Duration = Duration::from_secs(60);
