@@ -29,9 +29,9 @@
 //! agent does the same for the other CPUs with remote commits (or one sync
 //! group); while the runtime has a reason to look again without a message
 //! (a time slice or a back-off ends while tasks wait, a task is finishing
-//! its switch off a CPU) it polls, calling `sched_yield` between rounds and
-//! giving its CPU to another class that wants it (`BOOST_PRIO`) until the
-//! CPU would go idle; otherwise it sleeps until a message comes. The other
+//! its switch off a CPU) it polls, calling `sched_yield` between rounds, or
+//! sleeping 200 µs between them while another class wants its CPU
+//! (`BOOST_PRIO`); otherwise it sleeps until a message comes. The other
 //! agents only yield.
 //!
 //! `SIGINT` and `SIGTERM` stop the agents: the main thread sets a flag and
@@ -62,6 +62,10 @@ use crate::stats::Stats;
 use crate::sw::StatusWord;
 use crate::sys::{self, Errno, EventFd, SignalFd};
 use crate::txn::{CpuMask, TxnRequest, TxnResult};
+
+/// How long a polling global agent gives its CPU to another class that
+/// wants it (`BOOST_PRIO`) before it looks again.
+const BOOSTED_NAP: Duration = Duration::from_micros(200);
 
 /// The signal the runtime sends agent threads to interrupt `ghost_run`.
 pub const WAKE_SIGNAL: i32 = libc::SIGUSR2;
@@ -546,6 +550,9 @@ impl<P: Policy> Shared<P> {
     }
 
     /// The global agent loop (centralized model).
+    ///
+    /// A polling global agent whose CPU another class wants sleeps
+    /// [`BOOSTED_NAP`] between rounds.
     fn global_loop(&self, cpu: usize, me: StatusWord<'_>, st: &mut Stats) -> Result<()> {
         let q = self
             .queue(cpu)
@@ -562,9 +569,15 @@ impl<P: Policy> Shared<P> {
                 }
             } else if plan.polls() {
                 if me.boost_prio() {
-                    // Another class wants this CPU: let it run until the
-                    // next message or the CPU goes idle.
-                    self.yield_cpu(cpu, barrier, abi::RTLA_ON_IDLE, false, st)?;
+                    // Another class wants this CPU: let it run, for a
+                    // bounded time. Not "until the next message or the CPU
+                    // goes idle" (RTLA_ON_IDLE): the reason to look again
+                    // is a time, not a message, and a CFS task that keeps
+                    // the CPU busy while it waits for a ghost task (a
+                    // parent reaping an exiting thread in `wait4`) would
+                    // then wait for ever: seen in policy_sol's VM test.
+                    std::thread::sleep(BOOSTED_NAP);
+                    st.polls += 1;
                 } else {
                     // Not a bare spin: the kernel sets BOOST_PRIO when it
                     // picks the agent ahead of another class's task, and a
