@@ -32,6 +32,14 @@ if [ -x /usr/lib/ccache/clang ]; then
 	export CCACHE_BASEDIR=$KSRC
 fi
 
+# bindgen (the kernel's Rust bindings) loads libclang at run time and, left to
+# itself, takes the newest one installed. It must be the libclang of the clang
+# that builds the kernel (Debian 12's clang, llvm-14): with clang-19 installed
+# for tools/sched_ext (scripts/build-scx) it would take libclang-19 and fail on
+# clang-14's flags ("unknown argument: -enable-trivial-auto-var-init-zero-...").
+# clang-19 is used only through scripts/build-scx (LLVM=-19), never here.
+export LIBCLANG_PATH=/usr/lib/llvm-14/lib
+
 kmake() { make "${KMAKE_ARGS[@]}" "$@"; }
 
 say() { echo "${0##*/}: $*"; }
