@@ -88,17 +88,23 @@ fn ghost_threads_of(pid: i32) -> usize {
 /// starved, or that sched_ext ejected its scheduler for an error.
 fn starvation_lines() -> Result<Vec<String>, String> {
     let log = sys::kernel_log().map_err(|e| format!("klogctl: {}", sys::errno_name(e)))?;
-    const SIGNS: [&str; 6] = [
+    const SIGNS: [&str; 5] = [
         "runnable task stall",
         "kthread starved",
         "detected stalls",
         "rcu_check_gp_start_stall",
         "blocked for more than",
-        "sched_ext: BPF scheduler \"simple\" errored",
     ];
+    // sched_ext says why it disabled a scheduler; only an unload by its
+    // program is clean.
+    let ejected = |l: &str| {
+        l.contains("sched_ext: BPF scheduler")
+            && l.contains(" disabled (")
+            && !l.contains("(unregistered from user space)")
+    };
     Ok(log
         .lines()
-        .filter(|l| SIGNS.iter().any(|s| l.contains(s)))
+        .filter(|l| SIGNS.iter().any(|s| l.contains(s)) || ejected(l))
         .map(str::to_string)
         .collect())
 }
