@@ -109,6 +109,35 @@ fn starvation_lines() -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// After the BPF scheduler `what` (loaded, unloaded; either re-derives
+/// every task's class): the ghost tasks `spinners` and the `agents` agent
+/// threads of process `agent` are still in ghost, and ghost tasks progress.
+fn still_in_ghost(
+    what: &str,
+    spinners: &[i32],
+    agent: i32,
+    agents: usize,
+    progress: &dyn Fn(u64) -> bool,
+) -> Result<(), String> {
+    for &pid in spinners {
+        ensure!(
+            sys::sched_policy(pid) == ghost_abi::SCHED_GHOST,
+            "ghost task {pid} left ghost when the BPF scheduler {what}: policy {}",
+            sys::sched_policy(pid)
+        );
+    }
+    ensure!(
+        ghost_threads_of(agent) == agents,
+        "the agents left ghost when the BPF scheduler {what}: {}",
+        sys::threads_of(agent)
+    );
+    ensure!(
+        progress(1000),
+        "ghost tasks stopped when the BPF scheduler {what}"
+    );
+    Ok(())
+}
+
 /// `scx_simple` (switch-all) beside a `ghost-agent fifo` enclave: neither
 /// side starves the other or kernel threads (the module's (a)-(d)).
 pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
@@ -200,22 +229,7 @@ pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
         "scx_simple is not switch-all: switch_all {:?}",
         scx_attr("switch_all")
     );
-    for &pid in &spinners {
-        ensure!(
-            sys::sched_policy(pid) == ghost_abi::SCHED_GHOST,
-            "ghost spinner {pid} left ghost when the BPF scheduler loaded: policy {}",
-            sys::sched_policy(pid)
-        );
-    }
-    ensure!(
-        ghost_threads_of(agent.pid()) == agents,
-        "the agents left ghost when the BPF scheduler loaded: {}",
-        sys::threads_of(agent.pid())
-    );
-    ensure!(
-        ghost_progress(1000),
-        "ghost tasks stopped once the BPF scheduler loaded"
-    );
+    still_in_ghost("loaded", &spinners, agent.pid(), agents, &ghost_progress)?;
     // A task joining while every other task is an ext task goes to ghost
     // (it waits behind a spinner of its home CPU: FIFO).
     let late = spinner(2)?;
@@ -328,22 +342,7 @@ pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
             .is_some_and(|l| l.contains("unregistered from user space")),
         "scx_simple did not unload cleanly: {how:?}"
     );
-    for &pid in &spinners {
-        ensure!(
-            sys::sched_policy(pid) == ghost_abi::SCHED_GHOST,
-            "ghost spinner {pid} left ghost when the BPF scheduler unloaded: policy {}",
-            sys::sched_policy(pid)
-        );
-    }
-    ensure!(
-        ghost_threads_of(agent.pid()) == agents,
-        "the agents left ghost when the BPF scheduler unloaded: {}",
-        sys::threads_of(agent.pid())
-    );
-    ensure!(
-        ghost_progress(1000),
-        "ghost tasks stopped after the BPF scheduler unloaded"
-    );
+    still_in_ghost("unloaded", &spinners, agent.pid(), agents, &ghost_progress)?;
 
     // Destroy the enclave: every task is back in CFS (sched_ext is off),
     // still running.
