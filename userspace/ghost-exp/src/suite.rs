@@ -181,6 +181,10 @@ pub const TESTS: &[Test] = &[
         run: scx::scx_switch_all_beside_ghost,
     },
     Test {
+        name: "scx_partial_beside_ghost",
+        run: scx::scx_partial_beside_ghost,
+    },
+    Test {
         name: "create_destroy_cycles_memory",
         run: lifecycle::create_destroy_cycles_memory,
     },

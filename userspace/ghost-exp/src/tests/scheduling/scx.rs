@@ -19,6 +19,10 @@
 //! - (d) the scheduler unloads cleanly and the ghost tasks keep running;
 //!   destroying the enclave puts every task back in CFS, still running.
 //!
+//! And with `scx_qmap -p` (partitioned: only `SCHED_EXT` tasks are ext
+//! tasks), a `SCHED_EXT` task pinned to an enclave CPU gets CPU time beside
+//! the ghost spinners, which go on on the other CPU.
+//!
 //! The schedulers are built by `scripts/build-scx` in the bench kernel's
 //! tree; `scripts/vm-run` passes their directory as `GHOST_SCX_DIR`. On a
 //! kernel without sched_ext (no `/sys/kernel/sched_ext`: the default
@@ -40,6 +44,10 @@ const EXT_CPU: usize = 1;
 
 /// Ghost spinners: two join before the BPF scheduler is loaded, one after.
 const SPINNERS: usize = 3;
+
+/// The `SCHED_EXT` policy (`<linux/sched.h>`): a task of a partitioned
+/// BPF scheduler.
+const SCHED_EXT: i32 = 7;
 
 /// Rounds of kernel-thread work (each: work on every CPU, an RCU grace
 /// period, a 1 ms sleep) that must complete under the load.
@@ -109,131 +117,259 @@ fn starvation_lines() -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// After the BPF scheduler `what` (loaded, unloaded; either re-derives
-/// every task's class): the ghost tasks `spinners` and the `agents` agent
-/// threads of process `agent` are still in ghost, and ghost tasks progress.
-fn still_in_ghost(
-    what: &str,
-    spinners: &[i32],
-    agent: i32,
+/// The ghost side of a test: an enclave on [`ENCLAVE_CPUS`] with
+/// `ghost-agent fifo`, and its spinners.
+struct GhostSide {
+    agent: Proc,
+    /// The agent threads in the ghost class.
     agents: usize,
-    progress: &dyn Fn(u64) -> bool,
-) -> Result<(), String> {
-    for &pid in spinners {
+    tasks: String,
+    spinners: Vec<i32>,
+    c: &'static Counters,
+}
+
+impl GhostSide {
+    /// The agent, online, and two spinners running under it. Checks first
+    /// that no BPF scheduler is loaded and that the kernel log is clean.
+    fn start() -> Result<GhostSide, String> {
+        let n = nr_cpu_ids()?;
         ensure!(
-            sys::sched_policy(pid) == ghost_abi::SCHED_GHOST,
-            "ghost task {pid} left ghost when the BPF scheduler {what}: policy {}",
-            sys::sched_policy(pid)
+            n >= 3,
+            "needs 3 CPUs (enclave on {ENCLAVE_CPUS}), have {n}; make test-scx boots 4"
         );
+        ensure!(
+            scx_attr("state") == "disabled",
+            "a BPF scheduler is already loaded: state {:?}, ops {:?}",
+            scx_attr("state"),
+            scx_attr("root/ops")
+        );
+        let before = starvation_lines()?;
+        ensure!(
+            before.is_empty(),
+            "kernel log before the test:\n{}",
+            before.join("\n")
+        );
+        sys::ensure_ghostfs()?;
+        let agent = Proc::start("ghost-agent", &["fifo", "--cpus", ENCLAVE_CPUS])?;
+        let id = online_enclave(AGENT_UP_S).ok_or_else(|| {
+            format!(
+                "no agent online after {AGENT_UP_S} s; ghost-agent printed:\n{}",
+                tail(&agent.output())
+            )
+        })?;
+        let agents = ghost_threads_of(agent.pid());
+        ensure!(
+            agents >= 2,
+            "{agents} agent threads in the ghost class, want 2 (CPUs {ENCLAVE_CPUS})"
+        );
+        let mut e = GhostSide {
+            agent,
+            agents,
+            tasks: path(id, "tasks"),
+            spinners: Vec::new(),
+            c: shared_page()?,
+        };
+        for i in 0..2 {
+            let pid = e.spinner(i)?;
+            ensure!(
+                wait_for(5000, || e.c.spin[i].load(Ordering::Relaxed) > 1000),
+                "ghost spinner {i} (pid {pid}) did not run under the agent; {}",
+                sys::threads_of(pid)
+            );
+        }
+        Ok(e)
     }
+
+    /// Starts spinner `i`: it joins the enclave and counts in `spin[i]`.
+    fn spinner(&mut self, i: usize) -> Result<i32, String> {
+        let (tasks, c) = (self.tasks.clone(), self.c);
+        let pid = sys::fork_child(move || {
+            if sys::write_once(&tasks, b"0").is_err() {
+                return 3;
+            }
+            loop {
+                if let Some(n) = c.spin.get(i) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })?;
+        self.spinners.push(pid);
+        Ok(pid)
+    }
+
+    /// Whether ghost tasks progress: the spinners' sum grows by 1000.
+    fn progress(&self) -> bool {
+        let spun = || {
+            self.c
+                .spin
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
+        let at = spun();
+        wait_for(5000, || spun() > at + 1000)
+    }
+
+    /// After the BPF scheduler `what` (loaded, unloaded; either re-derives
+    /// every task's class): the spinners and the agents are still in ghost,
+    /// and ghost tasks progress.
+    fn still_in_ghost(&self, what: &str) -> Result<(), String> {
+        for &pid in &self.spinners {
+            ensure!(
+                sys::sched_policy(pid) == ghost_abi::SCHED_GHOST,
+                "ghost task {pid} left ghost when the BPF scheduler {what}: policy {}",
+                sys::sched_policy(pid)
+            );
+        }
+        ensure!(
+            ghost_threads_of(self.agent.pid()) == self.agents,
+            "the agents left ghost when the BPF scheduler {what}: {}",
+            sys::threads_of(self.agent.pid())
+        );
+        ensure!(
+            self.progress(),
+            "ghost tasks stopped when the BPF scheduler {what}"
+        );
+        Ok(())
+    }
+
+    /// Starts a CPU-bound task pinned to [`EXT_CPU`] (with policy `policy`
+    /// if given), counting in `ext`, and checks that it gets CPU time
+    /// beside the ghost spinners and that ghost tasks still progress (on
+    /// the other enclave CPU).
+    fn pinned_hog(&self, policy: Option<i32>) -> Result<i32, String> {
+        let c = self.c;
+        let hog = sys::fork_child(move || {
+            if !sys::pin(EXT_CPU) || policy.is_some_and(|p| sys::set_policy(0, p).is_err()) {
+                return 3;
+            }
+            loop {
+                c.ext.fetch_add(1, Ordering::Relaxed);
+            }
+        })?;
+        ensure!(
+            wait_for(10_000, || sys::proc_cpu_ticks(hog) >= 50 || sys::ended(hog)),
+            "the ext task pinned to CPU {EXT_CPU} got {} ticks (count {}) beside the ghost spinners; {}",
+            sys::proc_cpu_ticks(hog),
+            c.ext.load(Ordering::Relaxed),
+            sys::threads_of(hog)
+        );
+        ensure!(
+            !sys::ended(hog),
+            "the ext task could not pin itself to CPU {EXT_CPU} or set its policy"
+        );
+        ensure!(
+            self.progress(),
+            "ghost tasks made no progress beside the pinned ext task"
+        );
+        Ok(hog)
+    }
+
+    /// Destroys the enclave (SIGINT to the agent): every task is back in
+    /// CFS (sched_ext is off by then), still running; then kills them and
+    /// `others`.
+    fn destroy(mut self, others: &[i32]) -> Result<(), String> {
+        self.agent.signal(libc::SIGINT);
+        self.agent.finish(30)?;
+        for &pid in &self.spinners {
+            ensure!(
+                sys::sched_policy(pid) == libc::SCHED_OTHER,
+                "spinner {pid} has policy {} after the enclave was destroyed",
+                sys::sched_policy(pid)
+            );
+        }
+        ensure!(self.progress(), "the former ghost tasks do not run in CFS");
+        for &pid in self.spinners.iter().chain(others) {
+            sys::kill(pid, libc::SIGKILL);
+            sys::wait_child(pid)?;
+        }
+        let starved = starvation_lines()?;
+        ensure!(
+            starved.is_empty(),
+            "starvation in the kernel log:\n{}",
+            starved.join("\n")
+        );
+        Ok(())
+    }
+}
+
+/// Starts the kernel's scheduler `name` with `args` and waits until it is
+/// enabled, partial or switch-all as `switch_all` says.
+fn load(name: &str, args: &[&str], ops: &str, switch_all: bool) -> Result<Proc, String> {
+    let scx = Proc::start_exe(&scx_bin(name)?, name, args)?;
     ensure!(
-        ghost_threads_of(agent) == agents,
-        "the agents left ghost when the BPF scheduler {what}: {}",
-        sys::threads_of(agent)
+        wait_for(30_000, || scx_attr("state") == "enabled"
+            || sys::ended(scx.pid())),
+        "{name} did not load"
     );
     ensure!(
-        progress(1000),
-        "ghost tasks stopped when the BPF scheduler {what}"
+        scx_attr("state") == "enabled" && scx_attr("root/ops") == ops,
+        "{name} did not load: state {:?}, ops {:?}; it printed:\n{}",
+        scx_attr("state"),
+        scx_attr("root/ops"),
+        tail(&scx.output())
+    );
+    let want = if switch_all { "1" } else { "0" };
+    ensure!(
+        scx_attr("switch_all") == want,
+        "{name}: switch_all {:?}, want {want}",
+        scx_attr("switch_all")
+    );
+    Ok(scx)
+}
+
+/// Unloads the scheduler (SIGINT to its program): sched_ext is disabled,
+/// and says it was unregistered from user space.
+fn unload(mut scx: Proc, ops: &str) -> Result<(), String> {
+    ensure!(
+        scx_attr("state") == "enabled" && !sys::ended(scx.pid()),
+        "the BPF scheduler is gone before its unload: state {:?}; it printed:\n{}",
+        scx_attr("state"),
+        tail(&scx.output())
+    );
+    scx.signal(libc::SIGINT);
+    scx.wait(60)?;
+    ensure!(
+        wait_for(30_000, || scx_attr("state") == "disabled"),
+        "sched_ext state {:?} after {ops} exited",
+        scx_attr("state")
+    );
+    let log = sys::kernel_log().map_err(|e| format!("klogctl: {}", sys::errno_name(e)))?;
+    let tag = format!("BPF scheduler \"{ops}\" disabled");
+    let how: Vec<&str> = log.lines().filter(|l| l.contains(&tag)).collect();
+    ensure!(
+        how.last()
+            .is_some_and(|l| l.contains("unregistered from user space")),
+        "{ops} did not unload cleanly: {how:?}"
     );
     Ok(())
+}
+
+/// Whether the kernel has sched_ext; prints the SKIP line if not.
+fn have_scx(test: &str) -> bool {
+    let have = std::path::Path::new(SCX_SYSFS).exists();
+    if !have {
+        println!("  SKIP {test}: no {SCX_SYSFS} (a kernel without sched_ext)");
+    }
+    have
 }
 
 /// `scx_simple` (switch-all) beside a `ghost-agent fifo` enclave: neither
 /// side starves the other or kernel threads (the module's (a)-(d)).
 pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
-    if !std::path::Path::new(SCX_SYSFS).exists() {
-        println!("  SKIP scx_switch_all_beside_ghost: no {SCX_SYSFS} (a kernel without sched_ext)");
+    if !have_scx("scx_switch_all_beside_ghost") {
         return Ok(());
     }
-    let simple = scx_bin("scx_simple")?;
-    let n = nr_cpu_ids()?;
-    ensure!(
-        n >= 3,
-        "needs 3 CPUs (enclave on {ENCLAVE_CPUS}), have {n}; make test-scx boots 4"
-    );
-    ensure!(
-        scx_attr("state") == "disabled",
-        "a BPF scheduler is already loaded: state {:?}, ops {:?}",
-        scx_attr("state"),
-        scx_attr("root/ops")
-    );
-    let before = starvation_lines()?;
-    ensure!(
-        before.is_empty(),
-        "kernel log before the test:\n{}",
-        before.join("\n")
-    );
-    sys::ensure_ghostfs()?;
-    let c: &'static Counters = shared_page()?;
-
-    let mut agent = Proc::start("ghost-agent", &["fifo", "--cpus", ENCLAVE_CPUS])?;
-    let id = online_enclave(AGENT_UP_S).ok_or_else(|| {
-        format!(
-            "no agent online after {AGENT_UP_S} s; ghost-agent printed:\n{}",
-            tail(&agent.output())
-        )
-    })?;
-    let agents = ghost_threads_of(agent.pid());
-    ensure!(
-        agents >= 2,
-        "{agents} agent threads in the ghost class, want 2 (CPUs {ENCLAVE_CPUS})"
-    );
-    let tasks = path(id, "tasks");
-    let spinner = |i: usize| {
-        let tasks = tasks.clone();
-        sys::fork_child(move || {
-            if sys::write_once(&tasks, b"0").is_err() {
-                return 3;
-            }
-            loop {
-                c.spin[i].fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    let spun = || {
-        c.spin
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
-    // Ghost tasks progress: the spinners' sum grows by `by`.
-    let ghost_progress = |by: u64| {
-        let at = spun();
-        wait_for(5000, || spun() > at + by)
-    };
-    let mut spinners = vec![spinner(0)?, spinner(1)?];
-    for (i, &pid) in spinners.iter().enumerate() {
-        ensure!(
-            wait_for(5000, || c.spin[i].load(Ordering::Relaxed) > 1000),
-            "ghost spinner {i} (pid {pid}) did not run under the agent; {}",
-            sys::threads_of(pid)
-        );
-    }
+    scx_bin("scx_simple")?;
+    let mut e = GhostSide::start()?;
+    let c = e.c;
 
     // Load the switch-all scheduler: every task's class is re-derived.
-    let mut scx = Proc::start_exe(&simple, "scx_simple", &[])?;
-    ensure!(
-        wait_for(30_000, || scx_attr("state") == "enabled"
-            || sys::ended(scx.pid())),
-        "scx_simple did not load"
-    );
-    ensure!(
-        scx_attr("state") == "enabled" && scx_attr("root/ops") == "simple",
-        "scx_simple did not load: state {:?}, ops {:?}; it printed:\n{}",
-        scx_attr("state"),
-        scx_attr("root/ops"),
-        tail(&scx.output())
-    );
-    ensure!(
-        scx_attr("switch_all") == "1",
-        "scx_simple is not switch-all: switch_all {:?}",
-        scx_attr("switch_all")
-    );
-    still_in_ghost("loaded", &spinners, agent.pid(), agents, &ghost_progress)?;
+    let scx = load("scx_simple", &[], "simple", true)?;
+    e.still_in_ghost("loaded")?;
     // A task joining while every other task is an ext task goes to ghost
     // (it waits behind a spinner of its home CPU: FIFO).
-    let late = spinner(2)?;
-    spinners.push(late);
+    let late = e.spinner(2)?;
     ensure!(
         wait_for(5000, || sys::sched_policy(late) == ghost_abi::SCHED_GHOST
             || sys::ended(late)),
@@ -242,37 +378,15 @@ pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
         sys::threads_of(late)
     );
 
-    // (a) An ext task pinned to an enclave CPU: it outranks the ghost
-    // tasks there, as a CFS task would.
-    let ext = sys::fork_child(move || {
-        if !sys::pin(EXT_CPU) {
-            return 3;
-        }
-        loop {
-            c.ext.fetch_add(1, Ordering::Relaxed);
-        }
-    })?;
-    ensure!(
-        wait_for(10_000, || sys::proc_cpu_ticks(ext) >= 50 || sys::ended(ext)),
-        "the ext task pinned to CPU {EXT_CPU} got {} ticks (count {}) beside the ghost spinners; {}",
-        sys::proc_cpu_ticks(ext),
-        c.ext.load(Ordering::Relaxed),
-        sys::threads_of(ext)
-    );
-    ensure!(
-        !sys::ended(ext),
-        "the ext task could not pin itself to CPU {EXT_CPU}"
-    );
+    // (a), (b): an ext task (a SCHED_NORMAL task under a switch-all
+    // scheduler) pinned to an enclave CPU outranks the ghost tasks there,
+    // as a CFS task would; ghost tasks go on on the other CPU.
+    let ext = e.pinned_hog(None)?;
     ensure!(
         sys::sched_policy(ext) == libc::SCHED_OTHER && scx_attr("state") == "enabled",
         "the CPU-bound task is not an ext task: policy {}, sched_ext {:?}",
         sys::sched_policy(ext),
         scx_attr("state")
-    );
-    // (b) Ghost tasks still progress, on the other enclave CPU.
-    ensure!(
-        ghost_progress(1000),
-        "ghost tasks made no progress beside the pinned ext task"
     );
 
     // (c) Kernel threads: work on every CPU (kworkers, ext tasks under a
@@ -308,14 +422,8 @@ pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
         "the ext task stopped"
     );
     ensure!(
-        ghost_progress(1000),
+        e.progress(),
         "ghost tasks stopped during the kernel-thread work"
-    );
-    ensure!(
-        scx_attr("state") == "enabled" && !sys::ended(scx.pid()),
-        "the BPF scheduler is gone: state {:?}; scx_simple printed:\n{}",
-        scx_attr("state"),
-        tail(&scx.output())
     );
     let starved = starvation_lines()?;
     ensure!(
@@ -325,49 +433,34 @@ pub fn scx_switch_all_beside_ghost() -> Result<(), String> {
     );
 
     // (d) Unload: every task's class is re-derived again; ghost stays.
-    scx.signal(libc::SIGINT);
-    scx.wait(60)?;
-    ensure!(
-        wait_for(30_000, || scx_attr("state") == "disabled"),
-        "sched_ext state {:?} after scx_simple exited",
-        scx_attr("state")
-    );
-    let log = sys::kernel_log().map_err(|e| format!("klogctl: {}", sys::errno_name(e)))?;
-    let how: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("BPF scheduler \"simple\" disabled"))
-        .collect();
-    ensure!(
-        how.last()
-            .is_some_and(|l| l.contains("unregistered from user space")),
-        "scx_simple did not unload cleanly: {how:?}"
-    );
-    still_in_ghost("unloaded", &spinners, agent.pid(), agents, &ghost_progress)?;
+    unload(scx, "simple")?;
+    e.still_in_ghost("unloaded")?;
+    e.destroy(&[ext])
+}
 
-    // Destroy the enclave: every task is back in CFS (sched_ext is off),
-    // still running.
-    agent.signal(libc::SIGINT);
-    agent.finish(30)?;
-    for &pid in &spinners {
-        ensure!(
-            sys::sched_policy(pid) == libc::SCHED_OTHER,
-            "spinner {pid} has policy {} after the enclave was destroyed",
-            sys::sched_policy(pid)
-        );
+/// `scx_qmap -p` (partitioned: only `SCHED_EXT` tasks are ext tasks) beside
+/// a `ghost-agent fifo` enclave: a `SCHED_EXT` task pinned to an enclave
+/// CPU gets CPU time beside the ghost spinners, which go on on the other
+/// CPU; loading and unloading leave ghost tasks and agents in ghost.
+/// (scx_qmap has `ops.cpu_release()`: an agent preempting its tasks calls
+/// it, patch 0009.)
+pub fn scx_partial_beside_ghost() -> Result<(), String> {
+    if !have_scx("scx_partial_beside_ghost") {
+        return Ok(());
     }
+    scx_bin("scx_qmap")?;
+    let e = GhostSide::start()?;
+    let scx = load("scx_qmap", &["-p"], "qmap", false)?;
+    e.still_in_ghost("loaded")?;
+    let ext = e.pinned_hog(Some(SCHED_EXT))?;
     ensure!(
-        ghost_progress(1000),
-        "the former ghost tasks do not run in CFS"
+        sys::sched_policy(ext) == SCHED_EXT,
+        "the pinned task has policy {}, want SCHED_EXT",
+        sys::sched_policy(ext)
     );
-    for pid in spinners.into_iter().chain([ext]) {
-        sys::kill(pid, libc::SIGKILL);
-        sys::wait_child(pid)?;
-    }
-    let starved = starvation_lines()?;
-    ensure!(
-        starved.is_empty(),
-        "starvation in the kernel log:\n{}",
-        starved.join("\n")
-    );
-    Ok(())
+    unload(scx, "qmap")?;
+    // Unloaded, the SCHED_EXT task runs in CFS (as sched_ext does with
+    // every task of a scheduler that goes away).
+    e.still_in_ghost("unloaded")?;
+    e.destroy(&[ext])
 }
