@@ -81,14 +81,16 @@ fn scx_bin(name: &str) -> Result<PathBuf, String> {
 }
 
 /// The threads of process `pid` in the ghost class (its agents, for an
-/// agent process).
+/// agent process: `SCHED_GHOST` with `SCHED_RESET_ON_FORK`).
 fn ghost_threads_of(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|t| t.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|&tid| sys::sched_policy(tid) == ghost_abi::SCHED_GHOST)
+        .filter(|&tid| {
+            sys::sched_policy(tid) & !libc::SCHED_RESET_ON_FORK == ghost_abi::SCHED_GHOST
+        })
         .count()
 }
 
