@@ -21,6 +21,7 @@
 //! The class callbacks are thin: the logic is in [`crate::sched`] (edges
 //! and messages) and [`crate::agent`] (agents).
 
+use crate::agent::throttle;
 use crate::gtask::{GhostTask, SW_RUNNABLE};
 use crate::msgs;
 use crate::sched;
@@ -205,11 +206,16 @@ impl SchedClassOps for GhostAgentClass {
         }
         // Running ahead of tasks of other classes that want the CPU: the
         // agent is told so (`BOOST_PRIO`), so that it gives the CPU back
-        // soon (a global agent moves to another CPU), as under ghOSt.
+        // soon (a global agent moves to another CPU), as under ghOSt. One
+        // that does not is throttled (see `agent::throttle`): passed over
+        // until the next tick, while they run.
         if rq.others_runnable() {
             g.agent_sw_flags(uapi::GHOST_SW_BOOST_PRIO, 0);
         } else {
             g.agent_sw_flags(0, uapi::GHOST_SW_BOOST_PRIO);
+        }
+        if throttle::holds_back(rq) {
+            return None;
         }
         Some(agent)
     }

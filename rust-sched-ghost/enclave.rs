@@ -49,8 +49,8 @@ use kernel::uapi::GHOST_SW_TASK_MSG_GATED as SW_MSG_GATED;
 pub trait CpuOwners: Sync {
     /// Whether enclave `id` owns `cpu`. May sleep.
     fn owns(&self, id: u64, cpu: usize) -> bool;
-    /// The CPUs of enclave `id`. May sleep.
-    fn cpus_of(&self, id: u64) -> CpuSet;
+    /// The CPUs of enclave `e`. Lock-free; any context.
+    fn cpus_of(&self, e: &Enclave) -> CpuSet;
 }
 
 /// What an enclave is created with: the `create` command's arguments, its
@@ -431,9 +431,9 @@ impl Enclave {
         self.owners.owns(self.id, cpu)
     }
 
-    /// The CPUs of this enclave. May sleep.
+    /// The CPUs of this enclave. Lock-free; any context.
     pub fn cpus(&self) -> CpuSet {
-        self.owners.cpus_of(self.id)
+        self.owners.cpus_of(self)
     }
 
     /// Allocates a status word from the first region with room, for a task

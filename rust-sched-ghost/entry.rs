@@ -243,8 +243,9 @@ pub unsafe extern "C" fn ghost_timerfd_expired(g: *const bindings::timerfd_ghost
 }
 
 /// `exit_to_user_mode_prepare()`: a commit point of this CPU's greedy
-/// transaction. Interrupts off, no lock held.
+/// transaction. Interrupts off, no lock held; called only when this CPU's
+/// `ghost_cpu_enclave` is set.
 #[no_mangle]
 pub extern "C" fn ghost_commit_greedy_txn() {
-    crate::txn::commit_greedy(crate::sys::cpu::this_cpu());
+    crate::txn::commit_greedy();
 }

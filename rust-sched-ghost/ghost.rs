@@ -104,10 +104,11 @@ impl kernel::Module for Ghost {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         selftest::check_class_order()?;
         agent::percpu::init(agent::wake_work)?;
+        agent::throttle::init()?;
         txn::init()?;
         fallback::init()?;
         watchdog::init();
-        sys::sysctl::init_pid_max_max()?;
+        sys::sysctl::init()?;
         hotplug::init()?;
         ghostfs::init()?;
         pr_info!(

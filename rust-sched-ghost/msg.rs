@@ -2,33 +2,42 @@
 
 //! Message payloads, laid out from the uapi structures
 //! (`struct ghost_msg_payload_*`): a builder writes each field at the offset
-//! the generated bindings give, so the bytes match the C layout exactly.
+//! the generated bindings give, so the bytes match the C layout exactly. It
+//! writes them straight into the queue's ring slot
+//! ([`crate::ring::InPlace`]), while the queue's producer holds the slot:
+//! no copy of the payload is built first.
 
+use crate::ring::InPlace;
 use core::mem::size_of;
 use kernel::uapi;
 
-/// The bytes of one payload of type `T` (a `ghost_msg_payload_*`).
-pub struct Payload<T> {
-    bytes: [u8; 64],
+/// The payload of type `T` (a `ghost_msg_payload_*`) of a message being
+/// produced, in its ring slot (zeroed before the builder runs).
+pub struct Payload<'m, 's, T> {
+    slot: &'s InPlace<'m>,
     _t: core::marker::PhantomData<T>,
 }
 
-// Every payload fits the builder's buffer.
+// Every payload fits a message (at most 64 bytes, as ghOSt's).
 const _: () = assert!(size_of::<uapi::ghost_msg_payload_task_new>() <= 64);
 const _: () = assert!(size_of::<uapi::ghost_msg_payload_task_preempt>() <= 64);
 
-impl<T> Payload<T> {
-    /// A zeroed payload.
-    pub fn new() -> Self {
+impl<'m, 's, T> Payload<'m, 's, T> {
+    /// The payload's length in the message: `sizeof(T)` rounded up to
+    /// whole 32-bit words.
+    pub const LEN: usize = size_of::<T>().next_multiple_of(4);
+
+    /// The builder of the payload in `slot`.
+    pub fn new(slot: &'s InPlace<'m>) -> Self {
         Payload {
-            bytes: [0; 64],
+            slot,
             _t: core::marker::PhantomData,
         }
     }
 
     fn put(&mut self, off: usize, b: &[u8]) -> &mut Self {
-        if let Some(dst) = self.bytes.get_mut(off..off.saturating_add(b.len())) {
-            dst.copy_from_slice(b);
+        if off.saturating_add(b.len()) <= Self::LEN {
+            self.slot.set_bytes(off, b);
         }
         self
     }
@@ -51,12 +60,6 @@ impl<T> Payload<T> {
     /// Writes a one-byte boolean at `off`.
     pub fn flag(&mut self, off: usize, v: bool) -> &mut Self {
         self.put(off, &[u8::from(v)])
-    }
-
-    /// The payload, `sizeof(T)` rounded up to whole 32-bit words.
-    pub fn bytes(&self) -> &[u8] {
-        let n = size_of::<T>().next_multiple_of(4).min(self.bytes.len());
-        self.bytes.get(..n).unwrap_or(&[])
     }
 }
 

@@ -15,7 +15,7 @@
 //! The memory goes with the last of the enclave, the descriptor and the
 //! mappings.
 
-use crate::ring::{map_bytes, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
+use crate::ring::{map_bytes, InPlace, Producer, RingHeader, RingMem, RING_HEADER, RING_START};
 use crate::sys::anonfd::{AnonFile, AnonFops};
 use crate::sys::mm::{UserBuf, Vma};
 use crate::sys::rawlock::RawSpinLock;
@@ -93,9 +93,18 @@ impl Queue {
         self.buf.at(4 * i.min(2))
     }
 
-    /// Appends a message (`ty`, `seqnum`, `payload`); `false` if it was
-    /// dropped (ring full: `overflow` counts it). Any context; never sleeps.
-    pub fn produce(&self, ty: u16, seqnum: u32, payload: &[u8]) -> bool {
+    /// Appends a message (`ty`, `seqnum`, a payload of `len` bytes that
+    /// `fill` writes in place, in the ring slot, under the producer's lock;
+    /// see [`crate::ring::Producer::produce_in_place`]); `false` if it was
+    /// dropped (ring full: `overflow` counts it). Any context; never sleeps
+    /// (nor may `fill`).
+    pub fn produce(
+        &self,
+        ty: u16,
+        seqnum: u32,
+        len: usize,
+        fill: impl FnOnce(&InPlace<'_>),
+    ) -> bool {
         // The buffer holds the ring header at `RING_START` and then
         // `2 * nelems` words (type invariant).
         let header = self.buf.at::<RingHeader>(RING_START);
@@ -108,7 +117,7 @@ impl Queue {
         let mem = RingMem { header, words };
         self.producer
             .lock()
-            .produce(&mem, ty, seqnum, payload)
+            .produce_in_place(&mem, ty, seqnum, len, fill)
             .is_ok()
     }
 

@@ -9,13 +9,14 @@
 //! destroyed enclave can never reach freed memory: the lookup just fails
 //! (and kernfs refuses calls on removed nodes anyway). The `ctl` file's
 //! ioctls (commits) skip the lookup: each open holds its enclave. Commits
-//! read the CPU owners from a lock-free mirror.
+//! read the CPU owners lock-free from [`crate::cpu_enclave`].
 //!
 //! Owns: the registry (slots and CPU owners, under one spinlock), the lock
 //! serializing creators, the count of ephemeral enclaves. It writes each
 //! CPU's owner also to [`crate::cpu_enclave`] (published for lock-free
-//! readers under RCU), and a CPU leaving an enclave waits for a grace period
-//! before [`set_cpus`] or [`take`] returns.
+//! readers under RCU; only live enclaves get CPUs, so the two say the
+//! same), and a CPU leaving an enclave waits for a grace period before
+//! [`set_cpus`] or [`take`] returns.
 //!
 //! Calls: [`crate::enclave`] (the objects it keeps; each gets the registry as
 //! its [`CpuOwners`]), [`crate::sys`] (CPU topology, the agent claim of a CPU
@@ -25,13 +26,13 @@
 
 use crate::agent::percpu::GhostRq;
 use crate::cpu_data::CpuData;
-use crate::cpu_enclave::CPU_ENCLAVE;
+use crate::cpu_enclave::{owned_by, CPU_ENCLAVE};
 use crate::enclave::{CpuOwners, Enclave, EnclaveInit};
 use crate::parse::{CpuSet, MAX_CPUS};
 use crate::sys::cpu::{cpu_active, cpu_online};
 use crate::sys::once::OnceBox;
 use crate::sys::rcu::Retired;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::{Arc, Mutex, SpinLock};
@@ -68,6 +69,8 @@ impl Registry {
     /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing.
     /// Returns the CPUs it did not have before, and the enclave unpublished
     /// from [`crate::cpu_enclave`] for the CPUs it lost (drop it once unlocked).
+    /// An enclave no longer live (taken out to be destroyed) only loses
+    /// CPUs: `ENODEV` if `want` is not empty.
     ///
     /// With `keep_agents`, a CPU that has an agent cannot leave (`EEXIST`):
     /// its agent would go on running on a CPU the enclave no longer owns.
@@ -80,6 +83,12 @@ impl Registry {
         want: &CpuSet,
         keep_agents: bool,
     ) -> Result<(CpuSet, Option<Retired<Enclave>>)> {
+        // Taken out of `slots` already when destroyed: then no CPU joins,
+        // so that a CPU's owner is always published in `CPU_ENCLAVE`.
+        let enclave = self.find(id).cloned();
+        if enclave.is_none() && !want.is_empty() {
+            return Err(ENODEV);
+        }
         // ghOSt's order of checks: leaving CPUs with an agent, then joining
         // CPUs that are offline, then joining CPUs of another enclave.
         if keep_agents {
@@ -115,8 +124,6 @@ impl Registry {
         }
         let mut added = CpuSet::new();
         let mut retired: Option<Retired<Enclave>> = None;
-        // Taken out of `slots` already when destroyed: then no CPU joins.
-        let enclave = self.find(id).cloned();
         for (cpu, owner) in self.cpu_owner.iter_mut().enumerate() {
             let Ok(cpu_id) = i32::try_from(cpu) else {
                 continue;
@@ -125,8 +132,9 @@ impl Registry {
                 if *owner != Some(id) {
                     added.insert(cpu);
                     // A CPU without an owner has no published enclave, so
-                    // this succeeds; a refused count is simply dropped
-                    // (never published; `slots` holds another).
+                    // this succeeds (and `enclave` is live: checked above);
+                    // a refused count is simply dropped (never published;
+                    // `slots` holds another).
                     if let Some(e) = &enclave {
                         let _ = CPU_ENCLAVE.set(cpu_id, e.clone());
                     }
@@ -208,35 +216,6 @@ struct Registries {
     data: SpinLock<Registry>,
     #[pin]
     create: Mutex<()>,
-    /// `cpu_owner`, mirrored for lock-free readers (a commit's CPUs, see
-    /// [`Registries::sync_mirror`]).
-    mirror: OwnerMirror,
-}
-
-/// A copy of the registry's `cpu_owner`, written under its lock after each
-/// change, read without it: each CPU's owner id and whether it has one.
-struct OwnerMirror {
-    id: KVec<AtomicU64>,
-    owned: KVec<AtomicBool>,
-}
-
-impl Registries {
-    /// Copies `cpu_owner` into the mirror. Called with the lock held, after
-    /// every change. An owner changes only through "no owner" (a CPU of
-    /// another enclave is refused), so a reader that sees `owned` sees the
-    /// id stored before it.
-    fn sync_mirror(&self, reg: &Registry) {
-        let m = &self.mirror;
-        for ((owner, id), owned) in reg.cpu_owner.iter().zip(&m.id).zip(&m.owned) {
-            match owner {
-                Some(o) => {
-                    id.store(*o, Ordering::Relaxed);
-                    owned.store(true, Ordering::Release);
-                }
-                None => owned.store(false, Ordering::Release),
-            }
-        }
-    }
 }
 
 /// The registries, set up once by [`init`] and never freed.
@@ -254,20 +233,11 @@ pub fn init() -> Result {
     for _ in 0..MAX_ENCLAVES {
         slots.push(None, GFP_KERNEL)?;
     }
-    let mut mirror = OwnerMirror {
-        id: KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?,
-        owned: KVec::with_capacity(nr_cpu_ids(), GFP_KERNEL)?,
-    };
-    for _ in 0..nr_cpu_ids() {
-        mirror.id.push(AtomicU64::new(0), GFP_KERNEL)?;
-        mirror.owned.push(AtomicBool::new(false), GFP_KERNEL)?;
-    }
     let registry = Registry { slots, cpu_owner };
     let reg = KBox::pin_init(
         pin_init!(Registries {
             data <- kernel::new_spinlock!(registry),
             create <- kernel::new_mutex!(()),
-            mirror,
         }),
         GFP_KERNEL,
     )?;
@@ -288,13 +258,13 @@ impl CpuOwners for Registries {
         self.data.lock().cpu_owner.get(cpu) == Some(&Some(id))
     }
 
-    /// From the mirror, without the lock (every commit asks): a snapshot
-    /// as good as the locked one, which is stale once the lock drops.
-    fn cpus_of(&self, id: u64) -> CpuSet {
+    /// From [`crate::cpu_enclave`], without the lock (every commit asks):
+    /// a snapshot as good as the locked one, which is stale once the lock
+    /// drops.
+    fn cpus_of(&self, e: &Enclave) -> CpuSet {
         let mut set = CpuSet::new();
-        let m = &self.mirror;
-        for (cpu, (owned, o)) in m.owned.iter().zip(&m.id).enumerate() {
-            if owned.load(Ordering::Acquire) && o.load(Ordering::Relaxed) == id {
+        for cpu in 0..nr_cpu_ids() {
+            if i32::try_from(cpu).is_ok_and(|c| owned_by(c, e)) {
                 set.insert(cpu);
             }
         }
@@ -315,15 +285,14 @@ pub fn cpus_of(id: u64) -> Result<CpuSet> {
 /// Gives enclave `id` exactly the CPUs of `want`, or changes nothing
 /// (a `cpulist`/`cpumask` write): `EEXIST` if a leaving CPU has an agent,
 /// `EINVAL` for a CPU id past `nr_cpu_ids`, `ENODEV` for a joining CPU that
-/// is not online and active, `EBUSY` for one of another enclave. Returns
-/// the CPUs it did not have before.
+/// is not online and active, `EBUSY` for one of another enclave, `ENODEV`
+/// for any CPU once the enclave is being destroyed. Returns the CPUs it did
+/// not have before.
 pub fn set_cpus(id: u64, want: &CpuSet) -> Result<CpuSet> {
     let regs = registries()?;
     let (added, retired) = {
         let mut reg = regs.data.lock();
-        let r = reg.set_cpus(id, want, true);
-        regs.sync_mirror(&reg);
-        r?
+        reg.set_cpus(id, want, true)?
     };
     // Unlocked: waits for a grace period if CPUs left.
     drop(retired);
@@ -429,12 +398,7 @@ pub fn watched() -> KVec<Arc<Enclave>> {
 /// CPUs are free again. Finish with [`destroy_taken`].
 pub fn take(id: u64) -> Option<Arc<Enclave>> {
     let regs = registries().ok()?;
-    let taken = {
-        let mut reg = regs.data.lock();
-        let t = reg.take(id);
-        regs.sync_mirror(&reg);
-        t
-    };
+    let taken = regs.data.lock().take(id);
     let (enclave, retired) = taken?;
     // Unlocked: waits for a grace period, so no return-to-user commit
     // still uses the enclave when its destroy starts.
@@ -469,7 +433,6 @@ pub fn owner_exited(tgid: i32) {
                 .find(|e| e.ephemeral_tgid() == Some(tgid))
                 .map(|e| e.id);
             let taken = id.and_then(|id| reg.take(id));
-            regs.sync_mirror(&reg);
             match taken {
                 Some(taken) => taken,
                 None => return,

@@ -134,10 +134,36 @@ impl Producer {
         seqnum: u32,
         payload: &[u8],
     ) -> Result<(), RingError> {
-        if payload.len() % 4 != 0 || mem.words.len() < self.nelems as usize * 2 {
+        if payload.len() % 4 != 0 {
             return Err(RingError::Invalid);
         }
-        let length = u16::try_from(SLOT + payload.len()).map_err(|_| RingError::Invalid)?;
+        self.produce_in_place(mem, ty, seqnum, payload.len(), |m| {
+            for (k, chunk) in payload.chunks_exact(4).enumerate() {
+                if let Ok(bytes) = <[u8; 4]>::try_from(chunk) {
+                    m.set_word(k, u32::from_ne_bytes(bytes));
+                }
+            }
+        })
+    }
+
+    /// Appends a message of type `ty` with sequence number `seqnum` and a
+    /// payload of `len` bytes (a whole number of 32-bit words) that `fill`
+    /// writes straight into the ring's slots: no copy of it is built
+    /// first. The payload reads all zeroes until `fill` writes it. The
+    /// message is visible to a consumer that load-acquires `head` once
+    /// `fill` returns; `fill` does not run if the message is dropped.
+    pub fn produce_in_place(
+        &mut self,
+        mem: &RingMem<'_>,
+        ty: u16,
+        seqnum: u32,
+        len: usize,
+        fill: impl FnOnce(&InPlace<'_>),
+    ) -> Result<(), RingError> {
+        if len % 4 != 0 || mem.words.len() < self.nelems as usize * 2 {
+            return Err(RingError::Invalid);
+        }
+        let length = u16::try_from(SLOT + len).map_err(|_| RingError::Invalid)?;
         let needed = (u32::from(length)).div_ceil(SLOT as u32);
         let tail = mem.header.tail.load(Ordering::Acquire);
         let used = self.head.wrapping_sub(tail);
@@ -161,16 +187,61 @@ impl Producer {
         }
         self.put(mem, slot, 0, u32::from(ty) | (u32::from(length) << 16))?;
         self.put(mem, slot, 1, seqnum)?;
-        for (k, chunk) in payload.chunks_exact(4).enumerate() {
-            let bytes: [u8; 4] = chunk.try_into().map_err(|_| RingError::Invalid)?;
-            let w = u32::from_ne_bytes(bytes);
-            // Word `2 + k` from the header: slot `1 + k / 2`, word `k % 2`.
-            let s = slot.wrapping_add(1 + (k / 2) as u32);
-            self.put(mem, s, k % 2, w)?;
+        // The message does not wrap, so its words are consecutive: the
+        // header's two, then the payload's, from word `first`.
+        let first = ((slot & (self.nelems - 1)) as usize + 1) * 2;
+        let words = first
+            .checked_add(len / 4)
+            .and_then(|end| mem.words.get(first..end))
+            .ok_or(RingError::Invalid)?;
+        for w in words {
+            w.store(0, Ordering::Relaxed);
         }
+        fill(&InPlace { words });
         self.head = self.head.wrapping_add(skip + needed);
         // Publishes the message: a consumer that acquires `head` sees it.
         mem.header.head.store(self.head, Ordering::Release);
         Ok(())
+    }
+}
+
+/// The payload of a message being produced, in the ring: written in
+/// place by [`Producer::produce_in_place`]'s `fill`, in the ABI's byte
+/// order (native), as 32-bit words (the slots are only 4-aligned). Writes
+/// past the payload are ignored.
+pub struct InPlace<'m> {
+    words: &'m [AtomicU32],
+}
+
+impl InPlace<'_> {
+    /// Stores payload word `k` (bytes `4k..4k + 4`).
+    pub fn set_word(&self, k: usize, v: u32) {
+        if let Some(w) = self.words.get(k) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores `b` at byte `off` of the payload: whole words directly, other
+    /// bytes into their word (read, changed, written: nobody else writes
+    /// the payload before it is published).
+    pub fn set_bytes(&self, off: usize, b: &[u8]) {
+        if off % 4 == 0 && b.len() % 4 == 0 {
+            for (i, chunk) in b.chunks_exact(4).enumerate() {
+                if let Ok(bytes) = <[u8; 4]>::try_from(chunk) {
+                    self.set_word(off / 4 + i, u32::from_ne_bytes(bytes));
+                }
+            }
+            return;
+        }
+        for (i, &byte) in b.iter().enumerate() {
+            let at = off.saturating_add(i);
+            if let Some(w) = self.words.get(at / 4) {
+                let mut bytes = w.load(Ordering::Relaxed).to_ne_bytes();
+                if let Some(x) = bytes.get_mut(at % 4) {
+                    *x = byte;
+                }
+                w.store(u32::from_ne_bytes(bytes), Ordering::Relaxed);
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! is produced, so an agent that sees a task off-CPU sees a stable barrier.
 
 use crate::agent::percpu::LockedGhostRq;
+use crate::agent::throttle;
 use crate::gtask::{self, GhostTask};
 use crate::members;
 use crate::msgs;
@@ -211,6 +212,7 @@ pub fn tick(rq: &Rq) {
     if let Some(g) = rq.ghost() {
         if let Some(a) = g.agent() {
             msgs::cpu::tick(rq, g, a == curr);
+            throttle::tick(rq, a == curr);
         } else if curr.in_ghost_class() && crate::fallback::should_rotate(rq, g, curr) {
             // The fallback's time slice: one tick, then the next task.
             g.set_must_resched(true);

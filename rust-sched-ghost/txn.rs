@@ -636,15 +636,17 @@ pub fn sync_group_ioctl(e: &Enclave, mask: u64, len: u32, flags: i32) -> Result<
 // committer always allowed, never a local commit (the agent is not made to
 // give its CPU away, its barrier is not checked), the outcome in `state`.
 //
-// The return-to-user point runs on every system call return on a CPU with
-// an agent, so it takes no lock unless it commits: it finds the CPU's
-// enclave through the registry's RCU-protected per-CPU pointer
-// ([`crate::cpu_enclave::with_cpu_enclave`]) and checks the transaction
-// lock-free, all inside an RCU-sched read-side section; writers clear the
-// pointer and wait for a grace period before the enclave (and its
-// `cpu_data`) may go, and before a destroy starts. The balance and tick
-// points hold the runqueue lock anyway and find the enclave through the
-// agent (counted where the lock is dropped for the commit).
+// The return-to-user point runs on every system call return on a CPU an
+// enclave owns, so it takes no lock unless it commits: the entry code calls
+// it only when the registry's RCU-protected per-CPU enclave pointer is set
+// (one per-CPU load elsewhere), and it reads that pointer
+// ([`crate::cpu_enclave::with_this_cpu_enclave`]) and checks the
+// transaction lock-free, with interrupts off, which is an RCU-sched
+// read-side section; writers clear the pointer and wait for a grace period
+// before the enclave (and its `cpu_data`) may go, and before a destroy
+// starts. The balance and tick points hold the runqueue lock anyway and
+// find the enclave through the agent (counted where the lock is dropped
+// for the commit).
 
 /// Whether `cpu`'s transaction in `e` is `READY` and greedy.
 fn greedy_ready(e: &Enclave, cpu: i32) -> bool {
@@ -682,17 +684,20 @@ fn commit_greedy_in(e: &Enclave, cpu: i32) {
     publish(&txn, commit(e, cpu, Committer::kernel(), false));
 }
 
-/// The return-to-user commit point of `cpu`, the calling CPU (interrupts
-/// off, no lock held): commits its greedy transaction, if any. Takes no
-/// lock unless there is one to commit: one atomic load on a CPU without an
-/// agent; else the CPU's enclave, read lock-free under RCU (see
-/// [`crate::cpu_enclave::with_cpu_enclave`]), and its transaction's `state`
-/// and `commit_flags` (untrusted shared memory, as any commit reads them).
-pub fn commit_greedy(cpu: i32) {
-    if GhostRq::of(cpu).and_then(GhostRq::agent).is_none() {
-        return;
-    }
-    crate::cpu_enclave::with_cpu_enclave(cpu, |e| commit_greedy_in(e, cpu));
+/// The return-to-user commit point of the calling CPU (interrupts off, no
+/// lock held): commits its greedy transaction, if any and if the CPU has an
+/// agent. Takes no lock unless there is one to commit: the CPU's enclave,
+/// read lock-free under RCU (see
+/// [`crate::cpu_enclave::with_this_cpu_enclave`]; the entry code calls this
+/// only when it is set), then its transaction's `state` (untrusted shared
+/// memory, as any commit reads it): not `READY` is the common case, and
+/// the end.
+pub fn commit_greedy() {
+    crate::cpu_enclave::with_this_cpu_enclave(|e, cpu| {
+        if greedy_ready(e, cpu) && GhostRq::of(cpu).and_then(GhostRq::agent).is_some() {
+            commit_greedy_in(e, cpu);
+        }
+    });
 }
 
 /// The `balance` commit point (ghOSt's `balance_ghost`), `rq` locked: with
@@ -717,7 +722,7 @@ static GREEDY_WORK: PerCpu<IrqWork> = PerCpu::new();
 /// [`GREEDY_WORK`]'s handler: on its CPU, in hard interrupt context, no
 /// runqueue lock held.
 fn greedy_work() {
-    commit_greedy(crate::sys::cpu::this_cpu());
+    commit_greedy();
 }
 
 /// Sets up [`GREEDY_WORK`]. Once, at boot.

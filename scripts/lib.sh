@@ -35,10 +35,13 @@ fi
 # bindgen (the kernel's Rust bindings) loads libclang at run time and, left to
 # itself, takes the newest one installed. It must be the libclang of the clang
 # that builds the kernel (Debian 12's clang, llvm-14): with clang-19 installed
-# for tools/sched_ext (scripts/build-scx) it would take libclang-19 and fail on
-# clang-14's flags ("unknown argument: -enable-trivial-auto-var-init-zero-...").
-# clang-19 is used only through scripts/build-scx (LLVM=-19), never here.
-export LIBCLANG_PATH=/usr/lib/llvm-14/lib
+# (for tools/sched_ext) it would take libclang-19 and fail on clang-14's flags
+# ("unknown argument: -enable-trivial-auto-var-init-zero-..."). The default
+# llvm's llvm-config names it; LIBCLANG_PATH set by the caller wins.
+if [ -z "${LIBCLANG_PATH:-}" ]; then
+	LIBCLANG_PATH=$(llvm-config --libdir 2>/dev/null) || LIBCLANG_PATH=/usr/lib/llvm-14/lib
+fi
+export LIBCLANG_PATH
 
 kmake() { make "${KMAKE_ARGS[@]}" "$@"; }
 

@@ -7,18 +7,23 @@
 //! runnable. It gives its CPU away by sleeping (`TASK_INTERRUPTIBLE`) in
 //! `ghost_run` or in a local commit; anything that concerns it (a message on
 //! a queue that wakes it, a ping, an `RTLA_*` edge) bumps its CPU's agent
-//! barrier, sets `should_wake`, and queues the CPU's irq_work, whose handler
-//! wakes the agent. The indirection is needed because messages are produced
-//! with runqueue locks held, where `try_to_wake_up()` cannot be called.
+//! barrier and sets `should_wake`; if the agent sleeps, it is woken
+//! directly by a waker that holds no runqueue lock ([`wake_unlocked`]), and
+//! otherwise from its CPU's irq_work ([`wake`]): messages are produced with
+//! runqueue locks held, where `try_to_wake_up()` cannot be called. The rule
+//! in full: [`percpu`].
 //!
 //! Lost wakeups cannot happen: the agent clears `should_wake` before it
 //! compares the barrier it was given (a wake after that comparison sets the
-//! flag again), and it sets its task state before it looks at the flag (a
-//! wake after that makes it runnable again).
+//! flag again), it says it sleeps (`blocked_in_run`) before it looks at the
+//! flag, while a waker sets the flag before it looks at `blocked_in_run`,
+//! and it sets its task state before it looks at the flag (a wake after
+//! that makes it runnable again).
 
 pub mod percpu;
+pub mod throttle;
 
-pub use percpu::{block, current_cpu, wake, wake_work};
+pub use percpu::{block, current_cpu, wake, wake_unlocked, wake_work};
 
 use crate::agent::percpu::{GhostRq, LockedGhostRq};
 use crate::cpu_data::state;
@@ -38,10 +43,10 @@ use kernel::sync::Arc;
 use kernel::uapi;
 
 /// Kills the agent `a` of `cpu` (destroy): `SIGKILL`, then a wake so that
-/// it sees the signal.
+/// it sees the signal. Process context, no runqueue lock held.
 pub fn kill(a: &TaskHandle, cpu: i32) {
     a.as_ptr().kill();
-    wake(cpu);
+    wake_unlocked(cpu);
 }
 
 /// `become agent <cpu> <qfd>` on enclave `e`: the calling thread becomes
@@ -125,6 +130,7 @@ fn checked_queue<'a>(e: &'a Enclave, cpu: i32, by_fd: Option<&'a Queue>) -> Resu
 pub fn attach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     g.set_agent(Some(p), gt.sw_ptr());
     g.reset_agent_barrier();
+    throttle::reset(rq);
     if g.avail() {
         g.agent_sw_flags(uapi::GHOST_SW_CPU_AVAIL, 0);
     }
@@ -158,6 +164,7 @@ pub fn detach(rq: &Rq, g: LockedGhostRq<'_>, p: TaskPtr, gt: &GhostTask) {
     g.set_latched(None, 0);
     g.set_agent(None, None);
     g.reset_agent_barrier();
+    throttle::reset(rq);
     g.blocked_in_run().store(false, Ordering::SeqCst);
     // Its tasks run in the fallback until a new agent attaches.
     gt.enclave().agent_gone(now());
@@ -227,7 +234,8 @@ pub fn run(
             if !same_process {
                 return Err(EINVAL);
             }
-            wake(run_cpu);
+            // No runqueue lock held (the one above is dropped).
+            wake_unlocked(run_cpu);
             Ok(())
         }
         _ => Err(EINVAL),

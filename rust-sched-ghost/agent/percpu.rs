@@ -287,37 +287,83 @@ impl<'rq> LockedGhostRq<'rq> {
     }
 }
 
-/// Wakes the agent of `cpu`: bumps its barrier and has its CPU wake it.
-/// Any context (rq locks may be held); never sleeps.
-pub fn wake(cpu: i32) {
-    let Some(g) = GhostRq::of(cpu) else {
-        return;
-    };
+// How an agent is woken. A waker bumps the agent barrier and sets
+// `should_wake`; only an agent blocked in `ghost_run` (or a local commit)
+// then needs `try_to_wake_up()`. The rule:
+//
+// - The agent does not sleep (`blocked_in_run` clear): nothing more. It
+//   sets `blocked_in_run` before it looks at `should_wake` in its sleep loop,
+//   and the waker sets `should_wake` before it looks at `blocked_in_run`
+//   (all `SeqCst`): either the agent sees the flag and does not sleep, or
+//   the waker sees it blocked.
+// - It sleeps, and the waker holds no runqueue lock ([`wake_unlocked`]: a
+//   ping by `ghost_run`, `CONFIG_QUEUE_WAKEUP`, a destroy's kill): the
+//   waker wakes it directly.
+// - It sleeps, and the waker may hold a runqueue lock ([`wake`]: messages,
+//   produced under the lock of the task's or the CPU's runqueue, and a
+//   commit's ping): `try_to_wake_up()` takes the agent's `pi_lock`, then
+//   its runqueue's lock, which nests outside any runqueue lock, so the wake
+//   is deferred to the agent CPU's irq_work ([`wake_work`]), which runs
+//   with no lock held (on the agent's CPU, right after the lock is dropped
+//   there, or after an IPI).
+//
+// Either way the wake happens only if it is still wanted when it is made
+// (`blocked_in_run` and `should_wake`, see [`wake_now`]).
+
+/// Asks for a wake of `cpu`'s agent: bumps its barrier, sets
+/// `should_wake`; its state if the agent sleeps in `ghost_run` and so
+/// needs a wake (see above).
+fn request_wake(cpu: i32) -> Option<&'static GhostRq> {
+    let g = GhostRq::of(cpu)?;
     g.bump_agent_barrier();
     g.should_wake().store(true, Ordering::SeqCst);
-    // Queueing an already pending work is a no-op; an offline CPU is
-    // skipped.
-    g.wake_work().queue_on(cpu);
+    // Pairs with `block`: `blocked_in_run` is set before `should_wake` is
+    // read there.
+    g.blocked_in_run().load(Ordering::SeqCst).then_some(g)
 }
 
-/// The handler of a CPU's wake irq_work: runs on the agent's CPU, in hard
-/// interrupt context, and wakes the agent if it sleeps and a wake is still
-/// wanted.
-pub fn wake_work() {
-    let Some(g) = GhostRq::of(this_cpu()) else {
-        return;
-    };
-    // An interrupt handler is an RCU read-side section: the agent's memory
-    // (RCU-freed) stays valid even if it exits meanwhile.
+/// Wakes the agent of `cpu`: bumps its barrier and, if it sleeps, has its
+/// CPU wake it from the irq_work. Any context (runqueue locks may be held);
+/// never sleeps.
+pub fn wake(cpu: i32) {
+    if let Some(g) = request_wake(cpu) {
+        // Queueing an already pending work is a no-op; an offline CPU is
+        // skipped.
+        g.wake_work().queue_on(cpu);
+    }
+}
+
+/// [`wake`] for a caller that holds no runqueue lock (process context or
+/// an interrupt that did not interrupt one): a sleeping agent is woken
+/// directly, without the irq_work.
+pub fn wake_unlocked(cpu: i32) {
+    if let Some(g) = request_wake(cpu) {
+        // The agent's memory is RCU-freed (see `GhostRq::agent`).
+        crate::sys::rcu::read_section(|| wake_now(g));
+    }
+}
+
+/// Wakes `g`'s agent if it sleeps in `ghost_run` and a wake is still wanted:
+/// a commit since the request has seen its messages and cleared
+/// `should_wake`, and waking the agent anyway would preempt the task it
+/// just gave its CPU to, whose TASK_PREEMPT would wake it again, for ever.
+/// No runqueue lock held, inside an RCU read-side section.
+fn wake_now(g: &GhostRq) {
     if let Some(a) = g.agent() {
-        // Only a wake still wanted: a commit since the `wake()` that queued
-        // this has seen its messages and cleared `should_wake`. Waking the
-        // agent anyway would preempt the task it just gave its CPU to, and
-        // that TASK_PREEMPT would wake it again, for ever.
         if g.blocked_in_run().load(Ordering::SeqCst) && g.should_wake().load(Ordering::SeqCst) {
             // `a` is valid under RCU (see `GhostRq::agent`).
             a.wake_up();
         }
+    }
+}
+
+/// The handler of a CPU's wake irq_work: runs on the agent's CPU, in hard
+/// interrupt context (an RCU read-side section: the agent's memory stays
+/// valid even if it exits meanwhile), and wakes the agent if it sleeps and
+/// a wake is still wanted.
+pub fn wake_work() {
+    if let Some(g) = GhostRq::of(this_cpu()) {
+        wake_now(g);
     }
 }
 

@@ -173,7 +173,8 @@ fn config_queue_wakeup(e: &Enclave, arg: usize) -> Result<isize> {
     let listed = cpus.get(..ninfo).unwrap_or(&[]);
     q.set_wake_cpus(listed);
     if let Some(&last) = listed.last() {
-        crate::agent::wake(last);
+        // Process context, no runqueue lock held.
+        crate::agent::wake_unlocked(last);
     }
     Ok(0)
 }

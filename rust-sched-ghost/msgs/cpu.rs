@@ -16,8 +16,8 @@
 //! | `CPU_AGENT_WAKEUP`   | the agent is woken from such a block          | `deliver_agent_runnability` |
 //! | `CPU_TIMER_EXPIRED`  | a ghost timerfd of the CPU expired            | always (`crate::timerfd`)   |
 //!
-//! All run under the CPU's runqueue lock: they only build a payload on the
-//! stack and copy it into a preallocated ring.
+//! All run under the CPU's runqueue lock: they only write a payload into a
+//! preallocated ring, in place.
 
 use crate::agent::percpu::LockedGhostRq;
 use crate::enclave::Enclave;
@@ -38,9 +38,16 @@ pub fn enabled(rq: &Rq, g: LockedGhostRq<'_>, t: usize) -> bool {
     enclave(rq, g).is_some_and(|e| e.tunable(t))
 }
 
-/// Produces a CPU message of type `ty` for `rq`'s agent. With `wake`, the
-/// agent of the queue's wakeup CPU is woken, as for task messages.
-fn send<T>(rq: &Rq, g: LockedGhostRq<'_>, ty: u32, m: &Payload<T>, wake: bool) {
+/// Produces a CPU message of type `ty` for `rq`'s agent, its payload (of
+/// type `T`) written in place by `fill`. With `wake`, the agent of the
+/// queue's wakeup CPU is woken, as for task messages.
+fn send<T>(
+    rq: &Rq,
+    g: LockedGhostRq<'_>,
+    ty: u32,
+    wake: bool,
+    fill: impl FnOnce(&mut Payload<'_, '_, T>),
+) {
     let Some(a) = g.agent() else {
         return;
     };
@@ -48,7 +55,10 @@ fn send<T>(rq: &Rq, g: LockedGhostRq<'_>, ty: u32, m: &Payload<T>, wake: bool) {
         return;
     };
     let seq = g.bump_agent_barrier();
-    if q.produce(ty as u16, seq, m.bytes()) && wake {
+    let produced = q.produce(ty as u16, seq, Payload::<T>::LEN, |slot| {
+        fill(&mut Payload::new(slot))
+    });
+    if produced && wake {
         // The agent's own CPU if its queue wakes it (ghOSt's
         // `agent_target_cpu`).
         if let Some(cpu) = q.wake_target(rq.cpu()) {
@@ -62,25 +72,25 @@ pub fn tick(rq: &Rq, g: LockedGhostRq<'_>, is_agent: bool) {
     if !enabled(rq, g, crate::enclave::DELIVER_TICKS) {
         return;
     }
-    let mut m = Payload::<uapi::ghost_msg_payload_cpu_tick>::new();
-    m.u32(off!(ghost_msg_payload_cpu_tick, cpu), rq.cpu() as u32)
-        .u32(
-            off!(ghost_msg_payload_cpu_tick, is_agent),
-            u32::from(is_agent),
-        );
-    send(rq, g, uapi::MSG_CPU_TICK, &m, true);
+    send::<uapi::ghost_msg_payload_cpu_tick>(rq, g, uapi::MSG_CPU_TICK, true, |m| {
+        m.u32(off!(ghost_msg_payload_cpu_tick, cpu), rq.cpu() as u32)
+            .u32(
+                off!(ghost_msg_payload_cpu_tick, is_agent),
+                u32::from(is_agent),
+            );
+    });
 }
 
 /// `CPU_NOT_IDLE`: the CPU an agent left idle with `NEED_CPU_NOT_IDLE` now
 /// runs `next`, a task of another class.
 pub fn not_idle(rq: &Rq, g: LockedGhostRq<'_>, next: TaskPtr) {
-    let mut m = Payload::<uapi::ghost_msg_payload_cpu_not_idle>::new();
-    m.u32(off!(ghost_msg_payload_cpu_not_idle, cpu), rq.cpu() as u32)
-        .u64(
-            off!(ghost_msg_payload_cpu_not_idle, next_gtid),
-            next.gtid() as u64,
-        );
-    send(rq, g, uapi::MSG_CPU_NOT_IDLE, &m, true);
+    send::<uapi::ghost_msg_payload_cpu_not_idle>(rq, g, uapi::MSG_CPU_NOT_IDLE, true, |m| {
+        m.u32(off!(ghost_msg_payload_cpu_not_idle, cpu), rq.cpu() as u32)
+            .u64(
+                off!(ghost_msg_payload_cpu_not_idle, next_gtid),
+                next.gtid() as u64,
+            );
+    });
 }
 
 /// The CPU became available to ghost (`avail`) or busy with another
@@ -98,14 +108,14 @@ pub fn availability(rq: &Rq, g: LockedGhostRq<'_>, avail: bool) {
         return;
     }
     // `cpu_available` and `cpu_busy` have the same layout.
-    let mut m = Payload::<uapi::ghost_msg_payload_cpu_available>::new();
-    m.u32(off!(ghost_msg_payload_cpu_available, cpu), rq.cpu() as u32);
     let ty = if avail {
         uapi::MSG_CPU_AVAILABLE
     } else {
         uapi::MSG_CPU_BUSY
     };
-    send(rq, g, ty, &m, true);
+    send::<uapi::ghost_msg_payload_cpu_available>(rq, g, ty, true, |m| {
+        m.u32(off!(ghost_msg_payload_cpu_available, cpu), rq.cpu() as u32);
+    });
 }
 
 /// `CPU_AGENT_BLOCKED` (`blocked`) or `CPU_AGENT_WAKEUP`, when
@@ -116,23 +126,23 @@ pub fn agent_runnability(rq: &Rq, g: LockedGhostRq<'_>, blocked: bool) {
     if !enabled(rq, g, crate::enclave::DELIVER_AGENT_RUNNABILITY) {
         return;
     }
-    let mut m = Payload::<uapi::ghost_msg_payload_agent_blocked>::new();
-    m.u32(off!(ghost_msg_payload_agent_blocked, cpu), rq.cpu() as u32);
     let ty = if blocked {
         uapi::MSG_CPU_AGENT_BLOCKED
     } else {
         uapi::MSG_CPU_AGENT_WAKEUP
     };
-    send(rq, g, ty, &m, false);
+    send::<uapi::ghost_msg_payload_agent_blocked>(rq, g, ty, false, |m| {
+        m.u32(off!(ghost_msg_payload_agent_blocked, cpu), rq.cpu() as u32);
+    });
 }
 
 /// `CPU_TIMER_EXPIRED`: a ghost timerfd whose ghost part names this CPU
 /// expired (from its timer callback, `rq` locked); wakes the agent as the
 /// queue's wakeup configuration says.
 pub fn timer_expired(rq: &Rq, g: LockedGhostRq<'_>, type_: u64, cookie: u64) {
-    let mut m = Payload::<uapi::ghost_msg_payload_timer>::new();
-    m.u32(off!(ghost_msg_payload_timer, cpu), rq.cpu() as u32)
-        .u64(off!(ghost_msg_payload_timer, type_), type_)
-        .u64(off!(ghost_msg_payload_timer, cookie), cookie);
-    send(rq, g, uapi::MSG_CPU_TIMER_EXPIRED, &m, true);
+    send::<uapi::ghost_msg_payload_timer>(rq, g, uapi::MSG_CPU_TIMER_EXPIRED, true, |m| {
+        m.u32(off!(ghost_msg_payload_timer, cpu), rq.cpu() as u32)
+            .u64(off!(ghost_msg_payload_timer, type_), type_)
+            .u64(off!(ghost_msg_payload_timer, cookie), cookie);
+    });
 }

@@ -60,8 +60,9 @@ bool ghost_agent_picked(struct rq *rq, struct task_struct *next);
  *   part @ghost (-EBADF for an fd that is no timerfd).
  * ghost_timerfd_expired: a timerfd whose ghost part is enabled expired
  *   (timer callback: interrupt context); @ghost is a copy of that part.
- * ghost_commit_greedy_txn: exit_to_user_mode_prepare(), interrupts off
- *   (declared in <linux/entry-common.h>).
+ * ghost_commit_greedy_txn: exit_to_user_mode_prepare(), interrupts off,
+ *   only on a CPU whose ghost_cpu_enclave is set (both declared in
+ *   <linux/entry-common.h>).
  */
 int ghost_timerfd_settime(int ufd, int flags, const struct itimerspec64 *new,
 			  struct itimerspec64 *old,

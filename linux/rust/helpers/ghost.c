@@ -6,6 +6,7 @@
 
 /* The same header list the bindings see (kernel/sched/sched.h needs it). */
 #include "../../kernel/sched/ghost_bindings.h"
+#include <linux/entry-common.h>
 
 struct rq *rust_helper_ghost_cpu_rq(int cpu)
 {
@@ -333,13 +334,37 @@ void rust_helper_ghost_balance_relock(struct rq *rq, struct rq_flags *rf)
 	rq_repin_lock(rq, rf);
 }
 
-/* An RCU-sched read-side section (preemption off), for sys/rcu.rs. */
-void rust_helper_ghost_rcu_read_lock_sched(void)
+/* An RCU read-side section, for sys/rcu.rs. */
+void rust_helper_ghost_rcu_read_lock(void)
 {
-	rcu_read_lock_sched();
+	rcu_read_lock();
 }
 
-void rust_helper_ghost_rcu_read_unlock_sched(void)
+void rust_helper_ghost_rcu_read_unlock(void)
 {
-	rcu_read_unlock_sched();
+	rcu_read_unlock();
+}
+
+/*
+ * ghost_cpu_enclave (kernel/entry/common.c), for sys/rcu.rs: the address of
+ * @cpu's entry (NULL for an id that is no possible CPU), and this CPU's
+ * entry read with interrupts off, which is an RCU-sched read-side section
+ * (NULL, after a lockdep splat, if they are on), and this CPU's id in @cpu.
+ */
+void __rcu **rust_helper_ghost_cpu_enclave_slot(int cpu)
+{
+	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return NULL;
+	return per_cpu_ptr(&ghost_cpu_enclave, cpu);
+}
+
+void *rust_helper_ghost_this_cpu_enclave_irqs_off(int *cpu)
+{
+	bool off = irqs_disabled();
+
+	lockdep_assert_irqs_disabled();
+	if (!off)
+		return NULL;
+	*cpu = raw_smp_processor_id();
+	return rcu_dereference_sched_check(*raw_cpu_ptr(&ghost_cpu_enclave), off);
 }

@@ -211,3 +211,33 @@ fn concurrent_consumer_sees_every_message_once() {
         "messages lost or reordered"
     );
 }
+
+#[test]
+fn in_place_payload_is_zeroed_then_written() {
+    let r = Ring::new(8);
+    let mut p = Producer::new(8).unwrap();
+    // Dirty the slots first: the in-place payload must not show old bytes.
+    p.produce(&r.mem(), 70, 1, &payload(56, 0xa0)).unwrap();
+    assert!(r.consume(8).is_some());
+    p.produce_in_place(&r.mem(), 71, 2, 24, |m| {
+        m.set_bytes(0, &0x1122_3344_5566_7788u64.to_ne_bytes());
+        m.set_bytes(8, &7u32.to_ne_bytes());
+        m.set_bytes(13, &[1]);
+        m.set_bytes(18, &0xbeefu16.to_ne_bytes());
+        m.set_word(99, 5); // past the payload: ignored
+    })
+    .unwrap();
+    let mut want = vec![0u8; 24];
+    want[..8].copy_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
+    want[8..12].copy_from_slice(&7u32.to_ne_bytes());
+    want[13] = 1;
+    want[18..20].copy_from_slice(&0xbeefu16.to_ne_bytes());
+    assert_eq!(r.consume(8), Some((71, 2, want)));
+    // A message that does not fit is dropped and `fill` never runs.
+    let mut ran = false;
+    assert_eq!(
+        p.produce_in_place(&r.mem(), 72, 3, 80, |_| ran = true),
+        Err(RingError::Overflow)
+    );
+    assert!(!ran);
+}

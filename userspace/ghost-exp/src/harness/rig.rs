@@ -348,16 +348,7 @@ fn timerfd_settime(e: &Enclave, cpu: i32, r: &Rig) -> i32 {
         return -2;
     };
     let fd = std::os::fd::AsFd::as_fd(&tfd).as_raw_fd();
-    let mut spec: libc::itimerspec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 10_000_000,
-        },
-    };
+    let mut spec = sys::itimerspec_ms(10, 0);
     let mut a = abi::GhostIocTimerfdSettime {
         timerfd: fd,
         flags: 0,

@@ -908,6 +908,18 @@ pub(crate) fn timerfd_fd() -> Result<std::os::fd::OwnedFd, i32> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// An `itimerspec` of `value_ms` then every `interval_ms` (0, 0: disarmed).
+pub(crate) fn itimerspec_ms(value_ms: i64, interval_ms: i64) -> libc::itimerspec {
+    let ts = |ms: i64| libc::timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    libc::itimerspec {
+        it_interval: ts(interval_ms),
+        it_value: ts(value_ms),
+    }
+}
+
 /// `timerfd_settime(fd, 0, s, NULL)`: the errno on failure.
 pub(crate) fn timerfd_settime(fd: i32, s: &libc::itimerspec) -> Result<(), i32> {
     // SAFETY: `s` is a valid setting; no old value is asked for. A bad
@@ -920,14 +932,7 @@ pub(crate) fn timerfd_settime(fd: i32, s: &libc::itimerspec) -> Result<(), i32> 
 
 /// `timerfd_gettime(fd)`: the time left and the interval.
 pub(crate) fn timerfd_gettime(fd: i32) -> Result<libc::itimerspec, i32> {
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let mut now = libc::itimerspec {
-        it_interval: zero,
-        it_value: zero,
-    };
+    let mut now = itimerspec_ms(0, 0);
     // SAFETY: `now` is ours and writable; a bad `fd` is refused.
     match unsafe { libc::timerfd_gettime(fd, &mut now) } {
         0 => Ok(now),

@@ -65,18 +65,33 @@ pub fn install_wake_handler(sig: i32) -> Result<()> {
 }
 
 /// The number of threads of this process that may still run user code:
-/// the entries of `/proc/self/task` that still have the address space. A
-/// thread already joined can linger there for a moment while the kernel
-/// finishes its exit; it has given up its memory map by then (its `statm`
-/// reads all zeros, or it is gone), so it is not counted.
+/// the entries of `/proc/self/task` not yet exiting. A joined thread can
+/// linger there for a moment while the kernel finishes its exit: its joiner
+/// is woken when its tid is cleared, in `exit_mm()`, while it still has its
+/// memory map, so "has no address space" does not catch it (ghost-bench
+/// met that window). It has `PF_EXITING` (0x4) in its `stat` flags from the
+/// start of `do_exit()`, before that: it is not counted, nor is one gone.
 pub fn thread_count() -> Result<usize> {
     let dir = std::fs::read_dir("/proc/self/task")
         .map_err(|e| crate::sys::io_error("read /proc/self/task", &e))?;
     let live = |e: &std::fs::DirEntry| {
-        std::fs::read_to_string(e.path().join("statm"))
-            .is_ok_and(|s| s.split_whitespace().next().is_some_and(|size| size != "0"))
+        std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| stat_flags(&s))
+            .is_some_and(|f| f & PF_EXITING == 0)
     };
     Ok(dir.flatten().filter(live).count())
+}
+
+/// The kernel's `PF_EXITING` task flag.
+const PF_EXITING: u64 = 0x4;
+
+/// The `flags` field (the 9th) of a `/proc/<pid>/task/<tid>/stat` line;
+/// `None` if it does not parse. The command name (2nd, in parentheses) may
+/// hold spaces and parentheses: fields are counted after the last `)`.
+fn stat_flags(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(6)?.parse().ok()
 }
 
 /// `fork()`, refused (`EBUSY`) unless this process has a single thread:
@@ -108,6 +123,16 @@ pub fn exit_now(code: i32) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_flags_after_the_command_name() {
+        let line = "42 (a) b (c)) R 1 42 42 0 -1 4194560 100 0 0 0";
+        assert_eq!(stat_flags(line), Some(4194560));
+        assert_eq!(stat_flags("42 (x) R 1"), None);
+        assert_eq!(stat_flags("garbage"), None);
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert_eq!(stat_flags(&me).map(|f| f & PF_EXITING), Some(0));
+    }
 
     #[test]
     fn fork_is_refused_with_other_threads() {

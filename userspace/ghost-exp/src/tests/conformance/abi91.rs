@@ -1304,21 +1304,55 @@ fn runnable_on(pid: i32, cpu: usize) -> bool {
 /// the CFS task never runs); `CPU_AVAIL` stays clear while the CFS task
 /// has the CPU. With the CPU free of other classes the agent sees
 /// `BOOST_PRIO` clear and `CPU_AVAIL` set, before, between and after.
+///
+/// ghost-rs adds agent throttling (`kernel.ghost_agent_throttle_ms`,
+/// conformance.rst): the phases above run with it off (ghOSt's behaviour);
+/// turned on again, the CFS task queued behind the spinning agent gets the
+/// CPU, and the agent runs again after it. Bad values of the sysctl are
+/// refused (EINVAL) and leave it unchanged.
 fn agent_word_flags() -> Result<(), String> {
     sys::ensure_ghostfs()?;
     let (nr, c0, c1) = two_cpus()?;
+    let old = std::fs::read_to_string(THROTTLE)
+        .map_err(|x| format!("{THROTTLE}: {x}"))?
+        .trim()
+        .to_string();
+    for bad in ["-1", "60001", "x"] {
+        let r = sys::write_once(THROTTLE, bad.as_bytes());
+        ensure!(
+            r == Err(libc::EINVAL),
+            "{THROTTLE} <- {bad:?}: {r:?}, want EINVAL"
+        );
+    }
+    let now = std::fs::read_to_string(THROTTLE).unwrap_or_default();
+    ensure!(
+        now.trim() == old,
+        "{THROTTLE} is {now:?} after bad writes, was {old:?}"
+    );
     // The test's own process stays off c1 (it is a task of another class).
     sys::set_affinity(0, &[c0]).map_err(|x| format!("affinity: {}", errno_name(x)))?;
-    let res = word_flags(c1);
+    let res = word_flags(c1, &old);
     let all: Vec<usize> = (0..nr).collect();
     let _ = sys::set_affinity(0, &all);
+    let _ = sys::write_once(THROTTLE, old.as_bytes());
     res
+}
+
+/// ghost-rs's agent throttling (see [`agent_word_flags`]).
+const THROTTLE: &str = "/proc/sys/kernel/ghost_agent_throttle_ms";
+
+/// Sets [`THROTTLE`] to `ms`.
+fn set_throttle(ms: &str) -> Result<(), String> {
+    sys::write_once(THROTTLE, ms.as_bytes())
+        .map(|_| ())
+        .map_err(|x| format!("{THROTTLE} <- {ms}: {}", errno_name(x)))
 }
 
 /// [`agent_word_flags`] in phases: 1 the CPU free; 2 a CFS task spinning
 /// on it; 4 free again; 5 free, the agent spinning; 6 the agent spinning
-/// and a CFS task queued behind it (3 and 7: transitions, not checked).
-fn word_flags(c1: usize) -> Result<(), String> {
+/// and a CFS task queued behind it (3 and 7: transitions, not checked);
+/// 7 throttling back on (`throttle_ms`, the sysctl's value before).
+fn word_flags(c1: usize, throttle_ms: &str) -> Result<(), String> {
     let id = 203;
     make_enclave(id, c1)?;
     let sh: &'static Samples = sys::shared_page()?;
@@ -1425,7 +1459,9 @@ fn word_flags(c1: usize) -> Result<(), String> {
     );
     free_seen(4, "the CPU free again")?;
     // The agent keeps its CPU: it only yields. A CFS task that wants the
-    // CPU never gets it, and the agent is told so.
+    // CPU never gets it, and the agent is told so (ghOSt; ghost-rs with
+    // agent throttling off).
+    set_throttle("0")?;
     sh.spin.store(1, SeqCst);
     free_seen(5, "the agent spinning, the CPU free")?;
     sh.spin.store(2, SeqCst);
@@ -1440,6 +1476,19 @@ fn word_flags(c1: usize) -> Result<(), String> {
         ensure!(
             sh.hog_on.load(SeqCst) == 0,
             "the CFS task ran on CPU {c1} while its agent spun"
+        );
+        // Throttling on: the CFS task gets the CPU while the agent still
+        // only yields, and the agent runs again after it (phase 7).
+        set_throttle(throttle_ms)?;
+        ensure!(
+            wait_for(60_000, || sh.hog_on.load(SeqCst) != 0),
+            "the CFS task did not run on CPU {c1} behind the spinning agent with \
+             {THROTTLE} {throttle_ms} (60 s)"
+        );
+        let seen = count(&sh.samples, 7);
+        ensure!(
+            wait_for(60_000, || count(&sh.samples, 7) > seen),
+            "the throttled agent did not run again on CPU {c1} ({seen} samples, 60 s)"
         );
         Ok(())
     })();

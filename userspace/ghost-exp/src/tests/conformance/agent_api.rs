@@ -425,14 +425,7 @@ fn conf_timer_settime_from_agent() -> Result<(), String> {
     );
     // Not an agent, and no timerfd.
     let ctl = open_rw(&path(rig.id, "ctl"))?;
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let mut its = libc::itimerspec {
-        it_interval: zero,
-        it_value: zero,
-    };
+    let mut its = sys::itimerspec_ms(0, 0);
     let mut a = abi::GhostIocTimerfdSettime {
         in_tmr: (&raw mut its) as u64,
         ..Default::default()

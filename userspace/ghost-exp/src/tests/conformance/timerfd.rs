@@ -124,18 +124,6 @@ fn timerfd() -> Result<OwnedFd, String> {
     sys::timerfd_fd().map_err(|x| format!("timerfd_create: {}", errno_name(x)))
 }
 
-/// An `itimerspec` of `value_ms` then every `interval_ms`.
-fn spec(value_ms: i64, interval_ms: i64) -> libc::itimerspec {
-    let ts = |ms: i64| libc::timespec {
-        tv_sec: ms / 1000,
-        tv_nsec: (ms % 1000) * 1_000_000,
-    };
-    libc::itimerspec {
-        it_interval: ts(interval_ms),
-        it_value: ts(value_ms),
-    }
-}
-
 /// `GHOST_IOC_TIMERFD_SETTIME` of `fd` on `ctl` with setting `in_tmr` (a
 /// user address: tests pass bad ones) and ghost part `g`: the errno on
 /// failure.
@@ -145,7 +133,7 @@ fn ghost_settime(
     in_tmr: u64,
     g: abi::TimerfdGhost,
 ) -> Result<(), i32> {
-    let mut old = spec(0, 0);
+    let mut old = sys::itimerspec_ms(0, 0);
     let mut a = abi::GhostIocTimerfdSettime {
         timerfd: fd,
         flags: 0,
@@ -224,7 +212,7 @@ fn conf_timerfd_expired() -> Result<(), String> {
         agents_asleep(agents)?;
         let woken = wakeups(agents[0]);
         let fd = timerfd()?;
-        arm(e, &fd, &spec(20, 0), c1, 0xfeed)?;
+        arm(e, &fd, &sys::itimerspec_ms(20, 0), c1, 0xfeed)?;
         ensure!(read_count(&fd)? == 1, "the timerfd's count is not 1");
         let mut got = Vec::new();
         ensure!(expiries(e, &mut got, 1), "no CPU_TIMER_EXPIRED");
@@ -249,7 +237,7 @@ fn conf_timerfd_periodic_and_disarm() -> Result<(), String> {
     with_agents(241, &[c1], |e, agents| {
         agents_asleep(agents)?;
         let fd = timerfd()?;
-        let every = spec(5, 5);
+        let every = sys::itimerspec_ms(5, 5);
         let mut got = Vec::new();
         arm(e, &fd, &every, c1, 1)?;
         for i in 1..=3 {
@@ -310,7 +298,7 @@ fn conf_timerfd_bad_args() -> Result<(), String> {
     with_agents(242, &[c1], |e, agents| {
         agents_asleep(agents)?;
         let fd = timerfd()?;
-        let s = spec(20, 0);
+        let s = sys::itimerspec_ms(20, 0);
         let good = abi::TimerfdGhost {
             cpu: c1 as i32,
             flags: abi::TIMERFD_GHOST_ENABLED,
