@@ -26,7 +26,8 @@
 //! The schedulers are built by `scripts/build-scx` in the bench kernel's
 //! tree; `scripts/vm-run` passes their directory as `GHOST_SCX_DIR`. On a
 //! kernel without sched_ext (no `/sys/kernel/sched_ext`: the default
-//! kernel of `make test`) the test says SKIP and passes. `make test-scx`
+//! kernel of `make test`), or with fewer than 3 CPUs, the tests say SKIP
+//! and pass. `make test-scx`
 //! runs it on the bench kernel with 4 vCPUs.
 
 use crate::harness::sys::{self, shared_page};
