@@ -3,6 +3,9 @@
 #   make run         the demo: build everything, boot the VM, show ghost-rs at work
 #   make test        every test, host and in-VM; last line "N passed, N failed"
 #   make test-kasan  the in-VM suite on a KASAN kernel (its own tree, build/linux-kasan)
+#   make test-scx    sched_ext beside ghost on the bench kernel (its own tree,
+#                    build/linux-bench: BPF, BTF, SCHED_CLASS_EXT; long first build)
+#                    with the kernel's scx_simple; output in build/vm-bench/
 #   make test-stress make test on a loaded machine (stress-ng --cpu N and a
 #                    second VM running the demo in a loop); reports the result
 #                    and the time (Documentation/ghost-rs/reliability.rst)
@@ -29,7 +32,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all run test test-stress test-kasan fuzz bench setup prepare kernel userspace vm clean check-host \
+.PHONY: all run test test-stress test-kasan test-scx fuzz bench setup prepare kernel userspace vm clean check-host \
 	kernel-deb userspace-deb
 
 all: kernel userspace
@@ -80,6 +83,25 @@ test-kasan: setup userspace
 	if [ $$p = 0 ]; then echo "FAIL vm-suite (no in-VM test passed)"; f=$$((f + 1)); fi; \
 	if grep -q PASS $$out/kernel-log-result 2>/dev/null; then echo "PASS kernel-log-clean (KASAN)"; p=$$((p + 1)); \
 	else echo "FAIL kernel-log-clean (KASAN): see $$out/splats.txt"; f=$$((f + 1)); fi; \
+	echo "$$p passed, $$f failed"; [ $$f = 0 ]
+
+# The bench variant: configs/*.config + configs/bench/*.config (sched_ext
+# beside ghost, Documentation/ghost-rs/scheduling.rst "ghost and sched_ext"),
+# in build/linux-bench; the kernel's own tools/sched_ext built with clang-19
+# (scripts/setup --bench, scripts/build-scx); then the scx_ tests and the
+# class-order test on 4 vCPUs, with the kernel log check; output in
+# build/vm-bench/. Not part of make test.
+test-scx: userspace
+	@scripts/setup --bench
+	@GHOST_KERNEL_VARIANT=bench scripts/prepare-kernel $(if $(FRESH),--fresh)
+	@GHOST_KERNEL_VARIANT=bench scripts/build-kernel
+	@scripts/build-scx
+	@GHOST_KERNEL_VARIANT=bench VM_CPUS=$${VM_CPUS:-4} GHOST_TEST_FILTER=$${GHOST_TEST_FILTER:-kernel_is_ghost,sched_classes_registered,scx_} \
+		scripts/vm-run test; rc=$$?; out=build/vm-bench; \
+	p=$$(grep -c '^PASS ' $$out/guest.log 2>/dev/null); p=$${p:-0}; \
+	f=$$(grep -c '^FAIL ' $$out/guest.log 2>/dev/null); f=$${f:-0}; \
+	if [ $$rc != 0 ] && [ $$f = 0 ]; then echo "FAIL vm-run (see above)"; f=1; fi; \
+	if [ $$p = 0 ]; then echo "FAIL vm-suite (no in-VM test passed)"; f=$$((f + 1)); fi; \
 	echo "$$p passed, $$f failed"; [ $$f = 0 ]
 
 SECONDS ?= 60

@@ -3,11 +3,12 @@
 //! The two ghOSt scheduling classes.
 //!
 //! - `ghost_sched_class` holds the tasks whose scheduling is delegated to an
-//!   agent. It ranks directly below `fair`, so CFS/EEVDF, RT and deadline tasks
-//!   always preempt ghost tasks: an agent schedules only the CPU time the
-//!   rest of the system leaves over. `sched_ext` (which would sit between
-//!   `fair` and `idle` too) cannot be built together with ghost
-//!   (`SCHED_CLASS_GHOST` depends on `!SCHED_CLASS_EXT`).
+//!   agent. It ranks directly above `idle`, below `fair` and `ext`, so
+//!   CFS/EEVDF, sched_ext, RT and deadline tasks always preempt ghost tasks:
+//!   an agent schedules only the CPU time the rest of the system leaves
+//!   over. Ghost yields to a BPF scheduler (`CONFIG_SCHED_CLASS_EXT`) the way
+//!   it yields to CFS; with a switch-all BPF scheduler every normal task and
+//!   kernel thread is an ext task and outranks ghost tasks.
 //! - `ghost_agent_sched_class` ranks directly below `stop`, above `dl`. It
 //!   holds no tasks of its own: its only job is to pick a CPU's agent (a
 //!   task of `ghost_sched_class`) ahead of every other class when the agent
@@ -49,7 +50,7 @@ impl SchedClassOps for GhostClass {
         }
         if gt.is_agent() {
             // The agent runs ahead of every class, but the core preempts by
-            // class rank (ghost is below fair): ask for the CPU ourselves.
+            // class rank (ghost is below fair and ext): ask for the CPU ourselves.
             if !rq.is_curr(p) {
                 rq.resched_curr();
             }
@@ -220,8 +221,19 @@ impl SchedClassOps for GhostAgentClass {
     }
 }
 
+/// Whether `next`, just picked on `rq`, is the CPU's agent: a task of
+/// `ghost_sched_class` that `ghost_agent_sched_class` picked (the only way
+/// an agent runs on its CPU). sched_ext asks when a task of its class is
+/// switched out: the agent preempts it like a class above ext, though
+/// `ghost_sched_class` ranks below ext. `rq` locked.
+pub fn agent_picked(rq: &Rq, next: TaskPtr) -> bool {
+    rq.ghost()
+        .and_then(|g| g.agent())
+        .is_some_and(|a| a == next && a.cpu() == rq.cpu())
+}
+
 /// The table of `ghost_sched_class`, in the section that `SCHED_DATA` places
-/// directly after `fair`'s.
+/// directly after `ext`'s (`fair`'s without `CONFIG_SCHED_CLASS_EXT`).
 #[no_mangle]
 #[used]
 #[link_section = "__ghost_sched_class"]

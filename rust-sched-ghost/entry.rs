@@ -12,6 +12,7 @@
 //! | `ghost_sched_fork`, `ghost_sched_cancel_fork` | `sched_fork()`, `sched_cancel_fork()` | [`crate::sched`] |
 //! | `ghost_setscheduler_check` | `__sched_setscheduler()` | [`crate::sched`] |
 //! | `ghost_pnt_prologue`, `ghost_prepare_task_switch`, `ghost_tick` | `__schedule()`, `context_switch()`, `sched_tick()` | [`crate::sched`] |
+//! | `ghost_agent_picked` | sched_ext's `put_prev_task_scx()`, `switch_class()` | [`crate::classes`] |
 //! | `ghost_alloc_gtid`, `ghost_group_exit` | `copy_process()`, `do_exit()` | [`crate::sys::task`], [`crate::enclave`] |
 //! | `ghost_proc_show_gtid` | `/proc/<pid>/ghost/gtid` | here |
 //! | `ghost_run` | `ghost_run(2)` | [`crate::agent`] |
@@ -136,6 +137,27 @@ pub unsafe extern "C" fn ghost_tick(rq: *mut bindings::rq) {
     let rq = unsafe { Rq::from_raw(rq) };
     crate::sched::tick(rq);
     crate::watchdog::tick();
+}
+
+/// sched_ext's `put_prev_task_scx()` / `switch_class()`: whether `next`
+/// is `rq`'s agent, picked by `ghost_agent_sched_class` (a class above ext)
+/// though its `sched_class` is `ghost_sched_class` (below ext).
+///
+/// # Safety
+///
+/// Called with `rq` locked; `next` is the task picked on it.
+#[no_mangle]
+pub unsafe extern "C" fn ghost_agent_picked(
+    rq: *mut bindings::rq,
+    next: *mut bindings::task_struct,
+) -> bool {
+    // SAFETY: `rq` is locked by the caller for this call.
+    let rq = unsafe { Rq::from_raw(rq) };
+    // SAFETY: `next` was picked on this locked rq: alive.
+    let Some(next) = (unsafe { TaskPtr::from_raw(next) }) else {
+        return false;
+    };
+    crate::classes::agent_picked(rq, next)
 }
 
 /// `copy_process`: the gtid of a new task whose pid in the initial

@@ -14,7 +14,7 @@
 //!   the intrusive list, counted enclave references, the per-task slot):
 //!   with the C entry points ([`entry`]), the only code that is not safe
 //!   Rust;
-//! - [`classes`]: `ghost_sched_class` (below fair) and
+//! - [`classes`]: `ghost_sched_class` (below fair and ext) and
 //!   `ghost_agent_sched_class` (above deadline, below stop);
 //! - [`selftest`]: the boot-time check that both classes sit where the core
 //!   scheduler expects them;

@@ -6,7 +6,10 @@
 //! `__sched_class_highest` and `__sched_class_lowest`, highest priority first.
 //! The check walks the same array, names each table it finds, and compares
 //! the result with the order ghOSt requires:
-//! `stop > ghost_agent > dl > rt > fair > ghost > idle`.
+//! `stop > ghost_agent > dl > rt > fair > ghost > idle`, and with
+//! `CONFIG_SCHED_CLASS_EXT` the eighth class, `ext`, above ghost (ghost
+//! yields to ext as it does to fair):
+//! `stop > ghost_agent > dl > rt > fair > ext > ghost > idle`.
 //! It logs the order it found in either case; the in-VM tests assert the line.
 
 use crate::classes::{ghost_agent_sched_class, ghost_sched_class};
@@ -15,7 +18,35 @@ use kernel::bindings;
 use kernel::prelude::*;
 
 /// The required order, highest first.
+#[cfg(not(CONFIG_SCHED_CLASS_EXT))]
 const EXPECTED: [&str; 7] = ["stop", "ghost_agent", "dl", "rt", "fair", "ghost", "idle"];
+/// The required order, highest first: ghost yields to ext as to fair.
+#[cfg(CONFIG_SCHED_CLASS_EXT)]
+const EXPECTED: [&str; 8] = [
+    "stop",
+    "ghost_agent",
+    "dl",
+    "rt",
+    "fair",
+    "ext",
+    "ghost",
+    "idle",
+];
+
+/// Room for one class more than expected, so that an extra one shows.
+const SLOTS: usize = EXPECTED.len() + 1;
+
+/// `ext_sched_class`, in a kernel built with sched_ext.
+#[cfg(CONFIG_SCHED_CLASS_EXT)]
+fn ext_class() -> Option<*const bindings::sched_class> {
+    Some(addr_of!(bindings::ext_sched_class))
+}
+
+/// `ext_sched_class`, in a kernel built with sched_ext: not this one.
+#[cfg(not(CONFIG_SCHED_CLASS_EXT))]
+fn ext_class() -> Option<*const bindings::sched_class> {
+    None
+}
 
 /// Names the class table at `c`, or `"?"` for a table this check does not know.
 fn name_of(c: *const bindings::sched_class) -> &'static str {
@@ -30,6 +61,9 @@ fn name_of(c: *const bindings::sched_class) -> &'static str {
         (ghost_sched_class.as_ptr(), "ghost"),
         (addr_of!(bindings::idle_sched_class), "idle"),
     ];
+    if ext_class().is_some_and(|e| core::ptr::eq(e, c)) {
+        return "ext";
+    }
     known
         .iter()
         .find(|(p, _)| core::ptr::eq(*p, c))
@@ -42,7 +76,7 @@ pub fn check_class_order() -> Result {
     // are used.
     let mut c = addr_of!(bindings::__sched_class_highest).cast::<bindings::sched_class>();
     let end = addr_of!(bindings::__sched_class_lowest).cast::<bindings::sched_class>();
-    let mut found: [&'static str; 8] = ["?"; 8];
+    let mut found: [&'static str; SLOTS] = ["?"; SLOTS];
     let mut n = 0usize;
     let mut ok = true;
     while c < end {
@@ -58,18 +92,15 @@ pub fn check_class_order() -> Result {
     }
     ok = ok && n == EXPECTED.len() && found.iter().zip(EXPECTED.iter()).all(|(a, b)| a == b);
 
-    let mut line = ClassLine::new();
-    for (i, name) in found.iter().take(n).enumerate() {
-        line.push(if i == 0 { "" } else { " > " });
-        line.push(name);
-    }
+    let line = ClassLine::joined(found.iter().take(n));
     if ok {
         pr_info!("sched classes: {} (ghost classes OK)\n", line.as_str());
         Ok(())
     } else {
         pr_err!(
-            "sched classes: {} (expected stop > ghost_agent > dl > rt > fair > ghost > idle)\n",
-            line.as_str()
+            "sched classes: {} (expected {})\n",
+            line.as_str(),
+            ClassLine::joined(EXPECTED.iter()).as_str()
         );
         Err(EINVAL)
     }
@@ -87,6 +118,16 @@ impl ClassLine {
             buf: [0; 128],
             len: 0,
         }
+    }
+
+    /// `names` joined by `" > "`.
+    fn joined<'a>(names: impl Iterator<Item = &'a &'static str>) -> Self {
+        let mut line = ClassLine::new();
+        for (i, name) in names.enumerate() {
+            line.push(if i == 0 { "" } else { " > " });
+            line.push(name);
+        }
+        line
     }
 
     fn push(&mut self, s: &str) {

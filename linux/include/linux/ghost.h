@@ -40,6 +40,9 @@ int ghost_proc_show_gtid(struct seq_file *m, struct pid_namespace *ns,
  * ghost_tick: sched_tick(), rq locked.
  * ghost_cpu_deactivate: sched_cpu_deactivate() of @cpu, before the CPU is
  *   deactivated (its hotplug thread); an errno keeps it online.
+ * ghost_agent_picked: rq locked; whether @next, picked on @rq, is its agent
+ *   (a ghost_sched_class task that ghost_agent_sched_class, above ext,
+ *   picked): sched_ext (kernel/sched/ext.c) treats it as a higher class.
  */
 int ghost_sched_fork(struct task_struct *p);
 void ghost_sched_cancel_fork(struct task_struct *p);
@@ -49,6 +52,7 @@ void ghost_prepare_task_switch(struct rq *rq, struct task_struct *prev,
 			       struct task_struct *next);
 void ghost_tick(struct rq *rq);
 int ghost_cpu_deactivate(unsigned int cpu);
+bool ghost_agent_picked(struct rq *rq, struct task_struct *next);
 /*
  * Ghost timerfds (fs/timerfd.c) and the return-to-user commit point.
  *

@@ -11,7 +11,7 @@ use crate::harness::{destroy_all_enclaves, Test};
 use crate::tests::conformance::{abi91, agent_api, c_program, capabilities, timerfd};
 use crate::tests::faults::{load, races};
 use crate::tests::ghostfs::{enclave, lifecycle, mapped, root};
-use crate::tests::scheduling::{agent as scheduling, bundled, ghostctl_run, lab, policies};
+use crate::tests::scheduling::{agent as scheduling, bundled, ghostctl_run, lab, policies, scx};
 use std::time::Instant;
 
 /// Every test, in the order they run.
@@ -175,6 +175,14 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "agent_ctrl_c_leaves_tasks_running",
         run: bundled::agent_ctrl_c_leaves_tasks_running,
+    },
+    Test {
+        name: "scx_switch_all_beside_ghost",
+        run: scx::scx_switch_all_beside_ghost,
+    },
+    Test {
+        name: "scx_partial_beside_ghost",
+        run: scx::scx_partial_beside_ghost,
     },
     Test {
         name: "create_destroy_cycles_memory",

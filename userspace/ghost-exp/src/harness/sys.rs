@@ -636,6 +636,20 @@ pub(crate) fn ended(pid: i32) -> bool {
     }
 }
 
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns after an RCU grace period
+/// (`synchronize_rcu()`), which needs every CPU's quiescent state and the
+/// RCU kernel threads; the errno on failure.
+pub(crate) fn membarrier_global() -> Result<(), i32> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// Pins the caller to `cpu`.
 pub(crate) fn pin(cpu: usize) -> bool {
     set_affinity(0, &[cpu]).is_ok()

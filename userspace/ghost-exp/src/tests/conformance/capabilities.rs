@@ -1115,11 +1115,13 @@ fn capabilities(o: &'static Outcomes) -> Result<(), String> {
     std::fs::create_dir_all(mnt).map_err(|e| format!("{mnt}: {e}"))?;
     let mut wrong = Vec::new();
     let (ok, eacces, eperm) = (&[0][..], &[libc::EACCES][..], &[libc::EPERM][..]);
-    // Without CONFIG_BPF_SYSCALL, bpf(2) is ENOSYS; with it, an unknown
-    // program type is EINVAL (root) or EPERM (unprivileged).
+    // Without CONFIG_BPF_SYSCALL, bpf(2) is ENOSYS; with it (the bench
+    // kernel variant), an unknown program type is EINVAL (root) or EPERM
+    // (unprivileged), and this load of no instructions is E2BIG, which
+    // the kernel checks first.
     let (bpf_root, bpf_user) = (
-        &[libc::ENOSYS, libc::EINVAL][..],
-        &[libc::ENOSYS, libc::EPERM, libc::EINVAL][..],
+        &[libc::ENOSYS, libc::EINVAL, libc::E2BIG][..],
+        &[libc::ENOSYS, libc::EPERM, libc::EINVAL, libc::E2BIG][..],
     );
 
     let r = bpf_prog_load();
