@@ -276,10 +276,15 @@ fn lab_script(
         return Err(-10);
     }
     let ab = || e.sw_barrier(me);
+    // Committed by this agent's call only (COMMIT_AT_TXN_COMMIT, as ghOSt's
+    // library opens them): a READY transaction without a COMMIT_AT_* flag
+    // is greedy, and the kernel may commit it at its CPU's next commit
+    // point before the call, which made the failing sync group's good
+    // member COMPLETE and the bad one POISONED once.
     let txn = |gtid: i64, task_barrier: u32, run_flags: u16| Txn {
         gtid,
         run_flags,
-        commit_flags: 0,
+        commit_flags: abi::COMMIT_AT_TXN_COMMIT,
         agent_barrier: ab(),
         task_barrier,
         version: 0,
