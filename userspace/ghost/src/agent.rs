@@ -484,7 +484,12 @@ impl<P: Policy> Shared<P> {
     /// Commits the open txns of `mask`: as a sync group if so configured
     /// and supported, else each on its own.
     fn commit_mask(&self, mask: &CpuMask, st: &mut Stats) -> std::result::Result<(), Errno> {
-        if self.commit == CommitMode::Each || self.sync_unsupported.load(Ordering::Relaxed) {
+        // A group of one is that one commit (and may be the global
+        // agent's local commit, see `Scheduler::lend`).
+        if self.commit == CommitMode::Each
+            || mask.count() == 1
+            || self.sync_unsupported.load(Ordering::Relaxed)
+        {
             return self.enclave.commit(mask);
         }
         match self.enclave.sync_group(mask) {
@@ -552,7 +557,8 @@ impl<P: Policy> Shared<P> {
     /// The global agent loop (centralized model).
     ///
     /// A polling global agent whose CPU another class wants sleeps
-    /// [`BOOSTED_NAP`] between rounds.
+    /// [`BOOSTED_NAP`] between rounds. One with nothing to do lends its
+    /// CPU to a task that may run only there ([`Scheduler::lend`]).
     fn global_loop(&self, cpu: usize, me: StatusWord<'_>, st: &mut Stats) -> Result<()> {
         let q = self
             .queue(cpu)
@@ -561,6 +567,11 @@ impl<P: Policy> Shared<P> {
         let (mut plan, mut results) = (Plan::new(), Vec::new());
         while !self.stopping() {
             let barrier = self.start_round(&me, &mut c, cpu, &mut plan, st);
+            if plan.is_empty() && !plan.polls() && !me.boost_prio() {
+                // Nothing else to do: its own CPU for a task that may run
+                // only there (a local commit: back at the next message).
+                lock(&self.sched).lend(cpu, &mut plan);
+            }
             if !plan.is_empty() {
                 self.commit(&plan, barrier, &mut results, st)?;
                 let (mut s, mut k, now) = (lock(&self.sched), self.kernel(), Instant::now());

@@ -11,7 +11,9 @@
 //!   until the commit that runs it completes, or it blocks, dies or leaves.
 //!   A runnable task whose affinity allows none of the CPUs scheduled is
 //!   parked here instead, and enqueued when `TASK_AFFINITY_CHANGED` lets it
-//!   run somewhere.
+//!   run somewhere. In the centralized model the global agent lends its own
+//!   CPU to a parked task that may run there when it has nothing else to
+//!   do ([`Scheduler::lend`]).
 //! - Each CPU's current task: the one committed last, latched or running,
 //!   until a message says it left the CPU. A commit *latches* a task to its
 //!   CPU; it runs once the CPU's agent gives the CPU away. A second commit
@@ -264,6 +266,58 @@ impl<P: Policy> Scheduler<P> {
     /// the CPUs scheduled.
     pub fn waiting(&self) -> Vec<i64> {
         self.parked.iter().copied().collect()
+    }
+
+    /// Centralized model, for the global agent of `cpu` that has nothing
+    /// else to do (its plan is empty and it does not poll): lends its own
+    /// CPU to a parked task that may run there, i.e. one whose affinity
+    /// allows the global agent's CPU and no CPU scheduled (`cyclictest`
+    /// pins a thread to each CPU of its affinity). Without this such a task
+    /// never runs while the global agent has its CPU. The commit is a
+    /// local one: the agent gives its CPU to the task until a message
+    /// wakes it (any message of the global queue, the task's `TASK_BLOCKED`
+    /// or `TASK_PREEMPT` among them). Adds the entry to `plan`; if the only
+    /// such task is still finishing its switch off a CPU (no message says
+    /// when that is over), asks the agent to look again instead
+    /// ([`Plan::poll`]). Returns whether the plan changed.
+    pub fn lend(&mut self, cpu: usize, plan: &mut Plan) -> bool {
+        if self.per_cpu || !plan.is_empty() || plan.polls() {
+            return false;
+        }
+        let sw = self.sw.as_deref();
+        let mut switching = false;
+        let pick = self.parked.iter().copied().find(|g| {
+            let Some(t) = self.tasks.get(g).filter(|t| t.allowed(cpu)) else {
+                return false;
+            };
+            match sw.and_then(|s| s.get(t.sw)) {
+                Some(w) if w.on_cpu() => {
+                    switching = true;
+                    false
+                }
+                // A message about it is unread: it wakes the agent.
+                Some(w) => w.barrier() == t.seqnum,
+                None => true,
+            }
+        });
+        match pick {
+            Some(gtid) => {
+                plan.run(cpu, gtid);
+                let barrier = self.tasks.get(&gtid).map_or(0, |t| t.seqnum);
+                if let Some(e) = plan.entries_mut().last_mut() {
+                    e.task_barrier = barrier;
+                }
+                self.req.picked.push(gtid);
+                self.req.inflight.insert(gtid, cpu);
+                self.stats.lent += 1;
+                true
+            }
+            None if switching => {
+                plan.poll();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs `f` on the policy with a context for the agent of `cpu`.
@@ -1481,5 +1535,80 @@ mod tests {
         s.deliver(&mut k, 0, &affinity(2, 10), now);
         assert_eq!(s.waiting(), vec![]);
         assert_eq!(plan_of(&mut s, 0, now), vec![(1, 10)]);
+    }
+
+    #[test]
+    fn the_global_agent_lends_its_cpu_to_a_task_that_may_run_only_there() {
+        let now = Instant::now();
+        let mut k = Recorder::default();
+        let mut s = central(&[0, 1, 2]);
+        // Pinned to the global agent's CPU (cyclictest pins a thread to
+        // each CPU of its affinity), and one that may run anywhere.
+        k.allow(10, &[0]);
+        s.deliver(&mut k, 0, &new(1, 10, true), now);
+        assert_eq!(s.waiting(), vec![10]);
+        let mut plan = Plan::new();
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert!(plan.is_empty() && !plan.polls());
+        assert!(s.lend(0, &mut plan));
+        let e = plan.entries()[0];
+        assert_eq!((e.cpu, e.gtid, e.task_barrier), (0, 10, 1));
+        s.committed(&mut k, 0, 0, 10, TxnResult::Complete, now);
+        assert_eq!(s.task(10).unwrap().state, TaskState::OnCpu(0));
+        assert_eq!(s.waiting(), vec![]);
+        // The agent is back (a message): the task waits again, and the
+        // CPUs scheduled go first.
+        s.deliver(&mut k, 0, &preempt(2, 10, 0), now);
+        s.deliver(&mut k, 0, &new(1, 11, true), now);
+        assert_eq!(s.waiting(), vec![10]);
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert_eq!(plan.entries().len(), 1);
+        assert!(!s.lend(0, &mut plan), "lends only with an empty plan");
+        s.committed(&mut k, 0, 1, 11, TxnResult::Complete, now);
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert!(s.lend(0, &mut plan));
+        assert_eq!(plan.entries()[0].task_barrier, 2);
+        // Per-CPU agents never lend (their CPU is scheduled).
+        let mut p = Scheduler::new(Probe::default(), &Model::PerCpu, &[1], None);
+        k.allow(12, &[0]);
+        p.deliver(&mut k, 1, &new(1, 12, true), now);
+        plan.clear();
+        assert!(!p.lend(1, &mut plan) && plan.is_empty());
+    }
+
+    #[test]
+    fn a_lendable_task_still_switching_off_a_cpu_is_polled_for() {
+        use crate::sw::testing::{region, set};
+        let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
+        let now = Instant::now();
+        let mut k = Recorder::default();
+        let mut s = Scheduler::new(
+            Probe::default(),
+            &Model::Centralized { global_cpu: 0 },
+            &[0, 1],
+            Some(sw.clone()),
+        );
+        let reg = &sw.regions()[0];
+        set(
+            reg,
+            10,
+            10,
+            1,
+            abi::GHOST_SW_F_INUSE | abi::GHOST_SW_TASK_ONCPU,
+        );
+        k.allow(10, &[0]);
+        s.deliver(&mut k, 0, &new(1, 10, true), now);
+        let mut plan = Plan::new();
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert!(s.lend(0, &mut plan));
+        assert!(plan.is_empty() && plan.polls());
+        // A message about it is unread: its message wakes the agent.
+        set(reg, 10, 10, 2, abi::GHOST_SW_F_INUSE);
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert!(!s.lend(0, &mut plan) && plan.is_empty() && !plan.polls());
+        set(reg, 10, 10, 1, abi::GHOST_SW_F_INUSE);
+        s.schedule(&mut k, 0, now, &mut plan);
+        assert!(s.lend(0, &mut plan));
+        assert_eq!(plan.entries().len(), 1);
     }
 }

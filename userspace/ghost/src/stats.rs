@@ -39,6 +39,9 @@ pub struct Stats {
     /// Rounds the global agent polled (nothing to commit, something to
     /// look at again soon), each ending in `sched_yield`.
     pub polls: u64,
+    /// Times the global agent lent its own CPU to a task that may run
+    /// only there.
+    pub lent: u64,
     /// Yields refused with `ESTALE` (new messages came first).
     pub estale: u64,
     /// Tasks moved to another agent's queue.
@@ -116,6 +119,7 @@ impl Stats {
             (&mut self.pings, o.pings),
             (&mut self.yields, o.yields),
             (&mut self.polls, o.polls),
+            (&mut self.lent, o.lent),
             (&mut self.estale, o.estale),
             (&mut self.assoc, o.assoc),
             (&mut self.assoc_stale, o.assoc_stale),
@@ -131,7 +135,7 @@ impl Stats {
     }
 
     /// The counters other than messages and transactions, named.
-    fn others(&self) -> [(&'static str, u64); 18] {
+    fn others(&self) -> [(&'static str, u64); 19] {
         [
             ("malformed messages", self.malformed),
             ("messages of unknown tasks", self.unknown_task),
@@ -144,6 +148,7 @@ impl Stats {
             ("pings", self.pings),
             ("yields", self.yields),
             ("polling rounds", self.polls),
+            ("global agent's CPU lent", self.lent),
             ("yields refused (ESTALE)", self.estale),
             ("tasks moved to a CPU's queue", self.assoc),
             ("queue moves retried", self.assoc_stale),

@@ -430,6 +430,11 @@ impl CpuMask {
         self.bits.iter().all(|&b| b == 0)
     }
 
+    /// How many CPUs the mask holds.
+    pub fn count(&self) -> usize {
+        self.bits.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
     /// The CPUs, in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.bits

@@ -3,7 +3,8 @@
 //! runs a burst of short threads to the end; `fair` divides a CPU by nice
 //! weight (measured in CPU time consumed, not wall clock) and follows a nice
 //! change; `edf` runs a task with a declared deadline ahead of a
-//! best-effort spinner.
+//! best-effort spinner; a centralized policy runs a thread pinned to the
+//! global agent's CPU (by lending that CPU).
 //!
 //! Each test runs `ghost-agent POLICY` (the bundled binary) and a forked
 //! workload whose threads join the enclave ([`ghost_threads`]) and report
@@ -30,6 +31,10 @@ pub(crate) const TESTS: &[Test] = &[
     Test {
         name: "policy_sol_runs_short_threads",
         run: policy_sol_runs_short_threads,
+    },
+    Test {
+        name: "policy_central_lends_the_global_cpu",
+        run: policy_central_lends_the_global_cpu,
     },
     Test {
         name: "policy_fair_divides_by_nice",
@@ -138,8 +143,11 @@ fn finish(s: &Shared, pid: i32, mut agent: Proc) -> Result<String, String> {
 /// The value of the statistics line `name` (e.g. `TASK_PREEMPT`).
 fn stat(stats: &str, name: &str) -> Option<u64> {
     stats.lines().find_map(|l| {
-        let mut w = l.split_whitespace();
-        (w.next() == Some(name)).then(|| w.last()?.parse().ok())?
+        let rest = l.trim_start().strip_prefix(name)?;
+        if !rest.starts_with(char::is_whitespace) {
+            return None;
+        }
+        rest.split_whitespace().last()?.parse().ok()
     })
 }
 
@@ -289,6 +297,55 @@ pub fn policy_sol_runs_short_threads() -> Result<(), String> {
     ensure!(
         stat(&stats, "TASK_DEAD").unwrap_or(0) >= MAX as u64,
         "the agent counted fewer than {MAX} TASK_DEAD:\n{}",
+        tail(&stats)
+    );
+    Ok(())
+}
+
+/// A centralized policy (`fifo-central`) runs a thread that may run only
+/// on the global agent's CPU, as `cyclictest` pins one of its threads to
+/// each CPU of its affinity: the global agent lends it its CPU when it has
+/// nothing else to do. Two threads (one pinned there, one free) each sleep
+/// 1 ms and work a little, 50 times.
+pub fn policy_central_lends_the_global_cpu() -> Result<(), String> {
+    const N: usize = 2;
+    const ROUNDS: u32 = 50;
+    let cpus = two_cpus()?;
+    let global = nr_cpu_ids()? - 2;
+    let (agent, id) = agent(&["fifo-central", "--cpus", &cpus])?;
+    let s = shared()?;
+    let pid = workload(id, N, s, move |i| {
+        if i == 0 && !sys::pin(global) {
+            s.failed.fetch_add(1, SeqCst);
+            return;
+        }
+        for _ in 0..ROUNDS {
+            std::thread::sleep(Duration::from_millis(1));
+            work(2_000);
+            s.count[i].fetch_add(1, SeqCst);
+        }
+        s.done.fetch_add(1, SeqCst);
+    })?;
+    let progress =
+        || s.count[0].load(SeqCst) + s.count[1].load(SeqCst) + u64::from(s.entered.load(SeqCst));
+    let ok = wait_while_progressing(STALL_MS, CAP_MS, progress, || {
+        s.done.load(SeqCst) as usize + s.failed.load(SeqCst) as usize == N
+    });
+    let states = sys::ghost_states();
+    ensure!(
+        ok,
+        "waited for a thread pinned to the global agent's CPU {global} and a free one to \
+         sleep and work {ROUNDS} times under fifo-central: {} and {} times, no progress for {} s; \
+         {states}\nagent:\n{}",
+        s.count[0].load(SeqCst),
+        s.count[1].load(SeqCst),
+        STALL_MS / 1000,
+        tail(&agent.output())
+    );
+    let stats = finish(s, pid, agent)?;
+    ensure!(
+        stat(&stats, "global agent's CPU lent").unwrap_or(0) > 0,
+        "the pinned thread ran, but the agent never counted a lent CPU:\n{}",
         tail(&stats)
     );
     Ok(())
