@@ -567,10 +567,19 @@ impl<P: Policy> Shared<P> {
         let (mut plan, mut results) = (Plan::new(), Vec::new());
         while !self.stopping() {
             let barrier = self.start_round(&me, &mut c, cpu, &mut plan, st);
-            if plan.is_empty() && !plan.polls() && !me.boost_prio() {
-                // Nothing else to do: its own CPU for a task that may run
-                // only there (a local commit: back at the next message).
-                lock(&self.sched).lend(cpu, &mut plan);
+            // How the agent sleeps if it has nothing to do.
+            let mut sleep_flags = 0;
+            if plan.is_empty() && !plan.polls() {
+                let mut s = lock(&self.sched);
+                if !me.boost_prio() {
+                    // Its own CPU for a task that may run only there (a
+                    // local commit: back at the next message).
+                    s.lend(cpu, &mut plan);
+                } else if s.lendable(cpu) {
+                    // Another class has the CPU: lend it once that class
+                    // leaves it idle.
+                    sleep_flags = abi::RTLA_ON_IDLE;
+                }
             }
             if !plan.is_empty() {
                 self.commit(&plan, barrier, &mut results, st)?;
@@ -599,8 +608,9 @@ impl<P: Policy> Shared<P> {
                     st.polls += 1;
                 }
             } else {
-                // Nothing to do until a message comes (the queue wakes us).
-                self.yield_cpu(cpu, barrier, 0, true, st)?;
+                // Nothing to do until a message comes (the queue wakes us),
+                // or the CPU goes idle with a task to lend it to.
+                self.yield_cpu(cpu, barrier, sleep_flags, true, st)?;
             }
         }
         Ok(())

@@ -286,8 +286,8 @@ impl<P: Policy> Scheduler<P> {
         }
         let sw = self.sw.as_deref();
         let mut switching = false;
-        let pick = self.parked.iter().copied().find(|g| {
-            let Some(t) = self.tasks.get(g).filter(|t| t.allowed(cpu)) else {
+        let pick = self.parked_on(cpu).map(|t| t.gtid).find(|g| {
+            let Some(t) = self.tasks.get(g) else {
                 return false;
             };
             match sw.and_then(|s| s.get(t.sw)) {
@@ -318,6 +318,20 @@ impl<P: Policy> Scheduler<P> {
             }
             None => false,
         }
+    }
+
+    /// The parked tasks that may run on `cpu`.
+    fn parked_on(&self, cpu: usize) -> impl Iterator<Item = &Task> + '_ {
+        self.parked
+            .iter()
+            .filter_map(move |g| self.tasks.get(g).filter(|t| t.allowed(cpu)))
+    }
+
+    /// Whether [`Scheduler::lend`] would have a task for the global agent
+    /// of `cpu` (now or once it is off its CPU): one that another class
+    /// keeps off the CPU waits for the CPU to go idle (`RTLA_ON_IDLE`).
+    pub fn lendable(&self, cpu: usize) -> bool {
+        !self.per_cpu && self.parked_on(cpu).next().is_some()
     }
 
     /// Runs `f` on the policy with a context for the agent of `cpu`.
@@ -1550,6 +1564,7 @@ mod tests {
         let mut plan = Plan::new();
         s.schedule(&mut k, 0, now, &mut plan);
         assert!(plan.is_empty() && !plan.polls());
+        assert!(s.lendable(0) && !s.lendable(1));
         assert!(s.lend(0, &mut plan));
         let e = plan.entries()[0];
         assert_eq!((e.cpu, e.gtid, e.task_barrier), (0, 10, 1));
