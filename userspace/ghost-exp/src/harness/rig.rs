@@ -272,7 +272,10 @@ impl Known {
         };
         e.fill(cpu, &t);
         match e.commit(&[cpu], false) {
-            Ok(_) => e.txn_state(cpu),
+            // The target CPU may still be committing it (claimed: the
+            // state is its CPU number), e.g. when its own commit point
+            // took the greedy txn first; ghOSt's library waits too.
+            Ok(_) => final_state(e, cpu),
             Err(x) => -x,
         }
     }
