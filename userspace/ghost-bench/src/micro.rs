@@ -635,9 +635,10 @@ fn finish(out: &mut File, res: &ChildOut, dir: Option<&EnclaveDir>) -> ! {
     sys::exit_now(0)
 }
 
-/// With `GHOST_BENCH_TRACE` set, prints a progress line.
+/// With `GHOST_BENCH_TRACE` set and not empty, prints a progress line
+/// (`scripts/vm-run` passes it to the guest, empty when it is unset).
 fn trace(what: &str) {
-    if std::env::var_os("GHOST_BENCH_TRACE").is_some() {
+    if std::env::var_os("GHOST_BENCH_TRACE").is_some_and(|v| !v.is_empty()) {
         eprintln!("ghost-bench[{}]: {what}", std::process::id());
     }
 }

@@ -213,8 +213,11 @@ fn read_groups(dir: &Path, table: &mut String, m: &mut Value) -> Option<(MicroOu
     let out = match r {
         Ok(g) => {
             let label = format!(
-                "the {}-vCPU groups boot ({} rounds x {} iterations; {desc})",
-                g.cpus, g.rounds, g.iters
+                "the {}-vCPU groups boot ({} round{} of {} iterations; {desc})",
+                g.cpus,
+                g.rounds,
+                if g.rounds == 1 { "" } else { "s" },
+                g.iters
             );
             boot["cpus"] = json!(g.cpus);
             boot["rounds"] = json!(g.rounds);
@@ -589,7 +592,7 @@ mod tests {
                 .any(|l| l.contains("group_commit_10_agent *") && l.contains(" 3.00 ")),
             "{t}"
         );
-        assert!(t.contains("*: measured in the 12-vCPU groups boot (2 rounds x 4 iterations; 12 vCPUs, QUICK=1)"), "{t}");
+        assert!(t.contains("*: measured in the 12-vCPU groups boot (2 rounds of 4 iterations; 12 vCPUs, QUICK=1)"), "{t}");
         assert!(!t.contains("group_commit_10: needs"), "{t}");
         assert_eq!(t.matches("group_commit_32: needs").count(), 1, "{t}");
         assert!(
