@@ -47,6 +47,11 @@ enum Cmd {
         /// many CPUs besides CPU 0 and the global agent's).
         #[arg(long, value_delimiter = ',', default_value = "1,10,32")]
         groups: Vec<usize>,
+        /// Only the group commits of 2 transactions or more (of
+        /// `--groups`), no other configuration: `make bench`'s second
+        /// boot, which has the CPUs for them (34 for a group of 32).
+        #[arg(long)]
+        only_groups: bool,
         /// A label for the figures (the VM mode: icount, mttcg, ...).
         #[arg(long, default_value = "unlabelled")]
         mode: String,
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
             iters,
             warmup,
             groups,
+            only_groups,
             mode,
             json,
             smoke,
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
                     iters: 20,
                     warmup: 2,
                     groups: vec![1, 2],
+                    only_groups: false,
                     mode,
                 }
             } else {
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
                     iters: iters.max(1),
                     warmup,
                     groups,
+                    only_groups,
                     mode,
                 }
             };

@@ -46,8 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{self, Summary};
 
-/// The most tasks a configuration has (the kernel's `NR_CPUS` is 8 in the
-/// VM config; 32 leaves room for bigger machines).
+/// The most tasks a configuration has: the paper's largest group commit
+/// (32 transactions, which needs 34 CPUs: `make bench` boots that many
+/// vCPUs for the group commits, and the VM kernel's `NR_CPUS` is 64).
 const MAX_TASKS: usize = 32;
 
 /// How long a configuration may go without progress before it is called
@@ -207,6 +208,9 @@ pub struct Options {
     pub warmup: usize,
     /// The group sizes asked for.
     pub groups: Vec<usize>,
+    /// Only the group commits of 2 transactions or more (`--only-groups`:
+    /// `make bench`'s second boot, with enough CPUs for them).
+    pub only_groups: bool,
     /// A label for the output (the VM mode).
     pub mode: String,
 }
@@ -228,6 +232,11 @@ pub struct MetricOut {
     pub round_medians: Vec<f64>,
     /// Every sample (ns).
     pub samples: Vec<f64>,
+    /// Where it was measured when not in this run's boot (`ghost-bench
+    /// report` merges the group commits of `make bench`'s second boot:
+    /// "34-vCPU boot").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The output of `ghost-bench micro`.
@@ -235,6 +244,9 @@ pub struct MetricOut {
 pub struct MicroOut {
     /// The mode label given on the command line.
     pub mode: String,
+    /// Only the group commits were run (`--only-groups`).
+    #[serde(default)]
+    pub only_groups: bool,
     /// The kernel (`uname -r`).
     pub kernel: String,
     /// Online CPUs.
@@ -267,48 +279,7 @@ struct ChildOut {
 /// Runs the benchmark: every configuration `rounds` times, interleaved.
 pub fn run(opts: &Options) -> MicroOut {
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut skipped = Vec::new();
-    let mut configs = vec![Config::Cfs1];
-    if ncpus >= 3 {
-        configs.push(Config::Cfs2);
-    } else {
-        skipped.push("cfs_switch_2cpu: needs CPUs 1 and 2 (this system has fewer)".into());
-    }
-    if ncpus >= 2 {
-        configs.push(Config::Local);
-    } else {
-        skipped.push("local agent: needs 2 CPUs".into());
-    }
-    // The global agent's CPU 1, the targets 2..n.
-    let targets = ncpus.saturating_sub(2);
-    let mut groups: Vec<usize> = opts.groups.clone();
-    groups.sort_unstable();
-    groups.dedup();
-    if targets >= 1 {
-        configs.push(Config::Global(1));
-    } else {
-        skipped
-            .push("global agent (msg_global, remote schedule, group commits): needs 3 CPUs".into());
-    }
-    // A size that does not fit is replaced by the largest that does.
-    let fit = targets.min(MAX_TASKS);
-    if fit >= 2 && groups.iter().any(|&n| n > fit) && !groups.contains(&fit) {
-        groups.push(fit);
-        groups.sort_unstable();
-    }
-    for &n in &groups {
-        if n <= 1 {
-            continue;
-        }
-        if n <= fit {
-            configs.push(Config::Global(n));
-        } else {
-            skipped.push(format!(
-                "group_commit_{n}: needs {} CPUs (a global agent, {n} targets, CPU 0 for the driver); this system has {ncpus}",
-                n + 2
-            ));
-        }
-    }
+    let (configs, groups, skipped) = plan(ncpus, opts);
     let mut all: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -339,7 +310,7 @@ pub fn run(opts: &Options) -> MicroOut {
         }
     }
     for &n in &groups {
-        if n == 1 {
+        if n == 1 && !opts.only_groups {
             // Group of 1: the remote schedule's samples.
             for side in ["agent", "target"] {
                 if let Some(v) = all.get(&format!("remote_schedule_{side}")).cloned() {
@@ -349,14 +320,8 @@ pub fn run(opts: &Options) -> MicroOut {
         }
     }
     let mut metrics = Vec::new();
-    let order = |k: &str| {
-        METRICS
-            .iter()
-            .position(|m| m.name == k)
-            .unwrap_or(METRICS.len())
-    };
     let mut keys: Vec<&String> = all.keys().collect();
-    keys.sort_by_key(|k| (order(k), group_n(k), (*k).clone()));
+    keys.sort_by_key(|k| report_order(k));
     for k in keys {
         let rounds = &all[k];
         let samples: Vec<f64> = rounds.iter().flatten().copied().collect();
@@ -372,10 +337,12 @@ pub fn run(opts: &Options) -> MicroOut {
             summary,
             round_medians: rounds.iter().filter_map(|r| stats::median(r)).collect(),
             samples,
+            source: None,
         });
     }
     MicroOut {
         mode: opts.mode.clone(),
+        only_groups: opts.only_groups,
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
@@ -387,6 +354,62 @@ pub fn run(opts: &Options) -> MicroOut {
         commit_failures: failures,
         errors,
     }
+}
+
+/// What a run on `ncpus` CPUs does: the configurations of a round, the
+/// group sizes (sorted), and what it skips, and why.
+fn plan(ncpus: usize, opts: &Options) -> (Vec<Config>, Vec<usize>, Vec<String>) {
+    let mut skipped = Vec::new();
+    let mut configs = Vec::new();
+    if !opts.only_groups {
+        configs.push(Config::Cfs1);
+        if ncpus >= 3 {
+            configs.push(Config::Cfs2);
+        } else {
+            skipped.push("cfs_switch_2cpu: needs CPUs 1 and 2 (this system has fewer)".into());
+        }
+        if ncpus >= 2 {
+            configs.push(Config::Local);
+        } else {
+            skipped.push("local agent: needs 2 CPUs".into());
+        }
+    }
+    // The global agent's CPU 1, the targets 2..n.
+    let targets = ncpus.saturating_sub(2);
+    let mut groups: Vec<usize> = opts.groups.clone();
+    if opts.only_groups {
+        groups.retain(|&n| n >= 2);
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    if targets >= 1 {
+        if !opts.only_groups {
+            configs.push(Config::Global(1));
+        }
+    } else {
+        skipped
+            .push("global agent (msg_global, remote schedule, group commits): needs 3 CPUs".into());
+    }
+    // A size that does not fit is replaced by the largest that does.
+    let fit = targets.min(MAX_TASKS);
+    if fit >= 2 && groups.iter().any(|&n| n > fit) && !groups.contains(&fit) {
+        groups.push(fit);
+        groups.sort_unstable();
+    }
+    for &n in &groups {
+        if n <= 1 {
+            continue;
+        }
+        if n <= fit {
+            configs.push(Config::Global(n));
+        } else {
+            skipped.push(format!(
+                "group_commit_{n}: needs {} CPUs (a global agent, {n} targets, CPU 0 for the driver); this system has {ncpus}",
+                n + 2
+            ));
+        }
+    }
+    (configs, groups, skipped)
 }
 
 /// The figures a run on `cpus` CPUs must have.
@@ -439,8 +462,18 @@ fn check_text(text: &str) -> Result<usize, String> {
     Ok(m.metrics.len())
 }
 
+/// Where a metric goes in the output: [`METRICS`]' order, then the group
+/// commits by N.
+pub fn report_order(name: &str) -> (usize, usize, String) {
+    let i = METRICS
+        .iter()
+        .position(|m| m.name == name)
+        .unwrap_or(METRICS.len());
+    (i, group_n(name), name.to_string())
+}
+
 /// N of a `group_commit_N_*` name (0 for others), to sort by.
-fn group_n(name: &str) -> usize {
+pub fn group_n(name: &str) -> usize {
     name.strip_prefix("group_commit_")
         .and_then(|r| r.split('_').next())
         .and_then(|n| n.parse().ok())
@@ -602,9 +635,10 @@ fn finish(out: &mut File, res: &ChildOut, dir: Option<&EnclaveDir>) -> ! {
     sys::exit_now(0)
 }
 
-/// With `GHOST_BENCH_TRACE` set, prints a progress line.
+/// With `GHOST_BENCH_TRACE` set and not empty, prints a progress line
+/// (`scripts/vm-run` passes it to the guest, empty when it is unset).
 fn trace(what: &str) {
-    if std::env::var_os("GHOST_BENCH_TRACE").is_some() {
+    if std::env::var_os("GHOST_BENCH_TRACE").is_some_and(|v| !v.is_empty()) {
         eprintln!("ghost-bench[{}]: {what}", std::process::id());
     }
 }
@@ -1181,6 +1215,42 @@ mod tests {
     }
 
     #[test]
+    fn plan_fits_groups_to_the_cpus() {
+        let opts = |only_groups| Options {
+            rounds: 1,
+            iters: 1,
+            warmup: 0,
+            groups: vec![1, 10, 32],
+            only_groups,
+            mode: "t".into(),
+        };
+        // make bench's main boot: 4 vCPUs, a group of 2 instead.
+        let (c, g, sk) = plan(4, &opts(false));
+        assert_eq!(
+            c,
+            [
+                Config::Cfs1,
+                Config::Cfs2,
+                Config::Local,
+                Config::Global(1),
+                Config::Global(2)
+            ]
+        );
+        assert_eq!(g, [1, 2, 10, 32]);
+        assert_eq!(sk.len(), 2, "{sk:?}");
+        assert!(sk[0].contains("group_commit_10: needs 12 CPUs"), "{sk:?}");
+        // Its groups boot: 34 vCPUs, the group commits alone.
+        let (c, g, sk) = plan(34, &opts(true));
+        assert_eq!(c, [Config::Global(10), Config::Global(32)]);
+        assert_eq!(g, [10, 32]);
+        assert!(sk.is_empty(), "{sk:?}");
+        // 12 vCPUs: N = 10 only.
+        let (c, _, sk) = plan(12, &opts(true));
+        assert_eq!(c, [Config::Global(10)]);
+        assert!(sk[0].contains("group_commit_32: needs 34 CPUs"), "{sk:?}");
+    }
+
+    #[test]
     fn check_wants_every_figure() {
         let metric = |name: &str| MetricOut {
             name: name.into(),
@@ -1190,9 +1260,11 @@ mod tests {
             summary: stats::summarize(&[1.0, 2.0]).unwrap(),
             round_medians: vec![1.0],
             samples: vec![1.0, 2.0],
+            source: None,
         };
         let mut m = MicroOut {
             mode: "t".into(),
+            only_groups: false,
             kernel: String::new(),
             cpus: 2,
             rounds: 1,
@@ -1222,6 +1294,7 @@ mod tests {
             iters: 20,
             warmup: 2,
             groups: vec![],
+            only_groups: false,
             mode: "test".into(),
         };
         let r = cfs_pingpong(0, 0, &opts);

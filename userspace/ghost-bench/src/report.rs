@@ -1,7 +1,10 @@
 //! `ghost-bench report`: `results.json`, the plots and the table, from the
 //! mode directories `scripts/bench` filled (each: `mode.txt`, a one-line
 //! description of the VM mode; `micro.json`, from `ghost-bench micro`;
-//! `workloads.tsv` and `raw/`, from the third-party workloads).
+//! `workloads.tsv` and `raw/`, from the third-party workloads; and, from
+//! the mode's second boot with more vCPUs, `micro-groups.json` (`ghost-bench
+//! micro --only-groups`) and `groups.txt`, a one-line description of that
+//! boot, whose group commits join the mode's micro table).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::micro::MicroOut;
+use crate::micro::{self, MicroOut};
 use crate::stats;
 use crate::svg;
 use crate::workloads::{self, Run};
@@ -33,15 +36,32 @@ pub fn micro_table(m: &MicroOut) -> String {
         "  {:<26} {:>10} {:>10} {:>8} {:>9} {:>11}",
         "microbenchmark (ns)", "median", "p99", "n", "x CFS", "paper(xCFS)"
     );
+    // Figures from another boot: a mark per source, explained below.
+    let mut sources: Vec<&str> = Vec::new();
     for x in &m.metrics {
         let ratio = cfs.map_or("-".into(), |c| format!("{:.2}", x.summary.median / c));
         let paper = x
             .paper_ns
             .map_or("-".into(), |p| format!("{p:.0}({:.2})", p / PAPER_CFS));
+        let mut name = x.name.clone();
+        if let Some(src) = x.source.as_deref() {
+            let i = sources.iter().position(|&s| s == src).unwrap_or_else(|| {
+                sources.push(src);
+                sources.len() - 1
+            });
+            name = format!("{name} {}", "*".repeat(i + 1));
+        }
         let _ = writeln!(
             s,
             "  {:<26} {:>10.0} {:>10.0} {:>8} {:>9} {:>11}",
-            x.name, x.summary.median, x.summary.p99, x.summary.n, ratio, paper
+            name, x.summary.median, x.summary.p99, x.summary.n, ratio, paper
+        );
+    }
+    for (i, src) in sources.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {}: measured in {src}; its x CFS is over {CFS_REF} of this table (the main boot)",
+            "*".repeat(i + 1)
         );
     }
     for k in &m.skipped {
@@ -79,16 +99,24 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<String, String> {
             .unwrap_or_default();
         let _ = writeln!(table, "\n== {mode}: {desc} ==");
         let mut m = json!({ "mode": mode, "description": desc });
+        // The group commits of the mode's second boot, if it ran.
+        let groups = read_groups(dir, &mut table, &mut m);
         // The microbenchmarks.
         match std::fs::read_to_string(dir.join("micro.json")) {
             Ok(t) => match serde_json::from_str::<MicroOut>(&t) {
-                Ok(micro) => {
+                Ok(mut micro) => {
+                    if let Some((g, label)) = &groups {
+                        merge_groups(&mut micro, g, label);
+                    }
                     table.push_str(&micro_table(&micro));
                     let rows: Vec<svg::BoxRow> = micro
                         .metrics
                         .iter()
                         .map(|x| svg::BoxRow {
-                            label: x.name.clone(),
+                            label: match x.source {
+                                Some(_) => format!("{} (groups boot)", x.name),
+                                None => x.name.clone(),
+                            },
                             samples: x.samples.clone(),
                         })
                         .collect();
@@ -164,6 +192,89 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<String, String> {
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     write_file(&out.join("results.json"), &(text + "\n"))?;
     Ok(table)
+}
+
+/// The mode's groups boot (`groups.txt`, `micro-groups.json` in `dir`):
+/// its figures and the label their rows get, or None when it did not run
+/// or gave nothing (which the table and `m` then say).
+fn read_groups(dir: &Path, table: &mut String, m: &mut Value) -> Option<(MicroOut, String)> {
+    let desc = std::fs::read_to_string(dir.join("groups.txt"))
+        .ok()
+        .map(|s| s.trim().to_string())?;
+    let mut boot = json!({ "description": desc });
+    let r = std::fs::read_to_string(dir.join("micro-groups.json"))
+        .map_err(|_| {
+            "no micro-groups.json (ghost-bench micro --only-groups did not finish)".to_string()
+        })
+        .and_then(|t| {
+            serde_json::from_str::<MicroOut>(&t)
+                .map_err(|e| format!("micro-groups.json does not parse: {e}"))
+        });
+    let out = match r {
+        Ok(g) => {
+            let label = format!(
+                "the {}-vCPU groups boot ({} round{} of {} iterations; {desc})",
+                g.cpus,
+                g.rounds,
+                if g.rounds == 1 { "" } else { "s" },
+                g.iters
+            );
+            boot["cpus"] = json!(g.cpus);
+            boot["rounds"] = json!(g.rounds);
+            boot["iters"] = json!(g.iters);
+            boot["kernel"] = json!(g.kernel);
+            Some((g, label))
+        }
+        Err(e) => {
+            let _ = writeln!(table, "  groups boot ({desc}): {e}");
+            boot["error"] = json!(e);
+            None
+        }
+    };
+    m["micro_groups_boot"] = boot;
+    out
+}
+
+/// Merges the group commits of the groups boot `g` into the main boot's
+/// figures `main`, each marked as from `label` (a size the main boot
+/// measured keeps the main boot's figure); what the groups boot measured
+/// is no longer "skipped"; its own skips, errors and failed commits are
+/// added, prefixed with "groups boot".
+pub fn merge_groups(main: &mut MicroOut, g: &MicroOut, label: &str) {
+    let mut added = Vec::new();
+    for x in &g.metrics {
+        let n = micro::group_n(&x.name);
+        if n < 2 || main.metrics.iter().any(|y| y.name == x.name) {
+            continue;
+        }
+        let mut x = x.clone();
+        x.source = Some(label.to_string());
+        main.metrics.push(x);
+        added.push(n);
+    }
+    main.metrics.sort_by_key(|x| micro::report_order(&x.name));
+    // The sizes the groups boot measured or says why it skipped.
+    let covered: Vec<String> = added
+        .iter()
+        .map(|n| format!("group_commit_{n}:"))
+        .chain(
+            g.skipped
+                .iter()
+                .filter_map(|k| Some(format!("{}:", k.split_once(':')?.0))),
+        )
+        .collect();
+    main.skipped
+        .retain(|k| !covered.iter().any(|c| k.starts_with(c.as_str())));
+    main.skipped
+        .extend(g.skipped.iter().map(|k| format!("groups boot: {k}")));
+    main.errors
+        .extend(g.errors.iter().map(|e| format!("groups boot: {e}")));
+    for (k, v) in &g.commit_failures {
+        *main
+            .commit_failures
+            .entry(format!("groups boot {k}"))
+            .or_default() += v;
+    }
 }
 
 fn write_file(p: &Path, s: &str) -> Result<(), String> {
@@ -407,6 +518,117 @@ fn fmt_v(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::micro::MetricOut;
+
+    fn micro_out(cpus: usize, names: &[(&str, f64)], skipped: &[&str]) -> MicroOut {
+        MicroOut {
+            mode: "icount".into(),
+            only_groups: cpus > 4,
+            kernel: String::new(),
+            cpus,
+            rounds: 2,
+            iters: 4,
+            metrics: names
+                .iter()
+                .map(|&(name, v)| MetricOut {
+                    name: name.into(),
+                    desc: String::new(),
+                    unit: "ns".into(),
+                    paper_ns: None,
+                    summary: stats::summarize(&[v, v]).unwrap(),
+                    round_medians: vec![v],
+                    samples: vec![v, v],
+                    source: None,
+                })
+                .collect(),
+            skipped: skipped.iter().map(|s| s.to_string()).collect(),
+            commit_failures: BTreeMap::new(),
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn groups_boot_joins_the_micro_table() {
+        let base = std::env::temp_dir().join(format!("ghost-bench-groups-{}", std::process::id()));
+        let dir = base.join("icount");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mode.txt"), "TCG -icount; 4 vCPUs\n").unwrap();
+        let main = micro_out(
+            4,
+            &[
+                ("cfs_switch_1cpu", 1000.0),
+                ("group_commit_1_agent", 500.0),
+                ("group_commit_2_agent", 700.0),
+            ],
+            &[
+                "group_commit_10: needs 12 CPUs (...); this system has 4",
+                "group_commit_32: needs 34 CPUs (...); this system has 4",
+            ],
+        );
+        let write = |f: &str, m: &MicroOut| {
+            std::fs::write(dir.join(f), serde_json::to_string(m).unwrap()).unwrap()
+        };
+        write("micro.json", &main);
+        // The groups boot had 12 vCPUs: N = 10 only.
+        let g = micro_out(
+            12,
+            &[
+                ("group_commit_10_agent", 3000.0),
+                ("group_commit_10_target", 2000.0),
+            ],
+            &["group_commit_32: needs 34 CPUs (...); this system has 12"],
+        );
+        write("micro-groups.json", &g);
+        std::fs::write(dir.join("groups.txt"), "12 vCPUs, QUICK=1\n").unwrap();
+        let out = base.join("out");
+        let t = report(std::slice::from_ref(&dir), &out).unwrap();
+        // Sorted by N, marked, the ratio over the main boot's CFS switch.
+        let a = t.find("group_commit_2_agent").unwrap();
+        let b = t.find("group_commit_10_agent *").unwrap();
+        assert!(a < b, "{t}");
+        assert!(t.contains("group_commit_10_target *"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.contains("group_commit_10_agent *") && l.contains(" 3.00 ")),
+            "{t}"
+        );
+        assert!(t.contains("*: measured in the 12-vCPU groups boot (2 rounds of 4 iterations; 12 vCPUs, QUICK=1)"), "{t}");
+        assert!(!t.contains("group_commit_10: needs"), "{t}");
+        assert_eq!(t.matches("group_commit_32: needs").count(), 1, "{t}");
+        assert!(
+            t.contains("groups boot: group_commit_32: needs 34 CPUs"),
+            "{t}"
+        );
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        let mo = &r["modes"][0];
+        assert_eq!(
+            mo["micro_ratio_to_cfs_switch"]["group_commit_10_agent"],
+            json!(3.0)
+        );
+        assert_eq!(mo["micro_groups_boot"]["cpus"], json!(12));
+        let ms = mo["micro"]["metrics"].as_array().unwrap();
+        let m10 = ms
+            .iter()
+            .find(|x| x["name"] == "group_commit_10_agent")
+            .unwrap();
+        assert!(m10["source"].as_str().unwrap().contains("12-vCPU"));
+        assert!(ms
+            .iter()
+            .find(|x| x["name"] == "group_commit_2_agent")
+            .unwrap()["source"]
+            .is_null());
+        // A groups boot that gave nothing is said, and the rest stands.
+        std::fs::remove_file(dir.join("micro-groups.json")).unwrap();
+        let t = report(std::slice::from_ref(&dir), &out).unwrap();
+        assert!(
+            t.contains("groups boot (12 vCPUs, QUICK=1): no micro-groups.json"),
+            "{t}"
+        );
+        assert!(t.contains("group_commit_10: needs 12 CPUs"), "{t}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn report_from_a_mode_directory() {
