@@ -1067,6 +1067,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+    use crate::sw::testing::set;
 
     /// A policy that records what it was told and picks what it is told.
     #[derive(Default)]
@@ -1497,27 +1498,39 @@ mod tests {
         assert_eq!(plan_of(&mut s, 0, later), vec![(3, 10)]);
     }
 
-    #[test]
-    fn a_task_finishing_its_switch_off_a_cpu_is_polled_for() {
-        use crate::sw::testing::{region, set};
-        let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
-        let now = Instant::now();
-        let mut k = Recorder::default();
+    /// A centralized scheduler (global agent on CPU 0, tasks on CPU 1)
+    /// with a status-word table (word `i` is task `i`'s), to which task 10,
+    /// allowed on `allowed` (all CPUs if `None`), was announced runnable
+    /// while its word still says it is on a CPU.
+    fn switching_task(
+        allowed: Option<&[usize]>,
+    ) -> (Arc<SwTable>, Scheduler<Probe>, Recorder, Instant) {
+        let sw = Arc::new(SwTable::new(vec![crate::sw::testing::region(0, 4096)]));
         let mut s = Scheduler::new(
             Probe::default(),
             &Model::Centralized { global_cpu: 0 },
             &[0, 1],
             Some(sw.clone()),
         );
-        let reg = &sw.regions()[0];
+        let (now, mut k) = (Instant::now(), Recorder::default());
         set(
-            reg,
+            &sw.regions()[0],
             10,
             10,
             1,
             abi::GHOST_SW_F_INUSE | abi::GHOST_SW_TASK_ONCPU,
         );
+        if let Some(cpus) = allowed {
+            k.allow(10, cpus);
+        }
         s.deliver(&mut k, 0, &new(1, 10, true), now);
+        (sw, s, k, now)
+    }
+
+    #[test]
+    fn a_task_finishing_its_switch_off_a_cpu_is_polled_for() {
+        let (sw, mut s, mut k, now) = switching_task(None);
+        let reg = &sw.regions()[0];
         // Still on a CPU (it entered ghost running): nothing tells the
         // agent when it is off, so it looks again, however long it takes.
         let mut plan = Plan::new();
@@ -1593,26 +1606,8 @@ mod tests {
 
     #[test]
     fn a_lendable_task_still_switching_off_a_cpu_is_polled_for() {
-        use crate::sw::testing::{region, set};
-        let sw = Arc::new(SwTable::new(vec![region(0, 4096)]));
-        let now = Instant::now();
-        let mut k = Recorder::default();
-        let mut s = Scheduler::new(
-            Probe::default(),
-            &Model::Centralized { global_cpu: 0 },
-            &[0, 1],
-            Some(sw.clone()),
-        );
+        let (sw, mut s, mut k, now) = switching_task(Some(&[0]));
         let reg = &sw.regions()[0];
-        set(
-            reg,
-            10,
-            10,
-            1,
-            abi::GHOST_SW_F_INUSE | abi::GHOST_SW_TASK_ONCPU,
-        );
-        k.allow(10, &[0]);
-        s.deliver(&mut k, 0, &new(1, 10, true), now);
         let mut plan = Plan::new();
         s.schedule(&mut k, 0, now, &mut plan);
         assert!(s.lend(0, &mut plan));
