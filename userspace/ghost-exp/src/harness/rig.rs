@@ -20,7 +20,7 @@ use std::mem::offset_of;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Shared by a test, its agents and its tasks (an anonymous shared page).
 #[repr(C)]
@@ -577,32 +577,47 @@ impl RigUp {
 
     /// Commits `gtid` with the freshest barrier until the outcome is not
     /// `TARGET_STALE` (a message the commander had not read yet) or
-    /// `CPU_UNAVAIL` (another class had c1 for a moment), at most 200 times.
+    /// `CPU_UNAVAIL` (another class had c1 for a moment).
+    #[track_caller]
     pub(crate) fn commit_settled(&self, gtid: i64) -> Result<i32, String> {
-        let mut s = self.commit(gtid, 0, FRESH)?;
-        for _ in 0..200 {
-            if s != abi::GHOST_TXN_TARGET_STALE && s != abi::GHOST_TXN_CPU_UNAVAIL {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-            s = self.commit(gtid, 0, FRESH)?;
-        }
-        Ok(s)
+        self.commit_until(gtid, 0, |s| {
+            s == abi::GHOST_TXN_TARGET_STALE || s == abi::GHOST_TXN_CPU_UNAVAIL
+        })
     }
 
     /// Commits `gtid` on `c1` with `run_flags` and a fresh barrier until
     /// the outcome is not `CPU_UNAVAIL` (a kernel thread or another CFS
-    /// task had c1 for a moment), at most 200 times.
+    /// task had c1 for a moment).
+    #[track_caller]
     pub(crate) fn commit_when_free(&self, gtid: i64, run_flags: u16) -> Result<i32, String> {
+        self.commit_until(gtid, run_flags, |s| s == abi::GHOST_TXN_CPU_UNAVAIL)
+    }
+
+    /// Commits `gtid` on `c1` with a fresh barrier, again while `transient`
+    /// says the outcome is one that passes (the other class's moment on
+    /// c1 lasts as long as the host lets that vCPU run): a hang cap, not a
+    /// count of tries, ends it. The last outcome.
+    #[track_caller]
+    fn commit_until(
+        &self,
+        gtid: i64,
+        run_flags: u16,
+        transient: impl Fn(i32) -> bool,
+    ) -> Result<i32, String> {
         let mut s = self.commit(gtid, run_flags, FRESH)?;
-        for _ in 0..200 {
-            if s != abi::GHOST_TXN_CPU_UNAVAIL {
-                break;
+        let mut err = None;
+        wait_for(1000, || {
+            if !transient(s) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(5));
-            s = self.commit(gtid, run_flags, FRESH)?;
-        }
-        Ok(s)
+            match self.commit(gtid, run_flags, FRESH) {
+                Ok(x) => s = x,
+                Err(e) => err = Some(e),
+            }
+            err.is_some()
+        });
+        err.map_or(Ok(s), Err)
     }
 
     pub(crate) fn a_count(&self, ty: u16) -> u32 {
@@ -783,19 +798,23 @@ pub(crate) fn txn(gtid: i64, commit_flags: u8, task_barrier: u32) -> Txn {
 
 /// The final state of `cpu`'s transaction (committed: negative), waiting
 /// while it is still `READY` or claimed (a kernel that commits a remote
-/// transaction later, as ghOSt does for greedy ones), at most 3 s (less
-/// than a rig command may take).
+/// transaction later, as ghOSt does for greedy ones, at the target CPU's
+/// next commit point: as late as the host lets that vCPU run). The wait
+/// ends at [`FINAL_STATE_CAP_MS`], a cap that only catches a hang, below
+/// the hang cap of the test's wait for the command ([`wait_for`]), so that
+/// the test sees the state that was left.
 pub(crate) fn final_state(e: &Enclave, cpu: usize) -> i32 {
+    let start = Instant::now();
     let mut s = e.txn_state(cpu);
-    for _ in 0..1500 {
-        if s < 0 {
-            break;
-        }
+    while s >= 0 && start.elapsed() < Duration::from_millis(FINAL_STATE_CAP_MS) {
         std::thread::sleep(Duration::from_millis(2));
         s = e.txn_state(cpu);
     }
     s
 }
+
+/// How long [`final_state`] waits for a transaction to end (ms).
+const FINAL_STATE_CAP_MS: u64 = crate::harness::wait::HANG_FLOOR_MS / 3;
 
 /// `GHOST_IOC_SW_FREE` of word `index` of region 0: 0 or the errno.
 pub(crate) fn sw_free(ctl: &std::fs::File, index: u32) -> i32 {
