@@ -55,6 +55,14 @@ const MAX_TASKS: usize = 32;
 /// hung (a cap that only catches a hang).
 const STALL_CAP: Duration = Duration::from_secs(60);
 
+/// How long the global agent waits, with no message, for a group to fill
+/// before it commits the part that is runnable (ns). A task of the group
+/// can block on something the others hold (a lock handed to a woken task
+/// that the agent has not run yet); the iteration is then discarded
+/// ([`Shared::partial`]), not measured. Far above the time the driver's
+/// wakes take to arrive, even under TCG.
+const GROUP_FLUSH_NS: u64 = 50_000_000;
+
 /// What a metric measures and the paper's figure for it (ns, on the
 /// paper's hardware; `None`: not in Table 3).
 pub struct MetricInfo {
@@ -262,6 +270,11 @@ pub struct MicroOut {
     /// Failed commits (counted, retried), per configuration, and per
     /// configuration and outcome (`local-agent TARGET_STALE`).
     pub commit_failures: BTreeMap<String, u64>,
+    /// Iterations not measured, per configuration: the global agent
+    /// committed a partial group because a task of the group stayed
+    /// blocked on something else (see [`GROUP_FLUSH_NS`]).
+    #[serde(default)]
+    pub partial_groups: BTreeMap<String, u64>,
     /// Configurations that failed, with the error.
     pub errors: Vec<String>,
 }
@@ -273,6 +286,10 @@ struct ChildOut {
     commit_failures: u64,
     #[serde(default)]
     failure_kinds: BTreeMap<String, u64>,
+    /// Iterations not measured: the global agent committed a partial
+    /// group (see [`GROUP_FLUSH_NS`]).
+    #[serde(default)]
+    partial_groups: u64,
     error: Option<String>,
 }
 
@@ -282,6 +299,7 @@ pub fn run(opts: &Options) -> MicroOut {
     let (configs, groups, skipped) = plan(ncpus, opts);
     let mut all: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut partial: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors = Vec::new();
     for round in 0..opts.rounds {
         for &c in &configs {
@@ -301,6 +319,9 @@ pub fn run(opts: &Options) -> MicroOut {
                 errors.push(format!("round {} {name}: {e}", round + 1));
             }
             *failures.entry(name.clone()).or_default() += r.commit_failures;
+            if r.partial_groups > 0 {
+                *partial.entry(name.clone()).or_default() += r.partial_groups;
+            }
             for (k, v) in r.failure_kinds {
                 *failures.entry(format!("{name} {k}")).or_default() += v;
             }
@@ -352,6 +373,7 @@ pub fn run(opts: &Options) -> MicroOut {
         metrics,
         skipped,
         commit_failures: failures,
+        partial_groups: partial,
         errors,
     }
 }
@@ -666,6 +688,8 @@ struct Shared {
     t_commit_start: AtomicU64,
     t_commit_end: AtomicU64,
     commits: AtomicU64,
+    /// Partial groups the global agent committed (see [`GROUP_FLUSH_NS`]).
+    partial: AtomicU64,
     commit_failures: AtomicU64,
     failure_kinds: Mutex<BTreeMap<String, u64>>,
     /// The local agent measured the system calls.
@@ -691,6 +715,7 @@ impl Shared {
             t_commit_start: AtomicU64::new(0),
             t_commit_end: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            partial: AtomicU64::new(0),
             commit_failures: AtomicU64::new(0),
             failure_kinds: Mutex::new(BTreeMap::new()),
             syscalls_done: AtomicBool::new(false),
@@ -964,8 +989,10 @@ fn global_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, task_cpus: &[us
     let mut cons = q.ring().consumer();
     let mut runnable = Vec::with_capacity(MAX_TASKS);
     let mut retry = false;
+    let mut last_msg = now();
     loop {
         while let Some(r) = cons.pop() {
+            last_msg = now();
             match r {
                 Ok(r) => retry |= handle(sh, r, &mut runnable),
                 Err(err) => sh.fail(format!("global agent's queue: {err:?}")),
@@ -975,11 +1002,14 @@ fn global_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, task_cpus: &[us
             retry = false;
         }
         let setup = sh.phase.load(Ordering::Acquire) == 0;
-        if runnable.is_empty()
-            || !(setup || retry || runnable.len() >= sh.group_n.load(Ordering::Acquire))
-        {
+        let full = runnable.len() >= sh.group_n.load(Ordering::Acquire);
+        let stuck = !full && now().saturating_sub(last_msg) > GROUP_FLUSH_NS;
+        if runnable.is_empty() || !(setup || retry || full || stuck) {
             std::hint::spin_loop();
             continue;
+        }
+        if stuck && !setup && !retry {
+            sh.partial.fetch_add(1, Ordering::AcqRel);
         }
         let mut mask = CpuMask::new();
         let b = me.barrier();
@@ -1060,6 +1090,16 @@ fn child_run(
     dir_out: &mut Option<EnclaveDir>,
 ) -> Result<(), String> {
     sys::pin_to_cpu(0).map_err(|e| e.to_string())?;
+    // Every mapped page present and locked before a thread joins ghost: a
+    // ghost task that faults on the binary's text (read over 9p in the VM)
+    // waits for the page, and the next one to fault waits for its lock,
+    // which the kernel hands to a woken task the agent may not have run
+    // yet. (Not MCL_FUTURE: the threads' stacks fault in zeroed pages,
+    // without I/O, and populating ~40 stacks of 2 MiB costs seconds under
+    // TCG.)
+    if let Err(e) = nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT) {
+        trace(&format!("mlockall(MCL_CURRENT): {e} (going on unlocked)"));
+    }
     let (ecpus, task_cpus): (Vec<usize>, Vec<usize>) = match c {
         Config::Local => (vec![ncpus - 1], vec![ncpus - 1]),
         Config::Global(n) => ((1..ncpus).collect(), (2..2 + n).collect()),
@@ -1115,6 +1155,7 @@ fn child_run(
         });
         trace(&format!("driver done: {r:?}"));
         res.commit_failures = sh.commit_failures.load(Ordering::Relaxed);
+        res.partial_groups = sh.partial.load(Ordering::Relaxed);
         if let Ok(g) = sh.failure_kinds.lock() {
             res.failure_kinds = g.clone();
         }
@@ -1155,6 +1196,7 @@ fn drive(sh: &Shared, c: Config, writers: &mut [File], opts: &Options) -> Result
             }
         }
         let c0 = sh.commits.load(Ordering::Acquire);
+        let p0 = sh.partial.load(Ordering::Acquire);
         let t_wake = now();
         for w in writers.iter_mut() {
             w.write_all(b"x").map_err(|e| format!("write: {e}"))?;
@@ -1163,6 +1205,11 @@ fn drive(sh: &Shared, c: Config, writers: &mut [File], opts: &Options) -> Result
             (0..n).all(|j| sh.runs[j].load(Ordering::Acquire) >= k)
                 && sh.commits.load(Ordering::Acquire) > c0
         })?;
+        // A partial group was committed: not a group commit, not a sample
+        // (counted in the output).
+        if sh.partial.load(Ordering::Acquire) != p0 {
+            continue;
+        }
         if rec {
             let start = sh.t_commit_start.load(Ordering::Acquire);
             for j in 0..n {
@@ -1272,6 +1319,7 @@ mod tests {
             metrics: required(2).into_iter().map(metric).collect(),
             skipped: vec![],
             commit_failures: BTreeMap::new(),
+            partial_groups: BTreeMap::new(),
             errors: vec![],
         };
         let ok = serde_json::to_string(&m).unwrap();

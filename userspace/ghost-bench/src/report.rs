@@ -72,6 +72,12 @@ pub fn micro_table(m: &MicroOut) -> String {
             let _ = writeln!(s, "  {k}: {v} failed commits (retried)");
         }
     }
+    for (k, v) in &m.partial_groups {
+        let _ = writeln!(
+            s,
+            "  {k}: {v} iterations not measured (a task of the group stayed blocked elsewhere: the agent committed the part that was runnable)"
+        );
+    }
     for e in &m.errors {
         let _ = writeln!(s, "  error: {e}");
     }
@@ -272,6 +278,12 @@ pub fn merge_groups(main: &mut MicroOut, g: &MicroOut, label: &str) {
     for (k, v) in &g.commit_failures {
         *main
             .commit_failures
+            .entry(format!("groups boot {k}"))
+            .or_default() += v;
+    }
+    for (k, v) in &g.partial_groups {
+        *main
+            .partial_groups
             .entry(format!("groups boot {k}"))
             .or_default() += v;
     }
@@ -543,6 +555,7 @@ mod tests {
                 .collect(),
             skipped: skipped.iter().map(|s| s.to_string()).collect(),
             commit_failures: BTreeMap::new(),
+            partial_groups: BTreeMap::new(),
             errors: vec![],
         }
     }
@@ -570,7 +583,7 @@ mod tests {
         };
         write("micro.json", &main);
         // The groups boot had 12 vCPUs: N = 10 only.
-        let g = micro_out(
+        let mut g = micro_out(
             12,
             &[
                 ("group_commit_10_agent", 3000.0),
@@ -578,6 +591,7 @@ mod tests {
             ],
             &["group_commit_32: needs 34 CPUs (...); this system has 12"],
         );
+        g.partial_groups.insert("global-agent-10".into(), 2);
         write("micro-groups.json", &g);
         std::fs::write(dir.join("groups.txt"), "12 vCPUs, QUICK=1\n").unwrap();
         let out = base.join("out");
@@ -594,6 +608,10 @@ mod tests {
         );
         assert!(t.contains("*: measured in the 12-vCPU groups boot (2 rounds of 4 iterations; 12 vCPUs, QUICK=1)"), "{t}");
         assert!(!t.contains("group_commit_10: needs"), "{t}");
+        assert!(
+            t.contains("groups boot global-agent-10: 2 iterations not measured"),
+            "{t}"
+        );
         assert_eq!(t.matches("group_commit_32: needs").count(), 1, "{t}");
         assert!(
             t.contains("groups boot: group_commit_32: needs 34 CPUs"),
