@@ -502,6 +502,15 @@ pub fn pause() {
     nix::unistd::pause();
 }
 
+/// A child's life that only sleeps, until the test (or the suite's
+/// cleanup) kills it: a sleep of fixed length could end while a test on a
+/// slow machine still uses the child.
+pub(crate) fn sleep_until_killed() -> i32 {
+    loop {
+        pause();
+    }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     nix::unistd::gettid().as_raw()

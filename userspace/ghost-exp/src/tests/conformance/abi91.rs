@@ -842,10 +842,7 @@ fn tasks_join_eperm() -> Result<(), String> {
     create_enclave(&format!("create {other} 91"))?;
     sys::write_once(&path(other, "ctl"), b"create sw_region 0 0")
         .map_err(|x| format!("enclave_{other} sw_region: {}", errno_name(x)))?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let res = tasks_probes(&rig, other, child, t);
     let gone = sys::write_once(&path(other, "ctl"), b"destroy");
     sys::kill(child, libc::SIGKILL);

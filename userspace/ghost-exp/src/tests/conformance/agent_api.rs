@@ -234,10 +234,7 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
     ensure!(res == 0, "SET_DEFAULT_QUEUE: {}", errno_name(res));
     quiet("after the pings")?;
     let w = wakes();
-    let task = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let task = sys::fork_child(sys::sleep_until_killed)?;
     sys::write_once(&path(rig.id, "tasks"), task.to_string().as_bytes())
         .map_err(|x| format!("join: {}", errno_name(x)))?;
     figures::entered(1);
@@ -513,10 +510,7 @@ fn conf_setscheduler_ghost_ebadf() -> Result<(), String> {
     let id = 80;
     make_enclave(id, cpu)?;
     let ctl = open_rw(&path(id, "ctl"))?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let res = setsched_probes(id, child, &ctl);
     sys::write_once(&path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;

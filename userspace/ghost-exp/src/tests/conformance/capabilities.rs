@@ -124,12 +124,9 @@ fn wait_asleep(pid: i32) -> bool {
     })
 }
 
-/// A child that sleeps for a minute (the test kills it).
+/// A child that sleeps until the test kills it.
 fn sleeper() -> Result<i32, String> {
-    let pid = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let pid = sys::fork_child(sys::sleep_until_killed)?;
     ensure!(wait_asleep(pid), "child {pid} did not go to sleep");
     Ok(pid)
 }

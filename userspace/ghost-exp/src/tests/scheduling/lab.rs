@@ -942,10 +942,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     let id = 45;
     make_enclave(id, cpu)?;
     let e = attach(id, cpu)?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let tasks = path(id, "tasks");
     let join = || {
         sys::write_once(&tasks, child.to_string().as_bytes())
