@@ -511,6 +511,16 @@ pub(crate) fn sleep_until_killed() -> i32 {
     }
 }
 
+/// Whether thread `tid` sleeps (state `S` in `/proc/<tid>/stat`; for an
+/// agent thread: blocked in `ghost_run`).
+pub(crate) fn asleep(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .and_then(|i| s[i + 1..].trim_start().chars().next())
+            == Some('S')
+    })
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     nix::unistd::gettid().as_raw()

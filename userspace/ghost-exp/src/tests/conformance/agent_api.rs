@@ -221,6 +221,13 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
     };
     quiet("at first")?;
     for i in 0..5 {
+        // Blocked again after the last wake: a ping before it blocks only
+        // moves the barrier it is about to read.
+        ensure!(
+            wait_for(2000, || sys::asleep(r.b_tid.load(SeqCst))),
+            "ping {i}: the agent of CPU {} did not block in ghost_run",
+            rig.c1
+        );
         let w = wakes();
         let res = rig.command(OP_PING, rig.c1, 0, 0, 0)?;
         ensure!(res == 0, "ping {i}: {}", errno_name(res));

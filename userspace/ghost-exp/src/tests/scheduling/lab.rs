@@ -747,6 +747,8 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
 struct Ping {
     up: [AtomicU32; 2],
     error: AtomicI32,
+    /// The sleeping agent's thread id.
+    tid: AtomicI32,
     /// Times the sleeping agent came back from `ghost_run`.
     wakes: AtomicU32,
     /// Pings sent, and their outcome.
@@ -777,6 +779,7 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
                 sh.error.store(-2, Ordering::SeqCst);
                 return;
             };
+            sh.tid.store(sys::gettid(), Ordering::SeqCst);
             sh.up[1].store(1, Ordering::SeqCst);
             let woke = |r: Result<(), i32>| {
                 if r.is_ok() {
@@ -800,8 +803,12 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(1));
         }
         for _ in 0..5 {
-            // Let the sleeper block, then wake it.
-            std::thread::sleep(Duration::from_millis(50));
+            // Let the sleeper block (a ping before that only moves the
+            // barrier it is about to read), then wake it.
+            let tid = sh.tid.load(Ordering::SeqCst);
+            if !wait_for(2000, || sys::asleep(tid)) {
+                break;
+            }
             let before = sh.wakes.load(Ordering::SeqCst);
             let r = sys::ghost_run_raw(abi::GHOST_AGENT_GTID, 0, 0, c1 as i32, 0);
             sh.ping_result.store(r as i32, Ordering::SeqCst);
