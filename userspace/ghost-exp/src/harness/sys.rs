@@ -511,6 +511,28 @@ pub(crate) fn sleep_until_killed() -> i32 {
     }
 }
 
+/// Sleeps while `word` holds `val` (`FUTEX_WAIT`, not private: `word` may
+/// be in a page shared by processes); returns at a wake, a signal or at
+/// once if `word` changed.
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, val: u32) {
+    // SAFETY: a valid, aligned u32 that outlives the call; no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wakes every thread in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: a valid, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
 /// Whether thread `tid` sleeps (state `S` in `/proc/<tid>/stat`; for an
 /// agent thread: blocked in `ghost_run`).
 pub(crate) fn asleep(tid: i32) -> bool {
