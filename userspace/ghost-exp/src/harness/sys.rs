@@ -707,16 +707,18 @@ pub(crate) fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
     }
 }
 
-/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
-pub(crate) fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
+/// Waits for `POLLPRI` on `f` (nominally `ms`; it gives up only after
+/// [`super::wait::hang_cap`]`(ms)`); true if it came.
+pub(crate) fn poll_pri(f: &std::fs::File, ms: u64) -> Result<bool, String> {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd {
         fd: f.as_raw_fd(),
         events: libc::POLLPRI,
         revents: 0,
     };
+    let cap = i32::try_from(super::wait::hang_cap(ms)).unwrap_or(i32::MAX);
     // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let r = unsafe { libc::poll(&mut pfd, 1, cap) };
     if r < 0 {
         return Err(format!("poll: {}", errno_name(errno())));
     }
