@@ -295,7 +295,12 @@ fn conf_cpu_tick_on_off() -> Result<(), String> {
         let n = ticks();
         let at = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(500));
-        ensure!(r.works[0].load(SeqCst) > at, "the task did not run {what}");
+        // (A window of at least 500 ms for the ticks; the task's run is
+        // waited for, as a loaded machine may not have run it yet.)
+        ensure!(
+            wait_for(500, || r.works[0].load(SeqCst) > at),
+            "the task did not run {what}"
+        );
         ensure!(
             ticks() == n,
             "{} CPU_TICK {what}, with deliver_ticks 0",
