@@ -235,7 +235,8 @@ pub fn on_sigbus(maps: Vec<(usize, usize, String)>, revoked: i32, live: i32) {
         sigbus as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t;
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
     // SAFETY: a valid sigset and sigaction; the handler is
-    // async-signal-safe (atomics, access, nanosleep, _exit).
+    // async-signal-safe (atomics, access, nanosleep, clock_gettime,
+    // _exit).
     unsafe {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
@@ -254,8 +255,10 @@ extern "C" fn sigbus(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_v
     for (start, len, dir) in maps {
         if addr >= *start && addr < start + len {
             // The directory goes with the destroy that revoked the
-            // mapping; give it a moment.
-            for _ in 0..200 {
+            // mapping, as soon as the host lets that destroy run: a hang
+            // cap, not a count of tries, ends the wait.
+            let t0 = now_ms();
+            while now_ms().saturating_sub(t0) < crate::harness::wait::HANG_FLOOR_MS {
                 // SAFETY: a NUL-terminated path.
                 if unsafe { libc::access(dir.as_ptr().cast(), libc::F_OK) } != 0 {
                     // SAFETY: ends the process.
@@ -273,4 +276,15 @@ extern "C" fn sigbus(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_v
         }
     }
     // Not ours: SA_RESETHAND restored the default, the fault repeats.
+}
+
+/// `CLOCK_MONOTONIC` in ms (async-signal-safe, for [`sigbus`]).
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec; clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }

@@ -502,6 +502,47 @@ pub fn pause() {
     nix::unistd::pause();
 }
 
+/// A child's life that only sleeps, until the test (or the suite's
+/// cleanup) kills it: a sleep of fixed length could end while a test on a
+/// slow machine still uses the child.
+pub(crate) fn sleep_until_killed() -> i32 {
+    loop {
+        pause();
+    }
+}
+
+/// Sleeps while `word` holds `val` (`FUTEX_WAIT`, not private: `word` may
+/// be in a page shared by processes); returns at a wake, a signal or at
+/// once if `word` changed.
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, val: u32) {
+    // SAFETY: a valid, aligned u32 that outlives the call; no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wakes every thread in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: a valid, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Whether thread `tid` sleeps (state `S` in `/proc/<tid>/stat`; for an
+/// agent thread: blocked in `ghost_run`).
+pub(crate) fn asleep(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .and_then(|i| s[i + 1..].trim_start().chars().next())
+            == Some('S')
+    })
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     nix::unistd::gettid().as_raw()
@@ -666,16 +707,18 @@ pub(crate) fn ghost_run(gtid: i64, barrier: u32, cpu: i32) -> i32 {
     }
 }
 
-/// Waits up to `ms` for `POLLPRI` on `f`; true if it came.
-pub(crate) fn poll_pri(f: &std::fs::File, ms: i32) -> Result<bool, String> {
+/// Waits for `POLLPRI` on `f` (nominally `ms`; it gives up only after
+/// [`super::wait::hang_cap`]`(ms)`); true if it came.
+pub(crate) fn poll_pri(f: &std::fs::File, ms: u64) -> Result<bool, String> {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd {
         fd: f.as_raw_fd(),
         events: libc::POLLPRI,
         revents: 0,
     };
+    let cap = i32::try_from(super::wait::hang_cap(ms)).unwrap_or(i32::MAX);
     // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let r = unsafe { libc::poll(&mut pfd, 1, cap) };
     if r < 0 {
         return Err(format!("poll: {}", errno_name(errno())));
     }

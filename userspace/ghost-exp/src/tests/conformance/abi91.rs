@@ -706,18 +706,19 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
     // ALLOW_TASK_ONCPU on the task that runs there: no message about the
     // task (its barrier stays), it stays ONCPU and keeps running. A CFS
     // task may take c1 for a moment at any time (a TASK_PREEMPT that is
-    // not the commit's): up to 30 tries of 30 ms each, each proving first
+    // not the commit's): tries of at least 30 ms each (until the hang cap:
+    // on a loaded machine a CFS task comes more often), each proving first
     // that the task was on the CPU (TARGET_ONCPU without the flag).
     let mut tries = Vec::new();
     let mut kept = false;
-    for _ in 0..30 {
+    let mut try_once = || -> Result<bool, String> {
         ensure!(rig.progresses(0), "the task did not run again");
         let without = commit_with(rig, gtid, at_commit, FRESH)?;
         let b0 = obs.sw_word(word).0;
         let with = commit_with(rig, gtid, abi::ALLOW_TASK_ONCPU | at_commit, FRESH)?;
         let w = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(30));
-        let ran = r.works[0].load(SeqCst) > w;
+        let ran = wait_for(30, || r.works[0].load(SeqCst) > w);
         let (b1, flags, _) = obs.sw_word(word);
         let quiet = b1 == b0 && flags & abi::GHOST_SW_TASK_ONCPU != 0;
         tries.push(format!(
@@ -726,40 +727,55 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
             state_name(with),
             b1.wrapping_sub(b0)
         ));
-        if with != abi::GHOST_TXN_COMPLETE && with != abi::GHOST_TXN_TARGET_STALE {
-            // Not a passing circumstance: the commit itself is refused.
-            break;
-        }
-        if without == abi::GHOST_TXN_TARGET_ONCPU && with == abi::GHOST_TXN_COMPLETE && quiet && ran
-        {
-            kept = true;
-            break;
-        }
+        // Not a passing circumstance: the commit itself is refused.
+        let refused = with != abi::GHOST_TXN_COMPLETE && with != abi::GHOST_TXN_TARGET_STALE;
+        kept = without == abi::GHOST_TXN_TARGET_ONCPU
+            && with == abi::GHOST_TXN_COMPLETE
+            && quiet
+            && ran;
+        Ok(refused || kept)
+    };
+    let mut err = None;
+    wait_for(1000, || {
+        try_once().unwrap_or_else(|e| {
+            err = Some(e);
+            true
+        })
+    });
+    if let Some(e) = err {
+        return Err(e);
     }
     expect!(
         wrong,
         kept,
         "the running task committed with ALLOW_TASK_ONCPU did not keep its CPU \
-         quietly (want COMPLETE, no message, still ONCPU and running); tries: {}; \
-         runnable on CPU {c1} now: {:?}",
-        tries.join("; "),
+         quietly (want COMPLETE, no message, still ONCPU and running); {} tries, the \
+         last: {}; runnable on CPU {c1} now: {:?}",
+        tries.len(),
+        tries[tries.len().saturating_sub(10)..].join("; "),
         runnable_threads_on(c1)
     );
 
     // Unschedule: gtid 0 on c1, nothing running the task afterwards. It
     // runs there first (no CFS task took it off since it last ran).
     r.auto.store(0, SeqCst);
-    // Up to 500 tries (10 s: a cap for a busy host, where the task may
-    // need several commits before it is seen running).
-    let mut running = false;
-    for _ in 0..500 {
+    // Committed again until it is seen running (on a busy host the task
+    // may need several commits first): the hang cap.
+    let mut err = None;
+    let running = wait_for(10_000, || {
         let w = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(20));
         if obs.sw_word(word).1 & abi::GHOST_SW_TASK_ONCPU != 0 && r.works[0].load(SeqCst) > w {
-            running = true;
-            break;
+            return true;
         }
-        commit_with(rig, gtid, at_commit, FRESH)?;
+        if let Err(e) = commit_with(rig, gtid, at_commit, FRESH) {
+            err = Some(e);
+            return true;
+        }
+        false
+    });
+    if let Some(e) = err {
+        return Err(e);
     }
     ensure!(
         running,
@@ -842,10 +858,7 @@ fn tasks_join_eperm() -> Result<(), String> {
     create_enclave(&format!("create {other} 91"))?;
     sys::write_once(&path(other, "ctl"), b"create sw_region 0 0")
         .map_err(|x| format!("enclave_{other} sw_region: {}", errno_name(x)))?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let res = tasks_probes(&rig, other, child, t);
     let gone = sys::write_once(&path(other, "ctl"), b"destroy");
     sys::kill(child, libc::SIGKILL);
@@ -1397,11 +1410,15 @@ fn word_flags(c1: usize, throttle_ms: &str) -> Result<(), String> {
     let busy_seen = |p: usize, what: &str| -> Result<(u32, u32), String> {
         sh.phase.store(p as u32, SeqCst);
         let (mut looks, mut avail) = (0u32, 0u32);
-        while count(&sh.samples, p) < 50 && looks < 30_000 {
+        // A look every 2 ms, until the hang cap.
+        wait_for(60_000, || {
+            if count(&sh.samples, p) >= 50 {
+                return true;
+            }
             looks += 1;
             avail += u32::from(obs.sw_word(word).1 & abi::GHOST_SW_CPU_AVAIL != 0);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            false
+        });
         sh.phase.store(p as u32 + 1, SeqCst);
         let (n, boost, agent_avail) = (
             count(&sh.samples, p),
@@ -1410,7 +1427,7 @@ fn word_flags(c1: usize, throttle_ms: &str) -> Result<(), String> {
         );
         ensure!(
             n >= 50,
-            "{what}: the agent took {n} samples in {looks} looks (60 s)"
+            "{what}: the agent took {n} samples in {looks} looks"
         );
         ensure!(
             boost == n && agent_avail == 0,

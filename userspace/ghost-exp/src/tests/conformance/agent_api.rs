@@ -221,6 +221,13 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
     };
     quiet("at first")?;
     for i in 0..5 {
+        // Blocked again after the last wake: a ping before it blocks only
+        // moves the barrier it is about to read.
+        ensure!(
+            wait_for(2000, || sys::asleep(r.b_tid.load(SeqCst))),
+            "ping {i}: the agent of CPU {} did not block in ghost_run",
+            rig.c1
+        );
         let w = wakes();
         let res = rig.command(OP_PING, rig.c1, 0, 0, 0)?;
         ensure!(res == 0, "ping {i}: {}", errno_name(res));
@@ -234,10 +241,7 @@ fn conf_agent_block_and_ping() -> Result<(), String> {
     ensure!(res == 0, "SET_DEFAULT_QUEUE: {}", errno_name(res));
     quiet("after the pings")?;
     let w = wakes();
-    let task = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let task = sys::fork_child(sys::sleep_until_killed)?;
     sys::write_once(&path(rig.id, "tasks"), task.to_string().as_bytes())
         .map_err(|x| format!("join: {}", errno_name(x)))?;
     figures::entered(1);
@@ -291,7 +295,12 @@ fn conf_cpu_tick_on_off() -> Result<(), String> {
         let n = ticks();
         let at = r.works[0].load(SeqCst);
         std::thread::sleep(Duration::from_millis(500));
-        ensure!(r.works[0].load(SeqCst) > at, "the task did not run {what}");
+        // (A window of at least 500 ms for the ticks; the task's run is
+        // waited for, as a loaded machine may not have run it yet.)
+        ensure!(
+            wait_for(500, || r.works[0].load(SeqCst) > at),
+            "the task did not run {what}"
+        );
         ensure!(
             ticks() == n,
             "{} CPU_TICK {what}, with deliver_ticks 0",
@@ -513,10 +522,7 @@ fn conf_setscheduler_ghost_ebadf() -> Result<(), String> {
     let id = 80;
     make_enclave(id, cpu)?;
     let ctl = open_rw(&path(id, "ctl"))?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let res = setsched_probes(id, child, &ctl);
     sys::write_once(&path(id, "ctl"), b"destroy")
         .map_err(|x| format!("destroy: {}", errno_name(x)))?;

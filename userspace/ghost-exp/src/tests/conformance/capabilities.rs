@@ -124,12 +124,9 @@ fn wait_asleep(pid: i32) -> bool {
     })
 }
 
-/// A child that sleeps for a minute (the test kills it).
+/// A child that sleeps until the test kills it.
 fn sleeper() -> Result<i32, String> {
-    let pid = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    })?;
+    let pid = sys::fork_child(sys::sleep_until_killed)?;
     ensure!(wait_asleep(pid), "child {pid} did not go to sleep");
     Ok(pid)
 }
@@ -969,8 +966,15 @@ fn deliver_tunables() -> Result<(), String> {
         let mut info = abi::GhostSwInfo { id: 0, index: word };
         ioctl(ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
             .map_err(|x| format!("SW_FREE: {}", errno_name(x)))?;
+        // What comes late: at least 100 ms (for what must not come), and
+        // until every type whose tunable is on came (a loaded machine may
+        // not have sent it yet).
         std::thread::sleep(Duration::from_millis(100));
-        drain(&e, c1, &mut counts)?;
+        drain_until(&e, c1, &mut counts, 100, |c| {
+            kinds
+                .iter()
+                .all(|&(t, _, i)| !on[i] || c.get(&t).is_some_and(|&n| n > 0))
+        })?;
         let n = |t: u16| counts.get(&t).copied().unwrap_or(0);
         for (t, want) in [(abi::MSG_TASK_NEW, 1), (abi::MSG_TASK_DEPARTED, 1)] {
             ensure!(

@@ -324,6 +324,8 @@ pub fn sync_group_half_claimed_agent_killed() -> Result<(), String> {
 struct Nr {
     up: AtomicU32,
     error: AtomicI32,
+    /// The agent thread's id, and its wakes.
+    tid: AtomicI32,
     wakes: AtomicU32,
     /// Tells the agent thread to leave (return, ending the thread).
     leave: AtomicU32,
@@ -347,6 +349,7 @@ fn non_agent_probes(id: u64, c1: usize, sh: &'static Nr) -> i32 {
             sh.error.store(-2, SeqCst);
             return;
         };
+        sh.tid.store(sys::gettid(), SeqCst);
         sh.up.store(1, SeqCst);
         let woke = |r: Result<(), i32>| {
             if r.is_ok() {
@@ -364,8 +367,10 @@ fn non_agent_probes(id: u64, c1: usize, sh: &'static Nr) -> i32 {
         return 1;
     }
     let wakes = || sh.wakes.load(SeqCst);
-    // Let the agent block, then ping it.
-    std::thread::sleep(Duration::from_millis(50));
+    // Let the agent block (a ping before that only moves the barrier it
+    // is about to read), then ping it.
+    let blocked = || wait_for(HANG_MS, || sys::asleep(sh.tid.load(SeqCst)));
+    blocked();
     let w = wakes();
     set(0, ghost_run(abi::GHOST_AGENT_GTID, 0, c1 as i32));
     set(1, i32::from(wait_for(HANG_MS, || wakes() > w)));
@@ -384,7 +389,7 @@ fn non_agent_probes(id: u64, c1: usize, sh: &'static Nr) -> i32 {
                 task_barrier: 0,
                 version: 0,
             };
-            std::thread::sleep(Duration::from_millis(50));
+            blocked();
             let w = wakes();
             e.fill(c1, &t(abi::GHOST_AGENT_GTID));
             set(

@@ -111,12 +111,9 @@ pub fn agent_fair_runs_simple_exp() -> Result<(), String> {
     scenarios_under(&["fair", "--cpus", &cpu])
 }
 
-/// A process that sleeps (for `ghostctl tasks add`).
+/// A process that sleeps until killed (for `ghostctl tasks add`).
 fn sleeper() -> Result<i32, String> {
-    sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        0
-    })
+    sys::fork_child(sys::sleep_until_killed)
 }
 
 /// `ghostctl` against a live enclave with an agent: list, status, tasks

@@ -26,12 +26,15 @@ struct Lab {
     error: AtomicI32,
     /// Outcomes of the script, in order (see [`lab_script`]).
     out: [AtomicI32; 24],
-    /// Spinner k: iterations, last CPU, pid, "sleep 300 ms once", stop.
+    /// Spinner k: iterations, last CPU, pid, a nap ([`NAP`], [`HOLD`]),
+    /// stop.
     works: [AtomicU64; 2],
     cpus: [AtomicI32; 2],
     pids: [AtomicI32; 2],
     nap: [AtomicU32; 2],
     stop: AtomicU32,
+    /// The CFS hog of the script spins while this is set.
+    hog: AtomicU32,
     /// The satellite: up; spin instead of sleeping; CPU messages by type
     /// (`type - 128`).
     sat_up: AtomicU32,
@@ -53,6 +56,12 @@ fn trace(what: &str) {
     }
 }
 
+/// `Lab::nap`: sleep 300 ms once; sleep until the word is cleared (and
+/// woken), so that the nap cannot end before the agent is done with it on
+/// a slow machine.
+const NAP: u32 = 1;
+const HOLD: u32 = 2;
+
 /// A spinning task: joins enclave `id`, then counts; naps on request.
 fn spinner(id: u64, lab: &Lab, k: usize) -> i32 {
     if sys::write_once(&path(id, "tasks"), b"0").is_err() {
@@ -61,8 +70,18 @@ fn spinner(id: u64, lab: &Lab, k: usize) -> i32 {
     while lab.stop.load(Ordering::SeqCst) == 0 {
         lab.works[k].fetch_add(1, Ordering::SeqCst);
         lab.cpus[k].store(current_cpu(), Ordering::SeqCst);
-        if lab.nap[k].swap(0, Ordering::SeqCst) != 0 {
-            std::thread::sleep(Duration::from_millis(300));
+        match lab.nap[k].load(Ordering::SeqCst) {
+            0 => {}
+            HOLD => {
+                while lab.nap[k].load(Ordering::SeqCst) == HOLD {
+                    sys::futex_wait(&lab.nap[k], HOLD);
+                }
+            }
+            _ => {
+                if lab.nap[k].swap(0, Ordering::SeqCst) != 0 {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
         }
     }
     0
@@ -165,17 +184,19 @@ fn transient(state: i32) -> bool {
 }
 
 /// Runs `f` (commits; returns their outcomes) until no outcome is
-/// [`transient`], 5 ms apart, for at most a minute (a CFS task of a loaded
-/// machine can hold the CPU for long); returns the first outcome.
+/// [`transient`], 5 ms apart (a CFS task of a loaded machine can hold the
+/// CPU for long: only the hang cap ends it); returns the first outcome.
+#[track_caller]
 fn settle<const N: usize>(mut f: impl FnMut() -> [i32; N]) -> i32 {
     let mut r = f();
-    for _ in 0..12_000 {
+    wait_for(1000, || {
         if !r.iter().any(|&s| transient(s)) {
-            break;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(5));
         r = f();
-    }
+        false
+    });
     r.first().copied().unwrap_or(0)
 }
 
@@ -364,28 +385,23 @@ fn lab_script(
 
     trace("The task runs on c0: a commit for c1 finds it on a CPU.");
     let mut r = 0;
-    for _ in 0..50 {
+    wait_for(1000, || {
         keep_running(k);
         k.drain(a, lab);
         r = one(c1, txn(g[0], k.barrier(g[0]), 0));
-        if r == abi::GHOST_TXN_TARGET_ONCPU {
-            break;
-        }
-    }
+        r == abi::GHOST_TXN_TARGET_ONCPU
+    });
     out(10, r);
 
     trace("The task sleeps: it is not runnable.");
-    for _ in 0..20 {
+    // Asleep until released below ([`HOLD`]); asked again until it blocked
+    // (CFS may have taken c0 from it: only a commit brings it back).
+    let blocked = count(lab, abi::MSG_TASK_BLOCKED);
+    wait_for(2000, || {
         keep_running(k);
-        let blocked = count(lab, abi::MSG_TASK_BLOCKED);
-        lab.nap[0].store(1, Ordering::SeqCst);
-        if k.until(a, lab, 100, |_| count(lab, abi::MSG_TASK_BLOCKED) > blocked) {
-            break;
-        }
-    }
-    // A nap asked for but not taken (another task's TASK_BLOCKED ended the
-    // wait) would surprise a later step.
-    lab.nap[0].store(0, Ordering::SeqCst);
+        lab.nap[0].store(HOLD, Ordering::SeqCst);
+        k.until(a, lab, 100, |_| count(lab, abi::MSG_TASK_BLOCKED) > blocked)
+    });
     out(
         11,
         settle(|| {
@@ -393,19 +409,34 @@ fn lab_script(
             [one(c0, txn(g[0], k.barrier(g[0]), 0))]
         }),
     );
+    // Released (also a nap asked for but not taken: another task's
+    // TASK_BLOCKED ended the wait, which would surprise a later step).
+    lab.nap[0].store(0, Ordering::SeqCst);
+    sys::futex_wake(&lab.nap[0]);
 
     trace("A CFS task has c0.");
-    let hog = cfs_hog(c0, 400).map_err(|_| -11)?;
+    // It spins until the agent saw it (one of fixed length could end
+    // before a commit of a slow machine), or the test stops.
+    lab.hog.store(1, Ordering::SeqCst);
+    let hog = sys::fork_child(|| {
+        if !sys::pin(c0) {
+            return 1;
+        }
+        while lab.hog.load(Ordering::SeqCst) != 0 && lab.stop.load(Ordering::SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        0
+    })
+    .map_err(|_| -11)?;
     r = 0;
-    for _ in 0..40 {
+    wait_for(400, || {
         std::thread::sleep(Duration::from_millis(10));
         k.drain(a, lab);
         r = one(c0, txn(g[1], k.barrier(g[1]), 0));
-        if r == abi::GHOST_TXN_CPU_UNAVAIL {
-            break;
-        }
-    }
+        r == abi::GHOST_TXN_CPU_UNAVAIL
+    });
     out(12, r);
+    lab.hog.store(0, Ordering::SeqCst);
     let _ = sys::wait_child(hog);
 
     trace("The second task may only use c1 now.");
@@ -437,13 +468,14 @@ fn lab_script(
     lab.sat_spin.store(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(50));
     let fail = lab.latched_preempts.load(Ordering::SeqCst);
-    for _ in 0..20 {
+    wait_for(100, || {
         k.drain(a, lab);
         if one(c0, txn(g[1], k.barrier(g[1]), 0)) == abi::GHOST_TXN_COMPLETE {
-            break;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
+        false
+    });
     sys::set_affinity(pid(1), &[c1]).map_err(|x| -x)?;
     k.until(a, lab, 2000, |_| {
         lab.latched_preempts.load(Ordering::SeqCst) > fail
@@ -488,17 +520,18 @@ fn lab_script(
     let w1 = lab.works[1].load(Ordering::SeqCst);
     for _ in 0..10 {
         // Task 0 runs on c0.
-        for _ in 0..300 {
+        wait_for(1500, || {
             let w = lab.works[0].load(Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(5));
             if lab.works[0].load(Ordering::SeqCst) > w
                 && lab.cpus[0].load(Ordering::SeqCst) == c0 as i32
             {
-                break;
+                return true;
             }
             k.drain(a, lab);
             one(c0, txn(g[0], k.barrier(g[0]), 0));
-        }
+            false
+        });
         let w1 = lab.works[1].load(Ordering::SeqCst);
         out(
             20,
@@ -510,7 +543,12 @@ fn lab_script(
             }),
         );
         let w0 = lab.works[0].load(Ordering::SeqCst);
+        // A window of at least 5 ms, until one of them ran (a stopped vCPU
+        // runs neither).
         std::thread::sleep(Duration::from_millis(5));
+        wait_for(5, || {
+            lab.works[0].load(Ordering::SeqCst) > w0 || lab.works[1].load(Ordering::SeqCst) > w1
+        });
         out(
             21,
             lab.works[1].load(Ordering::SeqCst).wrapping_sub(w1) as i32,
@@ -521,7 +559,7 @@ fn lab_script(
         }
     }
     // Task 0 naps (it schedules): now task 1 runs.
-    lab.nap[0].store(1, Ordering::SeqCst);
+    lab.nap[0].store(NAP, Ordering::SeqCst);
     out(
         23,
         i32::from(wait_for(2000, || {
@@ -747,6 +785,8 @@ fn txn_outcomes(lab: &'static Lab) -> Result<(), String> {
 struct Ping {
     up: [AtomicU32; 2],
     error: AtomicI32,
+    /// The sleeping agent's thread id.
+    tid: AtomicI32,
     /// Times the sleeping agent came back from `ghost_run`.
     wakes: AtomicU32,
     /// Pings sent, and their outcome.
@@ -777,6 +817,7 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
                 sh.error.store(-2, Ordering::SeqCst);
                 return;
             };
+            sh.tid.store(sys::gettid(), Ordering::SeqCst);
             sh.up[1].store(1, Ordering::SeqCst);
             let woke = |r: Result<(), i32>| {
                 if r.is_ok() {
@@ -800,8 +841,12 @@ pub fn ping_wakes_blocked_agent() -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(1));
         }
         for _ in 0..5 {
-            // Let the sleeper block, then wake it.
-            std::thread::sleep(Duration::from_millis(50));
+            // Let the sleeper block (a ping before that only moves the
+            // barrier it is about to read), then wake it.
+            let tid = sh.tid.load(Ordering::SeqCst);
+            if !wait_for(2000, || sys::asleep(tid)) {
+                break;
+            }
             let before = sh.wakes.load(Ordering::SeqCst);
             let r = sys::ghost_run_raw(abi::GHOST_AGENT_GTID, 0, 0, c1 as i32, 0);
             sh.ping_result.store(r as i32, Ordering::SeqCst);
@@ -942,10 +987,7 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     let id = 45;
     make_enclave(id, cpu)?;
     let e = attach(id, cpu)?;
-    let child = sys::fork_child(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        0
-    })?;
+    let child = sys::fork_child(sys::sleep_until_killed)?;
     let tasks = path(id, "tasks");
     let join = || {
         sys::write_once(&tasks, child.to_string().as_bytes())
