@@ -378,10 +378,13 @@ impl CpuSet {
     /// bit first: a commit walks its mask's CPUs this way, and a walk of
     /// all [`MAX_CPUS`] bits cost it about 10 000 instructions.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &word)| SetBits {
-            word,
-            base: i.wrapping_mul(64),
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &word)| SetBits {
+                word,
+                base: i.wrapping_mul(64),
+            })
     }
 
     /// The highest CPU in the set plus one (0 when empty).

@@ -363,5 +363,8 @@ fn cpuset_iter_yields_every_cpu_in_order_across_words() {
     for c in 0..1024 {
         full.insert(c);
     }
-    assert_eq!(full.iter().collect::<Vec<_>>(), (0..1024).collect::<Vec<_>>());
+    assert_eq!(
+        full.iter().collect::<Vec<_>>(),
+        (0..1024).collect::<Vec<_>>()
+    );
 }

@@ -1079,9 +1079,9 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing::*;
-    use std::collections::HashMap;
     use super::*;
     use crate::sw::testing::set;
+    use std::collections::HashMap;
 
     /// A policy that records what it was told and picks what it is told.
     #[derive(Default)]
