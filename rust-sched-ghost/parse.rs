@@ -381,10 +381,7 @@ impl CpuSet {
         self.words
             .iter()
             .enumerate()
-            .flat_map(|(i, &word)| SetBits {
-                word,
-                base: i.wrapping_mul(64),
-            })
+            .flat_map(|(i, &word)| SetBits::new(word, i.wrapping_mul(64)))
     }
 
     /// The highest CPU in the set plus one (0 when empty).
@@ -393,11 +390,18 @@ impl CpuSet {
     }
 }
 
-/// The set bits of one word of a [`CpuSet`], lowest first, as CPU numbers
-/// from `base`.
-struct SetBits {
+/// The set bits of one 64-bit word of a CPU set, lowest first, as CPU
+/// numbers from `base` (also the userspace `CpuMask`'s walk).
+pub struct SetBits {
     word: u64,
     base: usize,
+}
+
+impl SetBits {
+    /// The set bits of `word`, numbered from `base`.
+    pub fn new(word: u64, base: usize) -> Self {
+        SetBits { word, base }
+    }
 }
 
 impl Iterator for SetBits {

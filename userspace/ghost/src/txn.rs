@@ -442,34 +442,16 @@ impl CpuMask {
         self.bits.chunks_exact(8).enumerate().flat_map(|(i, c)| {
             let mut word = [0u8; 8];
             word.copy_from_slice(c);
-            SetBits {
-                word: u64::from_le_bytes(word),
-                base: i * 64,
-            }
+            kparse::SetBits::new(u64::from_le_bytes(word), i * 64)
         })
     }
 }
 
-/// The set bits of 64 CPUs of a [`CpuMask`], lowest first, as CPU numbers
-/// from `base`.
-struct SetBits {
-    word: u64,
-    base: usize,
-}
-
-impl Iterator for SetBits {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        if self.word == 0 {
-            return None;
-        }
-        let bit = self.word.trailing_zeros() as usize;
-        // Clears the lowest set bit.
-        self.word &= self.word - 1;
-        Some(self.base + bit)
-    }
-}
+/// The kernel crate's CPU-set code (pure, shared with the kernel): its walk
+/// of a word's set bits.
+#[path = "../../../rust-sched-ghost/parse.rs"]
+#[allow(dead_code)]
+mod kparse;
 
 impl Default for CpuMask {
     fn default() -> Self {
