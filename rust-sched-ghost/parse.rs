@@ -374,14 +374,47 @@ impl CpuSet {
         self.words.iter().all(|&w| w == 0)
     }
 
-    /// The CPUs in the set, in increasing order.
+    /// The CPUs in the set, in increasing order. Word by word, lowest set
+    /// bit first: a commit walks its mask's CPUs this way, and a walk of
+    /// all [`MAX_CPUS`] bits cost it about 10 000 instructions.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_CPUS).filter(move |&c| self.contains(c))
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &word)| SetBits::new(word, i.wrapping_mul(64)))
     }
 
     /// The highest CPU in the set plus one (0 when empty).
     fn end(&self) -> usize {
         self.iter().last().map_or(0, |c| c + 1)
+    }
+}
+
+/// The set bits of one 64-bit word of a CPU set, lowest first, as CPU
+/// numbers from `base` (also the userspace `CpuMask`'s walk).
+pub struct SetBits {
+    word: u64,
+    base: usize,
+}
+
+impl SetBits {
+    /// The set bits of `word`, numbered from `base`.
+    pub fn new(word: u64, base: usize) -> Self {
+        SetBits { word, base }
+    }
+}
+
+impl Iterator for SetBits {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.word == 0 {
+            return None;
+        }
+        let bit = self.word.trailing_zeros() as usize;
+        // Clears the lowest set bit.
+        self.word &= self.word.wrapping_sub(1);
+        Some(self.base.wrapping_add(bit))
     }
 }
 

@@ -352,3 +352,19 @@ fn cpu_values_shorter_than_a_page() {
     padded.push(b'0');
     assert!(parse_cpumask(&padded, MAX_CPUS).unwrap().is_empty());
 }
+
+#[test]
+fn cpuset_iter_yields_every_cpu_in_order_across_words() {
+    let cpus = [0, 1, 5, 63, 64, 127, 128, 500, 1022, 1023];
+    let s = set(&cpus);
+    assert_eq!(s.iter().collect::<Vec<_>>(), cpus.to_vec());
+    assert_eq!(CpuSet::new().iter().count(), 0);
+    let mut full = CpuSet::new();
+    for c in 0..1024 {
+        full.insert(c);
+    }
+    assert_eq!(
+        full.iter().collect::<Vec<_>>(),
+        (0..1024).collect::<Vec<_>>()
+    );
+}

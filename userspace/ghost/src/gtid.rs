@@ -9,8 +9,54 @@
 //! `sched_getaffinity`), as long as the caller lives in the initial pid
 //! namespace: [`Layout::names_own_threads`] checks that.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use crate::error::{Error, Result};
 use crate::sys;
+
+/// A map keyed by gtid, hashed with [`GtidHasher`]: the agent looks tasks
+/// up several times per message, and the standard hash (SipHash, made to
+/// resist keys chosen to collide) cost more than the rest of the lookup.
+/// Gtids come from the kernel, not from an adversary.
+pub type GtidMap<V> = HashMap<i64, V, BuildHasherDefault<GtidHasher>>;
+
+/// A cheap hash of integer keys (a multiply and a shift per key).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GtidHasher(u64);
+
+impl GtidHasher {
+    fn add(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The high bits (the best mixed) into the low ones, which pick the
+        // bucket.
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+impl Hasher for GtidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.add(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
 
 /// The kernel crate's gtid layout (pure code, shared with the kernel).
 #[path = "../../../rust-sched-ghost/gtid.rs"]

@@ -60,12 +60,13 @@
 //! task's affinity excludes, and parks a runnable task that may use none of
 //! the CPUs scheduled until its affinity changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ghost_abi as abi;
 use ghost_abi::GhostSwInfo;
 
+use crate::gtid::GtidMap;
 use crate::scheduler::CpuState;
 use crate::sw::{StatusWord, SwTable};
 use crate::txn::{CpuMask, TxnResult};
@@ -148,7 +149,7 @@ pub(crate) struct Requests {
     pub skipped_on_cpu: bool,
     /// Tasks picked by an agent whose commit has not been reported yet, and
     /// that agent's CPU: no other agent may pick them meanwhile.
-    pub inflight: HashMap<i64, usize>,
+    pub inflight: GtidMap<usize>,
 }
 
 impl Requests {
@@ -165,7 +166,7 @@ pub struct Ctx<'a> {
     pub(crate) now: Instant,
     pub(crate) cpus: &'a [usize],
     pub(crate) on: &'a BTreeMap<usize, CpuState>,
-    pub(crate) tasks: &'a mut HashMap<i64, Task>,
+    pub(crate) tasks: &'a mut GtidMap<Task>,
     pub(crate) sw: Option<&'a SwTable>,
     pub(crate) req: &'a mut Requests,
 }

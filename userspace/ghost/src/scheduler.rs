@@ -46,7 +46,7 @@
 //! association, status-word frees, task affinities), so that policies can
 //! be tested on the host against recorded message sequences.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use ghost_abi as abi;
 use ghost_abi::GhostSwInfo;
 
+use crate::gtid::GtidMap;
 use crate::policy::{Ctx, Policy, Requests, Task, TaskState};
 use crate::queue::{Message, Received};
 use crate::stats::Stats;
@@ -191,7 +192,7 @@ pub(crate) struct CpuState {
 /// A policy with the runtime's task and CPU tables.
 pub struct Scheduler<P> {
     policy: P,
-    tasks: HashMap<i64, Task>,
+    tasks: GtidMap<Task>,
     /// The CPUs tasks run on ([`Ctx::cpus`]).
     cpus: Vec<usize>,
     /// What runs where, by CPU of `cpus`.
@@ -203,6 +204,9 @@ pub struct Scheduler<P> {
     per_cpu: bool,
     sw: Option<Arc<SwTable>>,
     req: Requests,
+    /// The pick step's CPUs to ask (free, slice over), kept for their
+    /// memory.
+    ask: (Vec<usize>, Vec<usize>),
     /// What dispatch counted (unknown tasks, queue moves, frees, ...).
     pub stats: Stats,
 }
@@ -220,7 +224,7 @@ impl<P: Policy> Scheduler<P> {
         let on = cpus.iter().map(|&c| (c, CpuState::default())).collect();
         Self {
             policy,
-            tasks: HashMap::new(),
+            tasks: GtidMap::default(),
             cpus,
             on,
             parked: BTreeSet::new(),
@@ -228,6 +232,7 @@ impl<P: Policy> Scheduler<P> {
             per_cpu: *model == Model::PerCpu,
             sw,
             req: Requests::default(),
+            ask: (Vec::new(), Vec::new()),
             stats: Stats::default(),
         }
     }
@@ -664,8 +669,11 @@ impl<P: Policy> Scheduler<P> {
         } else {
             &self.cpus
         };
-        // CPUs to ask: free ones first, then those whose slice is over.
-        let (mut free, mut over) = (Vec::new(), Vec::new());
+        // CPUs to ask: free ones first, then those whose slice is over
+        // (the vectors are kept from round to round: no allocation).
+        let (mut free, mut over) = std::mem::take(&mut self.ask);
+        free.clear();
+        over.clear();
         // A CPU will be free again by itself.
         let mut frees_itself = false;
         for &c in targets {
@@ -694,7 +702,7 @@ impl<P: Policy> Scheduler<P> {
         }
         // A CPU found no task.
         let mut unfilled = false;
-        for c in free.into_iter().chain(over) {
+        for &c in free.iter().chain(&over) {
             match self.call(cpu, now, |p, ctx| p.pick(ctx, c)) {
                 Some(gtid) if self.pickable(gtid, c, cpu) => {
                     plan.run(c, gtid);
@@ -708,6 +716,7 @@ impl<P: Policy> Scheduler<P> {
                 None => unfilled = true,
             }
         }
+        self.ask = (free, over);
         self.apply_homes(k);
         if !self.per_cpu && self.should_poll(unfilled, frees_itself) {
             plan.poll();
@@ -809,6 +818,9 @@ impl<P: Policy> Scheduler<P> {
     /// The agents the callbacks asked to ping, minus `cpu` (the caller);
     /// the request list is emptied.
     pub fn take_pings(&mut self, cpu: usize) -> CpuMask {
+        if self.req.pings.is_empty() {
+            return CpuMask::new();
+        }
         let pings = std::mem::take(&mut self.req.pings);
         let mut out = CpuMask::new();
         for c in pings.iter().filter(|&c| c != cpu) {
@@ -875,6 +887,7 @@ impl<P: Policy> Scheduler<P> {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use std::collections::HashMap;
 
     /// A [`Kernel`] that records what it was asked and answers from a
     /// script (`stale`: gtids whose next association is refused;
@@ -1068,6 +1081,7 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::sw::testing::set;
+    use std::collections::HashMap;
 
     /// A policy that records what it was told and picks what it is told.
     #[derive(Default)]
