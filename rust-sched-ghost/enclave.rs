@@ -480,17 +480,6 @@ impl Enclave {
         self.gated.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A task `gtid` enters: if the word of its earlier stay is still
-    /// gated (the agent has not freed it), runs `gate`, which holds the
-    /// task's messages back until that word is freed. Atomic with
-    /// [`Self::free_sw`]: a word is either found here or ungated there.
-    /// May sleep.
-    pub fn gate_reentry(&self, gtid: i64, gate: impl FnOnce()) {
-        if self.departed_unfreed(gtid) {
-            gate();
-        }
-    }
-
     /// Whether task `gtid` left this enclave and the agent has not freed
     /// the word of that stay yet (its TASK_DEPARTED may still be unread).
     /// Never sleeps.

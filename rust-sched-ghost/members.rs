@@ -112,19 +112,37 @@ pub fn join(e: &Arc<Enclave>, t: &TaskHandle) -> Result {
         }
     }
     stage(e, p, None, e.default_queue())?;
-    // Back before the agent freed the word of its last stay: the agent
-    // hears nothing of this one until it does (ABI: MSG_GATED).
-    e.gate_reentry(p.gtid(), || {
-        let g = TaskRqGuard::lock(TaskHandle::get(p));
-        if let Some(gt) = GhostTask::of(&g, p) {
-            gt.set_gated(true);
-        }
-    });
+    gate_reentry(e, p);
     if let Err(err) = set_policy(p, SCHED_GHOST, 0) {
         unstage(p);
         return Err(err);
     }
     Ok(())
+}
+
+/// `p` (staged) enters `e` again before the agent freed the word of its
+/// last stay there: the agent hears nothing of this stay until it does
+/// (ABI: `MSG_GATED`); then [`ungate`] lets the messages flow. The check
+/// and the gate are not atomic with the free: a free between them finds
+/// nothing to ungate, and the task would stay gated, unknown to the agent,
+/// for good. So the word is looked for again once the gate is up; if it
+/// was freed meanwhile, the gate comes down here. Either that second look
+/// sees the word freed, or the free comes after it and its [`ungate`]
+/// sees the gate (the `sw_regions` lock orders the two). May sleep.
+fn gate_reentry(e: &Enclave, p: TaskPtr) {
+    let gtid = p.gtid();
+    if !e.departed_unfreed(gtid) {
+        return;
+    }
+    {
+        let g = TaskRqGuard::lock(TaskHandle::get(p));
+        if let Some(gt) = GhostTask::of(&g, p) {
+            gt.set_gated(true);
+        }
+    }
+    if !e.departed_unfreed(gtid) {
+        ungate(e, gtid);
+    }
 }
 
 /// Prepares `p` to enter the class as a task (`agent_cpu` `None`) or the

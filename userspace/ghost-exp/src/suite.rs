@@ -129,6 +129,10 @@ pub const TESTS: &[Test] = &[
         run: lab::departed_word_gates_reentry,
     },
     Test {
+        name: "reentry_races_the_word_free",
+        run: lab::reentry_races_the_word_free,
+    },
+    Test {
         name: "ping_wakes_blocked_agent",
         run: lab::ping_wakes_blocked_agent,
     },

@@ -977,31 +977,52 @@ pub fn cpu_hotplug_refused() -> Result<(), String> {
     Ok(())
 }
 
-/// A task that re-enters ghost before the agent freed the status word of
-/// its last stay (`MSG_GATED`) is not announced until that word is freed:
-/// then TASK_NEW comes, with a new word. The test reads the default queue
-/// itself (no agent needed) and moves a sleeping child in and out.
-pub fn departed_word_gates_reentry() -> Result<(), String> {
-    sys::ensure_ghostfs()?;
-    let cpu = nr_cpu_ids()? - 1;
-    let id = 45;
-    make_enclave(id, cpu)?;
-    let e = attach(id, cpu)?;
-    let child = sys::fork_child(sys::sleep_until_killed)?;
-    let tasks = path(id, "tasks");
-    let join = || {
-        sys::write_once(&tasks, child.to_string().as_bytes())
+/// What the re-entry tests drive: enclave `id`'s default queue, read by
+/// the test itself (no agent needed), and a sleeping child moved in and out
+/// of ghost.
+struct Reentry {
+    id: u64,
+    e: crate::harness::Enclave,
+    child: i32,
+}
+
+impl Reentry {
+    /// Enclave `id` on the last CPU, and the child, asleep (a task that
+    /// joins while running is announced only when it leaves its CPU).
+    fn new(id: u64) -> Result<Self, String> {
+        sys::ensure_ghostfs()?;
+        let cpu = nr_cpu_ids()? - 1;
+        make_enclave(id, cpu)?;
+        let e = attach(id, cpu)?;
+        let child = sys::fork_child(sys::sleep_until_killed)?;
+        let r = Reentry { id, e, child };
+        ensure!(
+            wait_for(5000, || std::fs::read_to_string(format!(
+                "/proc/{child}/stat"
+            ))
+            .is_ok_and(|s| s.split(' ').nth(2) == Some("S"))),
+            "the child did not go to sleep"
+        );
+        Ok(r)
+    }
+
+    fn join(&self) -> Result<(), String> {
+        sys::write_once(&path(self.id, "tasks"), self.child.to_string().as_bytes())
+            .map(drop)
             .map_err(|x| format!("join: {}", errno_name(x)))
-    };
-    let depart = || {
-        let r = sys::set_policy(child, libc::SCHED_OTHER);
+    }
+
+    fn depart(&self) -> Result<(), String> {
+        let r = sys::set_policy(self.child, libc::SCHED_OTHER);
         ensure!(r.is_ok(), "depart: {}", errno_name(r.err().unwrap_or(0)));
         Ok(())
-    };
-    // The messages in the queue, (type, sw index of a TASK_NEW), once `n`
-    // have come (2 s on a quiet machine, the hang cap on a loaded one);
-    // with `n` 0, those of the next 200 ms.
-    let drain = |n: usize| {
+    }
+
+    /// The messages in the queue, (type, sw index of a TASK_NEW), once `n`
+    /// have come (2 s on a quiet machine, the hang cap on a loaded one);
+    /// with `n` 0, those of the next 200 ms. The `MSG_NOP`s that pad the
+    /// ring at its end are skipped.
+    fn drain(&self, n: usize) -> Vec<(u16, u32)> {
         let mut got = Vec::new();
         let ms = if n == 0 {
             200
@@ -1010,53 +1031,77 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
         };
         let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end && (n == 0 || got.len() < n) {
-            while let Some(m) = e.pop() {
+            while let Some(m) = self.e.pop() {
+                if m.ty == abi::MSG_NOP {
+                    continue;
+                }
                 let off = std::mem::offset_of!(abi::GhostMsgPayloadTaskNew, sw_info) + 4;
                 got.push((m.ty, m.u32_at(off)));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         got
-    };
-    let free = |index: u32| {
-        let mut info = abi::GhostSwInfo { id: 0, index };
-        crate::harness::ioctl(&e.ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
-            .map_err(|x| format!("SW_FREE {index}: {}", errno_name(x)))
-    };
-    // Asleep first: a task that joins while running is announced only when
-    // it leaves its CPU.
-    ensure!(
-        wait_for(5000, || std::fs::read_to_string(format!(
-            "/proc/{child}/stat"
-        ))
-        .is_ok_and(|s| s.split(' ').nth(2) == Some("S"))),
-        "the child did not go to sleep"
-    );
-    join()?;
-    let first = drain(1);
+    }
+
+    /// The agent's `SW_FREE` of word `index`.
+    fn free(&self, index: u32) -> Result<(), String> {
+        free_sw(&self.e.ctl, index)
+    }
+
+    /// Destroys the enclave: the child is back in CFS.
+    fn finish(self) -> Result<(), String> {
+        let child = self.child;
+        sys::write_once(&path(self.id, "ctl"), b"destroy")
+            .map_err(|x| format!("destroy: {}", errno_name(x)))?;
+        ensure!(
+            sys::sched_policy(child) == libc::SCHED_OTHER,
+            "policy after destroy: {}",
+            sys::sched_policy(child)
+        );
+        sys::kill(child, libc::SIGKILL);
+        sys::wait_child(child)?;
+        Ok(())
+    }
+}
+
+/// `SW_FREE` of word `index` of region 0, through `ctl`.
+fn free_sw(ctl: &std::fs::File, index: u32) -> Result<(), String> {
+    let mut info = abi::GhostSwInfo { id: 0, index };
+    crate::harness::ioctl(ctl, abi::GHOST_IOC_SW_FREE, (&raw mut info).cast())
+        .map(drop)
+        .map_err(|x| format!("SW_FREE {index}: {}", errno_name(x)))
+}
+
+/// A task that re-enters ghost before the agent freed the status word of
+/// its last stay (`MSG_GATED`) is not announced until that word is freed:
+/// then TASK_NEW comes, with a new word.
+pub fn departed_word_gates_reentry() -> Result<(), String> {
+    let r = Reentry::new(45)?;
+    r.join()?;
+    let first = r.drain(1);
     ensure!(
         first.len() == 1 && first[0].0 == abi::MSG_TASK_NEW,
         "join: {first:?}"
     );
     let old = first[0].1;
-    depart()?;
-    let got = drain(1);
+    r.depart()?;
+    let got = r.drain(1);
     ensure!(
         got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED],
         "depart: {got:?}"
     );
     // Back before the agent freed `old`: nothing is said.
-    join()?;
-    let got = drain(0);
+    r.join()?;
+    let got = r.drain(0);
     ensure!(got.is_empty(), "re-entry while gated announced: {got:?}");
     ensure!(
-        sys::sched_policy(child) == abi::SCHED_GHOST,
+        sys::sched_policy(r.child) == abi::SCHED_GHOST,
         "re-entered task policy {}",
-        sys::sched_policy(child)
+        sys::sched_policy(r.child)
     );
     // The agent frees `old`: now TASK_NEW, with a new word.
-    free(old)?;
-    let got = drain(1);
+    r.free(old)?;
+    let got = r.drain(1);
     ensure!(
         got.len() == 1 && got[0].0 == abi::MSG_TASK_NEW && got[0].1 != old,
         "after SW_FREE of the gated word: {got:?} (old word {old})"
@@ -1064,22 +1109,76 @@ pub fn departed_word_gates_reentry() -> Result<(), String> {
     let new = got[0].1;
     // An ungated stay departs as usual; once freed, a re-entry is
     // announced at once.
-    depart()?;
-    free(new)?;
-    join()?;
-    let got = drain(2);
+    r.depart()?;
+    r.free(new)?;
+    r.join()?;
+    let got = r.drain(2);
     ensure!(
         got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED, abi::MSG_TASK_NEW],
         "depart, free, re-enter: {got:?}"
     );
-    sys::write_once(&path(id, "ctl"), b"destroy")
-        .map_err(|x| format!("destroy: {}", errno_name(x)))?;
+    r.finish()
+}
+
+/// Rounds of [`reentry_races_the_word_free`].
+const REENTRY_ROUNDS: u32 = 300;
+
+/// The agent frees the gated word of a task's last stay while the task
+/// enters again, both at once: whichever the kernel sees first, the new
+/// stay is announced, once, with a new word. (A free that fell between the
+/// kernel's look for the gated word and its gate once found nothing to
+/// ungate: the task stayed in ghost, runnable and unknown to the agent, for
+/// good.) The free starts 0-255 us after the join, a different delay each
+/// round, to sweep the join's path; a round whose TASK_NEW never comes
+/// fails at the hang cap.
+pub fn reentry_races_the_word_free() -> Result<(), String> {
+    let r = Reentry::new(48)?;
+    r.join()?;
+    let got = r.drain(1);
     ensure!(
-        sys::sched_policy(child) == libc::SCHED_OTHER,
-        "policy after destroy: {}",
-        sys::sched_policy(child)
+        got.len() == 1 && got[0].0 == abi::MSG_TASK_NEW,
+        "join: {got:?}"
     );
-    sys::kill(child, libc::SIGKILL);
-    sys::wait_child(child)?;
-    Ok(())
+    let mut word = got[0].1;
+    let go = AtomicU32::new(0);
+    for round in 0..REENTRY_ROUNDS {
+        r.depart()?;
+        let got = r.drain(1);
+        ensure!(
+            got.iter().map(|m| m.0).collect::<Vec<_>>() == [abi::MSG_TASK_DEPARTED],
+            "round {round}: depart: {got:?}"
+        );
+        let delay = Duration::from_micros(u64::from(round.wrapping_mul(37) % 256));
+        go.store(0, Ordering::SeqCst);
+        let (joined, freed) = std::thread::scope(|s| {
+            let freer = s.spawn(|| {
+                while go.load(Ordering::SeqCst) == 0 {
+                    std::hint::spin_loop();
+                }
+                let t = Instant::now();
+                while t.elapsed() < delay {
+                    std::hint::spin_loop();
+                }
+                free_sw(&r.e.ctl, word)
+            });
+            go.store(1, Ordering::SeqCst);
+            let joined = r.join();
+            let freed = freer
+                .join()
+                .unwrap_or_else(|_| Err("the freer panicked".into()));
+            (joined, freed)
+        });
+        joined.map_err(|x| format!("round {round}: {x}"))?;
+        freed.map_err(|x| format!("round {round}: {x}"))?;
+        let got = r.drain(1);
+        ensure!(
+            got.len() == 1 && got[0].0 == abi::MSG_TASK_NEW && got[0].1 != word,
+            "round {round} (free {} us after the join began): the re-entry's \
+             announcement: {got:?} (old word {word}); none means the stay stayed \
+             gated after its word was freed",
+            delay.as_micros()
+        );
+        word = got[0].1;
+    }
+    r.finish()
 }
