@@ -727,8 +727,14 @@ fn commits(rig: &RigUp) -> Result<i32, String> {
             state_name(with),
             b1.wrapping_sub(b0)
         ));
-        // Not a passing circumstance: the commit itself is refused.
-        let refused = with != abi::GHOST_TXN_COMPLETE && with != abi::GHOST_TXN_TARGET_STALE;
+        // Not a passing circumstance: the commit itself is refused. A CFS
+        // task runnable on c1 (CPU_UNAVAIL) is one: try again.
+        let refused = ![
+            abi::GHOST_TXN_COMPLETE,
+            abi::GHOST_TXN_TARGET_STALE,
+            abi::GHOST_TXN_CPU_UNAVAIL,
+        ]
+        .contains(&with);
         kept = without == abi::GHOST_TXN_TARGET_ONCPU
             && with == abi::GHOST_TXN_COMPLETE
             && quiet
