@@ -1003,7 +1003,9 @@ fn global_agent(sh: &Shared, e: &Enclave, q: &Queue, cpu: usize, task_cpus: &[us
         }
         let setup = sh.phase.load(Ordering::Acquire) == 0;
         let full = runnable.len() >= sh.group_n.load(Ordering::Acquire);
-        let stuck = !full && now().saturating_sub(last_msg) > GROUP_FLUSH_NS;
+        // The clock only while a group is waiting to fill.
+        let stuck =
+            !full && !runnable.is_empty() && now().saturating_sub(last_msg) > GROUP_FLUSH_NS;
         if runnable.is_empty() || !(setup || retry || full || stuck) {
             std::hint::spin_loop();
             continue;
