@@ -22,6 +22,7 @@
 
 use crate::sys::kernfs::SeqFile;
 use crate::sys::rq::{Rq, TaskPtr};
+use crate::sys::sched_class::BalanceUnlock;
 use core::fmt::Write;
 use kernel::bindings;
 use kernel::ffi::{c_int, c_long, c_uint};
@@ -87,12 +88,17 @@ pub unsafe extern "C" fn ghost_setscheduler_check(
 ///
 /// # Safety
 ///
-/// Called by `__schedule()` with `rq` locked and `prev == rq->curr`.
+/// Called by `__schedule()` with `rq` locked and pinned by `rf`, right
+/// before the pick, and `prev == rq->curr`.
 #[no_mangle]
 pub unsafe extern "C" fn ghost_pnt_prologue(
     rq: *mut bindings::rq,
     prev: *mut bindings::task_struct,
+    rf: *mut bindings::rq_flags,
 ) {
+    // SAFETY: `rq` is locked and pinned by `rf` before the pick, for this
+    // call (the caller's guarantee).
+    let unlock = unsafe { BalanceUnlock::for_prologue(rq, rf) };
     // SAFETY: `rq` is locked by the caller for this call.
     let rq = unsafe { Rq::from_raw(rq) };
     // SAFETY: `prev` is the current task of the locked `rq`: alive.
@@ -100,7 +106,7 @@ pub unsafe extern "C" fn ghost_pnt_prologue(
         crate::warn_once!("ghost_pnt_prologue: prev is NULL");
         return;
     };
-    crate::sched::pnt_prologue(rq, prev);
+    crate::sched::pnt_prologue(rq, prev, &unlock);
 }
 
 /// The task switch from `prev` to `next` (`prepare_task_switch()`).

@@ -18,6 +18,7 @@ use crate::members;
 use crate::msgs;
 use crate::sw::F_CANFREE;
 use crate::sys::rq::{Rq, TaskPtr};
+use crate::sys::sched_class::BalanceUnlock;
 use crate::sys::task::TaskHandle;
 use crate::sys::task::TaskRqGuard;
 use crate::sys::time::now;
@@ -79,9 +80,30 @@ fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
 /// The pick-next prologue: `prev` (the current task of `rq`) is about to
 /// be switched out or re-picked. Produces the messages of the edges that
 /// are known now (blocked, yield, dead, a deferred TASK_NEW), so that an
-/// agent they wake is a candidate of this very pick. `__schedule()`, `rq`
-/// locked, `prev == rq->curr`.
-pub fn pnt_prologue(rq: &Rq, prev: TaskPtr) {
+/// agent they wake is a candidate of this very pick: a sleeping agent of
+/// this CPU that they wake is woken right here, with the runqueue unlocked
+/// for the wake (as ghOSt's agent, which stays queued while it waits, is
+/// picked at once), rather than from the CPU's irq_work after a switch to
+/// idle and back. Not when `prev` is the agent itself (it cannot be woken
+/// from its own switch; the irq_work wakes it). `__schedule()`, `rq` locked
+/// and pinned by `unlock`'s flags, `prev == rq->curr`.
+pub fn pnt_prologue(rq: &Rq, prev: TaskPtr, unlock: &BalanceUnlock) {
+    let local = crate::agent::percpu::GhostRq::of(rq.cpu())
+        .filter(|g| g.agent().is_some_and(|a| a != prev));
+    if let Some(g) = local {
+        g.defer_local_wake(true);
+    }
+    prologue_edges(rq, prev);
+    if let Some(g) = local {
+        if g.defer_local_wake(false) {
+            // No use of `rq` while it is unlocked.
+            unlock.unlocked(|| crate::agent::percpu::wake_deferred(g));
+        }
+    }
+}
+
+/// The messages of [`pnt_prologue`].
+fn prologue_edges(rq: &Rq, prev: TaskPtr) {
     if let Some(g) = rq.ghost() {
         if g.agent().is_some() {
             // The CPU is available to ghost while no task of another class

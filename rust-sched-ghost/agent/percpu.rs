@@ -19,7 +19,7 @@ use crate::sys::percpu::PerCpu;
 use crate::sys::rq::{AtomicTask, Rq, RqCell, TaskPtr};
 use crate::sys::task::sleep_until;
 use crate::sys::work::IrqWork;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use kernel::prelude::*;
 
 /// ghOSt's state of one CPU (`struct ghost_rq`).
@@ -50,6 +50,12 @@ pub struct GhostRq {
     agent_sw: AtomicBackref<StatusWord>,
     /// Wakes this CPU's agent from any CPU (see [`crate::agent`]).
     wake_work: IrqWork,
+    /// While this CPU's pick-next prologue runs: the address of its task
+    /// (`prev`, the current task), which wakes the agent itself
+    /// ([`Self::defer_local_wake`]); 0 otherwise.
+    defer_owner: AtomicUsize,
+    /// A wake was left to the prologue ([`Self::defer_local_wake`]).
+    defer_wake: AtomicBool,
     /// The task an agent committed to run next here.
     latched: RqCell<Option<TaskPtr>>,
     /// The run flags of the latched (then running) task.
@@ -66,6 +72,12 @@ pub struct GhostRq {
     avail: RqCell<bool>,
     /// Ghost tasks and the agent counted in this CPU's `nr_running`.
     nr_running: RqCell<u32>,
+}
+
+/// The address of the current task (0 if there is none): what
+/// [`GhostRq::defer_local_wake`] compares, never dereferenced.
+fn current_addr() -> usize {
+    TaskPtr::current().map_or(0, |t| t.as_raw() as usize)
 }
 
 /// All CPUs' [`GhostRq`]s, set up once by [`init`] and never freed.
@@ -182,6 +194,35 @@ impl GhostRq {
     /// The irq_work that wakes this CPU's agent.
     pub fn wake_work(&self) -> &IrqWork {
         &self.wake_work
+    }
+
+    /// The pick-next prologue of this CPU starts (`on`) or ends deferring
+    /// the wakes of this CPU's agent that its own messages ask for: [`wake`]
+    /// called by the prologue's task meanwhile leaves the wake to the
+    /// prologue instead of the irq_work. Returns, at the end, whether a
+    /// wake was left to it (the prologue then calls [`wake_deferred`]).
+    /// This CPU's prologue only (`__schedule()`, interrupts off): a waker
+    /// elsewhere has another current task, so it never takes the wake over,
+    /// even if it reads a stale owner.
+    pub fn defer_local_wake(&self, on: bool) -> bool {
+        if on {
+            self.defer_wake.store(false, Ordering::Relaxed);
+            self.defer_owner.store(current_addr(), Ordering::Relaxed);
+            false
+        } else {
+            self.defer_owner.store(0, Ordering::Relaxed);
+            self.defer_wake.swap(false, Ordering::Relaxed)
+        }
+    }
+
+    /// Whether the caller is this CPU's prologue, which then takes a wake
+    /// of its agent over (see [`Self::defer_local_wake`]).
+    fn take_local_wake(&self) -> bool {
+        let me = current_addr();
+        me != 0 && self.defer_owner.load(Ordering::Relaxed) == me && {
+            self.defer_wake.store(true, Ordering::Relaxed);
+            true
+        }
     }
 }
 
@@ -307,30 +348,65 @@ impl<'rq> LockedGhostRq<'rq> {
 //   with no lock held (on the agent's CPU, right after the lock is dropped
 //   there, or after an IPI).
 //
+// - A message produced by the pick-next prologue of the agent's own CPU
+//   (the edge of the task leaving the CPU: TASK_BLOCKED, TASK_YIELD, ...,
+//   or CPU_AVAILABLE/CPU_BUSY) is not left to the irq_work: the prologue
+//   wakes the agent itself with the runqueue unlocked, before the pick
+//   ([`GhostRq::defer_local_wake`], [`crate::sched::pnt_prologue`]), so that
+//   this pick runs the agent rather than idle until the irq_work fires.
+//
 // Either way the wake happens only if it is still wanted when it is made
-// (`blocked_in_run` and `should_wake`, see [`wake_now`]).
+// (`blocked_in_run` and `should_wake`, see [`wake_now`]); none is made for an
+// agent that is woken already (see [`request_wake`]).
 
 /// Asks for a wake of `cpu`'s agent: bumps its barrier, sets
 /// `should_wake`; its state if the agent sleeps in `ghost_run` and so
 /// needs a wake (see above).
+///
+/// An agent that is `blocked_in_run` but whose task state is
+/// `TASK_RUNNING` needs none: it was woken (or has not gone to sleep yet)
+/// and looks at `should_wake` before it sleeps again. This is the agent
+/// picked to preempt its CPU's task: the `TASK_PREEMPT` of that switch
+/// would otherwise queue the irq_work for an agent already on its way.
+/// The agent sets its state before it reads `should_wake`, and the waker
+/// sets `should_wake` before it reads the state (a full fence between):
+/// one of them sees the other's store.
 fn request_wake(cpu: i32) -> Option<&'static GhostRq> {
     let g = GhostRq::of(cpu)?;
     g.bump_agent_barrier();
     g.should_wake().store(true, Ordering::SeqCst);
     // Pairs with `block`: `blocked_in_run` is set before `should_wake` is
     // read there.
-    g.blocked_in_run().load(Ordering::SeqCst).then_some(g)
+    if !g.blocked_in_run().load(Ordering::SeqCst) {
+        return None;
+    }
+    fence(Ordering::SeqCst);
+    // The agent's memory is RCU-freed (see `GhostRq::agent`).
+    let woken = crate::sys::rcu::read_section(|| g.agent().is_some_and(|a| a.state_running()));
+    (!woken).then_some(g)
 }
 
 /// Wakes the agent of `cpu`: bumps its barrier and, if it sleeps, has its
-/// CPU wake it from the irq_work. Any context (runqueue locks may be held);
-/// never sleeps.
+/// CPU wake it from the irq_work (or, for a message of `cpu`'s own
+/// pick-next prologue, has the prologue wake it: [`GhostRq::defer_local_wake`]).
+/// Any context (runqueue locks may be held); never sleeps.
 pub fn wake(cpu: i32) {
     if let Some(g) = request_wake(cpu) {
+        if g.take_local_wake() {
+            return;
+        }
         // Queueing an already pending work is a no-op; an offline CPU is
         // skipped.
         g.wake_work().queue_on(cpu);
     }
+}
+
+/// The wake of `g`'s agent that its CPU's pick-next prologue took over
+/// ([`GhostRq::defer_local_wake`]): made now, with no runqueue lock held
+/// (the prologue dropped it), interrupts off.
+pub fn wake_deferred(g: &GhostRq) {
+    // The agent's memory is RCU-freed (see `GhostRq::agent`).
+    crate::sys::rcu::read_section(|| wake_now(g));
 }
 
 /// [`wake`] for a caller that holds no runqueue lock (process context or
@@ -414,6 +490,8 @@ pub fn init(wake: fn()) -> Result {
         blocked_in_run: AtomicBool::new(false),
         agent_sw: AtomicBackref::new(),
         wake_work: IrqWork::new(wake),
+        defer_owner: AtomicUsize::new(0),
+        defer_wake: AtomicBool::new(false),
         latched: RqCell::new(cpu, None),
         run_flags: RqCell::new(cpu, 0),
         must_resched: RqCell::new(cpu, false),

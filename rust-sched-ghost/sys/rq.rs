@@ -293,6 +293,13 @@ impl TaskPtr {
         unsafe { bindings::ghost_task_dead(self.as_raw()) }
     }
 
+    /// Whether the task's state is `TASK_RUNNING` (a lockless read: it
+    /// runs, is runnable, or was woken and has not run yet; not asleep).
+    pub fn state_running(self) -> bool {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { bindings::ghost_task_state_running(self.as_raw()) }
+    }
+
     /// Whether the task is in `ghost_sched_class`.
     pub fn in_ghost_class(self) -> bool {
         // SAFETY: the task is alive (type invariant).

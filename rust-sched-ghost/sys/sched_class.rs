@@ -443,8 +443,10 @@ impl SchedClass {
     }
 }
 
-/// The right of a `balance` callback to drop its runqueue's lock for a
-/// while, as the fair class's newidle balance does (interrupts stay off).
+/// The right of a `balance` callback (or of `__schedule()`'s pick-next
+/// prologue, just before the pick that calls `balance`) to drop its
+/// runqueue's lock for a while, as the fair class's newidle balance does
+/// (interrupts stay off).
 ///
 /// # Invariants
 ///
@@ -456,6 +458,19 @@ pub struct BalanceUnlock {
 }
 
 impl BalanceUnlock {
+    /// The right to unlock `rq` for the pick-next prologue of
+    /// `__schedule()` (see `ghost_pnt_prologue` in `linux/ghost.h`).
+    ///
+    /// # Safety
+    ///
+    /// `rq` is locked and pinned by `rf`, in `__schedule()` before the pick
+    /// (where the pick's `balance` may drop the lock too), for as long as
+    /// the value lives.
+    pub unsafe fn for_prologue(rq: *mut bindings::rq, rf: *mut bindings::rq_flags) -> Self {
+        // INVARIANT: the caller's guarantee.
+        BalanceUnlock { rq, rf }
+    }
+
     /// Runs `f` with the runqueue unlocked, then locks it again. `f` must
     /// not use the callback's [`Rq`] (it is not locked meanwhile), and the
     /// callback must re-read what it knew of the runqueue afterwards: others

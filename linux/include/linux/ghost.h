@@ -13,6 +13,7 @@ struct itimerspec64;
 struct pid;
 struct pid_namespace;
 struct rq;
+struct rq_flags;
 struct seq_file;
 struct task_struct;
 
@@ -34,8 +35,9 @@ int ghost_proc_show_gtid(struct seq_file *m, struct pid_namespace *ns,
  * ghost_sched_cancel_fork: the fork of @p failed after sched_fork().
  * ghost_setscheduler_check: __sched_setscheduler() of @p to @policy, when
  *   either the old or the new policy is SCHED_GHOST; an errno refuses it.
- * ghost_pnt_prologue: __schedule(), rq locked, before picking; @prev is
- *   rq->curr.
+ * ghost_pnt_prologue: __schedule(), rq locked and pinned by @rf, before
+ *   picking; @prev is rq->curr. It may drop the lock for a while, as a
+ *   class's balance() does (to wake the CPU's agent for this pick).
  * ghost_prepare_task_switch: rq locked, @prev is leaving for @next.
  * ghost_tick: sched_tick(), rq locked.
  * ghost_cpu_deactivate: sched_cpu_deactivate() of @cpu, before the CPU is
@@ -47,7 +49,8 @@ int ghost_proc_show_gtid(struct seq_file *m, struct pid_namespace *ns,
 int ghost_sched_fork(struct task_struct *p);
 void ghost_sched_cancel_fork(struct task_struct *p);
 int ghost_setscheduler_check(struct task_struct *p, int policy, bool user);
-void ghost_pnt_prologue(struct rq *rq, struct task_struct *prev);
+void ghost_pnt_prologue(struct rq *rq, struct task_struct *prev,
+			struct rq_flags *rf);
 void ghost_prepare_task_switch(struct rq *rq, struct task_struct *prev,
 			       struct task_struct *next);
 void ghost_tick(struct rq *rq);

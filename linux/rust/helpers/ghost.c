@@ -137,6 +137,11 @@ bool rust_helper_ghost_task_dead(struct task_struct *p)
 	return READ_ONCE(p->__state) == TASK_DEAD;
 }
 
+bool rust_helper_ghost_task_state_running(struct task_struct *p)
+{
+	return READ_ONCE(p->__state) == TASK_RUNNING;
+}
+
 bool rust_helper_ghost_task_in_class(struct task_struct *p)
 {
 	return p->sched_class == &ghost_sched_class;
