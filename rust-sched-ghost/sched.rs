@@ -84,12 +84,17 @@ fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
 /// this CPU that they wake is woken right here, with the runqueue unlocked
 /// for the wake (as ghOSt's agent, which stays queued while it waits, is
 /// picked at once), rather than from the CPU's irq_work after a switch to
-/// idle and back. Not when `prev` is the agent itself (it cannot be woken
-/// from its own switch; the irq_work wakes it). `__schedule()`, `rq` locked
+/// idle and back. Only when `prev` is a ghost task (see below), not the
+/// agent itself (it cannot be woken from its own switch; the irq_work wakes
+/// it). `__schedule()`, `rq` locked
 /// and pinned by `unlock`'s flags, `prev == rq->curr`.
 pub fn pnt_prologue(rq: &Rq, prev: TaskPtr, unlock: &BalanceUnlock) {
+    // Only for the edges of a ghost task leaving the CPU: a CPU message
+    // of another switch (CPU_BUSY when a CFS task comes to the idle CPU)
+    // must not put the agent before that task, or the idle CPU's switch to
+    // it (CPU_NOT_IDLE, for NEED_CPU_NOT_IDLE) would never be seen.
     let local = crate::agent::percpu::GhostRq::of(rq.cpu())
-        .filter(|g| g.agent().is_some_and(|a| a != prev));
+        .filter(|g| prev.in_ghost_class() && g.agent().is_some_and(|a| a != prev));
     if let Some(g) = local {
         g.defer_local_wake(true);
     }
