@@ -86,8 +86,8 @@ fn rtla(rq: &Rq, g: LockedGhostRq<'_>, flag: u32) {
 /// picked at once), rather than from the CPU's irq_work after a switch to
 /// idle and back. Only when `prev` is a ghost task (see below), not the
 /// agent itself (it cannot be woken from its own switch; the irq_work wakes
-/// it). `__schedule()`, `rq` locked
-/// and pinned by `unlock`'s flags, `prev == rq->curr`.
+/// it). `__schedule()`, `rq` locked and pinned by `unlock`'s flags,
+/// `prev == rq->curr`.
 pub fn pnt_prologue(rq: &Rq, prev: TaskPtr, unlock: &BalanceUnlock) {
     // Only for the edges of a ghost task leaving the CPU: a CPU message
     // of another switch (CPU_BUSY when a CFS task comes to the idle CPU)
