@@ -349,11 +349,14 @@ impl<'rq> LockedGhostRq<'rq> {
 //   there, or after an IPI).
 //
 // - A message produced by the pick-next prologue of the agent's own CPU
-//   (the edge of the task leaving the CPU: TASK_BLOCKED, TASK_YIELD, ...,
-//   or CPU_AVAILABLE/CPU_BUSY) is not left to the irq_work: the prologue
-//   wakes the agent itself with the runqueue unlocked, before the pick
-//   ([`GhostRq::defer_local_wake`], [`crate::sched::pnt_prologue`]), so that
-//   this pick runs the agent rather than idle until the irq_work fires.
+//   while a ghost task leaves it (that task's TASK_BLOCKED, TASK_YIELD, ...,
+//   and the CPU_AVAILABLE/CPU_BUSY of the same prologue) is not left to the
+//   irq_work: the prologue wakes the agent itself with the runqueue
+//   unlocked, before the pick ([`GhostRq::defer_local_wake`],
+//   [`crate::sched::pnt_prologue`]), so that this pick runs the agent rather
+//   than idle until the irq_work fires. When the task leaving is not a
+//   ghost task (the idle task, a CFS task) the irq_work stays: the agent
+//   must not run before the task that comes next (`NEED_CPU_NOT_IDLE`).
 //
 // Either way the wake happens only if it is still wanted when it is made
 // (`blocked_in_run` and `should_wake`, see [`wake_now`]); none is made for an
